@@ -1,0 +1,300 @@
+use super::*;
+use serde_json::json;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/fixtures/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+fn one(body: &[u8]) -> Event {
+    let parsed = parse_body(body).unwrap();
+    assert_eq!(parsed.events.len(), 1, "{parsed:?}");
+    parsed.events.into_iter().next().unwrap()
+}
+
+#[test]
+fn aws_s3_record_is_form_decoded() {
+    let e = one(&fixture("aws-s3-put.json"));
+    assert_eq!(e.format, Format::AwsS3);
+    assert_eq!(e.bucket, "amzn-s3-demo-bucket");
+    assert_eq!(e.key, "img/red flower+1.jpg");
+    assert_eq!(e.raw_key, "img/red+flower%2B1.jpg");
+    assert_eq!(e.name, "ObjectCreated:Put");
+    assert_eq!(e.size, Some(1024));
+    assert_eq!(e.sequencer.as_deref(), Some("0055AED6DCD90281E5"));
+    assert_eq!(e.id.as_deref(), Some("C3D13FE58DE4C810"));
+}
+
+#[test]
+fn sns_envelope_is_unwrapped() {
+    let e = one(&fixture("aws-s3-sns-delete.json"));
+    assert_eq!(e.format, Format::AwsS3);
+    assert_eq!(e.name, "ObjectRemoved:Delete");
+    assert_eq!(e.key, "img/red flower+1.jpg");
+    assert_eq!(e.size, None);
+}
+
+#[test]
+fn s3_test_event_is_skipped_with_a_notice() {
+    let parsed = parse_body(&fixture("aws-s3-test-event.json")).unwrap();
+    assert!(parsed.events.is_empty());
+    assert_eq!(parsed.notices, vec!["s3:TestEvent ignored".to_owned()]);
+}
+
+#[test]
+fn sns_subscription_confirmation_is_a_notice_not_an_error() {
+    let body = json!({
+        "Type": "SubscriptionConfirmation",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
+        "SubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
+        "Message": "You have chosen to subscribe"
+    });
+    let parsed = parse_body(body.to_string().as_bytes()).unwrap();
+    assert!(parsed.events.is_empty());
+    assert!(parsed.notices[0].contains("SubscribeURL"));
+}
+
+#[test]
+fn minio_key_escapes_slash_and_space() {
+    let e = one(&fixture("minio-put.json"));
+    assert_eq!(e.format, Format::Minio);
+    assert_eq!(e.key, "img/a b+c.png");
+    assert_eq!(e.name, "ObjectCreated:Put");
+    assert_eq!(e.native_name, "s3:ObjectCreated:Put");
+}
+
+#[test]
+fn ceph_key_is_raw() {
+    let e = one(&fixture("ceph-put.json"));
+    assert_eq!(e.format, Format::Ceph);
+    assert_eq!(e.key, "img/a b+c.png");
+    assert_eq!(
+        e.id.as_deref(),
+        Some("1714557600.123456.5d41402abc4b2a76b9719d911017c592")
+    );
+}
+
+#[test]
+fn cos_records_strip_appid_and_bucket_and_name_the_bucket_with_appid() {
+    let parsed = parse_body(&fixture("cos-put.json")).unwrap();
+    assert_eq!(parsed.events.len(), 2);
+    let put = &parsed.events[0];
+    assert_eq!(put.format, Format::Cos);
+    assert_eq!(put.bucket, "testpic-1253970026");
+    assert_eq!(put.key, "img/猫 cat+1.jpg");
+    assert_eq!(put.name, "ObjectCreated:Put");
+    assert_eq!(put.time.as_deref(), Some("1545205770"));
+    let del = &parsed.events[1];
+    assert_eq!(del.key, "old.css");
+    assert_eq!(del.name, "ObjectRemoved:Delete");
+    assert_eq!(del.native_name, "cos:ObjectRemove:Delete");
+}
+
+#[test]
+fn cos_key_outside_its_bucket_is_refused_with_the_path() {
+    let mut body: Value = serde_json::from_slice(&fixture("cos-put.json")).unwrap();
+    body["Records"][1]["cos"]["cosObject"]["key"] = json!("/999/other/x.css");
+    let err = parse_body(body.to_string().as_bytes()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("Records[1].cos.cosObject.key:"), "{msg}");
+    assert!(msg.contains("/1253970026/testpic/"), "{msg}");
+}
+
+#[test]
+fn eventbridge_events_map_to_s3_names() {
+    let e = one(&fixture("eventbridge-created.json"));
+    assert_eq!(e.format, Format::EventBridge);
+    assert_eq!(e.name, "ObjectCreated:Put");
+    assert_eq!(e.bucket, "amzn-s3-demo-bucket1");
+    assert_eq!(
+        e.version_id.as_deref(),
+        Some("IYV3p45BT0ac8hjHg1houSdS1a.Mro8e")
+    );
+    let d = one(&fixture("eventbridge-deleted.json"));
+    assert_eq!(d.name, "ObjectRemoved:DeleteMarkerCreated");
+}
+
+#[test]
+fn eventbridge_from_another_service_is_refused() {
+    let mut body: Value = serde_json::from_slice(&fixture("eventbridge-created.json")).unwrap();
+    body["source"] = json!("aws.ec2");
+    let err = parse_body(body.to_string().as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("aws.ec2"), "{err}");
+}
+
+#[test]
+fn an_array_of_bodies_is_accepted() {
+    let a: Value = serde_json::from_slice(&fixture("ceph-put.json")).unwrap();
+    let b: Value = serde_json::from_slice(&fixture("eventbridge-created.json")).unwrap();
+    let parsed = parse_body(json!([a, b]).to_string().as_bytes()).unwrap();
+    assert_eq!(parsed.events.len(), 2);
+}
+
+#[test]
+fn one_bad_record_refuses_the_whole_body_and_names_it() {
+    let mut body: Value = serde_json::from_slice(&fixture("ceph-put.json")).unwrap();
+    let good = body["Records"][0].clone();
+    let mut bad = good.clone();
+    bad["s3"]["object"].as_object_mut().unwrap().remove("key");
+    body["Records"] = json!([good, bad]);
+    let err = parse_body(body.to_string().as_bytes()).unwrap_err();
+    assert_eq!(err.to_string(), "Records[1].s3.object.key: missing");
+}
+
+#[test]
+fn malformed_bodies_have_precise_errors() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"", "body is empty"),
+        (b"   \n", "body is empty"),
+        (b"{not json", "body is not JSON"),
+        (b"{}", "an empty JSON object"),
+        (b"42", "a JSON number"),
+        (b"{\"foo\": 1}", "top-level fields: foo"),
+        (b"{\"Records\": {}}", "Records: must be an array"),
+        (b"{\"Records\": [1]}", "Records[0]: record must be a JSON object"),
+        (b"{\"Records\": [{\"x\": 1}]}", "Records[0]: record has neither `s3` nor `cos`"),
+        (
+            b"{\"Records\": [{\"eventName\": \"ObjectCreated:Put\", \"s3\": {\"bucket\": {\"name\": \"b\"}, \"object\": {\"key\": 5}}}]}",
+            "Records[0].s3.object.key: must be a string, found a number",
+        ),
+        (
+            b"{\"Records\": [{\"eventName\": \"ObjectCreated:Put\", \"s3\": {\"bucket\": {\"name\": \"\"}, \"object\": {\"key\": \"k\"}}}]}",
+            "Records[0].s3.bucket.name: is empty",
+        ),
+        (
+            b"{\"Records\": [{\"eventName\": \"ObjectCreated:Put\", \"s3\": {\"bucket\": {\"name\": \"b\"}, \"object\": {\"key\": \"k\", \"size\": -1}}}]}",
+            "Records[0].s3.object.size: must be a non-negative integer",
+        ),
+    ];
+    for (body, want) in cases {
+        let err = parse_body(body).unwrap_err().to_string();
+        assert!(
+            err.contains(want),
+            "body {:?}: error {err:?} lacks {want:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
+
+#[test]
+fn sns_message_that_is_not_json_is_refused() {
+    let body = json!({"Type": "Notification", "TopicArn": "arn:t", "Message": "hello"});
+    let err = parse_body(body.to_string().as_bytes()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("Message: SNS Message is not JSON"),
+        "{err}"
+    );
+}
+
+#[test]
+fn deeply_nested_envelopes_are_refused() {
+    let mut v = json!({"Records": []});
+    for _ in 0..6 {
+        v = json!([v]);
+    }
+    let err = parse_body(v.to_string().as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("nested too deeply"), "{err}");
+}
+
+/// Hard keys: each format encodes them its own way; every format must decode them back to
+/// the same object name.
+pub(crate) const HARD_KEYS: &[&str] = &[
+    "plain.png",
+    "a b.png",
+    "a+b.png",
+    "a%b.png",
+    "100%25.png",
+    "a#b?.png",
+    "a&b=c;d.png",
+    "图片/猫 1.jpg",
+    "Ünïcødé/ёжик.txt",
+    "a//b.png",
+    "/leading.png",
+    "emoji 😀.png",
+    "quote'\"<>.txt",
+];
+
+/// Go's `url.QueryEscape` (MinIO): everything but unreserved is escaped, space as `+`.
+fn query_escape(key: &str) -> String {
+    let mut out = String::new();
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Amazon S3: like `QueryEscape` but `/` kept.
+fn aws_escape(key: &str) -> String {
+    query_escape(key).replace("%2F", "/")
+}
+
+/// `%XX` escaping with space as `%20` (COS, EventBridge when they escape).
+fn percent_escape(key: &str) -> String {
+    query_escape(key).replace('+', "%20").replace("%2F", "/")
+}
+
+fn s3_body(source: &str, key: &str) -> Vec<u8> {
+    json!({"Records": [{
+        "eventSource": source,
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "b"}, "object": {"key": key}}
+    }]})
+    .to_string()
+    .into_bytes()
+}
+
+fn cos_body(key: &str) -> Vec<u8> {
+    json!({"Records": [{
+        "cos": {
+            "cosObject": {"key": format!("/1250000000/b/{key}")},
+            "cosBucket": {"name": "b", "appid": "1250000000"}
+        },
+        "event": {"eventName": "cos:ObjectCreated:Put"}
+    }]})
+    .to_string()
+    .into_bytes()
+}
+
+fn eventbridge_body(key: &str) -> Vec<u8> {
+    json!({
+        "detail-type": "Object Created", "source": "aws.s3",
+        "detail": {"bucket": {"name": "b"}, "object": {"key": key}, "reason": "PutObject"}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[test]
+fn hard_keys_decode_exactly_once_in_every_format() {
+    for &key in HARD_KEYS {
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("aws-s3", s3_body("aws:s3", &aws_escape(key))),
+            ("minio", s3_body("minio:s3", &query_escape(key))),
+            ("ceph", s3_body("ceph:s3", key)),
+            ("cos escaped", cos_body(&percent_escape(key))),
+            (
+                "eventbridge escaped",
+                eventbridge_body(&percent_escape(key)),
+            ),
+        ];
+        for (format, body) in cases {
+            let e = one(&body);
+            assert_eq!(e.key, key, "format {format}, key {key:?}");
+        }
+    }
+}
+
+#[test]
+fn unescaped_keys_without_percent_survive_cos_and_eventbridge() {
+    for &key in HARD_KEYS.iter().filter(|k| !k.contains('%')) {
+        assert_eq!(one(&cos_body(key)).key, key);
+        assert_eq!(one(&eventbridge_body(key)).key, key);
+    }
+}

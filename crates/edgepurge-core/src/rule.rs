@@ -1,0 +1,431 @@
+//! Purge rules and the pure mapping `Event × Rule → Vec<Target>`.
+//!
+//! A [`RuleSpec`] is what a user writes (TOML `[[rules]]`, `edgepurge rule add`, the store);
+//! [`RuleSpec::validate`] turns it into a checked [`Rule`] or says precisely which field is
+//! wrong and why. [`plan`] maps an event to the targets to purge.
+
+use crate::event::{names, Event};
+use crate::urlpath::encode_path;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// How a rule purges: the object's URL, or its parent directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Url,
+    Dir,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Url => "url",
+            Mode::Dir => "dir",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "url" => Ok(Mode::Url),
+            "dir" => Ok(Mode::Dir),
+            other => Err(format!("unknown mode {other:?}; use \"url\" or \"dir\"")),
+        }
+    }
+}
+
+/// A rule as written by a user; field names are the TOML and CLI names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub name: String,
+    pub bucket: String,
+    pub events: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suffix: Option<String>,
+    pub domains: Vec<String>,
+    pub provider: String,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_document: Option<String>,
+    /// Part of the key the CDN does not show in its URLs (the CDN's origin path): key
+    /// `static/a.png` with `strip_prefix = "static/"` purges `<domain>/a.png`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_prefix: Option<String>,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A field of a rule that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule {rule:?}: {field}: {reason}")]
+pub struct RuleError {
+    pub rule: String,
+    pub field: &'static str,
+    pub reason: String,
+}
+
+/// Which events a rule reacts to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventSelector {
+    /// Every content-changing `ObjectCreated` event (`created`).
+    Created,
+    /// Deletes, delete markers and lifecycle expirations (`removed`).
+    Removed,
+    /// An exact normalized name (`put` → `ObjectCreated:Put`, or a native name).
+    Exact(String),
+    /// A native wildcard: the normalized name starts with this (`s3:ObjectCreated:*` →
+    /// `ObjectCreated:`).
+    Prefix(String),
+}
+
+impl EventSelector {
+    fn parse(text: &str) -> Result<EventSelector, String> {
+        let t = text.trim();
+        let friendly = match t {
+            "created" => Some(EventSelector::Created),
+            "removed" => Some(EventSelector::Removed),
+            "put" => Some(exact("ObjectCreated:Put")),
+            "post" => Some(exact("ObjectCreated:Post")),
+            "copy" => Some(exact("ObjectCreated:Copy")),
+            "complete-multipart-upload" => Some(exact("ObjectCreated:CompleteMultipartUpload")),
+            "delete" => Some(exact("ObjectRemoved:Delete")),
+            "delete-marker" => Some(exact("ObjectRemoved:DeleteMarkerCreated")),
+            _ => None,
+        };
+        if let Some(sel) = friendly {
+            return Ok(sel);
+        }
+        let norm = names::normalize(t);
+        let category = norm.split(':').next().unwrap_or_default();
+        let well_formed = !norm.is_empty()
+            && norm.split(':').enumerate().all(|(i, part)| {
+                (part == "*" && i > 0)
+                    || (!part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()))
+            })
+            && norm.find('*').is_none_or(|i| i == norm.len() - 1);
+        if !well_formed || !names::KNOWN_CATEGORIES.contains(&category) {
+            return Err(format!(
+                "unknown event type {t:?}; use put, post, copy, complete-multipart-upload, \
+                 delete, delete-marker, created, removed, or a native name such as \
+                 s3:ObjectCreated:* or cos:ObjectRemove:Delete"
+            ));
+        }
+        Ok(match norm.strip_suffix('*') {
+            Some(prefix) => EventSelector::Prefix(prefix.to_owned()),
+            None => EventSelector::Exact(norm),
+        })
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            EventSelector::Created => names::is_creation(name),
+            EventSelector::Removed => names::is_removal(name),
+            EventSelector::Exact(n) => n == name,
+            EventSelector::Prefix(p) => name.starts_with(p.as_str()),
+        }
+    }
+}
+
+fn exact(s: &str) -> EventSelector {
+    EventSelector::Exact(s.to_owned())
+}
+
+/// A CDN domain as a URL base: scheme, host, optional port, optional path; no trailing `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    base: String,
+    host: String,
+}
+
+impl Domain {
+    pub fn parse(text: &str) -> Result<Domain, String> {
+        let url = url::Url::parse(text.trim()).map_err(|e| {
+            format!(
+                "{text:?} is not a URL ({e}); write the scheme too, e.g. https://cdn.example.com"
+            )
+        })?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(format!("{text:?}: scheme must be http or https"));
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("{text:?} has no host"))?;
+        if host.starts_with("*.") || host.contains('*') {
+            return Err(format!("{text:?}: wildcard domains cannot be purged"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "{text:?}: credentials in the domain are not allowed"
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!(
+                "{text:?}: a domain cannot have a query or fragment"
+            ));
+        }
+        let mut base = format!("{}://{}", url.scheme(), host);
+        if let Some(port) = url.port() {
+            base.push_str(&format!(":{port}"));
+        }
+        base.push_str(url.path().trim_end_matches('/'));
+        Ok(Domain {
+            base,
+            host: host.to_owned(),
+        })
+    }
+
+    /// `scheme://host[:port][/path]`, no trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.base)
+    }
+}
+
+/// A validated rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub spec: RuleSpec,
+    pub selectors: Vec<EventSelector>,
+    pub domains: Vec<Domain>,
+}
+
+/// What to purge: one URL or one directory, through one provider account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Target {
+    pub rule: String,
+    pub provider: String,
+    pub kind: TargetKind,
+    /// Full URL with scheme (a directory ends with `/`).
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Url,
+    Dir,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Url => "url",
+            TargetKind::Dir => "dir",
+        }
+    }
+}
+
+impl std::str::FromStr for TargetKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "url" => Ok(TargetKind::Url),
+            "dir" => Ok(TargetKind::Dir),
+            other => Err(format!("unknown target kind {other:?}")),
+        }
+    }
+}
+
+const MAX_NAME_LEN: usize = 64;
+
+/// Whether `name` is a valid rule or provider name: 1–64 of `A-Z a-z 0-9 . _ -`, starting
+/// with a letter or digit.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+impl RuleSpec {
+    /// Checks every field; the error names the rule, the field and the reason.
+    pub fn validate(self) -> Result<Rule, RuleError> {
+        let err = |field: &'static str, reason: String| RuleError {
+            rule: self.name.clone(),
+            field,
+            reason,
+        };
+        if !valid_name(&self.name) {
+            return Err(err(
+                "name",
+                "must be 1-64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit"
+                    .into(),
+            ));
+        }
+        if self.bucket.trim().is_empty() || self.bucket.contains('/') {
+            return Err(err(
+                "bucket",
+                "must be a bucket name (for COS the name-appid form), without '/'".into(),
+            ));
+        }
+        if self.events.is_empty() {
+            return Err(err(
+                "events",
+                "list at least one event type, e.g. [\"created\", \"removed\"]".into(),
+            ));
+        }
+        let selectors = self
+            .events
+            .iter()
+            .map(|e| EventSelector::parse(e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|r| err("events", r))?;
+        if self.domains.is_empty() {
+            return Err(err(
+                "domains",
+                "list at least one CDN domain with its scheme, e.g. [\"https://cdn.example.com\"]"
+                    .into(),
+            ));
+        }
+        let domains = self
+            .domains
+            .iter()
+            .map(|d| Domain::parse(d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|r| err("domains", r))?;
+        if !valid_name(&self.provider) {
+            return Err(err(
+                "provider",
+                "must name a provider account from [providers.NAME]".into(),
+            ));
+        }
+        if let Some(doc) = &self.index_document {
+            if doc.is_empty() || doc.contains('/') {
+                return Err(err(
+                    "index_document",
+                    "must be a file name without '/', e.g. index.html".into(),
+                ));
+            }
+        }
+        if let (Some(strip), Some(prefix)) = (&self.strip_prefix, &self.prefix) {
+            if !prefix.starts_with(strip.as_str()) && !strip.starts_with(prefix.as_str()) {
+                return Err(err(
+                    "strip_prefix",
+                    format!(
+                        "{strip:?} conflicts with prefix {prefix:?}: no key matching the prefix \
+                         starts with it"
+                    ),
+                ));
+            }
+        }
+        Ok(Rule {
+            selectors,
+            domains,
+            spec: self,
+        })
+    }
+}
+
+impl Rule {
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// Whether this rule reacts to `event` (enabled, bucket, event type, prefix, suffix).
+    pub fn matches(&self, event: &Event) -> bool {
+        let s = &self.spec;
+        s.enabled
+            && s.bucket == event.bucket
+            && self.selectors.iter().any(|sel| sel.matches(&event.name))
+            && s.prefix.as_deref().is_none_or(|p| event.key.starts_with(p))
+            && s.suffix.as_deref().is_none_or(|x| event.key.ends_with(x))
+    }
+
+    /// The targets this rule purges for `event`, without checking [`Rule::matches`].
+    ///
+    /// A key ending in `/` is a folder marker and purges nothing. A key outside
+    /// `strip_prefix` purges nothing (the CDN cannot serve it).
+    pub fn targets_for_key(&self, key: &str) -> Vec<Target> {
+        let s = &self.spec;
+        if key.is_empty() || key.ends_with('/') {
+            return Vec::new();
+        }
+        let path = match &s.strip_prefix {
+            Some(strip) => match key.strip_prefix(strip.as_str()) {
+                Some(rest) => rest,
+                None => return Vec::new(),
+            },
+            None => key,
+        };
+        let (dir, file) = match path.rfind('/') {
+            Some(i) => (&path[..=i], &path[i + 1..]),
+            None => ("", path),
+        };
+        let mut paths: Vec<(TargetKind, String)> = Vec::new();
+        match s.mode {
+            Mode::Url => {
+                paths.push((TargetKind::Url, encode_path(path)));
+                if s.index_document.as_deref() == Some(file) {
+                    paths.push((TargetKind::Url, encode_path(dir)));
+                }
+            }
+            Mode::Dir => paths.push((TargetKind::Dir, encode_path(dir))),
+        }
+        let mut out = Vec::with_capacity(paths.len() * self.domains.len());
+        for domain in &self.domains {
+            for (kind, p) in &paths {
+                let target = Target {
+                    rule: s.name.clone(),
+                    provider: s.provider.clone(),
+                    kind: *kind,
+                    target: format!("{}/{}", domain.base(), p),
+                };
+                if !out.contains(&target) {
+                    out.push(target);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A rule that matched an event, with what it purges (possibly nothing: a folder marker).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Match {
+    pub rule: String,
+    pub provider: String,
+    pub targets: Vec<Target>,
+}
+
+/// Every matching rule for `event`, in rule order, with its targets.
+pub fn plan(rules: &[Rule], event: &Event) -> Vec<Match> {
+    rules
+        .iter()
+        .filter(|r| r.matches(event))
+        .map(|r| Match {
+            rule: r.spec.name.clone(),
+            provider: r.spec.provider.clone(),
+            targets: r.targets_for_key(&event.key),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,451 @@
+use super::*;
+use crate::event::{Event, Format};
+use proptest::prelude::*;
+
+fn spec(name: &str) -> RuleSpec {
+    RuleSpec {
+        name: name.to_owned(),
+        bucket: "assets".to_owned(),
+        events: vec!["created".to_owned(), "removed".to_owned()],
+        prefix: None,
+        suffix: None,
+        domains: vec!["https://cdn.example.com".to_owned()],
+        provider: "tencent".to_owned(),
+        mode: Mode::Url,
+        index_document: None,
+        strip_prefix: None,
+        enabled: true,
+    }
+}
+
+fn event(name: &str, key: &str) -> Event {
+    Event {
+        format: Format::Ceph,
+        bucket: "assets".to_owned(),
+        key: key.to_owned(),
+        raw_key: key.to_owned(),
+        name: name.to_owned(),
+        native_name: name.to_owned(),
+        size: None,
+        etag: None,
+        version_id: None,
+        sequencer: None,
+        time: None,
+        id: None,
+    }
+}
+
+fn urls(rule: &Rule, key: &str) -> Vec<String> {
+    rule.targets_for_key(key)
+        .into_iter()
+        .map(|t| t.target)
+        .collect()
+}
+
+#[test]
+fn friendly_and_native_event_names_select_the_same_events() {
+    let table: &[(&str, &str, bool)] = &[
+        ("put", "ObjectCreated:Put", true),
+        ("put", "ObjectCreated:Copy", false),
+        ("post", "ObjectCreated:Post", true),
+        ("copy", "ObjectCreated:Copy", true),
+        (
+            "complete-multipart-upload",
+            "ObjectCreated:CompleteMultipartUpload",
+            true,
+        ),
+        ("delete", "ObjectRemoved:Delete", true),
+        ("delete", "ObjectRemoved:DeleteMarkerCreated", false),
+        ("delete-marker", "ObjectRemoved:DeleteMarkerCreated", true),
+        ("created", "ObjectCreated:Put", true),
+        ("created", "ObjectCreated:Origin", true),
+        ("created", "ObjectCreated:PutTagging", false),
+        ("created", "ObjectRemoved:Delete", false),
+        ("removed", "ObjectRemoved:Delete", true),
+        ("removed", "LifecycleExpiration:Delete", true),
+        ("removed", "ObjectLifecycle:Expiration:Current", true),
+        ("removed", "ObjectCreated:Put", false),
+        ("s3:ObjectCreated:*", "ObjectCreated:Put", true),
+        ("s3:ObjectCreated:*", "ObjectCreated:PutTagging", true),
+        ("s3:ObjectCreated:*", "ObjectRemoved:Delete", false),
+        ("s3:ObjectCreated:Put", "ObjectCreated:Put", true),
+        ("cos:ObjectCreated:Put", "ObjectCreated:Put", true),
+        ("cos:ObjectRemove:*", "ObjectRemoved:Delete", true),
+        (
+            "cos:ObjectRemove:*",
+            "ObjectRemoved:DeleteMarkerCreated",
+            true,
+        ),
+        ("ObjectRemoved:Delete", "ObjectRemoved:Delete", true),
+        (
+            "s3:LifecycleExpiration:*",
+            "LifecycleExpiration:Delete",
+            true,
+        ),
+    ];
+    for &(selector, name, want) in table {
+        let sel = EventSelector::parse(selector).unwrap();
+        assert_eq!(sel.matches(name), want, "{selector} vs {name}");
+    }
+}
+
+#[test]
+fn unknown_event_names_are_refused_with_the_choices() {
+    for bad in [
+        "puts",
+        "s3:Object*",
+        "s3:ObjectCreated:*:Put",
+        "*",
+        "s3:Bogus:*",
+        "",
+    ] {
+        let err = EventSelector::parse(bad).unwrap_err();
+        assert!(err.contains("use put, post"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn validation_names_rule_field_and_reason() {
+    let cases: Vec<(RuleSpec, &str)> = vec![
+        (
+            RuleSpec {
+                name: "bad name".into(),
+                ..spec("x")
+            },
+            "name",
+        ),
+        (
+            RuleSpec {
+                name: "".into(),
+                ..spec("x")
+            },
+            "name",
+        ),
+        (
+            RuleSpec {
+                bucket: "".into(),
+                ..spec("r")
+            },
+            "bucket",
+        ),
+        (
+            RuleSpec {
+                bucket: "a/b".into(),
+                ..spec("r")
+            },
+            "bucket",
+        ),
+        (
+            RuleSpec {
+                events: vec![],
+                ..spec("r")
+            },
+            "events",
+        ),
+        (
+            RuleSpec {
+                events: vec!["nope".into()],
+                ..spec("r")
+            },
+            "events",
+        ),
+        (
+            RuleSpec {
+                domains: vec![],
+                ..spec("r")
+            },
+            "domains",
+        ),
+        (
+            RuleSpec {
+                domains: vec!["cdn.example.com".into()],
+                ..spec("r")
+            },
+            "domains",
+        ),
+        (
+            RuleSpec {
+                domains: vec!["ftp://cdn.example.com".into()],
+                ..spec("r")
+            },
+            "domains",
+        ),
+        (
+            RuleSpec {
+                domains: vec!["https://*.example.com".into()],
+                ..spec("r")
+            },
+            "domains",
+        ),
+        (
+            RuleSpec {
+                domains: vec!["https://u:p@cdn.example.com".into()],
+                ..spec("r")
+            },
+            "domains",
+        ),
+        (
+            RuleSpec {
+                domains: vec!["https://cdn.example.com/?x=1".into()],
+                ..spec("r")
+            },
+            "domains",
+        ),
+        (
+            RuleSpec {
+                provider: "".into(),
+                ..spec("r")
+            },
+            "provider",
+        ),
+        (
+            RuleSpec {
+                index_document: Some("a/index.html".into()),
+                ..spec("r")
+            },
+            "index_document",
+        ),
+        (
+            RuleSpec {
+                prefix: Some("img/".into()),
+                strip_prefix: Some("css/".into()),
+                ..spec("r")
+            },
+            "strip_prefix",
+        ),
+    ];
+    for (spec, field) in cases {
+        let err = spec.clone().validate().unwrap_err();
+        assert_eq!(err.field, field, "{spec:?}: {err}");
+        assert!(err
+            .to_string()
+            .starts_with(&format!("rule {:?}: {field}: ", spec.name)));
+    }
+}
+
+#[test]
+fn domains_normalize_to_a_base_without_trailing_slash() {
+    let d = Domain::parse("HTTPS://CDN.Example.com:8443/static/").unwrap();
+    assert_eq!(d.base(), "https://cdn.example.com:8443/static");
+    assert_eq!(
+        Domain::parse("http://cdn.example.com/").unwrap().base(),
+        "http://cdn.example.com"
+    );
+    assert_eq!(
+        Domain::parse("https://cdn.example.com:443").unwrap().base(),
+        "https://cdn.example.com"
+    );
+}
+
+#[test]
+fn matching_checks_enabled_bucket_events_prefix_and_suffix() {
+    let rule = RuleSpec {
+        prefix: Some("img/".into()),
+        suffix: Some(".png".into()),
+        events: vec!["put".into()],
+        ..spec("r")
+    }
+    .validate()
+    .unwrap();
+    assert!(rule.matches(&event("ObjectCreated:Put", "img/a.png")));
+    assert!(!rule.matches(&event("ObjectCreated:Put", "css/a.png")));
+    assert!(!rule.matches(&event("ObjectCreated:Put", "img/a.jpg")));
+    assert!(!rule.matches(&event("ObjectRemoved:Delete", "img/a.png")));
+    let mut other_bucket = event("ObjectCreated:Put", "img/a.png");
+    other_bucket.bucket = "other".into();
+    assert!(!rule.matches(&other_bucket));
+    let disabled = RuleSpec {
+        enabled: false,
+        ..rule.spec.clone()
+    }
+    .validate()
+    .unwrap();
+    assert!(!disabled.matches(&event("ObjectCreated:Put", "img/a.png")));
+}
+
+#[test]
+fn url_mode_purges_each_domain() {
+    let rule = RuleSpec {
+        domains: vec![
+            "https://cdn.example.com".into(),
+            "http://static.example.com/base/".into(),
+        ],
+        ..spec("r")
+    }
+    .validate()
+    .unwrap();
+    assert_eq!(
+        urls(&rule, "img/猫 1.jpg"),
+        vec![
+            "https://cdn.example.com/img/%E7%8C%AB%201.jpg",
+            "http://static.example.com/base/img/%E7%8C%AB%201.jpg",
+        ]
+    );
+}
+
+#[test]
+fn folder_markers_purge_nothing() {
+    let rule = spec("r").validate().unwrap();
+    assert!(rule.targets_for_key("img/").is_empty());
+    assert!(rule.targets_for_key("").is_empty());
+}
+
+#[test]
+fn dir_mode_purges_the_parent_directory() {
+    let rule = RuleSpec {
+        mode: Mode::Dir,
+        ..spec("r")
+    }
+    .validate()
+    .unwrap();
+    let t = rule.targets_for_key("img/icons/a b.png");
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].kind, TargetKind::Dir);
+    assert_eq!(t[0].target, "https://cdn.example.com/img/icons/");
+    assert_eq!(urls(&rule, "top.png"), vec!["https://cdn.example.com/"]);
+}
+
+#[test]
+fn index_document_also_purges_its_directory() {
+    let rule = RuleSpec {
+        index_document: Some("index.html".into()),
+        ..spec("r")
+    }
+    .validate()
+    .unwrap();
+    assert_eq!(
+        urls(&rule, "docs/index.html"),
+        vec![
+            "https://cdn.example.com/docs/index.html",
+            "https://cdn.example.com/docs/"
+        ]
+    );
+    assert_eq!(
+        urls(&rule, "index.html"),
+        vec![
+            "https://cdn.example.com/index.html",
+            "https://cdn.example.com/"
+        ]
+    );
+    assert_eq!(
+        urls(&rule, "docs/other.html"),
+        vec!["https://cdn.example.com/docs/other.html"]
+    );
+}
+
+#[test]
+fn strip_prefix_maps_keys_to_the_cdn_origin_path() {
+    let rule = RuleSpec {
+        strip_prefix: Some("static/".into()),
+        prefix: Some("static/".into()),
+        ..spec("r")
+    }
+    .validate()
+    .unwrap();
+    assert_eq!(
+        urls(&rule, "static/css/a.css"),
+        vec!["https://cdn.example.com/css/a.css"]
+    );
+    assert!(urls(&rule, "other/a.css").is_empty());
+}
+
+#[test]
+fn plan_returns_every_matching_rule_even_without_targets() {
+    let rules = vec![
+        spec("a").validate().unwrap(),
+        RuleSpec {
+            prefix: Some("img/".into()),
+            ..spec("b")
+        }
+        .validate()
+        .unwrap(),
+        RuleSpec {
+            bucket: "other".into(),
+            ..spec("c")
+        }
+        .validate()
+        .unwrap(),
+    ];
+    let m = plan(&rules, &event("ObjectCreated:Put", "img/x.png"));
+    assert_eq!(
+        m.iter().map(|m| m.rule.as_str()).collect::<Vec<_>>(),
+        vec!["a", "b"]
+    );
+    let folder = plan(&rules, &event("ObjectCreated:Put", "img/"));
+    assert_eq!(folder.len(), 2);
+    assert!(folder.iter().all(|m| m.targets.is_empty()));
+}
+
+#[test]
+fn hard_keys_map_to_urls_on_the_rule_domain_only() {
+    let rule = RuleSpec {
+        domains: vec!["https://cdn.example.com/base".into()],
+        ..spec("r")
+    }
+    .validate()
+    .unwrap();
+    for &key in crate::event::tests::HARD_KEYS {
+        for t in rule.targets_for_key(key) {
+            let parsed = url::Url::parse(&t.target).unwrap();
+            assert_eq!(
+                parsed.host_str(),
+                Some("cdn.example.com"),
+                "{key:?} → {}",
+                t.target
+            );
+            assert!(
+                parsed.query().is_none() && parsed.fragment().is_none(),
+                "{}",
+                t.target
+            );
+            assert!(t.target.starts_with("https://cdn.example.com/base/"));
+            assert!(t.target.is_ascii());
+        }
+    }
+}
+
+#[test]
+fn spec_round_trips_through_toml_field_names() {
+    let text = r#"
+        name = "site"
+        bucket = "assets-1250000000"
+        events = ["created", "cos:ObjectRemove:*"]
+        prefix = "img/"
+        domains = ["https://cdn.example.com"]
+        provider = "tencent"
+        mode = "dir"
+        index_document = "index.html"
+    "#;
+    let spec: RuleSpec = serde_json::from_value(toml_like(text)).unwrap();
+    assert_eq!(spec.mode, Mode::Dir);
+    assert!(spec.enabled);
+    spec.validate().unwrap();
+}
+
+/// Minimal `key = value` reader for the test above (the core does not depend on `toml`).
+fn toml_like(text: &str) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (k, v) = line.split_once(" = ").unwrap();
+        map.insert(k.to_owned(), serde_json::from_str(v).unwrap());
+    }
+    serde_json::Value::Object(map)
+}
+
+proptest! {
+    /// Whatever the key, every URL stays on the rule's domain, is ASCII, has no query or
+    /// fragment, and decodes back to the key's path.
+    #[test]
+    fn any_key_stays_on_the_domain_and_round_trips(key in "\\PC{1,40}") {
+        let rule = spec("r").validate().unwrap();
+        for t in rule.targets_for_key(&key) {
+            let parsed = url::Url::parse(&t.target).unwrap();
+            prop_assert_eq!(parsed.host_str(), Some("cdn.example.com"));
+            prop_assert!(parsed.query().is_none());
+            prop_assert!(parsed.fragment().is_none());
+            let path = t.target.strip_prefix("https://cdn.example.com/").unwrap();
+            let decoded = percent_encoding::percent_decode_str(path).decode_utf8().unwrap();
+            prop_assert_eq!(decoded.as_ref(), key.as_str());
+        }
+    }
+}
