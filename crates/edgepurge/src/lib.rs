@@ -1,0 +1,5 @@
+//! edgepurge: bucket change events in, batched, durable CDN purges out.
+//!
+//! Dependencies point one way: `cli`/`server` → `dispatch` → `purgers`/`store` → core.
+
+pub mod store;

@@ -1,0 +1,660 @@
+//! One behaviour suite for every store backend. A backend's test module calls [`run_all`]
+//! with a factory that opens a fresh, empty store.
+
+use super::*;
+use edgepurge_core::{Mode, RuleSpec, TargetKind};
+use std::any::Any;
+
+pub type Factory = dyn Fn() -> (Box<dyn Any + Send>, Box<dyn Store>) + Sync;
+
+pub async fn run_all(factory: &Factory) {
+    macro_rules! case {
+        ($name:ident) => {{
+            eprintln!("conformance case: {}", stringify!($name));
+            let (_guard, store) = factory();
+            $name(store.as_ref()).await;
+        }};
+    }
+    case!(rules_are_unique_and_config_rules_are_read_only);
+    case!(pending_targets_merge_per_lane_kind_and_url);
+    case!(a_target_never_merges_into_a_sent_batch);
+    case!(batches_wait_for_linger_unless_full);
+    case!(success_is_recorded_with_provider_ids);
+    case!(retry_waits_until_its_time_and_counts_attempts);
+    case!(split_halves_a_batch_and_a_single_target_dies);
+    case!(daily_quota_caps_batches_until_reset);
+    case!(dead_letters_are_requeued_by_retry);
+    case!(a_lane_lease_excludes_others_and_reclaims_in_flight_work);
+    case!(claiming_without_the_lease_is_refused);
+    case!(log_filters_and_follow_order);
+    case!(record_status_is_the_worst_of_its_targets);
+    case!(prune_removes_only_old_finished_work);
+}
+
+pub fn record(rule: &str, jobs: &[(&str, &str)]) -> IngestRecord {
+    IngestRecord {
+        event: EventInfo {
+            format: "ceph".into(),
+            name: "ObjectCreated:Put".into(),
+            bucket: "assets".into(),
+            key: "k".into(),
+            id: None,
+        },
+        rule: Some(rule.into()),
+        provider: Some("p".into()),
+        targets: jobs.iter().map(|(_, t)| t.to_string()).collect(),
+        jobs: jobs
+            .iter()
+            .map(|(lane, t)| LaneJob {
+                lane: lane.to_string(),
+                kind: TargetKind::Url,
+                target: t.to_string(),
+            })
+            .collect(),
+        note: None,
+    }
+}
+
+fn spec(name: &str) -> RuleSpec {
+    RuleSpec {
+        name: name.into(),
+        bucket: "assets".into(),
+        events: vec!["created".into()],
+        prefix: None,
+        suffix: None,
+        domains: vec!["https://cdn.example.com".into()],
+        provider: "p".into(),
+        mode: Mode::Url,
+        index_document: None,
+        strip_prefix: None,
+        enabled: true,
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+fn claim_req(now: Ms) -> ClaimRequest {
+    ClaimRequest {
+        lane: "p".into(),
+        owner: "A".into(),
+        now,
+        linger_ms: 100,
+        url: KindLimits {
+            max_batch: 1000,
+            daily_quota: None,
+        },
+        dir: KindLimits {
+            max_batch: 20,
+            daily_quota: None,
+        },
+        quota_day: now.div_euclid(DAY_MS),
+        quota_reset_at: (now.div_euclid(DAY_MS) + 1) * DAY_MS,
+    }
+}
+
+async fn claim_batch(s: &dyn Store, req: ClaimRequest) -> ClaimedBatch {
+    match s.claim(req.clone()).await.unwrap() {
+        Claim::Batch(b) => b,
+        other => panic!("expected a batch at {}, got {other:?}", req.now),
+    }
+}
+
+fn finish(batch: &ClaimedBatch, now: Ms, outcome: FinishOutcome) -> Finish {
+    Finish {
+        batch_id: batch.id,
+        owner: "A".into(),
+        started_at: now,
+        now,
+        outcome,
+        http_status: Some(200),
+        request_id: Some(format!("req-{}-{}", batch.id, batch.attempt)),
+        task_id: Some(format!("task-{}", batch.id)),
+        error: None,
+    }
+}
+
+async fn all_records(s: &dyn Store) -> Vec<LogRecord> {
+    s.log(LogQuery {
+        limit: 1000,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn lease(s: &dyn Store, now: Ms) {
+    assert!(s.acquire_lane("p", "A", now, 60_000).await.unwrap());
+}
+
+async fn rules_are_unique_and_config_rules_are_read_only(s: &dyn Store) {
+    let v0 = s.rules_version().await.unwrap();
+    s.add_rule(spec("a"), 1).await.unwrap();
+    let dup = s.add_rule(spec("a"), 2).await.unwrap_err();
+    assert!(matches!(dup, StoreError::Conflict(_)), "{dup}");
+    assert!(dup.to_string().contains("delete it first"));
+    assert!(s.rules_version().await.unwrap() > v0);
+
+    s.set_rule_enabled("a", false, 3).await.unwrap();
+    let rules = s.rules().await.unwrap();
+    assert_eq!(rules.len(), 1);
+    assert!(!rules[0].spec.enabled);
+    assert_eq!(rules[0].origin, RuleOrigin::Cli);
+
+    s.sync_config_rules(vec![spec("c1"), spec("c2")], 4)
+        .await
+        .unwrap();
+    assert_eq!(s.rules().await.unwrap().len(), 3);
+    let conflict = s.sync_config_rules(vec![spec("a")], 5).await.unwrap_err();
+    assert!(conflict.to_string().contains("rule delete a"), "{conflict}");
+    // Re-syncing replaces the config set.
+    let v1 = s.rules_version().await.unwrap();
+    s.sync_config_rules(vec![spec("c2")], 6).await.unwrap();
+    assert!(s.rules_version().await.unwrap() > v1);
+    let names: Vec<String> = s
+        .rules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.spec.name)
+        .collect();
+    assert_eq!(names, vec!["a", "c2"]);
+    // Unchanged config does not bump the version (no needless reloads).
+    let v2 = s.rules_version().await.unwrap();
+    s.sync_config_rules(vec![spec("c2")], 7).await.unwrap();
+    assert_eq!(s.rules_version().await.unwrap(), v2);
+
+    let ro = s.delete_rule("c2").await.unwrap_err();
+    assert!(ro.to_string().contains("config file"), "{ro}");
+    let ro = s.set_rule_enabled("c2", false, 8).await.unwrap_err();
+    assert!(ro.to_string().contains("config file"), "{ro}");
+    let missing = s.delete_rule("zzz").await.unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound(_)));
+    s.delete_rule("a").await.unwrap();
+    assert_eq!(s.rules().await.unwrap().len(), 1);
+}
+
+async fn pending_targets_merge_per_lane_kind_and_url(s: &dyn Store) {
+    let r = s
+        .ingest(
+            vec![
+                record("r", &[("p", "https://c/a"), ("p", "https://c/b")]),
+                record("r", &[("p", "https://c/a")]),
+                record("r", &[("q", "https://c/a")]),
+            ],
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.purge_ids.len(), 3);
+    assert_eq!((r.jobs_new, r.jobs_merged), (3, 1));
+    let depths = s.depths().await.unwrap();
+    let p = depths.iter().find(|d| d.lane == "p").unwrap();
+    assert_eq!(p.pending, 2);
+    assert_eq!(p.oldest_pending_at, Some(0));
+}
+
+async fn a_target_never_merges_into_a_sent_batch(s: &dyn Store) {
+    lease(s, 0).await;
+    s.ingest(vec![record("r", &[("p", "https://c/a")])], 0)
+        .await
+        .unwrap();
+    let first = claim_batch(s, claim_req(100)).await;
+    assert_eq!(first.targets, vec!["https://c/a"]);
+    // The same URL changes again while the first request is in flight.
+    let r = s
+        .ingest(vec![record("r", &[("p", "https://c/a")])], 150)
+        .await
+        .unwrap();
+    assert_eq!((r.jobs_new, r.jobs_merged), (1, 0));
+    s.finish(finish(&first, 200, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let second = claim_batch(s, claim_req(250)).await;
+    assert_eq!(second.targets, vec!["https://c/a"]);
+    assert_ne!(second.id, first.id);
+}
+
+async fn batches_wait_for_linger_unless_full(s: &dyn Store) {
+    lease(s, 0).await;
+    s.ingest(vec![record("r", &[("p", "https://c/1")])], 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.claim(claim_req(1050)).await.unwrap(),
+        Claim::Wait { until: 1100 }
+    );
+    let mut req = claim_req(1050);
+    req.url.max_batch = 3;
+    let more: Vec<_> = (2..=5)
+        .map(|i| record("r", &[("p", &format!("https://c/{i}"))]))
+        .collect();
+    s.ingest(more, 1060).await.unwrap();
+    // Five pending, batches of three: a full batch goes at once, oldest first.
+    let full = claim_batch(
+        s,
+        ClaimRequest {
+            now: 1060,
+            ..req.clone()
+        },
+    )
+    .await;
+    assert_eq!(
+        full.targets,
+        vec!["https://c/1", "https://c/2", "https://c/3"]
+    );
+    assert_eq!(full.created_at, 1000);
+    assert_eq!(
+        s.claim(ClaimRequest {
+            now: 1061,
+            ..req.clone()
+        })
+        .await
+        .unwrap(),
+        Claim::Wait { until: 1160 }
+    );
+    let rest = claim_batch(
+        s,
+        ClaimRequest {
+            now: 1160,
+            ..req.clone()
+        },
+    )
+    .await;
+    assert_eq!(rest.targets, vec!["https://c/4", "https://c/5"]);
+    assert_eq!(
+        s.claim(ClaimRequest { now: 1161, ..req }).await.unwrap(),
+        Claim::Idle
+    );
+}
+
+async fn success_is_recorded_with_provider_ids(s: &dyn Store) {
+    lease(s, 0).await;
+    let r = s
+        .ingest(vec![record("r", &[("p", "https://c/a")])], 0)
+        .await
+        .unwrap();
+    let recs = all_records(s).await;
+    assert_eq!(recs[0].status, Status::Queued);
+    let b = claim_batch(s, claim_req(100)).await;
+    assert_eq!(all_records(s).await[0].status, Status::Sent);
+    s.finish(finish(&b, 120, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let rec = &all_records(s).await[0];
+    assert_eq!(rec.id, r.purge_ids[0]);
+    assert_eq!(rec.status, Status::Succeeded);
+    assert_eq!(rec.attempts, 1);
+    assert_eq!(
+        rec.request_id.as_deref(),
+        Some(format!("req-{}-1", b.id).as_str())
+    );
+    assert_eq!(
+        rec.task_id.as_deref(),
+        Some(format!("task-{}", b.id).as_str())
+    );
+    assert_eq!(rec.error, None);
+    let reqs = s.requests(None, 10).await.unwrap();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].outcome, "succeeded");
+    assert_eq!(reqs[0].targets, 1);
+}
+
+async fn retry_waits_until_its_time_and_counts_attempts(s: &dyn Store) {
+    lease(s, 0).await;
+    s.ingest(vec![record("r", &[("p", "https://c/a")])], 0)
+        .await
+        .unwrap();
+    let b = claim_batch(s, claim_req(100)).await;
+    assert_eq!(b.attempt, 1);
+    let mut f = finish(&b, 110, FinishOutcome::RetryAt(5000));
+    f.error = Some("InternalError: try later".into());
+    s.finish(f).await.unwrap();
+    let rec = &all_records(s).await[0];
+    assert_eq!(rec.status, Status::Failed);
+    assert_eq!(rec.error.as_deref(), Some("InternalError: try later"));
+    assert_eq!(
+        s.claim(claim_req(4999)).await.unwrap(),
+        Claim::Wait { until: 5000 }
+    );
+    let again = claim_batch(s, claim_req(5000)).await;
+    assert_eq!((again.id, again.attempt), (b.id, 2));
+    assert_eq!(again.created_at, 0);
+    s.finish(finish(&again, 5100, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let rec = &all_records(s).await[0];
+    assert_eq!((rec.status, rec.attempts), (Status::Succeeded, 2));
+    assert_eq!(rec.error, None);
+    assert_eq!(s.requests(None, 10).await.unwrap().len(), 2);
+}
+
+async fn split_halves_a_batch_and_a_single_target_dies(s: &dyn Store) {
+    lease(s, 0).await;
+    let recs: Vec<_> = (0..5)
+        .map(|i| record("r", &[("p", &format!("https://c/{i}"))]))
+        .collect();
+    s.ingest(recs, 0).await.unwrap();
+    let b = claim_batch(s, claim_req(100)).await;
+    assert_eq!(b.targets.len(), 5);
+    s.finish(finish(&b, 110, FinishOutcome::Split))
+        .await
+        .unwrap();
+    let first = claim_batch(s, claim_req(111)).await;
+    let second = claim_batch(s, claim_req(112)).await;
+    assert_eq!(first.targets.len() + second.targets.len(), 5);
+    assert_eq!(first.targets.len(), 3);
+    let mut all: Vec<String> = first
+        .targets
+        .iter()
+        .chain(&second.targets)
+        .cloned()
+        .collect();
+    all.sort();
+    assert_eq!(
+        all,
+        (0..5).map(|i| format!("https://c/{i}")).collect::<Vec<_>>()
+    );
+
+    s.finish(finish(&first, 120, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    // Split down to one target that the provider still refuses: dead, with the reason.
+    s.finish(finish(&second, 120, FinishOutcome::Split))
+        .await
+        .unwrap();
+    let one = claim_batch(s, claim_req(121)).await;
+    let two = claim_batch(s, claim_req(122)).await;
+    s.finish(finish(&one, 130, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let mut f = finish(&two, 130, FinishOutcome::Split);
+    f.error = Some("LimitExceeded.CdnPurgeUrlExceedBatchLimit".into());
+    s.finish(f).await.unwrap();
+    let dead: Vec<LogRecord> = all_records(s)
+        .await
+        .into_iter()
+        .filter(|r| r.status == Status::Dead)
+        .collect();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("even a single target"));
+}
+
+async fn daily_quota_caps_batches_until_reset(s: &dyn Store) {
+    lease(s, 0).await;
+    let recs: Vec<_> = (0..5)
+        .map(|i| record("r", &[("p", &format!("https://c/{i}"))]))
+        .collect();
+    s.ingest(recs, 0).await.unwrap();
+    let mut req = claim_req(1000);
+    req.url.daily_quota = Some(3);
+    let b = claim_batch(s, req.clone()).await;
+    assert_eq!(b.targets.len(), 3);
+    assert_eq!(s.quota_used("p", TargetKind::Url, 0).await.unwrap(), 3);
+    assert_eq!(
+        s.claim(ClaimRequest {
+            now: 2000,
+            ..req.clone()
+        })
+        .await
+        .unwrap(),
+        Claim::Wait { until: DAY_MS }
+    );
+    // The provider says the quota is spent after all: the batch waits for the reset and its
+    // reservation is returned.
+    s.finish(finish(&b, 2000, FinishOutcome::WaitUntil(DAY_MS)))
+        .await
+        .unwrap();
+    assert_eq!(s.quota_used("p", TargetKind::Url, 0).await.unwrap(), 0);
+    let rec = &all_records(s).await[0];
+    assert_eq!(rec.status, Status::Queued);
+
+    lease(s, DAY_MS).await;
+    let tomorrow = ClaimRequest {
+        now: DAY_MS,
+        quota_day: 1,
+        quota_reset_at: 2 * DAY_MS,
+        ..req
+    };
+    let again = claim_batch(s, tomorrow.clone()).await;
+    assert_eq!(again.id, b.id);
+    assert_eq!(
+        again.attempt, 1,
+        "waiting for quota is not a failed attempt"
+    );
+    // Today's three are spent by the resent batch; the other two wait for the next reset.
+    assert_eq!(
+        s.claim(ClaimRequest {
+            now: DAY_MS + 1,
+            ..tomorrow
+        })
+        .await
+        .unwrap(),
+        Claim::Wait { until: 2 * DAY_MS }
+    );
+}
+
+async fn dead_letters_are_requeued_by_retry(s: &dyn Store) {
+    lease(s, 0).await;
+    s.ingest(vec![record("r", &[("p", "https://c/a")])], 0)
+        .await
+        .unwrap();
+    let b = claim_batch(s, claim_req(100)).await;
+    s.ingest(vec![record("other", &[("p", "https://c/b")])], 105)
+        .await
+        .unwrap();
+    let mut f = finish(&b, 110, FinishOutcome::Dead);
+    f.error = Some("AuthFailure.SecretIdNotFound".into());
+    s.finish(f).await.unwrap();
+    let rec = all_records(s)
+        .await
+        .into_iter()
+        .find(|r| r.rule.as_deref() == Some("r"))
+        .unwrap();
+    assert_eq!(rec.status, Status::Dead);
+    assert_eq!(rec.error.as_deref(), Some("AuthFailure.SecretIdNotFound"));
+    assert_eq!(s.depths().await.unwrap()[0].dead_batches, 1);
+
+    assert_eq!(s.retry_dead(None, Some("other"), 200).await.unwrap(), 0);
+    assert_eq!(s.retry_dead(Some("p"), Some("r"), 200).await.unwrap(), 1);
+    let rec = all_records(s)
+        .await
+        .into_iter()
+        .find(|r| r.rule.as_deref() == Some("r"))
+        .unwrap();
+    assert_eq!(rec.status, Status::Queued);
+    let again = claim_batch(s, claim_req(200)).await;
+    assert_eq!((again.id, again.attempt, again.created_at), (b.id, 1, 200));
+}
+
+async fn a_lane_lease_excludes_others_and_reclaims_in_flight_work(s: &dyn Store) {
+    assert!(s.acquire_lane("p", "A", 0, 1000).await.unwrap());
+    assert!(
+        s.acquire_lane("p", "A", 500, 1000).await.unwrap(),
+        "renewal"
+    );
+    assert!(!s.acquire_lane("p", "B", 1400, 1000).await.unwrap());
+    assert!(
+        s.acquire_lane("q", "B", 1400, 1000).await.unwrap(),
+        "other lanes are free"
+    );
+    s.ingest(vec![record("r", &[("p", "https://c/a")])], 0)
+        .await
+        .unwrap();
+    let b = claim_batch(s, claim_req(600)).await;
+    // A dies mid-send. Once its lease runs out, B takes the lane and resends.
+    assert!(s.acquire_lane("p", "B", 1501, 1000).await.unwrap());
+    let rec = &all_records(s).await[0];
+    assert_eq!(rec.status, Status::Failed);
+    assert!(rec.error.as_deref().unwrap().contains("resending"));
+    let mut req = claim_req(1502);
+    req.owner = "B".into();
+    let resent = claim_batch(s, req).await;
+    assert_eq!((resent.id, resent.attempt), (b.id, 2));
+    assert_eq!(all_records(s).await[0].status, Status::Sent);
+    // A's late answer does not override B's send.
+    s.finish(finish(&b, 1600, FinishOutcome::Dead))
+        .await
+        .unwrap();
+    assert_eq!(all_records(s).await[0].status, Status::Sent);
+    let late = s.requests(None, 10).await.unwrap();
+    assert_eq!(
+        late.len(),
+        1,
+        "the late answer is still logged as a request"
+    );
+    let mut by_b = finish(&resent, 1650, FinishOutcome::Succeeded);
+    by_b.owner = "B".into();
+    s.finish(by_b).await.unwrap();
+    assert_eq!(all_records(s).await[0].status, Status::Succeeded);
+    s.release_lane("p", "B").await.unwrap();
+    assert!(s.acquire_lane("p", "C", 1700, 1000).await.unwrap());
+}
+
+async fn claiming_without_the_lease_is_refused(s: &dyn Store) {
+    let err = s.claim(claim_req(0)).await.unwrap_err();
+    assert!(err.to_string().contains("lease"), "{err}");
+}
+
+async fn log_filters_and_follow_order(s: &dyn Store) {
+    lease(s, 0).await;
+    s.ingest(vec![record("a", &[("p", "https://c/1")])], 1000)
+        .await
+        .unwrap();
+    let mut skipped = record("b", &[]);
+    skipped.note = Some("folder marker: nothing to purge".into());
+    s.ingest(vec![skipped], 2000).await.unwrap();
+    let by_rule = s
+        .log(LogQuery {
+            rule: Some("a".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_rule.len(), 1);
+    let by_status = s
+        .log(LogQuery {
+            status: Some(Status::Skipped),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_status[0].rule.as_deref(), Some("b"));
+    assert_eq!(
+        by_status[0].error.as_deref(),
+        Some("folder marker: nothing to purge")
+    );
+    let since = s
+        .log(LogQuery {
+            since: Some(1500),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(since.len(), 1);
+    let newest_last = s
+        .log(LogQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(newest_last[0].rule.as_deref(), Some("a"));
+    let limited = s
+        .log(LogQuery {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        limited[0].rule.as_deref(),
+        Some("b"),
+        "limit keeps the newest"
+    );
+
+    let cursor = newest_last.iter().map(|r| r.seq).max().unwrap();
+    let b = claim_batch(s, claim_req(3000)).await;
+    s.finish(finish(&b, 3100, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let changed = s
+        .log(LogQuery {
+            after_seq: Some(cursor),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].status, Status::Succeeded);
+    let ids = s
+        .log(LogQuery {
+            ids: Some(vec![changed[0].id]),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1);
+}
+
+async fn record_status_is_the_worst_of_its_targets(s: &dyn Store) {
+    lease(s, 0).await;
+    let mut two = record("r", &[("p", "https://c/a")]);
+    two.jobs.push(LaneJob {
+        lane: "p".into(),
+        kind: TargetKind::Dir,
+        target: "https://c/dir/".into(),
+    });
+    s.ingest(vec![two], 0).await.unwrap();
+    let urls = claim_batch(s, claim_req(100)).await;
+    assert_eq!(urls.kind, TargetKind::Url);
+    let dirs = claim_batch(s, claim_req(100)).await;
+    assert_eq!(dirs.kind, TargetKind::Dir);
+    s.finish(finish(&urls, 110, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(all_records(s).await[0].status, Status::Sent);
+    let mut f = finish(&dirs, 110, FinishOutcome::RetryAt(999));
+    f.error = Some("node b: connection refused".into());
+    s.finish(f).await.unwrap();
+    let rec = &all_records(s).await[0];
+    assert_eq!(rec.status, Status::Failed);
+    assert_eq!(rec.error.as_deref(), Some("node b: connection refused"));
+    let ids = rec.task_id.as_deref().unwrap();
+    assert!(
+        ids.contains(&format!("task-{}", urls.id)) && ids.contains(','),
+        "{ids}"
+    );
+}
+
+async fn prune_removes_only_old_finished_work(s: &dyn Store) {
+    lease(s, 0).await;
+    s.ingest(vec![record("old", &[("p", "https://c/a")])], 0)
+        .await
+        .unwrap();
+    let b = claim_batch(s, claim_req(100)).await;
+    s.finish(finish(&b, 200, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    s.ingest(vec![record("pending", &[("p", "https://c/b")])], 300)
+        .await
+        .unwrap();
+    s.ingest(vec![record("skip", &[])], 300).await.unwrap();
+    assert!(s.prune(10_000).await.unwrap() > 0);
+    let left: Vec<String> = all_records(s)
+        .await
+        .into_iter()
+        .filter_map(|r| r.rule)
+        .collect();
+    assert_eq!(left, vec!["pending"]);
+    assert!(s.requests(None, 10).await.unwrap().is_empty());
+    assert_eq!(s.depths().await.unwrap()[0].pending, 1);
+}
