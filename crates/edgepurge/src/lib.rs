@@ -2,4 +2,8 @@
 //!
 //! Dependencies point one way: `cli`/`server` → `dispatch` → `purgers`/`store` → core.
 
+pub mod clock;
+pub mod dispatch;
+pub mod purgers;
+pub mod secret;
 pub mod store;

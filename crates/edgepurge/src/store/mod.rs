@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use edgepurge_core::{RuleSpec, TargetKind};
 use serde::{Deserialize, Serialize};
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 /// Milliseconds since the Unix epoch.
 pub type Ms = i64;

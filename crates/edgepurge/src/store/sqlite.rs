@@ -37,6 +37,10 @@ pub enum Synchronous {
 pub struct SqliteOptions {
     pub synchronous: Synchronous,
     pub busy_timeout_ms: u64,
+    /// Run every statement on the calling thread instead of the writer thread (no group
+    /// commit). For tests in paused tokio time, where waiting on another thread would let
+    /// the clock jump, and for one-shot tools.
+    pub inline: bool,
 }
 
 impl Default for SqliteOptions {
@@ -44,6 +48,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             synchronous: Synchronous::Full,
             busy_timeout_ms: 10_000,
+            inline: false,
         }
     }
 }
@@ -59,9 +64,15 @@ enum Cmd {
     Exec(Job),
 }
 
+enum Writer {
+    Thread(Mutex<mpsc::Sender<Cmd>>),
+    Inline(Mutex<Connection>),
+}
+
 pub struct SqliteStore {
-    tx: Mutex<mpsc::Sender<Cmd>>,
+    writer: Writer,
     reader: Arc<Mutex<Connection>>,
+    inline: bool,
     path: PathBuf,
 }
 
@@ -84,14 +95,20 @@ impl SqliteStore {
         let mut writer = open_conn(path, &opts, false)?;
         migrate(&mut writer, path)?;
         let reader = open_conn(path, &opts, true)?;
-        let (tx, rx) = mpsc::channel::<Cmd>();
-        std::thread::Builder::new()
-            .name("edgepurge-store".into())
-            .spawn(move || writer_loop(writer, rx))
-            .map_err(|e| StoreError::Unavailable(format!("cannot start store thread: {e}")))?;
+        let writer = if opts.inline {
+            Writer::Inline(Mutex::new(writer))
+        } else {
+            let (tx, rx) = mpsc::channel::<Cmd>();
+            std::thread::Builder::new()
+                .name("edgepurge-store".into())
+                .spawn(move || writer_loop(writer, rx))
+                .map_err(|e| StoreError::Unavailable(format!("cannot start store thread: {e}")))?;
+            Writer::Thread(Mutex::new(tx))
+        };
         Ok(SqliteStore {
-            tx: Mutex::new(tx),
+            writer,
             reader: Arc::new(Mutex::new(reader)),
+            inline: opts.inline,
             path: path.to_owned(),
         })
     }
@@ -112,12 +129,29 @@ impl SqliteStore {
     }
 
     fn send(&self, cmd: Cmd) -> StoreResult<()> {
-        let tx = self
-            .tx
-            .lock()
-            .map_err(|_| StoreError::Unavailable("store writer lock poisoned".into()))?;
-        tx.send(cmd)
-            .map_err(|_| StoreError::Unavailable("store writer thread stopped".into()))
+        match &self.writer {
+            Writer::Thread(tx) => {
+                let tx = tx
+                    .lock()
+                    .map_err(|_| StoreError::Unavailable("store writer lock poisoned".into()))?;
+                tx.send(cmd)
+                    .map_err(|_| StoreError::Unavailable("store writer thread stopped".into()))
+            }
+            Writer::Inline(conn) => {
+                let mut conn = conn
+                    .lock()
+                    .map_err(|_| StoreError::Unavailable("store writer lock poisoned".into()))?;
+                match cmd {
+                    Cmd::Exec(job) => job(&mut conn),
+                    Cmd::Ingest {
+                        records,
+                        now,
+                        reply,
+                    } => commit_group(&mut conn, vec![(records, now, reply)]),
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Runs `f` in one immediate write transaction on the writer thread.
@@ -149,6 +183,12 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let reader = Arc::clone(&self.reader);
+        if self.inline {
+            let conn = reader
+                .lock()
+                .map_err(|_| StoreError::Unavailable("store reader lock poisoned".into()))?;
+            return f(&conn);
+        }
         tokio::task::spawn_blocking(move || {
             let conn = reader
                 .lock()

@@ -596,13 +596,14 @@ fn recompute_batch(tx: &Transaction<'_>, batch_id: i64, now: Ms, seq: i64) -> St
 /// A log record shows the worst state of its jobs, the most attempts, every provider id, and
 /// the error of a job that has not succeeded.
 fn recompute_purge(tx: &Transaction<'_>, purge_id: i64, now: Ms, seq: i64) -> StoreResult<()> {
-    let rows: Vec<(
+    type JobRow = (
         String,
         Option<i64>,
         Option<String>,
         Option<String>,
         Option<String>,
-    )> = {
+    );
+    let rows: Vec<JobRow> = {
         let mut stmt = tx
             .prepare_cached(
                 "SELECT j.state, b.attempts, b.request_id, b.task_id, b.last_error \

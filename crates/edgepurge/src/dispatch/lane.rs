@@ -1,0 +1,392 @@
+//! One lane: drains one provider account's queue, holding the lane lease so that no other
+//! process sends for the same account at the same time.
+
+use super::policy::{quota_day, RetryPolicy};
+use super::ratelimit::TokenBucket;
+use super::{DispatchSettings, LaneState, LaneStatus};
+use crate::clock::Clock;
+use crate::purgers::{Limits, PurgeResponse, Purger, Verdict};
+use crate::store::{Claim, ClaimRequest, ClaimedBatch, Finish, KindLimits, Ms, Store, StoreError};
+use edgepurge_core::TargetKind;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// How often the provider's own quota figures are read again.
+const QUOTA_REFRESH_MS: i64 = 3_600_000;
+
+pub(super) struct Lane {
+    pub store: Arc<dyn Store>,
+    pub purger: Arc<dyn Purger>,
+    pub settings: DispatchSettings,
+    pub owner: String,
+    pub clock: Clock,
+    pub notify: Arc<Notify>,
+    pub status: Arc<Mutex<LaneStatus>>,
+    pub finished: watch::Sender<u64>,
+    pub shutdown: CancellationToken,
+}
+
+impl Lane {
+    fn set_state(&self, state: LaneState) {
+        if let Ok(mut s) = self.status.lock() {
+            s.state = state;
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.purger.lane()
+    }
+
+    pub async fn run(self) {
+        let lane = self.name().to_owned();
+        let mut limits = self.purger.limits().clone();
+        let mut bucket = TokenBucket::new(limits.rate_per_s, limits.burst);
+        let slots = Arc::new(Semaphore::new(limits.concurrency.max(1)));
+        let mut sends: JoinSet<()> = JoinSet::new();
+        let ttl = self.settings.lane_lease_ms.max(1000);
+        let mut held = false;
+        let mut renew_at: Ms = 0;
+        let mut quota_at: Ms = 0;
+
+        loop {
+            while sends.try_join_next().is_some() {}
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            let now = self.clock.now_ms();
+            if now >= renew_at {
+                match self.store.acquire_lane(&lane, &self.owner, now, ttl).await {
+                    Ok(true) => {
+                        if !held {
+                            tracing::info!(lane = %lane, "holding lane");
+                            quota_at = 0;
+                        }
+                        held = true;
+                    }
+                    Ok(false) => {
+                        if held {
+                            tracing::warn!(lane = %lane, "lane lease lost to another process");
+                        }
+                        held = false;
+                    }
+                    Err(e) => {
+                        tracing::error!(lane = %lane, error = %e, "cannot renew lane lease");
+                        held = false;
+                        self.record_error(&e.to_string());
+                    }
+                }
+                renew_at = now + ttl / 3;
+            }
+            if !held {
+                self.set_state(LaneState::Standby);
+                self.pause(Duration::from_millis(
+                    self.settings.poll_ms.min((renew_at - now).max(50) as u64),
+                ))
+                .await;
+                continue;
+            }
+            if now >= quota_at {
+                self.refresh_quota(&mut limits).await;
+                quota_at = now + QUOTA_REFRESH_MS;
+            }
+
+            // A free send slot and a rate token, then a batch.
+            let permit = tokio::select! {
+                p = Arc::clone(&slots).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                _ = self.shutdown.cancelled() => break,
+            };
+            let wait = bucket.wait_time();
+            if !wait.is_zero() {
+                self.set_state(LaneState::Throttled);
+                tokio::select! {
+                    _ = bucket.ready() => {},
+                    _ = self.shutdown.cancelled() => break,
+                }
+            }
+            let now = self.clock.now_ms();
+            let (day, reset_at) = quota_day(now, limits.quota_utc_offset_s);
+            let req = ClaimRequest {
+                lane: lane.clone(),
+                owner: self.owner.clone(),
+                now,
+                linger_ms: self.settings.linger_ms,
+                url: KindLimits {
+                    max_batch: limits.max_urls_per_request,
+                    daily_quota: limits.url_daily_quota,
+                },
+                dir: KindLimits {
+                    max_batch: limits.max_dirs_per_request,
+                    daily_quota: limits.dir_daily_quota,
+                },
+                quota_day: day,
+                quota_reset_at: reset_at,
+            };
+            match self.store.claim(req).await {
+                Ok(Claim::Batch(batch)) => {
+                    bucket.take();
+                    self.set_state(LaneState::Busy);
+                    let sender = self.sender();
+                    sends.spawn(async move {
+                        sender.send(batch, reset_at).await;
+                        drop(permit);
+                    });
+                }
+                Ok(Claim::Wait { until }) => {
+                    drop(permit);
+                    if sends.is_empty() {
+                        self.set_state(LaneState::Waiting { until });
+                    }
+                    let wait = (until - now).clamp(1, i64::MAX) as u64;
+                    let renew = (renew_at - now).max(1) as u64;
+                    self.pause(Duration::from_millis(
+                        wait.min(renew).min(self.settings.poll_ms),
+                    ))
+                    .await;
+                }
+                Ok(Claim::Idle) => {
+                    drop(permit);
+                    if sends.is_empty() {
+                        self.set_state(LaneState::Idle);
+                    }
+                    let renew = (renew_at - now).max(1) as u64;
+                    self.pause(Duration::from_millis(renew.min(self.settings.poll_ms)))
+                        .await;
+                }
+                Err(StoreError::Conflict(msg)) => {
+                    drop(permit);
+                    tracing::warn!(lane = %lane, "{msg}");
+                    held = false;
+                    renew_at = 0;
+                }
+                Err(e) => {
+                    drop(permit);
+                    tracing::error!(lane = %lane, error = %e, "cannot claim work");
+                    self.record_error(&e.to_string());
+                    self.pause(Duration::from_millis(self.settings.poll_ms))
+                        .await;
+                }
+            }
+        }
+
+        // Shutdown: let sends in flight finish for a bounded time, then give the lane up so
+        // another process can take it (and resend anything still unanswered) at once.
+        let drain = tokio::time::timeout(self.settings.drain, async {
+            while sends.join_next().await.is_some() {}
+        })
+        .await;
+        if drain.is_err() {
+            tracing::warn!(
+                lane = %lane,
+                "shutdown: requests still in flight after {:?}; they will be resent",
+                self.settings.drain
+            );
+            sends.abort_all();
+        }
+        if held {
+            if let Err(e) = self.store.release_lane(&lane, &self.owner).await {
+                tracing::warn!(lane = %lane, error = %e, "could not release lane lease");
+            }
+        }
+        self.set_state(LaneState::Stopped);
+    }
+
+    /// Sleeps until `d` passes, new work is announced, or shutdown.
+    async fn pause(&self, d: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {},
+            _ = self.notify.notified() => {},
+            _ = self.shutdown.cancelled() => {},
+        }
+    }
+
+    fn record_error(&self, e: &str) {
+        if let Ok(mut s) = self.status.lock() {
+            s.last_error = Some(e.to_owned());
+        }
+    }
+
+    async fn refresh_quota(&self, limits: &mut Limits) {
+        let Some(answer) = self.purger.quota().await else {
+            return;
+        };
+        let lane = self.name().to_owned();
+        let quota = match answer {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(
+                    lane = %lane,
+                    error = %e,
+                    "cannot read the provider's quota; using configured limits"
+                );
+                return;
+            }
+        };
+        let configured = self.purger.limits();
+        let now = self.clock.now_ms();
+        let (day, _) = quota_day(now, limits.quota_utc_offset_s);
+        for (kind, q) in [(TargetKind::Url, quota.url), (TargetKind::Dir, quota.dir)] {
+            let Some(q) = q else { continue };
+            let (max, daily, cfg_max) = match kind {
+                TargetKind::Url => (
+                    &mut limits.max_urls_per_request,
+                    &mut limits.url_daily_quota,
+                    configured.max_urls_per_request,
+                ),
+                TargetKind::Dir => (
+                    &mut limits.max_dirs_per_request,
+                    &mut limits.dir_daily_quota,
+                    configured.max_dirs_per_request,
+                ),
+            };
+            if q.batch > 0 {
+                *max = cfg_max.min(q.batch);
+            }
+            if daily.is_some() && q.total > 0 {
+                *daily = Some(q.total);
+            }
+            let used = q.total.saturating_sub(q.available);
+            if let Err(e) = self.store.note_quota_used(&lane, kind, day, used).await {
+                tracing::warn!(lane = %lane, error = %e, "cannot record provider quota");
+            }
+            tracing::info!(
+                lane = %lane,
+                kind = kind.as_str(),
+                batch = q.batch,
+                total = q.total,
+                available = q.available,
+                "provider quota"
+            );
+        }
+    }
+
+    fn sender(&self) -> Sender {
+        Sender {
+            store: Arc::clone(&self.store),
+            purger: Arc::clone(&self.purger),
+            policy: self.settings.retry.clone(),
+            owner: self.owner.clone(),
+            clock: self.clock,
+            notify: Arc::clone(&self.notify),
+            status: Arc::clone(&self.status),
+            finished: self.finished.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+/// Sends one batch and records the outcome.
+struct Sender {
+    store: Arc<dyn Store>,
+    purger: Arc<dyn Purger>,
+    policy: RetryPolicy,
+    owner: String,
+    clock: Clock,
+    notify: Arc<Notify>,
+    status: Arc<Mutex<LaneStatus>>,
+    finished: watch::Sender<u64>,
+    shutdown: CancellationToken,
+}
+
+impl Sender {
+    async fn send(self, batch: ClaimedBatch, quota_reset_at: Ms) {
+        let started = self.clock.now_ms();
+        let resp = self.purger.purge(batch.kind, &batch.targets).await;
+        let now = self.clock.now_ms();
+        let (outcome, why) = self.policy.decide(
+            &resp.verdict,
+            &batch,
+            now,
+            quota_reset_at,
+            rand::random::<f64>(),
+        );
+        let error = match (&resp.error, why) {
+            (Some(e), Some(w)) => Some(format!("{e}; {w}")),
+            (e, w) => e.clone().or(w),
+        };
+        self.report(&batch, &resp, &outcome, error.as_deref(), now - started);
+        let finish = Finish {
+            batch_id: batch.id,
+            owner: self.owner.clone(),
+            started_at: started,
+            now,
+            outcome,
+            http_status: resp.http_status,
+            request_id: resp.request_id.clone(),
+            task_id: resp.task_id.clone(),
+            error,
+        };
+        // The answer must be recorded; keep trying while the store is unavailable. If we
+        // stop first, the batch stays in flight and is resent by the next lane holder.
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.store.finish(finish.clone()).await {
+                Ok(()) => break,
+                Err(e) if e.is_retryable() && !self.shutdown.is_cancelled() => {
+                    tracing::error!(batch = batch.id, error = %e, "cannot record outcome; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => {
+                    tracing::error!(batch = batch.id, error = %e, "cannot record outcome");
+                    break;
+                }
+            }
+        }
+        self.finished.send_modify(|n| *n += 1);
+        self.notify.notify_one();
+    }
+
+    fn report(
+        &self,
+        batch: &ClaimedBatch,
+        resp: &PurgeResponse,
+        outcome: &crate::store::FinishOutcome,
+        error: Option<&str>,
+        took_ms: i64,
+    ) {
+        let lane = self.purger.lane();
+        if let Ok(mut s) = self.status.lock() {
+            s.requests += 1;
+            match resp.verdict {
+                Verdict::Done => {
+                    s.succeeded += 1;
+                    s.last_success_at = Some(self.clock.now_ms());
+                }
+                _ => {
+                    s.failed += 1;
+                    s.last_error = error.map(str::to_owned);
+                }
+            }
+        }
+        match resp.verdict {
+            Verdict::Done => tracing::info!(
+                lane,
+                batch = batch.id,
+                kind = batch.kind.as_str(),
+                targets = batch.targets.len(),
+                attempt = batch.attempt,
+                took_ms,
+                request_id = resp.request_id.as_deref().unwrap_or(""),
+                task_id = resp.task_id.as_deref().unwrap_or(""),
+                "purged"
+            ),
+            _ => tracing::warn!(
+                lane,
+                batch = batch.id,
+                kind = batch.kind.as_str(),
+                targets = batch.targets.len(),
+                attempt = batch.attempt,
+                took_ms,
+                outcome = outcome.label(),
+                error = error.unwrap_or(""),
+                "purge failed"
+            ),
+        }
+    }
+}

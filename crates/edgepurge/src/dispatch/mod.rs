@@ -1,0 +1,192 @@
+//! The dispatcher: one lane per provider account (or per cache node), the only place that
+//! decides *when* to call a provider.
+//!
+//! Each lane dedups and batches pending targets (in the store), lingers at most `linger_ms`
+//! for a batch to fill, keeps a token-bucket rate limit and the daily quota, retries with
+//! full-jitter backoff, dead-letters what keeps failing, and holds a lease on its lane so
+//! every process sharing the store respects the same limits.
+
+mod lane;
+pub mod policy;
+pub mod ratelimit;
+
+use crate::clock::Clock;
+use crate::purgers::Purger;
+use crate::store::{Ms, Store};
+pub use policy::RetryPolicy;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    pub linger_ms: i64,
+    pub retry: RetryPolicy,
+    /// How long a lane lease lasts without renewal (renewed every third of it).
+    pub lane_lease_ms: i64,
+    /// How often an idle lane looks for work written by other processes.
+    pub poll_ms: u64,
+    /// How long shutdown waits for requests in flight.
+    pub drain: Duration,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            linger_ms: 200,
+            retry: RetryPolicy::default(),
+            lane_lease_ms: 15_000,
+            poll_ms: 500,
+            drain: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a lane is doing, for /healthz and the CLI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LaneState {
+    Starting,
+    /// Another process holds this lane.
+    Standby,
+    Idle,
+    Busy,
+    /// Waiting for the rate limit.
+    Throttled,
+    /// Nothing due before `until` (linger, backoff, quota).
+    Waiting {
+        until: Ms,
+    },
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LaneStatus {
+    pub lane: String,
+    pub provider: String,
+    #[serde(flatten)]
+    pub state: LaneState,
+    pub requests: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub last_success_at: Option<Ms>,
+    pub last_error: Option<String>,
+}
+
+struct LaneHandle {
+    notify: Arc<Notify>,
+    status: Arc<Mutex<LaneStatus>>,
+}
+
+pub struct Dispatcher {
+    lanes: BTreeMap<String, LaneHandle>,
+    tasks: Mutex<Option<JoinSet<()>>>,
+    finished: watch::Receiver<u64>,
+    shutdown: CancellationToken,
+}
+
+impl Dispatcher {
+    /// Starts one lane per purger. Lanes stop when `shutdown` is cancelled.
+    pub fn start(
+        store: Arc<dyn Store>,
+        purgers: Vec<Arc<dyn Purger>>,
+        settings: DispatchSettings,
+        clock: Clock,
+        shutdown: CancellationToken,
+    ) -> Dispatcher {
+        let owner = format!(
+            "{}/{}/{}",
+            hostname(),
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let (finished_tx, finished) = watch::channel(0u64);
+        let mut lanes = BTreeMap::new();
+        let mut tasks = JoinSet::new();
+        for purger in purgers {
+            let notify = Arc::new(Notify::new());
+            let status = Arc::new(Mutex::new(LaneStatus {
+                lane: purger.lane().to_owned(),
+                provider: purger.provider().to_owned(),
+                state: LaneState::Starting,
+                requests: 0,
+                succeeded: 0,
+                failed: 0,
+                last_success_at: None,
+                last_error: None,
+            }));
+            lanes.insert(
+                purger.lane().to_owned(),
+                LaneHandle {
+                    notify: Arc::clone(&notify),
+                    status: Arc::clone(&status),
+                },
+            );
+            let lane = lane::Lane {
+                store: Arc::clone(&store),
+                purger,
+                settings: settings.clone(),
+                owner: owner.clone(),
+                clock,
+                notify,
+                status,
+                finished: finished_tx.clone(),
+                shutdown: shutdown.clone(),
+            };
+            tasks.spawn(lane.run());
+        }
+        Dispatcher {
+            lanes,
+            tasks: Mutex::new(Some(tasks)),
+            finished,
+            shutdown,
+        }
+    }
+
+    /// Wakes a lane: new work was queued for it.
+    pub fn notify(&self, lane: &str) {
+        if let Some(h) = self.lanes.get(lane) {
+            h.notify.notify_one();
+        }
+    }
+
+    pub fn lane_names(&self) -> impl Iterator<Item = &str> {
+        self.lanes.keys().map(String::as_str)
+    }
+
+    pub fn statuses(&self) -> Vec<LaneStatus> {
+        self.lanes
+            .values()
+            .filter_map(|h| h.status.lock().ok().map(|s| s.clone()))
+            .collect()
+    }
+
+    /// Changes whenever a batch outcome was recorded (for callers waiting on purges).
+    pub fn finished(&self) -> watch::Receiver<u64> {
+        self.finished.clone()
+    }
+
+    /// Stops every lane and waits for them (bounded by each lane's drain time).
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        let tasks = self.tasks.lock().ok().and_then(|mut t| t.take());
+        if let Some(mut tasks) = tasks {
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "host".to_owned())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,203 @@
+//! What to do after an answer: the one place retry decisions are made.
+//!
+//! retry later → full-jitter exponential backoff with a cap, `Retry-After` honoured but
+//! clamped; split → the store halves the batch; quota spent → wait for the provider's next
+//! quota day; fatal → dead letter. Anything retried past `max_attempts` or `max_age` is
+//! dead-lettered too, and `edgepurge retry` can re-queue it.
+
+use crate::purgers::Verdict;
+use crate::store::{ClaimedBatch, FinishOutcome, Ms};
+
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub max_age_ms: i64,
+    pub backoff_base_ms: i64,
+    pub backoff_max_ms: i64,
+    /// Longest `Retry-After` honoured.
+    pub retry_after_max_ms: i64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 12,
+            max_age_ms: DAY_MS,
+            backoff_base_ms: 1000,
+            backoff_max_ms: 300_000,
+            retry_after_max_ms: 600_000,
+        }
+    }
+}
+
+/// The provider's quota day for `now` and when it ends, for a quota that resets at midnight
+/// in the zone `offset_s` seconds from UTC.
+pub fn quota_day(now: Ms, offset_s: i32) -> (i64, Ms) {
+    let offset = i64::from(offset_s) * 1000;
+    let day = (now + offset).div_euclid(DAY_MS);
+    (day, (day + 1) * DAY_MS - offset)
+}
+
+impl RetryPolicy {
+    /// The backoff before attempt `attempt + 1`, given a uniform random `unit` in [0, 1).
+    pub fn backoff_ms(&self, attempt: u32, retry_after_ms: Option<i64>, unit: f64) -> i64 {
+        let exp = attempt.saturating_sub(1).min(40);
+        let ceiling = self
+            .backoff_base_ms
+            .saturating_mul(1i64 << exp)
+            .min(self.backoff_max_ms)
+            .max(1);
+        let jittered = (ceiling as f64 * unit.clamp(0.0, 1.0)) as i64;
+        match retry_after_ms {
+            Some(ra) => jittered.max(ra.clamp(0, self.retry_after_max_ms)),
+            None => jittered,
+        }
+    }
+
+    /// Decides the batch's fate. `unit` is a uniform random number in [0, 1) for jitter;
+    /// the returned text, if any, is appended to the error.
+    pub fn decide(
+        &self,
+        verdict: &Verdict,
+        batch: &ClaimedBatch,
+        now: Ms,
+        quota_reset_at: Ms,
+        unit: f64,
+    ) -> (FinishOutcome, Option<String>) {
+        let too_old = now - batch.created_at >= self.max_age_ms;
+        let give_up = |why: String| (FinishOutcome::Dead, Some(why));
+        match verdict {
+            Verdict::Done => (FinishOutcome::Succeeded, None),
+            Verdict::Fatal => (FinishOutcome::Dead, None),
+            Verdict::Split => (FinishOutcome::Split, None),
+            Verdict::QuotaExhausted if too_old => give_up(format!(
+                "gave up: still waiting for quota after {}",
+                human_ms(now - batch.created_at)
+            )),
+            Verdict::QuotaExhausted => (
+                FinishOutcome::WaitUntil(quota_reset_at.max(now + 1000)),
+                Some("daily quota spent; waiting for the provider's reset".into()),
+            ),
+            Verdict::RetryLater { .. } if batch.attempt >= self.max_attempts => give_up(format!(
+                "gave up after {} attempts (dispatch.max_attempts)",
+                batch.attempt
+            )),
+            Verdict::RetryLater { .. } if too_old => give_up(format!(
+                "gave up: first event is {} old (dispatch.max_age_s)",
+                human_ms(now - batch.created_at)
+            )),
+            Verdict::RetryLater { after } => {
+                let ra = after.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                let wait = self.backoff_ms(batch.attempt, ra, unit);
+                (FinishOutcome::RetryAt(now + wait), None)
+            }
+        }
+    }
+}
+
+fn human_ms(ms: i64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs((ms.max(0) / 1000) as u64))
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgepurge_core::TargetKind;
+    use std::time::Duration;
+
+    fn batch(attempt: u32, created_at: Ms) -> ClaimedBatch {
+        ClaimedBatch {
+            id: 1,
+            lane: "p".into(),
+            kind: TargetKind::Url,
+            targets: vec!["https://c/a".into()],
+            attempt,
+            created_at,
+        }
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_within_full_jitter_and_is_capped() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.backoff_ms(1, None, 0.999_999), 999);
+        assert_eq!(p.backoff_ms(2, None, 0.999_999), 1999);
+        assert_eq!(p.backoff_ms(5, None, 0.5), 8000);
+        assert_eq!(p.backoff_ms(30, None, 0.999_999), 299_999);
+        assert_eq!(p.backoff_ms(u32::MAX, None, 1.0), 300_000);
+        assert_eq!(p.backoff_ms(3, None, 0.0), 0);
+    }
+
+    #[test]
+    fn retry_after_is_honoured_but_clamped() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.backoff_ms(1, Some(30_000), 0.1), 30_000);
+        assert_eq!(p.backoff_ms(1, Some(86_400_000), 0.1), 600_000);
+    }
+
+    #[test]
+    fn verdicts_map_to_outcomes() {
+        let p = RetryPolicy::default();
+        let b = batch(1, 0);
+        let retry = Verdict::RetryLater { after: None };
+        assert_eq!(
+            p.decide(&Verdict::Done, &b, 10, 0, 0.5).0,
+            FinishOutcome::Succeeded
+        );
+        assert_eq!(
+            p.decide(&Verdict::Fatal, &b, 10, 0, 0.5).0,
+            FinishOutcome::Dead
+        );
+        assert_eq!(
+            p.decide(&Verdict::Split, &b, 10, 0, 0.5).0,
+            FinishOutcome::Split
+        );
+        assert_eq!(
+            p.decide(&retry, &b, 10, 0, 0.5).0,
+            FinishOutcome::RetryAt(510)
+        );
+        let ra = Verdict::RetryLater {
+            after: Some(Duration::from_secs(5)),
+        };
+        assert_eq!(
+            p.decide(&ra, &b, 10, 0, 0.5).0,
+            FinishOutcome::RetryAt(5010)
+        );
+        assert_eq!(
+            p.decide(&Verdict::QuotaExhausted, &b, 10, 99_000, 0.5).0,
+            FinishOutcome::WaitUntil(99_000)
+        );
+    }
+
+    #[test]
+    fn retries_stop_at_max_attempts_or_max_age() {
+        let p = RetryPolicy {
+            max_attempts: 3,
+            max_age_ms: 60_000,
+            ..Default::default()
+        };
+        let retry = Verdict::RetryLater { after: None };
+        let (o, why) = p.decide(&retry, &batch(3, 0), 10, 0, 0.5);
+        assert_eq!(o, FinishOutcome::Dead);
+        assert!(why.unwrap().contains("3 attempts"));
+        let (o, why) = p.decide(&retry, &batch(1, 0), 60_000, 0, 0.5);
+        assert_eq!(o, FinishOutcome::Dead);
+        assert!(why.unwrap().contains("max_age"));
+        let (o, _) = p.decide(&Verdict::QuotaExhausted, &batch(1, 0), 60_000, 0, 0.5);
+        assert_eq!(o, FinishOutcome::Dead);
+    }
+
+    #[test]
+    fn tencent_quota_day_ends_at_beijing_midnight() {
+        // 2024-01-01T15:59:59Z is 23:59:59 in Beijing; one second later is a new day there.
+        let before = 1_704_124_799_000;
+        let (d1, reset) = quota_day(before, 8 * 3600);
+        assert_eq!(reset, 1_704_124_800_000);
+        let (d2, _) = quota_day(reset, 8 * 3600);
+        assert_eq!(d2, d1 + 1);
+        let (_, utc_reset) = quota_day(before, 0);
+        assert_eq!(utc_reset, 1_704_153_600_000);
+    }
+}

@@ -1,0 +1,460 @@
+//! Dispatcher behaviour against the real SQLite store and a scripted purger, in paused time.
+
+use super::*;
+use crate::purgers::{Limits, PurgeResponse, Verdict};
+use crate::store::{
+    EventInfo, IngestRecord, LaneJob, LogQuery, SqliteOptions, SqliteStore, Status,
+};
+use async_trait::async_trait;
+use edgepurge_core::TargetKind;
+use proptest::prelude::*;
+use std::collections::VecDeque;
+
+#[derive(Debug, Clone)]
+struct Sent {
+    at: Ms,
+    #[allow(dead_code)]
+    kind: TargetKind,
+    targets: Vec<String>,
+}
+
+struct Scripted {
+    limits: Limits,
+    clock: Clock,
+    sent: Mutex<Vec<Sent>>,
+    /// Verdicts to answer, in order; `Done` once exhausted.
+    script: Mutex<VecDeque<Verdict>>,
+    /// Refuse (Split) any request larger than this.
+    split_above: Option<usize>,
+    latency: Duration,
+}
+
+impl Scripted {
+    fn new(clock: Clock, limits: Limits) -> Scripted {
+        Scripted {
+            limits,
+            clock,
+            sent: Mutex::new(Vec::new()),
+            script: Mutex::new(VecDeque::new()),
+            split_above: None,
+            latency: Duration::from_millis(20),
+        }
+    }
+
+    fn sent(&self) -> Vec<Sent> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Purger for Scripted {
+    fn lane(&self) -> &str {
+        "p"
+    }
+    fn provider(&self) -> &str {
+        "p"
+    }
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+    async fn purge(&self, kind: TargetKind, targets: &[String]) -> PurgeResponse {
+        self.sent.lock().unwrap().push(Sent {
+            at: self.clock.now_ms(),
+            kind,
+            targets: targets.to_vec(),
+        });
+        tokio::time::sleep(self.latency).await;
+        let verdict = match self.split_above {
+            Some(max) if targets.len() > max => Verdict::Split,
+            _ => self
+                .script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(Verdict::Done),
+        };
+        PurgeResponse {
+            error: (verdict != Verdict::Done).then(|| format!("scripted {verdict:?}")),
+            verdict,
+            http_status: Some(200),
+            request_id: Some("rid".into()),
+            task_id: Some("tid".into()),
+        }
+    }
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_urls_per_request: 1000,
+        max_dirs_per_request: 20,
+        rate_per_s: 20.0,
+        burst: 20,
+        url_daily_quota: None,
+        dir_daily_quota: None,
+        concurrency: 4,
+        quota_utc_offset_s: 0,
+    }
+}
+
+fn settings() -> DispatchSettings {
+    DispatchSettings {
+        linger_ms: 200,
+        retry: RetryPolicy {
+            max_attempts: 4,
+            backoff_base_ms: 1000,
+            ..Default::default()
+        },
+        lane_lease_ms: 15_000,
+        poll_ms: 500,
+        drain: Duration::from_secs(5),
+    }
+}
+
+/// Statements run on the test's thread, so paused time never jumps while the store works.
+fn inline() -> SqliteOptions {
+    SqliteOptions {
+        inline: true,
+        ..Default::default()
+    }
+}
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    purger: Arc<Scripted>,
+    dispatcher: Dispatcher,
+    clock: Clock,
+}
+
+fn rig_with(purger: impl FnOnce(Clock) -> Scripted, settings: DispatchSettings) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("q.db"), inline()).unwrap());
+    let clock = Clock::starting_at(1_700_000_000_000);
+    let purger = Arc::new(purger(clock));
+    let dispatcher = Dispatcher::start(
+        Arc::clone(&store),
+        vec![Arc::clone(&purger) as Arc<dyn Purger>],
+        settings,
+        clock,
+        CancellationToken::new(),
+    );
+    Rig {
+        _dir: dir,
+        store,
+        purger,
+        dispatcher,
+        clock,
+    }
+}
+
+fn rig() -> Rig {
+    rig_with(|c| Scripted::new(c, limits()), settings())
+}
+
+fn rec(urls: &[String]) -> IngestRecord {
+    IngestRecord {
+        event: EventInfo {
+            format: "ceph".into(),
+            name: "ObjectCreated:Put".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            id: None,
+        },
+        rule: Some("r".into()),
+        provider: Some("p".into()),
+        targets: urls.to_vec(),
+        jobs: urls
+            .iter()
+            .map(|u| LaneJob {
+                lane: "p".into(),
+                kind: TargetKind::Url,
+                target: u.clone(),
+            })
+            .collect(),
+        note: None,
+    }
+}
+
+impl Rig {
+    async fn ingest(&self, urls: &[String]) -> Vec<i64> {
+        let r = self
+            .store
+            .ingest(vec![rec(urls)], self.clock.now_ms())
+            .await
+            .unwrap();
+        self.dispatcher.notify("p");
+        r.purge_ids
+    }
+
+    async fn records(&self) -> Vec<crate::store::LogRecord> {
+        self.store
+            .log(LogQuery {
+                limit: 100_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Waits (in paused time) until every record is final.
+    async fn settle(&self, max: Duration) {
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            if self.records().await.iter().all(|r| r.status.is_final()) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not settled: {:?}",
+                self.records().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn urls(n: usize, tag: &str) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("https://cdn.example.com/{tag}/{i}"))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_is_sent_in_as_few_requests_as_the_maximum_allows() {
+    let rig = rig();
+    rig.ingest(&urls(2500, "a")).await;
+    rig.settle(Duration::from_secs(30)).await;
+    let sent = rig.purger.sent();
+    let sizes: Vec<usize> = sent.iter().map(|s| s.targets.len()).collect();
+    assert_eq!(sizes, vec![1000, 1000, 500]);
+    assert!(rig
+        .records()
+        .await
+        .iter()
+        .all(|r| r.status == Status::Succeeded));
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lone_event_waits_at_most_linger() {
+    let rig = rig();
+    tokio::time::sleep(Duration::from_millis(50)).await; // lane has started and is idle
+    let t0 = rig.clock.now_ms();
+    rig.ingest(&urls(1, "lone")).await;
+    rig.settle(Duration::from_secs(5)).await;
+    let sent = rig.purger.sent();
+    assert_eq!(sent.len(), 1);
+    let delay = sent[0].at - t0;
+    assert!(
+        (200..=260).contains(&delay),
+        "sent {delay} ms after arrival"
+    );
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_errors_are_retried_with_backoff_then_succeed() {
+    let rig = rig();
+    rig.purger.script.lock().unwrap().extend([
+        Verdict::RetryLater { after: None },
+        Verdict::RetryLater {
+            after: Some(Duration::from_secs(3)),
+        },
+    ]);
+    rig.ingest(&urls(1, "r")).await;
+    rig.settle(Duration::from_secs(60)).await;
+    let sent = rig.purger.sent();
+    assert_eq!(sent.len(), 3);
+    assert!(
+        sent[2].at - sent[1].at >= 3000,
+        "Retry-After honoured: {sent:?}"
+    );
+    let rec = &rig.records().await[0];
+    assert_eq!((rec.status, rec.attempts), (Status::Succeeded, 3));
+    assert_eq!(rig.store.requests(None, 10).await.unwrap().len(), 3);
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn persistent_failure_is_dead_lettered_after_max_attempts() {
+    let rig = rig();
+    rig.purger
+        .script
+        .lock()
+        .unwrap()
+        .extend(std::iter::repeat_n(Verdict::RetryLater { after: None }, 10));
+    rig.ingest(&urls(1, "d")).await;
+    rig.settle(Duration::from_secs(120)).await;
+    assert_eq!(rig.purger.sent().len(), 4);
+    let rec = &rig.records().await[0];
+    assert_eq!(rec.status, Status::Dead);
+    assert!(
+        rec.error
+            .as_deref()
+            .unwrap()
+            .contains("gave up after 4 attempts"),
+        "{rec:?}"
+    );
+    let st = &rig.dispatcher.statuses()[0];
+    assert_eq!((st.requests, st.failed), (4, 4));
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn fatal_errors_are_not_retried() {
+    let rig = rig();
+    rig.purger.script.lock().unwrap().push_back(Verdict::Fatal);
+    rig.ingest(&urls(1, "f")).await;
+    rig.settle(Duration::from_secs(10)).await;
+    assert_eq!(rig.purger.sent().len(), 1);
+    assert_eq!(rig.records().await[0].status, Status::Dead);
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn too_large_batches_are_split_until_accepted() {
+    let rig = rig_with(
+        |c| Scripted {
+            split_above: Some(300),
+            ..Scripted::new(c, limits())
+        },
+        settings(),
+    );
+    rig.ingest(&urls(1000, "s")).await;
+    rig.settle(Duration::from_secs(30)).await;
+    let sent = rig.purger.sent();
+    let accepted: usize = sent
+        .iter()
+        .filter(|s| s.targets.len() <= 300)
+        .map(|s| s.targets.len())
+        .sum();
+    assert_eq!(accepted, 1000);
+    assert!(rig
+        .records()
+        .await
+        .iter()
+        .all(|r| r.status == Status::Succeeded));
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_rate_limit_holds_under_a_backlog() {
+    let mut l = limits();
+    l.max_urls_per_request = 1;
+    l.rate_per_s = 10.0;
+    l.burst = 5;
+    let rig = rig_with(|c| Scripted::new(c, l), settings());
+    rig.ingest(&urls(60, "rate")).await;
+    rig.settle(Duration::from_secs(60)).await;
+    let at: Vec<Ms> = rig.purger.sent().iter().map(|s| s.at).collect();
+    assert_eq!(at.len(), 60);
+    for (i, t) in at.iter().enumerate() {
+        let n = at[i..].iter().filter(|u| **u < t + 1000).count();
+        assert!(n <= 15, "{n} requests within 1 s from {t}");
+    }
+    let span = at[59] - at[0];
+    assert!(
+        span >= 5400,
+        "60 requests at 10/s after a burst of 5 take ≥ 5.5 s, took {span}"
+    );
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_daily_quota_parks_work_until_reset() {
+    let mut l = limits();
+    l.url_daily_quota = Some(5);
+    let rig = rig_with(|c| Scripted::new(c, l), settings());
+    rig.ingest(&urls(8, "q")).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        rig.purger
+            .sent()
+            .iter()
+            .map(|s| s.targets.len())
+            .sum::<usize>(),
+        5
+    );
+    let depth = rig.store.depths().await.unwrap();
+    assert_eq!(depth[0].pending, 3);
+    let st = &rig.dispatcher.statuses()[0];
+    assert!(matches!(st.state, LaneState::Waiting { .. }), "{st:?}");
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_releases_the_lane_for_another_process() {
+    let rig = rig();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    rig.dispatcher.stop().await;
+    let now = rig.clock.now_ms();
+    assert!(rig
+        .store
+        .acquire_lane("p", "someone-else", now, 1000)
+        .await
+        .unwrap());
+    assert_eq!(rig.dispatcher.statuses()[0].state, LaneState::Stopped);
+}
+
+/// One step of a random workload: an event for one of a few URLs, then some time passing.
+#[derive(Debug, Clone)]
+struct Step {
+    url: usize,
+    wait_ms: u64,
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec(
+        (0usize..6, prop_oneof![Just(0u64), 0u64..50, 100u64..400])
+            .prop_map(|(url, wait_ms)| Step { url, wait_ms }),
+        1..40,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    /// Invariants 2 and 3: every event is followed by a request for its URL sent after it
+    /// arrived, and no request exceeds the per-request maximum or repeats a URL.
+    #[test]
+    fn every_event_is_followed_by_a_purge_sent_after_it(workload in steps(), max_batch in 1usize..4) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut l = limits();
+            l.max_urls_per_request = max_batch;
+            let rig = rig_with(|c| Scripted::new(c, l), settings());
+            let mut arrivals: Vec<(String, Ms)> = Vec::new();
+            for step in &workload {
+                let url = format!("https://cdn.example.com/{}", step.url);
+                let at = rig.clock.now_ms();
+                rig.ingest(std::slice::from_ref(&url)).await;
+                arrivals.push((url, at));
+                tokio::time::sleep(Duration::from_millis(step.wait_ms)).await;
+            }
+            rig.settle(Duration::from_secs(120)).await;
+            let sent = rig.purger.sent();
+            for s in &sent {
+                prop_assert!(s.targets.len() <= max_batch);
+                let mut uniq = s.targets.clone();
+                uniq.sort();
+                uniq.dedup();
+                prop_assert_eq!(uniq.len(), s.targets.len(), "a URL twice in one request");
+            }
+            for (url, at) in &arrivals {
+                prop_assert!(
+                    sent.iter().any(|s| s.at >= *at && s.targets.contains(url)),
+                    "event for {} at {} has no purge sent after it: {:?}", url, at, sent
+                );
+            }
+            // Dedup: never more requests than events.
+            prop_assert!(sent.len() <= arrivals.len());
+            rig.dispatcher.stop().await;
+            Ok(())
+        })?;
+    }
+}

@@ -1,0 +1,374 @@
+//! Tencent Cloud CDN: `PurgeUrlsCache`, `PurgePathCache` and `DescribePurgeQuota` over API 3.0
+//! with TC3-HMAC-SHA256 (apis.md §A).
+
+pub mod classify;
+pub mod sign;
+
+use super::{
+    retry_after, snippet, KindQuota, Limits, ProviderQuota, PurgeResponse, Purger, Verdict,
+};
+use crate::secret::SecretSource;
+use async_trait::async_trait;
+use edgepurge_core::TargetKind;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+pub const API_VERSION: &str = "2018-06-06";
+pub const SERVICE: &str = "cdn";
+pub const DEFAULT_ENDPOINT: &str = "https://cdn.tencentcloudapi.com";
+pub const INTL_ENDPOINT: &str = "https://cdn.intl.tencentcloudapi.com";
+const CONTENT_TYPE: &str = "application/json";
+
+/// Provider defaults (apis.md §A.2, §A.3).
+pub fn default_limits() -> Limits {
+    Limits {
+        max_urls_per_request: 1000,
+        max_dirs_per_request: 20,
+        rate_per_s: 20.0,
+        burst: 20,
+        url_daily_quota: Some(10_000),
+        dir_daily_quota: Some(100),
+        concurrency: 4,
+        quota_utc_offset_s: 8 * 3600,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TencentSettings {
+    /// Provider account name (also the lane name).
+    pub name: String,
+    pub endpoint: url::Url,
+    pub secret_id: SecretSource,
+    pub secret_key: SecretSource,
+    pub session_token: Option<SecretSource>,
+    /// `mainland` or `overseas`; omitted: the domain's own region.
+    pub area: Option<String>,
+    /// `flush` (purge what changed) or `delete` (purge everything under the directory).
+    pub flush_type: String,
+    pub url_encode: bool,
+    pub timeout: Duration,
+    pub limits: Limits,
+}
+
+pub struct TencentCdn {
+    settings: TencentSettings,
+    host: String,
+    http: reqwest::Client,
+}
+
+impl TencentCdn {
+    pub fn new(settings: TencentSettings) -> Result<TencentCdn, String> {
+        let host = match (settings.endpoint.host_str(), settings.endpoint.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => return Err(format!("endpoint {} has no host", settings.endpoint)),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("edgepurge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        Ok(TencentCdn {
+            settings,
+            host,
+            http,
+        })
+    }
+
+    /// Calls one API action; the response is the `Response` object, or a classified failure.
+    async fn call(&self, action: &str, body: &Value) -> Result<Call, PurgeResponse> {
+        let creds = self.credentials().map_err(|e| {
+            PurgeResponse::failed(
+                Verdict::RetryLater { after: None },
+                format!("credentials for provider {}: {e}", self.settings.name),
+            )
+        })?;
+        let payload = serde_json::to_vec(body).map_err(|e| {
+            PurgeResponse::failed(Verdict::Fatal, format!("cannot encode request: {e}"))
+        })?;
+        let timestamp = chrono::Utc::now().timestamp();
+        let signed = sign::sign(
+            creds.1.expose(),
+            &sign::SignInput {
+                method: "POST",
+                headers: &[
+                    ("content-type", CONTENT_TYPE),
+                    ("host", &self.host),
+                    ("x-tc-action", action),
+                ],
+                payload: &payload,
+                service: SERVICE,
+                timestamp,
+            },
+        );
+        let mut req = self
+            .http
+            .post(self.settings.endpoint.clone())
+            .header("Content-Type", CONTENT_TYPE)
+            .header("Host", &self.host)
+            .header("X-TC-Action", action)
+            .header("X-TC-Version", API_VERSION)
+            .header("X-TC-Timestamp", timestamp.to_string())
+            .header(
+                "Authorization",
+                sign::authorization(creds.0.expose(), &signed),
+            );
+        if let Some(token) = &creds.2 {
+            req = req.header("X-TC-Token", token.expose());
+        }
+        let resp = req.body(payload).send().await.map_err(|e| {
+            PurgeResponse::failed(
+                Verdict::RetryLater { after: None },
+                format!(
+                    "{action} to {}: {}",
+                    self.settings.endpoint,
+                    describe_transport_error(&e)
+                ),
+            )
+        })?;
+        let status = resp.status();
+        let wait = retry_after(resp.headers());
+        let text = resp.text().await.map_err(|e| {
+            let mut r = PurgeResponse::failed(
+                Verdict::RetryLater { after: wait },
+                format!("{action}: reading the answer failed: {e}"),
+            );
+            r.http_status = Some(status.as_u16());
+            r
+        })?;
+        let fail = |verdict: Verdict, error: String| PurgeResponse {
+            verdict,
+            http_status: Some(status.as_u16()),
+            request_id: None,
+            task_id: None,
+            error: Some(error),
+        };
+        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        let Some(response) = parsed.as_ref().and_then(|v| v.get("Response")) else {
+            let verdict = if status.is_server_error() || status.as_u16() == 429 {
+                Verdict::RetryLater { after: wait }
+            } else {
+                Verdict::Fatal
+            };
+            return Err(fail(
+                verdict,
+                format!(
+                    "{action}: HTTP {status} without a Tencent API answer (check `endpoint`): {}",
+                    snippet(&text, 200)
+                ),
+            ));
+        };
+        let request_id = response
+            .get("RequestId")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let Some(err) = response.get("Error") {
+            let code = err.get("Code").and_then(Value::as_str).unwrap_or("Unknown");
+            let message = err.get("Message").and_then(Value::as_str).unwrap_or("");
+            let mut verdict = classify::classify(code);
+            if let Verdict::RetryLater { after } = &mut verdict {
+                *after = after.or(wait);
+            }
+            let mut r = fail(
+                verdict,
+                format!("{action}: {code}: {}", snippet(message, 300)),
+            );
+            r.request_id = request_id;
+            return Err(r);
+        }
+        if !status.is_success() {
+            let mut r = fail(
+                Verdict::RetryLater { after: wait },
+                format!("{action}: HTTP {status} with a success body"),
+            );
+            r.request_id = request_id;
+            return Err(r);
+        }
+        Ok(Call {
+            status: status.as_u16(),
+            request_id,
+            response: response.clone(),
+        })
+    }
+
+    fn credentials(
+        &self,
+    ) -> Result<
+        (
+            crate::secret::Secret,
+            crate::secret::Secret,
+            Option<crate::secret::Secret>,
+        ),
+        String,
+    > {
+        let id = self.settings.secret_id.load()?;
+        let key = self.settings.secret_key.load()?;
+        let token = match &self.settings.session_token {
+            Some(src) => match src {
+                // An unset token variable means long-lived keys, not an error.
+                SecretSource::Env(var) if std::env::var_os(var).is_none() => None,
+                _ => Some(src.load()?),
+            },
+            None => None,
+        };
+        Ok((id, key, token))
+    }
+
+    fn purge_body(&self, kind: TargetKind, targets: &[String]) -> (&'static str, Value) {
+        let mut body = match kind {
+            TargetKind::Url => json!({ "Urls": targets }),
+            TargetKind::Dir => json!({ "Paths": targets, "FlushType": self.settings.flush_type }),
+        };
+        if let Some(area) = &self.settings.area {
+            body["Area"] = json!(area);
+        }
+        if self.settings.url_encode {
+            body["UrlEncode"] = json!(true);
+        }
+        let action = match kind {
+            TargetKind::Url => "PurgeUrlsCache",
+            TargetKind::Dir => "PurgePathCache",
+        };
+        (action, body)
+    }
+}
+
+struct Call {
+    status: u16,
+    request_id: Option<String>,
+    response: Value,
+}
+
+fn describe_transport_error(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    // reqwest's Display names the URL (no secrets in it) and the cause chain.
+    let mut msg = format!("{what}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
+#[async_trait]
+impl Purger for TencentCdn {
+    fn lane(&self) -> &str {
+        &self.settings.name
+    }
+
+    fn provider(&self) -> &str {
+        &self.settings.name
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.settings.limits
+    }
+
+    async fn purge(&self, kind: TargetKind, targets: &[String]) -> PurgeResponse {
+        let (action, body) = self.purge_body(kind, targets);
+        match self.call(action, &body).await {
+            Ok(call) => {
+                let task_id = call.response.get("TaskId").and_then(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                });
+                PurgeResponse {
+                    verdict: Verdict::Done,
+                    http_status: Some(call.status),
+                    request_id: call.request_id,
+                    task_id,
+                    error: None,
+                }
+            }
+            Err(failed) => failed,
+        }
+    }
+
+    async fn quota(&self) -> Option<Result<ProviderQuota, String>> {
+        let call = match self.call("DescribePurgeQuota", &json!({})).await {
+            Ok(c) => c,
+            Err(r) => return Some(Err(r.error.unwrap_or_default())),
+        };
+        let area = self.settings.area.as_deref().unwrap_or("mainland");
+        let pick = |field: &str| -> Option<KindQuota> {
+            let list = call.response.get(field)?.as_array()?;
+            let entry = list
+                .iter()
+                .find(|q| q.get("Area").and_then(Value::as_str) == Some(area))
+                .or_else(|| list.first())?;
+            Some(KindQuota {
+                batch: entry.get("Batch")?.as_u64()?.try_into().ok()?,
+                total: entry.get("Total")?.as_u64()?,
+                available: entry.get("Available")?.as_u64()?,
+            })
+        };
+        Some(Ok(ProviderQuota {
+            url: pick("UrlPurge"),
+            dir: pick("PathPurge"),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> TencentSettings {
+        TencentSettings {
+            name: "tencent".into(),
+            endpoint: url::Url::parse(DEFAULT_ENDPOINT).unwrap(),
+            secret_id: SecretSource::Env("X_ID".into()),
+            secret_key: SecretSource::Env("X_KEY".into()),
+            session_token: None,
+            area: Some("overseas".into()),
+            flush_type: "flush".into(),
+            url_encode: false,
+            timeout: Duration::from_secs(5),
+            limits: default_limits(),
+        }
+    }
+
+    #[test]
+    fn request_bodies_match_the_api_shapes() {
+        let cdn = TencentCdn::new(settings()).unwrap();
+        let (action, body) = cdn.purge_body(TargetKind::Url, &["https://a/1".into()]);
+        assert_eq!(action, "PurgeUrlsCache");
+        assert_eq!(body, json!({"Urls": ["https://a/1"], "Area": "overseas"}));
+        let (action, body) = cdn.purge_body(TargetKind::Dir, &["https://a/d/".into()]);
+        assert_eq!(action, "PurgePathCache");
+        assert_eq!(
+            body,
+            json!({"Paths": ["https://a/d/"], "FlushType": "flush", "Area": "overseas"})
+        );
+    }
+
+    #[test]
+    fn host_keeps_a_non_default_port() {
+        let mut s = settings();
+        s.endpoint = url::Url::parse("http://127.0.0.1:9999/").unwrap();
+        assert_eq!(TencentCdn::new(s).unwrap().host, "127.0.0.1:9999");
+        assert_eq!(
+            TencentCdn::new(settings()).unwrap().host,
+            "cdn.tencentcloudapi.com"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_credentials_retry_with_a_clear_error_and_no_request() {
+        let cdn = TencentCdn::new(settings()).unwrap();
+        let r = cdn.purge(TargetKind::Url, &["https://a/1".into()]).await;
+        assert_eq!(r.verdict, Verdict::RetryLater { after: None });
+        let err = r.error.unwrap();
+        assert!(err.contains("X_ID") && err.contains("tencent"), "{err}");
+    }
+}
