@@ -580,6 +580,7 @@ async fn log_filters_and_follow_order(s: &dyn Store) {
     );
 
     let cursor = newest_last.iter().map(|r| r.seq).max().unwrap();
+    assert_eq!(s.log_cursor().await.unwrap(), cursor);
     let b = claim_batch(s, claim_req(3000)).await;
     s.finish(finish(&b, 3100, FinishOutcome::Succeeded))
         .await

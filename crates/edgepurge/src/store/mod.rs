@@ -365,6 +365,8 @@ pub trait Store: Send + Sync {
 
     // --- log
     async fn log(&self, query: LogQuery) -> StoreResult<Vec<LogRecord>>;
+    /// The newest change sequence number (start point for following the log).
+    async fn log_cursor(&self) -> StoreResult<i64>;
     async fn requests(&self, since: Option<Ms>, limit: usize) -> StoreResult<Vec<RequestRecord>>;
     async fn depths(&self) -> StoreResult<Vec<LaneDepth>>;
     /// Re-queues dead batches (optionally of one lane, or holding a job of one rule).

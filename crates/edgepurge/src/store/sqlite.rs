@@ -426,6 +426,14 @@ impl Store for SqliteStore {
         self.read(move |c| log::query(c, &query)).await
     }
 
+    async fn log_cursor(&self) -> StoreResult<i64> {
+        self.read(|c| {
+            c.query_row("SELECT v FROM meta WHERE k = 'seq'", [], |r| r.get(0))
+                .map_err(db_err("read log cursor"))
+        })
+        .await
+    }
+
     async fn requests(&self, since: Option<Ms>, limit: usize) -> StoreResult<Vec<RequestRecord>> {
         self.read(move |c| log::requests(c, since, limit)).await
     }

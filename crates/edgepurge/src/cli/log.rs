@@ -1,0 +1,145 @@
+//! `log`: the purge log (one record per event and rule), or `--requests`: every provider
+//! request.
+
+use super::{fmt_time, parse_duration_ms, print_json, CliResult, Ctx};
+use crate::clock::now_ms;
+use crate::store::{LogQuery, LogRecord, RequestRecord, Status};
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    /// Only records of this rule.
+    #[arg(long)]
+    pub rule: Option<String>,
+    /// Only records in this status: queued, sent, succeeded, failed, dead, skipped.
+    #[arg(long)]
+    pub status: Option<Status>,
+    /// Only records newer than this, e.g. 10m, 2h, 1day.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep printing records as they are added or change status.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// How many records to print (the newest).
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Show provider requests instead of purge records.
+    #[arg(long)]
+    pub requests: bool,
+}
+
+pub async fn run(ctx: &Ctx, args: LogArgs) -> CliResult {
+    let cfg = ctx.config()?;
+    let store = ctx.existing_store(&cfg)?;
+    let since = match &args.since {
+        Some(s) => Some(now_ms() - parse_duration_ms(s)?),
+        None => None,
+    };
+    if args.requests {
+        for r in store.requests(since, args.limit).await? {
+            print_request(&r, args.json)?;
+        }
+        return Ok(());
+    }
+    let query = LogQuery {
+        rule: args.rule.clone(),
+        status: args.status,
+        since,
+        after_seq: None,
+        ids: None,
+        limit: args.limit,
+    };
+    // Changes after this point are printed by --follow (some may repeat the first page).
+    let mut cursor = store.log_cursor().await?;
+    for r in &store.log(query.clone()).await? {
+        print_record(r, args.json)?;
+    }
+    if !args.follow {
+        return Ok(());
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {},
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+        let changed = store
+            .log(LogQuery {
+                after_seq: Some(cursor),
+                limit: 10_000,
+                ..query.clone()
+            })
+            .await?;
+        for r in &changed {
+            cursor = cursor.max(r.seq);
+            print_record(r, args.json)?;
+        }
+    }
+}
+
+fn print_record(r: &LogRecord, json: bool) -> CliResult {
+    if json {
+        return print_json(r);
+    }
+    let target = match r.targets.as_slice() {
+        [] => "-".to_owned(),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} (+{} more)", rest.len()),
+    };
+    let mut line = format!(
+        "{}  {:<9}  rule={}  {} {}/{}  -> {}  provider={} attempts={}",
+        fmt_time(r.time),
+        r.status.as_str(),
+        r.rule.as_deref().unwrap_or("-"),
+        r.event,
+        r.bucket,
+        r.key,
+        target,
+        r.provider.as_deref().unwrap_or("-"),
+        r.attempts,
+    );
+    if let Some(id) = &r.request_id {
+        line.push_str(&format!(" request_id={id}"));
+    }
+    if let Some(id) = &r.task_id {
+        line.push_str(&format!(" task_id={id}"));
+    }
+    if let Some(e) = &r.error {
+        line.push_str(&format!("  error: {e}"));
+    }
+    println!("{line}");
+    Ok(())
+}
+
+fn print_request(r: &RequestRecord, json: bool) -> CliResult {
+    if json {
+        return print_json(r);
+    }
+    let mut line = format!(
+        "{}  {:<9}  lane={} batch={} attempt={} {} x{} took={}ms",
+        fmt_time(r.started_at),
+        r.outcome,
+        r.lane,
+        r.batch_id,
+        r.attempt,
+        r.kind,
+        r.targets,
+        r.finished_at - r.started_at,
+    );
+    if let Some(s) = r.http_status {
+        line.push_str(&format!(" http={s}"));
+    }
+    if let Some(id) = &r.request_id {
+        line.push_str(&format!(" request_id={id}"));
+    }
+    if let Some(id) = &r.task_id {
+        line.push_str(&format!(" task_id={id}"));
+    }
+    if let Some(e) = &r.error {
+        line.push_str(&format!("  error: {e}"));
+    }
+    println!("{line}");
+    Ok(())
+}

@@ -1,0 +1,295 @@
+//! The `edgepurge` command line. Commands act on the same store as a running server.
+
+mod log;
+mod purge;
+mod rule;
+mod serve;
+mod simulate;
+
+use crate::config::{self, Config};
+use crate::store::{SqliteOptions, SqliteStore, Store};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "edgepurge",
+    version,
+    about = "Keeps CDN caches fresh: bucket change events in, batched durable CDN purges out.",
+    after_help = "Start with `edgepurge serve` (embedded SQLite, loopback listener). \
+                  See edgepurge.example.toml for every setting."
+)]
+pub struct Cli {
+    /// Config file (TOML). Without one, defaults apply: no providers, no rules.
+    #[arg(long, short = 'c', global = true, env = "EDGEPURGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Store file, overriding [store] path (default edgepurge.db).
+    #[arg(long, global = true, env = "EDGEPURGE_DB")]
+    pub db: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"], env = "EDGEPURGE_LOG_FORMAT")]
+    pub log_format: String,
+    /// Log filter, e.g. `info`, `debug`, `edgepurge=debug`.
+    #[arg(long, global = true, default_value = "info", env = "EDGEPURGE_LOG")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service: webhook, queue and purgers.
+    Serve(serve::ServeArgs),
+    /// Check a config file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Show what an event would purge, without purging.
+    Simulate(simulate::SimulateArgs),
+    /// Add, list, show, delete, enable or disable rules.
+    Rule {
+        #[command(subcommand)]
+        command: rule::RuleCommand,
+    },
+    /// Read the purge log.
+    Log(log::LogArgs),
+    /// Purge URLs or directories by hand through a provider account.
+    Purge(purge::PurgeArgs),
+    /// Re-queue dead letters (purges that were given up).
+    Retry(RetryArgs),
+    /// Queue depth per lane.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Parse and validate the config (and the rules stored beside it).
+    Check,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// Only this provider account's lane.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Only batches holding a purge of this rule.
+    #[arg(long)]
+    pub rule: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// An error to report with its exit code: 2 for bad input or usage, 1 for failures.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            code: 1,
+            error: e.into(),
+        }
+    }
+}
+
+pub fn input_error(msg: impl std::fmt::Display) -> Failure {
+    Failure {
+        code: 2,
+        error: anyhow::anyhow!("{msg}"),
+    }
+}
+
+pub type CliResult = Result<(), Failure>;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_format, &cli.log_level);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_tracing(format: &str, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> CliResult {
+    let ctx = Ctx {
+        config_path: cli.config.clone(),
+        db: cli.db.clone(),
+    };
+    match cli.command {
+        Command::Serve(args) => serve::serve(&ctx, args).await,
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => serve::check(&ctx).await,
+        Command::Simulate(args) => simulate::run(&ctx, args).await,
+        Command::Rule { command } => rule::run(&ctx, command).await,
+        Command::Log(args) => log::run(&ctx, args).await,
+        Command::Purge(args) => purge::run(&ctx, args).await,
+        Command::Retry(args) => retry(&ctx, args).await,
+        Command::Status(args) => status(&ctx, args).await,
+    }
+}
+
+/// What every command needs to find the config and the store.
+pub struct Ctx {
+    pub config_path: Option<PathBuf>,
+    pub db: Option<PathBuf>,
+}
+
+impl Ctx {
+    pub fn config(&self) -> Result<Config, Failure> {
+        let mut cfg =
+            config::load_or_default(self.config_path.as_deref()).map_err(|e| Failure {
+                code: 2,
+                error: anyhow::anyhow!("invalid configuration:\n{e}"),
+            })?;
+        if let Some(db) = &self.db {
+            cfg.store.path = db.clone();
+        }
+        Ok(cfg)
+    }
+
+    /// Opens the store, which must exist already.
+    pub fn existing_store(&self, cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
+        Ok(Arc::new(SqliteStore::open_existing(
+            &cfg.store.path,
+            SqliteOptions {
+                synchronous: cfg.store.synchronous,
+                ..Default::default()
+            },
+        )?))
+    }
+
+    /// Opens the store, creating it if needed.
+    pub fn store(&self, cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
+        Ok(crate::service::open_store(cfg)?)
+    }
+}
+
+/// `2026-11-26T17:33:01Z` for a millisecond timestamp.
+pub fn fmt_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Parses `10m`, `2h`, `1day` into milliseconds.
+pub fn parse_duration_ms(text: &str) -> Result<i64, Failure> {
+    humantime::parse_duration(text)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .map_err(|e| {
+            input_error(format!(
+                "{text:?} is not a duration like 30s, 10m, 2h ({e})"
+            ))
+        })
+}
+
+pub fn print_json<T: serde::Serialize>(value: &T) -> CliResult {
+    let line = serde_json::to_string(value)?;
+    println!("{line}");
+    Ok(())
+}
+
+async fn retry(ctx: &Ctx, args: RetryArgs) -> CliResult {
+    let cfg = ctx.config()?;
+    let store = ctx.existing_store(&cfg)?;
+    let lanes: Vec<Option<String>> = match &args.provider {
+        Some(p) => match cfg.providers.get(p) {
+            Some(pc) => pc.lanes().into_iter().map(Some).collect(),
+            None => vec![Some(p.clone())],
+        },
+        None => vec![None],
+    };
+    let mut n = 0;
+    for lane in lanes {
+        n += store
+            .retry_dead(
+                lane.as_deref(),
+                args.rule.as_deref(),
+                crate::clock::now_ms(),
+            )
+            .await?;
+    }
+    println!("re-queued {n} dead batch(es); a running server sends them within its poll interval");
+    Ok(())
+}
+
+async fn status(ctx: &Ctx, args: StatusArgs) -> CliResult {
+    let cfg = ctx.config()?;
+    let store = ctx.existing_store(&cfg)?;
+    let depths = store.depths().await?;
+    if args.json {
+        return print_json(&depths);
+    }
+    if depths.is_empty() {
+        println!("no queued, waiting, in-flight or dead work");
+        return Ok(());
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header([
+        "LANE",
+        "PENDING",
+        "WAITING",
+        "IN FLIGHT",
+        "DEAD",
+        "OLDEST PENDING",
+    ]);
+    for d in depths {
+        table.add_row([
+            d.lane,
+            d.pending.to_string(),
+            d.waiting_batches.to_string(),
+            d.inflight_batches.to_string(),
+            d.dead_batches.to_string(),
+            d.oldest_pending_at
+                .map(fmt_time)
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    println!("{table}");
+    Ok(())
+}
+
+/// Whether `path` exists (for commands that only read an optional store).
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}

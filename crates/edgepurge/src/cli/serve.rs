@@ -1,0 +1,116 @@
+//! `serve` and `config check`.
+
+use super::{input_error, CliResult, Ctx, Failure};
+use crate::ingest::Planner;
+use crate::service::Service;
+use anyhow::Context;
+use std::net::SocketAddr;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Listen address, overriding [server] listen.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+pub async fn serve(ctx: &Ctx, args: ServeArgs) -> CliResult {
+    let mut cfg = ctx.config()?;
+    if let Some(listen) = args.listen {
+        cfg.server.listen = listen;
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (in use? pass --listen or set [server] listen)",
+                cfg.server.listen
+            )
+        })?;
+    let service = Service::start(cfg, listener).await?;
+    // Tests and scripts read the bound address from this line.
+    println!("listening on {}", service.addr);
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    service.stop().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub async fn check(ctx: &Ctx) -> CliResult {
+    let Some(path) = &ctx.config_path else {
+        return Err(input_error(
+            "config check needs --config FILE (or EDGEPURGE_CONFIG)",
+        ));
+    };
+    let cfg = ctx.config()?;
+    let mut warnings = Vec::new();
+    for (name, p) in &cfg.providers {
+        if let Err(e) = p.build() {
+            warnings.push(format!("provider {name}: {e}"));
+        }
+    }
+    if super::exists(&cfg.store.path) {
+        let store = ctx.existing_store(&cfg)?;
+        let stored: Vec<_> = store
+            .rules()
+            .await?
+            .into_iter()
+            .filter(|r| r.origin == crate::store::RuleOrigin::Cli)
+            .collect();
+        let (_, problems) = Planner::new(&stored, &cfg.providers, true);
+        warnings.extend(problems);
+        for r in &stored {
+            if cfg.rules.iter().any(|c| c.spec.name == r.spec.name) {
+                warnings.push(format!(
+                    "rule {:?} is in the config file and was also added with `edgepurge rule \
+                     add`; serve will refuse to start until one is renamed or deleted",
+                    r.spec.name
+                ));
+            }
+        }
+    }
+    println!(
+        "{}: ok ({} provider(s), {} rule(s); store {}; listen {})",
+        path.display(),
+        cfg.providers.len(),
+        cfg.rules.len(),
+        cfg.store.path.display(),
+        cfg.server.listen
+    );
+    if warnings.is_empty() {
+        Ok(())
+    } else {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!(
+                "{} problem(s) with stored rules or providers",
+                warnings.len()
+            ),
+        })
+    }
+}

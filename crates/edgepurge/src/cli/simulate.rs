@@ -1,0 +1,71 @@
+//! `simulate`: what an event would purge, one JSON line per target, nothing sent or stored.
+
+use super::{input_error, CliResult, Ctx};
+use crate::ingest::Planner;
+use crate::store::{RuleOrigin, StoredRule};
+use std::io::Read;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// The event body (JSON as a sender posts it); `-` reads standard input.
+    #[arg(long)]
+    pub event: PathBuf,
+}
+
+pub async fn run(ctx: &Ctx, args: SimulateArgs) -> CliResult {
+    let cfg = ctx.config()?;
+    let body = if args.event.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| input_error(format!("cannot read standard input: {e}")))?;
+        buf
+    } else {
+        std::fs::read(&args.event)
+            .map_err(|e| input_error(format!("cannot read {}: {e}", args.event.display())))?
+    };
+    let parsed = edgepurge_core::parse_body(&body)
+        .map_err(|e| input_error(format!("{}: {e}", args.event.display())))?;
+    for notice in &parsed.notices {
+        eprintln!("note: {notice}");
+    }
+
+    // The config's rules as written now, plus rules added with `edgepurge rule add`.
+    let mut rules: Vec<StoredRule> = cfg
+        .rules
+        .iter()
+        .map(|r| StoredRule {
+            spec: r.spec.clone(),
+            origin: RuleOrigin::Config,
+            created_at: 0,
+        })
+        .collect();
+    if super::exists(&cfg.store.path) {
+        let store = ctx.existing_store(&cfg)?;
+        rules.extend(
+            store
+                .rules()
+                .await?
+                .into_iter()
+                .filter(|r| r.origin == RuleOrigin::Cli),
+        );
+    }
+    let (planner, problems) = Planner::new(&rules, &cfg.providers, false);
+    for p in problems {
+        eprintln!("warning: {p}");
+    }
+    for event in &parsed.events {
+        for m in edgepurge_core::plan(planner.rules(), event) {
+            for t in m.targets {
+                super::print_json(&serde_json::json!({
+                    "rule": t.rule,
+                    "provider": t.provider,
+                    "kind": t.kind.as_str(),
+                    "target": t.target,
+                }))?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+use super::*;
+
+fn example() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../edgepurge.example.toml"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn the_annotated_example_is_valid() {
+    let cfg = parse(&example()).unwrap().validate().unwrap();
+    assert_eq!(cfg.server.listen.to_string(), "127.0.0.1:8470");
+    assert_eq!(cfg.rules.len(), 1);
+    let ProviderConfig::Tencent(t) = &cfg.providers["tencent"];
+    assert_eq!(t.limits.max_urls_per_request, 1000);
+    assert_eq!(t.limits.rate_per_s, 20.0);
+    assert_eq!(cfg.dispatch.linger_ms, 200);
+    assert_eq!(cfg.dispatch.retry.max_attempts, 12);
+}
+
+#[test]
+fn an_empty_config_gives_the_documented_defaults() {
+    let cfg = RawConfig::default().validate().unwrap();
+    assert_eq!(cfg.server.listen.to_string(), DEFAULT_LISTEN);
+    assert!(cfg.server.listen.ip().is_loopback());
+    assert_eq!(cfg.store.path, PathBuf::from("edgepurge.db"));
+    assert_eq!(cfg.server.max_body_bytes, 10 * 1024 * 1024);
+    assert!(cfg.server.webhook_token.is_none());
+    assert!(cfg.providers.is_empty() && cfg.rules.is_empty());
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let err = parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n").unwrap_err();
+    assert!(err.contains("unknown field `lisen`"), "{err}");
+    let err =
+        parse("[providers.x]\nkind = \"tencent-cdn\"\nsecret_key = \"inline!\"\n").unwrap_err();
+    assert!(err.contains("unknown field `secret_key`"), "{err}");
+    let err = parse("[providers.x]\nkind = \"akamai-ish\"\n").unwrap_err();
+    assert!(err.contains("unknown variant"), "{err}");
+}
+
+#[test]
+fn every_problem_is_reported_with_its_place() {
+    let text = r#"
+        [server]
+        listen = "nowhere"
+        webhook_token_env = "A"
+        webhook_token_file = "/b"
+        [dispatch]
+        max_attempts = 0
+        [providers.tencent]
+        kind = "tencent-cdn"
+        endpoint = "http://cdn.tencentcloudapi.com"
+        area = "moon"
+        rate_per_s = 50
+        max_urls_per_request = 5000
+        [[rules]]
+        name = "a"
+        bucket = "b"
+        events = ["created"]
+        domains = ["https://cdn.example.com"]
+        provider = "missing"
+        [[rules]]
+        name = "a"
+        bucket = "b"
+        events = ["created"]
+        domains = ["https://cdn.example.com"]
+        provider = "tencent"
+        [[rules]]
+        name = "bad"
+        bucket = "b"
+        events = ["sometimes"]
+        domains = ["https://cdn.example.com"]
+        provider = "tencent"
+    "#;
+    let err = parse(text).unwrap().validate().unwrap_err();
+    let all = err.to_string();
+    for want in [
+        "server.listen: \"nowhere\" is not IP:PORT",
+        "server: set either webhook_token_env or webhook_token_file, not both",
+        "dispatch.max_attempts: must be at least 1",
+        "providers.tencent.endpoint: \"http://cdn.tencentcloudapi.com\": plain http",
+        "providers.tencent.area: \"moon\"",
+        "providers.tencent.rate_per_s: must be above 0 and at most 20",
+        "providers.tencent.max_urls_per_request: must be 1 to 1000",
+        "rules[0]: rule \"a\": provider \"missing\" is not defined; add [providers.missing]",
+        "rules[1]: rule name \"a\" is used twice",
+        "rules[2]: rule \"bad\": events: unknown event type \"sometimes\"",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in:\n{all}");
+    }
+    assert_eq!(err.problems.len(), 10, "{all}");
+}
+
+#[test]
+fn loopback_http_endpoints_are_allowed_for_tests() {
+    let text = "[providers.t]\nkind = \"tencent-cdn\"\nendpoint = \"http://127.0.0.1:9\"\n";
+    let cfg = parse(text).unwrap().validate().unwrap();
+    let ProviderConfig::Tencent(t) = &cfg.providers["t"];
+    assert_eq!(t.endpoint.as_str(), "http://127.0.0.1:9/");
+    assert_eq!(
+        t.secret_id,
+        SecretSource::Env("TENCENTCLOUD_SECRETID".into())
+    );
+    assert_eq!(cfg.providers["t"].lanes(), vec!["t".to_owned()]);
+}
+
+#[test]
+fn load_names_the_file_in_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[dispatch]\npoll_ms = 0\n").unwrap();
+    let err = load(&path).unwrap_err();
+    assert!(err
+        .to_string()
+        .starts_with(&format!("{}: dispatch.poll_ms", path.display())));
+    let err = load(&dir.path().join("missing.toml")).unwrap_err();
+    assert!(err.to_string().contains("cannot read config"));
+}

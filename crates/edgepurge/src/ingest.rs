@@ -1,0 +1,244 @@
+//! From a request body to log records and queue jobs: parse, match rules, expand each target
+//! to the lanes of its provider account. Pure; the caller stores the result.
+
+use crate::config::ProviderConfig;
+use crate::store::{EventInfo, IngestRecord, LaneJob, StoredRule};
+use edgepurge_core::{plan, Event, Rule, Target};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The rules in force, with where each provider account's targets go.
+#[derive(Debug, Clone, Default)]
+pub struct Planner {
+    rules: Vec<Rule>,
+    lanes: BTreeMap<String, Vec<String>>,
+    record_unmatched: bool,
+}
+
+impl Planner {
+    /// Builds a planner from stored rules. Rules that no longer validate or name an unknown
+    /// provider are left out; the returned messages say which and why.
+    pub fn new(
+        stored: &[StoredRule],
+        providers: &BTreeMap<String, ProviderConfig>,
+        record_unmatched: bool,
+    ) -> (Planner, Vec<String>) {
+        let lanes: BTreeMap<String, Vec<String>> = providers
+            .iter()
+            .map(|(name, p)| (name.clone(), p.lanes()))
+            .collect();
+        let mut problems = Vec::new();
+        let mut rules = Vec::new();
+        for s in stored {
+            match s.spec.clone().validate() {
+                Ok(rule) if lanes.contains_key(&rule.spec.provider) => rules.push(rule),
+                Ok(rule) => problems.push(format!(
+                    "rule {:?} is ignored: provider {:?} is not configured (add \
+                     [providers.{}] to the config, or `edgepurge rule delete {}`)",
+                    rule.spec.name, rule.spec.provider, rule.spec.provider, rule.spec.name
+                )),
+                Err(e) => problems.push(format!("{e}; the rule is ignored")),
+            }
+        }
+        (
+            Planner {
+                rules,
+                lanes,
+                record_unmatched,
+            },
+            problems,
+        )
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn lanes_of(&self, provider: &str) -> &[String] {
+        self.lanes.get(provider).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// One record per event and matching rule; one per unmatched event if configured.
+    pub fn records(&self, events: &[Event]) -> Vec<IngestRecord> {
+        let mut out = Vec::new();
+        for event in events {
+            let info = EventInfo {
+                format: event.format.as_str().to_owned(),
+                name: event.name.clone(),
+                bucket: event.bucket.clone(),
+                key: event.key.clone(),
+                id: event.id.clone(),
+            };
+            let matches = plan(&self.rules, event);
+            if matches.is_empty() {
+                if self.record_unmatched {
+                    out.push(IngestRecord {
+                        event: info,
+                        rule: None,
+                        provider: None,
+                        targets: Vec::new(),
+                        jobs: Vec::new(),
+                        note: Some(format!(
+                            "no enabled rule matches bucket {:?}, event {}, key {:?}",
+                            event.bucket, event.name, event.key
+                        )),
+                    });
+                }
+                continue;
+            }
+            for m in matches {
+                let note = m.targets.is_empty().then(|| {
+                    if event.key.ends_with('/') {
+                        "folder marker: nothing to purge".to_owned()
+                    } else {
+                        "key is outside the rule's strip_prefix: nothing to purge".to_owned()
+                    }
+                });
+                out.push(IngestRecord {
+                    event: info.clone(),
+                    jobs: self.jobs(&m.targets),
+                    targets: m.targets.iter().map(|t| t.target.clone()).collect(),
+                    rule: Some(m.rule),
+                    provider: Some(m.provider),
+                    note,
+                });
+            }
+        }
+        out
+    }
+
+    /// A target becomes one job per lane of its provider account.
+    pub fn jobs(&self, targets: &[Target]) -> Vec<LaneJob> {
+        let mut jobs = Vec::new();
+        for t in targets {
+            for lane in self.lanes_of(&t.provider) {
+                jobs.push(LaneJob {
+                    lane: lane.clone(),
+                    kind: t.kind,
+                    target: t.target.clone(),
+                });
+            }
+        }
+        jobs
+    }
+}
+
+/// The lanes that have new work in these records.
+pub fn lanes_touched(records: &[IngestRecord]) -> BTreeSet<String> {
+    records
+        .iter()
+        .flat_map(|r| r.jobs.iter().map(|j| j.lane.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+    use crate::store::RuleOrigin;
+    use edgepurge_core::parse_body;
+
+    fn planner(unmatched: bool) -> (Planner, Vec<String>) {
+        let cfg = parse(
+            r#"
+            [providers.tencent]
+            kind = "tencent-cdn"
+            [[rules]]
+            name = "imgs"
+            bucket = "assets"
+            events = ["created"]
+            prefix = "img/"
+            domains = ["https://cdn.example.com", "https://img.example.com"]
+            provider = "tencent"
+            "#,
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        let mut stored: Vec<StoredRule> = cfg
+            .rules
+            .iter()
+            .map(|r| StoredRule {
+                spec: r.spec.clone(),
+                origin: RuleOrigin::Config,
+                created_at: 0,
+            })
+            .collect();
+        let mut orphan = cfg.rules[0].spec.clone();
+        orphan.name = "orphan".into();
+        orphan.provider = "gone".into();
+        stored.push(StoredRule {
+            spec: orphan,
+            origin: RuleOrigin::Cli,
+            created_at: 0,
+        });
+        Planner::new(&stored, &cfg.providers, unmatched)
+    }
+
+    #[test]
+    fn rules_with_unknown_providers_are_left_out_and_reported() {
+        let (p, problems) = planner(true);
+        assert_eq!(p.rules().len(), 1);
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].contains("rule \"orphan\" is ignored"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn events_become_records_with_jobs_per_domain() {
+        let (p, _) = planner(true);
+        let body = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../edgepurge-core/fixtures/events/ceph-put.json"
+        ))
+        .unwrap();
+        let events = parse_body(&body).unwrap().events;
+        let recs = p.records(&events);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].rule.as_deref(), Some("imgs"));
+        assert_eq!(
+            recs[0].targets,
+            vec![
+                "https://cdn.example.com/img/a%20b+c.png",
+                "https://img.example.com/img/a%20b+c.png"
+            ]
+        );
+        assert_eq!(recs[0].jobs.len(), 2);
+        assert_eq!(
+            lanes_touched(&recs).into_iter().collect::<Vec<_>>(),
+            vec!["tencent"]
+        );
+    }
+
+    #[test]
+    fn unmatched_events_are_recorded_only_when_asked() {
+        let body = br#"{"Records":[{"eventSource":"ceph:s3","eventName":"ObjectCreated:Put",
+            "s3":{"bucket":{"name":"assets"},"object":{"key":"css/a.css"}}}]}"#;
+        let events = parse_body(body).unwrap().events;
+        let (p, _) = planner(true);
+        let recs = p.records(&events);
+        assert_eq!(recs.len(), 1);
+        assert!(recs[0].jobs.is_empty());
+        assert!(recs[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("no enabled rule matches"));
+        let (p, _) = planner(false);
+        assert!(p.records(&events).is_empty());
+    }
+
+    #[test]
+    fn folder_markers_are_recorded_with_a_note() {
+        let body = br#"{"Records":[{"eventSource":"ceph:s3","eventName":"ObjectCreated:Put",
+            "s3":{"bucket":{"name":"assets"},"object":{"key":"img/new-folder/"}}}]}"#;
+        let (p, _) = planner(true);
+        let recs = p.records(&parse_body(body).unwrap().events);
+        assert_eq!(
+            recs[0].note.as_deref(),
+            Some("folder marker: nothing to purge")
+        );
+        assert!(recs[0].jobs.is_empty());
+    }
+}

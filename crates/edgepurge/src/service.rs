@@ -1,0 +1,209 @@
+//! The running service: store, rules, dispatcher lanes and the HTTP server, started from a
+//! checked config and stopped in order.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
+use crate::ingest::Planner;
+use crate::purgers::Purger;
+use crate::server::{self, AppState};
+use crate::store::{SqliteOptions, SqliteStore, Store};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// How often a running server checks the store for rule changes made by the CLI.
+const RULES_POLL: Duration = Duration::from_secs(1);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+pub struct Service {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the store a config names.
+pub fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = SqliteStore::open(
+        &cfg.store.path,
+        SqliteOptions {
+            synchronous: cfg.store.synchronous,
+            ..Default::default()
+        },
+    )?;
+    Ok(Arc::new(store))
+}
+
+/// Loads the rules in force from the store, logging the ones left out.
+pub async fn load_planner(store: &dyn Store, cfg: &Config) -> anyhow::Result<Planner> {
+    let stored = store.rules().await.context("reading rules")?;
+    let (planner, problems) = Planner::new(&stored, &cfg.providers, cfg.log.record_unmatched);
+    for p in problems {
+        tracing::error!("{p}");
+    }
+    Ok(planner)
+}
+
+pub fn build_purgers(cfg: &Config) -> anyhow::Result<Vec<Arc<dyn Purger>>> {
+    let mut out = Vec::new();
+    for (name, p) in &cfg.providers {
+        out.extend(
+            p.build()
+                .map_err(|e| anyhow::anyhow!("provider {name}: {e}"))?,
+        );
+    }
+    Ok(out)
+}
+
+impl Service {
+    pub async fn start(cfg: Config, listener: TcpListener) -> anyhow::Result<Service> {
+        let addr = listener
+            .local_addr()
+            .context("reading the listener address")?;
+        let clock = Clock::system();
+        let store = open_store(&cfg)?;
+        let specs = cfg.rules.iter().map(|r| r.spec.clone()).collect();
+        store
+            .sync_config_rules(specs, clock.now_ms())
+            .await
+            .context("installing the config file's rules")?;
+        let planner = load_planner(store.as_ref(), &cfg).await?;
+        let webhook_token = match &cfg.server.webhook_token {
+            Some(src) => Some(
+                src.load()
+                    .map_err(|e| anyhow::anyhow!("server webhook token: {e}"))?,
+            ),
+            None => None,
+        };
+        let purgers = build_purgers(&cfg)?;
+        let shutdown = CancellationToken::new();
+        let dispatcher = Arc::new(Dispatcher::start(
+            Arc::clone(&store),
+            purgers,
+            cfg.dispatch.clone(),
+            clock,
+            shutdown.child_token(),
+        ));
+        let state = Arc::new(AppState {
+            store: Arc::clone(&store),
+            planner: RwLock::new(Arc::new(planner)),
+            dispatcher,
+            webhook_token,
+            max_body_bytes: cfg.server.max_body_bytes,
+            clock,
+        });
+
+        let mut tasks = JoinSet::new();
+        tasks.spawn(reload_rules(
+            Arc::clone(&state),
+            cfg.clone(),
+            shutdown.clone(),
+        ));
+        if let Some(retention) = cfg.log.retention {
+            tasks.spawn(prune(
+                Arc::clone(&store),
+                retention,
+                clock,
+                shutdown.clone(),
+            ));
+        }
+        let server = tokio::spawn(server::run(listener, Arc::clone(&state), shutdown.clone()));
+
+        tracing::info!(
+            listen = %addr,
+            store = %cfg.store.path.display(),
+            rules = state.planner().rules().len(),
+            lanes = ?state.dispatcher.lane_names().collect::<Vec<_>>(),
+            "edgepurge is running"
+        );
+        if state.webhook_token.is_none() {
+            tracing::warn!(
+                "no webhook token configured: POST /v1/events accepts loopback callers only \
+                 (set server.webhook_token_env to accept others)"
+            );
+        }
+        if cfg.providers.is_empty() {
+            tracing::warn!(
+                "no providers configured: events are logged but nothing is purged (add \
+                 [providers.NAME] and rules; see edgepurge.example.toml)"
+            );
+        }
+        Ok(Service {
+            addr,
+            state,
+            shutdown,
+            tasks,
+            server,
+        })
+    }
+
+    /// Stops accepting, finishes requests in progress, drains lanes (bounded) and returns.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let served = (&mut self.server).await;
+        self.state.dispatcher.stop().await;
+        self.tasks.shutdown().await;
+        match served {
+            Ok(r) => r.context("HTTP server"),
+            Err(e) => Err(anyhow::anyhow!("HTTP server task failed: {e}")),
+        }
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+async fn reload_rules(state: Arc<AppState>, cfg: Config, shutdown: CancellationToken) {
+    let mut seen = state.store.rules_version().await.ok();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RULES_POLL) => {},
+            _ = shutdown.cancelled() => return,
+        }
+        let version = match state.store.rules_version().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check for rule changes");
+                continue;
+            }
+        };
+        if seen == Some(version) {
+            continue;
+        }
+        match load_planner(state.store.as_ref(), &cfg).await {
+            Ok(planner) => {
+                tracing::info!(rules = planner.rules().len(), "rules reloaded");
+                state.set_planner(planner);
+                seen = Some(version);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot reload rules"),
+        }
+    }
+}
+
+async fn prune(
+    store: Arc<dyn Store>,
+    retention: Duration,
+    clock: Clock,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let before = clock.now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        match store.prune(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "pruned old log records"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune old log records"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {},
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
