@@ -95,7 +95,6 @@ pub struct RawTencent {
     pub url_encode: Option<bool>,
     pub timeout_s: Option<u64>,
     pub rate_per_s: Option<f64>,
-    pub burst: Option<u32>,
     pub concurrency: Option<usize>,
     pub max_urls_per_request: Option<usize>,
     pub max_dirs_per_request: Option<usize>,
@@ -500,14 +499,6 @@ fn validate_tencent(
             }
             Some(r) => r,
             None => d.rate_per_s,
-        },
-        burst: match t.burst {
-            Some(0) => {
-                p.push(format!("{at}.burst: must be at least 1"));
-                d.burst
-            }
-            Some(b) => b,
-            None => t.rate_per_s.map_or(d.burst, |r| r.ceil().max(1.0) as u32),
         },
         url_daily_quota: match t.url_daily_quota {
             Some(0) => None,

@@ -2,7 +2,7 @@
 //! process sends for the same account at the same time.
 
 use super::policy::{quota_day, RetryPolicy};
-use super::ratelimit::TokenBucket;
+use super::ratelimit::RateLimiter;
 use super::{DispatchSettings, LaneState, LaneStatus};
 use crate::clock::Clock;
 use crate::purgers::{Limits, PurgeResponse, Purger, Verdict};
@@ -43,7 +43,7 @@ impl Lane {
     pub async fn run(self) {
         let lane = self.name().to_owned();
         let mut limits = self.purger.limits().clone();
-        let mut bucket = TokenBucket::new(limits.rate_per_s, limits.burst);
+        let mut limiter = RateLimiter::per_second(limits.rate_per_s);
         let slots = Arc::new(Semaphore::new(limits.concurrency.max(1)));
         let mut sends: JoinSet<()> = JoinSet::new();
         let ttl = self.settings.lane_lease_ms.max(1000);
@@ -93,7 +93,7 @@ impl Lane {
                 quota_at = now + QUOTA_REFRESH_MS;
             }
 
-            // A free send slot and a rate token, then a batch.
+            // A free send slot and room under the rate limit, then a batch.
             let permit = tokio::select! {
                 p = Arc::clone(&slots).acquire_owned() => match p {
                     Ok(p) => p,
@@ -101,11 +101,11 @@ impl Lane {
                 },
                 _ = self.shutdown.cancelled() => break,
             };
-            let wait = bucket.wait_time();
+            let wait = limiter.wait_time();
             if !wait.is_zero() {
                 self.set_state(LaneState::Throttled);
                 tokio::select! {
-                    _ = bucket.ready() => {},
+                    _ = limiter.ready() => {},
                     _ = self.shutdown.cancelled() => break,
                 }
             }
@@ -129,7 +129,7 @@ impl Lane {
             };
             match self.store.claim(req).await {
                 Ok(Claim::Batch(batch)) => {
-                    bucket.take();
+                    limiter.record();
                     self.set_state(LaneState::Busy);
                     let sender = self.sender();
                     sends.spawn(async move {

@@ -1,44 +1,66 @@
-//! A token bucket: `rate` requests per second on average, at most `burst` at once.
+//! The request rate limit: never more than `n` requests in any window of `w`.
+//!
+//! Providers state limits as "N requests per second" and count them over a sliding window
+//! (Tencent answers `RequestLimitExceeded` for the 21st call within a second). A token
+//! bucket with a burst would allow up to burst + rate calls in one second, so the lane keeps
+//! the send times of the last `n` requests instead and waits until the oldest is a full
+//! window (plus a margin for network jitter) old.
 
+use std::collections::VecDeque;
 use tokio::time::{Duration, Instant};
 
+/// Extra time added to each window so requests that travel at different speeds still land
+/// inside the provider's limit.
+const JITTER_MARGIN: f64 = 0.1;
+
 #[derive(Debug)]
-pub struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
+pub struct RateLimiter {
+    max: usize,
+    window: Duration,
+    sent: VecDeque<Instant>,
 }
 
-impl TokenBucket {
-    pub fn new(rate_per_s: f64, burst: u32) -> TokenBucket {
-        let burst = f64::from(burst.max(1));
-        TokenBucket {
-            rate: rate_per_s.max(0.001),
-            burst,
-            tokens: burst,
-            last: Instant::now(),
-        }
-    }
-
-    fn refill(&mut self) {
-        let now = Instant::now();
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        self.last = now;
-    }
-
-    /// How long until a token is available (zero if one is).
-    pub fn wait_time(&mut self) -> Duration {
-        self.refill();
-        if self.tokens >= 1.0 {
-            Duration::ZERO
+impl RateLimiter {
+    /// At most `rate_per_s` requests per second: `floor(rate)` per second for rates of 1 or
+    /// more, one per `1/rate` seconds below that.
+    pub fn per_second(rate_per_s: f64) -> RateLimiter {
+        let rate = if rate_per_s.is_finite() && rate_per_s > 0.0 {
+            rate_per_s
         } else {
-            Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+            1.0
+        };
+        let (max, secs) = if rate >= 1.0 {
+            (rate.floor() as usize, 1.0)
+        } else {
+            (1, 1.0 / rate)
+        };
+        RateLimiter {
+            max,
+            window: Duration::from_secs_f64(secs * (1.0 + JITTER_MARGIN)),
+            sent: VecDeque::with_capacity(max),
         }
     }
 
-    /// Waits until a token is available, without taking it.
+    /// How long until another request may go (zero if one may go now).
+    pub fn wait_time(&mut self) -> Duration {
+        let now = Instant::now();
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
+        {
+            self.sent.pop_front();
+        }
+        if self.sent.len() < self.max {
+            return Duration::ZERO;
+        }
+        self.sent
+            .front()
+            .map(|t| (*t + self.window).saturating_duration_since(now))
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Waits until a request may go, without counting one.
     pub async fn ready(&mut self) {
         loop {
             let wait = self.wait_time();
@@ -49,10 +71,12 @@ impl TokenBucket {
         }
     }
 
-    /// Takes a token; call after [`TokenBucket::ready`].
-    pub fn take(&mut self) {
-        self.refill();
-        self.tokens -= 1.0;
+    /// Counts a request sent now; call after [`RateLimiter::ready`].
+    pub fn record(&mut self) {
+        self.sent.push_back(Instant::now());
+        while self.sent.len() > self.max {
+            self.sent.pop_front();
+        }
     }
 }
 
@@ -60,57 +84,49 @@ impl TokenBucket {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn never_exceeds_rate_after_the_burst() {
-        let mut b = TokenBucket::new(20.0, 20);
+    async fn send_times(limiter: &mut RateLimiter, n: usize) -> Vec<Duration> {
         let start = Instant::now();
         let mut times = Vec::new();
-        for _ in 0..100 {
-            b.ready().await;
-            b.take();
+        for _ in 0..n {
+            limiter.ready().await;
+            limiter.record();
             times.push(Instant::now() - start);
         }
-        // 20 at once, then one every 50 ms: 80 more take 4 s.
-        assert!(times[19] < Duration::from_millis(1));
-        let total = times[99];
-        assert!(
-            total >= Duration::from_millis(3990) && total <= Duration::from_millis(4010),
-            "{total:?}"
-        );
-        // In any window of one second there are at most rate + burst sends.
-        for (i, t) in times.iter().enumerate() {
-            let in_window = times[i..]
-                .iter()
-                .filter(|u| **u < *t + Duration::from_secs(1))
-                .count();
-            assert!(in_window <= 40, "window at {t:?} holds {in_window}");
-        }
-        // After the initial burst, any one-second window holds at most `rate` + 1.
-        let steady: Vec<_> = times
-            .iter()
-            .filter(|t| **t >= Duration::from_millis(1))
-            .collect();
-        for (i, t) in steady.iter().enumerate() {
-            let n = steady[i..]
-                .iter()
-                .filter(|u| ***u < **t + Duration::from_secs(1))
-                .count();
-            assert!(n <= 21, "steady window at {t:?} holds {n}");
-        }
+        times
     }
 
     #[tokio::test(start_paused = true)]
-    async fn refills_after_idle_up_to_burst_only() {
-        let mut b = TokenBucket::new(1.0, 3);
-        for _ in 0..3 {
-            b.take();
+    async fn no_one_second_window_ever_holds_more_than_the_rate() {
+        let mut l = RateLimiter::per_second(20.0);
+        let times = send_times(&mut l, 100).await;
+        for (i, t) in times.iter().enumerate() {
+            let n = times[i..]
+                .iter()
+                .filter(|u| **u < *t + Duration::from_secs(1))
+                .count();
+            assert!(n <= 20, "{n} requests within 1 s from {t:?}");
         }
-        assert_eq!(b.wait_time(), Duration::from_secs(1));
-        tokio::time::advance(Duration::from_secs(100)).await;
-        for _ in 0..3 {
-            assert!(b.wait_time().is_zero());
-            b.take();
-        }
-        assert!(!b.wait_time().is_zero());
+        // 20 go at once, then 20 more every 1.1 s.
+        assert!(times[19] < Duration::from_millis(1));
+        assert_eq!(times[20], Duration::from_millis(1100));
+        assert!(times[99] <= Duration::from_millis(4 * 1100 + 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_rates_space_single_requests() {
+        let mut l = RateLimiter::per_second(0.5);
+        let times = send_times(&mut l, 3).await;
+        assert_eq!(times[1], Duration::from_millis(2200));
+        assert_eq!(times[2], Duration::from_millis(4400));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_time_frees_the_window() {
+        let mut l = RateLimiter::per_second(2.0);
+        l.record();
+        l.record();
+        assert!(!l.wait_time().is_zero());
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(l.wait_time().is_zero());
     }
 }

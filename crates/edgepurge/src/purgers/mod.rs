@@ -53,10 +53,8 @@ impl PurgeResponse {
 pub struct Limits {
     pub max_urls_per_request: usize,
     pub max_dirs_per_request: usize,
-    /// Requests per second (token bucket refill).
+    /// At most this many requests in any one second (below 1: one per 1/rate seconds).
     pub rate_per_s: f64,
-    /// Requests that may go at once after a quiet spell.
-    pub burst: u32,
     pub url_daily_quota: Option<u64>,
     pub dir_daily_quota: Option<u64>,
     /// Requests in flight at once.

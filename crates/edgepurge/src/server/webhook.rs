@@ -18,7 +18,11 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// Checks the caller: a bearer token when one is configured, else a loopback address.
-fn authenticate(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<(), Response> {
+fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<(), Box<Response>> {
     match &state.webhook_token {
         Some(token) => {
             let presented = headers
@@ -30,18 +34,18 @@ fn authenticate(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Resu
                 });
             match presented {
                 Some(t) if token.matches(t.as_bytes()) => Ok(()),
-                Some(_) => Err(unauthorized("the bearer token is wrong")),
-                None => Err(unauthorized(
+                Some(_) => Err(Box::new(unauthorized("the bearer token is wrong"))),
+                None => Err(Box::new(unauthorized(
                     "missing `Authorization: Bearer <token>` (the server's webhook_token)",
-                )),
+                ))),
             }
         }
         None if peer.ip().is_loopback() => Ok(()),
-        None => Err(error(
+        None => Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "no webhook token is configured, so only loopback callers are accepted; set \
              server.webhook_token_env or server.webhook_token_file",
-        )),
+        ))),
     }
 }
 
@@ -59,7 +63,7 @@ pub async fn ingest(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if let Err(r) = authenticate(&state, &headers, peer) {
-        return r;
+        return *r;
     }
     let body = match body {
         Ok(b) => b,

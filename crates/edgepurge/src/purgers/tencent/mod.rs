@@ -25,7 +25,6 @@ pub fn default_limits() -> Limits {
         max_urls_per_request: 1000,
         max_dirs_per_request: 20,
         rate_per_s: 20.0,
-        burst: 20,
         url_daily_quota: Some(10_000),
         dir_daily_quota: Some(100),
         concurrency: 4,

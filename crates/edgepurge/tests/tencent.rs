@@ -1,0 +1,364 @@
+//! The real binary against a loopback Tencent CDN API stand-in that recomputes every TC3
+//! signature with the official SDK's signer and answers with Tencent's shapes.
+
+mod common;
+
+use common::*;
+use edgepurge_testkit::tencent::{FakeTencent, Options, SESSION_TOKEN};
+use std::time::Duration;
+
+fn fake() -> FakeTencent {
+    FakeTencent::start(Options {
+        token: Some(SESSION_TOKEN.into()),
+        domains: vec!["cdn.example.com".into(), "img.example.com".into()],
+        ..Default::default()
+    })
+}
+
+#[test]
+fn events_are_purged_through_a_signed_tencent_call() {
+    let fake = fake();
+    let ep = Edgepurge::new(&tencent_config(
+        &fake,
+        "",
+        r#"
+[[rules]]
+name = "cos-site"
+bucket = "testpic-1253970026"
+events = ["cos:ObjectCreated:*", "cos:ObjectRemove:*"]
+domains = ["https://cdn.example.com", "https://img.example.com"]
+provider = "tencent"
+"#,
+    ));
+    let server = ep.serve();
+    let answer = server.send(&fixture("cos-put.json"));
+    assert_eq!(answer["accepted"], 2);
+    assert_eq!(answer["targets"], 4);
+
+    let log = ep.settle(Duration::from_secs(20));
+    assert_eq!(log.len(), 2);
+    for rec in &log {
+        assert_eq!(rec["status"], "succeeded", "{rec}");
+        assert_eq!(rec["rule"], "cos-site");
+        assert!(
+            rec["request_id"].is_string() && rec["task_id"].is_string(),
+            "{rec}"
+        );
+        assert_eq!(rec["attempts"], 1);
+    }
+    let put = log
+        .iter()
+        .find(|r| r["event"] == "ObjectCreated:Put")
+        .unwrap();
+    assert_eq!(put["key"], "img/猫 cat+1.jpg");
+    assert_eq!(put["bucket"], "testpic-1253970026");
+
+    let mut purged = fake.purged();
+    purged.sort();
+    assert_eq!(
+        purged,
+        vec![
+            "https://cdn.example.com/img/%E7%8C%AB%20cat+1.jpg",
+            "https://cdn.example.com/old.css",
+            "https://img.example.com/img/%E7%8C%AB%20cat+1.jpg",
+            "https://img.example.com/old.css",
+        ]
+    );
+    // One batched request, checked by the stand-in: signature, token, version, action.
+    let reqs = fake.requests();
+    let purges: Vec<_> = reqs
+        .iter()
+        .filter(|r| r["action"] == "PurgeUrlsCache")
+        .collect();
+    assert_eq!(purges.len(), 1, "{reqs:#?}");
+    let p = purges[0];
+    assert_eq!(p["signature_ok"], true);
+    assert!(p["error_code"].is_null(), "{p}");
+    assert_eq!(p["headers"]["x-tc-version"], "2018-06-06");
+    assert_eq!(
+        p["headers"]["x-tc-token"], "***",
+        "session token sent (masked by the fake)"
+    );
+    let log_task = put["task_id"].as_str().unwrap();
+    assert_eq!(p["task_id"].as_str(), Some(log_task));
+    // The lane asked for the account's quota at start.
+    assert!(reqs.iter().any(|r| r["action"] == "DescribePurgeQuota"));
+}
+
+#[test]
+fn a_burst_needs_only_as_many_calls_as_the_per_request_maximum_forces() {
+    let fake = fake();
+    let ep = Edgepurge::new(
+        &tencent_config(&fake, "", SITE_RULE).replace("linger_ms = 100", "linger_ms = 3000"),
+    );
+    let server = ep.serve();
+    // 2,500 distinct objects, plus 500 repeats of ones already pending, in 30 posts.
+    for chunk in 0..25 {
+        let keys: Vec<String> = (0..100).map(|i| format!("burst/{chunk}/{i}.js")).collect();
+        server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
+    }
+    // Two full batches left at once; the last 500 linger. Changing them again merges.
+    for chunk in 20..25 {
+        let keys: Vec<String> = (0..100).map(|i| format!("burst/{chunk}/{i}.js")).collect();
+        let answer = server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
+        assert_eq!(answer["merged"], 100, "repeats merge into pending targets");
+    }
+    edgepurge_testkit::wait_for(Duration::from_secs(30), "2,500 URLs purged", || {
+        (fake.purged().len() >= 2500).then_some(())
+    });
+    let sizes: Vec<usize> = fake
+        .purges()
+        .iter()
+        .map(|r| r["body"]["Urls"].as_array().map_or(0, |a| a.len()))
+        .collect();
+    assert_eq!(sizes.len(), 3, "⌈2500/1000⌉ calls, got {sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), 2500);
+    assert!(sizes.iter().all(|&n| n <= 1000));
+    let log = ep.settle(Duration::from_secs(20));
+    assert_eq!(log.len(), 3000);
+}
+
+#[test]
+fn dir_mode_uses_purge_path_cache_with_flush() {
+    let fake = fake();
+    let ep = Edgepurge::new(&tencent_config(
+        &fake,
+        "",
+        r#"
+[[rules]]
+name = "dirs"
+bucket = "assets"
+events = ["created"]
+prefix = "docs/"
+domains = ["https://cdn.example.com"]
+provider = "tencent"
+mode = "dir"
+"#,
+    ));
+    let server = ep.serve();
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &[
+            "docs/a/x.html".into(),
+            "docs/a/y.html".into(),
+            "docs/b.html".into(),
+        ],
+    ));
+    ep.settle(Duration::from_secs(20));
+    let purges = fake.purges();
+    assert_eq!(purges.len(), 1);
+    assert_eq!(purges[0]["action"], "PurgePathCache");
+    assert_eq!(purges[0]["body"]["FlushType"], "flush");
+    let mut paths = fake.purged();
+    paths.sort();
+    assert_eq!(
+        paths,
+        vec![
+            "https://cdn.example.com/docs/",
+            "https://cdn.example.com/docs/a/"
+        ]
+    );
+}
+
+#[test]
+fn transient_errors_are_retried_and_the_log_shows_attempts() {
+    let fake = fake();
+    let ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE));
+    let server = ep.serve();
+    fake.fail("InternalError.CdnSystemError", 1);
+    fake.fail_http(502, 1);
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["a.css".into()]));
+    let log = ep.settle(Duration::from_secs(20));
+    assert_eq!(log[0]["status"], "succeeded");
+    assert_eq!(log[0]["attempts"], 3);
+    let reqs = ep.ok(&["log", "--requests", "--json"]);
+    let outcomes: Vec<String> = reqs
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"].to_string())
+        .collect();
+    assert_eq!(outcomes, vec!["\"retry\"", "\"retry\"", "\"succeeded\""]);
+    assert!(reqs.contains("InternalError.CdnSystemError"), "{reqs}");
+    assert!(reqs.contains("HTTP 502"), "{reqs}");
+}
+
+#[test]
+fn fatal_errors_dead_letter_with_the_reason_and_retry_requeues() {
+    let fake = fake();
+    let ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE));
+    let server = ep.serve();
+    fake.fail("UnauthorizedOperation.CdnHostUnauthorized", 1);
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["b.css".into()]));
+    let log = ep.settle(Duration::from_secs(20));
+    assert_eq!(log[0]["status"], "dead");
+    assert_eq!(log[0]["attempts"], 1);
+    assert!(
+        log[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("UnauthorizedOperation.CdnHostUnauthorized"),
+        "{}",
+        log[0]
+    );
+    let dead = ep.log(&["--status", "dead"]);
+    assert_eq!(dead.len(), 1);
+    let out = ep.ok(&["retry"]);
+    assert!(out.contains("re-queued 1"), "{out}");
+    let log = ep.settle(Duration::from_secs(20));
+    assert_eq!(log[0]["status"], "succeeded");
+    assert_eq!(fake.purged(), vec!["https://cdn.example.com/b.css"]);
+}
+
+#[test]
+fn a_wrong_secret_is_refused_by_the_signature_check_and_never_logged() {
+    let fake = fake();
+    let mut ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE));
+    for (k, v) in &mut ep.env {
+        if k == "EP_TEST_SECRET_KEY" {
+            *v = "wrong-secret-key-EXAMPLE".into();
+        }
+    }
+    let server = ep.serve();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["c.css".into()]));
+    let log = ep.settle(Duration::from_secs(20));
+    assert_eq!(log[0]["status"], "dead");
+    let err = log[0]["error"].as_str().unwrap();
+    assert!(err.contains("AuthFailure.SignatureFailure"), "{err}");
+    let everything = ep.ok(&["log", "--json"]) + &ep.ok(&["log", "--requests", "--json"]);
+    assert!(!everything.contains("wrong-secret-key-EXAMPLE"));
+    assert!(!everything.contains(SESSION_TOKEN));
+}
+
+#[test]
+fn the_accounts_batch_size_from_describe_purge_quota_is_respected() {
+    let fake = FakeTencent::start(Options {
+        url_batch: Some(300),
+        ..Default::default()
+    });
+    let ep = Edgepurge::new(
+        &tencent_config(&fake, "", SITE_RULE).replace("linger_ms = 100", "linger_ms = 1000"),
+    );
+    let server = ep.serve();
+    let keys: Vec<String> = (0..700).map(|i| format!("q/{i}.png")).collect();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
+    ep.settle(Duration::from_secs(20));
+    let sizes: Vec<usize> = fake
+        .purges()
+        .iter()
+        .map(|r| r["body"]["Urls"].as_array().map_or(0, |a| a.len()))
+        .collect();
+    assert_eq!(sizes, vec![300, 300, 100]);
+    let errors = &fake.stats()["errors"];
+    assert!(errors.as_object().is_none_or(|e| e.is_empty()), "{errors}");
+}
+
+#[test]
+fn the_daily_quota_stops_sending_and_says_why() {
+    let fake = FakeTencent::start(Options {
+        url_quota: Some(3),
+        ..Default::default()
+    });
+    let ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE));
+    let server = ep.serve();
+    let keys: Vec<String> = (0..5).map(|i| format!("quota/{i}.png")).collect();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
+    edgepurge_testkit::wait_for(Duration::from_secs(20), "3 purged, 2 waiting", || {
+        let log = ep.log(&[]);
+        let ok = log.iter().filter(|r| r["status"] == "succeeded").count();
+        let queued = log.iter().filter(|r| r["status"] == "queued").count();
+        (ok == 3 && queued == 2).then_some(())
+    });
+    // It learned the account's quota up front and did not call beyond it.
+    assert_eq!(fake.purged().len(), 3);
+    let errors = fake.stats()["errors"].clone();
+    assert!(
+        errors
+            .get("LimitExceeded.CdnPurgeUrlExceedDayLimit")
+            .is_none(),
+        "{errors}"
+    );
+    let status = ep.ok(&["status"]);
+    assert!(status.contains("tencent"), "{status}");
+}
+
+#[test]
+fn the_rate_limit_is_never_exceeded() {
+    let fake = FakeTencent::start(Options {
+        rate: Some(20),
+        ..Default::default()
+    });
+    let ep = Edgepurge::new(&tencent_config(
+        &fake,
+        "max_dirs_per_request = 1\ndir_daily_quota = 0\nconcurrency = 8",
+        r#"
+[[rules]]
+name = "dirs"
+bucket = "assets"
+events = ["created"]
+domains = ["https://cdn.example.com"]
+provider = "tencent"
+mode = "dir"
+"#,
+    ));
+    let server = ep.serve();
+    let keys: Vec<String> = (0..60).map(|i| format!("d{i}/x.css")).collect();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
+    let log = ep.settle(Duration::from_secs(30));
+    assert!(log.iter().all(|r| r["status"] == "succeeded"));
+    let stats = fake.stats();
+    assert_eq!(stats["paths_purged"], 60);
+    assert!(
+        stats["errors"].get("RequestLimitExceeded").is_none(),
+        "edgepurge exceeded 20 requests/s: {stats}"
+    );
+}
+
+#[test]
+fn manual_purge_goes_through_the_provider_and_is_logged() {
+    let fake = fake();
+    let ep = Edgepurge::new(&tencent_config(&fake, "", ""));
+    let list = ep.dir.path().join("urls.txt");
+    std::fs::write(
+        &list,
+        "# hot files\nhttps://cdn.example.com/a.js\n\nhttps://img.example.com/b.png\n",
+    )
+    .unwrap();
+    let out = ep.ok(&[
+        "purge",
+        "https://cdn.example.com/c.css",
+        "--file",
+        list.to_str().unwrap(),
+    ]);
+    assert!(out.contains("3 succeeded"), "{out}");
+    assert!(out.contains("task ids:"), "{out}");
+    let mut purged = fake.purged();
+    purged.sort();
+    assert_eq!(
+        purged,
+        vec![
+            "https://cdn.example.com/a.js",
+            "https://cdn.example.com/c.css",
+            "https://img.example.com/b.png"
+        ]
+    );
+    let log = ep.log(&[]);
+    assert_eq!(log.len(), 3);
+    assert!(log
+        .iter()
+        .all(|r| r["event"] == "manual" && r["status"] == "succeeded"));
+
+    // A directory purge, and a manual purge while a server holds the lane.
+    let server = ep.serve();
+    let out = ep.ok(&["purge", "--dir", "https://cdn.example.com/static/"]);
+    assert!(out.contains("1 succeeded"), "{out}");
+    assert!(fake
+        .purged()
+        .contains(&"https://cdn.example.com/static/".to_owned()));
+    drop(server);
+
+    let bad = ep.run(&["purge", "cdn.example.com/no-scheme"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a URL"));
+    let bad = ep.run(&["purge", "--dir", "https://cdn.example.com/file.css"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("must end with /"));
+}

@@ -1,0 +1,152 @@
+//! The Tencent Cloud CDN API stand-in (`testkit/fake_tencent_cdn.py`): checks every request
+//! like Tencent (signature recomputed with the official SDK's signer), answers with
+//! Tencent's shapes, and exposes what it received.
+
+use crate::http;
+use crate::process::Proc;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+pub const SECRET_ID: &str = "AKIDtestEXAMPLEid0000000000000000";
+pub const SECRET_KEY: &str = "testEXAMPLEkey0000000000000000";
+pub const SESSION_TOKEN: &str = "session-token-EXAMPLE";
+
+pub struct FakeTencent {
+    pub addr: SocketAddr,
+    _proc: Proc,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Require this session token (`X-TC-Token`).
+    pub token: Option<String>,
+    /// Accept only these CDN hosts.
+    pub domains: Vec<String>,
+    pub url_quota: Option<u64>,
+    pub path_quota: Option<u64>,
+    pub url_batch: Option<u64>,
+    pub path_batch: Option<u64>,
+    pub rate: Option<u64>,
+    /// Listen on this port (to restart on the same address); 0 picks a free one.
+    pub port: u16,
+}
+
+impl FakeTencent {
+    pub fn start(opts: Options) -> FakeTencent {
+        let script = crate::repo_root().join("testkit/fake_tencent_cdn.py");
+        let mut cmd = Command::new(crate::python());
+        cmd.arg(script)
+            .args(["--port", &opts.port.to_string()])
+            .args(["--secret-id", SECRET_ID, "--secret-key", SECRET_KEY]);
+        if let Some(t) = &opts.token {
+            cmd.args(["--token", t]);
+        }
+        if !opts.domains.is_empty() {
+            cmd.args(["--domains", &opts.domains.join(",")]);
+        }
+        for (flag, v) in [
+            ("--url-quota", opts.url_quota),
+            ("--path-quota", opts.path_quota),
+            ("--url-batch", opts.url_batch),
+            ("--path-batch", opts.path_batch),
+            ("--rate", opts.rate),
+        ] {
+            if let Some(v) = v {
+                cmd.args([flag, &v.to_string()]);
+            }
+        }
+        let (proc, line) =
+            Proc::spawn_until("fake_tencent_cdn", cmd, Duration::from_secs(20), |l| {
+                l.starts_with("LISTENING ")
+            });
+        let port: u16 = line["LISTENING ".len()..]
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("bad LISTENING line {line:?}: {e}"));
+        FakeTencent {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _proc: proc,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn control(&self, path: &str, body: Option<Value>) -> Value {
+        let r = match body {
+            Some(b) => http::post_json(self.addr, path, &b),
+            None => http::get(self.addr, path),
+        }
+        .unwrap_or_else(|e| panic!("fake tencent {path}: {e}"));
+        assert_eq!(r.status, 200, "fake tencent {path}: {}", r.text());
+        r.json()
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<Value> {
+        match self.control("/__control/requests", None) {
+            Value::Array(a) => a,
+            other => panic!("requests: {other}"),
+        }
+    }
+
+    /// Successful purge requests only.
+    pub fn purges(&self) -> Vec<Value> {
+        self.requests()
+            .into_iter()
+            .filter(|r| {
+                r["error_code"].is_null()
+                    && matches!(
+                        r["action"].as_str(),
+                        Some("PurgeUrlsCache" | "PurgePathCache")
+                    )
+            })
+            .collect()
+    }
+
+    /// Every URL or path purged successfully.
+    pub fn purged(&self) -> Vec<String> {
+        self.purges()
+            .iter()
+            .flat_map(|r| {
+                let list = if r["body"]["Urls"].is_array() {
+                    &r["body"]["Urls"]
+                } else {
+                    &r["body"]["Paths"]
+                };
+                list.as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+            })
+            .collect()
+    }
+
+    /// The next `count` purge requests fail with this Tencent error code.
+    pub fn fail(&self, code: &str, count: u32) {
+        self.control(
+            "/__control/fail",
+            Some(json!({"code": code, "message": format!("injected {code}"), "count": count})),
+        );
+    }
+
+    /// The next `count` purge requests answer a raw HTTP status.
+    pub fn fail_http(&self, status: u16, count: u32) {
+        self.control(
+            "/__control/fail",
+            Some(json!({"http_status": status, "raw": "upstream trouble", "count": count})),
+        );
+    }
+
+    pub fn delay(&self, ms: u64, count: u32) {
+        self.control("/__control/delay", Some(json!({"ms": ms, "count": count})));
+    }
+
+    pub fn stats(&self) -> Value {
+        self.control("/__control/stats", None)
+    }
+}
