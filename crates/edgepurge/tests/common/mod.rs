@@ -1,5 +1,5 @@
 //! Helpers for integration tests that run the real `edgepurge` binary.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use edgepurge_testkit::http;
 use edgepurge_testkit::process::Proc;
