@@ -51,6 +51,7 @@ pub struct RawServer {
 pub struct RawStore {
     pub path: Option<PathBuf>,
     pub synchronous: Option<Synchronous>,
+    pub busy_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +126,8 @@ pub struct ServerConfig {
 pub struct StoreConfig {
     pub path: PathBuf,
     pub synchronous: Synchronous,
+    /// How long a write waits for another process's write lock before failing (503).
+    pub busy_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -273,6 +276,7 @@ impl RawConfig {
                 .path
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE)),
             synchronous: self.store.synchronous.unwrap_or_default(),
+            busy_timeout_ms: self.store.busy_timeout_ms.unwrap_or(10_000),
         };
 
         let d = &self.dispatch;

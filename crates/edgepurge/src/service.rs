@@ -34,6 +34,7 @@ pub fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
         &cfg.store.path,
         SqliteOptions {
             synchronous: cfg.store.synchronous,
+            busy_timeout_ms: cfg.store.busy_timeout_ms,
             ..Default::default()
         },
     )?;

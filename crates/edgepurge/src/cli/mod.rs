@@ -193,6 +193,7 @@ impl Ctx {
             &cfg.store.path,
             SqliteOptions {
                 synchronous: cfg.store.synchronous,
+                busy_timeout_ms: cfg.store.busy_timeout_ms,
                 ..Default::default()
             },
         )?))

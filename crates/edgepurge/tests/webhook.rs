@@ -1,0 +1,149 @@
+//! The webhook's contract: authenticate, refuse bad input whole and clearly, store nothing
+//! unless it answers 200, and answer 503 (so the sender retries) when the store cannot write.
+
+mod common;
+
+use common::*;
+use edgepurge_testkit::http;
+use edgepurge_testkit::tencent::{FakeTencent, Options};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn setup() -> (FakeTencent, Edgepurge, Server) {
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(
+        &tencent_config(&fake, "", SITE_RULE)
+            .replace("[server]", "[server]\nmax_body_bytes = 4096"),
+    );
+    let server = ep.serve();
+    (fake, ep, server)
+}
+
+#[test]
+fn callers_need_the_bearer_token() {
+    let (_fake, ep, server) = setup();
+    let body = ceph_body("assets", "ObjectCreated:Put", &["a.css".into()]);
+    let none = server.post(&body, None);
+    assert_eq!(none.status, 401);
+    assert_eq!(none.header("www-authenticate"), Some("Bearer"));
+    assert!(
+        none.text().contains("Authorization: Bearer"),
+        "{}",
+        none.text()
+    );
+    let wrong = server.post(&body, Some("not-the-token"));
+    assert_eq!(wrong.status, 401);
+    assert!(!wrong.text().contains(WEBHOOK_TOKEN));
+    assert!(ep.log(&[]).is_empty(), "nothing stored for refused calls");
+    assert_eq!(server.post(&body, Some(WEBHOOK_TOKEN)).status, 200);
+    assert_eq!(ep.log(&[]).len(), 1);
+}
+
+#[test]
+fn bad_bodies_are_refused_whole_with_a_precise_error() {
+    let (_fake, ep, server) = setup();
+    let good = r#"{"eventSource":"ceph:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"assets"},"object":{"key":"ok.css"}}}"#;
+    let bad = r#"{"eventSource":"ceph:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"assets"},"object":{}}}"#;
+    let cases: Vec<(String, u16, &str)> = vec![
+        ("".into(), 400, "body is empty"),
+        ("{not json".into(), 400, "body is not JSON"),
+        (
+            r#"{"hello": 1}"#.into(),
+            400,
+            "unrecognized notification format",
+        ),
+        (
+            format!(r#"{{"Records": [{good}, {bad}]}}"#),
+            400,
+            "Records[1].s3.object.key: missing",
+        ),
+        ("x".repeat(5000), 413, "max_body_bytes (4096 bytes)"),
+    ];
+    for (body, status, want) in cases {
+        let r = server.post(body.as_bytes(), Some(WEBHOOK_TOKEN));
+        assert_eq!(r.status, status, "{}", r.text());
+        let err = r.json()["error"].as_str().unwrap_or_default().to_owned();
+        assert!(err.contains(want), "{err:?} lacks {want:?}");
+        assert!(err.contains("nothing was stored"), "{err}");
+    }
+    assert!(
+        ep.log(&[]).is_empty(),
+        "a refused body stores nothing, not even its good records"
+    );
+}
+
+#[test]
+fn test_events_and_probes_are_answered_without_storing() {
+    let (_fake, ep, server) = setup();
+    let r = server.send(&fixture("aws-s3-test-event.json"));
+    assert_eq!(r["accepted"], 0);
+    assert_eq!(r["notices"][0], "s3:TestEvent ignored");
+    let head = http::request(server.addr, "HEAD", "/v1/events", "x", &[], b"").unwrap();
+    assert_eq!(head.status, 200);
+    assert!(ep.log(&[]).is_empty());
+    let health = http::get(server.addr, "/healthz").unwrap().json();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["lanes"][0]["lane"], "tencent");
+    assert_eq!(http::get(server.addr, "/readyz").unwrap().status, 200);
+}
+
+#[test]
+fn unmatched_events_are_logged_as_skipped_with_the_reason() {
+    let (_fake, ep, server) = setup();
+    server.send(&ceph_body(
+        "other-bucket",
+        "ObjectCreated:Put",
+        &["x.css".into()],
+    ));
+    let log = ep.log(&[]);
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["status"], "skipped");
+    assert!(log[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no enabled rule matches bucket \"other-bucket\""));
+}
+
+#[test]
+fn a_locked_store_answers_503_and_the_sender_can_retry() {
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(
+        &tencent_config(&fake, "", SITE_RULE).replace("[store]", "[store]\nbusy_timeout_ms = 300"),
+    );
+    let server = ep.serve();
+    // Another process holds SQLite's write lock.
+    let db = ep.dir.path().join("edgepurge.db");
+    let mut locker = Command::new(edgepurge_testkit::python())
+        .arg("-c")
+        .arg(
+            "import sqlite3,sys,time\n\
+             c=sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             sys.stdin.readline()\n\
+             c.execute('ROLLBACK')\n",
+        )
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(locker.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+
+    let body = ceph_body("assets", "ObjectCreated:Put", &["locked.css".into()]);
+    let r = server.post(&body, Some(WEBHOOK_TOKEN));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert!(r.text().contains("retry later"));
+
+    drop(locker.stdin.take()); // releases the lock
+    locker.wait().unwrap();
+    let r = server.post(&body, Some(WEBHOOK_TOKEN));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let log = ep.settle(Duration::from_secs(20));
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["status"], "succeeded");
+}
