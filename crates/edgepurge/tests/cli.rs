@@ -1,0 +1,348 @@
+//! The command line: first run on defaults, config check, simulate, rules, log.
+
+mod common;
+
+use common::*;
+use edgepurge_testkit::http;
+use edgepurge_testkit::process::Proc;
+use edgepurge_testkit::tencent::{FakeTencent, Options};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn bare_command(dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgepurge"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env_remove("EDGEPURGE_CONFIG")
+        .env_remove("EDGEPURGE_DB");
+    cmd
+}
+
+#[test]
+fn serve_without_a_config_starts_on_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bare_command(dir.path(), &["serve", "--listen", "127.0.0.1:0"]);
+    let log = dir.path().join("stderr.log");
+    cmd.stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
+    let (mut proc, line) =
+        Proc::spawn_until("edgepurge serve", cmd, Duration::from_secs(20), |l| {
+            l.starts_with("listening on ")
+        });
+    let addr: std::net::SocketAddr = line["listening on ".len()..].parse().unwrap();
+    assert!(addr.ip().is_loopback());
+    assert!(
+        dir.path().join("edgepurge.db").exists(),
+        "SQLite store in the working directory"
+    );
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(stderr.contains("loopback callers only"), "{stderr}");
+    let body = ceph_body("assets", "ObjectCreated:Put", &["a.css".into()]);
+    let r = http::request(addr, "POST", "/v1/events", "x", &[], &body).unwrap();
+    assert_eq!(
+        r.status,
+        200,
+        "loopback callers need no token: {}",
+        r.text()
+    );
+    assert_eq!(
+        proc.terminate(Duration::from_secs(15)),
+        Some(0),
+        "clean exit on SIGTERM"
+    );
+    let out = bare_command(dir.path(), &["log", "--json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"status\":\"skipped\""), "{text}");
+}
+
+#[test]
+fn config_check_reports_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../edgepurge.example.toml"),
+        dir.path().join("ok.toml"),
+    )
+    .unwrap();
+    let out = bare_command(dir.path(), &["config", "check", "--config", "ok.toml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 provider(s), 1 rule(s)"));
+
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[dispatch]\nlinger_ms = 1\nmax_attempts = 0\n[[rules]]\nname = \"x\"\nbucket = \"b\"\nevents = [\"put\"]\ndomains = [\"cdn\"]\nprovider = \"p\"\n",
+    )
+    .unwrap();
+    let out = bare_command(dir.path(), &["config", "check", "--config", "bad.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dispatch.max_attempts: must be at least 1"),
+        "{err}"
+    );
+    assert!(err.contains("rules[0]: rule \"x\": domains:"), "{err}");
+}
+
+fn sim_env() -> (FakeTencent, Edgepurge) {
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(&tencent_config(
+        &fake,
+        "",
+        r#"
+[[rules]]
+name = "imgs"
+bucket = "assets"
+events = ["created"]
+prefix = "img/"
+domains = ["https://cdn.example.com", "http://img.example.com/base"]
+provider = "tencent"
+index_document = "index.html"
+
+[[rules]]
+name = "docs"
+bucket = "assets"
+events = ["removed"]
+domains = ["https://cdn.example.com"]
+provider = "tencent"
+mode = "dir"
+"#,
+    ));
+    (fake, ep)
+}
+
+#[test]
+fn simulate_prints_one_json_line_per_target() {
+    let (_fake, ep) = sim_env();
+    let event = ep.dir.path().join("e.json");
+    std::fs::write(
+        &event,
+        ceph_body(
+            "assets",
+            "ObjectCreated:Put",
+            &["img/猫 1.png".into(), "img/index.html".into()],
+        ),
+    )
+    .unwrap();
+    let out = ep.ok(&["simulate", "--event", event.to_str().unwrap()]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let targets: Vec<&str> = lines
+        .iter()
+        .map(|l| l["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        vec![
+            "https://cdn.example.com/img/%E7%8C%AB%201.png",
+            "http://img.example.com/base/img/%E7%8C%AB%201.png",
+            "https://cdn.example.com/img/index.html",
+            "https://cdn.example.com/img/",
+            "http://img.example.com/base/img/index.html",
+            "http://img.example.com/base/img/",
+        ]
+    );
+    assert!(lines
+        .iter()
+        .all(|l| l["rule"] == "imgs" && l["provider"] == "tencent" && l["kind"] == "url"));
+
+    std::fs::write(
+        &event,
+        ceph_body("assets", "ObjectRemoved:Delete", &["a/b/c.css".into()]),
+    )
+    .unwrap();
+    let out = ep.ok(&["simulate", "--event", event.to_str().unwrap()]);
+    assert_eq!(
+        out.trim(),
+        r#"{"kind":"dir","provider":"tencent","rule":"docs","target":"https://cdn.example.com/a/b/"}"#
+    );
+
+    // No target: no line, success.
+    std::fs::write(
+        &event,
+        ceph_body("assets", "ObjectCreated:Put", &["img/folder/".into()]),
+    )
+    .unwrap();
+    assert_eq!(ep.ok(&["simulate", "--event", event.to_str().unwrap()]), "");
+
+    // Unparseable: non-zero with the reason.
+    std::fs::write(&event, "{\"Records\": [{\"s3\": {}}]}").unwrap();
+    let out = ep.run(&["simulate", "--event", event.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Records[0].eventName: missing"));
+    // Nothing was stored or sent by simulate.
+    assert!(!ep.dir.path().join("edgepurge.db").exists());
+}
+
+#[test]
+fn rules_are_managed_from_the_cli_and_a_running_server_follows() {
+    let (fake, ep) = sim_env();
+    let server = ep.serve();
+    // Config rules are listed and read-only.
+    let list = ep.ok(&["rule", "list"]);
+    assert!(list.contains("imgs") && list.contains("config"), "{list}");
+    let out = ep.run(&["rule", "delete", "imgs"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("comes from the config file"));
+
+    // Nothing matches bucket "media" yet.
+    server.send(&ceph_body(
+        "media",
+        "ObjectCreated:Put",
+        &["v/1.mp4".into()],
+    ));
+    assert_eq!(ep.log(&["--status", "skipped"]).len(), 1);
+
+    ep.ok(&[
+        "rule",
+        "add",
+        "--name",
+        "media",
+        "--bucket",
+        "media",
+        "--event",
+        "put,delete",
+        "--suffix",
+        ".mp4",
+        "--domain",
+        "https://cdn.example.com",
+        "--provider",
+        "tencent",
+    ]);
+    let dup = ep.run(&[
+        "rule",
+        "add",
+        "--name",
+        "media",
+        "--bucket",
+        "x",
+        "--event",
+        "put",
+        "--domain",
+        "https://cdn.example.com",
+        "--provider",
+        "tencent",
+    ]);
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+    let bad = ep.run(&[
+        "rule",
+        "add",
+        "--name",
+        "m2",
+        "--bucket",
+        "x",
+        "--event",
+        "put",
+        "--domain",
+        "https://cdn.example.com",
+        "--provider",
+        "nope",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("provider \"nope\" is not defined"));
+    let show = ep.ok(&["rule", "show", "media"]);
+    assert!(
+        show.contains("suffix = \".mp4\"") && show.contains("# origin: cli"),
+        "{show}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ep.ok(&["rule", "show", "media", "--json"])).unwrap();
+    assert_eq!(json["spec"]["events"], serde_json::json!(["put", "delete"]));
+
+    // The running server applies it within about a second.
+    edgepurge_testkit::wait_for(Duration::from_secs(10), "the new rule to apply", || {
+        server.send(&ceph_body(
+            "media",
+            "ObjectCreated:Put",
+            &["v/2.mp4".into()],
+        ));
+        ep.log(&["--rule", "media"]).first().cloned()
+    });
+    edgepurge_testkit::wait_for(Duration::from_secs(10), "the purge", || {
+        fake.purged()
+            .contains(&"https://cdn.example.com/v/2.mp4".to_owned())
+            .then_some(())
+    });
+
+    ep.ok(&["rule", "disable", "media"]);
+    let list = ep.ok(&["rule", "list", "--json"]);
+    assert!(list.contains("\"enabled\":false"), "{list}");
+    ep.ok(&["rule", "enable", "media"]);
+    ep.ok(&["rule", "delete", "media"]);
+    assert!(!ep.ok(&["rule", "list"]).contains("media "));
+    let gone = ep.run(&["rule", "show", "media"]);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("no rule named"));
+}
+
+#[test]
+fn log_filters_and_follow() {
+    let (fake, ep) = sim_env();
+    let server = ep.serve();
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["img/a.png".into()],
+    ));
+    server.send(&ceph_body(
+        "assets",
+        "ObjectRemoved:Delete",
+        &["x/y.css".into()],
+    ));
+    ep.settle(Duration::from_secs(20));
+    assert_eq!(ep.log(&["--rule", "imgs"]).len(), 1);
+    assert_eq!(ep.log(&["--rule", "docs"]).len(), 1);
+    assert_eq!(ep.log(&["--status", "succeeded"]).len(), 2);
+    assert_eq!(ep.log(&["--status", "dead"]).len(), 0);
+    assert_eq!(ep.log(&["--since", "1h"]).len(), 2);
+    let text = ep.ok(&["log"]);
+    assert!(
+        text.contains("succeeded  rule=imgs  ObjectCreated:Put assets/img/a.png"),
+        "{text}"
+    );
+    assert!(text.contains("task_id="), "{text}");
+    let bad = ep.run(&["log", "--status", "great"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let bad = ep.run(&["log", "--since", "yesterday-ish"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a duration"));
+    let requests = ep.ok(&["log", "--requests"]);
+    assert!(
+        requests.contains("succeeded") && requests.contains("lane=tencent"),
+        "{requests}"
+    );
+
+    // --follow prints new records and their status changes.
+    let cmd = ep.command(&["log", "--follow", "--json", "--limit", "0"]);
+    let (mut follow, _) = Proc::spawn_until("log --follow", cmd, Duration::from_secs(10), |l| {
+        l.contains("img/a.png") || l.contains("y.css")
+    });
+    fake.delay(1500, 1); // long enough for follow's 500 ms poll to see it in flight
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["img/new.png".into()],
+    ));
+    let mut statuses = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !statuses.contains(&"succeeded".to_owned()) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = follow.stdout.recv_timeout(left).expect("follow output");
+        let rec: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if rec["key"] == "img/new.png" {
+            statuses.push(rec["status"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(
+        matches!(statuses[0].as_str(), "queued" | "sent"),
+        "a change is printed before the outcome: {statuses:?}"
+    );
+    follow.kill9();
+}
