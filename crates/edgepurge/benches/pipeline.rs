@@ -1,0 +1,318 @@
+//! End-to-end benchmark of the real binary (release build) against the Tencent stand-in.
+//! Prints figures; asserts nothing about time.
+//!
+//!   cargo bench -p edgepurge --bench pipeline
+//!
+//! Figures: events/s ingested durably (synchronous = full, every 200 after a committed
+//! transaction), provider calls per 1,000 events for a bursty workload against the
+//! ⌈unique URLs / 1,000⌉ optimum, event → provider request latency (p50/p99) for a steady
+//! trickle, and the server's peak RSS.
+
+use edgepurge_testkit::process::Proc;
+use edgepurge_testkit::tencent::{self, FakeTencent, Options};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const TOKEN: &str = "bench-token";
+
+fn now_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+struct Rig {
+    _fake: FakeTencent,
+    fake_addr: SocketAddr,
+    _dir: tempfile::TempDir,
+    server: Proc,
+    addr: SocketAddr,
+}
+
+fn start(linger_ms: u64) -> Rig {
+    let fake = FakeTencent::start(Options {
+        url_quota: Some(100_000_000),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let config = format!(
+        r#"
+[server]
+webhook_token_env = "BENCH_TOKEN"
+[store]
+path = "bench.db"
+synchronous = "full"
+[dispatch]
+linger_ms = {linger_ms}
+[log]
+record_unmatched = false
+[providers.tencent]
+kind = "tencent-cdn"
+endpoint = "{endpoint}"
+secret_id_env = "BENCH_ID"
+secret_key_env = "BENCH_KEY"
+url_daily_quota = 0
+[[rules]]
+name = "site"
+bucket = "assets"
+events = ["created", "removed"]
+domains = ["https://cdn.example.com"]
+provider = "tencent"
+"#,
+        endpoint = fake.endpoint(),
+        linger_ms = linger_ms
+    );
+    let path = dir.path().join("bench.toml");
+    std::fs::write(&path, config).unwrap_or_else(|e| panic!("write config: {e}"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgepurge"));
+    cmd.current_dir(dir.path())
+        .args(["--config", "bench.toml", "--log-level", "warn", "serve", "--listen", "127.0.0.1:0"])
+        .env("BENCH_TOKEN", TOKEN)
+        .env("BENCH_ID", tencent::SECRET_ID)
+        .env("BENCH_KEY", tencent::SECRET_KEY);
+    let (server, line) = Proc::spawn_until("edgepurge", cmd, Duration::from_secs(30), |l| {
+        l.starts_with("listening on ")
+    });
+    let addr = line["listening on ".len()..]
+        .parse()
+        .unwrap_or_else(|e| panic!("address: {e}"));
+    Rig {
+        fake_addr: fake.addr,
+        _fake: fake,
+        _dir: dir,
+        server,
+        addr,
+    }
+}
+
+fn body(keys: &[String]) -> String {
+    let records: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            serde_json::json!({"eventSource": "ceph:s3", "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": "assets"}, "object": {"key": k}}})
+        })
+        .collect();
+    serde_json::json!({ "Records": records }).to_string()
+}
+
+async fn post(client: &reqwest::Client, addr: SocketAddr, keys: &[String]) -> bool {
+    client
+        .post(format!("http://{addr}/v1/events"))
+        .bearer_auth(TOKEN)
+        .body(body(keys))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// Every successful purge request: (arrival time, URLs).
+async fn purges(client: &reqwest::Client, fake: SocketAddr) -> Vec<(f64, Vec<String>)> {
+    let reqs: Vec<Value> = match client
+        .get(format!("http://{fake}/__control/requests"))
+        .send()
+        .await
+    {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(e) => panic!("fake requests: {e}"),
+    };
+    reqs.into_iter()
+        .filter(|r| r["action"] == "PurgeUrlsCache" && r["error_code"].is_null())
+        .map(|r| {
+            let urls = r["body"]["Urls"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            (r["time"].as_f64().unwrap_or(0.0), urls)
+        })
+        .collect()
+}
+
+async fn reset(client: &reqwest::Client, fake: SocketAddr) {
+    let _ = client
+        .post(format!("http://{fake}/__control/reset"))
+        .body("{}")
+        .send()
+        .await;
+}
+
+async fn wait_purged(client: &reqwest::Client, fake: SocketAddr, want: &BTreeSet<String>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let got: BTreeSet<String> = purges(client, fake)
+            .await
+            .into_iter()
+            .flat_map(|(_, u)| u)
+            .collect();
+        if want.is_subset(&got) || Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn ingest_throughput(rig: &Rig, client: &reqwest::Client, per_body: usize) {
+    let clients = 32;
+    let run_for = Duration::from_secs(5);
+    let acked = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = client.clone();
+        let acked = Arc::clone(&acked);
+        let addr = rig.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while start.elapsed() < run_for {
+                let keys: Vec<String> = (0..per_body)
+                    .map(|j| format!("tp{per_body}/{c}/{i}/{j}.js"))
+                    .collect();
+                if post(&client, addr, &keys).await {
+                    acked.fetch_add(per_body as u64, Ordering::Relaxed);
+                }
+                i += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let n = acked.load(Ordering::Relaxed);
+    println!(
+        "ingest, {per_body:>2} record(s)/request, {clients} clients: {:>8.0} events/s durably \
+         acknowledged ({n} in {secs:.1} s)",
+        n as f64 / secs
+    );
+}
+
+async fn bursty(rig: &Rig, client: &reqwest::Client, linger_ms: u64) {
+    reset(client, rig.fake_addr).await;
+    // 20 bursts 300 ms apart; each burst: 600 events, a third of them for 200 hot objects.
+    let mut events = 0usize;
+    let mut unique = BTreeSet::new();
+    let mut n = 0u64;
+    for burst in 0..20 {
+        let mut keys = Vec::new();
+        for i in 0..600 {
+            let key = if i % 3 == 0 {
+                format!("hot/{}.css", (burst * 7 + i) % 200)
+            } else {
+                n += 1;
+                format!("bursty/{n}.png")
+            };
+            unique.insert(format!("https://cdn.example.com/{key}"));
+            keys.push(key);
+        }
+        let mut posts = Vec::new();
+        for chunk in keys.chunks(20) {
+            let client = client.clone();
+            let addr = rig.addr;
+            let chunk = chunk.to_vec();
+            posts.push(tokio::spawn(async move { post(&client, addr, &chunk).await }));
+        }
+        for p in posts {
+            let _ = p.await;
+        }
+        events += keys.len();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    wait_purged(client, rig.fake_addr, &unique).await;
+    let calls = purges(client, rig.fake_addr).await.len();
+    let optimum = unique.len().div_ceil(1000);
+    println!(
+        "bursty (linger_ms = {linger_ms}): {events} events, {} unique URLs -> {calls} provider \
+         calls ({:.2} per 1,000 events; optimum ⌈unique/1000⌉ = {optimum}, {:.2} per 1,000 \
+         events)",
+        unique.len(),
+        calls as f64 * 1000.0 / events as f64,
+        optimum as f64 * 1000.0 / events as f64
+    );
+}
+
+async fn latency(rig: &Rig, client: &reqwest::Client) {
+    reset(client, rig.fake_addr).await;
+    // A steady trickle: 50 events/s for 10 s, one per request.
+    let mut sent_at: BTreeMap<String, f64> = BTreeMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for i in 0..500 {
+        tick.tick().await;
+        let key = format!("lat/{i}.html");
+        sent_at.insert(format!("https://cdn.example.com/{key}"), now_s());
+        let client = client.clone();
+        let addr = rig.addr;
+        tokio::spawn(async move { post(&client, addr, &[key]).await });
+    }
+    let want: BTreeSet<String> = sent_at.keys().cloned().collect();
+    wait_purged(client, rig.fake_addr, &want).await;
+    let mut first: BTreeMap<String, f64> = BTreeMap::new();
+    for (t, urls) in purges(client, rig.fake_addr).await {
+        for u in urls {
+            first.entry(u).or_insert(t);
+        }
+    }
+    let mut lat: Vec<f64> = sent_at
+        .iter()
+        .filter_map(|(u, s)| first.get(u).map(|t| (t - s) * 1000.0))
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+    let calls = purges(client, rig.fake_addr).await.len();
+    println!(
+        "latency, 50 events/s trickle (linger_ms = 200): event -> provider request p50 {:.0} ms, \
+         p99 {:.0} ms, max {:.0} ms over {} events in {calls} calls",
+        pct(0.5),
+        pct(0.99),
+        lat.last().copied().unwrap_or(0.0),
+        lat.len()
+    );
+}
+
+fn rss(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[name.len()..].trim().to_owned())
+            .unwrap_or_else(|| "?".into())
+    };
+    format!("RSS now {}, peak {}", field("VmRSS:"), field("VmHWM:"))
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would pass nothing: only run real work
+    // when benchmarking.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let mut rig = start(200);
+    println!("edgepurge pipeline benchmark (release build, SQLite synchronous = full, {} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!("idle: {}", rss(rig.server.pid()));
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_else(|e| panic!("client: {e}"));
+        ingest_throughput(&rig, &client, 1).await;
+        ingest_throughput(&rig, &client, 10).await;
+        bursty(&rig, &client, 200).await;
+        latency(&rig, &client).await;
+        println!("after the runs: {}", rss(rig.server.pid()));
+        rig.server.terminate(Duration::from_secs(20));
+        // The same bursts with a longer linger: fewer calls, more latency.
+        let slow = start(2000);
+        bursty(&slow, &client, 2000).await;
+    });
+}
