@@ -72,7 +72,15 @@ provider = "tencent"
     std::fs::write(&path, config).unwrap_or_else(|e| panic!("write config: {e}"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgepurge"));
     cmd.current_dir(dir.path())
-        .args(["--config", "bench.toml", "--log-level", "warn", "serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "--config",
+            "bench.toml",
+            "--log-level",
+            "warn",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env("BENCH_TOKEN", TOKEN)
         .env("BENCH_ID", tencent::SECRET_ID)
         .env("BENCH_KEY", tencent::SECRET_KEY);
@@ -127,7 +135,11 @@ async fn purges(client: &reqwest::Client, fake: SocketAddr) -> Vec<(f64, Vec<Str
         .map(|r| {
             let urls = r["body"]["Urls"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|u| u.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
             (r["time"].as_f64().unwrap_or(0.0), urls)
         })
@@ -215,7 +227,9 @@ async fn bursty(rig: &Rig, client: &reqwest::Client, linger_ms: u64) {
             let client = client.clone();
             let addr = rig.addr;
             let chunk = chunk.to_vec();
-            posts.push(tokio::spawn(async move { post(&client, addr, &chunk).await }));
+            posts.push(tokio::spawn(
+                async move { post(&client, addr, &chunk).await },
+            ));
         }
         for p in posts {
             let _ = p.await;
@@ -297,8 +311,10 @@ fn main() {
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     let mut rig = start(200);
-    println!("edgepurge pipeline benchmark (release build, SQLite synchronous = full, {} cores)",
-        std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "edgepurge pipeline benchmark (release build, SQLite synchronous = full, {} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!("idle: {}", rss(rig.server.pid()));
     rt.block_on(async {
         let client = reqwest::Client::builder()
