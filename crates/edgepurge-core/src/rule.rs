@@ -9,13 +9,15 @@ use crate::urlpath::encode_path;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// How a rule purges: the object's URL, or its parent directory.
+/// How a rule purges: the object's URL, its parent directory, or surrogate keys (cache tags)
+/// derived from its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]
     Url,
     Dir,
+    Tag,
 }
 
 impl Mode {
@@ -23,6 +25,16 @@ impl Mode {
         match self {
             Mode::Url => "url",
             Mode::Dir => "dir",
+            Mode::Tag => "tag",
+        }
+    }
+
+    /// The kind of target this mode purges.
+    pub fn target_kind(self) -> TargetKind {
+        match self {
+            Mode::Url => TargetKind::Url,
+            Mode::Dir => TargetKind::Dir,
+            Mode::Tag => TargetKind::Tag,
         }
     }
 }
@@ -33,7 +45,10 @@ impl std::str::FromStr for Mode {
         match s {
             "url" => Ok(Mode::Url),
             "dir" => Ok(Mode::Dir),
-            other => Err(format!("unknown mode {other:?}; use \"url\" or \"dir\"")),
+            "tag" => Ok(Mode::Tag),
+            other => Err(format!(
+                "unknown mode {other:?}; use \"url\", \"dir\" or \"tag\""
+            )),
         }
     }
 }
@@ -59,6 +74,10 @@ pub struct RuleSpec {
     /// `static/a.png` with `strip_prefix = "static/"` purges `<domain>/a.png`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strip_prefix: Option<String>,
+    /// With `mode = "tag"`: surrogate keys to purge, as templates over the key, e.g.
+    /// `["{seg1}", "product-{name}"]` (see [`crate::tags`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     #[serde(default = "default_true")]
     pub enabled: bool,
 }
@@ -226,13 +245,18 @@ pub struct Target {
 pub enum TargetKind {
     Url,
     Dir,
+    /// A surrogate key (cache tag); the target is the tag itself.
+    Tag,
 }
 
 impl TargetKind {
+    pub const ALL: [TargetKind; 3] = [TargetKind::Url, TargetKind::Dir, TargetKind::Tag];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TargetKind::Url => "url",
             TargetKind::Dir => "dir",
+            TargetKind::Tag => "tag",
         }
     }
 }
@@ -243,6 +267,7 @@ impl std::str::FromStr for TargetKind {
         match s {
             "url" => Ok(TargetKind::Url),
             "dir" => Ok(TargetKind::Dir),
+            "tag" => Ok(TargetKind::Tag),
             other => Err(format!("unknown target kind {other:?}")),
         }
     }
@@ -324,6 +349,21 @@ impl RuleSpec {
                 ));
             }
         }
+        match (self.mode, self.tags.is_empty()) {
+            (Mode::Tag, true) => {
+                return Err(err(
+                    "tags",
+                    "mode = \"tag\" needs tags, e.g. [\"{seg1}\"] (see the README)".into(),
+                ))
+            }
+            (Mode::Url | Mode::Dir, false) => {
+                return Err(err("tags", "tags are only used with mode = \"tag\"".into()))
+            }
+            _ => {}
+        }
+        for t in &self.tags {
+            crate::tags::check_template(t).map_err(|r| err("tags", r))?;
+        }
         if let (Some(strip), Some(prefix)) = (&self.strip_prefix, &self.prefix) {
             if !prefix.starts_with(strip.as_str()) && !strip.starts_with(prefix.as_str()) {
                 return Err(err(
@@ -387,6 +427,25 @@ impl Rule {
                 }
             }
             Mode::Dir => paths.push((TargetKind::Dir, encode_path(dir))),
+            Mode::Tag => {
+                let mut out: Vec<Target> = Vec::new();
+                for template in &s.tags {
+                    let tag = crate::tags::render(template, &s.bucket, path);
+                    if tag.is_empty() {
+                        continue;
+                    }
+                    let target = Target {
+                        rule: s.name.clone(),
+                        provider: s.provider.clone(),
+                        kind: TargetKind::Tag,
+                        target: tag,
+                    };
+                    if !out.contains(&target) {
+                        out.push(target);
+                    }
+                }
+                return out;
+            }
         }
         let mut out = Vec::with_capacity(paths.len() * self.domains.len());
         for domain in &self.domains {

@@ -3,12 +3,13 @@
 //! are stores and clients opened. `edgepurge config check` is parse + validate.
 
 use crate::dispatch::{DispatchSettings, RetryPolicy};
+use crate::limits::KindLimits;
 use crate::purgers::tencent::{self, TencentSettings};
 use crate::purgers::{Limits, Purger};
 use crate::secret::SecretSource;
 use crate::store::Synchronous;
 use edgepurge_core::rule::valid_name;
-use edgepurge_core::{Rule, RuleSpec};
+use edgepurge_core::{Rule, RuleSpec, TargetKind};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -479,21 +480,47 @@ fn validate_tencent(
             Some(n) => n,
             None => default,
         };
+    let default_of = |kind: TargetKind| {
+        d.kind(kind).copied().unwrap_or(KindLimits {
+            max_batch: 1,
+            daily_quota: None,
+        })
+    };
+    let quota = |v: Option<u64>, default: Option<u64>| match v {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => default,
+    };
+    let (du, dd) = (default_of(TargetKind::Url), default_of(TargetKind::Dir));
     let limits = Limits {
-        max_urls_per_request: within(
-            t.max_urls_per_request,
-            d.max_urls_per_request,
-            1000,
-            "max_urls_per_request",
-            p,
-        ),
-        max_dirs_per_request: within(
-            t.max_dirs_per_request,
-            d.max_dirs_per_request,
-            500,
-            "max_dirs_per_request",
-            p,
-        ),
+        kinds: vec![
+            (
+                TargetKind::Url,
+                KindLimits {
+                    max_batch: within(
+                        t.max_urls_per_request,
+                        du.max_batch,
+                        1000,
+                        "max_urls_per_request",
+                        p,
+                    ),
+                    daily_quota: quota(t.url_daily_quota, du.daily_quota),
+                },
+            ),
+            (
+                TargetKind::Dir,
+                KindLimits {
+                    max_batch: within(
+                        t.max_dirs_per_request,
+                        dd.max_batch,
+                        500,
+                        "max_dirs_per_request",
+                        p,
+                    ),
+                    daily_quota: quota(t.dir_daily_quota, dd.daily_quota),
+                },
+            ),
+        ],
         rate_per_s: match t.rate_per_s {
             Some(r) if !(r > 0.0 && r <= 20.0) => {
                 p.push(format!(
@@ -503,16 +530,6 @@ fn validate_tencent(
             }
             Some(r) => r,
             None => d.rate_per_s,
-        },
-        url_daily_quota: match t.url_daily_quota {
-            Some(0) => None,
-            Some(n) => Some(n),
-            None => d.url_daily_quota,
-        },
-        dir_daily_quota: match t.dir_daily_quota {
-            Some(0) => None,
-            Some(n) => Some(n),
-            None => d.dir_daily_quota,
         },
         concurrency: within(t.concurrency, d.concurrency, 64, "concurrency", p),
         quota_utc_offset_s: d.quota_utc_offset_s,

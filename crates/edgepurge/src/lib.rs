@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod dispatch;
 pub mod ingest;
+pub mod limits;
 pub mod purgers;
 pub mod secret;
 pub mod server;

@@ -14,6 +14,7 @@ fn spec(name: &str) -> RuleSpec {
         mode: Mode::Url,
         index_document: None,
         strip_prefix: None,
+        tags: Vec::new(),
         enabled: true,
     }
 }
@@ -347,6 +348,43 @@ fn strip_prefix_maps_keys_to_the_cdn_origin_path() {
         vec!["https://cdn.example.com/css/a.css"]
     );
     assert!(urls(&rule, "other/a.css").is_empty());
+}
+
+#[test]
+fn tag_mode_purges_surrogate_keys_rendered_from_the_key() {
+    let rule = RuleSpec {
+        mode: Mode::Tag,
+        tags: vec!["{seg1}".into(), "file-{stem}".into(), "{seg5}".into()],
+        ..spec("r")
+    }
+    .validate()
+    .unwrap();
+    let t = rule.targets_for_key("img/a b.png");
+    assert!(t.iter().all(|t| t.kind == TargetKind::Tag));
+    let tags: Vec<&str> = t.iter().map(|t| t.target.as_str()).collect();
+    assert_eq!(tags, vec!["img", "file-a%20b"]);
+    let no_tags = RuleSpec {
+        mode: Mode::Tag,
+        ..spec("r")
+    }
+    .validate()
+    .unwrap_err();
+    assert_eq!(no_tags.field, "tags");
+    let stray = RuleSpec {
+        tags: vec!["{seg1}".into()],
+        ..spec("r")
+    }
+    .validate()
+    .unwrap_err();
+    assert_eq!(stray.field, "tags");
+    let bad = RuleSpec {
+        mode: Mode::Tag,
+        tags: vec!["{nope}".into()],
+        ..spec("r")
+    }
+    .validate()
+    .unwrap_err();
+    assert!(bad.reason.contains("unknown placeholder"));
 }
 
 #[test]

@@ -49,13 +49,16 @@ pub struct AddArgs {
     /// Provider account name from [providers.NAME].
     #[arg(long)]
     pub provider: String,
-    /// url (purge the object's URL) or dir (purge its parent directory).
+    /// url (purge the object's URL), dir (its parent directory) or tag (surrogate keys).
     #[arg(long, default_value = "url")]
     pub mode: Mode,
     #[arg(long)]
     pub index_document: Option<String>,
     #[arg(long)]
     pub strip_prefix: Option<String>,
+    /// With --mode tag: surrogate-key template, repeatable, e.g. `{seg1}` or `product-{stem}`.
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
     /// Add the rule disabled.
     #[arg(long)]
     pub disabled: bool,
@@ -76,6 +79,7 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
                 mode: a.mode,
                 index_document: a.index_document,
                 strip_prefix: a.strip_prefix,
+                tags: a.tags,
                 enabled: !a.disabled,
             };
             let rule = spec.clone().validate().map_err(input_error)?;

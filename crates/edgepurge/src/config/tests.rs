@@ -14,7 +14,7 @@ fn the_annotated_example_is_valid() {
     assert_eq!(cfg.server.listen.to_string(), "127.0.0.1:8470");
     assert_eq!(cfg.rules.len(), 1);
     let ProviderConfig::Tencent(t) = &cfg.providers["tencent"];
-    assert_eq!(t.limits.max_urls_per_request, 1000);
+    assert_eq!(t.limits.kind(TargetKind::Url).unwrap().max_batch, 1000);
     assert_eq!(t.limits.rate_per_s, 20.0);
     assert_eq!(cfg.dispatch.linger_ms, 200);
     assert_eq!(cfg.dispatch.retry.max_attempts, 12);

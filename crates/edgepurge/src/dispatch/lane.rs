@@ -6,8 +6,7 @@ use super::ratelimit::RateLimiter;
 use super::{DispatchSettings, LaneState, LaneStatus};
 use crate::clock::Clock;
 use crate::purgers::{Limits, PurgeResponse, Purger, Verdict};
-use crate::store::{Claim, ClaimRequest, ClaimedBatch, Finish, KindLimits, Ms, Store, StoreError};
-use edgepurge_core::TargetKind;
+use crate::store::{Claim, ClaimRequest, ClaimedBatch, Finish, Ms, Store, StoreError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify, Semaphore};
@@ -116,14 +115,7 @@ impl Lane {
                 owner: self.owner.clone(),
                 now,
                 linger_ms: self.settings.linger_ms,
-                url: KindLimits {
-                    max_batch: limits.max_urls_per_request,
-                    daily_quota: limits.url_daily_quota,
-                },
-                dir: KindLimits {
-                    max_batch: limits.max_dirs_per_request,
-                    daily_quota: limits.dir_daily_quota,
-                },
+                kinds: limits.kinds.clone(),
                 quota_day: day,
                 quota_reset_at: reset_at,
             };
@@ -230,25 +222,15 @@ impl Lane {
         let configured = self.purger.limits();
         let now = self.clock.now_ms();
         let (day, _) = quota_day(now, limits.quota_utc_offset_s);
-        for (kind, q) in [(TargetKind::Url, quota.url), (TargetKind::Dir, quota.dir)] {
-            let Some(q) = q else { continue };
-            let (max, daily, cfg_max) = match kind {
-                TargetKind::Url => (
-                    &mut limits.max_urls_per_request,
-                    &mut limits.url_daily_quota,
-                    configured.max_urls_per_request,
-                ),
-                TargetKind::Dir => (
-                    &mut limits.max_dirs_per_request,
-                    &mut limits.dir_daily_quota,
-                    configured.max_dirs_per_request,
-                ),
+        for (kind, q) in quota {
+            let (Some(cfg), Some(ours)) = (configured.kind(kind), limits.kind_mut(kind)) else {
+                continue;
             };
             if q.batch > 0 {
-                *max = cfg_max.min(q.batch);
+                ours.max_batch = cfg.max_batch.min(q.batch);
             }
-            if daily.is_some() && q.total > 0 {
-                *daily = Some(q.total);
+            if ours.daily_quota.is_some() && q.total > 0 {
+                ours.daily_quota = Some(q.total);
             }
             let used = q.total.saturating_sub(q.available);
             if let Err(e) = self.store.note_quota_used(&lane, kind, day, used).await {

@@ -1,7 +1,7 @@
 //! Dispatcher behaviour against the real SQLite store and a scripted purger, in paused time.
 
 use super::*;
-use crate::purgers::{Limits, PurgeResponse, Verdict};
+use crate::purgers::{KindLimits, Limits, PurgeResponse, Verdict};
 use crate::store::{
     EventInfo, IngestRecord, LaneJob, LogQuery, SqliteOptions, SqliteStore, Status,
 };
@@ -85,11 +85,23 @@ impl Purger for Scripted {
 
 fn limits() -> Limits {
     Limits {
-        max_urls_per_request: 1000,
-        max_dirs_per_request: 20,
+        kinds: vec![
+            (
+                TargetKind::Url,
+                KindLimits {
+                    max_batch: 1000,
+                    daily_quota: None,
+                },
+            ),
+            (
+                TargetKind::Dir,
+                KindLimits {
+                    max_batch: 20,
+                    daily_quota: None,
+                },
+            ),
+        ],
         rate_per_s: 20.0,
-        url_daily_quota: None,
-        dir_daily_quota: None,
         concurrency: 4,
         quota_utc_offset_s: 0,
     }
@@ -340,7 +352,7 @@ async fn too_large_batches_are_split_until_accepted() {
 #[tokio::test(start_paused = true)]
 async fn the_rate_limit_holds_under_a_backlog() {
     let mut l = limits();
-    l.max_urls_per_request = 1;
+    l.kinds[0].1.max_batch = 1;
     l.rate_per_s = 10.0;
     let rig = rig_with(|c| Scripted::new(c, l), settings());
     rig.ingest(&urls(60, "rate")).await;
@@ -362,7 +374,7 @@ async fn the_rate_limit_holds_under_a_backlog() {
 #[tokio::test(start_paused = true)]
 async fn the_daily_quota_parks_work_until_reset() {
     let mut l = limits();
-    l.url_daily_quota = Some(5);
+    l.kinds[0].1.daily_quota = Some(5);
     let rig = rig_with(|c| Scripted::new(c, l), settings());
     rig.ingest(&urls(8, "q")).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -424,7 +436,7 @@ proptest! {
             .unwrap();
         rt.block_on(async {
             let mut l = limits();
-            l.max_urls_per_request = max_batch;
+            l.kinds[0].1.max_batch = max_batch;
             let rig = rig_with(|c| Scripted::new(c, l), settings());
             let mut arrivals: Vec<(String, Ms)> = Vec::new();
             for step in &workload {

@@ -8,6 +8,25 @@ use async_trait::async_trait;
 use edgepurge_core::TargetKind;
 use std::time::Duration;
 
+pub use crate::limits::KindLimits;
+
+impl Limits {
+    pub fn supports(&self, kind: TargetKind) -> bool {
+        self.kind(kind).is_some()
+    }
+
+    pub fn kind(&self, kind: TargetKind) -> Option<&KindLimits> {
+        self.kinds.iter().find(|(k, _)| *k == kind).map(|(_, l)| l)
+    }
+
+    pub fn kind_mut(&mut self, kind: TargetKind) -> Option<&mut KindLimits> {
+        self.kinds
+            .iter_mut()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, l)| l)
+    }
+}
+
 /// What the provider's answer means for the batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -51,12 +70,10 @@ impl PurgeResponse {
 /// Limits the dispatcher keeps for one lane.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
-    pub max_urls_per_request: usize,
-    pub max_dirs_per_request: usize,
+    /// The target kinds this lane can purge, with their per-request maximum and daily quota.
+    pub kinds: Vec<(TargetKind, KindLimits)>,
     /// At most this many requests in any one second (below 1: one per 1/rate seconds).
     pub rate_per_s: f64,
-    pub url_daily_quota: Option<u64>,
-    pub dir_daily_quota: Option<u64>,
     /// Requests in flight at once.
     pub concurrency: usize,
     /// Offset of the provider's quota day from UTC, in seconds (Tencent: +8 h).
@@ -71,11 +88,8 @@ pub struct KindQuota {
     pub available: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProviderQuota {
-    pub url: Option<KindQuota>,
-    pub dir: Option<KindQuota>,
-}
+/// Quota per target kind, as the provider reports it.
+pub type ProviderQuota = Vec<(TargetKind, KindQuota)>;
 
 #[async_trait]
 pub trait Purger: Send + Sync {

@@ -67,6 +67,7 @@ fn spec(name: &str) -> RuleSpec {
         mode: Mode::Url,
         index_document: None,
         strip_prefix: None,
+        tags: Vec::new(),
         enabled: true,
     }
 }
@@ -79,14 +80,22 @@ fn claim_req(now: Ms) -> ClaimRequest {
         owner: "A".into(),
         now,
         linger_ms: 100,
-        url: KindLimits {
-            max_batch: 1000,
-            daily_quota: None,
-        },
-        dir: KindLimits {
-            max_batch: 20,
-            daily_quota: None,
-        },
+        kinds: vec![
+            (
+                TargetKind::Url,
+                KindLimits {
+                    max_batch: 1000,
+                    daily_quota: None,
+                },
+            ),
+            (
+                TargetKind::Dir,
+                KindLimits {
+                    max_batch: 20,
+                    daily_quota: None,
+                },
+            ),
+        ],
         quota_day: now.div_euclid(DAY_MS),
         quota_reset_at: (now.div_euclid(DAY_MS) + 1) * DAY_MS,
     }
@@ -224,7 +233,7 @@ async fn batches_wait_for_linger_unless_full(s: &dyn Store) {
         Claim::Wait { until: 1100 }
     );
     let mut req = claim_req(1050);
-    req.url.max_batch = 3;
+    req.kinds[0].1.max_batch = 3;
     let more: Vec<_> = (2..=5)
         .map(|i| record("r", &[("p", &format!("https://c/{i}"))]))
         .collect();
@@ -390,7 +399,7 @@ async fn daily_quota_caps_batches_until_reset(s: &dyn Store) {
         .collect();
     s.ingest(recs, 0).await.unwrap();
     let mut req = claim_req(1000);
-    req.url.daily_quota = Some(3);
+    req.kinds[0].1.daily_quota = Some(3);
     let b = claim_batch(s, req.clone()).await;
     assert_eq!(b.targets.len(), 3);
     assert_eq!(s.quota_used("p", TargetKind::Url, 0).await.unwrap(), 3);

@@ -114,14 +114,7 @@ pub struct IngestReceipt {
     pub jobs_merged: usize,
 }
 
-/// Per-kind limits a lane claims with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KindLimits {
-    /// Most targets in one provider request.
-    pub max_batch: usize,
-    /// Daily quota, `None` when the provider has none.
-    pub daily_quota: Option<u64>,
-}
+pub use crate::limits::KindLimits;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimRequest {
@@ -130,8 +123,8 @@ pub struct ClaimRequest {
     pub now: Ms,
     /// Wait at most this long after a job's arrival for the batch to fill.
     pub linger_ms: i64,
-    pub url: KindLimits,
-    pub dir: KindLimits,
+    /// The target kinds this lane sends, with their limits, in the order to serve them.
+    pub kinds: Vec<(TargetKind, KindLimits)>,
     /// The provider's quota day for `now` (e.g. days since epoch in Beijing time) and when
     /// that day ends.
     pub quota_day: i64,
@@ -139,11 +132,8 @@ pub struct ClaimRequest {
 }
 
 impl ClaimRequest {
-    pub fn limits(&self, kind: TargetKind) -> KindLimits {
-        match kind {
-            TargetKind::Url => self.url,
-            TargetKind::Dir => self.dir,
-        }
+    pub fn limits(&self, kind: TargetKind) -> Option<KindLimits> {
+        self.kinds.iter().find(|(k, _)| *k == kind).map(|(_, l)| *l)
     }
 }
 

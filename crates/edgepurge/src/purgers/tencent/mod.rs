@@ -5,7 +5,8 @@ pub mod classify;
 pub mod sign;
 
 use super::{
-    retry_after, snippet, KindQuota, Limits, ProviderQuota, PurgeResponse, Purger, Verdict,
+    retry_after, snippet, KindLimits, KindQuota, Limits, ProviderQuota, PurgeResponse, Purger,
+    Verdict,
 };
 use crate::secret::SecretSource;
 use async_trait::async_trait;
@@ -22,11 +23,23 @@ const CONTENT_TYPE: &str = "application/json";
 /// Provider defaults (apis.md §A.2, §A.3).
 pub fn default_limits() -> Limits {
     Limits {
-        max_urls_per_request: 1000,
-        max_dirs_per_request: 20,
+        kinds: vec![
+            (
+                TargetKind::Url,
+                KindLimits {
+                    max_batch: 1000,
+                    daily_quota: Some(10_000),
+                },
+            ),
+            (
+                TargetKind::Dir,
+                KindLimits {
+                    max_batch: 20,
+                    daily_quota: Some(100),
+                },
+            ),
+        ],
         rate_per_s: 20.0,
-        url_daily_quota: Some(10_000),
-        dir_daily_quota: Some(100),
         concurrency: 4,
         quota_utc_offset_s: 8 * 3600,
     }
@@ -217,8 +230,9 @@ impl TencentCdn {
 
     fn purge_body(&self, kind: TargetKind, targets: &[String]) -> (&'static str, Value) {
         let mut body = match kind {
-            TargetKind::Url => json!({ "Urls": targets }),
             TargetKind::Dir => json!({ "Paths": targets, "FlushType": self.settings.flush_type }),
+            // Tags are refused before sending (see `purge`); URLs otherwise.
+            TargetKind::Url | TargetKind::Tag => json!({ "Urls": targets }),
         };
         if let Some(area) = &self.settings.area {
             body["Area"] = json!(area);
@@ -227,8 +241,8 @@ impl TencentCdn {
             body["UrlEncode"] = json!(true);
         }
         let action = match kind {
-            TargetKind::Url => "PurgeUrlsCache",
             TargetKind::Dir => "PurgePathCache",
+            TargetKind::Url | TargetKind::Tag => "PurgeUrlsCache",
         };
         (action, body)
     }
@@ -273,6 +287,12 @@ impl Purger for TencentCdn {
     }
 
     async fn purge(&self, kind: TargetKind, targets: &[String]) -> PurgeResponse {
+        if kind == TargetKind::Tag {
+            return PurgeResponse::failed(
+                Verdict::Fatal,
+                "Tencent CDN cannot purge cache tags; use mode = \"url\" or \"dir\"",
+            );
+        }
         let (action, body) = self.purge_body(kind, targets);
         match self.call(action, &body).await {
             Ok(call) => {
@@ -311,10 +331,16 @@ impl Purger for TencentCdn {
                 available: entry.get("Available")?.as_u64()?,
             })
         };
-        Some(Ok(ProviderQuota {
-            url: pick("UrlPurge"),
-            dir: pick("PathPurge"),
-        }))
+        let mut quota: ProviderQuota = Vec::new();
+        for (kind, field) in [
+            (TargetKind::Url, "UrlPurge"),
+            (TargetKind::Dir, "PathPurge"),
+        ] {
+            if let Some(q) = pick(field) {
+                quota.push((kind, q));
+            }
+        }
+        Some(Ok(quota))
     }
 }
 

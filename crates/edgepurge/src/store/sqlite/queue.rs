@@ -211,7 +211,9 @@ pub(super) fn claim(tx: &Transaction<'_>, req: &ClaimRequest) -> StoreResult<Cla
     };
     for (id, kind, n_jobs, quota_day) in due {
         let kind = parse_kind(&kind)?;
-        let limits = req.limits(kind);
+        let Some(limits) = req.limits(kind) else {
+            continue;
+        };
         if quota_day.is_none() {
             if let Some(limit) = limits.daily_quota {
                 let used = quota_used(tx, &req.lane, kind, req.quota_day)?;
@@ -231,7 +233,7 @@ pub(super) fn claim(tx: &Transaction<'_>, req: &ClaimRequest) -> StoreResult<Cla
     }
 
     // 2. A new batch from pending jobs, once full or lingered long enough.
-    for kind in [TargetKind::Url, TargetKind::Dir] {
+    for &(kind, limits) in &req.kinds {
         let (count, oldest): (i64, Option<i64>) = tx
             .query_row(
                 "SELECT COUNT(*), MIN(created_at) FROM jobs \
@@ -241,7 +243,6 @@ pub(super) fn claim(tx: &Transaction<'_>, req: &ClaimRequest) -> StoreResult<Cla
             )
             .map_err(db_err("count pending jobs"))?;
         let Some(oldest) = oldest else { continue };
-        let limits = req.limits(kind);
         let max = limits.max_batch.max(1) as i64;
         if count < max && oldest + req.linger_ms > req.now {
             wake_at(oldest + req.linger_ms);
