@@ -4,6 +4,7 @@
 
 use crate::dispatch::{DispatchSettings, RetryPolicy};
 use crate::limits::KindLimits;
+use crate::purgers::http_purge::{self, HttpPurgeNode, HttpPurgeSettings, Preset};
 use crate::purgers::tencent::{self, TencentSettings};
 use crate::purgers::{Limits, Purger};
 use crate::secret::SecretSource;
@@ -80,6 +81,28 @@ pub struct RawLog {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum RawProvider {
     TencentCdn(RawTencent),
+    HttpPurge(RawHttpPurge),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpPurge {
+    pub preset: Option<Preset>,
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    pub purge_method: Option<String>,
+    pub ok_status: Option<Vec<u16>>,
+    pub dir_method: Option<String>,
+    pub dir_header: Option<String>,
+    pub tag_method: Option<String>,
+    pub tag_header: Option<String>,
+    pub timeout_s: Option<u64>,
+    pub node_concurrency: Option<usize>,
+    pub concurrency: Option<usize>,
+    pub rate_per_s: Option<f64>,
+    pub max_urls_per_request: Option<usize>,
+    pub max_dirs_per_request: Option<usize>,
+    pub max_tags_per_request: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,20 +163,35 @@ pub struct LogConfig {
 #[derive(Debug, Clone)]
 pub enum ProviderConfig {
     Tencent(TencentSettings),
+    HttpPurge(HttpPurgeSettings),
 }
 
 impl ProviderConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             ProviderConfig::Tencent(_) => "tencent-cdn",
+            ProviderConfig::HttpPurge(_) => "http-purge",
         }
     }
 
-    /// The queue lanes this account's targets go to.
+    /// The queue lanes this account's targets go to: one per account, or one per cache node.
     pub fn lanes(&self) -> Vec<String> {
         match self {
             ProviderConfig::Tencent(t) => vec![t.name.clone()],
+            ProviderConfig::HttpPurge(h) => h.nodes.iter().map(|n| h.lane_name(n)).collect(),
         }
+    }
+
+    fn limits(&self) -> &Limits {
+        match self {
+            ProviderConfig::Tencent(t) => &t.limits,
+            ProviderConfig::HttpPurge(h) => &h.limits,
+        }
+    }
+
+    /// Whether this account can purge targets of `kind`.
+    pub fn supports(&self, kind: TargetKind) -> bool {
+        self.limits().supports(kind)
     }
 
     pub fn build(&self) -> Result<Vec<Arc<dyn Purger>>, String> {
@@ -161,6 +199,10 @@ impl ProviderConfig {
             ProviderConfig::Tencent(t) => Ok(vec![
                 Arc::new(tencent::TencentCdn::new(t.clone())?) as Arc<dyn Purger>
             ]),
+            ProviderConfig::HttpPurge(h) => Ok(HttpPurgeNode::build(h)?
+                .into_iter()
+                .map(|n| Arc::new(n) as Arc<dyn Purger>)
+                .collect()),
         }
     }
 }
@@ -357,6 +399,11 @@ impl RawConfig {
                         providers.insert(name, ProviderConfig::Tencent(s));
                     }
                 }
+                RawProvider::HttpPurge(h) => {
+                    if let Some(s) = validate_http_purge(&name, h, &at, &mut p) {
+                        providers.insert(name, ProviderConfig::HttpPurge(s));
+                    }
+                }
             }
         }
 
@@ -370,11 +417,19 @@ impl RawConfig {
             }
             match spec.validate() {
                 Ok(rule) => {
-                    if !providers.contains_key(&rule.spec.provider) {
-                        p.push(format!(
+                    match providers.get(&rule.spec.provider) {
+                        None => p.push(format!(
                             "{at}: rule {:?}: provider {:?} is not defined; add [providers.{}]",
                             rule.spec.name, rule.spec.provider, rule.spec.provider
-                        ));
+                        )),
+                        Some(pc) if !pc.supports(rule.spec.mode.target_kind()) => p.push(format!(
+                            "{at}: rule {:?}: provider {:?} ({}) cannot purge with mode = {:?}",
+                            rule.spec.name,
+                            rule.spec.provider,
+                            pc.kind(),
+                            rule.spec.mode.as_str()
+                        )),
+                        Some(_) => {}
                     }
                     rules.push(rule);
                 }
@@ -545,6 +600,157 @@ fn validate_tencent(
         flush_type,
         url_encode: t.url_encode.unwrap_or(false),
         timeout,
+        limits,
+    })
+}
+
+fn validate_http_purge(
+    name: &str,
+    h: RawHttpPurge,
+    at: &str,
+    p: &mut Problems,
+) -> Option<HttpPurgeSettings> {
+    let Some(preset) = h.preset else {
+        p.push(format!(
+            "{at}.preset: required: varnish, squid, trafficserver, nginx or custom"
+        ));
+        return None;
+    };
+    let mut methods = preset.methods();
+    if h.nodes.is_empty() {
+        p.push(format!(
+            "{at}.nodes: list the cache nodes, e.g. [\"127.0.0.1:6081\"]"
+        ));
+    }
+    let mut nodes: Vec<url::Url> = Vec::new();
+    for n in &h.nodes {
+        let text = if n.contains("://") {
+            n.clone()
+        } else {
+            format!("http://{n}")
+        };
+        match url::Url::parse(&text) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.path() == "/"
+                    && u.query().is_none() =>
+            {
+                if nodes.contains(&u) {
+                    p.push(format!("{at}.nodes: {n:?} is listed twice"));
+                } else {
+                    nodes.push(u);
+                }
+            }
+            _ => p.push(format!(
+                "{at}.nodes: {n:?} is not host:port or http(s)://host:port (no path)"
+            )),
+        }
+    }
+    if let Some(m) = h.purge_method {
+        methods.purge_method = m;
+    }
+    if let Some(codes) = h.ok_status {
+        if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) {
+            p.push(format!(
+                "{at}.ok_status: list HTTP status codes, e.g. [200, 404]"
+            ));
+        } else {
+            methods.ok_status = codes;
+        }
+    }
+    match (h.dir_method, h.dir_header) {
+        (Some(m), _) if m.is_empty() => methods.dir = None,
+        (Some(m), header) => {
+            let keep = methods.dir.as_ref().and_then(|d| d.1.clone());
+            let header = match header {
+                Some(h) if h.is_empty() => None,
+                Some(h) => Some(h),
+                None => keep,
+            };
+            methods.dir = Some((m, header));
+        }
+        (None, Some(header)) => match &mut methods.dir {
+            Some((_, hdr)) => *hdr = (!header.is_empty()).then_some(header),
+            None => p.push(format!("{at}.dir_header: set dir_method too")),
+        },
+        (None, None) => {}
+    }
+    match (h.tag_method, h.tag_header) {
+        (Some(m), _) if m.is_empty() => methods.tag = None,
+        (Some(m), Some(header)) => methods.tag = Some((m, header)),
+        (Some(m), None) => match &methods.tag {
+            Some((_, hdr)) => methods.tag = Some((m, hdr.clone())),
+            None => p.push(format!("{at}.tag_method: set tag_header too")),
+        },
+        (None, Some(header)) => match &mut methods.tag {
+            Some((_, hdr)) => *hdr = header,
+            None => p.push(format!("{at}.tag_header: set tag_method too")),
+        },
+        (None, None) => {}
+    }
+    for m in std::iter::once(&methods.purge_method)
+        .chain(methods.dir.iter().map(|d| &d.0))
+        .chain(methods.tag.iter().map(|t| &t.0))
+    {
+        if m.is_empty()
+            || !m
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            p.push(format!("{at}: {m:?} is not an HTTP method name"));
+        }
+    }
+    let mut limits = http_purge::default_limits(&methods);
+    for (kind, field, v) in [
+        (
+            TargetKind::Url,
+            "max_urls_per_request",
+            h.max_urls_per_request,
+        ),
+        (
+            TargetKind::Dir,
+            "max_dirs_per_request",
+            h.max_dirs_per_request,
+        ),
+        (
+            TargetKind::Tag,
+            "max_tags_per_request",
+            h.max_tags_per_request,
+        ),
+    ] {
+        match (v, limits.kind_mut(kind)) {
+            (Some(0), _) => p.push(format!("{at}.{field}: must be at least 1")),
+            (Some(n), Some(k)) => k.max_batch = n,
+            _ => {}
+        }
+    }
+    if let Some(r) = h.rate_per_s {
+        if r > 0.0 && r.is_finite() {
+            limits.rate_per_s = r;
+        } else {
+            p.push(format!("{at}.rate_per_s: must be above 0"));
+        }
+    }
+    match h.concurrency {
+        Some(0) => p.push(format!("{at}.concurrency: must be at least 1")),
+        Some(n) => limits.concurrency = n,
+        None => {}
+    }
+    let node_concurrency = match h.node_concurrency {
+        Some(0) => {
+            p.push(format!("{at}.node_concurrency: must be at least 1"));
+            8
+        }
+        Some(n) => n,
+        None => 8,
+    };
+    Some(HttpPurgeSettings {
+        name: name.to_owned(),
+        nodes,
+        methods,
+        timeout: Duration::from_secs(positive(h.timeout_s, 10, &format!("{at}.timeout_s"), p)),
+        node_concurrency,
         limits,
     })
 }

@@ -30,12 +30,21 @@ impl Planner {
         let mut rules = Vec::new();
         for s in stored {
             match s.spec.clone().validate() {
-                Ok(rule) if lanes.contains_key(&rule.spec.provider) => rules.push(rule),
-                Ok(rule) => problems.push(format!(
-                    "rule {:?} is ignored: provider {:?} is not configured (add \
-                     [providers.{}] to the config, or `edgepurge rule delete {}`)",
-                    rule.spec.name, rule.spec.provider, rule.spec.provider, rule.spec.name
-                )),
+                Ok(rule) => match providers.get(&rule.spec.provider) {
+                    Some(p) if p.supports(rule.spec.mode.target_kind()) => rules.push(rule),
+                    Some(p) => problems.push(format!(
+                        "rule {:?} is ignored: provider {:?} ({}) cannot purge with mode = {:?}",
+                        rule.spec.name,
+                        rule.spec.provider,
+                        p.kind(),
+                        rule.spec.mode.as_str()
+                    )),
+                    None => problems.push(format!(
+                        "rule {:?} is ignored: provider {:?} is not configured (add \
+                         [providers.{}] to the config, or `edgepurge rule delete {}`)",
+                        rule.spec.name, rule.spec.provider, rule.spec.provider, rule.spec.name
+                    )),
+                },
                 Err(e) => problems.push(format!("{e}; the rule is ignored")),
             }
         }

@@ -13,7 +13,9 @@ fn the_annotated_example_is_valid() {
     let cfg = parse(&example()).unwrap().validate().unwrap();
     assert_eq!(cfg.server.listen.to_string(), "127.0.0.1:8470");
     assert_eq!(cfg.rules.len(), 1);
-    let ProviderConfig::Tencent(t) = &cfg.providers["tencent"];
+    let ProviderConfig::Tencent(t) = &cfg.providers["tencent"] else {
+        panic!("tencent provider expected");
+    };
     assert_eq!(t.limits.kind(TargetKind::Url).unwrap().max_batch, 1000);
     assert_eq!(t.limits.rate_per_s, 20.0);
     assert_eq!(cfg.dispatch.linger_ms, 200);
@@ -99,7 +101,9 @@ fn every_problem_is_reported_with_its_place() {
 fn loopback_http_endpoints_are_allowed_for_tests() {
     let text = "[providers.t]\nkind = \"tencent-cdn\"\nendpoint = \"http://127.0.0.1:9\"\n";
     let cfg = parse(text).unwrap().validate().unwrap();
-    let ProviderConfig::Tencent(t) = &cfg.providers["t"];
+    let ProviderConfig::Tencent(t) = &cfg.providers["t"] else {
+        panic!("tencent provider expected");
+    };
     assert_eq!(t.endpoint.as_str(), "http://127.0.0.1:9/");
     assert_eq!(
         t.secret_id,
@@ -119,4 +123,79 @@ fn load_names_the_file_in_every_problem() {
         .starts_with(&format!("{}: dispatch.poll_ms", path.display())));
     let err = load(&dir.path().join("missing.toml")).unwrap_err();
     assert!(err.to_string().contains("cannot read config"));
+}
+
+#[test]
+fn http_purge_presets_nodes_and_overrides() {
+    let text = r#"
+        [providers.edge]
+        kind = "http-purge"
+        preset = "varnish"
+        nodes = ["127.0.0.1:6081", "http://10.0.0.2:6081"]
+        [providers.squids]
+        kind = "http-purge"
+        preset = "squid"
+        nodes = ["127.0.0.1:3128"]
+        ok_status = [200, 404, 410]
+        [providers.ngx]
+        kind = "http-purge"
+        preset = "nginx"
+        nodes = ["127.0.0.1:8080"]
+        dir_method = "PURGE"
+        [[rules]]
+        name = "dirs"
+        bucket = "b"
+        events = ["created"]
+        domains = ["https://cdn.example.com"]
+        provider = "edge"
+        mode = "dir"
+    "#;
+    let cfg = parse(text).unwrap().validate().unwrap();
+    assert_eq!(
+        cfg.providers["edge"].lanes(),
+        vec!["edge@127.0.0.1:6081", "edge@10.0.0.2:6081"]
+    );
+    assert!(cfg.providers["edge"].supports(TargetKind::Dir));
+    assert!(cfg.providers["edge"].supports(TargetKind::Tag));
+    assert!(!cfg.providers["squids"].supports(TargetKind::Dir));
+    let ProviderConfig::HttpPurge(s) = &cfg.providers["squids"] else {
+        panic!("http-purge expected");
+    };
+    assert_eq!(s.methods.ok_status, vec![200, 404, 410]);
+    let ProviderConfig::HttpPurge(n) = &cfg.providers["ngx"] else {
+        panic!("http-purge expected");
+    };
+    assert_eq!(
+        n.methods.dir,
+        Some(("PURGE".to_owned(), None)),
+        "wildcard-style dir purge"
+    );
+}
+
+#[test]
+fn rules_must_fit_what_their_provider_can_purge() {
+    let text = r#"
+        [providers.sq]
+        kind = "http-purge"
+        preset = "squid"
+        nodes = ["127.0.0.1:3128", "127.0.0.1:3128"]
+        [providers.bad]
+        kind = "http-purge"
+        nodes = ["/just/a/path"]
+        [[rules]]
+        name = "dirs"
+        bucket = "b"
+        events = ["created"]
+        domains = ["https://cdn.example.com"]
+        provider = "sq"
+        mode = "dir"
+    "#;
+    let err = parse(text).unwrap().validate().unwrap_err().to_string();
+    for want in [
+        "providers.sq.nodes: \"127.0.0.1:3128\" is listed twice",
+        "providers.bad.preset: required",
+        "rules[0]: rule \"dirs\": provider \"sq\" (http-purge) cannot purge with mode = \"dir\"",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
 }

@@ -2,6 +2,7 @@
 //! request shape, per-request maximum and error classification; nothing else in the code knows
 //! a provider's wire format. It never decides *when* to send (the dispatcher does).
 
+pub mod http_purge;
 pub mod tencent;
 
 use async_trait::async_trait;
