@@ -8,7 +8,7 @@ use edgepurge_core::{Mode, RuleSpec};
 #[derive(Debug, clap::Subcommand)]
 pub enum RuleCommand {
     /// Add a rule (names are unique; rules are immutable: delete and add to change one).
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List every rule (config file rules and added ones).
     List {
         #[arg(long)]
@@ -68,6 +68,7 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
     let cfg = ctx.config()?;
     match cmd {
         RuleCommand::Add(a) => {
+            let a = *a;
             let spec = RuleSpec {
                 name: a.name,
                 bucket: a.bucket,
