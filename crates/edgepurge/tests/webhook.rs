@@ -147,3 +147,77 @@ fn a_locked_store_answers_503_and_the_sender_can_retry() {
     assert_eq!(log.len(), 1);
     assert_eq!(log[0]["status"], "succeeded");
 }
+
+#[test]
+fn the_token_may_come_in_the_query_and_is_never_logged() {
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE));
+    let log_path = ep.dir.path().join("server.log");
+    let server = ep.serve_with_stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()));
+    let body = ceph_body("assets", "ObjectCreated:Put", &["q.css".into()]);
+    let post = |target: &str| http::request(server.addr, "POST", target, "x", &[], &body).unwrap();
+    let wrong = post("/v1/events?token=nope");
+    assert_eq!(wrong.status, 401, "{}", wrong.text());
+    let ok = post(&format!("/v1/events?token={WEBHOOK_TOKEN}"));
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let bad = post(&format!("/v1/events?token={WEBHOOK_TOKEN}&wait=forever"));
+    assert_eq!(bad.status, 400);
+    assert!(!bad.text().contains(WEBHOOK_TOKEN));
+    ep.settle(Duration::from_secs(20));
+    drop(server);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("purged"), "the log has content: {log}");
+    assert!(
+        !log.contains(WEBHOOK_TOKEN),
+        "token leaked into the server log"
+    );
+    let everything = ep.ok(&["log", "--json"]) + &ep.ok(&["log", "--requests", "--json"]);
+    assert!(!everything.contains(WEBHOOK_TOKEN));
+}
+
+#[test]
+fn wait_purged_answers_after_the_purge_or_at_the_timeout() {
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(
+        &tencent_config(&fake, "", SITE_RULE).replace("linger_ms = 100", "linger_ms = 5000"),
+    );
+    let server = ep.serve();
+    let auth = format!("Bearer {WEBHOOK_TOKEN}");
+    let post = |target: &str, key: &str| {
+        let body = ceph_body("assets", "ObjectCreated:Put", &[key.to_owned()]);
+        http::request(
+            server.addr,
+            "POST",
+            target,
+            "x",
+            &[("Authorization", &auth)],
+            &body,
+        )
+        .unwrap()
+    };
+    // The lane skips its 5 s linger for a waiting sender.
+    let t0 = std::time::Instant::now();
+    let r = post("/v1/events?wait=purged&timeout_ms=10000", "w1.css");
+    let took = t0.elapsed();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let a = r.json();
+    assert_eq!(a["purged"], true, "{a}");
+    assert_eq!(a["statuses"]["succeeded"], 1);
+    assert!(
+        took < Duration::from_secs(4),
+        "waited {took:?}: linger was not skipped"
+    );
+    assert!(fake
+        .purged()
+        .contains(&"https://cdn.example.com/w1.css".to_owned()));
+
+    // A purge slower than the timeout: 200 with the state, the purge still happens.
+    fake.delay(3000, 1);
+    let r = post("/v1/events?wait=purged&timeout_ms=500", "w2.css");
+    assert_eq!(r.status, 200);
+    let a = r.json();
+    assert_eq!(a["purged"], false, "{a}");
+    assert_eq!(a["statuses"]["sent"], 1, "{a}");
+    let log = ep.settle(Duration::from_secs(20));
+    assert!(log.iter().all(|r| r["status"] == "succeeded"));
+}

@@ -7,6 +7,7 @@ use super::{DispatchSettings, LaneState, LaneStatus};
 use crate::clock::Clock;
 use crate::purgers::{Limits, PurgeResponse, Purger, Verdict};
 use crate::store::{Claim, ClaimRequest, ClaimedBatch, Finish, Ms, Store, StoreError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify, Semaphore};
@@ -23,6 +24,7 @@ pub(super) struct Lane {
     pub owner: String,
     pub clock: Clock,
     pub notify: Arc<Notify>,
+    pub expedite: Arc<AtomicBool>,
     pub status: Arc<Mutex<LaneStatus>>,
     pub finished: watch::Sender<u64>,
     pub shutdown: CancellationToken,
@@ -114,7 +116,11 @@ impl Lane {
                 lane: lane.clone(),
                 owner: self.owner.clone(),
                 now,
-                linger_ms: self.settings.linger_ms,
+                linger_ms: if self.expedite.swap(false, Ordering::SeqCst) {
+                    0
+                } else {
+                    self.settings.linger_ms
+                },
                 kinds: limits.kinds.clone(),
                 quota_day: day,
                 quota_reset_at: reset_at,

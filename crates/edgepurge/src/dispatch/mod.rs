@@ -16,6 +16,7 @@ use crate::store::{Ms, Store};
 pub use policy::RetryPolicy;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -79,6 +80,8 @@ pub struct LaneStatus {
 
 struct LaneHandle {
     notify: Arc<Notify>,
+    /// Set when someone waits for this lane's next purge: claim without lingering.
+    expedite: Arc<AtomicBool>,
     status: Arc<Mutex<LaneStatus>>,
 }
 
@@ -109,6 +112,7 @@ impl Dispatcher {
         let mut tasks = JoinSet::new();
         for purger in purgers {
             let notify = Arc::new(Notify::new());
+            let expedite = Arc::new(AtomicBool::new(false));
             let status = Arc::new(Mutex::new(LaneStatus {
                 lane: purger.lane().to_owned(),
                 provider: purger.provider().to_owned(),
@@ -123,6 +127,7 @@ impl Dispatcher {
                 purger.lane().to_owned(),
                 LaneHandle {
                     notify: Arc::clone(&notify),
+                    expedite: Arc::clone(&expedite),
                     status: Arc::clone(&status),
                 },
             );
@@ -133,6 +138,7 @@ impl Dispatcher {
                 owner: owner.clone(),
                 clock,
                 notify,
+                expedite,
                 status,
                 finished: finished_tx.clone(),
                 shutdown: shutdown.clone(),
@@ -150,6 +156,15 @@ impl Dispatcher {
     /// Wakes a lane: new work was queued for it.
     pub fn notify(&self, lane: &str) {
         if let Some(h) = self.lanes.get(lane) {
+            h.notify.notify_one();
+        }
+    }
+
+    /// Wakes a lane and has it send what is pending now, without lingering (someone is
+    /// waiting for the purge).
+    pub fn expedite(&self, lane: &str) {
+        if let Some(h) = self.lanes.get(lane) {
+            h.expedite.store(true, Ordering::SeqCst);
             h.notify.notify_one();
         }
     }

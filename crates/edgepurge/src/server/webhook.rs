@@ -1,15 +1,24 @@
 //! `POST /v1/events`: authenticate, parse (format auto-detected), match rules, commit to the
 //! store, and only then answer 200. A body is accepted or refused whole.
+//!
+//! Query parameters:
+//! * `token=SECRET`: the webhook token, for senders that cannot set `Authorization`
+//!   (Ceph RGW's HTTP push). Compared in constant time; never logged.
+//! * `wait=purged` (`timeout_ms=N`, default 10000, at most 60000): answer only once every
+//!   purge of this body succeeded (or was given up), or the time is up. The events are durably
+//!   queued either way, and the answer is 200 either way, with `purged` true or false, so a
+//!   sender never resends for a slow purge. Lanes skip their linger for such requests.
 
 use super::AppState;
 use crate::ingest::lanes_touched;
-use crate::store::StoreError;
+use crate::store::{LogQuery, Status, StoreError};
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -18,9 +27,22 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// Checks the caller: a bearer token when one is configured, else a loopback address.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Params {
+    token: Option<String>,
+    wait: Option<String>,
+    timeout_ms: Option<u64>,
+}
+
+const DEFAULT_WAIT_MS: u64 = 10_000;
+const MAX_WAIT_MS: u64 = 60_000;
+
+/// Checks the caller: a token (bearer header or `?token=`) when one is configured, else a
+/// loopback address.
 fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
+    query_token: Option<&str>,
     peer: SocketAddr,
 ) -> Result<(), Box<Response>> {
     match &state.webhook_token {
@@ -31,12 +53,14 @@ fn authenticate(
                 .and_then(|v| {
                     let (scheme, rest) = v.split_once(' ')?;
                     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-                });
+                })
+                .or(query_token);
             match presented {
                 Some(t) if token.matches(t.as_bytes()) => Ok(()),
                 Some(_) => Err(Box::new(unauthorized("the bearer token is wrong"))),
                 None => Err(Box::new(unauthorized(
-                    "missing `Authorization: Bearer <token>` (the server's webhook_token)",
+                    "missing `Authorization: Bearer <token>` or `?token=` (the server's \
+                     webhook_token)",
                 ))),
             }
         }
@@ -59,12 +83,34 @@ fn unauthorized(why: &str) -> Response {
 pub async fn ingest(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    params: Result<Query<Params>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(r) = authenticate(&state, &headers, peer) {
+    let Ok(Query(params)) = params else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad query string: use token=..., wait=purged and timeout_ms=<milliseconds>",
+        );
+    };
+    if let Err(r) = authenticate(&state, &headers, params.token.as_deref(), peer) {
         return *r;
     }
+    let wait_ms = match params.wait.as_deref() {
+        None => None,
+        Some("purged") => Some(
+            params
+                .timeout_ms
+                .unwrap_or(DEFAULT_WAIT_MS)
+                .min(MAX_WAIT_MS),
+        ),
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("wait={other:?} is not supported; use wait=purged"),
+            )
+        }
+    };
     let body = match body {
         Ok(b) => b,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -107,7 +153,11 @@ pub async fn ingest(
         }
     };
     for lane in &lanes {
-        state.dispatcher.notify(lane);
+        if wait_ms.is_some() {
+            state.dispatcher.expedite(lane);
+        } else {
+            state.dispatcher.notify(lane);
+        }
     }
     tracing::debug!(
         peer = %peer,
@@ -117,17 +167,61 @@ pub async fn ingest(
         merged = receipt.jobs_merged,
         "accepted"
     );
-    (
-        StatusCode::OK,
-        Json(json!({
-            "accepted": parsed.events.len(),
-            "records": receipt.purge_ids,
-            "targets": targets,
-            "merged": receipt.jobs_merged,
-            "notices": parsed.notices,
-        })),
-    )
-        .into_response()
+    let mut answer = json!({
+        "accepted": parsed.events.len(),
+        "records": receipt.purge_ids,
+        "targets": targets,
+        "merged": receipt.jobs_merged,
+        "notices": parsed.notices,
+    });
+    if let Some(ms) = wait_ms {
+        let (purged, statuses, waited) = wait_for_purges(&state, &receipt.purge_ids, ms).await;
+        answer["purged"] = json!(purged);
+        answer["statuses"] = json!(statuses);
+        answer["waited_ms"] = json!(waited);
+    }
+    (StatusCode::OK, Json(answer)).into_response()
+}
+
+/// Waits until every record is final or `timeout_ms` passes; returns whether all succeeded
+/// (or had nothing to purge), the count per status, and how long it waited.
+async fn wait_for_purges(
+    state: &AppState,
+    ids: &[i64],
+    timeout_ms: u64,
+) -> (bool, BTreeMap<String, usize>, u64) {
+    let start = tokio::time::Instant::now();
+    let deadline = start + std::time::Duration::from_millis(timeout_ms);
+    let mut finished = state.dispatcher.finished();
+    loop {
+        let records = state
+            .store
+            .log(LogQuery {
+                ids: Some(ids.to_vec()),
+                limit: ids.len(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_default();
+        let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+        for r in &records {
+            *statuses.entry(r.status.as_str().to_owned()).or_default() += 1;
+        }
+        let done = records.len() == ids.len() && records.iter().all(|r| r.status.is_final());
+        let waited = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if done || tokio::time::Instant::now() >= deadline {
+            let purged = done
+                && records
+                    .iter()
+                    .all(|r| matches!(r.status, Status::Succeeded | Status::Skipped));
+            return (purged, statuses, waited);
+        }
+        tokio::select! {
+            _ = finished.changed() => {},
+            _ = tokio::time::sleep_until(deadline) => {},
+            _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {},
+        }
+    }
 }
 
 fn store_unavailable(e: &StoreError) -> Response {

@@ -73,8 +73,13 @@ impl Edgepurge {
     }
 
     pub fn serve(&self) -> Server {
+        self.serve_with_stderr(std::process::Stdio::inherit())
+    }
+
+    /// Starts the server with its log (standard error) going to `stderr`.
+    pub fn serve_with_stderr(&self, stderr: std::process::Stdio) -> Server {
         let mut cmd = self.command(&["serve", "--listen", "127.0.0.1:0"]);
-        cmd.stderr(std::process::Stdio::inherit());
+        cmd.stderr(stderr);
         let (proc, line) =
             Proc::spawn_until("edgepurge serve", cmd, Duration::from_secs(20), |l| {
                 l.starts_with("listening on ")
