@@ -5,7 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv)
+# Servers the harness (crates/testkit) starts in the foreground on loopback ports:
+# Ceph (1 mon + 1 memstore OSD + radosgw) as the S3 origin, and four HTTP caches.
+# procps: kill (the test kit signals whole process groups) and pgrep (the smoke test).
+APT_PACKAGES=(
+  python3-venv
+  procps
+  radosgw ceph-mon ceph-osd
+  varnish varnish-modules
+  squid
+  trafficserver
+  nginx libnginx-mod-http-lua
+)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -1,7 +1,7 @@
 //! A minimal blocking HTTP/1.1 client for loopback test servers (no TLS, `Connection: close`).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -39,7 +39,34 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Response> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    request_from(None, addr, method, target, host, headers, body)
+}
+
+/// [`request`] from a chosen local address (e.g. `127.0.0.2`, to act as a client that a
+/// loopback-only ACL must refuse); `None` lets the system choose.
+pub fn request_from(
+    source: Option<IpAddr>,
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let timeout = Duration::from_secs(5);
+    let mut stream = match source {
+        None => TcpStream::connect_timeout(&addr, timeout)?,
+        Some(ip) => {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )?;
+            socket.bind(&SocketAddr::new(ip, 0).into())?;
+            socket.connect_timeout(&addr.into(), timeout)?;
+            socket.into()
+        }
+    };
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (k, v) in headers {
