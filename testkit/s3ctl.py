@@ -4,7 +4,7 @@
 usage: s3ctl.py [--endpoint URL] [--access-key K] [--secret-key S] [--region R] COMMAND ...
 
   create-bucket B [--public-read]
-  put B KEY --body TEXT [--public-read] [--content-type T]    prints {"seconds": <PUT duration>}
+  put B KEY --body TEXT [--public-read] [--content-type T]    prints {"seconds": <PUT duration>, "finished_at": <epoch>}
   get B KEY                                                   prints the body (signed request)
   delete B KEY
   create-topic NAME --push-endpoint URL --persistent true|false   prints {"arn": ...}
@@ -114,7 +114,8 @@ def main():
             kw["ACL"] = "public-read"
         t0 = time.monotonic()
         r = s3.put_object(**kw)
-        out = {"seconds": time.monotonic() - t0, "etag": r.get("ETag", "").strip('"')}
+        out = {"seconds": time.monotonic() - t0, "finished_at": time.time(),
+               "etag": r.get("ETag", "").strip('"')}
     elif args.cmd == "get":
         r = s3.get_object(Bucket=args.bucket, Key=args.key)
         out = {"body": r["Body"].read().decode("utf-8", "replace")}

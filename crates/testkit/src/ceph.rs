@@ -19,7 +19,7 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 
 pub const ACCESS_KEY: &str = "RGWACCESS";
@@ -215,11 +215,22 @@ impl Ceph {
     /// PUTs `body` (text/plain, ACL public-read) and returns how long the PUT took: with a
     /// non-persistent topic RGW delivers the notification before it answers.
     pub fn put(&self, bucket: &str, key: &str, body: &str) -> Duration {
+        self.put_timed(bucket, key, body).0
+    }
+
+    /// Like [`Ceph::put`], also returning the wall-clock time the PUT request started (the
+    /// helper process's own start-up is not part of it).
+    pub fn put_timed(&self, bucket: &str, key: &str, body: &str) -> (Duration, SystemTime) {
         let v = self.s3ctl(&["put", bucket, key, "--body", body, "--public-read"]);
         let secs = v["seconds"]
             .as_f64()
             .unwrap_or_else(|| panic!("s3ctl put: no seconds in {v}"));
-        Duration::from_secs_f64(secs)
+        let finished = v["finished_at"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("s3ctl put: no finished_at in {v}"));
+        let took = Duration::from_secs_f64(secs);
+        let started = UNIX_EPOCH + Duration::from_secs_f64(finished) - took;
+        (took, started)
     }
 
     /// The object's body through a signed GET, or panics.
