@@ -5,6 +5,8 @@
 //! One test runs every scenario in order on one Ceph (it takes ~15 s to start). Measured
 //! latencies are printed (see docs/performance.md).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;
