@@ -2,7 +2,7 @@
 //! to the real edgepurge binary, which purges real Varnish (two nodes), Squid, Apache Traffic
 //! Server and nginx caches; the next GET through each cache returns the new object.
 //!
-//! One test runs every scenario in order on one Ceph (it takes ~15 s to start). Measured
+//! One test runs every scenario in order on one Ceph (it starts in about a second). Measured
 //! latencies are printed (see docs/performance.md).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
