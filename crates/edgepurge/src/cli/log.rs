@@ -88,7 +88,7 @@ fn print_record(r: &LogRecord, json: bool) -> CliResult {
         [one] => one.clone(),
         [first, rest @ ..] => format!("{first} (+{} more)", rest.len()),
     };
-    let mut line = format!(
+    let line = format!(
         "{}  {:<9}  rule={}  {} {}/{}  -> {}  provider={} attempts={}",
         fmt_time(r.time),
         r.status.as_str(),
@@ -100,16 +100,10 @@ fn print_record(r: &LogRecord, json: bool) -> CliResult {
         r.provider.as_deref().unwrap_or("-"),
         r.attempts,
     );
-    if let Some(id) = &r.request_id {
-        line.push_str(&format!(" request_id={id}"));
-    }
-    if let Some(id) = &r.task_id {
-        line.push_str(&format!(" task_id={id}"));
-    }
-    if let Some(e) = &r.error {
-        line.push_str(&format!("  error: {e}"));
-    }
-    println!("{line}");
+    println!(
+        "{line}{}",
+        outcome_suffix(&r.request_id, &r.task_id, &r.error)
+    );
     Ok(())
 }
 
@@ -131,15 +125,28 @@ fn print_request(r: &RequestRecord, json: bool) -> CliResult {
     if let Some(s) = r.http_status {
         line.push_str(&format!(" http={s}"));
     }
-    if let Some(id) = &r.request_id {
-        line.push_str(&format!(" request_id={id}"));
-    }
-    if let Some(id) = &r.task_id {
-        line.push_str(&format!(" task_id={id}"));
-    }
-    if let Some(e) = &r.error {
-        line.push_str(&format!("  error: {e}"));
-    }
-    println!("{line}");
+    println!(
+        "{line}{}",
+        outcome_suffix(&r.request_id, &r.task_id, &r.error)
+    );
     Ok(())
+}
+
+/// ` request_id=… task_id=…  error: …` for the parts that are present.
+fn outcome_suffix(
+    request_id: &Option<String>,
+    task_id: &Option<String>,
+    error: &Option<String>,
+) -> String {
+    let mut out = String::new();
+    if let Some(id) = request_id {
+        out.push_str(&format!(" request_id={id}"));
+    }
+    if let Some(id) = task_id {
+        out.push_str(&format!(" task_id={id}"));
+    }
+    if let Some(e) = error {
+        out.push_str(&format!("  error: {e}"));
+    }
+    out
 }

@@ -97,14 +97,19 @@ impl HttpPurgeSettings {
     }
 }
 
-/// `host:port` of a node (its scheme when not http).
-pub fn node_label(node: &url::Url) -> String {
+/// `host:port` of a node.
+fn node_host(node: &url::Url) -> String {
     let host = node.host_str().unwrap_or("?");
     let port = node.port_or_known_default().unwrap_or(80);
+    format!("{host}:{port}")
+}
+
+/// `host:port` of a node (with its scheme when not http), for lane names and messages.
+pub fn node_label(node: &url::Url) -> String {
     if node.scheme() == "http" {
-        format!("{host}:{port}")
+        node_host(node)
     } else {
-        format!("{}://{host}:{port}", node.scheme())
+        format!("{}://{}", node.scheme(), node_host(node))
     }
 }
 
@@ -319,7 +324,7 @@ impl Purger for HttpPurgeNode {
                         ),
                     );
                 };
-                let host = node_label(&self.node);
+                let host = node_host(&self.node);
                 requests.push((
                     method.clone(),
                     host,
