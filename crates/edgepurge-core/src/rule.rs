@@ -401,10 +401,12 @@ impl Rule {
     /// The targets this rule purges for `event`, without checking [`Rule::matches`].
     ///
     /// A key ending in `/` is a folder marker and purges nothing. A key outside
-    /// `strip_prefix` purges nothing (the CDN cannot serve it).
+    /// `strip_prefix` purges nothing (the CDN cannot serve it). A key with a `.` or `..` path
+    /// segment purges nothing: no URL addresses it (clients and caches resolve dot segments),
+    /// and purging the resolved URL would reach outside the rule's prefix (invariant 7).
     pub fn targets_for_key(&self, key: &str) -> Vec<Target> {
         let s = &self.spec;
-        if key.is_empty() || key.ends_with('/') {
+        if key.is_empty() || key.ends_with('/') || has_dot_segment(key) {
             return Vec::new();
         }
         let path = match &s.strip_prefix {
@@ -463,6 +465,11 @@ impl Rule {
         }
         out
     }
+}
+
+/// Whether a key has a `.` or `..` path segment (`a/../b`, `./x`, `a/.`).
+pub fn has_dot_segment(key: &str) -> bool {
+    key.split('/').any(|seg| seg == "." || seg == "..")
 }
 
 /// A rule that matched an event, with what it purges (possibly nothing: a folder marker).

@@ -98,8 +98,14 @@ impl Planner {
                 let note = m.targets.is_empty().then(|| {
                     if event.key.ends_with('/') {
                         "folder marker: nothing to purge".to_owned()
+                    } else if edgepurge_core::rule::has_dot_segment(&event.key) {
+                        "key has a '.' or '..' path segment, which no URL addresses: nothing \
+                         purged"
+                            .to_owned()
                     } else {
-                        "key is outside the rule's strip_prefix: nothing to purge".to_owned()
+                        "key is outside the rule's strip_prefix or renders no tag: nothing to \
+                         purge"
+                            .to_owned()
                     }
                 });
                 out.push(IngestRecord {

@@ -19,10 +19,10 @@ pub fn normalize(native: &str) -> String {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    if s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
-        Some(&s[prefix.len()..])
-    } else {
-        None
+    // `get` (not indexing): the name may hold multi-byte characters at any position.
+    match s.get(..prefix.len()) {
+        Some(head) if head.eq_ignore_ascii_case(prefix) => s.get(prefix.len()..),
+        _ => None,
     }
 }
 
@@ -80,6 +80,13 @@ mod tests {
             normalize("cos:ObjectCreated:CompleteMultipartUpload"),
             "ObjectCreated:CompleteMultipartUpload"
         );
+    }
+
+    #[test]
+    fn non_ascii_event_names_do_not_panic() {
+        assert_eq!(normalize("ééé"), "ééé");
+        assert_eq!(normalize("s3é"), "s3é");
+        assert_eq!(normalize("猫:ObjectCreated"), "猫:ObjectCreated");
     }
 
     #[test]

@@ -285,6 +285,37 @@ fn url_mode_purges_each_domain() {
 }
 
 #[test]
+fn keys_with_dot_segments_purge_nothing() {
+    let dir = RuleSpec {
+        mode: Mode::Dir,
+        prefix: Some("img/".into()),
+        ..spec("r")
+    }
+    .validate()
+    .unwrap();
+    let url = RuleSpec {
+        prefix: Some("img/".into()),
+        ..spec("r")
+    }
+    .validate()
+    .unwrap();
+    for key in [
+        "img/../admin/x.html",
+        "img/./a.png",
+        "img/..",
+        "img/a/../../b.png",
+    ] {
+        assert!(dir.targets_for_key(key).is_empty(), "{key}");
+        assert!(url.targets_for_key(key).is_empty(), "{key}");
+    }
+    // Dots inside names are fine.
+    assert_eq!(
+        urls(&url, "img/..a/b..png"),
+        vec!["https://cdn.example.com/img/..a/b..png"]
+    );
+}
+
+#[test]
 fn folder_markers_purge_nothing() {
     let rule = spec("r").validate().unwrap();
     assert!(rule.targets_for_key("img/").is_empty());

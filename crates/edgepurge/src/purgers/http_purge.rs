@@ -247,6 +247,29 @@ fn host_and_path(target: &str) -> Result<(String, String), String> {
     Ok((host, path))
 }
 
+/// Longest tag header edgepurge sends: caches refuse long headers (Varnish's default
+/// `http_req_hdr_len` and nginx's header buffers are 8 KiB).
+const MAX_TAG_HEADER: usize = 4000;
+
+/// Space-joined tags, each string at most `max` bytes (a single longer tag stands alone).
+fn tag_chunks(tags: &[String], max: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for tag in tags {
+        if !current.is_empty() && current.len() + 1 + tag.len() > max {
+            out.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(tag);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
 /// `^` + the path with regex metacharacters escaped: matches every URL under it.
 pub fn prefix_regex(path: &str) -> String {
     let mut out = String::from("^");
@@ -325,12 +348,14 @@ impl Purger for HttpPurgeNode {
                     );
                 };
                 let host = node_host(&self.node);
-                requests.push((
-                    method.clone(),
-                    host,
-                    "/".to_owned(),
-                    Some((header.clone(), targets.join(" "))),
-                ));
+                for chunk in tag_chunks(targets, MAX_TAG_HEADER) {
+                    requests.push((
+                        method.clone(),
+                        host.clone(),
+                        "/".to_owned(),
+                        Some((header.clone(), chunk)),
+                    ));
+                }
             }
         }
 
@@ -373,7 +398,7 @@ impl Purger for HttpPurgeNode {
             };
         }
         let total = match kind {
-            TargetKind::Tag => 1,
+            TargetKind::Tag => tag_chunks(targets, MAX_TAG_HEADER).len(),
             _ => targets.len(),
         };
         let verdict = if failures.iter().any(|f| f.retry) {
@@ -450,6 +475,17 @@ mod tests {
             host_and_path("http://cdn.test:8080/a?b=1").unwrap(),
             ("cdn.test:8080".into(), "/a?b=1".into())
         );
+    }
+
+    #[test]
+    fn long_tag_lists_are_split_across_requests() {
+        let tags: Vec<String> = (0..100).map(|i| format!("{i:0>90}")).collect();
+        let chunks = tag_chunks(&tags, MAX_TAG_HEADER);
+        assert!(chunks.len() >= 3, "{}", chunks.len());
+        assert!(chunks.iter().all(|c| c.len() <= MAX_TAG_HEADER));
+        let rejoined: Vec<&str> = chunks.iter().flat_map(|c| c.split(' ')).collect();
+        assert_eq!(rejoined.len(), 100);
+        assert_eq!(tag_chunks(&["a".into(), "b".into()], 10), vec!["a b"]);
     }
 
     #[test]

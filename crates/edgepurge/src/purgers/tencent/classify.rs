@@ -2,6 +2,30 @@
 
 use crate::purgers::Verdict;
 
+/// Codes that condemn one target (its domain or URL), not the request: a multi-target batch is
+/// split until the bad target is alone, so the good ones in the same batch still go out.
+const PER_TARGET: &[&str] = &[
+    "InvalidParameter.CdnUrlExceedLength",
+    "InvalidParameter.CdnParamError",
+    "InvalidParameter.CdnPurgeWildcardNotAllowed",
+    "InvalidParameter.CdnHostInvalidStatus",
+    "ResourceNotFound.CdnHostNotExists",
+    "ResourceUnavailable.CdnHostIsNotOnline",
+    "UnauthorizedOperation.CdnHostUnauthorized",
+];
+
+/// Classifies an API 3.0 error code for a request that carried `targets` targets.
+pub fn classify_for(code: &str, targets: usize) -> Verdict {
+    if PER_TARGET.contains(&code) {
+        return if targets > 1 {
+            Verdict::Split
+        } else {
+            Verdict::Fatal
+        };
+    }
+    classify(code)
+}
+
 /// Classifies an API 3.0 error code.
 pub fn classify(code: &str) -> Verdict {
     let family = code.split('.').next().unwrap_or(code);
@@ -92,5 +116,20 @@ mod tests {
         for (code, want) in table {
             assert_eq!(classify(code), want, "{code}");
         }
+    }
+
+    #[test]
+    fn a_bad_domain_or_url_is_bisected_out_of_a_batch() {
+        for code in [
+            "UnauthorizedOperation.CdnHostUnauthorized",
+            "InvalidParameter.CdnUrlExceedLength",
+        ] {
+            assert_eq!(classify_for(code, 1000), Verdict::Split, "{code}");
+            assert_eq!(classify_for(code, 1), Verdict::Fatal, "{code}");
+        }
+        assert_eq!(
+            classify_for("AuthFailure.SecretIdNotFound", 1000),
+            Verdict::Fatal
+        );
     }
 }

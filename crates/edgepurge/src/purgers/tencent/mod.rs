@@ -90,7 +90,13 @@ impl TencentCdn {
     }
 
     /// Calls one API action; the response is the `Response` object, or a classified failure.
-    async fn call(&self, action: &str, body: &Value) -> Result<Call, PurgeResponse> {
+    /// `targets` is how many targets the request carries (for error classification).
+    async fn call(
+        &self,
+        action: &str,
+        body: &Value,
+        targets: usize,
+    ) -> Result<Call, PurgeResponse> {
         let creds = self.credentials().map_err(|e| {
             PurgeResponse::failed(
                 Verdict::RetryLater { after: None },
@@ -179,7 +185,7 @@ impl TencentCdn {
         if let Some(err) = response.get("Error") {
             let code = err.get("Code").and_then(Value::as_str).unwrap_or("Unknown");
             let message = err.get("Message").and_then(Value::as_str).unwrap_or("");
-            let mut verdict = classify::classify(code);
+            let mut verdict = classify::classify_for(code, targets);
             if let Verdict::RetryLater { after } = &mut verdict {
                 *after = after.or(wait);
             }
@@ -294,7 +300,7 @@ impl Purger for TencentCdn {
             );
         }
         let (action, body) = self.purge_body(kind, targets);
-        match self.call(action, &body).await {
+        match self.call(action, &body, targets.len()).await {
             Ok(call) => {
                 let task_id = call.response.get("TaskId").and_then(|v| match v {
                     Value::String(s) => Some(s.clone()),
@@ -314,7 +320,7 @@ impl Purger for TencentCdn {
     }
 
     async fn quota(&self) -> Option<Result<ProviderQuota, String>> {
-        let call = match self.call("DescribePurgeQuota", &json!({})).await {
+        let call = match self.call("DescribePurgeQuota", &json!({}), 0).await {
             Ok(c) => c,
             Err(r) => return Some(Err(r.error.unwrap_or_default())),
         };
