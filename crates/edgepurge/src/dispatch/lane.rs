@@ -47,9 +47,23 @@ impl Lane {
         let mut limiter = RateLimiter::per_second(limits.rate_per_s);
         let slots = Arc::new(Semaphore::new(limits.concurrency.max(1)));
         let mut sends: JoinSet<()> = JoinSet::new();
-        let ttl = self.settings.lane_lease_ms.max(1000);
-        let mut held = false;
-        let mut renew_at: Ms = 0;
+        // The lease is renewed by its own task, so a main loop blocked on send slots or the
+        // rate limit never lets it lapse while requests are in flight.
+        let (held_tx, mut held_rx) = watch::channel(false);
+        let renew_now = Arc::new(Notify::new());
+        let renewer_stop = CancellationToken::new();
+        let renewer = tokio::spawn(renew_lease(
+            Arc::clone(&self.store),
+            lane.clone(),
+            self.owner.clone(),
+            self.clock,
+            self.settings.lane_lease_ms.max(1000),
+            held_tx,
+            Arc::clone(&renew_now),
+            Arc::clone(&self.status),
+            renewer_stop.clone(),
+        ));
+        let mut was_held = false;
         let mut quota_at: Ms = 0;
 
         loop {
@@ -57,38 +71,21 @@ impl Lane {
             if self.shutdown.is_cancelled() {
                 break;
             }
-            let now = self.clock.now_ms();
-            if now >= renew_at {
-                match self.store.acquire_lane(&lane, &self.owner, now, ttl).await {
-                    Ok(true) => {
-                        if !held {
-                            tracing::info!(lane = %lane, "holding lane");
-                            quota_at = 0;
-                        }
-                        held = true;
-                    }
-                    Ok(false) => {
-                        if held {
-                            tracing::warn!(lane = %lane, "lane lease lost to another process");
-                        }
-                        held = false;
-                    }
-                    Err(e) => {
-                        tracing::error!(lane = %lane, error = %e, "cannot renew lane lease");
-                        held = false;
-                        self.record_error(&e.to_string());
-                    }
-                }
-                renew_at = now + ttl / 3;
-            }
+            let held = *held_rx.borrow_and_update();
             if !held {
+                was_held = false;
                 self.set_state(LaneState::Standby);
-                self.pause(Duration::from_millis(
-                    self.settings.poll_ms.min((renew_at - now).max(50) as u64),
-                ))
-                .await;
+                tokio::select! {
+                    _ = held_rx.changed() => {},
+                    _ = self.shutdown.cancelled() => {},
+                }
                 continue;
             }
+            if !was_held {
+                was_held = true;
+                quota_at = 0;
+            }
+            let now = self.clock.now_ms();
             if now >= quota_at {
                 self.refresh_quota(&mut limits).await;
                 quota_at = now + QUOTA_REFRESH_MS;
@@ -130,8 +127,9 @@ impl Lane {
                     limiter.record();
                     self.set_state(LaneState::Busy);
                     let sender = self.sender();
+                    let daily = limits.kind(batch.kind).and_then(|k| k.daily_quota);
                     sends.spawn(async move {
-                        sender.send(batch, reset_at).await;
+                        sender.send(batch, day, daily, reset_at).await;
                         drop(permit);
                     });
                 }
@@ -141,26 +139,23 @@ impl Lane {
                         self.set_state(LaneState::Waiting { until });
                     }
                     let wait = (until - now).clamp(1, i64::MAX) as u64;
-                    let renew = (renew_at - now).max(1) as u64;
-                    self.pause(Duration::from_millis(
-                        wait.min(renew).min(self.settings.poll_ms),
-                    ))
-                    .await;
+                    self.pause(Duration::from_millis(wait.min(self.settings.poll_ms)))
+                        .await;
                 }
                 Ok(Claim::Idle) => {
                     drop(permit);
                     if sends.is_empty() {
                         self.set_state(LaneState::Idle);
                     }
-                    let renew = (renew_at - now).max(1) as u64;
-                    self.pause(Duration::from_millis(renew.min(self.settings.poll_ms)))
+                    self.pause(Duration::from_millis(self.settings.poll_ms))
                         .await;
                 }
                 Err(StoreError::Conflict(msg)) => {
+                    // The lease lapsed: have the renewer try again now.
                     drop(permit);
                     tracing::warn!(lane = %lane, "{msg}");
-                    held = false;
-                    renew_at = 0;
+                    renew_now.notify_one();
+                    self.pause(Duration::from_millis(50)).await;
                 }
                 Err(e) => {
                     drop(permit);
@@ -186,7 +181,9 @@ impl Lane {
             );
             sends.abort_all();
         }
-        if held {
+        renewer_stop.cancel();
+        let _ = renewer.await;
+        if *held_rx.borrow() {
             if let Err(e) = self.store.release_lane(&lane, &self.owner).await {
                 tracing::warn!(lane = %lane, error = %e, "could not release lane lease");
             }
@@ -268,6 +265,55 @@ impl Lane {
     }
 }
 
+/// Takes and keeps the lane lease, renewing it every third of its lifetime, and publishes
+/// whether this process holds it.
+#[allow(clippy::too_many_arguments)]
+async fn renew_lease(
+    store: Arc<dyn Store>,
+    lane: String,
+    owner: String,
+    clock: Clock,
+    ttl_ms: i64,
+    held: watch::Sender<bool>,
+    renew_now: Arc<Notify>,
+    status: Arc<Mutex<LaneStatus>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let was = *held.borrow();
+        let now_held = match store
+            .acquire_lane(&lane, &owner, clock.now_ms(), ttl_ms)
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(lane = %lane, error = %e, "cannot renew lane lease");
+                if let Ok(mut s) = status.lock() {
+                    s.last_error = Some(e.to_string());
+                }
+                false
+            }
+        };
+        match (was, now_held) {
+            (false, true) => tracing::info!(lane = %lane, "holding lane"),
+            (true, false) => tracing::warn!(lane = %lane, "lane lease lost"),
+            _ => {}
+        }
+        held.send_if_modified(|h| std::mem::replace(h, now_held) != now_held);
+        // Held: renew at a third of the lifetime. Not held: try again at least every second.
+        let next = if now_held {
+            ttl_ms / 3
+        } else {
+            (ttl_ms / 3).min(1000)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(next.max(10) as u64)) => {},
+            _ = renew_now.notified() => {},
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
 /// Sends one batch and records the outcome.
 struct Sender {
     store: Arc<dyn Store>,
@@ -282,7 +328,13 @@ struct Sender {
 }
 
 impl Sender {
-    async fn send(self, batch: ClaimedBatch, quota_reset_at: Ms) {
+    async fn send(
+        self,
+        batch: ClaimedBatch,
+        quota_day: i64,
+        daily_quota: Option<u64>,
+        quota_reset_at: Ms,
+    ) {
         let started = self.clock.now_ms();
         let resp = self.purger.purge(batch.kind, &batch.targets).await;
         let now = self.clock.now_ms();
@@ -323,6 +375,20 @@ impl Sender {
                 Err(e) => {
                     tracing::error!(batch = batch.id, error = %e, "cannot record outcome");
                     break;
+                }
+            }
+        }
+        if resp.verdict == Verdict::QuotaExhausted {
+            // The provider counts purges we do not see (console, other tools): take its word
+            // that today's quota is spent, so no further call is made before the reset.
+            if let Some(limit) = daily_quota {
+                let lane = self.purger.lane();
+                if let Err(e) = self
+                    .store
+                    .note_quota_used(lane, batch.kind, quota_day, limit)
+                    .await
+                {
+                    tracing::warn!(lane, error = %e, "cannot record the spent quota");
                 }
             }
         }

@@ -394,6 +394,62 @@ async fn the_daily_quota_parks_work_until_reset() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_lease_stays_held_while_a_slow_request_blocks_the_lane() {
+    let mut l = limits();
+    l.concurrency = 1;
+    let rig = rig_with(
+        |c| Scripted {
+            latency: Duration::from_secs(20),
+            ..Scripted::new(c, l)
+        },
+        DispatchSettings {
+            lane_lease_ms: 3000,
+            ..settings()
+        },
+    );
+    rig.ingest(&urls(1, "slow")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rig.ingest(&urls(1, "queued-behind")).await;
+    // The one send slot is busy for 20 s, far beyond the 3 s lease.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(rig.purger.sent().len(), 1);
+    let now = rig.clock.now_ms();
+    assert!(
+        !rig.store
+            .acquire_lane("p", "intruder", now, 1000)
+            .await
+            .unwrap(),
+        "the lease lapsed while a request was in flight"
+    );
+    rig.settle(Duration::from_secs(120)).await;
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_providers_spent_quota_stops_further_calls_until_reset() {
+    let mut l = limits();
+    l.kinds[0].1.max_batch = 1;
+    l.kinds[0].1.daily_quota = Some(100);
+    l.concurrency = 1;
+    let rig = rig_with(|c| Scripted::new(c, l), settings());
+    rig.purger
+        .script
+        .lock()
+        .unwrap()
+        .push_back(Verdict::QuotaExhausted);
+    rig.ingest(&urls(3, "spent")).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        rig.purger.sent().len(),
+        1,
+        "after the provider said the quota is spent, nothing more is sent today"
+    );
+    let recs = rig.records().await;
+    assert!(recs.iter().all(|r| r.status == Status::Queued), "{recs:?}");
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn stopping_releases_the_lane_for_another_process() {
     let rig = rig();
     tokio::time::sleep(Duration::from_millis(100)).await;

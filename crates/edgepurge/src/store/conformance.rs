@@ -23,6 +23,7 @@ pub async fn run_all(factory: &Factory) {
     case!(retry_waits_until_its_time_and_counts_attempts);
     case!(split_halves_a_batch_and_a_single_target_dies);
     case!(daily_quota_caps_batches_until_reset);
+    case!(a_batch_resent_on_a_later_day_counts_on_that_day);
     case!(dead_letters_are_requeued_by_retry);
     case!(a_lane_lease_excludes_others_and_reclaims_in_flight_work);
     case!(claiming_without_the_lease_is_refused);
@@ -444,6 +445,37 @@ async fn daily_quota_caps_batches_until_reset(s: &dyn Store) {
         .unwrap(),
         Claim::Wait { until: 2 * DAY_MS }
     );
+}
+
+async fn a_batch_resent_on_a_later_day_counts_on_that_day(s: &dyn Store) {
+    lease(s, 0).await;
+    s.ingest(
+        vec![record("r", &[("p", "https://c/a"), ("p", "https://c/b")])],
+        0,
+    )
+    .await
+    .unwrap();
+    let mut req = claim_req(1000);
+    req.kinds[0].1.daily_quota = Some(10);
+    let b = claim_batch(s, req.clone()).await;
+    assert_eq!(s.quota_used("p", TargetKind::Url, 0).await.unwrap(), 2);
+    s.finish(finish(&b, 2000, FinishOutcome::RetryAt(DAY_MS + 5)))
+        .await
+        .unwrap();
+    lease(s, DAY_MS + 5).await;
+    let again = claim_batch(
+        s,
+        ClaimRequest {
+            now: DAY_MS + 5,
+            quota_day: 1,
+            quota_reset_at: 2 * DAY_MS,
+            ..req
+        },
+    )
+    .await;
+    assert_eq!(again.id, b.id);
+    assert_eq!(s.quota_used("p", TargetKind::Url, 1).await.unwrap(), 2);
+    assert_eq!(s.quota_used("p", TargetKind::Url, 0).await.unwrap(), 0);
 }
 
 async fn dead_letters_are_requeued_by_retry(s: &dyn Store) {

@@ -214,10 +214,19 @@ pub(super) fn claim(tx: &Transaction<'_>, req: &ClaimRequest) -> StoreResult<Cla
         let Some(limits) = req.limits(kind) else {
             continue;
         };
-        if quota_day.is_none() {
+        // A reservation counts on the day it was made; a batch resent on a later day is
+        // counted again on that day (and the old day's reservation returned).
+        if let Some(old) = quota_day.filter(|d| *d != req.quota_day) {
+            reserve_quota(tx, &req.lane, kind, old, -n_jobs)?;
+        }
+        if quota_day != Some(req.quota_day) {
             if let Some(limit) = limits.daily_quota {
                 let used = quota_used(tx, &req.lane, kind, req.quota_day)?;
                 if used.saturating_add(n_jobs as u64) > limit {
+                    if quota_day.is_some() {
+                        tx.execute("UPDATE batches SET quota_day = NULL WHERE id = ?1", [id])
+                            .map_err(db_err("release quota"))?;
+                    }
                     wake_at(req.quota_reset_at);
                     continue;
                 }
