@@ -98,6 +98,7 @@ impl Service {
             webhook_token,
             max_body_bytes: cfg.server.max_body_bytes,
             clock,
+            shutdown: shutdown.clone(),
         });
 
         let mut tasks = JoinSet::new();

@@ -362,3 +362,46 @@ fn manual_purge_goes_through_the_provider_and_is_logged() {
     let bad = ep.run(&["purge", "--dir", "https://cdn.example.com/file.css"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("must end with /"));
 }
+
+#[test]
+fn one_unknown_domain_is_bisected_out_and_the_rest_is_purged() {
+    let fake = fake(); // knows cdn.example.com and img.example.com only
+    let ep = Edgepurge::new(&tencent_config(
+        &fake,
+        "",
+        r#"
+[[rules]]
+name = "good"
+bucket = "assets"
+events = ["created"]
+domains = ["https://cdn.example.com"]
+provider = "tencent"
+
+[[rules]]
+name = "typo"
+bucket = "assets"
+events = ["created"]
+domains = ["https://cdn.exmaple.com"]
+provider = "tencent"
+"#,
+    ));
+    let server = ep.serve();
+    let keys: Vec<String> = (0..4).map(|i| format!("b/{i}.js")).collect();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
+    let log = ep.settle(Duration::from_secs(30));
+    let good: Vec<_> = log.iter().filter(|r| r["rule"] == "good").collect();
+    let typo: Vec<_> = log.iter().filter(|r| r["rule"] == "typo").collect();
+    assert_eq!((good.len(), typo.len()), (4, 4));
+    assert!(good.iter().all(|r| r["status"] == "succeeded"), "{good:?}");
+    for r in &typo {
+        assert_eq!(r["status"], "dead", "{r}");
+        assert!(
+            r["error"]
+                .as_str()
+                .unwrap()
+                .contains("ResourceNotFound.CdnHostNotExists"),
+            "{r}"
+        );
+    }
+    assert_eq!(fake.purged().len(), 4);
+}

@@ -88,6 +88,30 @@ fn test_events_and_probes_are_answered_without_storing() {
 }
 
 #[test]
+fn odd_but_valid_input_is_answered_not_crashed_on() {
+    let (_fake, ep, server) = setup();
+    let body = br#"{"Records":[{"eventSource":"ceph:s3","eventName":"\u00e9\u00e9\u00e9","s3":{"bucket":{"name":"assets"},"object":{"key":"img/../../etc/passwd"}}}]}"#;
+    let r = server.post(body, Some(WEBHOOK_TOKEN));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["img/../../secret.css".into()],
+    );
+    let r = server.post(&body, Some(WEBHOOK_TOKEN));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["targets"], 0, "a key with '..' purges nothing");
+    let log = ep.log(&["--rule", "site"]);
+    assert!(
+        log[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("'..' path segment"),
+        "{log:?}"
+    );
+}
+
+#[test]
 fn unmatched_events_are_logged_as_skipped_with_the_reason() {
     let (_fake, ep, server) = setup();
     server.send(&ceph_body(

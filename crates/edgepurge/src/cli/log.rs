@@ -31,6 +31,8 @@ pub struct LogArgs {
     pub requests: bool,
 }
 
+const FOLLOW_PAGE: usize = 1000;
+
 pub async fn run(ctx: &Ctx, args: LogArgs) -> CliResult {
     let cfg = ctx.config()?;
     let store = ctx.existing_store(&cfg)?;
@@ -48,12 +50,12 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> CliResult {
         rule: args.rule.clone(),
         status: args.status,
         since,
-        after_seq: None,
+        after: None,
         ids: None,
         limit: args.limit,
     };
     // Changes after this point are printed by --follow (some may repeat the first page).
-    let mut cursor = store.log_cursor().await?;
+    let mut cursor = (store.log_cursor().await?, i64::MAX);
     for r in &store.log(query.clone()).await? {
         print_record(r, args.json)?;
     }
@@ -65,16 +67,22 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> CliResult {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {},
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
-        let changed = store
-            .log(LogQuery {
-                after_seq: Some(cursor),
-                limit: 10_000,
-                ..query.clone()
-            })
-            .await?;
-        for r in &changed {
-            cursor = cursor.max(r.seq);
-            print_record(r, args.json)?;
+        // Drain every change since the cursor, a page at a time.
+        loop {
+            let page = store
+                .log(LogQuery {
+                    after: Some(cursor),
+                    limit: FOLLOW_PAGE,
+                    ..query.clone()
+                })
+                .await?;
+            for r in &page {
+                cursor = (r.seq, r.id);
+                print_record(r, args.json)?;
+            }
+            if page.len() < FOLLOW_PAGE {
+                break;
+            }
         }
     }
 }

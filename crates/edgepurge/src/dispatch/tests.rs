@@ -121,6 +121,143 @@ fn settings() -> DispatchSettings {
     }
 }
 
+/// A store that stamps every committed ingest and every claimed batch with one logical
+/// clock, so tests can order "event arrived" against "request was formed" exactly.
+struct Recording {
+    inner: Arc<dyn Store>,
+    tick: std::sync::atomic::AtomicU64,
+    ingested: Mutex<Vec<(u64, Vec<String>)>>,
+    claimed: Mutex<Vec<(u64, Vec<String>)>>,
+}
+
+impl Recording {
+    fn stamp(&self) -> u64 {
+        self.tick.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Store for Recording {
+    async fn rules(&self) -> crate::store::StoreResult<Vec<crate::store::StoredRule>> {
+        self.inner.rules().await
+    }
+    async fn add_rule(
+        &self,
+        spec: edgepurge_core::RuleSpec,
+        now: Ms,
+    ) -> crate::store::StoreResult<()> {
+        self.inner.add_rule(spec, now).await
+    }
+    async fn sync_config_rules(
+        &self,
+        specs: Vec<edgepurge_core::RuleSpec>,
+        now: Ms,
+    ) -> crate::store::StoreResult<()> {
+        self.inner.sync_config_rules(specs, now).await
+    }
+    async fn delete_rule(&self, name: &str) -> crate::store::StoreResult<()> {
+        self.inner.delete_rule(name).await
+    }
+    async fn set_rule_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+        now: Ms,
+    ) -> crate::store::StoreResult<()> {
+        self.inner.set_rule_enabled(name, enabled, now).await
+    }
+    async fn rules_version(&self) -> crate::store::StoreResult<i64> {
+        self.inner.rules_version().await
+    }
+    async fn ingest(
+        &self,
+        records: Vec<IngestRecord>,
+        now: Ms,
+    ) -> crate::store::StoreResult<crate::store::IngestReceipt> {
+        let urls: Vec<String> = records.iter().flat_map(|r| r.targets.clone()).collect();
+        let receipt = self.inner.ingest(records, now).await?;
+        let t = self.stamp();
+        self.ingested.lock().unwrap().push((t, urls));
+        Ok(receipt)
+    }
+    async fn acquire_lane(
+        &self,
+        lane: &str,
+        owner: &str,
+        now: Ms,
+        ttl_ms: i64,
+    ) -> crate::store::StoreResult<bool> {
+        self.inner.acquire_lane(lane, owner, now, ttl_ms).await
+    }
+    async fn release_lane(&self, lane: &str, owner: &str) -> crate::store::StoreResult<()> {
+        self.inner.release_lane(lane, owner).await
+    }
+    async fn claim(
+        &self,
+        req: crate::store::ClaimRequest,
+    ) -> crate::store::StoreResult<crate::store::Claim> {
+        let t = self.stamp();
+        let claim = self.inner.claim(req).await?;
+        if let crate::store::Claim::Batch(b) = &claim {
+            self.claimed.lock().unwrap().push((t, b.targets.clone()));
+        }
+        Ok(claim)
+    }
+    async fn finish(&self, finish: crate::store::Finish) -> crate::store::StoreResult<()> {
+        self.inner.finish(finish).await
+    }
+    async fn note_quota_used(
+        &self,
+        lane: &str,
+        kind: TargetKind,
+        day: i64,
+        used: u64,
+    ) -> crate::store::StoreResult<()> {
+        self.inner.note_quota_used(lane, kind, day, used).await
+    }
+    async fn quota_used(
+        &self,
+        lane: &str,
+        kind: TargetKind,
+        day: i64,
+    ) -> crate::store::StoreResult<u64> {
+        self.inner.quota_used(lane, kind, day).await
+    }
+    async fn log(
+        &self,
+        query: LogQuery,
+    ) -> crate::store::StoreResult<Vec<crate::store::LogRecord>> {
+        self.inner.log(query).await
+    }
+    async fn log_cursor(&self) -> crate::store::StoreResult<i64> {
+        self.inner.log_cursor().await
+    }
+    async fn requests(
+        &self,
+        since: Option<Ms>,
+        limit: usize,
+    ) -> crate::store::StoreResult<Vec<crate::store::RequestRecord>> {
+        self.inner.requests(since, limit).await
+    }
+    async fn depths(&self) -> crate::store::StoreResult<Vec<crate::store::LaneDepth>> {
+        self.inner.depths().await
+    }
+    async fn retry_dead(
+        &self,
+        lane: Option<&str>,
+        rule: Option<&str>,
+        now: Ms,
+    ) -> crate::store::StoreResult<u64> {
+        self.inner.retry_dead(lane, rule, now).await
+    }
+    async fn prune(&self, before: Ms) -> crate::store::StoreResult<u64> {
+        self.inner.prune(before).await
+    }
+    async fn ping(&self) -> crate::store::StoreResult<()> {
+        self.inner.ping().await
+    }
+}
+
 /// Statements run on the test's thread, so paused time never jumps while the store works.
 fn inline() -> SqliteOptions {
     SqliteOptions {
@@ -132,6 +269,7 @@ fn inline() -> SqliteOptions {
 struct Rig {
     _dir: tempfile::TempDir,
     store: Arc<dyn Store>,
+    recording: Arc<Recording>,
     purger: Arc<Scripted>,
     dispatcher: Dispatcher,
     clock: Clock,
@@ -139,8 +277,15 @@ struct Rig {
 
 fn rig_with(purger: impl FnOnce(Clock) -> Scripted, settings: DispatchSettings) -> Rig {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> =
+    let sqlite: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&dir.path().join("q.db"), inline()).unwrap());
+    let recording = Arc::new(Recording {
+        inner: sqlite,
+        tick: Default::default(),
+        ingested: Mutex::new(Vec::new()),
+        claimed: Mutex::new(Vec::new()),
+    });
+    let store: Arc<dyn Store> = Arc::clone(&recording) as Arc<dyn Store>;
     let clock = Clock::starting_at(1_700_000_000_000);
     let purger = Arc::new(purger(clock));
     let dispatcher = Dispatcher::start(
@@ -153,6 +298,7 @@ fn rig_with(purger: impl FnOnce(Clock) -> Scripted, settings: DispatchSettings) 
     Rig {
         _dir: dir,
         store,
+        recording,
         purger,
         dispatcher,
         clock,
@@ -494,12 +640,9 @@ proptest! {
             let mut l = limits();
             l.kinds[0].1.max_batch = max_batch;
             let rig = rig_with(|c| Scripted::new(c, l), settings());
-            let mut arrivals: Vec<(String, Ms)> = Vec::new();
             for step in &workload {
                 let url = format!("https://cdn.example.com/{}", step.url);
-                let at = rig.clock.now_ms();
                 rig.ingest(std::slice::from_ref(&url)).await;
-                arrivals.push((url, at));
                 tokio::time::sleep(Duration::from_millis(step.wait_ms)).await;
             }
             rig.settle(Duration::from_secs(120)).await;
@@ -511,14 +654,20 @@ proptest! {
                 uniq.dedup();
                 prop_assert_eq!(uniq.len(), s.targets.len(), "a URL twice in one request");
             }
-            for (url, at) in &arrivals {
-                prop_assert!(
-                    sent.iter().any(|s| s.at >= *at && s.targets.contains(url)),
-                    "event for {} at {} has no purge sent after it: {:?}", url, at, sent
-                );
+            // Logical clock: a batch formed (claimed) after the event was committed.
+            let ingested = rig.recording.ingested.lock().unwrap().clone();
+            let claimed = rig.recording.claimed.lock().unwrap().clone();
+            for (at, urls) in &ingested {
+                for url in urls {
+                    prop_assert!(
+                        claimed.iter().any(|(t, targets)| t > at && targets.contains(url)),
+                        "event for {} (tick {}) has no request formed after it: {:?}",
+                        url, at, claimed
+                    );
+                }
             }
             // Dedup: never more requests than events.
-            prop_assert!(sent.len() <= arrivals.len());
+            prop_assert!(sent.len() <= ingested.len());
             rig.dispatcher.stop().await;
             Ok(())
         })?;

@@ -24,6 +24,8 @@ pub struct AppState {
     pub webhook_token: Option<Secret>,
     pub max_body_bytes: usize,
     pub clock: Clock,
+    /// Cancelled when the service stops (ends waits early).
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {

@@ -193,23 +193,30 @@ async fn wait_for_purges(
     let start = tokio::time::Instant::now();
     let deadline = start + std::time::Duration::from_millis(timeout_ms);
     let mut finished = state.dispatcher.finished();
+    let mut lanes_running = true;
     loop {
-        let records = state
-            .store
-            .log(LogQuery {
-                ids: Some(ids.to_vec()),
-                limit: ids.len(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_default();
+        let mut records = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            match state
+                .store
+                .log(LogQuery {
+                    ids: Some(chunk.to_vec()),
+                    limit: chunk.len(),
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(r) => records.extend(r),
+                Err(e) => tracing::warn!(error = %e, "cannot read purge status while waiting"),
+            }
+        }
         let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
         for r in &records {
             *statuses.entry(r.status.as_str().to_owned()).or_default() += 1;
         }
         let done = records.len() == ids.len() && records.iter().all(|r| r.status.is_final());
         let waited = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        if done || tokio::time::Instant::now() >= deadline {
+        if done || tokio::time::Instant::now() >= deadline || state.shutdown.is_cancelled() {
             let purged = done
                 && records
                     .iter()
@@ -217,9 +224,13 @@ async fn wait_for_purges(
             return (purged, statuses, waited);
         }
         tokio::select! {
-            _ = finished.changed() => {},
+            changed = finished.changed(), if lanes_running => {
+                // The lanes stopped (shutdown): fall back to polling.
+                lanes_running = changed.is_ok();
+            }
             _ = tokio::time::sleep_until(deadline) => {},
             _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {},
+            _ = state.shutdown.cancelled() => {},
         }
     }
 }

@@ -28,6 +28,7 @@ pub async fn run_all(factory: &Factory) {
     case!(a_lane_lease_excludes_others_and_reclaims_in_flight_work);
     case!(claiming_without_the_lease_is_refused);
     case!(log_filters_and_follow_order);
+    case!(follow_pages_through_records_that_share_a_change_number);
     case!(record_status_is_the_worst_of_its_targets);
     case!(prune_removes_only_old_finished_work);
 }
@@ -628,7 +629,7 @@ async fn log_filters_and_follow_order(s: &dyn Store) {
         .unwrap();
     let changed = s
         .log(LogQuery {
-            after_seq: Some(cursor),
+            after: Some((cursor, i64::MAX)),
             limit: 10,
             ..Default::default()
         })
@@ -645,6 +646,41 @@ async fn log_filters_and_follow_order(s: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(ids.len(), 1);
+}
+
+async fn follow_pages_through_records_that_share_a_change_number(s: &dyn Store) {
+    let start = s.log_cursor().await.unwrap();
+    let five: Vec<_> = (0..5)
+        .map(|i| record("r", &[("p", &format!("https://c/{i}"))]))
+        .collect();
+    s.ingest(five, 0).await.unwrap(); // one transaction: one seq for all five
+    let mut cursor = (start, i64::MAX);
+    let mut seen = Vec::new();
+    loop {
+        let page = s
+            .log(LogQuery {
+                after: Some(cursor),
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        for r in &page {
+            cursor = (r.seq, r.id);
+            seen.push(r.id);
+        }
+        if page.len() < 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        5,
+        "every record of the transaction is paged through: {seen:?}"
+    );
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    assert_eq!(seen, sorted);
 }
 
 async fn record_status_is_the_worst_of_its_targets(s: &dyn Store) {

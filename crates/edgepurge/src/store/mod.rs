@@ -279,8 +279,9 @@ pub struct LogQuery {
     pub rule: Option<String>,
     pub status: Option<Status>,
     pub since: Option<Ms>,
-    /// Only records changed after this sequence number (for `--follow`), oldest first.
-    pub after_seq: Option<i64>,
+    /// Only records changed after this `(seq, id)` position (for `--follow`), in change order.
+    /// Many records share a `seq` (one per transaction), so the id is part of the cursor.
+    pub after: Option<(i64, i64)>,
     pub ids: Option<Vec<i64>>,
     pub limit: usize,
 }

@@ -55,10 +55,14 @@ pub(super) fn query(conn: &Connection, q: &LogQuery) -> StoreResult<Vec<LogRecor
         sql.push_str(&format!(" AND id IN ({marks})"));
         args.extend(ids.iter().map(|&i| SqlValue::Integer(i)));
     }
-    let ascending = q.after_seq.is_some();
-    if let Some(after) = q.after_seq {
-        sql.push_str(" AND seq > ? ORDER BY seq ASC, id ASC");
-        args.push(SqlValue::Integer(after));
+    let ascending = q.after.is_some();
+    if let Some((seq, id)) = q.after {
+        sql.push_str(" AND (seq > ? OR (seq = ? AND id > ?)) ORDER BY seq ASC, id ASC");
+        args.extend([
+            SqlValue::Integer(seq),
+            SqlValue::Integer(seq),
+            SqlValue::Integer(id),
+        ]);
     } else {
         sql.push_str(" ORDER BY created_at DESC, id DESC");
     }
