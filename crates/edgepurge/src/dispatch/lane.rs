@@ -76,7 +76,12 @@ impl Lane {
                 was_held = false;
                 self.set_state(LaneState::Standby);
                 tokio::select! {
-                    _ = held_rx.changed() => {},
+                    changed = held_rx.changed() => {
+                        if changed.is_err() {
+                            // The renewer is gone (it only stops at shutdown): do not spin.
+                            self.pause(Duration::from_millis(self.settings.poll_ms)).await;
+                        }
+                    }
                     _ = self.shutdown.cancelled() => {},
                 }
                 continue;
