@@ -1,21 +1,24 @@
-//! Configuration: TOML parsed into raw structs, then a pure [`RawConfig::validate`] turns it
-//! into checked [`Config`] values with every problem named (section, field, why). Only then
-//! are stores and clients opened. `edgepurge config check` is parse + validate.
+//! Configuration: the file's top-level shape. TOML is parsed into raw structs, then a pure
+//! [`RawConfig::validate`] turns it into checked [`Config`] values with every problem named
+//! (section, field, why). Only then are stores and clients opened. `edgepurge config check`
+//! is parse + validate.
+//!
+//! Each `[providers.NAME]` section belongs to its provider's module: this file only reads its
+//! `kind` and hands the rest to that kind's checks ([`crate::purgers::KINDS`]). Rules are
+//! checked once, by [`crate::rules::check`].
 
 use crate::dispatch::{DispatchSettings, RetryPolicy};
-use crate::limits::KindLimits;
-use crate::purgers::http_purge::{self, HttpPurgeNode, HttpPurgeSettings, Preset};
-use crate::purgers::tencent::{self, TencentSettings};
-use crate::purgers::{Limits, Purger};
+use crate::purgers::{self, Providers};
 use crate::secret::SecretSource;
+use crate::store::sqlite::{DEFAULT_READERS, DEFAULT_WRITE_QUEUE};
 use crate::store::Synchronous;
+use crate::validate::{positive, Problem, Problems};
 use edgepurge_core::rule::valid_name;
-use edgepurge_core::{Rule, RuleSpec, TargetKind};
+use edgepurge_core::{Rule, RuleSpec};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
@@ -33,8 +36,9 @@ pub struct RawConfig {
     pub dispatch: RawDispatch,
     #[serde(default)]
     pub log: RawLog,
+    /// Each section is checked by its provider kind.
     #[serde(default)]
-    pub providers: BTreeMap<String, RawProvider>,
+    pub providers: BTreeMap<String, toml::Table>,
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
 }
@@ -54,6 +58,7 @@ pub struct RawStore {
     pub path: Option<PathBuf>,
     pub synchronous: Option<Synchronous>,
     pub busy_timeout_ms: Option<u64>,
+    pub write_queue: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,56 +82,6 @@ pub struct RawLog {
     pub record_unmatched: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum RawProvider {
-    TencentCdn(RawTencent),
-    HttpPurge(RawHttpPurge),
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHttpPurge {
-    pub preset: Option<Preset>,
-    #[serde(default)]
-    pub nodes: Vec<String>,
-    pub purge_method: Option<String>,
-    pub ok_status: Option<Vec<u16>>,
-    pub dir_method: Option<String>,
-    pub dir_header: Option<String>,
-    pub tag_method: Option<String>,
-    pub tag_header: Option<String>,
-    pub timeout_s: Option<u64>,
-    pub node_concurrency: Option<usize>,
-    pub concurrency: Option<usize>,
-    pub rate_per_s: Option<f64>,
-    pub max_urls_per_request: Option<usize>,
-    pub max_dirs_per_request: Option<usize>,
-    pub max_tags_per_request: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTencent {
-    pub endpoint: Option<String>,
-    pub secret_id_env: Option<String>,
-    pub secret_id_file: Option<PathBuf>,
-    pub secret_key_env: Option<String>,
-    pub secret_key_file: Option<PathBuf>,
-    pub session_token_env: Option<String>,
-    pub session_token_file: Option<PathBuf>,
-    pub area: Option<String>,
-    pub flush_type: Option<String>,
-    pub url_encode: Option<bool>,
-    pub timeout_s: Option<u64>,
-    pub rate_per_s: Option<f64>,
-    pub concurrency: Option<usize>,
-    pub max_urls_per_request: Option<usize>,
-    pub max_dirs_per_request: Option<usize>,
-    pub url_daily_quota: Option<u64>,
-    pub dir_daily_quota: Option<u64>,
-}
-
 /// A checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -135,7 +90,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub dispatch: DispatchSettings,
     pub log: LogConfig,
-    pub providers: BTreeMap<String, ProviderConfig>,
+    pub providers: Providers,
     pub rules: Vec<Rule>,
 }
 
@@ -152,6 +107,21 @@ pub struct StoreConfig {
     pub synchronous: Synchronous,
     /// How long a write waits for another process's write lock before failing (503).
     pub busy_timeout_ms: u64,
+    /// Most events waiting to be written; beyond it ingest answers 503 at once.
+    pub write_queue: usize,
+}
+
+impl StoreConfig {
+    /// The SQLite options these settings ask for.
+    pub fn sqlite_options(&self) -> crate::store::SqliteOptions {
+        crate::store::SqliteOptions {
+            synchronous: self.synchronous,
+            busy_timeout_ms: self.busy_timeout_ms,
+            write_queue: self.write_queue,
+            readers: DEFAULT_READERS,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -160,76 +130,35 @@ pub struct LogConfig {
     pub record_unmatched: bool,
 }
 
-#[derive(Debug, Clone)]
-pub enum ProviderConfig {
-    Tencent(TencentSettings),
-    HttpPurge(HttpPurgeSettings),
-}
-
-impl ProviderConfig {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ProviderConfig::Tencent(_) => "tencent-cdn",
-            ProviderConfig::HttpPurge(_) => "http-purge",
-        }
-    }
-
-    /// The queue lanes this account's targets go to: one per account, or one per cache node.
-    pub fn lanes(&self) -> Vec<String> {
-        match self {
-            ProviderConfig::Tencent(t) => vec![t.name.clone()],
-            ProviderConfig::HttpPurge(h) => h.nodes.iter().map(|n| h.lane_name(n)).collect(),
-        }
-    }
-
-    fn limits(&self) -> &Limits {
-        match self {
-            ProviderConfig::Tencent(t) => &t.limits,
-            ProviderConfig::HttpPurge(h) => &h.limits,
-        }
-    }
-
-    /// Whether this account can purge targets of `kind`.
-    pub fn supports(&self, kind: TargetKind) -> bool {
-        self.limits().supports(kind)
-    }
-
-    pub fn build(&self) -> Result<Vec<Arc<dyn Purger>>, String> {
-        match self {
-            ProviderConfig::Tencent(t) => Ok(vec![
-                Arc::new(tencent::TencentCdn::new(t.clone())?) as Arc<dyn Purger>
-            ]),
-            ProviderConfig::HttpPurge(h) => Ok(HttpPurgeNode::build(h)?
-                .into_iter()
-                .map(|n| Arc::new(n) as Arc<dyn Purger>)
-                .collect()),
-        }
-    }
-}
-
 /// Every problem found, one per line, each naming where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", .problems.join("\n"))]
+#[error("{}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigError {
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
 }
 
 impl ConfigError {
-    fn one(p: impl Into<String>) -> ConfigError {
+    fn one(at: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError {
-            problems: vec![p.into()],
+            problems: vec![Problem {
+                at: at.into(),
+                message: message.into(),
+            }],
         }
     }
 }
 
-/// Reads and validates a config file.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::one(format!("cannot read config {}: {e}", path.display())))?;
-    let raw = parse(&text).map_err(|e| ConfigError::one(format!("{}: {e}", path.display())))?;
+/// Validates a config file's text; every problem names the file.
+pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let raw = parse(text).map_err(|e| ConfigError::one(&file, e))?;
     let mut cfg = raw.validate().map_err(|mut e| {
         for p in &mut e.problems {
-            *p = format!("{}: {p}", path.display());
+            p.at = if p.at.is_empty() {
+                file.clone()
+            } else {
+                format!("{file}: {}", p.at)
+            };
         }
         e
     })?;
@@ -237,10 +166,23 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     Ok(cfg)
 }
 
-/// Reads `path` if given, else the defaults (no providers, no rules).
-pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
+/// Reads and validates a config file (blocking: for tests and tools).
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::one("", format!("cannot read config {}: {e}", path.display())))?;
+    from_text(path, &text)
+}
+
+/// Reads `path` if given, else the defaults (no providers, no rules), without blocking the
+/// async runtime.
+pub async fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
     match path {
-        Some(p) => load(p),
+        Some(p) => {
+            let text = tokio::fs::read_to_string(p).await.map_err(|e| {
+                ConfigError::one("", format!("cannot read config {}: {e}", p.display()))
+            })?;
+            from_text(p, &text)
+        }
         None => RawConfig::default().validate(),
     }
 }
@@ -249,38 +191,10 @@ pub fn parse(text: &str) -> Result<RawConfig, String> {
     toml::from_str(text).map_err(|e| e.to_string())
 }
 
-struct Problems(Vec<String>);
-
-impl Problems {
-    fn push(&mut self, p: impl Into<String>) {
-        self.0.push(p.into());
-    }
-    fn check<T>(&mut self, r: Result<T, String>, at: &str) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.push(format!("{at}: {e}"));
-                None
-            }
-        }
-    }
-}
-
-fn positive(v: Option<u64>, default: u64, at: &str, p: &mut Problems) -> u64 {
-    match v {
-        Some(0) => {
-            p.push(format!("{at}: must be greater than 0"));
-            default
-        }
-        Some(n) => n,
-        None => default,
-    }
-}
-
 impl RawConfig {
     /// Checks everything without touching the network, the disk or the environment.
     pub fn validate(self) -> Result<Config, ConfigError> {
-        let mut p = Problems(Vec::new());
+        let mut p = Problems::default();
 
         let listen_text = self.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
         let listen = p
@@ -320,6 +234,13 @@ impl RawConfig {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE)),
             synchronous: self.store.synchronous.unwrap_or_default(),
             busy_timeout_ms: self.store.busy_timeout_ms.unwrap_or(10_000),
+            write_queue: usize::try_from(positive(
+                self.store.write_queue,
+                DEFAULT_WRITE_QUEUE as u64,
+                "store.write_queue",
+                &mut p,
+            ))
+            .unwrap_or(usize::MAX),
         };
 
         let d = &self.dispatch;
@@ -331,7 +252,7 @@ impl RawConfig {
             retry: RetryPolicy {
                 max_attempts: match d.max_attempts {
                     Some(0) => {
-                        p.push("dispatch.max_attempts: must be at least 1");
+                        p.push("dispatch.max_attempts", "must be at least 1");
                         retry_defaults.max_attempts
                     }
                     Some(n) => n,
@@ -372,7 +293,10 @@ impl RawConfig {
             drain: Duration::from_secs(d.drain_s.unwrap_or(defaults.drain.as_secs())),
         };
         if dispatch.retry.backoff_base_ms > dispatch.retry.backoff_max_ms {
-            p.push("dispatch.backoff_base_ms: must not exceed dispatch.backoff_max_ms");
+            p.push(
+                "dispatch.backoff_base_ms",
+                "must not exceed dispatch.backoff_max_ms",
+            );
         }
 
         let log = LogConfig {
@@ -384,26 +308,36 @@ impl RawConfig {
             record_unmatched: self.log.record_unmatched.unwrap_or(true),
         };
 
-        let mut providers = BTreeMap::new();
-        for (name, raw) in self.providers {
+        let mut providers = Providers::new();
+        for (name, mut section) in self.providers {
             let at = format!("providers.{name}");
             if !valid_name(&name) {
-                p.push(format!(
-                    "{at}: provider names are 1-64 characters of A-Z a-z 0-9 . _ -"
-                ));
+                p.push(
+                    &at,
+                    "provider names are 1-64 characters of A-Z a-z 0-9 . _ -",
+                );
                 continue;
             }
-            match raw {
-                RawProvider::TencentCdn(t) => {
-                    if let Some(s) = validate_tencent(&name, t, &at, &mut p) {
-                        providers.insert(name, ProviderConfig::Tencent(s));
-                    }
+            let kind = match section.remove("kind") {
+                Some(toml::Value::String(k)) => k,
+                Some(_) => {
+                    p.push(format!("{at}.kind"), "must be a string");
+                    continue;
                 }
-                RawProvider::HttpPurge(h) => {
-                    if let Some(s) = validate_http_purge(&name, h, &at, &mut p) {
-                        providers.insert(name, ProviderConfig::HttpPurge(s));
-                    }
+                None => {
+                    p.push(format!("{at}.kind"), format!("required: {}", kinds()));
+                    continue;
                 }
+            };
+            let Some(k) = purgers::kind(&kind) else {
+                p.push(
+                    format!("{at}.kind"),
+                    format!("unknown provider kind {kind:?}; use {}", kinds()),
+                );
+                continue;
+            };
+            if let Some(cfg) = (k.parse)(&name, section, &at, &mut p) {
+                providers.insert(name, cfg);
             }
         }
 
@@ -412,33 +346,26 @@ impl RawConfig {
         for (i, spec) in self.rules.into_iter().enumerate() {
             let at = format!("rules[{i}]");
             if !seen.insert(spec.name.clone()) {
-                p.push(format!("{at}: rule name {:?} is used twice", spec.name));
+                p.push(&at, format!("rule name {:?} is used twice", spec.name));
                 continue;
             }
-            match spec.validate() {
-                Ok(rule) => {
-                    match providers.get(&rule.spec.provider) {
-                        None => p.push(format!(
-                            "{at}: rule {:?}: provider {:?} is not defined; add [providers.{}]",
-                            rule.spec.name, rule.spec.provider, rule.spec.provider
-                        )),
-                        Some(pc) if !pc.supports(rule.spec.mode.target_kind()) => p.push(format!(
-                            "{at}: rule {:?}: provider {:?} ({}) cannot purge with mode = {:?}",
-                            rule.spec.name,
-                            rule.spec.provider,
-                            pc.kind(),
-                            rule.spec.mode.as_str()
-                        )),
-                        Some(_) => {}
+            // A rule refused only for its provider is kept, so later checks see it.
+            let valid = spec.clone().validate();
+            match crate::rules::check(spec, Some(&providers)) {
+                Ok(rule) => rules.push(rule),
+                Err(e) => {
+                    p.push(&at, e.to_string());
+                    if let Ok(rule) = valid {
+                        rules.push(rule);
                     }
-                    rules.push(rule);
                 }
-                Err(e) => p.push(format!("{at}: {e}")),
             }
         }
 
-        if !p.0.is_empty() {
-            return Err(ConfigError { problems: p.0 });
+        if !p.is_empty() {
+            return Err(ConfigError {
+                problems: p.into_vec(),
+            });
         }
         Ok(Config {
             file: None,
@@ -452,307 +379,13 @@ impl RawConfig {
     }
 }
 
-fn validate_tencent(
-    name: &str,
-    t: RawTencent,
-    at: &str,
-    p: &mut Problems,
-) -> Option<TencentSettings> {
-    let endpoint_text = t.endpoint.as_deref().unwrap_or(tencent::DEFAULT_ENDPOINT);
-    let endpoint = p.check(
-        url::Url::parse(endpoint_text)
-            .map_err(|e| format!("{endpoint_text:?} is not a URL ({e})"))
-            .and_then(|u| {
-                let loopback = matches!(
-                    u.host(),
-                    Some(url::Host::Ipv4(ip)) if ip.is_loopback()
-                ) || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-                    || u.host_str() == Some("localhost");
-                match u.scheme() {
-                    "https" => Ok(u),
-                    "http" if loopback => Ok(u),
-                    "http" => Err(format!(
-                        "{endpoint_text:?}: plain http would send credentials in the clear; use \
-                         https (http is allowed for loopback test endpoints only)"
-                    )),
-                    other => Err(format!("{endpoint_text:?}: unsupported scheme {other}")),
-                }
-            }),
-        &format!("{at}.endpoint"),
-    );
-    let secret = |field: &str, env: Option<String>, file: Option<PathBuf>, default_env: &str| {
-        SecretSource::from_fields(field, env.as_deref(), file.as_deref())
-            .map(|s| s.unwrap_or_else(|| SecretSource::Env(default_env.to_owned())))
-    };
-    let secret_id = p.check(
-        secret(
-            "secret_id",
-            t.secret_id_env,
-            t.secret_id_file,
-            "TENCENTCLOUD_SECRETID",
-        ),
-        at,
-    );
-    let secret_key = p.check(
-        secret(
-            "secret_key",
-            t.secret_key_env,
-            t.secret_key_file,
-            "TENCENTCLOUD_SECRETKEY",
-        ),
-        at,
-    );
-    let session_token = p.check(
-        secret(
-            "session_token",
-            t.session_token_env,
-            t.session_token_file,
-            "TENCENTCLOUD_SESSIONTOKEN",
-        ),
-        at,
-    );
-    if let Some(area) = &t.area {
-        if area != "mainland" && area != "overseas" {
-            p.push(format!(
-                "{at}.area: {area:?} is not mainland or overseas (omit it to use each domain's \
-                 own region)"
-            ));
-        }
-    }
-    let flush_type = t.flush_type.unwrap_or_else(|| "flush".to_owned());
-    if flush_type != "flush" && flush_type != "delete" {
-        p.push(format!(
-            "{at}.flush_type: {flush_type:?} is not flush or delete"
-        ));
-    }
-    let d = tencent::default_limits();
-    let within =
-        |v: Option<usize>, default: usize, max: usize, field: &str, p: &mut Problems| match v {
-            Some(n) if n == 0 || n > max => {
-                p.push(format!("{at}.{field}: must be 1 to {max}"));
-                default
-            }
-            Some(n) => n,
-            None => default,
-        };
-    let default_of = |kind: TargetKind| {
-        d.kind(kind).copied().unwrap_or(KindLimits {
-            max_batch: 1,
-            daily_quota: None,
-        })
-    };
-    let quota = |v: Option<u64>, default: Option<u64>| match v {
-        Some(0) => None,
-        Some(n) => Some(n),
-        None => default,
-    };
-    let (du, dd) = (default_of(TargetKind::Url), default_of(TargetKind::Dir));
-    let limits = Limits {
-        kinds: vec![
-            (
-                TargetKind::Url,
-                KindLimits {
-                    max_batch: within(
-                        t.max_urls_per_request,
-                        du.max_batch,
-                        1000,
-                        "max_urls_per_request",
-                        p,
-                    ),
-                    daily_quota: quota(t.url_daily_quota, du.daily_quota),
-                },
-            ),
-            (
-                TargetKind::Dir,
-                KindLimits {
-                    max_batch: within(
-                        t.max_dirs_per_request,
-                        dd.max_batch,
-                        500,
-                        "max_dirs_per_request",
-                        p,
-                    ),
-                    daily_quota: quota(t.dir_daily_quota, dd.daily_quota),
-                },
-            ),
-        ],
-        rate_per_s: match t.rate_per_s {
-            Some(r) if !(r > 0.0 && r <= 20.0) => {
-                p.push(format!(
-                    "{at}.rate_per_s: must be above 0 and at most 20 (Tencent's limit)"
-                ));
-                d.rate_per_s
-            }
-            Some(r) => r,
-            None => d.rate_per_s,
-        },
-        concurrency: within(t.concurrency, d.concurrency, 64, "concurrency", p),
-        quota_utc_offset_s: d.quota_utc_offset_s,
-    };
-    let timeout = Duration::from_secs(positive(t.timeout_s, 30, &format!("{at}.timeout_s"), p));
-    Some(TencentSettings {
-        name: name.to_owned(),
-        endpoint: endpoint?,
-        secret_id: secret_id?,
-        secret_key: secret_key?,
-        session_token,
-        area: t.area,
-        flush_type,
-        url_encode: t.url_encode.unwrap_or(false),
-        timeout,
-        limits,
-    })
-}
-
-fn validate_http_purge(
-    name: &str,
-    h: RawHttpPurge,
-    at: &str,
-    p: &mut Problems,
-) -> Option<HttpPurgeSettings> {
-    let Some(preset) = h.preset else {
-        p.push(format!(
-            "{at}.preset: required: varnish, squid, trafficserver, nginx or custom"
-        ));
-        return None;
-    };
-    let mut methods = preset.methods();
-    if h.nodes.is_empty() {
-        p.push(format!(
-            "{at}.nodes: list the cache nodes, e.g. [\"127.0.0.1:6081\"]"
-        ));
-    }
-    let mut nodes: Vec<url::Url> = Vec::new();
-    for n in &h.nodes {
-        let text = if n.contains("://") {
-            n.clone()
-        } else {
-            format!("http://{n}")
-        };
-        match url::Url::parse(&text) {
-            Ok(u)
-                if matches!(u.scheme(), "http" | "https")
-                    && u.host_str().is_some()
-                    && u.path() == "/"
-                    && u.query().is_none() =>
-            {
-                if nodes.contains(&u) {
-                    p.push(format!("{at}.nodes: {n:?} is listed twice"));
-                } else {
-                    nodes.push(u);
-                }
-            }
-            _ => p.push(format!(
-                "{at}.nodes: {n:?} is not host:port or http(s)://host:port (no path)"
-            )),
-        }
-    }
-    if let Some(m) = h.purge_method {
-        methods.purge_method = m;
-    }
-    if let Some(codes) = h.ok_status {
-        if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) {
-            p.push(format!(
-                "{at}.ok_status: list HTTP status codes, e.g. [200, 404]"
-            ));
-        } else {
-            methods.ok_status = codes;
-        }
-    }
-    match (h.dir_method, h.dir_header) {
-        (Some(m), _) if m.is_empty() => methods.dir = None,
-        (Some(m), header) => {
-            let keep = methods.dir.as_ref().and_then(|d| d.1.clone());
-            let header = match header {
-                Some(h) if h.is_empty() => None,
-                Some(h) => Some(h),
-                None => keep,
-            };
-            methods.dir = Some((m, header));
-        }
-        (None, Some(header)) => match &mut methods.dir {
-            Some((_, hdr)) => *hdr = (!header.is_empty()).then_some(header),
-            None => p.push(format!("{at}.dir_header: set dir_method too")),
-        },
-        (None, None) => {}
-    }
-    match (h.tag_method, h.tag_header) {
-        (Some(m), _) if m.is_empty() => methods.tag = None,
-        (Some(m), Some(header)) => methods.tag = Some((m, header)),
-        (Some(m), None) => match &methods.tag {
-            Some((_, hdr)) => methods.tag = Some((m, hdr.clone())),
-            None => p.push(format!("{at}.tag_method: set tag_header too")),
-        },
-        (None, Some(header)) => match &mut methods.tag {
-            Some((_, hdr)) => *hdr = header,
-            None => p.push(format!("{at}.tag_header: set tag_method too")),
-        },
-        (None, None) => {}
-    }
-    for m in std::iter::once(&methods.purge_method)
-        .chain(methods.dir.iter().map(|d| &d.0))
-        .chain(methods.tag.iter().map(|t| &t.0))
-    {
-        if m.is_empty()
-            || !m
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            p.push(format!("{at}: {m:?} is not an HTTP method name"));
-        }
-    }
-    let mut limits = http_purge::default_limits(&methods);
-    for (kind, field, v) in [
-        (
-            TargetKind::Url,
-            "max_urls_per_request",
-            h.max_urls_per_request,
-        ),
-        (
-            TargetKind::Dir,
-            "max_dirs_per_request",
-            h.max_dirs_per_request,
-        ),
-        (
-            TargetKind::Tag,
-            "max_tags_per_request",
-            h.max_tags_per_request,
-        ),
-    ] {
-        match (v, limits.kind_mut(kind)) {
-            (Some(0), _) => p.push(format!("{at}.{field}: must be at least 1")),
-            (Some(n), Some(k)) => k.max_batch = n,
-            _ => {}
-        }
-    }
-    if let Some(r) = h.rate_per_s {
-        if r > 0.0 && r.is_finite() {
-            limits.rate_per_s = r;
-        } else {
-            p.push(format!("{at}.rate_per_s: must be above 0"));
-        }
-    }
-    match h.concurrency {
-        Some(0) => p.push(format!("{at}.concurrency: must be at least 1")),
-        Some(n) => limits.concurrency = n,
-        None => {}
-    }
-    let node_concurrency = match h.node_concurrency {
-        Some(0) => {
-            p.push(format!("{at}.node_concurrency: must be at least 1"));
-            8
-        }
-        Some(n) => n,
-        None => 8,
-    };
-    Some(HttpPurgeSettings {
-        name: name.to_owned(),
-        nodes,
-        methods,
-        timeout: Duration::from_secs(positive(h.timeout_s, 10, &format!("{at}.timeout_s"), p)),
-        node_concurrency,
-        limits,
-    })
+/// The provider kinds, for messages.
+fn kinds() -> String {
+    purgers::KINDS
+        .iter()
+        .map(|k| k.kind)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

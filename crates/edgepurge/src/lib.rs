@@ -1,15 +1,26 @@
 //! edgepurge: bucket change events in, batched, durable CDN purges out.
 //!
-//! Dependencies point one way: `cli`/`server` → `dispatch` → `purgers`/`store` → core.
+//! Layers, outside in (dependencies point one way, down this list):
+//!
+//! * adapters: [`server`] (HTTP), [`cli`];
+//! * [`app`]: the application layer: `Ingestor` (one ingest path) and `Admin`;
+//! * [`dispatch`]: lanes that decide *when* to call a provider;
+//! * [`purgers`] (one module per provider, owning its config) and [`store`] (the durable
+//!   queue and log behind one trait, SQLite backend);
+//! * [`queue`]: pure queue policy every store backend calls; [`rules`]: the one rule check;
+//! * `edgepurge-core`: events, rules, key → URL (pure).
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dispatch;
-pub mod ingest;
 pub mod limits;
 pub mod purgers;
+pub mod queue;
+pub mod rules;
 pub mod secret;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod validate;

@@ -78,20 +78,45 @@ impl SecretSource {
         }
     }
 
-    /// Reads the secret now. The error says where it looked, never what it found.
+    /// Reads the secret now (blocking for a file: for start-up and tools). The error says
+    /// where it looked, never what it found.
     pub fn load(&self) -> Result<Secret, String> {
         let value = match self {
-            SecretSource::Env(var) => std::env::var(var)
-                .map_err(|_| format!("environment variable {var} is not set (or not UTF-8)"))?,
-            SecretSource::File(path) => std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?,
+            SecretSource::Env(var) => env_value(var)?,
+            SecretSource::File(path) => {
+                std::fs::read_to_string(path).map_err(|e| file_error(path, &e))?
+            }
         };
+        self.checked(&value)
+    }
+
+    /// Reads the secret now without blocking the async runtime (files are read on every use,
+    /// so they can rotate).
+    pub async fn load_async(&self) -> Result<Secret, String> {
+        let value = match self {
+            SecretSource::Env(var) => env_value(var)?,
+            SecretSource::File(path) => tokio::fs::read_to_string(path)
+                .await
+                .map_err(|e| file_error(path, &e))?,
+        };
+        self.checked(&value)
+    }
+
+    fn checked(&self, value: &str) -> Result<Secret, String> {
         let value = value.trim();
         if value.is_empty() {
             return Err(format!("{self} is empty"));
         }
         Ok(Secret::new(value))
     }
+}
+
+fn env_value(var: &str) -> Result<String, String> {
+    std::env::var(var).map_err(|_| format!("environment variable {var} is not set (or not UTF-8)"))
+}
+
+fn file_error(path: &std::path::Path, e: &std::io::Error) -> String {
+    format!("cannot read secret file {}: {e}", path.display())
 }
 
 #[cfg(test)]
@@ -124,6 +149,19 @@ mod tests {
         assert_eq!(src.load().unwrap().expose(), "two");
         std::fs::write(&path, "  \n").unwrap();
         assert!(src.load().unwrap_err().contains("is empty"));
+    }
+
+    #[tokio::test]
+    async fn file_secrets_read_without_blocking_match_the_blocking_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, " three\n").unwrap();
+        let src = SecretSource::File(path);
+        assert_eq!(src.load_async().await.unwrap().expose(), "three");
+        let missing = SecretSource::File(dir.path().join("none"))
+            .load_async()
+            .await;
+        assert!(missing.unwrap_err().contains("cannot read secret file"));
     }
 
     #[test]

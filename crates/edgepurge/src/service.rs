@@ -1,16 +1,16 @@
-//! The running service: store, rules, dispatcher lanes and the HTTP server, started from a
-//! checked config and stopped in order.
+//! The running service: store, rules, dispatcher lanes, the application layer and the HTTP
+//! server, started from a checked config and stopped in order.
 
+use crate::app::{Admin, Ingestor, LaneWaker, Outcomes, Planner};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::dispatch::Dispatcher;
-use crate::ingest::Planner;
-use crate::purgers::Purger;
+use crate::dispatch::{Dispatcher, OutcomeSink};
+use crate::purgers::{BuildError, Purger};
 use crate::server::{self, AppState};
-use crate::store::{SqliteOptions, SqliteStore, Store};
+use crate::store::{SqliteStore, Store};
 use anyhow::Context;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -19,6 +19,10 @@ use tokio_util::sync::CancellationToken;
 /// How often a running server checks the store for rule changes made by the CLI.
 const RULES_POLL: Duration = Duration::from_secs(1);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Rows one pruning step deletes, so the writer is never held long.
+const PRUNE_STEP: usize = 2_000;
+/// How often records finished by another process are looked for, for callers waiting.
+const OUTCOME_POLL: Duration = Duration::from_secs(1);
 
 pub struct Service {
     pub addr: SocketAddr,
@@ -28,16 +32,9 @@ pub struct Service {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Opens the store a config names.
-pub fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let store = SqliteStore::open(
-        &cfg.store.path,
-        SqliteOptions {
-            synchronous: cfg.store.synchronous,
-            busy_timeout_ms: cfg.store.busy_timeout_ms,
-            ..Default::default()
-        },
-    )?;
+/// Opens (creating if needed) the store a config names, off the async runtime's threads.
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = SqliteStore::open_blocking(&cfg.store.path, cfg.store.sqlite_options()).await?;
     Ok(Arc::new(store))
 }
 
@@ -51,13 +48,11 @@ pub async fn load_planner(store: &dyn Store, cfg: &Config) -> anyhow::Result<Pla
     Ok(planner)
 }
 
-pub fn build_purgers(cfg: &Config) -> anyhow::Result<Vec<Arc<dyn Purger>>> {
+/// One purger per lane of every provider account.
+pub fn build_purgers(cfg: &Config) -> Result<Vec<Arc<dyn Purger>>, BuildError> {
     let mut out = Vec::new();
-    for (name, p) in &cfg.providers {
-        out.extend(
-            p.build()
-                .map_err(|e| anyhow::anyhow!("provider {name}: {e}"))?,
-        );
+    for p in cfg.providers.values() {
+        out.extend(p.build()?);
     }
     Ok(out)
 }
@@ -68,7 +63,7 @@ impl Service {
             .local_addr()
             .context("reading the listener address")?;
         let clock = Clock::system();
-        let store = open_store(&cfg)?;
+        let store = open_store(&cfg).await?;
         let specs = cfg.rules.iter().map(|r| r.spec.clone()).collect();
         store
             .sync_config_rules(specs, clock.now_ms())
@@ -77,28 +72,45 @@ impl Service {
         let planner = load_planner(store.as_ref(), &cfg).await?;
         let webhook_token = match &cfg.server.webhook_token {
             Some(src) => Some(
-                src.load()
+                src.load_async()
+                    .await
                     .map_err(|e| anyhow::anyhow!("server webhook token: {e}"))?,
             ),
             None => None,
         };
         let purgers = build_purgers(&cfg)?;
         let shutdown = CancellationToken::new();
+        let outcomes = Outcomes::new(Arc::clone(&store));
+        outcomes.spawn_poller(OUTCOME_POLL, shutdown.child_token());
         let dispatcher = Arc::new(Dispatcher::start(
             Arc::clone(&store),
             purgers,
             cfg.dispatch.clone(),
             clock,
+            Arc::clone(&outcomes) as Arc<dyn OutcomeSink>,
             shutdown.child_token(),
+        ));
+        let ingestor = Arc::new(Ingestor::new(
+            Arc::clone(&store),
+            planner,
+            Arc::clone(&dispatcher) as Arc<dyn LaneWaker>,
+            outcomes,
+            clock,
+            shutdown.clone(),
+        ));
+        let admin = Arc::new(Admin::new(
+            Some(Arc::clone(&store)),
+            &cfg,
+            cfg.file.is_some(),
+            clock,
         ));
         let state = Arc::new(AppState {
             store: Arc::clone(&store),
-            planner: RwLock::new(Arc::new(planner)),
+            ingestor,
+            admin,
             dispatcher,
             webhook_token,
             max_body_bytes: cfg.server.max_body_bytes,
-            clock,
-            shutdown: shutdown.clone(),
         });
 
         let mut tasks = JoinSet::new();
@@ -120,7 +132,7 @@ impl Service {
         tracing::info!(
             listen = %addr,
             store = %cfg.store.path.display(),
-            rules = state.planner().rules().len(),
+            rules = state.ingestor.planner().rules().len(),
             lanes = ?state.dispatcher.lane_names().collect::<Vec<_>>(),
             "edgepurge is running"
         );
@@ -182,7 +194,7 @@ async fn reload_rules(state: Arc<AppState>, cfg: Config, shutdown: CancellationT
         match load_planner(state.store.as_ref(), &cfg).await {
             Ok(planner) => {
                 tracing::info!(rules = planner.rules().len(), "rules reloaded");
-                state.set_planner(planner);
+                state.ingestor.set_planner(planner);
                 seen = Some(version);
             }
             Err(e) => tracing::warn!(error = %e, "cannot reload rules"),
@@ -190,6 +202,8 @@ async fn reload_rules(state: Arc<AppState>, cfg: Config, shutdown: CancellationT
     }
 }
 
+/// Deletes what the retention has passed, a few thousand rows at a time so ingest never
+/// waits long behind it.
 async fn prune(
     store: Arc<dyn Store>,
     retention: Duration,
@@ -198,10 +212,24 @@ async fn prune(
 ) {
     loop {
         let before = clock.now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        match store.prune(before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(rows = n, "pruned old log records"),
-            Err(e) => tracing::warn!(error = %e, "cannot prune old log records"),
+        let mut total = 0u64;
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            match store.prune(before, PRUNE_STEP).await {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot prune old log records");
+                    break;
+                }
+            }
+            // Let other writes in between steps.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if total > 0 {
+            tracing::info!(rows = total, "pruned old log records");
         }
         tokio::select! {
             _ = tokio::time::sleep(PRUNE_EVERY) => {},

@@ -1,7 +1,7 @@
 //! `log`: the purge log (one record per event and rule), or `--requests`: every provider
 //! request.
 
-use super::{fmt_time, parse_duration_ms, print_json, CliResult, Ctx};
+use super::{admin_failure, fmt_time, parse_duration_ms, print_json, CliResult, Ctx};
 use crate::clock::now_ms;
 use crate::store::{LogQuery, LogRecord, RequestRecord, Status};
 use std::time::Duration;
@@ -34,14 +34,18 @@ pub struct LogArgs {
 const FOLLOW_PAGE: usize = 1000;
 
 pub async fn run(ctx: &Ctx, args: LogArgs) -> CliResult {
-    let cfg = ctx.config()?;
-    let store = ctx.existing_store(&cfg)?;
+    let cfg = ctx.config().await?;
+    let store = ctx.admin(&cfg, false).await?;
     let since = match &args.since {
         Some(s) => Some(now_ms() - parse_duration_ms(s)?),
         None => None,
     };
     if args.requests {
-        for r in store.requests(since, args.limit).await? {
+        for r in store
+            .requests(since, args.limit)
+            .await
+            .map_err(admin_failure)?
+        {
             print_request(&r, args.json)?;
         }
         return Ok(());
@@ -55,8 +59,8 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> CliResult {
         limit: args.limit,
     };
     // Changes after this point are printed by --follow (some may repeat the first page).
-    let mut cursor = (store.log_cursor().await?, i64::MAX);
-    for r in &store.log(query.clone()).await? {
+    let mut cursor = (store.log_cursor().await.map_err(admin_failure)?, i64::MAX);
+    for r in &store.log(query.clone()).await.map_err(admin_failure)? {
         print_record(r, args.json)?;
     }
     if !args.follow {
@@ -75,7 +79,8 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> CliResult {
                     limit: FOLLOW_PAGE,
                     ..query.clone()
                 })
-                .await?;
+                .await
+                .map_err(admin_failure)?;
             for r in &page {
                 cursor = (r.seq, r.id);
                 print_record(r, args.json)?;

@@ -6,8 +6,10 @@ mod rule;
 mod serve;
 mod simulate;
 
+use crate::app::{Admin, AdminError};
+use crate::clock::Clock;
 use crate::config::{self, Config};
-use crate::store::{SqliteOptions, SqliteStore, Store};
+use crate::store::{SqliteStore, Store};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -109,6 +111,14 @@ pub fn input_error(msg: impl std::fmt::Display) -> Failure {
     }
 }
 
+/// The one mapping from the application's errors to exit codes.
+pub fn admin_failure(e: AdminError) -> Failure {
+    Failure {
+        code: e.exit_code(),
+        error: e.into(),
+    }
+}
+
 pub type CliResult = Result<(), Failure>;
 
 pub fn main() -> ExitCode {
@@ -175,9 +185,10 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn config(&self) -> Result<Config, Failure> {
-        let mut cfg =
-            config::load_or_default(self.config_path.as_deref()).map_err(|e| Failure {
+    pub async fn config(&self) -> Result<Config, Failure> {
+        let mut cfg = config::load_or_default(self.config_path.as_deref())
+            .await
+            .map_err(|e| Failure {
                 code: 2,
                 error: anyhow::anyhow!("invalid configuration:\n{e}"),
             })?;
@@ -188,20 +199,36 @@ impl Ctx {
     }
 
     /// Opens the store, which must exist already.
-    pub fn existing_store(&self, cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
-        Ok(Arc::new(SqliteStore::open_existing(
-            &cfg.store.path,
-            SqliteOptions {
-                synchronous: cfg.store.synchronous,
-                busy_timeout_ms: cfg.store.busy_timeout_ms,
-                ..Default::default()
-            },
-        )?))
+    pub async fn existing_store(&self, cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
+        let store = SqliteStore::open_existing(&cfg.store.path, cfg.store.sqlite_options())
+            .await
+            .map_err(|e| admin_failure(e.into()))?;
+        Ok(Arc::new(store))
     }
 
     /// Opens the store, creating it if needed.
-    pub fn store(&self, cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
-        Ok(crate::service::open_store(cfg)?)
+    pub async fn store(&self, cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
+        Ok(crate::service::open_store(cfg).await?)
+    }
+
+    /// The admin service on the store (if one exists; `create` makes it).
+    pub async fn admin(&self, cfg: &Config, create: bool) -> Result<Admin, Failure> {
+        let store = if create {
+            Some(self.store(cfg).await?)
+        } else if tokio::fs::try_exists(&cfg.store.path)
+            .await
+            .unwrap_or(false)
+        {
+            Some(self.existing_store(cfg).await?)
+        } else {
+            None
+        };
+        Ok(Admin::new(
+            store,
+            cfg,
+            self.config_path.is_some(),
+            Clock::system(),
+        ))
     }
 }
 
@@ -230,33 +257,24 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> CliResult {
 }
 
 async fn retry(ctx: &Ctx, args: RetryArgs) -> CliResult {
-    let cfg = ctx.config()?;
-    let store = ctx.existing_store(&cfg)?;
-    let lanes: Vec<Option<String>> = match &args.provider {
-        Some(p) => match cfg.providers.get(p) {
-            Some(pc) => pc.lanes().into_iter().map(Some).collect(),
-            None => vec![Some(p.clone())],
-        },
-        None => vec![None],
-    };
-    let mut n = 0;
-    for lane in lanes {
-        n += store
-            .retry_dead(
-                lane.as_deref(),
-                args.rule.as_deref(),
-                crate::clock::now_ms(),
-            )
-            .await?;
-    }
+    let cfg = ctx.config().await?;
+    let admin = ctx.admin(&cfg, false).await?;
+    let n = admin
+        .retry(args.provider.as_deref(), args.rule.as_deref())
+        .await
+        .map_err(admin_failure)?;
     println!("re-queued {n} dead batch(es); a running server sends them within its poll interval");
     Ok(())
 }
 
 async fn status(ctx: &Ctx, args: StatusArgs) -> CliResult {
-    let cfg = ctx.config()?;
-    let store = ctx.existing_store(&cfg)?;
-    let depths = store.depths().await?;
+    let cfg = ctx.config().await?;
+    let depths = ctx
+        .admin(&cfg, false)
+        .await?
+        .status()
+        .await
+        .map_err(admin_failure)?;
     if args.json {
         return print_json(&depths);
     }
@@ -291,6 +309,6 @@ async fn status(ctx: &Ctx, args: StatusArgs) -> CliResult {
 }
 
 /// Whether `path` exists (for commands that only read an optional store).
-pub fn exists(path: &Path) -> bool {
-    path.exists()
+pub async fn exists(path: &Path) -> bool {
+    tokio::fs::try_exists(path).await.unwrap_or(false)
 }

@@ -5,12 +5,14 @@
 //! way this command waits for the outcome (unless `--no-wait`).
 
 use super::{input_error, parse_duration_ms, CliResult, Ctx, Failure};
-use crate::clock::{now_ms, Clock};
-use crate::dispatch::Dispatcher;
-use crate::store::{EventInfo, IngestRecord, LaneJob, LogQuery, Status};
+use crate::app::{IngestError, IngestOptions, Ingestor, LaneWaker, Outcomes, Planner};
+use crate::clock::Clock;
+use crate::dispatch::{Dispatcher, OutcomeSink};
+use crate::store::{LogQuery, LogRecord, Status};
 use edgepurge_core::TargetKind;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -36,9 +38,11 @@ pub struct PurgeArgs {
 }
 
 const CHUNK: usize = 500;
+/// How often records sent by another process (a server holding the lane) are looked up.
+const REMOTE_POLL: Duration = Duration::from_millis(500);
 
 pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
-    let cfg = ctx.config()?;
+    let cfg = ctx.config().await?;
     let timeout_ms = parse_duration_ms(&args.timeout)?;
     let provider = match (&args.provider, cfg.providers.len()) {
         (Some(p), _) => p.clone(),
@@ -55,7 +59,7 @@ pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
             )))
         }
     };
-    let Some(pcfg) = cfg.providers.get(&provider) else {
+    let Some(account) = cfg.providers.get(&provider) else {
         return Err(input_error(format!(
             "provider {provider:?} is not in the config"
         )));
@@ -65,40 +69,47 @@ pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
     } else {
         TargetKind::Url
     };
-    let targets = collect_targets(&args, kind)?;
-    let lanes = pcfg.lanes();
-    let records: Vec<IngestRecord> = targets
-        .iter()
-        .map(|t| IngestRecord {
-            event: EventInfo {
-                format: "manual".into(),
-                name: "manual".into(),
-                bucket: String::new(),
-                key: t.clone(),
-                id: None,
-            },
-            rule: None,
-            provider: Some(provider.clone()),
-            targets: vec![t.clone()],
-            jobs: lanes
-                .iter()
-                .map(|lane| LaneJob {
-                    lane: lane.clone(),
-                    kind,
-                    target: t.clone(),
-                })
-                .collect(),
-            note: None,
-        })
-        .collect();
+    let targets = collect_targets(&args, kind).await?;
 
-    let store = ctx.store(&cfg)?;
-    let mut ids = Vec::with_capacity(records.len());
-    for chunk in records.chunks(CHUNK) {
-        let receipt = store.ingest(chunk.to_vec(), now_ms()).await?;
-        ids.extend(receipt.purge_ids);
-    }
+    let store = ctx.store(&cfg).await?;
+    let clock = Clock::system();
+    let shutdown = CancellationToken::new();
+    let outcomes = Outcomes::new(Arc::clone(&store));
+    outcomes.spawn_poller(REMOTE_POLL, shutdown.child_token());
+    // This process sends them itself unless a running server holds the lanes.
+    let purgers = if args.no_wait {
+        Vec::new()
+    } else {
+        account.build()?
+    };
+    let dispatcher = Arc::new(Dispatcher::start(
+        Arc::clone(&store),
+        purgers,
+        cfg.dispatch.clone(),
+        clock,
+        Arc::clone(&outcomes) as Arc<dyn OutcomeSink>,
+        shutdown.child_token(),
+    ));
+    let (planner, _) = Planner::new(&[], &cfg.providers, false);
+    let ingestor = Ingestor::new(
+        Arc::clone(&store),
+        planner,
+        Arc::clone(&dispatcher) as Arc<dyn LaneWaker>,
+        outcomes,
+        clock,
+        shutdown.clone(),
+    );
+    let accepted = ingestor
+        .accept_manual(&provider, kind, &targets, &IngestOptions::default())
+        .await
+        .map_err(|e| match e {
+            IngestError::Refused(m) => input_error(m),
+            other => Failure::from(other),
+        })?;
+    let ids = accepted.records;
     if args.no_wait {
+        dispatcher.stop().await;
+        shutdown.cancel();
         println!(
             "queued {} {}(s) for provider {provider}; a running server sends them",
             ids.len(),
@@ -106,73 +117,75 @@ pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
         );
         return Ok(());
     }
+    // Someone is waiting: no linger.
+    for lane in account.lanes() {
+        dispatcher.expedite(&lane);
+    }
 
-    let shutdown = CancellationToken::new();
-    let dispatcher = Dispatcher::start(
-        store.clone(),
-        pcfg.build()
-            .map_err(|e| anyhow::anyhow!("provider {provider}: {e}"))?,
-        cfg.dispatch.clone(),
-        Clock::system(),
-        shutdown.clone(),
-    );
     let bar = progress(ids.len() as u64);
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms as u64);
-    let mut open: Vec<i64> = ids.clone();
-    let mut done: BTreeMap<i64, crate::store::LogRecord> = BTreeMap::new();
-    let mut finished = dispatcher.finished();
-    while !open.is_empty() {
-        let mut still = Vec::new();
-        for chunk in open.chunks(CHUNK) {
-            let recs = store
+    let stop = CancellationToken::new();
+    let on_ctrl_c = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.cancel();
+            }
+        })
+    };
+    let waited = ingestor
+        .wait(
+            &ids,
+            Duration::from_millis(timeout_ms.max(0) as u64),
+            &stop,
+            |done, _| bar.set_position(done as u64),
+        )
+        .await;
+    on_ctrl_c.abort();
+    bar.finish_and_clear();
+    dispatcher.stop().await;
+    shutdown.cancel();
+
+    let mut records: Vec<LogRecord> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        records.extend(
+            store
                 .log(LogQuery {
                     ids: Some(chunk.to_vec()),
                     limit: chunk.len(),
                     ..Default::default()
                 })
-                .await?;
-            for r in recs {
-                if r.status.is_final() {
-                    done.insert(r.id, r);
-                } else {
-                    still.push(r.id);
-                }
+                .await?,
+        );
+    }
+    let mut summary: Vec<String> = waited
+        .statuses
+        .iter()
+        .map(|(s, n)| {
+            if s.is_final() {
+                format!("{n} {s}")
+            } else {
+                format!("{n} still {s}")
             }
-        }
-        open = still;
-        bar.set_position(done.len() as u64);
-        if open.is_empty() || tokio::time::Instant::now() >= deadline {
-            break;
-        }
-        tokio::select! {
-            _ = finished.changed() => {},
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {},
-            _ = tokio::signal::ctrl_c() => break,
-        }
-    }
-    bar.finish_and_clear();
-    dispatcher.stop().await;
-
-    let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in done.values() {
-        *by_status.entry(r.status.as_str()).or_default() += 1;
-    }
-    let mut summary: Vec<String> = by_status.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    if !open.is_empty() {
-        summary.push(format!("{} still queued", open.len()));
+        })
+        .collect();
+    if summary.is_empty() {
+        summary.push("nothing to purge".into());
     }
     println!("{}: {}", provider, summary.join(", "));
-    let mut tasks: Vec<&str> = done.values().filter_map(|r| r.task_id.as_deref()).collect();
+    let mut tasks: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r.task_id.as_deref())
+        .collect();
     tasks.sort_unstable();
     tasks.dedup();
     if !tasks.is_empty() {
         println!("task ids: {}", tasks.join(" "));
     }
-    for r in done
-        .values()
+    let not_done: Vec<&LogRecord> = records
+        .iter()
         .filter(|r| r.status != Status::Succeeded)
-        .take(20)
-    {
+        .collect();
+    for r in not_done.iter().take(20) {
         println!(
             "  {} {}: {}",
             r.status.as_str(),
@@ -180,31 +193,33 @@ pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
             r.error.as_deref().unwrap_or("")
         );
     }
-    let failed = done
-        .values()
-        .filter(|r| r.status != Status::Succeeded)
-        .count();
-    if failed > 0 || !open.is_empty() {
+    if !not_done.is_empty() {
+        let counts: BTreeMap<&str, usize> = not_done.iter().fold(BTreeMap::new(), |mut m, r| {
+            *m.entry(r.status.as_str()).or_default() += 1;
+            m
+        });
+        let failed = counts.get("dead").copied().unwrap_or(0);
+        let open = not_done.len() - failed;
         return Err(Failure {
             code: 1,
             error: anyhow::anyhow!(
-                "{failed} target(s) failed and {} are still queued; see `edgepurge log` \
-                 (queued ones are sent by a running server or the next `edgepurge purge`)",
-                open.len()
+                "{failed} target(s) failed and {open} are still queued; see `edgepurge log` \
+                 (queued ones are sent by a running server or the next `edgepurge purge`)"
             ),
         });
     }
     Ok(())
 }
 
-fn collect_targets(args: &PurgeArgs, kind: TargetKind) -> Result<Vec<String>, Failure> {
+async fn collect_targets(args: &PurgeArgs, kind: TargetKind) -> Result<Vec<String>, Failure> {
     let mut raw: Vec<(String, String)> = args
         .urls
         .iter()
         .map(|u| (u.clone(), "argument".to_owned()))
         .collect();
     if let Some(path) = &args.file {
-        let text = std::fs::read_to_string(path)
+        let text = tokio::fs::read_to_string(path)
+            .await
             .map_err(|e| input_error(format!("cannot read {}: {e}", path.display())))?;
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();

@@ -1,8 +1,6 @@
 //! `rule add|list|show|delete|enable|disable`. Flags mirror the rule fields.
 
-use super::{fmt_time, input_error, print_json, CliResult, Ctx};
-use crate::clock::now_ms;
-use crate::store::StoredRule;
+use super::{admin_failure, fmt_time, print_json, CliResult, Ctx};
 use edgepurge_core::{Mode, RuleSpec};
 
 #[derive(Debug, clap::Subcommand)]
@@ -65,7 +63,9 @@ pub struct AddArgs {
 }
 
 pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
-    let cfg = ctx.config()?;
+    let cfg = ctx.config().await?;
+    let creates = matches!(cmd, RuleCommand::Add(_));
+    let admin = ctx.admin(&cfg, creates).await?;
     match cmd {
         RuleCommand::Add(a) => {
             let a = *a;
@@ -83,26 +83,13 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
                 tags: a.tags,
                 enabled: !a.disabled,
             };
-            let rule = spec.clone().validate().map_err(input_error)?;
-            if ctx.config_path.is_some() && !cfg.providers.contains_key(&rule.spec.provider) {
-                return Err(input_error(format!(
-                    "provider {:?} is not defined in {}; add [providers.{}] first",
-                    rule.spec.provider,
-                    ctx.config_path
-                        .as_deref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    rule.spec.provider
-                )));
-            }
-            if ctx.config_path.is_none() {
+            if !admin.checks_providers() {
                 eprintln!(
                     "note: no --config given, so provider {:?} was not checked",
-                    rule.spec.provider
+                    spec.provider
                 );
             }
-            let store = ctx.store(&cfg)?;
-            store.add_rule(spec, now_ms()).await?;
+            let rule = admin.add_rule(spec).await.map_err(admin_failure)?;
             println!(
                 "rule {:?} added; a running server applies it within a second",
                 rule.spec.name
@@ -110,7 +97,7 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
             Ok(())
         }
         RuleCommand::List { json } => {
-            let rules = stored(ctx, &cfg).await?;
+            let rules = admin.rules().await.map_err(admin_failure)?;
             if json {
                 return print_json(&rules);
             }
@@ -143,12 +130,7 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
             Ok(())
         }
         RuleCommand::Show { name, json } => {
-            let rules = stored(ctx, &cfg).await?;
-            let Some(r) = rules.into_iter().find(|r| r.spec.name == name) else {
-                return Err(input_error(format!(
-                    "no rule named {name:?} (see `edgepurge rule list`)"
-                )));
-            };
+            let r = admin.rule(&name).await.map_err(admin_failure)?;
             if json {
                 return print_json(&r);
             }
@@ -162,43 +144,25 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
             Ok(())
         }
         RuleCommand::Delete { name } => {
-            ctx.existing_store(&cfg)?.delete_rule(&name).await?;
+            admin.delete_rule(&name).await.map_err(admin_failure)?;
             println!("rule {name:?} deleted");
             Ok(())
         }
         RuleCommand::Enable { name } => {
-            ctx.existing_store(&cfg)?
-                .set_rule_enabled(&name, true, now_ms())
-                .await?;
+            admin
+                .set_rule_enabled(&name, true)
+                .await
+                .map_err(admin_failure)?;
             println!("rule {name:?} enabled");
             Ok(())
         }
         RuleCommand::Disable { name } => {
-            ctx.existing_store(&cfg)?
-                .set_rule_enabled(&name, false, now_ms())
-                .await?;
+            admin
+                .set_rule_enabled(&name, false)
+                .await
+                .map_err(admin_failure)?;
             println!("rule {name:?} disabled");
             Ok(())
         }
     }
-}
-
-/// Rules in the store, plus the config file's rules a server has not installed yet.
-async fn stored(ctx: &Ctx, cfg: &crate::config::Config) -> Result<Vec<StoredRule>, super::Failure> {
-    let mut rules = if super::exists(&cfg.store.path) {
-        ctx.existing_store(cfg)?.rules().await?
-    } else {
-        Vec::new()
-    };
-    for r in &cfg.rules {
-        if !rules.iter().any(|s| s.spec.name == r.spec.name) {
-            rules.push(StoredRule {
-                spec: r.spec.clone(),
-                origin: crate::store::RuleOrigin::Config,
-                created_at: 0,
-            });
-        }
-    }
-    rules.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
-    Ok(rules)
 }

@@ -1,7 +1,7 @@
 //! `serve` and `config check`.
 
 use super::{input_error, CliResult, Ctx, Failure};
-use crate::ingest::Planner;
+use crate::app::Planner;
 use crate::service::Service;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -14,7 +14,7 @@ pub struct ServeArgs {
 }
 
 pub async fn serve(ctx: &Ctx, args: ServeArgs) -> CliResult {
-    let mut cfg = ctx.config()?;
+    let mut cfg = ctx.config().await?;
     if let Some(listen) = args.listen {
         cfg.server.listen = listen;
     }
@@ -64,15 +64,15 @@ pub async fn check(ctx: &Ctx) -> CliResult {
             "config check needs --config FILE (or EDGEPURGE_CONFIG)",
         ));
     };
-    let cfg = ctx.config()?;
+    let cfg = ctx.config().await?;
     let mut warnings = Vec::new();
-    for (name, p) in &cfg.providers {
+    for p in cfg.providers.values() {
         if let Err(e) = p.build() {
-            warnings.push(format!("provider {name}: {e}"));
+            warnings.push(e.to_string());
         }
     }
-    if super::exists(&cfg.store.path) {
-        let store = ctx.existing_store(&cfg)?;
+    if super::exists(&cfg.store.path).await {
+        let store = ctx.existing_store(&cfg).await?;
         let stored: Vec<_> = store
             .rules()
             .await?

@@ -1,10 +1,10 @@
 //! `simulate`: what an event would purge, one JSON line per target, nothing sent or stored.
 
 use super::{input_error, CliResult, Ctx};
-use crate::ingest::Planner;
+use crate::app::Planner;
 use crate::store::{RuleOrigin, StoredRule};
-use std::io::Read;
 use std::path::PathBuf;
+use tokio::io::AsyncReadExt;
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
@@ -14,15 +14,17 @@ pub struct SimulateArgs {
 }
 
 pub async fn run(ctx: &Ctx, args: SimulateArgs) -> CliResult {
-    let cfg = ctx.config()?;
+    let cfg = ctx.config().await?;
     let body = if args.event.as_os_str() == "-" {
         let mut buf = Vec::new();
-        std::io::stdin()
+        tokio::io::stdin()
             .read_to_end(&mut buf)
+            .await
             .map_err(|e| input_error(format!("cannot read standard input: {e}")))?;
         buf
     } else {
-        std::fs::read(&args.event)
+        tokio::fs::read(&args.event)
+            .await
             .map_err(|e| input_error(format!("cannot read {}: {e}", args.event.display())))?
     };
     let parsed = edgepurge_core::parse_body(&body)
@@ -41,8 +43,8 @@ pub async fn run(ctx: &Ctx, args: SimulateArgs) -> CliResult {
             created_at: 0,
         })
         .collect();
-    if super::exists(&cfg.store.path) {
-        let store = ctx.existing_store(&cfg)?;
+    if super::exists(&cfg.store.path).await {
+        let store = ctx.existing_store(&cfg).await?;
         rules.extend(
             store
                 .rules()

@@ -1,4 +1,15 @@
 use super::*;
+use crate::purgers::http_purge::HttpPurgeSettings;
+use crate::purgers::tencent::TencentSettings;
+use edgepurge_core::TargetKind;
+
+/// The checked settings of a provider account of a known type.
+fn settings<T: Clone + 'static>(cfg: &Config, name: &str) -> T {
+    let any: &dyn std::any::Any = cfg.providers[name].as_any();
+    any.downcast_ref::<T>()
+        .unwrap_or_else(|| panic!("provider {name} has another kind"))
+        .clone()
+}
 
 fn example() -> String {
     std::fs::read_to_string(concat!(
@@ -13,9 +24,7 @@ fn the_annotated_example_is_valid() {
     let cfg = parse(&example()).unwrap().validate().unwrap();
     assert_eq!(cfg.server.listen.to_string(), "127.0.0.1:8470");
     assert_eq!(cfg.rules.len(), 1);
-    let ProviderConfig::Tencent(t) = &cfg.providers["tencent"] else {
-        panic!("tencent provider expected");
-    };
+    let t: TencentSettings = settings(&cfg, "tencent");
     assert_eq!(t.limits.kind(TargetKind::Url).unwrap().max_batch, 1000);
     assert_eq!(t.limits.rate_per_s, 20.0);
     assert_eq!(cfg.dispatch.linger_ms, 200);
@@ -37,11 +46,33 @@ fn an_empty_config_gives_the_documented_defaults() {
 fn unknown_keys_are_refused() {
     let err = parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n").unwrap_err();
     assert!(err.contains("unknown field `lisen`"), "{err}");
-    let err =
-        parse("[providers.x]\nkind = \"tencent-cdn\"\nsecret_key = \"inline!\"\n").unwrap_err();
-    assert!(err.contains("unknown field `secret_key`"), "{err}");
-    let err = parse("[providers.x]\nkind = \"akamai-ish\"\n").unwrap_err();
-    assert!(err.contains("unknown variant"), "{err}");
+    // Provider sections are checked by their kind, with the section named.
+    let err = parse("[providers.x]\nkind = \"tencent-cdn\"\nsecret_key = \"inline!\"\n")
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("providers.x: unknown field `secret_key`"),
+        "{err}"
+    );
+    let err = parse("[providers.x]\nkind = \"akamai-ish\"\n")
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "providers.x.kind: unknown provider kind \"akamai-ish\"; use tencent-cdn, http-purge"
+        ),
+        "{err}"
+    );
+    let err = parse("[providers.x]\npreset = \"varnish\"\n")
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("providers.x.kind: required"), "{err}");
 }
 
 #[test]
@@ -101,9 +132,7 @@ fn every_problem_is_reported_with_its_place() {
 fn loopback_http_endpoints_are_allowed_for_tests() {
     let text = "[providers.t]\nkind = \"tencent-cdn\"\nendpoint = \"http://127.0.0.1:9\"\n";
     let cfg = parse(text).unwrap().validate().unwrap();
-    let ProviderConfig::Tencent(t) = &cfg.providers["t"] else {
-        panic!("tencent provider expected");
-    };
+    let t: TencentSettings = settings(&cfg, "t");
     assert_eq!(t.endpoint.as_str(), "http://127.0.0.1:9/");
     assert_eq!(
         t.secret_id,
@@ -158,13 +187,9 @@ fn http_purge_presets_nodes_and_overrides() {
     assert!(cfg.providers["edge"].supports(TargetKind::Dir));
     assert!(cfg.providers["edge"].supports(TargetKind::Tag));
     assert!(!cfg.providers["squids"].supports(TargetKind::Dir));
-    let ProviderConfig::HttpPurge(s) = &cfg.providers["squids"] else {
-        panic!("http-purge expected");
-    };
+    let s: HttpPurgeSettings = settings(&cfg, "squids");
     assert_eq!(s.methods.ok_status, vec![200, 404, 410]);
-    let ProviderConfig::HttpPurge(n) = &cfg.providers["ngx"] else {
-        panic!("http-purge expected");
-    };
+    let n: HttpPurgeSettings = settings(&cfg, "ngx");
     assert_eq!(
         n.methods.dir,
         Some(("PURGE".to_owned(), None)),
@@ -198,4 +223,27 @@ fn rules_must_fit_what_their_provider_can_purge() {
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
+}
+
+#[test]
+fn a_tag_rule_on_a_provider_without_tags_is_refused_in_the_file() {
+    let text = r#"
+        [providers.tencent]
+        kind = "tencent-cdn"
+        [[rules]]
+        name = "tags"
+        bucket = "b"
+        events = ["created"]
+        domains = ["https://cdn.example.com"]
+        provider = "tencent"
+        mode = "tag"
+        tags = ["{seg1}"]
+    "#;
+    let err = parse(text).unwrap().validate().unwrap_err();
+    assert_eq!(err.problems.len(), 1, "{err}");
+    assert_eq!(
+        err.to_string(),
+        "rules[0]: rule \"tags\": provider \"tencent\" (tencent-cdn) cannot purge with mode = \
+         \"tag\"; it purges url, dir"
+    );
 }

@@ -3,7 +3,7 @@
 
 use super::policy::{quota_day, RetryPolicy};
 use super::ratelimit::RateLimiter;
-use super::{DispatchSettings, LaneState, LaneStatus};
+use super::{DispatchSettings, LaneState, LaneStatus, OutcomeSink};
 use crate::clock::Clock;
 use crate::purgers::{Limits, PurgeResponse, Purger, Verdict};
 use crate::store::{Claim, ClaimRequest, ClaimedBatch, Finish, Ms, Store, StoreError};
@@ -26,7 +26,7 @@ pub(super) struct Lane {
     pub notify: Arc<Notify>,
     pub expedite: Arc<AtomicBool>,
     pub status: Arc<Mutex<LaneStatus>>,
-    pub finished: watch::Sender<u64>,
+    pub outcomes: Arc<dyn OutcomeSink>,
     pub shutdown: CancellationToken,
 }
 
@@ -48,15 +48,15 @@ impl Lane {
         let slots = Arc::new(Semaphore::new(limits.concurrency.max(1)));
         let mut sends: JoinSet<()> = JoinSet::new();
         // The lease is renewed by its own task, so a main loop blocked on send slots or the
-        // rate limit never lets it lapse while requests are in flight.
-        let (held_tx, mut held_rx) = watch::channel(false);
+        // rate limit never lets it lapse while requests are in flight. It publishes the
+        // fencing token while the lane is held.
+        let (held_tx, mut held_rx) = watch::channel::<Option<i64>>(None);
         let renew_now = Arc::new(Notify::new());
         let renewer_stop = CancellationToken::new();
         let renewer = tokio::spawn(renew_lease(
             Arc::clone(&self.store),
             lane.clone(),
             self.owner.clone(),
-            self.clock,
             self.settings.lane_lease_ms.max(1000),
             held_tx,
             Arc::clone(&renew_now),
@@ -72,7 +72,7 @@ impl Lane {
                 break;
             }
             let held = *held_rx.borrow_and_update();
-            if !held {
+            let Some(token) = held else {
                 was_held = false;
                 self.set_state(LaneState::Standby);
                 tokio::select! {
@@ -85,7 +85,7 @@ impl Lane {
                     _ = self.shutdown.cancelled() => {},
                 }
                 continue;
-            }
+            };
             if !was_held {
                 was_held = true;
                 quota_at = 0;
@@ -117,6 +117,7 @@ impl Lane {
             let req = ClaimRequest {
                 lane: lane.clone(),
                 owner: self.owner.clone(),
+                token,
                 now,
                 linger_ms: if self.expedite.swap(false, Ordering::SeqCst) {
                     0
@@ -131,7 +132,7 @@ impl Lane {
                 Ok(Claim::Batch(batch)) => {
                     limiter.record();
                     self.set_state(LaneState::Busy);
-                    let sender = self.sender();
+                    let sender = self.sender(token);
                     let daily = limits.kind(batch.kind).and_then(|k| k.daily_quota);
                     sends.spawn(async move {
                         sender.send(batch, day, daily, reset_at).await;
@@ -155,10 +156,10 @@ impl Lane {
                     self.pause(Duration::from_millis(self.settings.poll_ms))
                         .await;
                 }
-                Err(StoreError::Conflict(msg)) => {
+                Err(e @ StoreError::LeaseLost { .. }) => {
                     // The lease lapsed: have the renewer try again now.
                     drop(permit);
-                    tracing::warn!(lane = %lane, "{msg}");
+                    tracing::warn!(lane = %lane, "{e}");
                     renew_now.notify_one();
                     self.pause(Duration::from_millis(50)).await;
                 }
@@ -188,7 +189,7 @@ impl Lane {
         }
         renewer_stop.cancel();
         let _ = renewer.await;
-        if *held_rx.borrow() {
+        if held_rx.borrow().is_some() {
             if let Err(e) = self.store.release_lane(&lane, &self.owner).await {
                 tracing::warn!(lane = %lane, error = %e, "could not release lane lease");
             }
@@ -255,56 +256,60 @@ impl Lane {
         }
     }
 
-    fn sender(&self) -> Sender {
+    fn sender(&self, token: i64) -> Sender {
         Sender {
             store: Arc::clone(&self.store),
             purger: Arc::clone(&self.purger),
             policy: self.settings.retry.clone(),
-            owner: self.owner.clone(),
+            token,
             clock: self.clock,
             notify: Arc::clone(&self.notify),
             status: Arc::clone(&self.status),
-            finished: self.finished.clone(),
+            outcomes: Arc::clone(&self.outcomes),
             shutdown: self.shutdown.clone(),
         }
     }
 }
 
 /// Takes and keeps the lane lease, renewing it every third of its lifetime, and publishes
-/// whether this process holds it.
+/// the fencing token while this process holds it.
 #[allow(clippy::too_many_arguments)]
 async fn renew_lease(
     store: Arc<dyn Store>,
     lane: String,
     owner: String,
-    clock: Clock,
     ttl_ms: i64,
-    held: watch::Sender<bool>,
+    held: watch::Sender<Option<i64>>,
     renew_now: Arc<Notify>,
     status: Arc<Mutex<LaneStatus>>,
     stop: CancellationToken,
 ) {
     loop {
         let was = *held.borrow();
-        let now_held = match store
-            .acquire_lane(&lane, &owner, clock.now_ms(), ttl_ms)
-            .await
-        {
-            Ok(h) => h,
+        let now_held = match store.acquire_lane(&lane, &owner, ttl_ms).await {
+            Ok(lease) => lease.map(|l| l.token),
             Err(e) => {
                 tracing::error!(lane = %lane, error = %e, "cannot renew lane lease");
                 if let Ok(mut s) = status.lock() {
                     s.last_error = Some(e.to_string());
                 }
-                false
+                None
             }
         };
         match (was, now_held) {
-            (false, true) => tracing::info!(lane = %lane, "holding lane"),
-            (true, false) => tracing::warn!(lane = %lane, "lane lease lost"),
+            (None, Some(token)) => tracing::info!(lane = %lane, token, "holding lane"),
+            (Some(_), None) => tracing::warn!(lane = %lane, "lane lease lost"),
+            (Some(old), Some(new)) if old != new => tracing::warn!(
+                lane = %lane,
+                old,
+                new,
+                "lane lease changed hands meanwhile; answers in flight under the old token \
+                 will not count"
+            ),
             _ => {}
         }
         held.send_if_modified(|h| std::mem::replace(h, now_held) != now_held);
+        let now_held = now_held.is_some();
         // Held: renew at a third of the lifetime. Not held: try again at least every second.
         let next = if now_held {
             ttl_ms / 3
@@ -324,11 +329,12 @@ struct Sender {
     store: Arc<dyn Store>,
     purger: Arc<dyn Purger>,
     policy: RetryPolicy,
-    owner: String,
+    /// The fencing token the batch was claimed under.
+    token: i64,
     clock: Clock,
     notify: Arc<Notify>,
     status: Arc<Mutex<LaneStatus>>,
-    finished: watch::Sender<u64>,
+    outcomes: Arc<dyn OutcomeSink>,
     shutdown: CancellationToken,
 }
 
@@ -350,14 +356,14 @@ impl Sender {
             quota_reset_at,
             rand::random::<f64>(),
         );
-        let error = match (&resp.error, why) {
+        let error = match (resp.error.as_ref().map(|e| e.to_string()), why) {
             (Some(e), Some(w)) => Some(format!("{e}; {w}")),
-            (e, w) => e.clone().or(w),
+            (e, w) => e.or(w),
         };
         self.report(&batch, &resp, &outcome, error.as_deref(), now - started);
         let finish = Finish {
             batch_id: batch.id,
-            owner: self.owner.clone(),
+            token: self.token,
             started_at: started,
             now,
             outcome,
@@ -371,7 +377,12 @@ impl Sender {
         let mut delay = Duration::from_millis(100);
         loop {
             match self.store.finish(finish.clone()).await {
-                Ok(()) => break,
+                Ok(receipt) => {
+                    if !receipt.records.is_empty() {
+                        self.outcomes.changed(&receipt.records);
+                    }
+                    break;
+                }
                 Err(e) if e.is_retryable() && !self.shutdown.is_cancelled() => {
                     tracing::error!(batch = batch.id, error = %e, "cannot record outcome; retrying");
                     tokio::time::sleep(delay).await;
@@ -397,7 +408,6 @@ impl Sender {
                 }
             }
         }
-        self.finished.send_modify(|n| *n += 1);
         self.notify.notify_one();
     }
 

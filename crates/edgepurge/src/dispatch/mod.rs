@@ -2,9 +2,11 @@
 //! decides *when* to call a provider.
 //!
 //! Each lane dedups and batches pending targets (in the store), lingers at most `linger_ms`
-//! for a batch to fill, keeps a token-bucket rate limit and the daily quota, retries with
-//! full-jitter backoff, dead-letters what keeps failing, and holds a lease on its lane so
-//! every process sharing the store respects the same limits.
+//! for a batch to fill, keeps a sliding-window rate limit and the daily quota, retries with
+//! full-jitter backoff, dead-letters what keeps failing, and holds a lease on its lane (with
+//! a fencing token) so every process sharing the store respects the same limits. Each answer
+//! it records is told to an [`OutcomeSink`], so callers waiting for a purge are woken at
+//! once rather than polling.
 
 mod lane;
 pub mod policy;
@@ -12,14 +14,14 @@ pub mod ratelimit;
 
 use crate::clock::Clock;
 use crate::purgers::Purger;
-use crate::store::{Ms, Store};
+use crate::store::{Ms, RecordChange, Store};
 pub use policy::RetryPolicy;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -78,6 +80,19 @@ pub struct LaneStatus {
     pub last_error: Option<String>,
 }
 
+/// Where the dispatcher tells which log records changed after an answer (the port the
+/// application's waiters implement).
+pub trait OutcomeSink: Send + Sync {
+    fn changed(&self, records: &[RecordChange]);
+}
+
+/// A sink that ignores every outcome.
+pub struct NoOutcomes;
+
+impl OutcomeSink for NoOutcomes {
+    fn changed(&self, _: &[RecordChange]) {}
+}
+
 struct LaneHandle {
     notify: Arc<Notify>,
     /// Set when someone waits for this lane's next purge: claim without lingering.
@@ -88,7 +103,6 @@ struct LaneHandle {
 pub struct Dispatcher {
     lanes: BTreeMap<String, LaneHandle>,
     tasks: Mutex<Option<JoinSet<()>>>,
-    finished: watch::Receiver<u64>,
     shutdown: CancellationToken,
 }
 
@@ -99,6 +113,7 @@ impl Dispatcher {
         purgers: Vec<Arc<dyn Purger>>,
         settings: DispatchSettings,
         clock: Clock,
+        outcomes: Arc<dyn OutcomeSink>,
         shutdown: CancellationToken,
     ) -> Dispatcher {
         let owner = format!(
@@ -107,7 +122,6 @@ impl Dispatcher {
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         );
-        let (finished_tx, finished) = watch::channel(0u64);
         let mut lanes = BTreeMap::new();
         let mut tasks = JoinSet::new();
         for purger in purgers {
@@ -140,7 +154,7 @@ impl Dispatcher {
                 notify,
                 expedite,
                 status,
-                finished: finished_tx.clone(),
+                outcomes: Arc::clone(&outcomes),
                 shutdown: shutdown.clone(),
             };
             tasks.spawn(lane.run());
@@ -148,7 +162,6 @@ impl Dispatcher {
         Dispatcher {
             lanes,
             tasks: Mutex::new(Some(tasks)),
-            finished,
             shutdown,
         }
     }
@@ -178,11 +191,6 @@ impl Dispatcher {
             .values()
             .filter_map(|h| h.status.lock().ok().map(|s| s.clone()))
             .collect()
-    }
-
-    /// Changes whenever a batch outcome was recorded (for callers waiting on purges).
-    pub fn finished(&self) -> watch::Receiver<u64> {
-        self.finished.clone()
     }
 
     /// Stops every lane and waits for them (bounded by each lane's drain time).

@@ -1,9 +1,10 @@
 //! Dispatcher behaviour against the real SQLite store and a scripted purger, in paused time.
 
 use super::*;
-use crate::purgers::{KindLimits, Limits, PurgeResponse, Verdict};
+use crate::purgers::{KindLimits, Limits, PurgeError, PurgeResponse, Verdict};
 use crate::store::{
-    EventInfo, IngestRecord, LaneJob, LogQuery, SqliteOptions, SqliteStore, Status,
+    EventInfo, IngestRecord, LaneJob, Lease, LogQuery, RetryFilter, SqliteOptions, SqliteStore,
+    Status,
 };
 use async_trait::async_trait;
 use edgepurge_core::TargetKind;
@@ -74,7 +75,8 @@ impl Purger for Scripted {
                 .unwrap_or(Verdict::Done),
         };
         PurgeResponse {
-            error: (verdict != Verdict::Done).then(|| format!("scripted {verdict:?}")),
+            error: (verdict != Verdict::Done)
+                .then(|| PurgeError::Transport(format!("scripted {verdict:?}"))),
             verdict,
             http_status: Some(200),
             request_id: Some("rid".into()),
@@ -122,9 +124,12 @@ fn settings() -> DispatchSettings {
 }
 
 /// A store that stamps every committed ingest and every claimed batch with one logical
-/// clock, so tests can order "event arrived" against "request was formed" exactly.
+/// clock, so tests can order "event arrived" against "request was formed" exactly. Ingests
+/// and claims pass one at a time (each commits before the next begins), so the stamps follow
+/// the store's commit order even though the store groups concurrent writes.
 struct Recording {
     inner: Arc<dyn Store>,
+    order: tokio::sync::Mutex<()>,
     tick: std::sync::atomic::AtomicU64,
     ingested: Mutex<Vec<(u64, Vec<String>)>>,
     claimed: Mutex<Vec<(u64, Vec<String>)>>,
@@ -175,6 +180,7 @@ impl Store for Recording {
         now: Ms,
     ) -> crate::store::StoreResult<crate::store::IngestReceipt> {
         let urls: Vec<String> = records.iter().flat_map(|r| r.targets.clone()).collect();
+        let _one_at_a_time = self.order.lock().await;
         let receipt = self.inner.ingest(records, now).await?;
         let t = self.stamp();
         self.ingested.lock().unwrap().push((t, urls));
@@ -184,10 +190,9 @@ impl Store for Recording {
         &self,
         lane: &str,
         owner: &str,
-        now: Ms,
         ttl_ms: i64,
-    ) -> crate::store::StoreResult<bool> {
-        self.inner.acquire_lane(lane, owner, now, ttl_ms).await
+    ) -> crate::store::StoreResult<Option<Lease>> {
+        self.inner.acquire_lane(lane, owner, ttl_ms).await
     }
     async fn release_lane(&self, lane: &str, owner: &str) -> crate::store::StoreResult<()> {
         self.inner.release_lane(lane, owner).await
@@ -196,6 +201,7 @@ impl Store for Recording {
         &self,
         req: crate::store::ClaimRequest,
     ) -> crate::store::StoreResult<crate::store::Claim> {
+        let _one_at_a_time = self.order.lock().await;
         let t = self.stamp();
         let claim = self.inner.claim(req).await?;
         if let crate::store::Claim::Batch(b) = &claim {
@@ -203,7 +209,10 @@ impl Store for Recording {
         }
         Ok(claim)
     }
-    async fn finish(&self, finish: crate::store::Finish) -> crate::store::StoreResult<()> {
+    async fn finish(
+        &self,
+        finish: crate::store::Finish,
+    ) -> crate::store::StoreResult<crate::store::FinishReceipt> {
         self.inner.finish(finish).await
     }
     async fn note_quota_used(
@@ -242,27 +251,14 @@ impl Store for Recording {
     async fn depths(&self) -> crate::store::StoreResult<Vec<crate::store::LaneDepth>> {
         self.inner.depths().await
     }
-    async fn retry_dead(
-        &self,
-        lane: Option<&str>,
-        rule: Option<&str>,
-        now: Ms,
-    ) -> crate::store::StoreResult<u64> {
-        self.inner.retry_dead(lane, rule, now).await
+    async fn retry_dead(&self, filter: RetryFilter, now: Ms) -> crate::store::StoreResult<u64> {
+        self.inner.retry_dead(filter, now).await
     }
-    async fn prune(&self, before: Ms) -> crate::store::StoreResult<u64> {
-        self.inner.prune(before).await
+    async fn prune(&self, before: Ms, max_rows: usize) -> crate::store::StoreResult<u64> {
+        self.inner.prune(before, max_rows).await
     }
     async fn ping(&self) -> crate::store::StoreResult<()> {
         self.inner.ping().await
-    }
-}
-
-/// Statements run on the test's thread, so paused time never jumps while the store works.
-fn inline() -> SqliteOptions {
-    SqliteOptions {
-        inline: true,
-        ..Default::default()
     }
 }
 
@@ -277,22 +273,34 @@ struct Rig {
 
 fn rig_with(purger: impl FnOnce(Clock) -> Scripted, settings: DispatchSettings) -> Rig {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("q.db"), inline()).unwrap());
+    let clock = Clock::starting_at(1_700_000_000_000);
+    // The real store, writer and readers: their work runs on the blocking pool, so paused
+    // time does not jump while it works; the store's clock (for leases) is the test's.
+    let sqlite: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(
+            &dir.path().join("q.db"),
+            SqliteOptions {
+                clock,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
     let recording = Arc::new(Recording {
         inner: sqlite,
+        order: tokio::sync::Mutex::new(()),
         tick: Default::default(),
         ingested: Mutex::new(Vec::new()),
         claimed: Mutex::new(Vec::new()),
     });
     let store: Arc<dyn Store> = Arc::clone(&recording) as Arc<dyn Store>;
-    let clock = Clock::starting_at(1_700_000_000_000);
     let purger = Arc::new(purger(clock));
     let dispatcher = Dispatcher::start(
         Arc::clone(&store),
         vec![Arc::clone(&purger) as Arc<dyn Purger>],
         settings,
         clock,
+        Arc::new(NoOutcomes),
         CancellationToken::new(),
     );
     Rig {
@@ -559,12 +567,12 @@ async fn the_lease_stays_held_while_a_slow_request_blocks_the_lane() {
     // The one send slot is busy for 20 s, far beyond the 3 s lease.
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(rig.purger.sent().len(), 1);
-    let now = rig.clock.now_ms();
     assert!(
-        !rig.store
-            .acquire_lane("p", "intruder", now, 1000)
+        rig.store
+            .acquire_lane("p", "intruder", 1000)
             .await
-            .unwrap(),
+            .unwrap()
+            .is_none(),
         "the lease lapsed while a request was in flight"
     );
     rig.settle(Duration::from_secs(120)).await;
@@ -600,12 +608,12 @@ async fn stopping_releases_the_lane_for_another_process() {
     let rig = rig();
     tokio::time::sleep(Duration::from_millis(100)).await;
     rig.dispatcher.stop().await;
-    let now = rig.clock.now_ms();
     assert!(rig
         .store
-        .acquire_lane("p", "someone-else", now, 1000)
+        .acquire_lane("p", "someone-else", 1000)
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     assert_eq!(rig.dispatcher.statuses()[0].state, LaneState::Stopped);
 }
 

@@ -1,15 +1,97 @@
-//! Purgers: one module per provider behind one trait. A purger knows its endpoint, signing,
-//! request shape, per-request maximum and error classification; nothing else in the code knows
-//! a provider's wire format. It never decides *when* to send (the dispatcher does).
+//! Purgers: one module per provider behind one trait. A provider's module owns its config
+//! section (raw struct, validation, defaults, lane identity), its endpoint, signing, request
+//! shape, per-request maximum and error classification; nothing else in the code knows a
+//! provider's wire format. It never decides *when* to send (the dispatcher does).
+//!
+//! Adding a provider: a folder here with a [`ProviderKind`] and one line in [`KINDS`].
 
 pub mod http_purge;
 pub mod tencent;
 
+use crate::validate::Problems;
 use async_trait::async_trait;
 use edgepurge_core::TargetKind;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::limits::KindLimits;
+
+/// Every provider kind edgepurge speaks, by its `kind` key.
+pub const KINDS: &[ProviderKind] = &[tencent::KIND, http_purge::KIND];
+
+/// Checks a `[providers.NAME]` section (without its `kind` key), recording every problem at
+/// `at` (`providers.NAME`). Pure: no network, disk or environment.
+pub type ParseSection = fn(
+    name: &str,
+    section: toml::Table,
+    at: &str,
+    problems: &mut Problems,
+) -> Option<Arc<dyn ProviderConfig>>;
+
+/// A provider kind: how to check its `[providers.NAME]` section.
+pub struct ProviderKind {
+    /// The `kind = "..."` value.
+    pub kind: &'static str,
+    pub parse: ParseSection,
+}
+
+/// The kind named `kind`, if edgepurge knows it.
+pub fn kind(kind: &str) -> Option<&'static ProviderKind> {
+    KINDS.iter().find(|k| k.kind == kind)
+}
+
+/// A checked provider account.
+pub trait ProviderConfig: fmt::Debug + Send + Sync {
+    /// The `kind` it was configured with.
+    fn kind(&self) -> &'static str;
+    /// The account name (`[providers.NAME]`).
+    fn name(&self) -> &str;
+    /// The queue lanes this account's targets go to: one per account, or one per cache node.
+    fn lanes(&self) -> Vec<String>;
+    fn limits(&self) -> &Limits;
+    /// Whether this account can purge targets of `kind`.
+    fn supports(&self, kind: TargetKind) -> bool {
+        self.limits().supports(kind)
+    }
+    /// One purger per lane.
+    fn build(&self) -> Result<Vec<Arc<dyn Purger>>, BuildError>;
+    /// The concrete settings, for code that knows the kind (tests, kind-specific tools).
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// The configured provider accounts, by name.
+pub type Providers = BTreeMap<String, Arc<dyn ProviderConfig>>;
+
+/// A purger could not be built from a checked config (e.g. no TLS backend).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("provider {provider}: {reason}")]
+pub struct BuildError {
+    pub provider: String,
+    pub reason: String,
+}
+
+/// Why a provider request did not purge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PurgeError {
+    /// No answer: the connection failed, timed out, or the answer could not be read.
+    #[error("{0}")]
+    Transport(String),
+    /// The provider answered, and refused or failed (`code` is the provider's error code
+    /// when it gives one).
+    #[error("{message}")]
+    Answer {
+        code: Option<String>,
+        message: String,
+    },
+    /// The credentials could not be read (never holds their value).
+    #[error("{0}")]
+    Credentials(String),
+    /// The request could not be made: a malformed target, or a kind this provider lacks.
+    #[error("{0}")]
+    Request(String),
+}
 
 impl Limits {
     pub fn supports(&self, kind: TargetKind) -> bool {
@@ -53,17 +135,27 @@ pub struct PurgeResponse {
     pub request_id: Option<String>,
     pub task_id: Option<String>,
     /// What went wrong, for the log and the operator; never holds a secret.
-    pub error: Option<String>,
+    pub error: Option<PurgeError>,
 }
 
 impl PurgeResponse {
-    pub fn failed(verdict: Verdict, error: impl Into<String>) -> PurgeResponse {
+    pub fn failed(verdict: Verdict, error: PurgeError) -> PurgeResponse {
         PurgeResponse {
             verdict,
             http_status: None,
             request_id: None,
             task_id: None,
-            error: Some(error.into()),
+            error: Some(error),
+        }
+    }
+
+    pub fn done(http_status: u16, request_id: Option<String>, task_id: Option<String>) -> Self {
+        PurgeResponse {
+            verdict: Verdict::Done,
+            http_status: Some(http_status),
+            request_id,
+            task_id,
+            error: None,
         }
     }
 }
@@ -102,7 +194,7 @@ pub trait Purger: Send + Sync {
     /// Sends one request purging `targets` (all of one kind, at most the per-request maximum).
     async fn purge(&self, kind: TargetKind, targets: &[String]) -> PurgeResponse;
     /// Asks the provider for its current quota, when it can tell.
-    async fn quota(&self) -> Option<Result<ProviderQuota, String>> {
+    async fn quota(&self) -> Option<Result<ProviderQuota, PurgeError>> {
         None
     }
 }

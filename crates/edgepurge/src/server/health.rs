@@ -10,7 +10,7 @@ use std::sync::Arc;
 pub async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     Json(json!({
         "status": "ok",
-        "rules": state.planner().rules().len(),
+        "rules": state.ingestor.planner().rules().len(),
         "lanes": state.dispatcher.statuses(),
     }))
 }

@@ -1,47 +1,30 @@
 //! HTTP: webhook ingest, health and readiness. `run(listener, state, shutdown)` takes both
-//! from the caller, so tests bind port 0 and stop it cleanly.
+//! from the caller, so tests bind port 0 and stop it cleanly. Handlers translate HTTP into
+//! calls on the application layer and its typed errors into answers ([`answer`]).
 
+mod answer;
 mod health;
 mod webhook;
 
-use crate::clock::Clock;
+use crate::app::{Admin, Ingestor};
 use crate::dispatch::Dispatcher;
-use crate::ingest::Planner;
 use crate::secret::Secret;
 use crate::store::Store;
 use axum::routing::{get, post};
 use axum::Router;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    pub planner: RwLock<Arc<Planner>>,
+    pub ingestor: Arc<Ingestor>,
+    pub admin: Arc<Admin>,
     pub dispatcher: Arc<Dispatcher>,
     /// `None`: only loopback callers may post events.
     pub webhook_token: Option<Secret>,
     pub max_body_bytes: usize,
-    pub clock: Clock,
-    /// Cancelled when the service stops (ends waits early).
-    pub shutdown: CancellationToken,
-}
-
-impl AppState {
-    pub fn planner(&self) -> Arc<Planner> {
-        match self.planner.read() {
-            Ok(p) => Arc::clone(&p),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    pub fn set_planner(&self, planner: Planner) {
-        match self.planner.write() {
-            Ok(mut p) => *p = Arc::new(planner),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(planner),
-        }
-    }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -9,22 +9,18 @@
 //!   queued either way, and the answer is 200 either way, with `purged` true or false, so a
 //!   sender never resends for a slow purge. Lanes skip their linger for such requests.
 
+use super::answer::error;
 use super::AppState;
-use crate::ingest::lanes_touched;
-use crate::store::{LogQuery, Status, StoreError};
+use crate::app::IngestOptions;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
-}
+use std::time::Duration;
 
 /// Checks the caller: a bearer token when one is configured, else a loopback address.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -129,121 +125,47 @@ pub async fn ingest(
             )
         }
     };
-    let parsed = match edgepurge_core::parse_body(&body) {
-        Ok(p) => p,
+    let opts = IngestOptions {
+        wait: wait_ms.map(Duration::from_millis),
+    };
+    let accepted = match state.ingestor.accept(&body, &opts).await {
+        Ok(a) => a,
         Err(e) => {
-            tracing::warn!(peer = %peer, error = %e, "refused a notification");
-            return error(StatusCode::BAD_REQUEST, format!("{e}; nothing was stored"));
+            if matches!(e, crate::app::IngestError::Parse(_)) {
+                tracing::warn!(peer = %peer, error = %e, "refused a notification");
+            }
+            return e.into_response();
         }
     };
-    for notice in &parsed.notices {
+    for notice in &accepted.notices {
         tracing::info!(peer = %peer, "{notice}");
-    }
-    let planner = state.planner();
-    let records = planner.records(&parsed.events);
-    let lanes = lanes_touched(&records);
-    let n_records = records.len();
-    let targets: usize = records.iter().map(|r| r.jobs.len()).sum();
-    let receipt = if records.is_empty() {
-        Default::default()
-    } else {
-        match state.store.ingest(records, state.clock.now_ms()).await {
-            Ok(r) => r,
-            Err(e) => return store_unavailable(&e),
-        }
-    };
-    for lane in &lanes {
-        if wait_ms.is_some() {
-            state.dispatcher.expedite(lane);
-        } else {
-            state.dispatcher.notify(lane);
-        }
     }
     tracing::debug!(
         peer = %peer,
-        events = parsed.events.len(),
-        records = n_records,
-        targets,
-        merged = receipt.jobs_merged,
+        events = accepted.events,
+        records = accepted.records.len(),
+        targets = accepted.targets,
+        merged = accepted.merged,
         "accepted"
     );
     let mut answer = json!({
-        "accepted": parsed.events.len(),
-        "records": receipt.purge_ids,
-        "targets": targets,
-        "merged": receipt.jobs_merged,
-        "notices": parsed.notices,
+        "accepted": accepted.events,
+        "records": accepted.records,
+        "targets": accepted.targets,
+        "merged": accepted.merged,
+        "notices": accepted.notices,
     });
-    if let Some(ms) = wait_ms {
-        let (purged, statuses, waited) = wait_for_purges(&state, &receipt.purge_ids, ms).await;
-        answer["purged"] = json!(purged);
+    if let Some(w) = accepted.wait {
+        let statuses: serde_json::Map<String, serde_json::Value> = w
+            .statuses
+            .iter()
+            .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
+            .collect();
+        answer["purged"] = json!(w.purged);
         answer["statuses"] = json!(statuses);
-        answer["waited_ms"] = json!(waited);
+        answer["waited_ms"] = json!(w.waited_ms);
     }
     (StatusCode::OK, Json(answer)).into_response()
-}
-
-/// Waits until every record is final or `timeout_ms` passes; returns whether all succeeded
-/// (or had nothing to purge), the count per status, and how long it waited.
-async fn wait_for_purges(
-    state: &AppState,
-    ids: &[i64],
-    timeout_ms: u64,
-) -> (bool, BTreeMap<String, usize>, u64) {
-    let start = tokio::time::Instant::now();
-    let deadline = start + std::time::Duration::from_millis(timeout_ms);
-    let mut finished = state.dispatcher.finished();
-    let mut lanes_running = true;
-    loop {
-        let mut records = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            match state
-                .store
-                .log(LogQuery {
-                    ids: Some(chunk.to_vec()),
-                    limit: chunk.len(),
-                    ..Default::default()
-                })
-                .await
-            {
-                Ok(r) => records.extend(r),
-                Err(e) => tracing::warn!(error = %e, "cannot read purge status while waiting"),
-            }
-        }
-        let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
-        for r in &records {
-            *statuses.entry(r.status.as_str().to_owned()).or_default() += 1;
-        }
-        let done = records.len() == ids.len() && records.iter().all(|r| r.status.is_final());
-        let waited = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        if done || tokio::time::Instant::now() >= deadline || state.shutdown.is_cancelled() {
-            let purged = done
-                && records
-                    .iter()
-                    .all(|r| matches!(r.status, Status::Succeeded | Status::Skipped));
-            return (purged, statuses, waited);
-        }
-        tokio::select! {
-            changed = finished.changed(), if lanes_running => {
-                // The lanes stopped (shutdown): fall back to polling.
-                lanes_running = changed.is_ok();
-            }
-            _ = tokio::time::sleep_until(deadline) => {},
-            _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {},
-            _ = state.shutdown.cancelled() => {},
-        }
-    }
-}
-
-fn store_unavailable(e: &StoreError) -> Response {
-    tracing::error!(error = %e, "cannot store events; answering 503 so the sender retries");
-    let mut r = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the queue cannot store events right now; retry later",
-    );
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    r
 }
 
 /// `HEAD /v1/events`: liveness probe used by MinIO and others before they send.

@@ -1,18 +1,38 @@
-//! One behaviour suite for every store backend. A backend's test module calls [`run_all`]
-//! with a factory that opens a fresh, empty store.
+//! One behaviour suite for every store backend: the definition of what a backend must do. A
+//! backend's test module calls [`run_all`] with a factory that makes a fresh, empty database
+//! and can open several handles on it (as several processes would).
+//!
+//! Lease cases run in real time with short leases, since a lease is decided on the store's
+//! own clock.
 
 use super::*;
 use edgepurge_core::{Mode, RuleSpec, TargetKind};
 use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
 
-pub type Factory = dyn Fn() -> (Box<dyn Any + Send>, Box<dyn Store>) + Sync;
+/// A fresh database: `open` makes another handle on it (another "process").
+pub struct Backend {
+    pub guard: Box<dyn Any + Send>,
+    pub open: Box<dyn Fn() -> Arc<dyn Store> + Send + Sync>,
+}
+
+pub type Factory = dyn Fn() -> Backend + Sync;
 
 pub async fn run_all(factory: &Factory) {
     macro_rules! case {
         ($name:ident) => {{
             eprintln!("conformance case: {}", stringify!($name));
-            let (_guard, store) = factory();
+            let backend = factory();
+            let store = (backend.open)();
             $name(store.as_ref()).await;
+        }};
+    }
+    macro_rules! multi {
+        ($name:ident) => {{
+            eprintln!("conformance case: {}", stringify!($name));
+            let backend = factory();
+            $name(&backend).await;
         }};
     }
     case!(rules_are_unique_and_config_rules_are_read_only);
@@ -27,6 +47,10 @@ pub async fn run_all(factory: &Factory) {
     case!(dead_letters_are_requeued_by_retry);
     case!(a_lane_lease_excludes_others_and_reclaims_in_flight_work);
     case!(claiming_without_the_lease_is_refused);
+    case!(a_released_lane_is_taken_at_once_with_a_higher_token);
+    multi!(a_lease_holds_across_handles_and_fences_late_answers);
+    multi!(a_follower_misses_no_change_while_several_writers_commit);
+    case!(finishing_reports_the_records_it_changed);
     case!(log_filters_and_follow_order);
     case!(follow_pages_through_records_that_share_a_change_number);
     case!(record_status_is_the_worst_of_its_targets);
@@ -76,10 +100,11 @@ fn spec(name: &str) -> RuleSpec {
 
 const DAY_MS: i64 = 86_400_000;
 
-fn claim_req(now: Ms) -> ClaimRequest {
+fn claim_req(token: i64, now: Ms) -> ClaimRequest {
     ClaimRequest {
         lane: "p".into(),
         owner: "A".into(),
+        token,
         now,
         linger_ms: 100,
         kinds: vec![
@@ -110,10 +135,10 @@ async fn claim_batch(s: &dyn Store, req: ClaimRequest) -> ClaimedBatch {
     }
 }
 
-fn finish(batch: &ClaimedBatch, now: Ms, outcome: FinishOutcome) -> Finish {
+fn finish(token: i64, batch: &ClaimedBatch, now: Ms, outcome: FinishOutcome) -> Finish {
     Finish {
         batch_id: batch.id,
-        owner: "A".into(),
+        token,
         started_at: now,
         now,
         outcome,
@@ -133,8 +158,13 @@ async fn all_records(s: &dyn Store) -> Vec<LogRecord> {
     .unwrap()
 }
 
-async fn lease(s: &dyn Store, now: Ms) {
-    assert!(s.acquire_lane("p", "A", now, 60_000).await.unwrap());
+/// Takes (or renews) lane "p" for owner "A"; returns its fencing token.
+async fn lease(s: &dyn Store) -> i64 {
+    s.acquire_lane("p", "A", 60_000)
+        .await
+        .unwrap()
+        .expect("lane p is free for A")
+        .token
 }
 
 async fn rules_are_unique_and_config_rules_are_read_only(s: &dyn Store) {
@@ -205,11 +235,11 @@ async fn pending_targets_merge_per_lane_kind_and_url(s: &dyn Store) {
 }
 
 async fn a_target_never_merges_into_a_sent_batch(s: &dyn Store) {
-    lease(s, 0).await;
+    let tok = lease(s).await;
     s.ingest(vec![record("r", &[("p", "https://c/a")])], 0)
         .await
         .unwrap();
-    let first = claim_batch(s, claim_req(100)).await;
+    let first = claim_batch(s, claim_req(tok, 100)).await;
     assert_eq!(first.targets, vec!["https://c/a"]);
     // The same URL changes again while the first request is in flight.
     let r = s
@@ -217,24 +247,24 @@ async fn a_target_never_merges_into_a_sent_batch(s: &dyn Store) {
         .await
         .unwrap();
     assert_eq!((r.jobs_new, r.jobs_merged), (1, 0));
-    s.finish(finish(&first, 200, FinishOutcome::Succeeded))
+    s.finish(finish(tok, &first, 200, FinishOutcome::Succeeded))
         .await
         .unwrap();
-    let second = claim_batch(s, claim_req(250)).await;
+    let second = claim_batch(s, claim_req(tok, 250)).await;
     assert_eq!(second.targets, vec!["https://c/a"]);
     assert_ne!(second.id, first.id);
 }
 
 async fn batches_wait_for_linger_unless_full(s: &dyn Store) {
-    lease(s, 0).await;
+    let tok = lease(s).await;
     s.ingest(vec![record("r", &[("p", "https://c/1")])], 1000)
         .await
         .unwrap();
     assert_eq!(
-        s.claim(claim_req(1050)).await.unwrap(),
+        s.claim(claim_req(tok, 1050)).await.unwrap(),
         Claim::Wait { until: 1100 }
     );
-    let mut req = claim_req(1050);
+    let mut req = claim_req(tok, 1050);
     req.kinds[0].1.max_batch = 3;
     let more: Vec<_> = (2..=5)
         .map(|i| record("r", &[("p", &format!("https://c/{i}"))]))
@@ -279,16 +309,16 @@ async fn batches_wait_for_linger_unless_full(s: &dyn Store) {
 }
 
 async fn success_is_recorded_with_provider_ids(s: &dyn Store) {
-    lease(s, 0).await;
+    let tok = lease(s).await;
     let r = s
         .ingest(vec![record("r", &[("p", "https://c/a")])], 0)
         .await
         .unwrap();
     let recs = all_records(s).await;
     assert_eq!(recs[0].status, Status::Queued);
-    let b = claim_batch(s, claim_req(100)).await;
+    let b = claim_batch(s, claim_req(tok, 100)).await;
     assert_eq!(all_records(s).await[0].status, Status::Sent);
-    s.finish(finish(&b, 120, FinishOutcome::Succeeded))
+    s.finish(finish(tok, &b, 120, FinishOutcome::Succeeded))
         .await
         .unwrap();
     let rec = &all_records(s).await[0];
@@ -311,26 +341,26 @@ async fn success_is_recorded_with_provider_ids(s: &dyn Store) {
 }
 
 async fn retry_waits_until_its_time_and_counts_attempts(s: &dyn Store) {
-    lease(s, 0).await;
+    let tok = lease(s).await;
     s.ingest(vec![record("r", &[("p", "https://c/a")])], 0)
         .await
         .unwrap();
-    let b = claim_batch(s, claim_req(100)).await;
+    let b = claim_batch(s, claim_req(tok, 100)).await;
     assert_eq!(b.attempt, 1);
-    let mut f = finish(&b, 110, FinishOutcome::RetryAt(5000));
+    let mut f = finish(tok, &b, 110, FinishOutcome::RetryAt(5000));
     f.error = Some("InternalError: try later".into());
     s.finish(f).await.unwrap();
     let rec = &all_records(s).await[0];
     assert_eq!(rec.status, Status::Failed);
     assert_eq!(rec.error.as_deref(), Some("InternalError: try later"));
     assert_eq!(
-        s.claim(claim_req(4999)).await.unwrap(),
+        s.claim(claim_req(tok, 4999)).await.unwrap(),
         Claim::Wait { until: 5000 }
     );
-    let again = claim_batch(s, claim_req(5000)).await;
+    let again = claim_batch(s, claim_req(tok, 5000)).await;
     assert_eq!((again.id, again.attempt), (b.id, 2));
     assert_eq!(again.created_at, 0);
-    s.finish(finish(&again, 5100, FinishOutcome::Succeeded))
+    s.finish(finish(tok, &again, 5100, FinishOutcome::Succeeded))
         .await
         .unwrap();
     let rec = &all_records(s).await[0];
@@ -340,18 +370,18 @@ async fn retry_waits_until_its_time_and_counts_attempts(s: &dyn Store) {
 }
 
 async fn split_halves_a_batch_and_a_single_target_dies(s: &dyn Store) {
-    lease(s, 0).await;
+    let tok = lease(s).await;
     let recs: Vec<_> = (0..5)
         .map(|i| record("r", &[("p", &format!("https://c/{i}"))]))
         .collect();
     s.ingest(recs, 0).await.unwrap();
-    let b = claim_batch(s, claim_req(100)).await;
+    let b = claim_batch(s, claim_req(tok, 100)).await;
     assert_eq!(b.targets.len(), 5);
-    s.finish(finish(&b, 110, FinishOutcome::Split))
+    s.finish(finish(tok, &b, 110, FinishOutcome::Split))
         .await
         .unwrap();
-    let first = claim_batch(s, claim_req(111)).await;
-    let second = claim_batch(s, claim_req(112)).await;
+    let first = claim_batch(s, claim_req(tok, 111)).await;
+    let second = claim_batch(s, claim_req(tok, 112)).await;
     assert_eq!(first.targets.len() + second.targets.len(), 5);
     assert_eq!(first.targets.len(), 3);
     let mut all: Vec<String> = first
@@ -366,19 +396,19 @@ async fn split_halves_a_batch_and_a_single_target_dies(s: &dyn Store) {
         (0..5).map(|i| format!("https://c/{i}")).collect::<Vec<_>>()
     );
 
-    s.finish(finish(&first, 120, FinishOutcome::Succeeded))
+    s.finish(finish(tok, &first, 120, FinishOutcome::Succeeded))
         .await
         .unwrap();
     // Split down to one target that the provider still refuses: dead, with the reason.
-    s.finish(finish(&second, 120, FinishOutcome::Split))
+    s.finish(finish(tok, &second, 120, FinishOutcome::Split))
         .await
         .unwrap();
-    let one = claim_batch(s, claim_req(121)).await;
-    let two = claim_batch(s, claim_req(122)).await;
-    s.finish(finish(&one, 130, FinishOutcome::Succeeded))
+    let one = claim_batch(s, claim_req(tok, 121)).await;
+    let two = claim_batch(s, claim_req(tok, 122)).await;
+    s.finish(finish(tok, &one, 130, FinishOutcome::Succeeded))
         .await
         .unwrap();
-    let mut f = finish(&two, 130, FinishOutcome::Split);
+    let mut f = finish(tok, &two, 130, FinishOutcome::Split);
     f.error = Some("LimitExceeded.CdnPurgeUrlExceedBatchLimit".into());
     s.finish(f).await.unwrap();
     let dead: Vec<LogRecord> = all_records(s)
@@ -395,12 +425,12 @@ async fn split_halves_a_batch_and_a_single_target_dies(s: &dyn Store) {
 }
 
 async fn daily_quota_caps_batches_until_reset(s: &dyn Store) {
-    lease(s, 0).await;
+    let tok = lease(s).await;
     let recs: Vec<_> = (0..5)
         .map(|i| record("r", &[("p", &format!("https://c/{i}"))]))
         .collect();
     s.ingest(recs, 0).await.unwrap();
-    let mut req = claim_req(1000);
+    let mut req = claim_req(tok, 1000);
     req.kinds[0].1.daily_quota = Some(3);
     let b = claim_batch(s, req.clone()).await;
     assert_eq!(b.targets.len(), 3);
@@ -416,14 +446,14 @@ async fn daily_quota_caps_batches_until_reset(s: &dyn Store) {
     );
     // The provider says the quota is spent after all: the batch waits for the reset and its
     // reservation is returned.
-    s.finish(finish(&b, 2000, FinishOutcome::WaitUntil(DAY_MS)))
+    s.finish(finish(tok, &b, 2000, FinishOutcome::WaitUntil(DAY_MS)))
         .await
         .unwrap();
     assert_eq!(s.quota_used("p", TargetKind::Url, 0).await.unwrap(), 0);
     let rec = &all_records(s).await[0];
     assert_eq!(rec.status, Status::Queued);
 
-    lease(s, DAY_MS).await;
+    lease(s).await;
     let tomorrow = ClaimRequest {
         now: DAY_MS,
         quota_day: 1,
@@ -449,21 +479,21 @@ async fn daily_quota_caps_batches_until_reset(s: &dyn Store) {
 }
 
 async fn a_batch_resent_on_a_later_day_counts_on_that_day(s: &dyn Store) {
-    lease(s, 0).await;
+    let tok = lease(s).await;
     s.ingest(
         vec![record("r", &[("p", "https://c/a"), ("p", "https://c/b")])],
         0,
     )
     .await
     .unwrap();
-    let mut req = claim_req(1000);
+    let mut req = claim_req(tok, 1000);
     req.kinds[0].1.daily_quota = Some(10);
     let b = claim_batch(s, req.clone()).await;
     assert_eq!(s.quota_used("p", TargetKind::Url, 0).await.unwrap(), 2);
-    s.finish(finish(&b, 2000, FinishOutcome::RetryAt(DAY_MS + 5)))
+    s.finish(finish(tok, &b, 2000, FinishOutcome::RetryAt(DAY_MS + 5)))
         .await
         .unwrap();
-    lease(s, DAY_MS + 5).await;
+    lease(s).await;
     let again = claim_batch(
         s,
         ClaimRequest {
@@ -480,15 +510,15 @@ async fn a_batch_resent_on_a_later_day_counts_on_that_day(s: &dyn Store) {
 }
 
 async fn dead_letters_are_requeued_by_retry(s: &dyn Store) {
-    lease(s, 0).await;
+    let tok = lease(s).await;
     s.ingest(vec![record("r", &[("p", "https://c/a")])], 0)
         .await
         .unwrap();
-    let b = claim_batch(s, claim_req(100)).await;
+    let b = claim_batch(s, claim_req(tok, 100)).await;
     s.ingest(vec![record("other", &[("p", "https://c/b")])], 105)
         .await
         .unwrap();
-    let mut f = finish(&b, 110, FinishOutcome::Dead);
+    let mut f = finish(tok, &b, 110, FinishOutcome::Dead);
     f.error = Some("AuthFailure.SecretIdNotFound".into());
     s.finish(f).await.unwrap();
     let rec = all_records(s)
@@ -500,69 +530,250 @@ async fn dead_letters_are_requeued_by_retry(s: &dyn Store) {
     assert_eq!(rec.error.as_deref(), Some("AuthFailure.SecretIdNotFound"));
     assert_eq!(s.depths().await.unwrap()[0].dead_batches, 1);
 
-    assert_eq!(s.retry_dead(None, Some("other"), 200).await.unwrap(), 0);
-    assert_eq!(s.retry_dead(Some("p"), Some("r"), 200).await.unwrap(), 1);
+    assert_eq!(
+        s.retry_dead(
+            RetryFilter {
+                lanes: None,
+                rule: Some("other".into())
+            },
+            200
+        )
+        .await
+        .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.retry_dead(
+            RetryFilter {
+                lanes: Some(vec!["nope".into()]),
+                rule: None
+            },
+            200
+        )
+        .await
+        .unwrap(),
+        0,
+        "another lane's dead letters stay"
+    );
+    assert_eq!(
+        s.retry_dead(
+            RetryFilter {
+                lanes: Some(vec!["p".into()]),
+                rule: Some("r".into())
+            },
+            200
+        )
+        .await
+        .unwrap(),
+        1
+    );
     let rec = all_records(s)
         .await
         .into_iter()
         .find(|r| r.rule.as_deref() == Some("r"))
         .unwrap();
     assert_eq!(rec.status, Status::Queued);
-    let again = claim_batch(s, claim_req(200)).await;
+    let again = claim_batch(s, claim_req(tok, 200)).await;
     assert_eq!((again.id, again.attempt, again.created_at), (b.id, 1, 200));
 }
 
 async fn a_lane_lease_excludes_others_and_reclaims_in_flight_work(s: &dyn Store) {
-    assert!(s.acquire_lane("p", "A", 0, 1000).await.unwrap());
+    let a = s.acquire_lane("p", "A", 300).await.unwrap().expect("free");
+    let renewed = s
+        .acquire_lane("p", "A", 300)
+        .await
+        .unwrap()
+        .expect("renewal");
+    assert_eq!(renewed.token, a.token, "renewing keeps the token");
+    assert!(s.acquire_lane("p", "B", 300).await.unwrap().is_none());
     assert!(
-        s.acquire_lane("p", "A", 500, 1000).await.unwrap(),
-        "renewal"
-    );
-    assert!(!s.acquire_lane("p", "B", 1400, 1000).await.unwrap());
-    assert!(
-        s.acquire_lane("q", "B", 1400, 1000).await.unwrap(),
+        s.acquire_lane("q", "B", 300).await.unwrap().is_some(),
         "other lanes are free"
     );
     s.ingest(vec![record("r", &[("p", "https://c/a")])], 0)
         .await
         .unwrap();
-    let b = claim_batch(s, claim_req(600)).await;
-    // A dies mid-send. Once its lease runs out, B takes the lane and resends.
-    assert!(s.acquire_lane("p", "B", 1501, 1000).await.unwrap());
+    let b = claim_batch(s, claim_req(a.token, 600)).await;
+    // A dies mid-send. Once its lease runs out on the store's clock, B takes the lane over
+    // with a higher token and resends.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let bl = s
+        .acquire_lane("p", "B", 60_000)
+        .await
+        .unwrap()
+        .expect("the lapsed lease is taken over");
+    assert!(bl.token > a.token, "{bl:?} after {a:?}");
     let rec = &all_records(s).await[0];
     assert_eq!(rec.status, Status::Failed);
     assert!(rec.error.as_deref().unwrap().contains("resending"));
-    let mut req = claim_req(1502);
+    let mut req = claim_req(bl.token, 1502);
     req.owner = "B".into();
     let resent = claim_batch(s, req).await;
     assert_eq!((resent.id, resent.attempt), (b.id, 2));
     assert_eq!(all_records(s).await[0].status, Status::Sent);
-    // A's late answer does not override B's send.
-    s.finish(finish(&b, 1600, FinishOutcome::Dead))
+    // A's late answer carries the old token: recorded as a request, changes nothing.
+    let late = s
+        .finish(finish(a.token, &b, 1600, FinishOutcome::Dead))
         .await
         .unwrap();
+    assert!(late.records.is_empty());
     assert_eq!(all_records(s).await[0].status, Status::Sent);
-    let late = s.requests(None, 10).await.unwrap();
-    assert_eq!(
-        late.len(),
-        1,
-        "the late answer is still logged as a request"
-    );
-    let mut by_b = finish(&resent, 1650, FinishOutcome::Succeeded);
-    by_b.owner = "B".into();
-    s.finish(by_b).await.unwrap();
+    assert_eq!(s.requests(None, 10).await.unwrap().len(), 1);
+    // Nor can A claim any more.
+    let err = s.claim(claim_req(a.token, 1601)).await.unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+    s.finish(finish(bl.token, &resent, 1650, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
     assert_eq!(all_records(s).await[0].status, Status::Succeeded);
-    s.release_lane("p", "B").await.unwrap();
-    assert!(s.acquire_lane("p", "C", 1700, 1000).await.unwrap());
 }
 
 async fn claiming_without_the_lease_is_refused(s: &dyn Store) {
-    let err = s.claim(claim_req(0)).await.unwrap_err();
-    assert!(err.to_string().contains("lease"), "{err}");
+    let err = s.claim(claim_req(1, 0)).await.unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+    assert!(err.to_string().contains("not held"), "{err}");
+}
+
+async fn a_released_lane_is_taken_at_once_with_a_higher_token(s: &dyn Store) {
+    let a = s.acquire_lane("p", "A", 60_000).await.unwrap().unwrap();
+    s.release_lane("p", "B").await.unwrap(); // not B's to release
+    assert!(s.acquire_lane("p", "B", 60_000).await.unwrap().is_none());
+    s.release_lane("p", "A").await.unwrap();
+    let b = s
+        .acquire_lane("p", "B", 60_000)
+        .await
+        .unwrap()
+        .expect("a released lane is free at once");
+    assert!(b.token > a.token);
+    let err = s.claim(claim_req(a.token, 0)).await.unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+}
+
+async fn a_lease_holds_across_handles_and_fences_late_answers(backend: &Backend) {
+    let (one, two) = ((backend.open)(), (backend.open)());
+    let a = one.acquire_lane("p", "A", 300).await.unwrap().unwrap();
+    assert!(
+        two.acquire_lane("p", "B", 300).await.unwrap().is_none(),
+        "a lease taken through one handle excludes the other"
+    );
+    one.ingest(vec![record("r", &[("p", "https://c/x")])], 0)
+        .await
+        .unwrap();
+    let sent = claim_batch(one.as_ref(), claim_req(a.token, 200)).await;
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let b = two.acquire_lane("p", "B", 60_000).await.unwrap().unwrap();
+    let mut req = claim_req(b.token, 300);
+    req.owner = "B".into();
+    let resent = claim_batch(two.as_ref(), req).await;
+    assert_eq!(resent.id, sent.id);
+    one.finish(finish(a.token, &sent, 400, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let rec = &all_records(two.as_ref()).await[0];
+    assert_eq!(rec.status, Status::Sent, "the late answer was fenced off");
+}
+
+async fn a_follower_misses_no_change_while_several_writers_commit(backend: &Backend) {
+    let follower = (backend.open)();
+    let start = follower.log_cursor().await.unwrap();
+    let mut writers = Vec::new();
+    for w in 0..3 {
+        let store = (backend.open)();
+        writers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..40 {
+                let recs = (0..3)
+                    .map(|j| record("r", &[("p", &format!("https://c/{w}/{i}/{j}"))]))
+                    .collect();
+                ids.extend(store.ingest(recs, i).await.unwrap().purge_ids);
+            }
+            ids
+        }));
+    }
+    let mut cursor = (start, i64::MAX);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut last = cursor;
+    let mut follow = |page: Vec<LogRecord>, cursor: &mut (i64, i64)| {
+        for r in page {
+            assert!(
+                (r.seq, r.id) > last,
+                "positions only grow: {:?} after {last:?}",
+                (r.seq, r.id)
+            );
+            last = (r.seq, r.id);
+            *cursor = last;
+            seen.insert(r.id);
+        }
+    };
+    while !writers.iter().all(|w| w.is_finished()) {
+        let page = follower
+            .log(LogQuery {
+                after: Some(cursor),
+                limit: 7,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        follow(page, &mut cursor);
+        tokio::task::yield_now().await;
+    }
+    let mut written = std::collections::BTreeSet::new();
+    for w in writers {
+        written.extend(w.await.unwrap());
+    }
+    loop {
+        let page = follower
+            .log(LogQuery {
+                after: Some(cursor),
+                limit: 7,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        follow(page, &mut cursor);
+    }
+    assert_eq!(written.len(), 360);
+    assert_eq!(
+        seen, written,
+        "the follower saw every record exactly as committed"
+    );
+}
+
+async fn finishing_reports_the_records_it_changed(s: &dyn Store) {
+    let tok = lease(s).await;
+    let r = s
+        .ingest(
+            vec![
+                record("r", &[("p", "https://c/a")]),
+                record("r", &[("p", "https://c/a")]),
+            ],
+            0,
+        )
+        .await
+        .unwrap();
+    let b = claim_batch(s, claim_req(tok, 100)).await;
+    let receipt = s
+        .finish(finish(tok, &b, 110, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let mut changed: Vec<(i64, Status)> =
+        receipt.records.iter().map(|c| (c.id, c.status)).collect();
+    changed.sort_unstable();
+    assert_eq!(
+        changed,
+        vec![
+            (r.purge_ids[0], Status::Succeeded),
+            (r.purge_ids[1], Status::Succeeded)
+        ],
+        "both merged events are told"
+    );
 }
 
 async fn log_filters_and_follow_order(s: &dyn Store) {
-    lease(s, 0).await;
+    let tok = lease(s).await;
     s.ingest(vec![record("a", &[("p", "https://c/1")])], 1000)
         .await
         .unwrap();
@@ -623,8 +834,8 @@ async fn log_filters_and_follow_order(s: &dyn Store) {
 
     let cursor = newest_last.iter().map(|r| r.seq).max().unwrap();
     assert_eq!(s.log_cursor().await.unwrap(), cursor);
-    let b = claim_batch(s, claim_req(3000)).await;
-    s.finish(finish(&b, 3100, FinishOutcome::Succeeded))
+    let b = claim_batch(s, claim_req(tok, 3000)).await;
+    s.finish(finish(tok, &b, 3100, FinishOutcome::Succeeded))
         .await
         .unwrap();
     let changed = s
@@ -684,7 +895,7 @@ async fn follow_pages_through_records_that_share_a_change_number(s: &dyn Store) 
 }
 
 async fn record_status_is_the_worst_of_its_targets(s: &dyn Store) {
-    lease(s, 0).await;
+    let tok = lease(s).await;
     let mut two = record("r", &[("p", "https://c/a")]);
     two.jobs.push(LaneJob {
         lane: "p".into(),
@@ -692,15 +903,15 @@ async fn record_status_is_the_worst_of_its_targets(s: &dyn Store) {
         target: "https://c/dir/".into(),
     });
     s.ingest(vec![two], 0).await.unwrap();
-    let urls = claim_batch(s, claim_req(100)).await;
+    let urls = claim_batch(s, claim_req(tok, 100)).await;
     assert_eq!(urls.kind, TargetKind::Url);
-    let dirs = claim_batch(s, claim_req(100)).await;
+    let dirs = claim_batch(s, claim_req(tok, 100)).await;
     assert_eq!(dirs.kind, TargetKind::Dir);
-    s.finish(finish(&urls, 110, FinishOutcome::Succeeded))
+    s.finish(finish(tok, &urls, 110, FinishOutcome::Succeeded))
         .await
         .unwrap();
     assert_eq!(all_records(s).await[0].status, Status::Sent);
-    let mut f = finish(&dirs, 110, FinishOutcome::RetryAt(999));
+    let mut f = finish(tok, &dirs, 110, FinishOutcome::RetryAt(999));
     f.error = Some("node b: connection refused".into());
     s.finish(f).await.unwrap();
     let rec = &all_records(s).await[0];
@@ -714,19 +925,30 @@ async fn record_status_is_the_worst_of_its_targets(s: &dyn Store) {
 }
 
 async fn prune_removes_only_old_finished_work(s: &dyn Store) {
-    lease(s, 0).await;
+    let tok = lease(s).await;
     s.ingest(vec![record("old", &[("p", "https://c/a")])], 0)
         .await
         .unwrap();
-    let b = claim_batch(s, claim_req(100)).await;
-    s.finish(finish(&b, 200, FinishOutcome::Succeeded))
+    let b = claim_batch(s, claim_req(tok, 100)).await;
+    s.finish(finish(tok, &b, 200, FinishOutcome::Succeeded))
         .await
         .unwrap();
     s.ingest(vec![record("pending", &[("p", "https://c/b")])], 300)
         .await
         .unwrap();
     s.ingest(vec![record("skip", &[])], 300).await.unwrap();
-    assert!(s.prune(10_000).await.unwrap() > 0);
+    let mut pruned = 0;
+    loop {
+        let n = s.prune(10_000, 2).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        pruned += n;
+    }
+    assert!(
+        pruned >= 5,
+        "batch, job, two records and a request: {pruned}"
+    );
     let left: Vec<String> = all_records(s)
         .await
         .into_iter()

@@ -1,16 +1,21 @@
-//! The durable queue, the rules and the purge log, behind one object-safe trait.
+//! The durable queue, the rules and the purge log, behind one object-safe trait: the port
+//! every store backend implements, and the conformance suite defines.
 //!
-//! The store never decides *when* to call a provider (that is the dispatcher's job); it keeps
-//! what must survive a crash and applies the dispatcher's decisions atomically:
+//! The store never decides *when* to call a provider (the dispatcher does) nor *what* a claim
+//! or an answer means (the queue policy in [`crate::queue`] does); it keeps what must survive
+//! a crash and applies those decisions atomically:
 //!
-//! * `ingest`: events with their targets, committed before the sender is acknowledged;
-//!   a target merges with a pending (not yet claimed) job for the same lane, kind and URL.
-//! * `claim` / `finish`: a lane takes a batch of jobs, sends it, and records the outcome
-//!   (succeeded, retry at, split, wait for quota, dead).
+//! * `ingest`: log records with their jobs, committed before the sender is acknowledged; a
+//!   job merges with a pending (not yet claimed) job for the same lane, kind and target.
+//! * `claim` / `finish`: a lane takes a batch of jobs, sends it, and records the answer.
 //! * lane leases: one process at a time runs a lane, so rate limits and quotas stay whole
-//!   across every process that shares the store.
+//!   across every process sharing the store. Leases are decided on the **store's** clock and
+//!   carry a fencing token that `claim` and `finish` must present.
+//! * the change cursor: every change to a log record gets a position `(seq, id)`; positions
+//!   are assigned in commit order, so a follower that reads "after my position" misses
+//!   nothing, whatever number of processes write.
 //!
-//! Times are milliseconds since the Unix epoch, passed in by the caller.
+//! Times other than lease times are milliseconds since the Unix epoch passed by the caller.
 
 #[cfg(test)]
 pub mod conformance;
@@ -20,21 +25,40 @@ use async_trait::async_trait;
 use edgepurge_core::{RuleSpec, TargetKind};
 use serde::{Deserialize, Serialize};
 
+pub use crate::queue::lease::Lease;
+pub use crate::queue::{
+    Claim, ClaimRequest, ClaimedBatch, Finish, FinishOutcome, KindLimits, Ms, Status,
+};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
-/// Milliseconds since the Unix epoch.
-pub type Ms = i64;
-
-#[derive(Debug, thiserror::Error)]
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be reached or written (disk full, locked too long, I/O error).
     /// Callers answer 503 so the sender retries.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// Too much is waiting to be written: refused at once so the sender retries later.
+    #[error("store busy: {0}")]
+    Busy(String),
+    /// The change conflicts with what is stored (a name taken, a rule from the config file).
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    /// The caller does not hold the lane lease it presented (it lapsed or changed hands).
+    #[error("lane {lane} is not held by this process ({why}); not claiming")]
+    LeaseLost { lane: String, why: String },
+    /// The store was written by a newer edgepurge.
+    #[error(
+        "{path} has schema version {found}, newer than this edgepurge knows ({known}); upgrade \
+         edgepurge (or restore a backup made before the upgrade)"
+    )]
+    SchemaTooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
     /// Stored data that cannot be read back (a bug or a manual edit).
     #[error("store data is corrupt: {0}")]
     Corrupt(String),
@@ -43,7 +67,7 @@ pub enum StoreError {
 impl StoreError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(self, StoreError::Unavailable(_) | StoreError::Busy(_))
     }
 }
 
@@ -73,7 +97,7 @@ pub struct StoredRule {
     pub created_at: Ms,
 }
 
-/// One job to queue: purge `target` (a URL or directory) through `lane`.
+/// One job to queue: purge `target` (a URL, directory or tag) through `lane`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LaneJob {
     pub lane: String,
@@ -99,7 +123,7 @@ pub struct IngestRecord {
     pub event: EventInfo,
     pub rule: Option<String>,
     pub provider: Option<String>,
-    /// The URLs or directories, for the log.
+    /// The URLs, directories or tags, for the log.
     pub targets: Vec<String>,
     pub jobs: Vec<LaneJob>,
     /// Why nothing is purged, when `jobs` is empty ("no rule matched", "folder marker").
@@ -114,142 +138,19 @@ pub struct IngestReceipt {
     pub jobs_merged: usize,
 }
 
-pub use crate::limits::KindLimits;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimRequest {
-    pub lane: String,
-    pub owner: String,
-    pub now: Ms,
-    /// Wait at most this long after a job's arrival for the batch to fill.
-    pub linger_ms: i64,
-    /// The target kinds this lane sends, with their limits, in the order to serve them.
-    pub kinds: Vec<(TargetKind, KindLimits)>,
-    /// The provider's quota day for `now` (e.g. days since epoch in Beijing time) and when
-    /// that day ends.
-    pub quota_day: i64,
-    pub quota_reset_at: Ms,
-}
-
-impl ClaimRequest {
-    pub fn limits(&self, kind: TargetKind) -> Option<KindLimits> {
-        self.kinds.iter().find(|(k, _)| *k == kind).map(|(_, l)| *l)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimedBatch {
+/// A log record whose status changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordChange {
     pub id: i64,
-    pub lane: String,
-    pub kind: TargetKind,
-    pub targets: Vec<String>,
-    /// Which attempt this send is (1 for the first).
-    pub attempt: u32,
-    /// When the oldest event in the batch arrived.
-    pub created_at: Ms,
+    pub status: Status,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    Batch(ClaimedBatch),
-    /// Nothing to send before `until` (linger, backoff or quota), unless new work arrives.
-    Wait {
-        until: Ms,
-    },
-    Idle,
-}
-
-/// What the dispatcher decided after a send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FinishOutcome {
-    Succeeded,
-    /// Try again at this time.
-    RetryAt(Ms),
-    /// Split the batch in two and send both halves now.
-    Split,
-    /// The provider's quota is spent: send again at this time, without counting an attempt
-    /// against the retry limit.
-    WaitUntil(Ms),
-    /// Give up: dead letter, visible in the log, re-queued by `edgepurge retry`.
-    Dead,
-}
-
-impl FinishOutcome {
-    pub fn label(&self) -> &'static str {
-        match self {
-            FinishOutcome::Succeeded => "succeeded",
-            FinishOutcome::RetryAt(_) => "retry",
-            FinishOutcome::Split => "split",
-            FinishOutcome::WaitUntil(_) => "quota",
-            FinishOutcome::Dead => "dead",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finish {
-    pub batch_id: i64,
-    /// The lane owner that sent it; an answer from a sender that lost the lane is recorded
-    /// as a request but does not change the batch.
-    pub owner: String,
-    pub started_at: Ms,
-    pub now: Ms,
-    pub outcome: FinishOutcome,
-    pub http_status: Option<u16>,
-    pub request_id: Option<String>,
-    pub task_id: Option<String>,
-    pub error: Option<String>,
-}
-
-/// Status of a log record, worst of its jobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Nothing to purge (no rule matched, folder marker).
-    Skipped,
-    Succeeded,
-    Sent,
-    Queued,
-    /// The last attempt failed; another is scheduled.
-    Failed,
-    /// Given up; `edgepurge retry` re-queues it.
-    Dead,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Skipped => "skipped",
-            Status::Succeeded => "succeeded",
-            Status::Sent => "sent",
-            Status::Queued => "queued",
-            Status::Failed => "failed",
-            Status::Dead => "dead",
-        }
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(self, Status::Skipped | Status::Succeeded | Status::Dead)
-    }
-}
-
-impl std::str::FromStr for Status {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "skipped" => Status::Skipped,
-            "succeeded" => Status::Succeeded,
-            "sent" => Status::Sent,
-            "queued" => Status::Queued,
-            "failed" => Status::Failed,
-            "dead" => Status::Dead,
-            other => {
-                return Err(format!(
-                    "unknown status {other:?}; use queued, sent, succeeded, failed, dead or skipped"
-                ))
-            }
-        })
-    }
+/// What recording an answer changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FinishReceipt {
+    /// The log records of the batch, with their new status (empty when the answer came too
+    /// late to change the batch).
+    pub records: Vec<RecordChange>,
 }
 
 /// One purge log record: an event and what one rule made of it.
@@ -315,6 +216,15 @@ pub struct LaneDepth {
     pub oldest_pending_at: Option<Ms>,
 }
 
+/// Which dead batches `retry_dead` re-queues.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetryFilter {
+    /// Only these lanes (`None`: every lane).
+    pub lanes: Option<Vec<String>>,
+    /// Only batches holding a purge of this rule.
+    pub rule: Option<String>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     // --- rules
@@ -329,22 +239,28 @@ pub trait Store: Send + Sync {
     async fn rules_version(&self) -> StoreResult<i64>;
 
     // --- ingest
+    /// Commits records and their jobs; `Busy` when too much is already waiting to be written.
     async fn ingest(&self, records: Vec<IngestRecord>, now: Ms) -> StoreResult<IngestReceipt>;
 
     // --- lanes
-    /// Takes or extends the lease on `lane`; true when `owner` holds it until `now + ttl_ms`.
-    /// On taking it over, batches another owner left in flight become ready to resend.
+    /// Takes or extends the lease on `lane` for `ttl_ms` of the store's clock; `None` when
+    /// another owner holds it. On taking it over (new fencing token), batches left in flight
+    /// under an older token become ready to resend.
     async fn acquire_lane(
         &self,
         lane: &str,
         owner: &str,
-        now: Ms,
         ttl_ms: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Option<Lease>>;
+    /// Gives the lane up at once (keeping its token, so the next holder's is higher).
     async fn release_lane(&self, lane: &str, owner: &str) -> StoreResult<()>;
+    /// Takes the next batch to send; `LeaseLost` unless the caller holds the lane with the
+    /// token it presents.
     async fn claim(&self, req: ClaimRequest) -> StoreResult<Claim>;
-    async fn finish(&self, finish: Finish) -> StoreResult<()>;
-    /// Raises today's used quota to at least `used` (the provider reported it).
+    /// Records an answer. One carrying an older fencing token than the batch's is recorded as
+    /// a request but changes nothing else.
+    async fn finish(&self, finish: Finish) -> StoreResult<FinishReceipt>;
+    /// Raises a day's used quota to at least `used` (the provider reported it).
     async fn note_quota_used(
         &self,
         lane: &str,
@@ -356,15 +272,16 @@ pub trait Store: Send + Sync {
 
     // --- log
     async fn log(&self, query: LogQuery) -> StoreResult<Vec<LogRecord>>;
-    /// The newest change sequence number (start point for following the log).
+    /// The newest change position's `seq` (start point for following the log).
     async fn log_cursor(&self) -> StoreResult<i64>;
     async fn requests(&self, since: Option<Ms>, limit: usize) -> StoreResult<Vec<RequestRecord>>;
     async fn depths(&self) -> StoreResult<Vec<LaneDepth>>;
-    /// Re-queues dead batches (optionally of one lane, or holding a job of one rule).
-    async fn retry_dead(&self, lane: Option<&str>, rule: Option<&str>, now: Ms)
-        -> StoreResult<u64>;
-    /// Deletes finished records, batches and requests older than `before`.
-    async fn prune(&self, before: Ms) -> StoreResult<u64>;
+    /// Re-queues dead batches; returns how many.
+    async fn retry_dead(&self, filter: RetryFilter, now: Ms) -> StoreResult<u64>;
+    /// Deletes at most about `max_rows` finished records, batches and requests older than
+    /// `before`; returns how many rows went. Callers repeat until it returns 0, so no single
+    /// transaction holds the writer long.
+    async fn prune(&self, before: Ms, max_rows: usize) -> StoreResult<u64>;
     /// Checks the store answers (for /readyz).
     async fn ping(&self) -> StoreResult<()>;
 }

@@ -2,10 +2,13 @@
 //! with TC3-HMAC-SHA256 (apis.md §A).
 
 pub mod classify;
+mod config;
 pub mod sign;
 
+pub use config::{default_limits, TencentSettings, KIND};
+
 use super::{
-    retry_after, snippet, KindLimits, KindQuota, Limits, ProviderQuota, PurgeResponse, Purger,
+    retry_after, snippet, KindQuota, Limits, ProviderQuota, PurgeError, PurgeResponse, Purger,
     Verdict,
 };
 use crate::secret::SecretSource;
@@ -19,48 +22,6 @@ pub const SERVICE: &str = "cdn";
 pub const DEFAULT_ENDPOINT: &str = "https://cdn.tencentcloudapi.com";
 pub const INTL_ENDPOINT: &str = "https://cdn.intl.tencentcloudapi.com";
 const CONTENT_TYPE: &str = "application/json";
-
-/// Provider defaults (apis.md §A.2, §A.3).
-pub fn default_limits() -> Limits {
-    Limits {
-        kinds: vec![
-            (
-                TargetKind::Url,
-                KindLimits {
-                    max_batch: 1000,
-                    daily_quota: Some(10_000),
-                },
-            ),
-            (
-                TargetKind::Dir,
-                KindLimits {
-                    max_batch: 20,
-                    daily_quota: Some(100),
-                },
-            ),
-        ],
-        rate_per_s: 20.0,
-        concurrency: 4,
-        quota_utc_offset_s: 8 * 3600,
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct TencentSettings {
-    /// Provider account name (also the lane name).
-    pub name: String,
-    pub endpoint: url::Url,
-    pub secret_id: SecretSource,
-    pub secret_key: SecretSource,
-    pub session_token: Option<SecretSource>,
-    /// `mainland` or `overseas`; omitted: the domain's own region.
-    pub area: Option<String>,
-    /// `flush` (purge what changed) or `delete` (purge everything under the directory).
-    pub flush_type: String,
-    pub url_encode: bool,
-    pub timeout: Duration,
-    pub limits: Limits,
-}
 
 pub struct TencentCdn {
     settings: TencentSettings,
@@ -97,14 +58,20 @@ impl TencentCdn {
         body: &Value,
         targets: usize,
     ) -> Result<Call, PurgeResponse> {
-        let creds = self.credentials().map_err(|e| {
+        let creds = self.credentials().await.map_err(|e| {
             PurgeResponse::failed(
                 Verdict::RetryLater { after: None },
-                format!("credentials for provider {}: {e}", self.settings.name),
+                PurgeError::Credentials(format!(
+                    "credentials for provider {}: {e}",
+                    self.settings.name
+                )),
             )
         })?;
         let payload = serde_json::to_vec(body).map_err(|e| {
-            PurgeResponse::failed(Verdict::Fatal, format!("cannot encode request: {e}"))
+            PurgeResponse::failed(
+                Verdict::Fatal,
+                PurgeError::Request(format!("cannot encode request: {e}")),
+            )
         })?;
         let timestamp = chrono::Utc::now().timestamp();
         let signed = sign::sign(
@@ -139,11 +106,11 @@ impl TencentCdn {
         let resp = req.body(payload).send().await.map_err(|e| {
             PurgeResponse::failed(
                 Verdict::RetryLater { after: None },
-                format!(
+                PurgeError::Transport(format!(
                     "{action} to {}: {}",
                     self.settings.endpoint,
                     describe_transport_error(&e)
-                ),
+                )),
             )
         })?;
         let status = resp.status();
@@ -151,17 +118,20 @@ impl TencentCdn {
         let text = resp.text().await.map_err(|e| {
             let mut r = PurgeResponse::failed(
                 Verdict::RetryLater { after: wait },
-                format!("{action}: reading the answer failed: {e}"),
+                PurgeError::Transport(format!("{action}: reading the answer failed: {e}")),
             );
             r.http_status = Some(status.as_u16());
             r
         })?;
-        let fail = |verdict: Verdict, error: String| PurgeResponse {
+        let fail = |verdict: Verdict, code: Option<&str>, message: String| PurgeResponse {
             verdict,
             http_status: Some(status.as_u16()),
             request_id: None,
             task_id: None,
-            error: Some(error),
+            error: Some(PurgeError::Answer {
+                code: code.map(str::to_owned),
+                message,
+            }),
         };
         let parsed: Option<Value> = serde_json::from_str(&text).ok();
         let Some(response) = parsed.as_ref().and_then(|v| v.get("Response")) else {
@@ -172,6 +142,7 @@ impl TencentCdn {
             };
             return Err(fail(
                 verdict,
+                None,
                 format!(
                     "{action}: HTTP {status} without a Tencent API answer (check `endpoint`): {}",
                     snippet(&text, 200)
@@ -191,6 +162,7 @@ impl TencentCdn {
             }
             let mut r = fail(
                 verdict,
+                Some(code),
                 format!("{action}: {code}: {}", snippet(message, 300)),
             );
             r.request_id = request_id;
@@ -199,6 +171,7 @@ impl TencentCdn {
         if !status.is_success() {
             let mut r = fail(
                 Verdict::RetryLater { after: wait },
+                None,
                 format!("{action}: HTTP {status} with a success body"),
             );
             r.request_id = request_id;
@@ -211,7 +184,7 @@ impl TencentCdn {
         })
     }
 
-    fn credentials(
+    async fn credentials(
         &self,
     ) -> Result<
         (
@@ -221,13 +194,13 @@ impl TencentCdn {
         ),
         String,
     > {
-        let id = self.settings.secret_id.load()?;
-        let key = self.settings.secret_key.load()?;
+        let id = self.settings.secret_id.load_async().await?;
+        let key = self.settings.secret_key.load_async().await?;
         let token = match &self.settings.session_token {
             Some(src) => match src {
                 // An unset token variable means long-lived keys, not an error.
                 SecretSource::Env(var) if std::env::var_os(var).is_none() => None,
-                _ => Some(src.load()?),
+                _ => Some(src.load_async().await?),
             },
             None => None,
         };
@@ -296,7 +269,9 @@ impl Purger for TencentCdn {
         if kind == TargetKind::Tag {
             return PurgeResponse::failed(
                 Verdict::Fatal,
-                "Tencent CDN cannot purge cache tags; use mode = \"url\" or \"dir\"",
+                PurgeError::Request(
+                    "Tencent CDN cannot purge cache tags; use mode = \"url\" or \"dir\"".into(),
+                ),
             );
         }
         let (action, body) = self.purge_body(kind, targets);
@@ -307,22 +282,20 @@ impl Purger for TencentCdn {
                     Value::Number(n) => Some(n.to_string()),
                     _ => None,
                 });
-                PurgeResponse {
-                    verdict: Verdict::Done,
-                    http_status: Some(call.status),
-                    request_id: call.request_id,
-                    task_id,
-                    error: None,
-                }
+                PurgeResponse::done(call.status, call.request_id, task_id)
             }
             Err(failed) => failed,
         }
     }
 
-    async fn quota(&self) -> Option<Result<ProviderQuota, String>> {
+    async fn quota(&self) -> Option<Result<ProviderQuota, PurgeError>> {
         let call = match self.call("DescribePurgeQuota", &json!({}), 0).await {
             Ok(c) => c,
-            Err(r) => return Some(Err(r.error.unwrap_or_default())),
+            Err(r) => {
+                return Some(Err(r.error.unwrap_or_else(|| {
+                    PurgeError::Transport("DescribePurgeQuota failed".into())
+                })))
+            }
         };
         let area = self.settings.area.as_deref().unwrap_or("mainland");
         let pick = |field: &str| -> Option<KindQuota> {
@@ -400,6 +373,8 @@ mod tests {
         let r = cdn.purge(TargetKind::Url, &["https://a/1".into()]).await;
         assert_eq!(r.verdict, Verdict::RetryLater { after: None });
         let err = r.error.unwrap();
+        assert!(matches!(err, PurgeError::Credentials(_)), "{err:?}");
+        let err = err.to_string();
         assert!(err.contains("X_ID") && err.contains("tencent"), "{err}");
     }
 }

@@ -1,11 +1,10 @@
-//! Reading the purge log, the request log and queue depths; pruning old records.
+//! Reading the purge log, the request log and queue depths; pruning old records in small
+//! steps.
 
-use super::db_err;
+use super::queue::parse_ids;
+use super::{db_err, sql};
 use crate::store::*;
-use rusqlite::{params, types::Value as SqlValue, Connection, Transaction};
-
-const RECORD_COLUMNS: &str = "id, seq, created_at, updated_at, rule, provider, format, event, \
-     bucket, key, event_id, targets, status, attempts, request_id, task_id, error";
+use rusqlite::{params, types::Value as SqlValue, Connection};
 
 fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(LogRecord, String, String)> {
     let targets: String = r.get(11)?;
@@ -35,8 +34,10 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(LogRecord, String, String)
     ))
 }
 
+/// The records a query selects: the newest `limit` (oldest first), or with `after`, the next
+/// `limit` changes in change order.
 pub(super) fn query(conn: &Connection, q: &LogQuery) -> StoreResult<Vec<LogRecord>> {
-    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM purges WHERE 1=1");
+    let mut sql = format!("{} WHERE 1=1", sql::LOG_COLUMNS.trim_end());
     let mut args: Vec<SqlValue> = Vec::new();
     if let Some(rule) = &q.rule {
         sql.push_str(" AND rule = ?");
@@ -64,14 +65,14 @@ pub(super) fn query(conn: &Connection, q: &LogQuery) -> StoreResult<Vec<LogRecor
             SqlValue::Integer(id),
         ]);
     } else {
-        sql.push_str(" ORDER BY created_at DESC, id DESC");
+        sql.push_str(" ORDER BY id DESC");
     }
     sql.push_str(" LIMIT ?");
     args.push(SqlValue::Integer(
         i64::try_from(q.limit.max(1)).unwrap_or(i64::MAX),
     ));
 
-    let mut stmt = conn.prepare(&sql).map_err(db_err("query log"))?;
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_err("query log"))?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(args), record)
         .map_err(db_err("query log"))?;
@@ -97,11 +98,7 @@ pub(super) fn requests(
     limit: usize,
 ) -> StoreResult<Vec<RequestRecord>> {
     let mut stmt = conn
-        .prepare(
-            "SELECT id, batch_id, lane, kind, attempt, n_targets, started_at, finished_at, \
-             outcome, http_status, request_id, task_id, error FROM requests \
-             WHERE started_at >= ?1 ORDER BY id DESC LIMIT ?2",
-        )
+        .prepare_cached(sql::REQUESTS_LIST)
         .map_err(db_err("query requests"))?;
     let rows = stmt
         .query_map(
@@ -139,10 +136,7 @@ pub(super) fn depths(conn: &Connection) -> StoreResult<Vec<LaneDepth>> {
     let mut out: std::collections::BTreeMap<String, LaneDepth> = Default::default();
     {
         let mut stmt = conn
-            .prepare(
-                "SELECT lane, COUNT(*), MIN(created_at) FROM jobs WHERE batch_id IS NULL \
-                 GROUP BY lane",
-            )
+            .prepare_cached(sql::DEPTH_PENDING)
             .map_err(db_err("queue depth"))?;
         let rows = stmt
             .query_map([], |r| {
@@ -164,10 +158,7 @@ pub(super) fn depths(conn: &Connection) -> StoreResult<Vec<LaneDepth>> {
         }
     }
     let mut stmt = conn
-        .prepare(
-            "SELECT lane, state, COUNT(*) FROM batches \
-             WHERE state IN ('ready', 'inflight', 'dead') GROUP BY lane, state",
-        )
+        .prepare_cached(sql::DEPTH_BATCHES)
         .map_err(db_err("queue depth"))?;
     let rows = stmt
         .query_map([], |r| {
@@ -194,43 +185,44 @@ pub(super) fn depths(conn: &Connection) -> StoreResult<Vec<LaneDepth>> {
     Ok(out.into_values().collect())
 }
 
-/// Deletes what is finished and older than `before`: succeeded and dead batches with their
-/// jobs, records whose every job is gone, and old request records.
-pub(super) fn prune(tx: &Transaction<'_>, before: Ms) -> StoreResult<u64> {
+/// Deletes up to about `max_rows` rows of what is finished and older than `before`: succeeded
+/// and dead batches with their jobs, records whose every job is gone, and old request
+/// records. Returns how many rows went.
+pub(super) fn prune(conn: &Connection, before: Ms, max_rows: usize) -> StoreResult<u64> {
+    let limit = i64::try_from(max_rows.max(1)).unwrap_or(i64::MAX);
     let mut n = 0u64;
-    let steps: [(&str, &str); 5] = [
-        (
-            "prune links",
-            "DELETE FROM purge_jobs WHERE job_id IN (SELECT j.id FROM jobs j \
-             JOIN batches b ON b.id = j.batch_id \
-             WHERE b.state IN ('succeeded', 'dead') AND b.finished_at < ?1)",
-        ),
-        (
-            "prune jobs",
-            "DELETE FROM jobs WHERE batch_id IN (SELECT id FROM batches \
-             WHERE state IN ('succeeded', 'dead') AND finished_at < ?1)",
-        ),
-        (
-            "prune batches",
-            "DELETE FROM batches WHERE state IN ('succeeded', 'dead') AND finished_at < ?1",
-        ),
-        (
-            "prune records",
-            "DELETE FROM purges WHERE created_at < ?1 AND status IN ('skipped', 'succeeded', \
-             'dead') AND NOT EXISTS (SELECT 1 FROM purge_jobs pj WHERE pj.purge_id = purges.id)",
-        ),
-        (
-            "prune requests",
-            "DELETE FROM requests WHERE started_at < ?1",
-        ),
-    ];
-    for (ctx, sql) in steps {
-        n += tx.execute(sql, [before]).map_err(db_err(ctx))? as u64;
+    let batches: Vec<(i64, String)> = conn
+        .prepare_cached(sql::PRUNE_BATCHES)
+        .and_then(|mut s| {
+            s.query_map(params![before, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(db_err("prune batches"))?;
+    {
+        let mut del_job = conn
+            .prepare_cached(sql::JOB_DELETE)
+            .map_err(db_err("prune jobs"))?;
+        let mut del_batch = conn
+            .prepare_cached(sql::BATCH_DELETE)
+            .map_err(db_err("prune batches"))?;
+        for (id, jobs) in batches {
+            for j in parse_ids(&jobs)? {
+                n += del_job.execute([j]).map_err(db_err("prune jobs"))? as u64;
+            }
+            n += del_batch.execute([id]).map_err(db_err("prune batches"))? as u64;
+        }
     }
-    tx.execute(
-        "DELETE FROM quota WHERE day < (SELECT MAX(day) - 7 FROM quota)",
-        [],
-    )
-    .map_err(db_err("prune quota"))?;
+    for (ctx, stmt) in [
+        ("prune records", sql::PRUNE_RECORDS),
+        ("prune requests", sql::PRUNE_REQUESTS),
+    ] {
+        n += conn
+            .prepare_cached(stmt)
+            .and_then(|mut s| s.execute(params![before, limit]))
+            .map_err(db_err(ctx))? as u64;
+    }
+    conn.prepare_cached(sql::PRUNE_QUOTA)
+        .and_then(|mut s| s.execute([]))
+        .map_err(db_err("prune quota"))?;
     Ok(n)
 }

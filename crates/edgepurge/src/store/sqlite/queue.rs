@@ -1,53 +1,110 @@
-//! The queue: ingest with merging, lane leases, claiming batches and recording outcomes.
-//! Every function runs inside the caller's write transaction.
+//! The queue in SQLite: reads what the policy in [`crate::queue`] needs, applies what it
+//! decides. Every function runs inside the writer's transaction.
 
-use super::db_err;
+use super::writer::TxCtx;
+use super::{db_err, sql};
+use crate::queue::{claim, finish as fin, lease, record, BatchState};
 use crate::store::*;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use std::collections::BTreeSet;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::{BTreeSet, HashMap};
 
-/// Takes the next change sequence number (one per transaction is enough: transactions are
-/// serialized, and readers see each whole).
-pub(super) fn next_seq(tx: &Transaction<'_>) -> StoreResult<i64> {
-    tx.query_row(
-        "UPDATE meta SET v = v + 1 WHERE k = 'seq' RETURNING v",
-        [],
-        |r| r.get(0),
-    )
-    .map_err(db_err("next seq"))
+/// `[1,2,3]`: how id lists are stored (JSON, so SQL can read them with `json_each`).
+pub(super) fn ids_json(ids: &[i64]) -> String {
+    let mut s = String::with_capacity(2 + ids.len() * 8);
+    s.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&id.to_string());
+    }
+    s.push(']');
+    s
+}
+
+pub(super) fn parse_ids(text: &str) -> StoreResult<Vec<i64>> {
+    let inner = text
+        .trim()
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .ok_or_else(|| StoreError::Corrupt(format!("id list {text:?}")))?;
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse()
+                .map_err(|_| StoreError::Corrupt(format!("id list {text:?}")))
+        })
+        .collect()
+}
+
+pub(super) fn parse_kind(s: &str) -> StoreResult<TargetKind> {
+    s.parse()
+        .map_err(|e: String| StoreError::Corrupt(format!("target kind: {e}")))
+}
+
+fn parse_state(s: &str) -> StoreResult<BatchState> {
+    s.parse()
+        .map_err(|e: String| StoreError::Corrupt(format!("batch: {e}")))
+}
+
+fn parse_status(s: &str) -> StoreResult<Status> {
+    s.parse()
+        .map_err(|e: String| StoreError::Corrupt(format!("status: {e}")))
 }
 
 pub(super) fn ingest(
-    tx: &Transaction<'_>,
+    conn: &Connection,
+    ctx: &mut TxCtx<'_>,
     records: &[IngestRecord],
     now: Ms,
 ) -> StoreResult<IngestReceipt> {
-    let seq = next_seq(tx)?;
-    let mut receipt = IngestReceipt::default();
-    let mut insert_purge = tx
-        .prepare_cached(
-            "INSERT INTO purges (created_at, updated_at, seq, rule, provider, format, event, \
-             bucket, key, event_id, targets, status, error) \
-             VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )
-        .map_err(db_err("prepare ingest"))?;
-    let mut find_pending = tx
-        .prepare_cached(
-            "SELECT id FROM jobs WHERE lane = ?1 AND kind = ?2 AND target = ?3 \
-             AND batch_id IS NULL",
-        )
-        .map_err(db_err("prepare ingest"))?;
-    let mut insert_job = tx
-        .prepare_cached(
-            "INSERT INTO jobs (lane, kind, target, state, created_at) \
-             VALUES (?1, ?2, ?3, 'queued', ?4)",
-        )
-        .map_err(db_err("prepare ingest"))?;
-    let mut link = tx
-        .prepare_cached("INSERT OR IGNORE INTO purge_jobs (job_id, purge_id) VALUES (?1, ?2)")
-        .map_err(db_err("prepare ingest"))?;
+    let mut receipt = IngestReceipt {
+        purge_ids: Vec::with_capacity(records.len()),
+        ..Default::default()
+    };
+    let prep = |s: &'static str| conn.prepare_cached(s).map_err(db_err("prepare ingest"));
+    let mut find = prep(sql::JOB_FIND_PENDING)?;
+    let mut insert_job = prep(sql::JOB_INSERT)?;
+    let mut merge_job = prep(sql::JOB_MERGE)?;
+    let mut insert_purge = prep(sql::PURGE_INSERT)?;
+    let mut job_ids: Vec<i64> = Vec::new();
     for rec in records {
-        let status = if rec.jobs.is_empty() {
+        let purge_id = ctx.next_purge_id;
+        ctx.next_purge_id += 1;
+        job_ids.clear();
+        for job in &rec.jobs {
+            let lane_id = ctx
+                .lane_id(conn, &job.lane, true)?
+                .ok_or_else(|| StoreError::Unavailable(format!("lane {} not created", job.lane)))?;
+            let kind = job.kind.as_str();
+            let pending: Option<i64> = find
+                .query_row(params![lane_id, kind, job.target], |r| r.get(0))
+                .optional()
+                .map_err(db_err("find pending job"))?;
+            let id = match pending {
+                Some(id) if job_ids.contains(&id) => continue,
+                Some(id) => {
+                    merge_job
+                        .execute(params![id, purge_id])
+                        .map_err(db_err("merge job"))?;
+                    receipt.jobs_merged += 1;
+                    id
+                }
+                None => {
+                    let id = ctx.next_job_id;
+                    ctx.next_job_id += 1;
+                    insert_job
+                        .execute(params![id, lane_id, kind, job.target, now, purge_id])
+                        .map_err(db_err("insert job"))?;
+                    receipt.jobs_new += 1;
+                    id
+                }
+            };
+            job_ids.push(id);
+        }
+        let status = if job_ids.is_empty() {
             Status::Skipped
         } else {
             Status::Queued
@@ -56,8 +113,9 @@ pub(super) fn ingest(
             .map_err(|e| StoreError::Corrupt(format!("encode targets: {e}")))?;
         insert_purge
             .execute(params![
+                purge_id,
                 now,
-                seq,
+                ctx.seq,
                 rec.rule,
                 rec.provider,
                 rec.event.format,
@@ -66,290 +124,294 @@ pub(super) fn ingest(
                 rec.event.key,
                 rec.event.id,
                 targets,
+                (!job_ids.is_empty()).then(|| ids_json(&job_ids)),
                 status.as_str(),
                 rec.note,
             ])
             .map_err(db_err("insert purge record"))?;
-        let purge_id = tx.last_insert_rowid();
         receipt.purge_ids.push(purge_id);
-        for job in &rec.jobs {
-            let kind = job.kind.as_str();
-            let existing: Option<i64> = find_pending
-                .query_row(params![job.lane, kind, job.target], |r| r.get(0))
-                .optional()
-                .map_err(db_err("find pending job"))?;
-            let job_id = match existing {
-                Some(id) => {
-                    receipt.jobs_merged += 1;
-                    id
-                }
-                None => {
-                    insert_job
-                        .execute(params![job.lane, kind, job.target, now])
-                        .map_err(db_err("insert job"))?;
-                    receipt.jobs_new += 1;
-                    tx.last_insert_rowid()
-                }
-            };
-            link.execute(params![job_id, purge_id])
-                .map_err(db_err("link job"))?;
-        }
     }
     Ok(receipt)
 }
 
+// ---------------------------------------------------------------------------------- leases
+
+fn lease_row(conn: &Connection, lane: &str) -> StoreResult<Option<(i64, lease::LeaseRow)>> {
+    conn.prepare_cached(sql::LEASE_GET)
+        .and_then(|mut s| {
+            s.query_row([lane], |r| {
+                Ok((
+                    r.get(0)?,
+                    lease::LeaseRow {
+                        owner: r.get(1)?,
+                        until: r.get(2)?,
+                        token: r.get(3)?,
+                    },
+                ))
+            })
+            .optional()
+        })
+        .map_err(db_err("read lane lease"))
+}
+
 pub(super) fn acquire_lane(
-    tx: &Transaction<'_>,
+    conn: &Connection,
+    ctx: &mut TxCtx<'_>,
     lane: &str,
     owner: &str,
-    now: Ms,
+    store_now: Ms,
     ttl_ms: i64,
-) -> StoreResult<bool> {
-    let current: Option<(String, i64)> = tx
-        .query_row(
-            "SELECT owner, lease_until FROM lanes WHERE lane = ?1",
-            [lane],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(db_err("read lane lease"))?;
-    let took_over = match &current {
-        Some((o, _)) if o == owner => false,
-        Some((_, until)) if *until >= now => return Ok(false),
-        _ => true,
+) -> StoreResult<Option<Lease>> {
+    ctx.lane_id(conn, lane, true)?;
+    let Some((lane_id, row)) = lease_row(conn, lane)? else {
+        return Err(StoreError::Unavailable(format!("lane {lane} not created")));
     };
-    tx.execute(
-        "INSERT INTO lanes (lane, owner, lease_until) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (lane) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until",
-        params![lane, owner, now + ttl_ms],
-    )
-    .map_err(db_err("write lane lease"))?;
+    let (lease, took_over) = match lease::decide(Some(&row), owner, store_now, ttl_ms) {
+        lease::LeaseDecision::Refuse { .. } => return Ok(None),
+        lease::LeaseDecision::Renew(l) => (l, false),
+        lease::LeaseDecision::Take(l) => (l, true),
+    };
+    conn.prepare_cached(sql::LEASE_SET)
+        .and_then(|mut s| s.execute(params![lane_id, owner, lease.until, lease.token]))
+        .map_err(db_err("write lane lease"))?;
     if took_over {
-        reclaim_inflight(tx, lane, now)?;
+        reclaim_inflight(conn, ctx, lane_id, store_now)?;
     }
-    Ok(true)
+    Ok(Some(lease))
 }
 
-/// Batches left in flight by a previous holder of the lane are resent now: their sender
-/// stopped (crash, kill, lost lease) before it recorded an answer.
-fn reclaim_inflight(tx: &Transaction<'_>, lane: &str, now: Ms) -> StoreResult<()> {
-    let ids: Vec<i64> = {
-        let mut stmt = tx
-            .prepare_cached("SELECT id FROM batches WHERE lane = ?1 AND state = 'inflight'")
-            .map_err(db_err("find in-flight batches"))?;
-        let rows = stmt
-            .query_map([lane], |r| r.get(0))
-            .map_err(db_err("find in-flight batches"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(db_err("find in-flight batches"))?
-    };
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let seq = next_seq(tx)?;
+/// Batches left in flight under an older token are resent now: their sender stopped (crash,
+/// kill, lost lease) before it recorded an answer.
+fn reclaim_inflight(
+    conn: &Connection,
+    ctx: &mut TxCtx<'_>,
+    lane_id: i64,
+    now: Ms,
+) -> StoreResult<()> {
+    let ids: Vec<i64> = conn
+        .prepare_cached(sql::BATCHES_INFLIGHT)
+        .and_then(|mut s| s.query_map([lane_id], |r| r.get(0))?.collect())
+        .map_err(db_err("find in-flight batches"))?;
     for id in ids {
-        tx.execute(
-            "UPDATE batches SET state = 'ready', not_before = ?2, owner = NULL, \
-             last_error = 'the previous sender stopped before recording an answer; resending' \
-             WHERE id = ?1",
-            params![id, now],
-        )
-        .map_err(db_err("reclaim batch"))?;
-        set_job_state(tx, id, "failed")?;
-        recompute_batch(tx, id, now, seq)?;
+        update_batch(conn, id, &fin::reclaim())?;
+        let batch = read_batch(conn, id)?;
+        recompute(conn, ctx, &batch.purge_ids, now)?;
     }
     Ok(())
 }
 
-pub(super) fn release_lane(tx: &Transaction<'_>, lane: &str, owner: &str) -> StoreResult<()> {
-    tx.execute(
-        "DELETE FROM lanes WHERE lane = ?1 AND owner = ?2",
-        params![lane, owner],
-    )
-    .map_err(db_err("release lane"))?;
+pub(super) fn release_lane(conn: &Connection, lane: &str, owner: &str) -> StoreResult<()> {
+    conn.prepare_cached(sql::LEASE_RELEASE)
+        .and_then(|mut s| s.execute(params![lane, owner]))
+        .map_err(db_err("release lane"))?;
     Ok(())
 }
 
-fn holds_lane(tx: &Transaction<'_>, lane: &str, owner: &str, now: Ms) -> StoreResult<bool> {
-    let until: Option<i64> = tx
-        .query_row(
-            "SELECT lease_until FROM lanes WHERE lane = ?1 AND owner = ?2",
-            params![lane, owner],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(db_err("check lane lease"))?;
-    Ok(until.is_some_and(|u| u >= now))
+// ----------------------------------------------------------------------------------- claim
+
+pub(super) fn claim(
+    conn: &Connection,
+    ctx: &mut TxCtx<'_>,
+    req: &ClaimRequest,
+    store_now: Ms,
+) -> StoreResult<Claim> {
+    let lost = |why: &str| StoreError::LeaseLost {
+        lane: req.lane.clone(),
+        why: why.to_owned(),
+    };
+    let Some((lane_id, row)) = lease_row(conn, &req.lane)? else {
+        return Err(lost("no lease was ever taken"));
+    };
+    if !lease::holds(Some(&row), &req.owner, req.token, store_now) {
+        return Err(lost("the lease lapsed or changed hands"));
+    }
+    let view = lane_view(conn, lane_id, req)?;
+    let plan = claim::plan(req, &view);
+    for q in &plan.quota {
+        add_quota(conn, &req.lane, q.kind, q.day, q.delta)?;
+    }
+    for id in &plan.clear_quota_day {
+        set_quota_day(conn, *id, None)?;
+    }
+    match plan.step {
+        claim::Step::Resend { batch, quota_day } => {
+            if let Some(day) = quota_day {
+                set_quota_day(conn, batch, day)?;
+            }
+            start_batch(conn, ctx, batch, req, None).map(Claim::Batch)
+        }
+        claim::Step::Form {
+            kind,
+            take,
+            quota_day,
+        } => form_batch(conn, ctx, lane_id, req, kind, take, quota_day).map(Claim::Batch),
+        claim::Step::Wait { until } => Ok(Claim::Wait { until }),
+        claim::Step::Idle => Ok(Claim::Idle),
+    }
 }
 
-pub(super) fn claim(tx: &Transaction<'_>, req: &ClaimRequest) -> StoreResult<Claim> {
-    if !holds_lane(tx, &req.lane, &req.owner, req.now)? {
-        return Err(StoreError::Conflict(format!(
-            "lane {} is not held by this process (lease lost); not claiming",
-            req.lane
-        )));
-    }
-    let mut wake: Option<Ms> = None;
-    let mut wake_at = |t: Ms| wake = Some(wake.map_or(t, |w: Ms| w.min(t)));
-
-    // 1. A batch due for another attempt.
-    let due: Vec<(i64, String, i64, Option<i64>)> = {
-        let mut stmt = tx
-            .prepare_cached(
-                "SELECT id, kind, n_jobs, quota_day FROM batches \
-                 WHERE lane = ?1 AND state = 'ready' AND not_before <= ?2 \
-                 ORDER BY not_before, id",
-            )
+fn lane_view(conn: &Connection, lane_id: i64, req: &ClaimRequest) -> StoreResult<claim::LaneView> {
+    let mut view = claim::LaneView::default();
+    {
+        let mut stmt = conn
+            .prepare_cached(sql::BATCHES_DUE)
             .map_err(db_err("find due batches"))?;
         let rows = stmt
-            .query_map(params![req.lane, req.now], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            .query_map(params![lane_id, req.now], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
             })
             .map_err(db_err("find due batches"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(db_err("find due batches"))?
-    };
-    for (id, kind, n_jobs, quota_day) in due {
-        let kind = parse_kind(&kind)?;
-        let Some(limits) = req.limits(kind) else {
-            continue;
-        };
-        // A reservation counts on the day it was made; a batch resent on a later day is
-        // counted again on that day (and the old day's reservation returned).
-        if let Some(old) = quota_day.filter(|d| *d != req.quota_day) {
-            reserve_quota(tx, &req.lane, kind, old, -n_jobs)?;
+        for row in rows {
+            let (id, kind, n, quota_day) = row.map_err(db_err("find due batches"))?;
+            view.due.push(claim::DueBatch {
+                id,
+                kind: parse_kind(&kind)?,
+                n_jobs: n.max(0) as u64,
+                quota_day,
+            });
         }
-        if quota_day != Some(req.quota_day) {
-            if let Some(limit) = limits.daily_quota {
-                let used = quota_used(tx, &req.lane, kind, req.quota_day)?;
-                if used.saturating_add(n_jobs as u64) > limit {
-                    if quota_day.is_some() {
-                        tx.execute("UPDATE batches SET quota_day = NULL WHERE id = ?1", [id])
-                            .map_err(db_err("release quota"))?;
-                    }
-                    wake_at(req.quota_reset_at);
-                    continue;
-                }
-                reserve_quota(tx, &req.lane, kind, req.quota_day, n_jobs)?;
-                tx.execute(
-                    "UPDATE batches SET quota_day = ?2 WHERE id = ?1",
-                    params![id, req.quota_day],
-                )
-                .map_err(db_err("reserve quota"))?;
-            }
-        }
-        return start_batch(tx, id, req).map(Claim::Batch);
     }
-
-    // 2. A new batch from pending jobs, once full or lingered long enough.
-    for &(kind, limits) in &req.kinds {
-        let (count, oldest): (i64, Option<i64>) = tx
-            .query_row(
-                "SELECT COUNT(*), MIN(created_at) FROM jobs \
-                 WHERE lane = ?1 AND kind = ?2 AND batch_id IS NULL",
-                params![req.lane, kind.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+    {
+        let mut stmt = conn
+            .prepare_cached(sql::JOBS_PENDING_BY_KIND)
             .map_err(db_err("count pending jobs"))?;
-        let Some(oldest) = oldest else { continue };
-        let max = limits.max_batch.max(1) as i64;
-        if count < max && oldest + req.linger_ms > req.now {
-            wake_at(oldest + req.linger_ms);
-            continue;
+        let rows = stmt
+            .query_map([lane_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(db_err("count pending jobs"))?;
+        for row in rows {
+            let (kind, count, oldest) = row.map_err(db_err("count pending jobs"))?;
+            view.pending.push(claim::Pending {
+                kind: parse_kind(&kind)?,
+                count: count.max(0) as u64,
+                oldest,
+            });
         }
-        let mut take = count.min(max);
-        if let Some(limit) = limits.daily_quota {
-            let used = quota_used(tx, &req.lane, kind, req.quota_day)?;
-            let left = limit.saturating_sub(used) as i64;
-            if left == 0 {
-                wake_at(req.quota_reset_at);
-                continue;
-            }
-            take = take.min(left);
-        }
-        let jobs: Vec<(i64, i64)> = {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT id, created_at FROM jobs \
-                     WHERE lane = ?1 AND kind = ?2 AND batch_id IS NULL \
-                     ORDER BY created_at, id LIMIT ?3",
-                )
-                .map_err(db_err("select pending jobs"))?;
-            let rows = stmt
-                .query_map(params![req.lane, kind.as_str(), take], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .map_err(db_err("select pending jobs"))?;
-            rows.collect::<Result<_, _>>()
-                .map_err(db_err("select pending jobs"))?
-        };
-        let created_at = jobs.iter().map(|j| j.1).min().unwrap_or(req.now);
-        let quota_day = limits.daily_quota.map(|_| req.quota_day);
-        tx.execute(
-            "INSERT INTO batches (lane, kind, state, attempts, n_jobs, not_before, created_at, \
-             quota_day) VALUES (?1, ?2, 'ready', 0, ?3, ?4, ?5, ?6)",
-            params![
-                req.lane,
-                kind.as_str(),
-                jobs.len() as i64,
-                req.now,
-                created_at,
-                quota_day
-            ],
-        )
-        .map_err(db_err("create batch"))?;
-        let batch_id = tx.last_insert_rowid();
-        {
-            let mut assign = tx
-                .prepare_cached("UPDATE jobs SET batch_id = ?2 WHERE id = ?1")
-                .map_err(db_err("assign jobs"))?;
-            for (job_id, _) in &jobs {
-                assign
-                    .execute(params![job_id, batch_id])
-                    .map_err(db_err("assign jobs"))?;
-            }
-        }
-        if let Some(day) = quota_day {
-            reserve_quota(tx, &req.lane, kind, day, jobs.len() as i64)?;
-        }
-        return start_batch(tx, batch_id, req).map(Claim::Batch);
     }
-
-    // 3. Nothing to send now: when is the next thing due?
-    let next_ready: Option<i64> = tx
-        .query_row(
-            "SELECT MIN(not_before) FROM batches WHERE lane = ?1 AND state = 'ready'",
-            [&req.lane],
-            |r| r.get(0),
-        )
+    view.next_ready = conn
+        .prepare_cached(sql::BATCHES_NEXT_READY)
+        .and_then(|mut s| s.query_row([lane_id], |r| r.get(0)))
         .map_err(db_err("next ready batch"))?;
-    if let Some(t) = next_ready {
-        // A due batch skipped for quota already put the reset time in `wake`.
-        if t > req.now {
-            wake_at(t);
+    for (kind, limits) in &req.kinds {
+        if limits.daily_quota.is_some() {
+            view.used_today
+                .push((*kind, quota_used(conn, &req.lane, *kind, req.quota_day)?));
         }
     }
-    Ok(match wake {
-        Some(until) => Claim::Wait { until },
-        None => Claim::Idle,
-    })
+    Ok(view)
 }
 
-/// Marks a batch in flight for this attempt and returns what to send.
-fn start_batch(tx: &Transaction<'_>, id: i64, req: &ClaimRequest) -> StoreResult<ClaimedBatch> {
-    let (kind, attempts, created_at): (String, i64, i64) = tx
-        .query_row(
-            "UPDATE batches SET state = 'inflight', attempts = attempts + 1, owner = ?2, \
-             first_sent_at = COALESCE(first_sent_at, ?3), last_sent_at = ?3 \
-             WHERE id = ?1 RETURNING kind, attempts, created_at",
-            params![id, req.owner, req.now],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+fn form_batch(
+    conn: &Connection,
+    ctx: &mut TxCtx<'_>,
+    lane_id: i64,
+    req: &ClaimRequest,
+    kind: TargetKind,
+    take: u64,
+    quota_day: Option<i64>,
+) -> StoreResult<ClaimedBatch> {
+    let mut job_ids = Vec::new();
+    let mut targets = Vec::new();
+    let mut purge_ids = BTreeSet::new();
+    let mut created_at = req.now;
+    {
+        let mut stmt = conn
+            .prepare_cached(sql::JOBS_TAKE_PENDING)
+            .map_err(db_err("select pending jobs"))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    lane_id,
+                    kind.as_str(),
+                    i64::try_from(take).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
+            )
+            .map_err(db_err("select pending jobs"))?;
+        for row in rows {
+            let (id, target, at, purges) = row.map_err(db_err("select pending jobs"))?;
+            job_ids.push(id);
+            targets.push(target);
+            created_at = created_at.min(at);
+            purge_ids.extend(parse_ids(&purges)?);
+        }
+    }
+    let purge_ids: Vec<i64> = purge_ids.into_iter().collect();
+    conn.prepare_cached(sql::BATCH_INSERT)
+        .and_then(|mut s| {
+            s.execute(params![
+                lane_id,
+                kind.as_str(),
+                job_ids.len() as i64,
+                req.now,
+                created_at,
+                quota_day,
+                ids_json(&job_ids),
+                ids_json(&purge_ids),
+            ])
+        })
+        .map_err(db_err("create batch"))?;
+    let batch_id = conn.last_insert_rowid();
+    {
+        let mut assign = conn
+            .prepare_cached(sql::JOB_ASSIGN)
+            .map_err(db_err("assign jobs"))?;
+        for id in &job_ids {
+            assign
+                .execute(params![id, batch_id])
+                .map_err(db_err("assign jobs"))?;
+        }
+    }
+    start_batch(conn, ctx, batch_id, req, Some(targets))
+}
+
+/// Marks a batch in flight under the caller's token and returns what to send.
+fn start_batch(
+    conn: &Connection,
+    ctx: &mut TxCtx<'_>,
+    id: i64,
+    req: &ClaimRequest,
+    targets: Option<Vec<String>>,
+) -> StoreResult<ClaimedBatch> {
+    let (kind, attempts, created_at, job_ids, purge_ids): (String, i64, i64, String, String) = conn
+        .prepare_cached(sql::BATCH_START)
+        .and_then(|mut s| {
+            s.query_row(params![id, req.token, req.now], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+        })
         .map_err(db_err("start batch"))?;
-    set_job_state(tx, id, "sent")?;
-    let seq = next_seq(tx)?;
-    recompute_batch(tx, id, req.now, seq)?;
-    let targets = batch_targets(tx, id)?;
+    let targets = match targets {
+        Some(t) => t,
+        None => {
+            let mut stmt = conn
+                .prepare_cached(sql::JOB_TARGET)
+                .map_err(db_err("read batch targets"))?;
+            parse_ids(&job_ids)?
+                .into_iter()
+                .map(|j| stmt.query_row([j], |r| r.get(0)))
+                .collect::<Result<Vec<String>, _>>()
+                .map_err(db_err("read batch targets"))?
+        }
+    };
+    recompute(conn, ctx, &parse_ids(&purge_ids)?, req.now)?;
     Ok(ClaimedBatch {
         id,
         lane: req.lane.clone(),
@@ -360,349 +422,368 @@ fn start_batch(tx: &Transaction<'_>, id: i64, req: &ClaimRequest) -> StoreResult
     })
 }
 
-fn batch_targets(tx: &Transaction<'_>, batch_id: i64) -> StoreResult<Vec<String>> {
-    let mut stmt = tx
-        .prepare_cached("SELECT target FROM jobs WHERE batch_id = ?1 ORDER BY id")
-        .map_err(db_err("read batch targets"))?;
-    let rows = stmt
-        .query_map([batch_id], |r| r.get(0))
-        .map_err(db_err("read batch targets"))?;
-    rows.collect::<Result<_, _>>()
-        .map_err(db_err("read batch targets"))
+// ---------------------------------------------------------------------------------- finish
+
+struct StoredBatch {
+    lane: String,
+    row: fin::BatchRow,
+    job_ids: Vec<i64>,
+    purge_ids: Vec<i64>,
 }
 
-pub(super) fn finish(tx: &Transaction<'_>, f: &Finish) -> StoreResult<()> {
-    type BatchRow = (
+fn read_batch(conn: &Connection, id: i64) -> StoreResult<StoredBatch> {
+    type Row = (
         String,
         String,
         String,
+        Option<i64>,
         i64,
         i64,
         Option<i64>,
-        Option<String>,
+        String,
+        String,
     );
-    let row: Option<BatchRow> = tx
-        .query_row(
-            "SELECT lane, kind, state, attempts, n_jobs, quota_day, owner FROM batches \
-             WHERE id = ?1",
-            [f.batch_id],
-            |r| {
+    let row: Option<Row> = conn
+        .prepare_cached(sql::BATCH_GET)
+        .and_then(|mut s| {
+            s.query_row([id], |r| {
                 Ok((
-                    r.get(0)?,
                     r.get(1)?,
                     r.get(2)?,
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
                     r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
                 ))
-            },
-        )
-        .optional()
+            })
+            .optional()
+        })
         .map_err(db_err("read batch"))?;
-    let Some((lane, kind_s, state, attempts, n_jobs, quota_day, owner)) = row else {
-        return Err(StoreError::NotFound(format!(
-            "batch {} not found",
-            f.batch_id
-        )));
+    let Some((lane, kind, state, token, attempts, n_jobs, quota_day, jobs, purges)) = row else {
+        return Err(StoreError::NotFound(format!("batch {id} not found")));
     };
-    let kind = parse_kind(&kind_s)?;
-    tx.execute(
-        "INSERT INTO requests (batch_id, lane, kind, attempt, n_targets, started_at, \
-         finished_at, outcome, http_status, request_id, task_id, error) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
-            f.batch_id,
-            lane,
-            kind_s,
-            attempts,
-            n_jobs,
-            f.started_at,
-            f.now,
-            f.outcome.label(),
-            f.http_status,
-            f.request_id,
-            f.task_id,
-            f.error
-        ],
-    )
-    .map_err(db_err("record request"))?;
-    if state != "inflight" || owner.as_deref() != Some(f.owner.as_str()) {
-        // Another process took the lane over and resent this batch; its answer wins.
-        return Ok(());
-    }
-    let seq = next_seq(tx)?;
-    let mut touched = vec![f.batch_id];
-    match &f.outcome {
-        FinishOutcome::Succeeded => {
-            tx.execute(
-                "UPDATE batches SET state = 'succeeded', finished_at = ?2, request_id = ?3, \
-                 task_id = ?4, last_error = NULL, owner = NULL WHERE id = ?1",
-                params![f.batch_id, f.now, f.request_id, f.task_id],
-            )
-            .map_err(db_err("finish batch"))?;
-            set_job_state(tx, f.batch_id, "succeeded")?;
-        }
-        FinishOutcome::RetryAt(at) => {
-            tx.execute(
-                "UPDATE batches SET state = 'ready', not_before = ?2, request_id = ?3, \
-                 task_id = ?4, last_error = ?5, owner = NULL WHERE id = ?1",
-                params![f.batch_id, at, f.request_id, f.task_id, f.error],
-            )
-            .map_err(db_err("reschedule batch"))?;
-            set_job_state(tx, f.batch_id, "failed")?;
-        }
-        FinishOutcome::WaitUntil(at) => {
-            if let Some(day) = quota_day {
-                reserve_quota(tx, &lane, kind, day, -n_jobs)?;
-            }
-            tx.execute(
-                "UPDATE batches SET state = 'ready', not_before = ?2, request_id = ?3, \
-                 last_error = ?4, owner = NULL, quota_day = NULL, \
-                 attempts = MAX(attempts - 1, 0) WHERE id = ?1",
-                params![f.batch_id, at, f.request_id, f.error],
-            )
-            .map_err(db_err("park batch for quota"))?;
-            set_job_state(tx, f.batch_id, "queued")?;
-        }
-        FinishOutcome::Split if n_jobs > 1 => {
-            let ids: Vec<i64> = {
-                let mut stmt = tx
-                    .prepare_cached("SELECT id FROM jobs WHERE batch_id = ?1 ORDER BY id")
-                    .map_err(db_err("split batch"))?;
-                let rows = stmt
-                    .query_map([f.batch_id], |r| r.get(0))
-                    .map_err(db_err("split batch"))?;
-                rows.collect::<Result<_, _>>()
-                    .map_err(db_err("split batch"))?
-            };
-            let half = ids.len() / 2;
-            let (keep, moved) = ids.split_at(ids.len() - half);
-            tx.execute(
-                "INSERT INTO batches (lane, kind, state, attempts, n_jobs, not_before, \
-                 created_at, quota_day, last_error) \
-                 SELECT lane, kind, 'ready', attempts, ?2, ?3, created_at, quota_day, ?4 \
-                 FROM batches WHERE id = ?1",
-                params![f.batch_id, moved.len() as i64, f.now, f.error],
-            )
-            .map_err(db_err("split batch"))?;
-            let new_id = tx.last_insert_rowid();
-            {
-                let mut assign = tx
-                    .prepare_cached("UPDATE jobs SET batch_id = ?2 WHERE id = ?1")
-                    .map_err(db_err("split batch"))?;
-                for id in moved {
-                    assign
-                        .execute(params![id, new_id])
-                        .map_err(db_err("split batch"))?;
-                }
-            }
-            tx.execute(
-                "UPDATE batches SET state = 'ready', not_before = ?2, n_jobs = ?3, \
-                 last_error = ?4, owner = NULL WHERE id = ?1",
-                params![f.batch_id, f.now, keep.len() as i64, f.error],
-            )
-            .map_err(db_err("split batch"))?;
-            set_job_state(tx, f.batch_id, "queued")?;
-            set_job_state(tx, new_id, "queued")?;
-            touched.push(new_id);
-        }
-        FinishOutcome::Split | FinishOutcome::Dead => {
-            let error = match (&f.outcome, &f.error) {
-                (FinishOutcome::Split, Some(e)) => {
-                    Some(format!("{e} (even a single target was refused)"))
-                }
-                (_, e) => e.clone(),
-            };
-            if let Some(day) = quota_day {
-                reserve_quota(tx, &lane, kind, day, -n_jobs)?;
-            }
-            tx.execute(
-                "UPDATE batches SET state = 'dead', finished_at = ?2, request_id = ?3, \
-                 task_id = ?4, last_error = ?5, owner = NULL, quota_day = NULL WHERE id = ?1",
-                params![f.batch_id, f.now, f.request_id, f.task_id, error],
-            )
-            .map_err(db_err("dead-letter batch"))?;
-            set_job_state(tx, f.batch_id, "dead")?;
-        }
-    }
-    for id in touched {
-        recompute_batch(tx, id, f.now, seq)?;
-    }
+    Ok(StoredBatch {
+        lane,
+        row: fin::BatchRow {
+            kind: parse_kind(&kind)?,
+            state: parse_state(&state)?,
+            token,
+            attempts: attempts.try_into().unwrap_or(0),
+            n_jobs: n_jobs.max(0) as u64,
+            quota_day,
+        },
+        job_ids: parse_ids(&jobs)?,
+        purge_ids: parse_ids(&purges)?,
+    })
+}
+
+fn update_batch(conn: &Connection, id: i64, u: &fin::BatchUpdate) -> StoreResult<()> {
+    conn.prepare_cached(sql::BATCH_UPDATE)
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                u.state.as_str(),
+                u.status.as_str(),
+                u.not_before,
+                u.finished_at,
+                u.attempts,
+                u.created_at,
+                u.clear_quota_day,
+                u.request_id.is_some(),
+                u.request_id.clone().flatten(),
+                u.task_id.is_some(),
+                u.task_id.clone().flatten(),
+                u.last_error,
+            ])
+        })
+        .map_err(db_err("update batch"))?;
     Ok(())
 }
+
+pub(super) fn finish(
+    conn: &Connection,
+    ctx: &mut TxCtx<'_>,
+    f: &Finish,
+) -> StoreResult<FinishReceipt> {
+    let batch = read_batch(conn, f.batch_id)?;
+    conn.prepare_cached(sql::REQUEST_INSERT)
+        .and_then(|mut s| {
+            s.execute(params![
+                f.batch_id,
+                batch.lane,
+                batch.row.kind.as_str(),
+                batch.row.attempts,
+                batch.row.n_jobs as i64,
+                f.started_at,
+                f.now,
+                f.outcome.label(),
+                f.http_status,
+                f.request_id,
+                f.task_id,
+                f.error
+            ])
+        })
+        .map_err(db_err("record request"))?;
+    let fin::FinishPlan::Apply {
+        update,
+        quota,
+        split_keep,
+    } = fin::plan(&batch.row, f)
+    else {
+        // Another holder of the lane resent this batch; its answer wins.
+        return Ok(FinishReceipt::default());
+    };
+    if let Some(q) = quota {
+        add_quota(conn, &batch.lane, q.kind, q.day, q.delta)?;
+    }
+    update_batch(conn, f.batch_id, &update)?;
+    if let Some(keep) = split_keep {
+        split(conn, f, &batch, usize::try_from(keep).unwrap_or(usize::MAX))?;
+    }
+    Ok(FinishReceipt {
+        records: recompute(conn, ctx, &batch.purge_ids, f.now)?,
+    })
+}
+
+/// Moves the jobs after the first `keep` into a new ready batch.
+fn split(conn: &Connection, f: &Finish, batch: &StoredBatch, keep: usize) -> StoreResult<()> {
+    let (kept, moved) = batch.job_ids.split_at(keep.min(batch.job_ids.len()));
+    let moved_purges = purges_of(conn, moved)?;
+    let kept_purges = purges_of(conn, kept)?;
+    conn.prepare_cached(sql::BATCH_SPLIT_INSERT)
+        .and_then(|mut s| {
+            s.execute(params![
+                f.batch_id,
+                moved.len() as i64,
+                f.now,
+                f.error,
+                ids_json(moved),
+                ids_json(&moved_purges),
+            ])
+        })
+        .map_err(db_err("split batch"))?;
+    let new_id = conn.last_insert_rowid();
+    {
+        let mut assign = conn
+            .prepare_cached(sql::JOB_ASSIGN)
+            .map_err(db_err("split batch"))?;
+        for id in moved {
+            assign
+                .execute(params![id, new_id])
+                .map_err(db_err("split batch"))?;
+        }
+    }
+    conn.prepare_cached(sql::BATCH_SET_JOBS)
+        .and_then(|mut s| {
+            s.execute(params![
+                f.batch_id,
+                kept.len() as i64,
+                ids_json(kept),
+                ids_json(&kept_purges),
+            ])
+        })
+        .map_err(db_err("split batch"))?;
+    Ok(())
+}
+
+/// The log records the jobs serve, in id order.
+fn purges_of(conn: &Connection, jobs: &[i64]) -> StoreResult<Vec<i64>> {
+    let mut stmt = conn
+        .prepare_cached(sql::JOB_PURGE_IDS)
+        .map_err(db_err("read job records"))?;
+    let mut all = BTreeSet::new();
+    for j in jobs {
+        let text: String = stmt
+            .query_row([j], |r| r.get(0))
+            .map_err(db_err("read job records"))?;
+        all.extend(parse_ids(&text)?);
+    }
+    Ok(all.into_iter().collect())
+}
+
+// --------------------------------------------------------------------------------- records
+
+/// Recomputes the log records `purge_ids` from their jobs (queue policy: [`record::summarize`])
+/// and stamps them with this transaction's change position.
+fn recompute(
+    conn: &Connection,
+    ctx: &mut TxCtx<'_>,
+    purge_ids: &[i64],
+    now: Ms,
+) -> StoreResult<Vec<RecordChange>> {
+    struct BatchView {
+        status: Status,
+        attempts: u32,
+        request_id: Option<String>,
+        task_id: Option<String>,
+        error: Option<String>,
+    }
+    let prep = |s: &'static str| conn.prepare_cached(s).map_err(db_err("update records"));
+    let mut jobs_of = prep(sql::PURGE_JOB_IDS)?;
+    let mut batch_of = prep(sql::JOB_BATCH)?;
+    let mut view_of = prep(sql::BATCH_VIEW)?;
+    let mut update = prep(sql::PURGE_UPDATE)?;
+    let mut batches: HashMap<i64, BatchView> = HashMap::new();
+    let mut changes = Vec::with_capacity(purge_ids.len());
+    for &pid in purge_ids {
+        let jobs: Option<String> = jobs_of
+            .query_row([pid], |r| r.get(0))
+            .optional()
+            .map_err(db_err("read record jobs"))?
+            .flatten();
+        let Some(jobs) = jobs else { continue };
+        let mut views: Vec<Option<i64>> = Vec::new();
+        for job in parse_ids(&jobs)? {
+            let batch: Option<i64> = batch_of
+                .query_row([job], |r| r.get(0))
+                .optional()
+                .map_err(db_err("read record jobs"))?
+                .flatten();
+            if let Some(b) = batch {
+                if let std::collections::hash_map::Entry::Vacant(e) = batches.entry(b) {
+                    let v = view_of
+                        .query_row([b], |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, i64>(1)?,
+                                r.get(2)?,
+                                r.get(3)?,
+                                r.get(4)?,
+                            ))
+                        })
+                        .map_err(db_err("read record jobs"))?;
+                    e.insert(BatchView {
+                        status: parse_status(&v.0)?,
+                        attempts: v.1.try_into().unwrap_or(0),
+                        request_id: v.2,
+                        task_id: v.3,
+                        error: v.4,
+                    });
+                }
+            }
+            views.push(batch);
+        }
+        let summary =
+            record::summarize(views.iter().map(|b| match b.and_then(|b| batches.get(&b)) {
+                Some(v) => record::JobView {
+                    status: v.status,
+                    attempts: v.attempts,
+                    request_id: v.request_id.as_deref(),
+                    task_id: v.task_id.as_deref(),
+                    error: v.error.as_deref(),
+                },
+                None => record::JobView::PENDING,
+            }));
+        update
+            .execute(params![
+                pid,
+                summary.status.as_str(),
+                summary.attempts,
+                summary.request_id,
+                summary.task_id,
+                summary.error,
+                now,
+                ctx.seq
+            ])
+            .map_err(db_err("update record"))?;
+        changes.push(RecordChange {
+            id: pid,
+            status: summary.status,
+        });
+    }
+    Ok(changes)
+}
+
+// ----------------------------------------------------------------------------------- retry
 
 pub(super) fn retry_dead(
-    tx: &Transaction<'_>,
-    lane: Option<&str>,
-    rule: Option<&str>,
+    conn: &Connection,
+    ctx: &mut TxCtx<'_>,
+    filter: &RetryFilter,
     now: Ms,
 ) -> StoreResult<u64> {
-    let ids: Vec<i64> = {
-        let mut stmt = tx
-            .prepare(
-                "SELECT b.id FROM batches b WHERE b.state = 'dead' \
-                 AND (?1 IS NULL OR b.lane = ?1) \
-                 AND (?2 IS NULL OR EXISTS (SELECT 1 FROM jobs j \
-                      JOIN purge_jobs pj ON pj.job_id = j.id \
-                      JOIN purges p ON p.id = pj.purge_id \
-                      WHERE j.batch_id = b.id AND p.rule = ?2)) \
-                 ORDER BY b.id",
-            )
-            .map_err(db_err("find dead batches"))?;
-        let rows = stmt
-            .query_map(params![lane, rule], |r| r.get(0))
-            .map_err(db_err("find dead batches"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(db_err("find dead batches"))?
-    };
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    let seq = next_seq(tx)?;
-    for &id in &ids {
-        tx.execute(
-            "UPDATE batches SET state = 'ready', attempts = 0, not_before = ?2, created_at = ?2, \
-             finished_at = NULL, quota_day = NULL, \
-             last_error = 'requeued by edgepurge retry after: ' || COALESCE(last_error, '?') \
-             WHERE id = ?1",
-            params![id, now],
-        )
-        .map_err(db_err("requeue batch"))?;
-        set_job_state(tx, id, "queued")?;
-        recompute_batch(tx, id, now, seq)?;
-    }
-    Ok(ids.len() as u64)
-}
-
-fn set_job_state(tx: &Transaction<'_>, batch_id: i64, state: &str) -> StoreResult<()> {
-    tx.prepare_cached("UPDATE jobs SET state = ?2 WHERE batch_id = ?1")
-        .and_then(|mut s| s.execute(params![batch_id, state]))
-        .map_err(db_err("update job states"))?;
-    Ok(())
-}
-
-/// Recomputes the log records of every job in a batch.
-fn recompute_batch(tx: &Transaction<'_>, batch_id: i64, now: Ms, seq: i64) -> StoreResult<()> {
-    let purge_ids: BTreeSet<i64> = {
-        let mut stmt = tx
-            .prepare_cached(
-                "SELECT DISTINCT pj.purge_id FROM jobs j JOIN purge_jobs pj ON pj.job_id = j.id \
-                 WHERE j.batch_id = ?1",
-            )
-            .map_err(db_err("find affected records"))?;
-        let rows = stmt
-            .query_map([batch_id], |r| r.get(0))
-            .map_err(db_err("find affected records"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(db_err("find affected records"))?
-    };
-    for id in purge_ids {
-        recompute_purge(tx, id, now, seq)?;
-    }
-    Ok(())
-}
-
-/// A log record shows the worst state of its jobs, the most attempts, every provider id, and
-/// the error of a job that has not succeeded.
-fn recompute_purge(tx: &Transaction<'_>, purge_id: i64, now: Ms, seq: i64) -> StoreResult<()> {
-    type JobRow = (
-        String,
-        Option<i64>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let rows: Vec<JobRow> = {
-        let mut stmt = tx
-            .prepare_cached(
-                "SELECT j.state, b.attempts, b.request_id, b.task_id, b.last_error \
-                 FROM purge_jobs pj JOIN jobs j ON j.id = pj.job_id \
-                 LEFT JOIN batches b ON b.id = j.batch_id \
-                 WHERE pj.purge_id = ?1 ORDER BY j.id",
-            )
-            .map_err(db_err("read record jobs"))?;
-        let rows = stmt
-            .query_map([purge_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .map_err(db_err("read record jobs"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(db_err("read record jobs"))?
-    };
-    let mut status = Status::Succeeded;
-    let mut attempts = 0i64;
-    let mut request_ids: Vec<String> = Vec::new();
-    let mut task_ids: Vec<String> = Vec::new();
-    let mut error: Option<String> = None;
-    for (state, a, req, task, err) in rows {
-        let s: Status = state
-            .parse()
-            .map_err(|e: String| StoreError::Corrupt(format!("job state: {e}")))?;
-        status = status.max(s);
-        attempts = attempts.max(a.unwrap_or(0));
-        for (list, id) in [(&mut request_ids, req), (&mut task_ids, task)] {
-            if let Some(id) = id {
-                if !list.contains(&id) {
-                    list.push(id);
+    let lanes: Vec<Option<i64>> = match &filter.lanes {
+        None => vec![None],
+        Some(names) => {
+            let mut ids = Vec::new();
+            for n in names {
+                if let Some(id) = ctx.lane_id(conn, n, false)? {
+                    ids.push(Some(id));
                 }
             }
+            ids
         }
-        if s != Status::Succeeded && error.is_none() {
-            error = err;
+    };
+    let mut n = 0;
+    for lane in lanes {
+        let dead: Vec<(i64, String, Option<String>)> = conn
+            .prepare_cached(sql::BATCHES_DEAD)
+            .and_then(|mut s| {
+                s.query_map([lane], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .map_err(db_err("find dead batches"))?;
+        for (id, purges, last_error) in dead {
+            let purge_ids = parse_ids(&purges)?;
+            if let Some(rule) = &filter.rule {
+                if !holds_rule(conn, &purge_ids, rule)? {
+                    continue;
+                }
+            }
+            update_batch(conn, id, &fin::requeue(now, last_error.as_deref()))?;
+            recompute(conn, ctx, &purge_ids, now)?;
+            n += 1;
         }
     }
-    let join = |v: Vec<String>| (!v.is_empty()).then(|| v.join(","));
-    tx.prepare_cached(
-        "UPDATE purges SET status = ?2, attempts = ?3, request_id = ?4, task_id = ?5, \
-         error = ?6, updated_at = ?7, seq = ?8 WHERE id = ?1",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            purge_id,
-            status.as_str(),
-            attempts,
-            join(request_ids),
-            join(task_ids),
-            error,
-            now,
-            seq
-        ])
-    })
-    .map_err(db_err("update record"))?;
+    Ok(n)
+}
+
+fn holds_rule(conn: &Connection, purge_ids: &[i64], rule: &str) -> StoreResult<bool> {
+    let mut stmt = conn
+        .prepare_cached(sql::PURGE_RULE)
+        .map_err(db_err("read record rule"))?;
+    for id in purge_ids {
+        let r: Option<Option<String>> = stmt
+            .query_row([id], |r| r.get(0))
+            .optional()
+            .map_err(db_err("read record rule"))?;
+        if r.flatten().as_deref() == Some(rule) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+// ----------------------------------------------------------------------------------- quota
+
+fn set_quota_day(conn: &Connection, batch: i64, day: Option<i64>) -> StoreResult<()> {
+    conn.prepare_cached(sql::BATCH_SET_QUOTA_DAY)
+        .and_then(|mut s| s.execute(params![batch, day]))
+        .map_err(db_err("set quota day"))?;
     Ok(())
 }
 
-fn reserve_quota(
-    tx: &Transaction<'_>,
-    lane: &str,
-    kind: TargetKind,
-    day: i64,
-    n: i64,
-) -> StoreResult<()> {
-    tx.prepare_cached(
-        "INSERT INTO quota (lane, kind, day, used) VALUES (?1, ?2, ?3, MAX(?4, 0)) \
-         ON CONFLICT (lane, kind, day) DO UPDATE SET used = MAX(used + ?4, 0)",
-    )
-    .and_then(|mut s| s.execute(params![lane, kind.as_str(), day, n]))
-    .map_err(db_err("update quota"))?;
+fn add_quota(conn: &Connection, lane: &str, kind: TargetKind, day: i64, n: i64) -> StoreResult<()> {
+    conn.prepare_cached(sql::QUOTA_ADD)
+        .and_then(|mut s| s.execute(params![lane, kind.as_str(), day, n]))
+        .map_err(db_err("update quota"))?;
     Ok(())
 }
 
 pub(super) fn note_quota_used(
-    tx: &Transaction<'_>,
+    conn: &Connection,
     lane: &str,
     kind: TargetKind,
     day: i64,
     used: u64,
 ) -> StoreResult<()> {
     let used = i64::try_from(used).unwrap_or(i64::MAX);
-    tx.execute(
-        "INSERT INTO quota (lane, kind, day, used) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (lane, kind, day) DO UPDATE SET used = MAX(used, ?4)",
-        params![lane, kind.as_str(), day, used],
-    )
-    .map_err(db_err("note quota"))?;
+    conn.prepare_cached(sql::QUOTA_RAISE)
+        .and_then(|mut s| s.execute(params![lane, kind.as_str(), day, used]))
+        .map_err(db_err("note quota"))?;
     Ok(())
 }
 
@@ -713,17 +794,27 @@ pub(super) fn quota_used(
     day: i64,
 ) -> StoreResult<u64> {
     let used: Option<i64> = conn
-        .query_row(
-            "SELECT used FROM quota WHERE lane = ?1 AND kind = ?2 AND day = ?3",
-            params![lane, kind.as_str(), day],
-            |r| r.get(0),
-        )
-        .optional()
+        .prepare_cached(sql::QUOTA_GET)
+        .and_then(|mut s| {
+            s.query_row(params![lane, kind.as_str(), day], |r| r.get(0))
+                .optional()
+        })
         .map_err(db_err("read quota"))?;
     Ok(used.unwrap_or(0).max(0) as u64)
 }
 
-pub(super) fn parse_kind(s: &str) -> StoreResult<TargetKind> {
-    s.parse()
-        .map_err(|e: String| StoreError::Corrupt(format!("target kind: {e}")))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_lists_round_trip_and_bad_ones_are_corrupt() {
+        assert_eq!(ids_json(&[]), "[]");
+        assert_eq!(ids_json(&[1, 22, 333]), "[1,22,333]");
+        assert_eq!(parse_ids("[1,22,333]").unwrap(), vec![1, 22, 333]);
+        assert_eq!(parse_ids("[ 4 , 5 ]").unwrap(), vec![4, 5]);
+        assert_eq!(parse_ids("[]").unwrap(), Vec::<i64>::new());
+        assert!(matches!(parse_ids("1,2"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(parse_ids("[1,x]"), Err(StoreError::Corrupt(_))));
+    }
 }

@@ -1,25 +1,23 @@
 //! Stored rules: CLI rules plus a copy of the config file's rules.
 
-use super::db_err;
+use super::{db_err, sql};
 use crate::store::*;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
-fn bump_version(tx: &Transaction<'_>) -> StoreResult<()> {
-    tx.execute("UPDATE meta SET v = v + 1 WHERE k = 'rules_version'", [])
+fn bump_version(conn: &Connection) -> StoreResult<()> {
+    conn.execute(sql::RULES_BUMP, [])
         .map_err(db_err("bump rules version"))?;
     Ok(())
 }
 
 pub(super) fn version(conn: &Connection) -> StoreResult<i64> {
-    conn.query_row("SELECT v FROM meta WHERE k = 'rules_version'", [], |r| {
-        r.get(0)
-    })
-    .map_err(db_err("read rules version"))
+    conn.query_row(sql::RULES_VERSION, [], |r| r.get(0))
+        .map_err(db_err("read rules version"))
 }
 
 pub(super) fn list(conn: &Connection) -> StoreResult<Vec<StoredRule>> {
     let mut stmt = conn
-        .prepare("SELECT name, spec, origin, created_at FROM rules ORDER BY name")
+        .prepare_cached(sql::RULES_LIST)
         .map_err(db_err("list rules"))?;
     let rows = stmt
         .query_map([], |r| {
@@ -49,12 +47,10 @@ pub(super) fn list(conn: &Connection) -> StoreResult<Vec<StoredRule>> {
     Ok(out)
 }
 
-fn origin_of(tx: &Transaction<'_>, name: &str) -> StoreResult<Option<String>> {
-    tx.query_row("SELECT origin FROM rules WHERE name = ?1", [name], |r| {
-        r.get(0)
-    })
-    .optional()
-    .map_err(db_err("read rule"))
+fn origin_of(conn: &Connection, name: &str) -> StoreResult<Option<String>> {
+    conn.query_row(sql::RULE_ORIGIN, [name], |r| r.get(0))
+        .optional()
+        .map_err(db_err("read rule"))
 }
 
 fn encode(spec: &RuleSpec) -> StoreResult<String> {
@@ -62,29 +58,29 @@ fn encode(spec: &RuleSpec) -> StoreResult<String> {
 }
 
 pub(super) fn add(
-    tx: &Transaction<'_>,
+    conn: &Connection,
     spec: &RuleSpec,
     origin: RuleOrigin,
     now: Ms,
 ) -> StoreResult<()> {
-    if let Some(existing) = origin_of(tx, &spec.name)? {
+    if let Some(existing) = origin_of(conn, &spec.name)? {
         return Err(StoreError::Conflict(format!(
             "rule {:?} already exists ({existing} rule); names are unique and rules immutable: \
              delete it first to replace it",
             spec.name
         )));
     }
-    tx.execute(
-        "INSERT INTO rules (name, spec, origin, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-        params![spec.name, encode(spec)?, origin.as_str(), now],
+    conn.execute(
+        sql::RULE_INSERT,
+        params![spec.name, encode(spec)?, origin.as_str(), now, now],
     )
     .map_err(db_err("insert rule"))?;
-    bump_version(tx)
+    bump_version(conn)
 }
 
-pub(super) fn sync_config(tx: &Transaction<'_>, specs: &[RuleSpec], now: Ms) -> StoreResult<()> {
+pub(super) fn sync_config(conn: &Connection, specs: &[RuleSpec], now: Ms) -> StoreResult<()> {
     for spec in specs {
-        if origin_of(tx, &spec.name)?.as_deref() == Some("cli") {
+        if origin_of(conn, &spec.name)?.as_deref() == Some("cli") {
             return Err(StoreError::Conflict(format!(
                 "rule {:?} is defined in the config file and was also added with `edgepurge rule \
                  add`; rename one of them or run `edgepurge rule delete {}`",
@@ -93,8 +89,8 @@ pub(super) fn sync_config(tx: &Transaction<'_>, specs: &[RuleSpec], now: Ms) -> 
         }
     }
     let old: Vec<(String, String, i64)> = {
-        let mut stmt = tx
-            .prepare("SELECT name, spec, created_at FROM rules WHERE origin = 'config'")
+        let mut stmt = conn
+            .prepare(sql::RULES_CONFIG)
             .map_err(db_err("read config rules"))?;
         let rows = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -103,28 +99,27 @@ pub(super) fn sync_config(tx: &Transaction<'_>, specs: &[RuleSpec], now: Ms) -> 
             .map_err(db_err("read config rules"))?
     };
     let mut changed = old.len() != specs.len();
-    tx.execute("DELETE FROM rules WHERE origin = 'config'", [])
+    conn.execute(sql::RULES_CONFIG_DELETE, [])
         .map_err(db_err("replace config rules"))?;
     for spec in specs {
         let text = encode(spec)?;
         let previous = old.iter().find(|(n, _, _)| n == &spec.name);
         changed |= previous.is_none_or(|(_, s, _)| s != &text);
         let created = previous.map_or(now, |(_, _, c)| *c);
-        tx.execute(
-            "INSERT INTO rules (name, spec, origin, created_at, updated_at) \
-             VALUES (?1, ?2, 'config', ?3, ?4)",
-            params![spec.name, text, created, now],
+        conn.execute(
+            sql::RULE_INSERT,
+            params![spec.name, text, "config", created, now],
         )
         .map_err(db_err("insert config rule"))?;
     }
     if changed {
-        bump_version(tx)?;
+        bump_version(conn)?;
     }
     Ok(())
 }
 
-fn require_cli_rule(tx: &Transaction<'_>, name: &str, action: &str) -> StoreResult<()> {
-    match origin_of(tx, name)?.as_deref() {
+fn require_cli_rule(conn: &Connection, name: &str, action: &str) -> StoreResult<()> {
+    match origin_of(conn, name)?.as_deref() {
         None => Err(StoreError::NotFound(format!(
             "no rule named {name:?} (see `edgepurge rule list`)"
         ))),
@@ -135,24 +130,22 @@ fn require_cli_rule(tx: &Transaction<'_>, name: &str, action: &str) -> StoreResu
     }
 }
 
-pub(super) fn delete(tx: &Transaction<'_>, name: &str) -> StoreResult<()> {
-    require_cli_rule(tx, name, "remove")?;
-    tx.execute("DELETE FROM rules WHERE name = ?1", [name])
+pub(super) fn delete(conn: &Connection, name: &str) -> StoreResult<()> {
+    require_cli_rule(conn, name, "remove")?;
+    conn.execute(sql::RULE_DELETE, [name])
         .map_err(db_err("delete rule"))?;
-    bump_version(tx)
+    bump_version(conn)
 }
 
 pub(super) fn set_enabled(
-    tx: &Transaction<'_>,
+    conn: &Connection,
     name: &str,
     enabled: bool,
     now: Ms,
 ) -> StoreResult<()> {
-    require_cli_rule(tx, name, "change")?;
-    let text: String = tx
-        .query_row("SELECT spec FROM rules WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
+    require_cli_rule(conn, name, "change")?;
+    let text: String = conn
+        .query_row(sql::RULE_SPEC, [name], |r| r.get(0))
         .map_err(db_err("read rule"))?;
     let mut spec: RuleSpec = serde_json::from_str(&text)
         .map_err(|e| StoreError::Corrupt(format!("rule {name:?}: {e}")))?;
@@ -160,10 +153,7 @@ pub(super) fn set_enabled(
         return Ok(());
     }
     spec.enabled = enabled;
-    tx.execute(
-        "UPDATE rules SET spec = ?2, updated_at = ?3 WHERE name = ?1",
-        params![name, encode(&spec)?, now],
-    )
-    .map_err(db_err("update rule"))?;
-    bump_version(tx)
+    conn.execute(sql::RULE_UPDATE_SPEC, params![name, encode(&spec)?, now])
+        .map_err(db_err("update rule"))?;
+    bump_version(conn)
 }

@@ -1,25 +1,28 @@
-//! From a request body to log records and queue jobs: parse, match rules, expand each target
-//! to the lanes of its provider account. Pure; the caller stores the result.
+//! From events to log records and queue jobs: match rules, expand each target to the lanes
+//! of its provider account. Pure; the [`super::Ingestor`] stores the result.
 
-use crate::config::ProviderConfig;
-use crate::store::{EventInfo, IngestRecord, LaneJob, StoredRule};
-use edgepurge_core::{plan, Event, Rule, Target};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::purgers::Providers;
+use crate::rules::RuleRefusal;
+use crate::store::{EventInfo, IngestRecord, LaneJob, RuleOrigin, StoredRule};
+use edgepurge_core::{plan, Event, Rule, Target, TargetKind};
+use std::collections::BTreeMap;
 
 /// The rules in force, with where each provider account's targets go.
 #[derive(Debug, Clone, Default)]
 pub struct Planner {
     rules: Vec<Rule>,
+    providers: Providers,
     lanes: BTreeMap<String, Vec<String>>,
     record_unmatched: bool,
 }
 
 impl Planner {
-    /// Builds a planner from stored rules. Rules that no longer validate or name an unknown
-    /// provider are left out; the returned messages say which and why.
+    /// Builds a planner from stored rules. Rules that no longer pass the rule check (an
+    /// account removed from the config, a mode it cannot purge) are left out; the returned
+    /// messages say which and why.
     pub fn new(
         stored: &[StoredRule],
-        providers: &BTreeMap<String, ProviderConfig>,
+        providers: &Providers,
         record_unmatched: bool,
     ) -> (Planner, Vec<String>) {
         let lanes: BTreeMap<String, Vec<String>> = providers
@@ -29,28 +32,26 @@ impl Planner {
         let mut problems = Vec::new();
         let mut rules = Vec::new();
         for s in stored {
-            match s.spec.clone().validate() {
-                Ok(rule) => match providers.get(&rule.spec.provider) {
-                    Some(p) if p.supports(rule.spec.mode.target_kind()) => rules.push(rule),
-                    Some(p) => problems.push(format!(
-                        "rule {:?} is ignored: provider {:?} ({}) cannot purge with mode = {:?}",
-                        rule.spec.name,
-                        rule.spec.provider,
-                        p.kind(),
-                        rule.spec.mode.as_str()
-                    )),
-                    None => problems.push(format!(
-                        "rule {:?} is ignored: provider {:?} is not configured (add \
-                         [providers.{}] to the config, or `edgepurge rule delete {}`)",
-                        rule.spec.name, rule.spec.provider, rule.spec.provider, rule.spec.name
-                    )),
-                },
-                Err(e) => problems.push(format!("{e}; the rule is ignored")),
+            match crate::rules::check(s.spec.clone(), Some(providers)) {
+                Ok(rule) => rules.push(rule),
+                Err(e) => {
+                    let fix = match (&e, s.origin) {
+                        (RuleRefusal::Invalid(_), _) | (_, RuleOrigin::Config) => {
+                            "fix it in the config file".to_owned()
+                        }
+                        (_, RuleOrigin::Cli) => format!(
+                            "fix the config's providers, or `edgepurge rule delete {}`",
+                            s.spec.name
+                        ),
+                    };
+                    problems.push(format!("{e}; the rule is ignored ({fix})"));
+                }
             }
         }
         (
             Planner {
                 rules,
+                providers: providers.clone(),
                 lanes,
                 record_unmatched,
             },
@@ -62,8 +63,47 @@ impl Planner {
         &self.rules
     }
 
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+
     pub fn lanes_of(&self, provider: &str) -> &[String] {
         self.lanes.get(provider).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// One record per target purged by hand through `provider` (already checked to exist and
+    /// support `kind`).
+    pub fn manual_records(
+        &self,
+        provider: &str,
+        kind: TargetKind,
+        targets: &[String],
+    ) -> Vec<IngestRecord> {
+        let lanes = self.lanes_of(provider);
+        targets
+            .iter()
+            .map(|t| IngestRecord {
+                event: EventInfo {
+                    format: "manual".into(),
+                    name: "manual".into(),
+                    bucket: String::new(),
+                    key: t.clone(),
+                    id: None,
+                },
+                rule: None,
+                provider: Some(provider.to_owned()),
+                targets: vec![t.clone()],
+                jobs: lanes
+                    .iter()
+                    .map(|lane| LaneJob {
+                        lane: lane.clone(),
+                        kind,
+                        target: t.clone(),
+                    })
+                    .collect(),
+                note: None,
+            })
+            .collect()
     }
 
     /// One record per event and matching rule; one per unmatched event if configured.
@@ -137,19 +177,10 @@ impl Planner {
     }
 }
 
-/// The lanes that have new work in these records.
-pub fn lanes_touched(records: &[IngestRecord]) -> BTreeSet<String> {
-    records
-        .iter()
-        .flat_map(|r| r.jobs.iter().map(|j| j.lane.clone()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::parse;
-    use crate::store::RuleOrigin;
     use edgepurge_core::parse_body;
 
     fn planner(unmatched: bool) -> (Planner, Vec<String>) {
@@ -195,7 +226,9 @@ mod tests {
         assert_eq!(p.rules().len(), 1);
         assert_eq!(problems.len(), 1);
         assert!(
-            problems[0].contains("rule \"orphan\" is ignored"),
+            problems[0].contains("rule \"orphan\": provider \"gone\" is not defined")
+                && problems[0].contains("the rule is ignored")
+                && problems[0].contains("edgepurge rule delete orphan"),
             "{problems:?}"
         );
     }
@@ -220,10 +253,7 @@ mod tests {
             ]
         );
         assert_eq!(recs[0].jobs.len(), 2);
-        assert_eq!(
-            lanes_touched(&recs).into_iter().collect::<Vec<_>>(),
-            vec!["tencent"]
-        );
+        assert!(recs[0].jobs.iter().all(|j| j.lane == "tencent"));
     }
 
     #[test]

@@ -10,92 +10,18 @@
 //!   Plus);
 //! * tag: `PURGEKEY /` with header `xkey-purge: k1 k2 …` (Varnish xkey), many tags per request.
 
-use super::{snippet, KindLimits, Limits, PurgeResponse, Purger, Verdict};
+mod config;
+mod preset;
+
+pub use config::{HttpPurgeSettings, KIND};
+pub use preset::{default_limits, Methods, Preset};
+
+use super::{snippet, Limits, PurgeError, PurgeResponse, Purger, Verdict};
 use async_trait::async_trait;
 use edgepurge_core::TargetKind;
 use reqwest::{Method, StatusCode};
 use std::time::Duration;
 use tokio::task::JoinSet;
-
-/// Cache software with known purge conventions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Preset {
-    /// `return(purge)` answers 200 whether or not the object was cached; BAN and xkey
-    /// PURGEKEY need the VCL shown in docs/providers/http-purge.md.
-    Varnish,
-    /// 200 purged, 404 not cached.
-    Squid,
-    /// 200 purged, 404 not cached.
-    Trafficserver,
-    /// 200 purged; 404 or 412 not cached (ngx_cache_purge); 204 (NGINX Plus).
-    Nginx,
-    /// Nothing preset: set `purge_method`, `ok_status`, and the dir/tag methods yourself.
-    Custom,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Methods {
-    pub purge_method: String,
-    /// Answers that mean "purged" or "was not cached".
-    pub ok_status: Vec<u16>,
-    /// Directory purges: method, and the header carrying the path regex (`None`: wildcard
-    /// style, the method is sent to `<dir>*`).
-    pub dir: Option<(String, Option<String>)>,
-    /// Tag purges: method and the header carrying space-separated tags.
-    pub tag: Option<(String, String)>,
-}
-
-impl Preset {
-    pub fn methods(self) -> Methods {
-        let purge = "PURGE".to_owned();
-        match self {
-            Preset::Varnish => Methods {
-                purge_method: purge,
-                ok_status: vec![200],
-                dir: Some(("BAN".into(), Some("X-Ban-Url".into()))),
-                tag: Some(("PURGEKEY".into(), "xkey-purge".into())),
-            },
-            Preset::Squid | Preset::Trafficserver => Methods {
-                purge_method: purge,
-                ok_status: vec![200, 404],
-                dir: None,
-                tag: None,
-            },
-            Preset::Nginx => Methods {
-                purge_method: purge,
-                ok_status: vec![200, 204, 404, 412],
-                dir: None,
-                tag: None,
-            },
-            Preset::Custom => Methods {
-                purge_method: purge,
-                ok_status: vec![200],
-                dir: None,
-                tag: None,
-            },
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct HttpPurgeSettings {
-    /// Provider account name.
-    pub name: String,
-    /// `scheme://host:port` of each cache node.
-    pub nodes: Vec<url::Url>,
-    pub methods: Methods,
-    pub timeout: Duration,
-    /// Requests in flight at once to one node.
-    pub node_concurrency: usize,
-    pub limits: Limits,
-}
-
-impl HttpPurgeSettings {
-    pub fn lane_name(&self, node: &url::Url) -> String {
-        format!("{}@{}", self.name, node_label(node))
-    }
-}
 
 /// `host:port` of a node.
 fn node_host(node: &url::Url) -> String {
@@ -306,7 +232,9 @@ impl Purger for HttpPurgeNode {
                         Ok((host, path)) => {
                             requests.push((self.methods.purge_method.clone(), host, path, None))
                         }
-                        Err(e) => return PurgeResponse::failed(Verdict::Fatal, e),
+                        Err(e) => {
+                            return PurgeResponse::failed(Verdict::Fatal, PurgeError::Request(e))
+                        }
                     }
                 }
             }
@@ -314,16 +242,18 @@ impl Purger for HttpPurgeNode {
                 let Some((method, header)) = &self.methods.dir else {
                     return PurgeResponse::failed(
                         Verdict::Fatal,
-                        format!(
+                        PurgeError::Request(format!(
                             "provider {} has no directory purge (set dir_method)",
                             self.provider
-                        ),
+                        )),
                     );
                 };
                 for t in targets {
                     let (host, path) = match host_and_path(t) {
                         Ok(hp) => hp,
-                        Err(e) => return PurgeResponse::failed(Verdict::Fatal, e),
+                        Err(e) => {
+                            return PurgeResponse::failed(Verdict::Fatal, PurgeError::Request(e))
+                        }
                     };
                     let req = match header {
                         Some(h) => (
@@ -341,10 +271,10 @@ impl Purger for HttpPurgeNode {
                 let Some((method, header)) = &self.methods.tag else {
                     return PurgeResponse::failed(
                         Verdict::Fatal,
-                        format!(
+                        PurgeError::Request(format!(
                             "provider {} has no tag purge (set tag_method)",
                             self.provider
-                        ),
+                        )),
                     );
                 };
                 let host = node_host(&self.node);
@@ -389,13 +319,7 @@ impl Purger for HttpPurgeNode {
             }
         }
         if failures.is_empty() {
-            return PurgeResponse {
-                verdict: Verdict::Done,
-                http_status: Some(200),
-                request_id: None,
-                task_id: None,
-                error: None,
-            };
+            return PurgeResponse::done(200, None, None);
         }
         let total = match kind {
             TargetKind::Tag => tag_chunks(targets, MAX_TAG_HEADER).len(),
@@ -416,48 +340,22 @@ impl Purger for HttpPurgeNode {
         if failures.len() > 3 {
             error.push_str(&format!("; and {} more", failures.len() - 3));
         }
+        let http_status = failures.iter().find_map(|f| f.status);
+        let error = match http_status {
+            // The node answered at least once: its refusal decides.
+            Some(status) => PurgeError::Answer {
+                code: Some(status.to_string()),
+                message: error,
+            },
+            None => PurgeError::Transport(error),
+        };
         PurgeResponse {
             verdict,
-            http_status: failures.iter().find_map(|f| f.status),
+            http_status,
             request_id: None,
             task_id: None,
             error: Some(error),
         }
-    }
-}
-
-/// Default limits for a node lane.
-pub fn default_limits(methods: &Methods) -> Limits {
-    let mut kinds = vec![(
-        TargetKind::Url,
-        KindLimits {
-            max_batch: 100,
-            daily_quota: None,
-        },
-    )];
-    if methods.dir.is_some() {
-        kinds.push((
-            TargetKind::Dir,
-            KindLimits {
-                max_batch: 20,
-                daily_quota: None,
-            },
-        ));
-    }
-    if methods.tag.is_some() {
-        kinds.push((
-            TargetKind::Tag,
-            KindLimits {
-                max_batch: 100,
-                daily_quota: None,
-            },
-        ));
-    }
-    Limits {
-        kinds,
-        rate_per_s: 50.0,
-        concurrency: 2,
-        quota_utc_offset_s: 0,
     }
 }
 

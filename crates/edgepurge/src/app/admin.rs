@@ -1,0 +1,316 @@
+//! [`Admin`]: rules, the purge log, retries and queue status, in one place for every adapter
+//! (the CLI today, the admin API and console next), each mapping [`AdminError`] once to its
+//! own answer (exit code, HTTP status).
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::purgers::Providers;
+use crate::rules::RuleRefusal;
+use crate::store::{
+    LaneDepth, LogQuery, LogRecord, Ms, RequestRecord, RetryFilter, RuleOrigin, Store, StoreError,
+    StoredRule,
+};
+use edgepurge_core::{Rule, RuleSpec};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// The rule does not pass the rule check.
+    #[error("{0}")]
+    Invalid(#[from] RuleRefusal),
+    #[error("{0}")]
+    NotFound(String),
+    /// A name is taken, or the thing is owned by the config file.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed (retry later).
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => AdminError::NotFound(m),
+            StoreError::Conflict(m) => AdminError::Conflict(m),
+            other => AdminError::Store(other),
+        }
+    }
+}
+
+impl AdminError {
+    /// The CLI's exit code: 2 for what the caller asked wrongly, 1 for failures.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AdminError::Store(_) => 1,
+            _ => 2,
+        }
+    }
+}
+
+pub type AdminResult<T> = Result<T, AdminError>;
+
+pub struct Admin {
+    /// `None` before any server created the store.
+    store: Option<Arc<dyn Store>>,
+    /// `None` when no config file is at hand (provider checks are then skipped).
+    providers: Option<Providers>,
+    config_rules: Vec<Rule>,
+    store_path: String,
+    clock: Clock,
+}
+
+impl Admin {
+    /// `has_config`: the config was read from a file (so its providers are the truth).
+    pub fn new(
+        store: Option<Arc<dyn Store>>,
+        cfg: &Config,
+        has_config: bool,
+        clock: Clock,
+    ) -> Admin {
+        Admin {
+            store,
+            providers: has_config.then(|| cfg.providers.clone()),
+            config_rules: cfg.rules.clone(),
+            store_path: cfg.store.path.display().to_string(),
+            clock,
+        }
+    }
+
+    fn store(&self) -> AdminResult<&Arc<dyn Store>> {
+        self.store.as_ref().ok_or_else(|| {
+            AdminError::NotFound(format!(
+                "no store at {}: start `edgepurge serve` once to create it, or pass --db PATH",
+                self.store_path
+            ))
+        })
+    }
+
+    /// Whether provider accounts were checked (false without a config file).
+    pub fn checks_providers(&self) -> bool {
+        self.providers.is_some()
+    }
+
+    /// Every rule: stored ones, plus config file rules a server has not installed yet.
+    pub async fn rules(&self) -> AdminResult<Vec<StoredRule>> {
+        let mut rules = match &self.store {
+            Some(s) => s.rules().await?,
+            None => Vec::new(),
+        };
+        for r in &self.config_rules {
+            if !rules.iter().any(|s| s.spec.name == r.spec.name) {
+                rules.push(StoredRule {
+                    spec: r.spec.clone(),
+                    origin: RuleOrigin::Config,
+                    created_at: 0,
+                });
+            }
+        }
+        rules.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        Ok(rules)
+    }
+
+    pub async fn rule(&self, name: &str) -> AdminResult<StoredRule> {
+        self.rules()
+            .await?
+            .into_iter()
+            .find(|r| r.spec.name == name)
+            .ok_or_else(|| {
+                AdminError::NotFound(format!(
+                    "no rule named {name:?} (see `edgepurge rule list`)"
+                ))
+            })
+    }
+
+    /// Adds a rule after the one rule check.
+    pub async fn add_rule(&self, spec: RuleSpec) -> AdminResult<Rule> {
+        let rule = crate::rules::check(spec, self.providers.as_ref())?;
+        if self
+            .config_rules
+            .iter()
+            .any(|r| r.spec.name == rule.spec.name)
+        {
+            return Err(AdminError::Conflict(format!(
+                "rule {:?} is defined in the config file; names are unique: choose another \
+                 name, or change the rule in the file",
+                rule.spec.name
+            )));
+        }
+        self.store()?
+            .add_rule(rule.spec.clone(), self.clock.now_ms())
+            .await?;
+        Ok(rule)
+    }
+
+    pub async fn delete_rule(&self, name: &str) -> AdminResult<()> {
+        self.store()?.delete_rule(name).await?;
+        Ok(())
+    }
+
+    pub async fn set_rule_enabled(&self, name: &str, enabled: bool) -> AdminResult<()> {
+        self.store()?
+            .set_rule_enabled(name, enabled, self.clock.now_ms())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn log(&self, query: LogQuery) -> AdminResult<Vec<LogRecord>> {
+        Ok(self.store()?.log(query).await?)
+    }
+
+    pub async fn log_cursor(&self) -> AdminResult<i64> {
+        Ok(self.store()?.log_cursor().await?)
+    }
+
+    pub async fn requests(
+        &self,
+        since: Option<Ms>,
+        limit: usize,
+    ) -> AdminResult<Vec<RequestRecord>> {
+        Ok(self.store()?.requests(since, limit).await?)
+    }
+
+    pub async fn status(&self) -> AdminResult<Vec<LaneDepth>> {
+        Ok(self.store()?.depths().await?)
+    }
+
+    /// Re-queues dead letters, of one provider account's lanes and/or holding a purge of one
+    /// rule.
+    pub async fn retry(&self, provider: Option<&str>, rule: Option<&str>) -> AdminResult<u64> {
+        let lanes = match (provider, &self.providers) {
+            (None, _) => None,
+            (Some(p), Some(providers)) => match providers.get(p) {
+                Some(account) => Some(account.lanes()),
+                None => {
+                    return Err(AdminError::NotFound(format!(
+                        "provider {p:?} is not in the config (configured: {})",
+                        providers.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )))
+                }
+            },
+            // No config at hand: the account name is its lane (http-purge lanes need the
+            // config to be named).
+            (Some(p), None) => Some(vec![p.to_owned()]),
+        };
+        if let Some(r) = rule {
+            if !self.rules().await?.iter().any(|s| s.spec.name == r) {
+                return Err(AdminError::NotFound(format!(
+                    "no rule named {r:?} (see `edgepurge rule list`)"
+                )));
+            }
+        }
+        Ok(self
+            .store()?
+            .retry_dead(
+                RetryFilter {
+                    lanes,
+                    rule: rule.map(str::to_owned),
+                },
+                self.clock.now_ms(),
+            )
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{SqliteOptions, SqliteStore};
+    use edgepurge_core::Mode;
+
+    fn cfg() -> Config {
+        crate::config::parse(
+            "[providers.tencent]\nkind = \"tencent-cdn\"\n\
+             [[rules]]\nname = \"file-rule\"\nbucket = \"b\"\nevents = [\"created\"]\n\
+             domains = [\"https://cdn.example.com\"]\nprovider = \"tencent\"\n",
+        )
+        .unwrap()
+        .validate()
+        .unwrap()
+    }
+
+    fn spec(name: &str, mode: Mode) -> RuleSpec {
+        RuleSpec {
+            name: name.into(),
+            bucket: "b".into(),
+            events: vec!["created".into()],
+            prefix: None,
+            suffix: None,
+            domains: vec!["https://cdn.example.com".into()],
+            provider: "tencent".into(),
+            mode,
+            index_document: None,
+            strip_prefix: None,
+            tags: if mode == Mode::Tag {
+                vec!["{seg1}".into()]
+            } else {
+                Vec::new()
+            },
+            enabled: true,
+        }
+    }
+
+    async fn admin() -> (tempfile::TempDir, Admin) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_blocking(&dir.path().join("t.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        let a = Admin::new(Some(Arc::new(store)), &cfg(), true, Clock::system());
+        (dir, a)
+    }
+
+    #[tokio::test]
+    async fn a_tag_rule_on_tencent_is_refused_with_the_reason_and_not_stored() {
+        let (_d, a) = admin().await;
+        let err = a.add_rule(spec("tags", Mode::Tag)).await.unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("cannot purge with mode = \"tag\""),
+            "{err}"
+        );
+        assert!(a
+            .rules()
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.spec.name != "tags"));
+        a.add_rule(spec("urls", Mode::Url)).await.unwrap();
+        assert!(a.rule("urls").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn config_rules_are_listed_and_their_names_are_taken() {
+        let (_d, a) = admin().await;
+        let names: Vec<String> = a
+            .rules()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.spec.name)
+            .collect();
+        assert_eq!(names, vec!["file-rule"]);
+        let err = a.add_rule(spec("file-rule", Mode::Url)).await.unwrap_err();
+        assert!(matches!(err, AdminError::Conflict(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn retrying_an_unknown_provider_or_rule_says_so() {
+        let (_d, a) = admin().await;
+        let err = a.retry(Some("nope"), None).await.unwrap_err();
+        assert!(matches!(err, AdminError::NotFound(_)) && err.to_string().contains("tencent"));
+        let err = a.retry(None, Some("nope")).await.unwrap_err();
+        assert!(matches!(err, AdminError::NotFound(_)), "{err}");
+        assert_eq!(
+            a.retry(Some("tencent"), Some("file-rule")).await.unwrap(),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_store_reads_say_how_to_make_one() {
+        let a = Admin::new(None, &cfg(), true, Clock::system());
+        assert_eq!(a.rules().await.unwrap().len(), 1);
+        let err = a.status().await.unwrap_err();
+        assert!(err.to_string().contains("edgepurge serve"), "{err}");
+    }
+}

@@ -1,0 +1,192 @@
+//! [`Ingestor`]: the one path from any source to the queue. Parse (format auto-detected),
+//! plan (rules → targets → lanes), commit, wake the lanes, and optionally wait for the
+//! outcome. The webhook, `edgepurge purge` and every future source (queue consumers, function
+//! mode) call it; none of them repeats any of it.
+
+use super::outcomes::{Outcomes, WaitOutcome};
+use super::planner::Planner;
+use crate::clock::Clock;
+use crate::store::{IngestReceipt, IngestRecord, Store, StoreError};
+use edgepurge_core::{ParseError, TargetKind};
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Where new work is announced: the dispatcher's lanes (a port, so the application does not
+/// depend on how lanes run).
+pub trait LaneWaker: Send + Sync {
+    /// New work was queued for `lane`.
+    fn notify(&self, lane: &str);
+    /// Someone waits for `lane`'s next purge: send what is pending without lingering.
+    fn expedite(&self, lane: &str);
+}
+
+/// How to accept a body.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Wait at most this long for every purge of the body to finish.
+    pub wait: Option<Duration>,
+}
+
+/// What was accepted (everything in it is durably committed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub events: usize,
+    /// Log record ids, in order.
+    pub records: Vec<i64>,
+    pub targets: usize,
+    pub merged: usize,
+    /// Control messages skipped on purpose (S3 test events, SNS confirmations).
+    pub notices: Vec<String>,
+    /// The outcome, when asked to wait.
+    pub wait: Option<WaitOutcome>,
+}
+
+/// Why a body was not accepted. Nothing of it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    /// The body is not a notification edgepurge understands (the sender must fix it).
+    #[error("{0}; nothing was stored")]
+    Parse(#[from] ParseError),
+    /// A manual purge asked for something the configuration cannot do.
+    #[error("{0}")]
+    Refused(String),
+    /// The store cannot take it now (the sender should retry).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Ingestor {
+    store: Arc<dyn Store>,
+    planner: RwLock<Arc<Planner>>,
+    lanes: Arc<dyn LaneWaker>,
+    outcomes: Arc<Outcomes>,
+    clock: Clock,
+    shutdown: CancellationToken,
+}
+
+impl Ingestor {
+    pub fn new(
+        store: Arc<dyn Store>,
+        planner: Planner,
+        lanes: Arc<dyn LaneWaker>,
+        outcomes: Arc<Outcomes>,
+        clock: Clock,
+        shutdown: CancellationToken,
+    ) -> Ingestor {
+        Ingestor {
+            store,
+            planner: RwLock::new(Arc::new(planner)),
+            lanes,
+            outcomes,
+            clock,
+            shutdown,
+        }
+    }
+
+    /// The rules in force.
+    pub fn planner(&self) -> Arc<Planner> {
+        match self.planner.read() {
+            Ok(p) => Arc::clone(&p),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Puts new rules in force (a reload).
+    pub fn set_planner(&self, planner: Planner) {
+        match self.planner.write() {
+            Ok(mut p) => *p = Arc::new(planner),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(planner),
+        }
+    }
+
+    /// Accepts one notification body: parsed and refused whole, or committed whole.
+    pub async fn accept(&self, body: &[u8], opts: &IngestOptions) -> Result<Accepted, IngestError> {
+        let parsed = edgepurge_core::parse_body(body)?;
+        let records = self.planner().records(&parsed.events);
+        let mut accepted = self.commit(records, opts).await?;
+        accepted.events = parsed.events.len();
+        accepted.notices = parsed.notices;
+        Ok(accepted)
+    }
+
+    /// Accepts targets purged by hand through `provider`.
+    pub async fn accept_manual(
+        &self,
+        provider: &str,
+        kind: TargetKind,
+        targets: &[String],
+        opts: &IngestOptions,
+    ) -> Result<Accepted, IngestError> {
+        let planner = self.planner();
+        let Some(account) = planner.providers().get(provider) else {
+            return Err(IngestError::Refused(format!(
+                "provider {provider:?} is not in the config"
+            )));
+        };
+        if !account.supports(kind) {
+            return Err(IngestError::Refused(format!(
+                "provider {provider:?} ({}) cannot purge {} targets",
+                account.kind(),
+                kind.as_str()
+            )));
+        }
+        let records = planner.manual_records(provider, kind, targets);
+        let mut accepted = self.commit(records, opts).await?;
+        accepted.events = targets.len();
+        Ok(accepted)
+    }
+
+    async fn commit(
+        &self,
+        records: Vec<IngestRecord>,
+        opts: &IngestOptions,
+    ) -> Result<Accepted, IngestError> {
+        let lanes: BTreeSet<String> = records
+            .iter()
+            .flat_map(|r| r.jobs.iter().map(|j| j.lane.clone()))
+            .collect();
+        let targets = records.iter().map(|r| r.jobs.len()).sum();
+        // One transaction for the whole body: it is stored whole or not at all.
+        let receipt = if records.is_empty() {
+            IngestReceipt::default()
+        } else {
+            self.store.ingest(records, self.clock.now_ms()).await?
+        };
+        for lane in &lanes {
+            if opts.wait.is_some() {
+                self.lanes.expedite(lane);
+            } else {
+                self.lanes.notify(lane);
+            }
+        }
+        let wait = match opts.wait {
+            Some(timeout) => Some(
+                self.outcomes
+                    .wait(&receipt.purge_ids, timeout, &self.shutdown, |_, _| {})
+                    .await,
+            ),
+            None => None,
+        };
+        Ok(Accepted {
+            events: 0,
+            records: receipt.purge_ids,
+            targets,
+            merged: receipt.jobs_merged,
+            notices: Vec::new(),
+            wait,
+        })
+    }
+
+    /// Waits for records committed earlier (e.g. by `accept` with no wait).
+    pub async fn wait(
+        &self,
+        ids: &[i64],
+        timeout: Duration,
+        stop: &CancellationToken,
+        progress: impl FnMut(usize, usize),
+    ) -> WaitOutcome {
+        self.outcomes.wait(ids, timeout, stop, progress).await
+    }
+}

@@ -1,0 +1,296 @@
+//! `[providers.NAME] kind = "http-purge"`: cache nodes purged over HTTP, their keys, defaults
+//! and checks. Each node is its own lane, named `NAME@host:port`.
+
+use super::preset::{default_limits, Methods, Preset};
+use super::{node_label, HttpPurgeNode};
+use crate::purgers::{BuildError, Limits, ProviderConfig, ProviderKind, Purger};
+use crate::validate::{self, field, Problems};
+use edgepurge_core::TargetKind;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const KIND: ProviderKind = ProviderKind {
+    kind: "http-purge",
+    parse,
+};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpPurge {
+    preset: Option<Preset>,
+    #[serde(default)]
+    nodes: Vec<String>,
+    purge_method: Option<String>,
+    ok_status: Option<Vec<u16>>,
+    dir_method: Option<String>,
+    dir_header: Option<String>,
+    tag_method: Option<String>,
+    tag_header: Option<String>,
+    timeout_s: Option<u64>,
+    node_concurrency: Option<usize>,
+    concurrency: Option<usize>,
+    rate_per_s: Option<f64>,
+    max_urls_per_request: Option<usize>,
+    max_dirs_per_request: Option<usize>,
+    max_tags_per_request: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpPurgeSettings {
+    /// Provider account name.
+    pub name: String,
+    /// `scheme://host:port` of each cache node.
+    pub nodes: Vec<url::Url>,
+    pub methods: Methods,
+    pub timeout: Duration,
+    /// Requests in flight at once to one node.
+    pub node_concurrency: usize,
+    pub limits: Limits,
+}
+
+impl HttpPurgeSettings {
+    pub fn lane_name(&self, node: &url::Url) -> String {
+        format!("{}@{}", self.name, node_label(node))
+    }
+}
+
+impl ProviderConfig for HttpPurgeSettings {
+    fn kind(&self) -> &'static str {
+        KIND.kind
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lanes(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| self.lane_name(n)).collect()
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn build(&self) -> Result<Vec<Arc<dyn Purger>>, BuildError> {
+        let nodes = HttpPurgeNode::build(self).map_err(|reason| BuildError {
+            provider: self.name.clone(),
+            reason,
+        })?;
+        Ok(nodes
+            .into_iter()
+            .map(|n| Arc::new(n) as Arc<dyn Purger>)
+            .collect())
+    }
+}
+
+fn parse(
+    name: &str,
+    section: toml::Table,
+    at: &str,
+    p: &mut Problems,
+) -> Option<Arc<dyn ProviderConfig>> {
+    let raw: RawHttpPurge = validate::section(section, at, p)?;
+    let settings = check(name, raw, at, p)?;
+    Some(Arc::new(settings))
+}
+
+fn check(name: &str, h: RawHttpPurge, at: &str, p: &mut Problems) -> Option<HttpPurgeSettings> {
+    let Some(preset) = h.preset else {
+        p.push(
+            field(at, "preset"),
+            "required: varnish, squid, trafficserver, nginx or custom",
+        );
+        return None;
+    };
+    let mut methods = preset.methods();
+    let nodes_at = field(at, "nodes");
+    if h.nodes.is_empty() {
+        p.push(&nodes_at, "list the cache nodes, e.g. [\"127.0.0.1:6081\"]");
+    }
+    let mut nodes: Vec<url::Url> = Vec::new();
+    for n in &h.nodes {
+        let text = if n.contains("://") {
+            n.clone()
+        } else {
+            format!("http://{n}")
+        };
+        match url::Url::parse(&text) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.path() == "/"
+                    && u.query().is_none() =>
+            {
+                if nodes.contains(&u) {
+                    p.push(&nodes_at, format!("{n:?} is listed twice"));
+                } else {
+                    nodes.push(u);
+                }
+            }
+            _ => p.push(
+                &nodes_at,
+                format!("{n:?} is not host:port or http(s)://host:port (no path)"),
+            ),
+        }
+    }
+    if let Some(m) = h.purge_method {
+        methods.purge_method = m;
+    }
+    if let Some(codes) = h.ok_status {
+        if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) {
+            p.push(
+                field(at, "ok_status"),
+                "list HTTP status codes, e.g. [200, 404]",
+            );
+        } else {
+            methods.ok_status = codes;
+        }
+    }
+    match (h.dir_method, h.dir_header) {
+        (Some(m), _) if m.is_empty() => methods.dir = None,
+        (Some(m), header) => {
+            let keep = methods.dir.as_ref().and_then(|d| d.1.clone());
+            let header = match header {
+                Some(h) if h.is_empty() => None,
+                Some(h) => Some(h),
+                None => keep,
+            };
+            methods.dir = Some((m, header));
+        }
+        (None, Some(header)) => match &mut methods.dir {
+            Some((_, hdr)) => *hdr = (!header.is_empty()).then_some(header),
+            None => p.push(field(at, "dir_header"), "set dir_method too"),
+        },
+        (None, None) => {}
+    }
+    match (h.tag_method, h.tag_header) {
+        (Some(m), _) if m.is_empty() => methods.tag = None,
+        (Some(m), Some(header)) => methods.tag = Some((m, header)),
+        (Some(m), None) => match &methods.tag {
+            Some((_, hdr)) => methods.tag = Some((m, hdr.clone())),
+            None => p.push(field(at, "tag_method"), "set tag_header too"),
+        },
+        (None, Some(header)) => match &mut methods.tag {
+            Some((_, hdr)) => *hdr = header,
+            None => p.push(field(at, "tag_header"), "set tag_method too"),
+        },
+        (None, None) => {}
+    }
+    for m in std::iter::once(&methods.purge_method)
+        .chain(methods.dir.iter().map(|d| &d.0))
+        .chain(methods.tag.iter().map(|t| &t.0))
+    {
+        if m.is_empty()
+            || !m
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            p.push(at, format!("{m:?} is not an HTTP method name"));
+        }
+    }
+    let mut limits = default_limits(&methods);
+    for (kind, name, v) in [
+        (
+            TargetKind::Url,
+            "max_urls_per_request",
+            h.max_urls_per_request,
+        ),
+        (
+            TargetKind::Dir,
+            "max_dirs_per_request",
+            h.max_dirs_per_request,
+        ),
+        (
+            TargetKind::Tag,
+            "max_tags_per_request",
+            h.max_tags_per_request,
+        ),
+    ] {
+        match (v, limits.kind_mut(kind)) {
+            (Some(0), _) => p.push(field(at, name), "must be at least 1"),
+            (Some(n), Some(k)) => k.max_batch = n,
+            _ => {}
+        }
+    }
+    limits.rate_per_s = validate::rate(
+        h.rate_per_s,
+        limits.rate_per_s,
+        None,
+        &field(at, "rate_per_s"),
+        p,
+    );
+    limits.concurrency = validate::at_least_one(
+        h.concurrency,
+        limits.concurrency,
+        &field(at, "concurrency"),
+        p,
+    );
+    let node_concurrency =
+        validate::at_least_one(h.node_concurrency, 8, &field(at, "node_concurrency"), p);
+    Some(HttpPurgeSettings {
+        name: name.to_owned(),
+        nodes,
+        methods,
+        timeout: Duration::from_secs(validate::positive(
+            h.timeout_s,
+            10,
+            &field(at, "timeout_s"),
+            p,
+        )),
+        node_concurrency,
+        limits,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> (Option<Arc<dyn ProviderConfig>>, Vec<String>) {
+        let table: toml::Table = toml::from_str(text).unwrap();
+        let mut p = Problems::default();
+        let out = parse("cache", table, "providers.cache", &mut p);
+        (out, p.into_vec().iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn each_node_is_a_lane_and_presets_decide_the_kinds() {
+        let (cfg, problems) =
+            parse_text("preset = \"varnish\"\nnodes = [\"127.0.0.1:6081\", \"https://c2:443\"]\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        let cfg = cfg.unwrap();
+        assert_eq!(
+            cfg.lanes(),
+            vec!["cache@127.0.0.1:6081", "cache@https://c2:443"]
+        );
+        assert!(cfg.supports(TargetKind::Tag) && cfg.supports(TargetKind::Dir));
+        let (squid, _) = parse_text("preset = \"squid\"\nnodes = [\"127.0.0.1:3128\"]\n");
+        let squid = squid.unwrap();
+        assert!(!squid.supports(TargetKind::Tag) && !squid.supports(TargetKind::Dir));
+    }
+
+    #[test]
+    fn node_and_method_problems_are_named() {
+        let (_, problems) = parse_text(
+            "preset = \"custom\"\nnodes = [\"a:1\", \"a:1\", \"x/y\"]\npurge_method = \"PU RGE\"\n\
+             tag_header = \"k\"\nmax_urls_per_request = 0\n",
+        );
+        let all = problems.join("\n");
+        for want in [
+            "providers.cache.nodes: \"a:1\" is listed twice",
+            "providers.cache.nodes: \"x/y\" is not host:port",
+            "providers.cache: \"PU RGE\" is not an HTTP method name",
+            "providers.cache.tag_header: set tag_method too",
+            "providers.cache.max_urls_per_request: must be at least 1",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
+        let (_, problems) = parse_text("nodes = [\"a:1\"]\n");
+        assert!(problems[0].starts_with("providers.cache.preset: required"));
+    }
+}

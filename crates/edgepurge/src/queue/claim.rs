@@ -1,0 +1,443 @@
+//! Which batch a lane sends next.
+//!
+//! Order: a batch due for another attempt first (oldest due first), then a new batch from
+//! pending jobs, kind by kind in the lane's order. A new batch is formed once it is full or its
+//! oldest job has waited `linger_ms`. Daily quotas are reserved when a batch is formed or
+//! resent on a new quota day, and a batch that would exceed the quota waits for the reset.
+
+use super::{ClaimRequest, KindLimits, Ms, QuotaChange};
+use edgepurge_core::TargetKind;
+
+/// A ready batch whose `not_before` has passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueBatch {
+    pub id: i64,
+    pub kind: TargetKind,
+    pub n_jobs: u64,
+    /// The quota day its reservation counts on, if it holds one.
+    pub quota_day: Option<i64>,
+}
+
+/// Jobs of one kind not yet in a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    pub kind: TargetKind,
+    pub count: u64,
+    /// Arrival of the oldest of them.
+    pub oldest: Ms,
+}
+
+/// What a backend reads about a lane before deciding.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LaneView {
+    /// Ready batches due now, in the order to serve them (`not_before`, then id).
+    pub due: Vec<DueBatch>,
+    /// Pending jobs per kind (kinds with none may be left out).
+    pub pending: Vec<Pending>,
+    /// The earliest `not_before` of any ready batch of the lane.
+    pub next_ready: Option<Ms>,
+    /// Quota used (reserved) today per kind, for kinds with a daily quota.
+    pub used_today: Vec<(TargetKind, u64)>,
+}
+
+impl LaneView {
+    fn used(&self, kind: TargetKind) -> u64 {
+        self.used_today
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, u)| *u)
+    }
+
+    fn pending(&self, kind: TargetKind) -> Option<Pending> {
+        self.pending
+            .iter()
+            .find(|p| p.kind == kind && p.count > 0)
+            .copied()
+    }
+}
+
+/// The step a backend carries out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Send this ready batch again; set its quota day to `quota_day` when `Some`.
+    Resend {
+        batch: i64,
+        quota_day: Option<Option<i64>>,
+    },
+    /// Form a batch from the `take` oldest pending jobs of `kind`; it holds a reservation on
+    /// `quota_day` when `Some`.
+    Form {
+        kind: TargetKind,
+        take: u64,
+        quota_day: Option<i64>,
+    },
+    /// Nothing to send before `until`.
+    Wait {
+        until: Ms,
+    },
+    Idle,
+}
+
+/// Everything a claim changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimPlan {
+    /// Quota counters to change (reservations made or returned).
+    pub quota: Vec<QuotaChange>,
+    /// Batches skipped for quota whose stale reservation was returned: set their quota day to
+    /// none.
+    pub clear_quota_day: Vec<i64>,
+    pub step: Step,
+}
+
+/// Decides the next claim of a lane from what the backend read.
+pub fn plan(req: &ClaimRequest, view: &LaneView) -> ClaimPlan {
+    let mut quota = Vec::new();
+    let mut clear_quota_day = Vec::new();
+    let mut wake: Option<Ms> = None;
+    let mut wake_at = |t: Ms| wake = Some(wake.map_or(t, |w: Ms| w.min(t)));
+    let today = req.quota_day;
+
+    // 1. A batch due for another attempt.
+    for due in &view.due {
+        let Some(limits) = req.limits(due.kind) else {
+            continue;
+        };
+        let n = i64::try_from(due.n_jobs).unwrap_or(i64::MAX);
+        // A reservation counts on the day it was made; a batch resent on a later day is
+        // counted again on that day (and the old day's reservation returned).
+        let stale = due.quota_day.filter(|d| *d != today);
+        if let Some(old) = stale {
+            quota.push(QuotaChange {
+                kind: due.kind,
+                day: old,
+                delta: -n,
+            });
+        }
+        if due.quota_day == Some(today) {
+            return ClaimPlan {
+                quota,
+                clear_quota_day,
+                step: Step::Resend {
+                    batch: due.id,
+                    quota_day: None,
+                },
+            };
+        }
+        match limits.daily_quota {
+            Some(limit) if view.used(due.kind).saturating_add(due.n_jobs) > limit => {
+                if stale.is_some() {
+                    clear_quota_day.push(due.id);
+                }
+                wake_at(req.quota_reset_at);
+                continue;
+            }
+            Some(_) => {
+                quota.push(QuotaChange {
+                    kind: due.kind,
+                    day: today,
+                    delta: n,
+                });
+                return ClaimPlan {
+                    quota,
+                    clear_quota_day,
+                    step: Step::Resend {
+                        batch: due.id,
+                        quota_day: Some(Some(today)),
+                    },
+                };
+            }
+            None => {
+                return ClaimPlan {
+                    quota,
+                    clear_quota_day,
+                    step: Step::Resend {
+                        batch: due.id,
+                        quota_day: stale.map(|_| None),
+                    },
+                };
+            }
+        }
+    }
+
+    // 2. A new batch from pending jobs, once full or lingered long enough.
+    for &(kind, limits) in &req.kinds {
+        let Some(pending) = view.pending(kind) else {
+            continue;
+        };
+        if let Some(step) = form(req, view, kind, limits, pending, &mut wake_at) {
+            if let Step::Form {
+                take,
+                quota_day: Some(day),
+                ..
+            } = step
+            {
+                quota.push(QuotaChange {
+                    kind,
+                    day,
+                    delta: i64::try_from(take).unwrap_or(i64::MAX),
+                });
+            }
+            return ClaimPlan {
+                quota,
+                clear_quota_day,
+                step,
+            };
+        }
+    }
+
+    // 3. Nothing to send now: when is the next thing due?
+    if let Some(t) = view.next_ready {
+        // A due batch skipped for quota already put the reset time in `wake`.
+        if t > req.now {
+            wake_at(t);
+        }
+    }
+    ClaimPlan {
+        quota,
+        clear_quota_day,
+        step: match wake {
+            Some(until) => Step::Wait { until },
+            None => Step::Idle,
+        },
+    }
+}
+
+fn form(
+    req: &ClaimRequest,
+    view: &LaneView,
+    kind: TargetKind,
+    limits: KindLimits,
+    pending: Pending,
+    wake_at: &mut impl FnMut(Ms),
+) -> Option<Step> {
+    let max = limits.max_batch.max(1) as u64;
+    if pending.count < max && pending.oldest.saturating_add(req.linger_ms) > req.now {
+        wake_at(pending.oldest.saturating_add(req.linger_ms));
+        return None;
+    }
+    let mut take = pending.count.min(max);
+    if let Some(limit) = limits.daily_quota {
+        let left = limit.saturating_sub(view.used(kind));
+        if left == 0 {
+            wake_at(req.quota_reset_at);
+            return None;
+        }
+        take = take.min(left);
+    }
+    Some(Step::Form {
+        kind,
+        take,
+        quota_day: limits.daily_quota.map(|_| req.quota_day),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    fn req(now: Ms, max_batch: usize, daily_quota: Option<u64>) -> ClaimRequest {
+        ClaimRequest {
+            lane: "p".into(),
+            owner: "A".into(),
+            token: 1,
+            now,
+            linger_ms: 100,
+            kinds: vec![
+                (
+                    TargetKind::Url,
+                    KindLimits {
+                        max_batch,
+                        daily_quota,
+                    },
+                ),
+                (
+                    TargetKind::Dir,
+                    KindLimits {
+                        max_batch: 20,
+                        daily_quota: None,
+                    },
+                ),
+            ],
+            quota_day: now.div_euclid(DAY),
+            quota_reset_at: (now.div_euclid(DAY) + 1) * DAY,
+        }
+    }
+
+    fn pending(count: u64, oldest: Ms) -> Vec<Pending> {
+        vec![Pending {
+            kind: TargetKind::Url,
+            count,
+            oldest,
+        }]
+    }
+
+    #[test]
+    fn a_partial_batch_lingers_and_a_full_one_goes_at_once() {
+        let view = LaneView {
+            pending: pending(3, 1000),
+            ..Default::default()
+        };
+        assert_eq!(
+            plan(&req(1050, 10, None), &view).step,
+            Step::Wait { until: 1100 }
+        );
+        assert_eq!(
+            plan(&req(1100, 10, None), &view).step,
+            Step::Form {
+                kind: TargetKind::Url,
+                take: 3,
+                quota_day: None
+            }
+        );
+        assert_eq!(
+            plan(&req(1000, 3, None), &view).step,
+            Step::Form {
+                kind: TargetKind::Url,
+                take: 3,
+                quota_day: None
+            }
+        );
+        let big = LaneView {
+            pending: pending(2500, 1000),
+            ..Default::default()
+        };
+        assert!(matches!(
+            plan(&req(1000, 1000, None), &big).step,
+            Step::Form { take: 1000, .. }
+        ));
+    }
+
+    #[test]
+    fn due_batches_go_before_new_ones() {
+        let view = LaneView {
+            due: vec![DueBatch {
+                id: 7,
+                kind: TargetKind::Url,
+                n_jobs: 2,
+                quota_day: None,
+            }],
+            pending: pending(5000, 0),
+            ..Default::default()
+        };
+        assert_eq!(
+            plan(&req(DAY, 1000, None), &view).step,
+            Step::Resend {
+                batch: 7,
+                quota_day: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_new_batch_takes_only_what_the_quota_leaves() {
+        let view = LaneView {
+            pending: pending(8, 0),
+            used_today: vec![(TargetKind::Url, 3)],
+            ..Default::default()
+        };
+        let p = plan(&req(500, 100, Some(5)), &view);
+        assert_eq!(
+            p.step,
+            Step::Form {
+                kind: TargetKind::Url,
+                take: 2,
+                quota_day: Some(0)
+            }
+        );
+        assert_eq!(
+            p.quota,
+            vec![QuotaChange {
+                kind: TargetKind::Url,
+                day: 0,
+                delta: 2
+            }]
+        );
+        let spent = LaneView {
+            used_today: vec![(TargetKind::Url, 5)],
+            ..view
+        };
+        assert_eq!(
+            plan(&req(500, 100, Some(5)), &spent).step,
+            Step::Wait { until: DAY }
+        );
+    }
+
+    #[test]
+    fn a_batch_resent_on_a_later_day_moves_its_reservation() {
+        let due = |quota_day| LaneView {
+            due: vec![DueBatch {
+                id: 1,
+                kind: TargetKind::Url,
+                n_jobs: 4,
+                quota_day,
+            }],
+            ..Default::default()
+        };
+        // Reserved yesterday (day 0), resent today (day 1): returned there, counted here.
+        let p = plan(&req(DAY + 5, 100, Some(10)), &due(Some(0)));
+        assert_eq!(
+            p.step,
+            Step::Resend {
+                batch: 1,
+                quota_day: Some(Some(1))
+            }
+        );
+        assert_eq!(
+            p.quota,
+            vec![
+                QuotaChange {
+                    kind: TargetKind::Url,
+                    day: 0,
+                    delta: -4
+                },
+                QuotaChange {
+                    kind: TargetKind::Url,
+                    day: 1,
+                    delta: 4
+                }
+            ]
+        );
+        // Reserved today already: nothing moves.
+        let p = plan(&req(DAY + 5, 100, Some(10)), &due(Some(1)));
+        assert!(p.quota.is_empty());
+        // Today's quota cannot hold it: the stale reservation is returned and it waits.
+        let full = LaneView {
+            used_today: vec![(TargetKind::Url, 9)],
+            ..due(Some(0))
+        };
+        let p = plan(&req(DAY + 5, 100, Some(10)), &full);
+        assert_eq!(p.step, Step::Wait { until: 2 * DAY });
+        assert_eq!(p.clear_quota_day, vec![1]);
+        assert_eq!(p.quota.len(), 1);
+        // No quota for the kind any more: the stale reservation is returned and cleared.
+        let p = plan(&req(DAY + 5, 100, None), &due(Some(0)));
+        assert_eq!(
+            p.step,
+            Step::Resend {
+                batch: 1,
+                quota_day: Some(None)
+            }
+        );
+    }
+
+    #[test]
+    fn batches_of_kinds_the_lane_does_not_send_are_left_alone() {
+        let view = LaneView {
+            due: vec![DueBatch {
+                id: 3,
+                kind: TargetKind::Tag,
+                n_jobs: 1,
+                quota_day: None,
+            }],
+            next_ready: Some(10),
+            ..Default::default()
+        };
+        assert_eq!(plan(&req(10, 100, None), &view).step, Step::Idle);
+        assert_eq!(
+            plan(&req(5, 100, None), &view).step,
+            Step::Wait { until: 10 }
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! Queue policy: the pure decisions every store backend calls, so that backends only persist.
+//!
+//! * [`claim`]: which batch a lane sends next: a batch due for another attempt, or a new one
+//!   formed from pending jobs once it is full or has lingered long enough, within the daily
+//!   quota.
+//! * [`finish`]: what a provider's answer does to a batch: done, retry at a time, split in
+//!   two, park until the quota resets, or dead letter.
+//! * [`record`]: the status of a log record from the states of its jobs.
+//! * [`lease`]: who holds a lane, on the store's clock, with a fencing token.
+//!
+//! Nothing here performs I/O or reads a clock: times are passed in.
+
+pub mod claim;
+pub mod finish;
+pub mod lease;
+pub mod record;
+
+use edgepurge_core::TargetKind;
+use serde::{Deserialize, Serialize};
+
+pub use crate::limits::KindLimits;
+
+/// Milliseconds since the Unix epoch.
+pub type Ms = i64;
+
+/// Status of a job, and of a log record (the worst of its jobs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Nothing to purge (no rule matched, folder marker).
+    Skipped,
+    Succeeded,
+    Sent,
+    Queued,
+    /// The last attempt failed; another is scheduled.
+    Failed,
+    /// Given up; `edgepurge retry` re-queues it.
+    Dead,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Skipped,
+        Status::Succeeded,
+        Status::Sent,
+        Status::Queued,
+        Status::Failed,
+        Status::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Skipped => "skipped",
+            Status::Succeeded => "succeeded",
+            Status::Sent => "sent",
+            Status::Queued => "queued",
+            Status::Failed => "failed",
+            Status::Dead => "dead",
+        }
+    }
+
+    /// Whether nothing more will happen to it without `edgepurge retry`.
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Skipped | Status::Succeeded | Status::Dead)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown status {s:?}; use queued, sent, succeeded, failed, dead or skipped"
+                )
+            })
+    }
+}
+
+/// Where a batch is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchState {
+    /// Waiting to be sent (first time or again) from `not_before` on.
+    Ready,
+    /// Sent by the lane holder whose fencing token it carries; no answer recorded yet.
+    Inflight,
+    Succeeded,
+    Dead,
+}
+
+impl BatchState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchState::Ready => "ready",
+            BatchState::Inflight => "inflight",
+            BatchState::Succeeded => "succeeded",
+            BatchState::Dead => "dead",
+        }
+    }
+}
+
+impl std::str::FromStr for BatchState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "ready" => BatchState::Ready,
+            "inflight" => BatchState::Inflight,
+            "succeeded" => BatchState::Succeeded,
+            "dead" => BatchState::Dead,
+            other => return Err(format!("unknown batch state {other:?}")),
+        })
+    }
+}
+
+/// What a lane asks for when it has a free send slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest {
+    pub lane: String,
+    pub owner: String,
+    /// The fencing token of the lane lease the caller holds.
+    pub token: i64,
+    pub now: Ms,
+    /// Wait at most this long after a job's arrival for the batch to fill.
+    pub linger_ms: i64,
+    /// The target kinds this lane sends, with their limits, in the order to serve them.
+    pub kinds: Vec<(TargetKind, KindLimits)>,
+    /// The provider's quota day for `now` (e.g. days since epoch in Beijing time) and when
+    /// that day ends.
+    pub quota_day: i64,
+    pub quota_reset_at: Ms,
+}
+
+impl ClaimRequest {
+    pub fn limits(&self, kind: TargetKind) -> Option<KindLimits> {
+        self.kinds.iter().find(|(k, _)| *k == kind).map(|(_, l)| *l)
+    }
+}
+
+/// A batch handed to a lane to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedBatch {
+    pub id: i64,
+    pub lane: String,
+    pub kind: TargetKind,
+    pub targets: Vec<String>,
+    /// Which attempt this send is (1 for the first).
+    pub attempt: u32,
+    /// When the oldest event in the batch arrived.
+    pub created_at: Ms,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    Batch(ClaimedBatch),
+    /// Nothing to send before `until` (linger, backoff or quota), unless new work arrives.
+    Wait {
+        until: Ms,
+    },
+    Idle,
+}
+
+/// What the dispatcher decided after a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinishOutcome {
+    Succeeded,
+    /// Try again at this time.
+    RetryAt(Ms),
+    /// Split the batch in two and send both halves now.
+    Split,
+    /// The provider's quota is spent: send again at this time, without counting an attempt
+    /// against the retry limit.
+    WaitUntil(Ms),
+    /// Give up: dead letter, visible in the log, re-queued by `edgepurge retry`.
+    Dead,
+}
+
+impl FinishOutcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            FinishOutcome::Succeeded => "succeeded",
+            FinishOutcome::RetryAt(_) => "retry",
+            FinishOutcome::Split => "split",
+            FinishOutcome::WaitUntil(_) => "quota",
+            FinishOutcome::Dead => "dead",
+        }
+    }
+}
+
+/// The answer to one send, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    pub batch_id: i64,
+    /// The fencing token the batch was claimed with; an answer carrying an older token than
+    /// the batch's (its lane changed hands and the batch was resent) is recorded as a request
+    /// but does not change the batch.
+    pub token: i64,
+    pub started_at: Ms,
+    pub now: Ms,
+    pub outcome: FinishOutcome,
+    pub http_status: Option<u16>,
+    pub request_id: Option<String>,
+    pub task_id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A change to a quota counter: `delta` targets on `day` (negative returns a reservation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaChange {
+    pub kind: TargetKind,
+    pub day: i64,
+    pub delta: i64,
+}

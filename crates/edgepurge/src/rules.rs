@@ -1,0 +1,198 @@
+//! The one check of a rule: its own fields (core), then against the configured provider
+//! accounts: the account exists and can purge with the rule's mode. The config file's
+//! `[[rules]]`, `edgepurge rule add`, the admin API and the server loading stored rules all
+//! call [`check`], so a rule accepted anywhere is a rule the server applies.
+
+use crate::purgers::Providers;
+use edgepurge_core::{Rule, RuleError, RuleSpec, TargetKind};
+use std::fmt;
+
+/// Why a rule cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleRefusal {
+    /// A field of the rule itself is wrong.
+    #[error("{0}")]
+    Invalid(RuleError),
+    /// The rule names a provider account that is not configured.
+    #[error(
+        "rule {rule:?}: provider {provider:?} is not defined; add [providers.{provider}]{}",
+        Suggestion(suggestion)
+    )]
+    UnknownProvider {
+        rule: String,
+        provider: String,
+        suggestion: Option<String>,
+    },
+    /// The account cannot purge what the rule's mode produces.
+    #[error(
+        "rule {rule:?}: provider {provider:?} ({kind}) cannot purge with mode = {mode:?}; it \
+         purges {supported}"
+    )]
+    Unsupported {
+        rule: String,
+        provider: String,
+        kind: &'static str,
+        mode: &'static str,
+        supported: String,
+    },
+}
+
+struct Suggestion<'a>(&'a Option<String>);
+
+impl fmt::Display for Suggestion<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(s) => write!(f, " (did you mean {s:?}?)"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl RuleRefusal {
+    /// The rule field at fault (for answers that name it).
+    pub fn field(&self) -> &'static str {
+        match self {
+            RuleRefusal::Invalid(e) => e.field,
+            RuleRefusal::UnknownProvider { .. } => "provider",
+            RuleRefusal::Unsupported { .. } => "mode",
+        }
+    }
+}
+
+/// Checks `spec`; with `providers` (the config's accounts) also that its account exists and
+/// supports its mode. Without them (no config at hand) only the rule's own fields are checked.
+pub fn check(spec: RuleSpec, providers: Option<&Providers>) -> Result<Rule, RuleRefusal> {
+    let rule = spec.validate().map_err(RuleRefusal::Invalid)?;
+    let Some(providers) = providers else {
+        return Ok(rule);
+    };
+    let name = &rule.spec.provider;
+    let Some(account) = providers.get(name) else {
+        return Err(RuleRefusal::UnknownProvider {
+            rule: rule.spec.name.clone(),
+            provider: name.clone(),
+            suggestion: closest(name, providers.keys().map(String::as_str)),
+        });
+    };
+    let kind = rule.spec.mode.target_kind();
+    if !account.supports(kind) {
+        let supported: Vec<&str> = TargetKind::ALL
+            .into_iter()
+            .filter(|k| account.supports(*k))
+            .map(TargetKind::as_str)
+            .collect();
+        return Err(RuleRefusal::Unsupported {
+            rule: rule.spec.name.clone(),
+            provider: name.clone(),
+            kind: account.kind(),
+            mode: rule.spec.mode.as_str(),
+            supported: supported.join(", "),
+        });
+    }
+    Ok(rule)
+}
+
+/// The candidate nearest to `name` by edit distance, if it is a plausible typo.
+fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    candidates
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min()
+        .map(|(_, c)| c.to_owned())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use edgepurge_core::Mode;
+
+    fn providers() -> Providers {
+        config::parse(
+            "[providers.tencent]\nkind = \"tencent-cdn\"\n\
+             [providers.varnish]\nkind = \"http-purge\"\npreset = \"varnish\"\n\
+             nodes = [\"127.0.0.1:6081\"]\n",
+        )
+        .unwrap()
+        .validate()
+        .unwrap()
+        .providers
+    }
+
+    fn spec(provider: &str, mode: Mode) -> RuleSpec {
+        RuleSpec {
+            name: "r".into(),
+            bucket: "b".into(),
+            events: vec!["created".into()],
+            prefix: None,
+            suffix: None,
+            domains: vec!["https://cdn.example.com".into()],
+            provider: provider.into(),
+            mode,
+            index_document: None,
+            strip_prefix: None,
+            tags: if mode == Mode::Tag {
+                vec!["{seg1}".into()]
+            } else {
+                Vec::new()
+            },
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn a_tag_rule_on_tencent_is_refused_with_the_reason() {
+        let p = providers();
+        let err = check(spec("tencent", Mode::Tag), Some(&p)).unwrap_err();
+        assert_eq!(err.field(), "mode");
+        assert_eq!(
+            err.to_string(),
+            "rule \"r\": provider \"tencent\" (tencent-cdn) cannot purge with mode = \"tag\"; \
+             it purges url, dir"
+        );
+        assert!(check(spec("varnish", Mode::Tag), Some(&p)).is_ok());
+    }
+
+    #[test]
+    fn a_misspelled_provider_gets_a_suggestion() {
+        let p = providers();
+        let err = check(spec("tencnet", Mode::Url), Some(&p)).unwrap_err();
+        assert_eq!(err.field(), "provider");
+        assert!(
+            err.to_string().ends_with("(did you mean \"tencent\"?)"),
+            "{err}"
+        );
+        let err = check(spec("akamai", Mode::Url), Some(&p)).unwrap_err();
+        assert!(!err.to_string().contains("did you mean"), "{err}");
+    }
+
+    #[test]
+    fn without_providers_only_the_rule_itself_is_checked() {
+        assert!(check(spec("anything", Mode::Tag), None).is_ok());
+        let mut bad = spec("tencent", Mode::Url);
+        bad.events = vec!["sometimes".into()];
+        assert_eq!(check(bad, None).unwrap_err().field(), "events");
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("tencent", "tencent"), 0);
+        assert_eq!(edit_distance("tencnet", "tencent"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+}

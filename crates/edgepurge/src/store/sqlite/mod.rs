@@ -1,0 +1,336 @@
+//! The embedded SQLite store (WAL).
+//!
+//! Writes go through one [`writer::Writer`] with group commit and a bounded queue; reads use a
+//! small pool of read connections and never wait for the writer. Several processes may share
+//! the file (a server and CLI commands): write transactions take SQLite's write lock up front
+//! and wait for it up to `busy_timeout`. The queue's decisions come from [`crate::queue`];
+//! this module only reads what they need and persists what they decide. Every statement is a
+//! `.sql` file in `sql/`, every schema step one in `schema/`.
+//!
+//! The store's clock (for leases) is the one it is opened with: the system clock, or a test's.
+
+mod log;
+mod queue;
+mod readers;
+mod rules;
+mod sql;
+mod writer;
+
+use super::*;
+use crate::clock::Clock;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::path::{Path, PathBuf};
+
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema/001_init.sql"),
+    include_str!("schema/002_lean_queue.sql"),
+];
+
+/// How hard a commit is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync at every commit: an acknowledged event survives power loss.
+    #[default]
+    Full,
+    /// fsync at checkpoints: survives a process crash, may lose the last commits on power
+    /// loss.
+    Normal,
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub synchronous: Synchronous,
+    pub busy_timeout_ms: u64,
+    /// Most events waiting to be written before ingest is refused with `Busy`.
+    pub write_queue: usize,
+    /// Read connections.
+    pub readers: usize,
+    /// The store's clock, for leases.
+    pub clock: Clock,
+}
+
+pub const DEFAULT_WRITE_QUEUE: usize = 100_000;
+pub const DEFAULT_READERS: usize = 4;
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: Synchronous::Full,
+            busy_timeout_ms: 10_000,
+            write_queue: DEFAULT_WRITE_QUEUE,
+            readers: DEFAULT_READERS,
+            clock: Clock::system(),
+        }
+    }
+}
+
+pub struct SqliteStore {
+    writer: writer::Writer,
+    readers: readers::Readers,
+    clock: Clock,
+    path: PathBuf,
+}
+
+pub(crate) fn db_err(context: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::Unavailable(format!("{context}: {e}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    /// Blocking: call it from a blocking thread ([`SqliteStore::open_blocking`] does).
+    pub fn open(path: &Path, opts: SqliteOptions) -> StoreResult<SqliteStore> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot create store {}: directory {} does not exist",
+                    path.display(),
+                    parent.display()
+                )));
+            }
+        }
+        let mut conn = open_conn(path, &opts, false)?;
+        migrate(&mut conn, path)?;
+        Ok(SqliteStore {
+            writer: writer::Writer::new(conn, opts.write_queue),
+            readers: readers::Readers::new(path.to_owned(), opts.clone()),
+            clock: opts.clock,
+            path: path.to_owned(),
+        })
+    }
+
+    /// [`SqliteStore::open`] on the blocking pool.
+    pub async fn open_blocking(path: &Path, opts: SqliteOptions) -> StoreResult<SqliteStore> {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || SqliteStore::open(&path, opts))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening the store failed: {e}")))?
+    }
+
+    /// Opens a store that must already exist (CLI commands that only read or edit).
+    pub async fn open_existing(path: &Path, opts: SqliteOptions) -> StoreResult<SqliteStore> {
+        if !tokio::fs::try_exists(path).await.unwrap_or(false) {
+            return Err(StoreError::NotFound(format!(
+                "no store at {}: start `edgepurge serve` once to create it, or pass --db PATH",
+                path.display()
+            )));
+        }
+        SqliteStore::open_blocking(path, opts).await
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &mut writer::TxCtx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.writer.run(0, false, f).await
+    }
+}
+
+pub(super) fn open_conn(
+    path: &Path,
+    opts: &SqliteOptions,
+    read_only: bool,
+) -> StoreResult<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let ctx = format!("open {}", path.display());
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        StoreError::Unavailable(format!("{ctx}: {e} (check the path and its permissions)"))
+    })?;
+    conn.busy_timeout(std::time::Duration::from_millis(opts.busy_timeout_ms))
+        .map_err(db_err(&ctx))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    if !read_only {
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(db_err(&ctx))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!(
+                "{ctx}: could not switch to WAL journal mode (got {mode}); is the file on a \
+                 network filesystem?"
+            )));
+        }
+    }
+    let sync = match opts.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
+    ))
+    .map_err(db_err(&ctx))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> StoreResult<()> {
+    let ctx = format!("migrate {}", path.display());
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_err(&ctx))?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db_err(&ctx))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::SchemaTooNew {
+            path: path.display().to_string(),
+            found: version,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        tx.execute_batch(sql).map_err(db_err(&ctx))?;
+        tx.execute_batch(&format!("PRAGMA user_version={}", i + 1))
+            .map_err(db_err(&ctx))?;
+        if version > 0 {
+            tracing::info!(store = %path.display(), to = i + 1, "store schema upgraded");
+        }
+    }
+    tx.commit().map_err(db_err(&ctx))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn rules(&self) -> StoreResult<Vec<StoredRule>> {
+        self.readers.read(rules::list).await
+    }
+
+    async fn add_rule(&self, spec: RuleSpec, now: Ms) -> StoreResult<()> {
+        self.write(move |c, _| rules::add(c, &spec, RuleOrigin::Cli, now))
+            .await
+    }
+
+    async fn sync_config_rules(&self, specs: Vec<RuleSpec>, now: Ms) -> StoreResult<()> {
+        self.write(move |c, _| rules::sync_config(c, &specs, now))
+            .await
+    }
+
+    async fn delete_rule(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_owned();
+        self.write(move |c, _| rules::delete(c, &name)).await
+    }
+
+    async fn set_rule_enabled(&self, name: &str, enabled: bool, now: Ms) -> StoreResult<()> {
+        let name = name.to_owned();
+        self.write(move |c, _| rules::set_enabled(c, &name, enabled, now))
+            .await
+    }
+
+    async fn rules_version(&self) -> StoreResult<i64> {
+        self.readers.read(rules::version).await
+    }
+
+    async fn ingest(&self, records: Vec<IngestRecord>, now: Ms) -> StoreResult<IngestReceipt> {
+        let n = records.len();
+        self.writer
+            .run(n, true, move |c, ctx| queue::ingest(c, ctx, &records, now))
+            .await
+    }
+
+    async fn acquire_lane(
+        &self,
+        lane: &str,
+        owner: &str,
+        ttl_ms: i64,
+    ) -> StoreResult<Option<Lease>> {
+        let (lane, owner) = (lane.to_owned(), owner.to_owned());
+        let now = self.clock.now_ms();
+        self.write(move |c, ctx| queue::acquire_lane(c, ctx, &lane, &owner, now, ttl_ms))
+            .await
+    }
+
+    async fn release_lane(&self, lane: &str, owner: &str) -> StoreResult<()> {
+        let (lane, owner) = (lane.to_owned(), owner.to_owned());
+        self.write(move |c, _| queue::release_lane(c, &lane, &owner))
+            .await
+    }
+
+    async fn claim(&self, req: ClaimRequest) -> StoreResult<Claim> {
+        let now = self.clock.now_ms();
+        self.write(move |c, ctx| queue::claim(c, ctx, &req, now))
+            .await
+    }
+
+    async fn finish(&self, finish: Finish) -> StoreResult<FinishReceipt> {
+        self.write(move |c, ctx| queue::finish(c, ctx, &finish))
+            .await
+    }
+
+    async fn note_quota_used(
+        &self,
+        lane: &str,
+        kind: TargetKind,
+        day: i64,
+        used: u64,
+    ) -> StoreResult<()> {
+        let lane = lane.to_owned();
+        self.write(move |c, _| queue::note_quota_used(c, &lane, kind, day, used))
+            .await
+    }
+
+    async fn quota_used(&self, lane: &str, kind: TargetKind, day: i64) -> StoreResult<u64> {
+        let lane = lane.to_owned();
+        self.readers
+            .read(move |c| queue::quota_used(c, &lane, kind, day))
+            .await
+    }
+
+    async fn log(&self, query: LogQuery) -> StoreResult<Vec<LogRecord>> {
+        self.readers.read(move |c| log::query(c, &query)).await
+    }
+
+    async fn log_cursor(&self) -> StoreResult<i64> {
+        self.readers
+            .read(|c| {
+                c.query_row(sql::LOG_CURSOR, [], |r| r.get(0))
+                    .map_err(db_err("read log cursor"))
+            })
+            .await
+    }
+
+    async fn requests(&self, since: Option<Ms>, limit: usize) -> StoreResult<Vec<RequestRecord>> {
+        self.readers
+            .read(move |c| log::requests(c, since, limit))
+            .await
+    }
+
+    async fn depths(&self) -> StoreResult<Vec<LaneDepth>> {
+        self.readers.read(log::depths).await
+    }
+
+    async fn retry_dead(&self, filter: RetryFilter, now: Ms) -> StoreResult<u64> {
+        self.write(move |c, ctx| queue::retry_dead(c, ctx, &filter, now))
+            .await
+    }
+
+    async fn prune(&self, before: Ms, max_rows: usize) -> StoreResult<u64> {
+        self.write(move |c, _| log::prune(c, before, max_rows))
+            .await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.readers
+            .read(|c| {
+                c.query_row("SELECT 1", [], |_| Ok(()))
+                    .map_err(db_err("ping"))
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,3 @@
+SELECT b.id, b.purge_ids, b.last_error FROM batches b
+WHERE b.state = 'dead' AND (?1 IS NULL OR b.lane_id = ?1)
+ORDER BY b.id

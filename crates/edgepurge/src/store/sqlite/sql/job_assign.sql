@@ -1,0 +1,1 @@
+UPDATE jobs SET batch_id = ?2 WHERE id = ?1

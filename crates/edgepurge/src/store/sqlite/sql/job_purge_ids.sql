@@ -1,0 +1,1 @@
+SELECT purge_ids FROM jobs WHERE id = ?1

@@ -1,0 +1,1 @@
+SELECT target FROM jobs WHERE id = ?1

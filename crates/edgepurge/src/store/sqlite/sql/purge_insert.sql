@@ -1,0 +1,3 @@
+INSERT INTO purges (id, created_at, updated_at, seq, rule, provider, format, event,
+    bucket, key, event_id, targets, job_ids, status, error)
+VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)

@@ -1,0 +1,1 @@
+SELECT job_ids FROM purges WHERE id = ?1

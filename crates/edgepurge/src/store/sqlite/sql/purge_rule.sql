@@ -1,0 +1,1 @@
+SELECT rule FROM purges WHERE id = ?1
