@@ -6,6 +6,7 @@
 
 mod cos;
 mod eventbridge;
+mod fast;
 pub mod names;
 mod s3;
 mod sns;
@@ -115,6 +116,14 @@ const MAX_DEPTH: usize = 4;
 
 /// Parses one request or message body, detecting its format.
 pub fn parse_body(body: &[u8]) -> Result<Parsed, ParseError> {
+    if let Some(parsed) = fast::parse(body) {
+        return Ok(parsed);
+    }
+    parse_tree(body)
+}
+
+/// [`parse_body`] without the fast path: a JSON tree, walked with precise errors.
+pub fn parse_tree(body: &[u8]) -> Result<Parsed, ParseError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }

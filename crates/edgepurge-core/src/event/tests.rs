@@ -298,3 +298,146 @@ fn unescaped_keys_without_percent_survive_cos_and_eventbridge() {
         assert_eq!(one(&eventbridge_body(key)).key, key);
     }
 }
+
+mod fast_path {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The fast path either gives up or agrees with the tree parser exactly.
+    fn agrees(body: &[u8]) -> bool {
+        match super::super::fast::parse(body) {
+            None => true,
+            Some(fast) => parse_tree(body).as_ref() == Ok(&fast),
+        }
+    }
+
+    #[test]
+    fn common_bodies_take_the_fast_path_and_agree() {
+        for name in ["aws-s3-put.json", "ceph-put.json", "minio-put.json"] {
+            let body = fixture(name);
+            assert!(
+                super::super::fast::parse(&body).is_some(),
+                "{name} should take the fast path"
+            );
+            assert!(agrees(&body), "{name}");
+        }
+        for name in [
+            "aws-s3-sns-delete.json",
+            "aws-s3-test-event.json",
+            "cos-put.json",
+            "eventbridge-created.json",
+            "eventbridge-deleted.json",
+        ] {
+            assert!(agrees(&fixture(name)), "{name}");
+        }
+        for &key in HARD_KEYS {
+            for body in [
+                s3_body("aws:s3", &aws_escape(key)),
+                s3_body("minio:s3", &query_escape(key)),
+                s3_body("ceph:s3", key),
+            ] {
+                assert!(super::super::fast::parse(&body).is_some());
+                assert!(agrees(&body), "{key:?}");
+            }
+        }
+    }
+
+    fn json_leaf() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<u32>().prop_map(|n| json!(n)),
+            (-5i64..5).prop_map(|n| json!(n)),
+            Just(json!(1.5)),
+            "[a-z%+ /\\\\\"é]{0,6}".prop_map(serde_json::Value::String),
+            Just(json!({})),
+            Just(json!([])),
+        ]
+    }
+
+    /// A field that is usually well-formed text, sometimes anything, sometimes absent.
+    fn field() -> impl Strategy<Value = Option<serde_json::Value>> {
+        prop_oneof![
+            12 => "[a-zA-Z0-9:%+ /.]{0,8}".prop_map(|s| Some(serde_json::Value::String(s))),
+            1 => json_leaf().prop_map(Some),
+            1 => Just(None),
+        ]
+    }
+
+    pub(super) fn record_strategy() -> impl Strategy<Value = serde_json::Value> {
+        (
+            prop_oneof![
+                Just(Some(json!("aws:s3"))),
+                Just(Some(json!("minio:s3"))),
+                Just(Some(json!("ceph:s3"))),
+                field()
+            ],
+            field(),
+            field(),
+            field(),
+            field(),
+            prop_oneof![6 => any::<u32>().prop_map(|n| Some(json!(n))), 1 => field()],
+            field(),
+            prop::bool::weighted(0.1),
+            any::<bool>(),
+        )
+            .prop_map(|(source, name, bucket, key, etag, size, id, cos, extra)| {
+                let mut object = serde_json::Map::new();
+                let put = |m: &mut serde_json::Map<_, _>, k: &str, v: Option<_>| {
+                    if let Some(v) = v {
+                        m.insert(k.to_owned(), v);
+                    }
+                };
+                put(&mut object, "key", key);
+                put(&mut object, "eTag", etag);
+                put(&mut object, "size", size);
+                let mut bucket_obj = serde_json::Map::new();
+                put(&mut bucket_obj, "name", bucket);
+                let mut rec = serde_json::Map::new();
+                put(&mut rec, "eventSource", source);
+                put(&mut rec, "eventName", name);
+                put(&mut rec, "eventId", id);
+                rec.insert("s3".into(), json!({"bucket": bucket_obj, "object": object}));
+                if cos {
+                    rec.insert("cos".into(), json!({}));
+                }
+                if extra {
+                    rec.insert("awsRegion".into(), json!("eu-west-1"));
+                }
+                serde_json::Value::Object(rec)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+        #[test]
+        fn the_fast_path_never_disagrees_with_the_tree_parser(
+            records in prop::collection::vec(record_strategy(), 0..4)
+        ) {
+            let body = json!({ "Records": records }).to_string();
+            prop_assert!(agrees(body.as_bytes()), "{}", body);
+        }
+    }
+}
+
+#[test]
+fn the_generated_bodies_exercise_both_paths() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = proptest::collection::vec(fast_path_record(), 1..3);
+    let (mut fast, mut slow) = (0, 0);
+    for _ in 0..500 {
+        let records = strategy.new_tree(&mut runner).unwrap().current();
+        let body = json!({ "Records": records }).to_string();
+        match super::fast::parse(body.as_bytes()) {
+            Some(_) => fast += 1,
+            None => slow += 1,
+        }
+    }
+    assert!(fast > 50 && slow > 50, "fast {fast}, slow {slow}");
+}
+
+fn fast_path_record() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    fast_path::record_strategy()
+}

@@ -11,13 +11,12 @@
 
 use super::answer::error;
 use super::AppState;
-use crate::app::IngestOptions;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Query, State};
+use crate::app::{Accepted, IngestOptions};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
+use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,20 +75,23 @@ fn unauthorized(why: &str) -> Response {
     r
 }
 
+/// The caller is checked from the head of the request, before its body is read.
 pub async fn ingest(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    params: Result<Query<Params>, QueryRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Response {
-    let Ok(Query(params)) = params else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad query string: use token=..., wait=purged and timeout_ms=<milliseconds>",
-        );
+    let (parts, body) = request.into_parts();
+    let params: Params = match serde_urlencoded::from_str(parts.uri.query().unwrap_or("")) {
+        Ok(p) => p,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad query string: use token=..., wait=purged and timeout_ms=<milliseconds>",
+            )
+        }
     };
-    if let Err(r) = authenticate(&state, &headers, params.token.as_deref(), peer) {
+    if let Err(r) = authenticate(&state, &parts.headers, params.token.as_deref(), peer) {
         return *r;
     }
     let wait_ms = match params.wait.as_deref() {
@@ -107,9 +109,9 @@ pub async fn ingest(
             )
         }
     };
-    let body = match body {
+    let body = match axum::body::to_bytes(body, state.max_body_bytes).await {
         Ok(b) => b,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+        Err(e) if is_too_large(&e) => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
@@ -118,10 +120,10 @@ pub async fn ingest(
                 ),
             )
         }
-        Err(rejection) => {
+        Err(e) => {
             return error(
-                rejection.status(),
-                format!("cannot read the body: {}", rejection.body_text()),
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
             )
         }
     };
@@ -148,24 +150,62 @@ pub async fn ingest(
         merged = accepted.merged,
         "accepted"
     );
-    let mut answer = json!({
-        "accepted": accepted.events,
-        "records": accepted.records,
-        "targets": accepted.targets,
-        "merged": accepted.merged,
-        "notices": accepted.notices,
-    });
-    if let Some(w) = accepted.wait {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        answer(&accepted),
+    )
+        .into_response()
+}
+
+/// Whether reading the body stopped at the size limit.
+fn is_too_large(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// `{"accepted", "records", "targets", "merged", "notices"[, "purged", "statuses",
+/// "waited_ms"]}`, written directly (the hot path of every webhook).
+fn answer(a: &Accepted) -> String {
+    let mut out = String::with_capacity(96 + a.records.len() * 8);
+    let _ = write!(out, "{{\"accepted\":{},\"records\":[", a.events);
+    for (i, id) in a.records.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{id}");
+    }
+    let notices = serde_json::to_string(&a.notices).unwrap_or_else(|_| "[]".into());
+    let _ = write!(
+        out,
+        "],\"targets\":{},\"merged\":{},\"notices\":{notices}",
+        a.targets, a.merged
+    );
+    if let Some(w) = &a.wait {
         let statuses: serde_json::Map<String, serde_json::Value> = w
             .statuses
             .iter()
             .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
             .collect();
-        answer["purged"] = json!(w.purged);
-        answer["statuses"] = json!(statuses);
-        answer["waited_ms"] = json!(w.waited_ms);
+        let _ = write!(
+            out,
+            ",\"purged\":{},\"statuses\":{},\"waited_ms\":{}",
+            w.purged,
+            serde_json::Value::Object(statuses),
+            w.waited_ms
+        );
     }
-    (StatusCode::OK, Json(answer)).into_response()
+    out.push('}');
+    out
 }
 
 /// `HEAD /v1/events`: liveness probe used by MinIO and others before they send.
@@ -178,4 +218,40 @@ pub async fn describe() -> Json<serde_json::Value> {
         "endpoint": "POST /v1/events",
         "formats": ["aws-s3", "sns", "minio", "ceph", "cos", "eventbridge"],
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::WaitOutcome;
+    use crate::store::Status;
+
+    #[test]
+    fn the_answer_is_the_documented_json() {
+        let mut a = Accepted {
+            events: 2,
+            records: vec![7, 8],
+            targets: 3,
+            merged: 1,
+            notices: vec!["s3:TestEvent \"ignored\"".into()],
+            wait: None,
+        };
+        let v: serde_json::Value = serde_json::from_str(&answer(&a)).unwrap();
+        assert_eq!(
+            v,
+            json!({"accepted": 2, "records": [7, 8], "targets": 3, "merged": 1,
+                   "notices": ["s3:TestEvent \"ignored\""]})
+        );
+        a.wait = Some(WaitOutcome {
+            purged: false,
+            statuses: [(Status::Sent, 1), (Status::Succeeded, 1)]
+                .into_iter()
+                .collect(),
+            waited_ms: 500,
+        });
+        let v: serde_json::Value = serde_json::from_str(&answer(&a)).unwrap();
+        assert_eq!(v["purged"], false);
+        assert_eq!(v["statuses"], json!({"sent": 1, "succeeded": 1}));
+        assert_eq!(v["waited_ms"], 500);
+    }
 }

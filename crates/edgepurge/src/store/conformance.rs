@@ -51,6 +51,7 @@ pub async fn run_all(factory: &Factory) {
     multi!(a_lease_holds_across_handles_and_fences_late_answers);
     multi!(a_follower_misses_no_change_while_several_writers_commit);
     case!(finishing_reports_the_records_it_changed);
+    case!(since_finds_records_by_arrival_time);
     case!(log_filters_and_follow_order);
     case!(follow_pages_through_records_that_share_a_change_number);
     case!(record_status_is_the_worst_of_its_targets);
@@ -957,4 +958,30 @@ async fn prune_removes_only_old_finished_work(s: &dyn Store) {
     assert_eq!(left, vec!["pending"]);
     assert!(s.requests(None, 10).await.unwrap().is_empty());
     assert_eq!(s.depths().await.unwrap()[0].pending, 1);
+}
+
+async fn since_finds_records_by_arrival_time(s: &dyn Store) {
+    for t in 0..50 {
+        let recs = (0..(t % 3))
+            .map(|i| record("r", &[("p", &format!("https://c/{t}/{i}"))]))
+            .chain(std::iter::once(record("skip", &[])))
+            .collect();
+        s.ingest(recs, t * 10).await.unwrap();
+    }
+    let since = |t: Ms| {
+        s.log(LogQuery {
+            since: Some(t),
+            limit: 1000,
+            ..Default::default()
+        })
+    };
+    let all = since(0).await.unwrap();
+    assert_eq!(all.len(), 99);
+    for t in [1, 10, 255, 490, 491] {
+        let got = since(t).await.unwrap();
+        let want = all.iter().filter(|r| r.time >= t).count();
+        assert_eq!(got.len(), want, "since {t}");
+        assert!(got.iter().all(|r| r.time >= t));
+    }
+    assert!(since(10_000).await.unwrap().is_empty());
 }

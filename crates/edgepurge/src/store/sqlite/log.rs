@@ -4,7 +4,41 @@
 use super::queue::parse_ids;
 use super::{db_err, sql};
 use crate::store::*;
-use rusqlite::{params, types::Value as SqlValue, Connection};
+use rusqlite::{params, types::Value as SqlValue, Connection, OptionalExtension};
+
+/// The first record created at or after `t`, found by bisecting ids (records are numbered in
+/// arrival order, so their times grow with their ids); `None` if every record is older.
+fn first_id_at_or_after(conn: &Connection, t: Ms) -> StoreResult<Option<i64>> {
+    let (min, max): (Option<i64>, Option<i64>) = conn
+        .prepare_cached(sql::PURGE_ID_RANGE)
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(db_err("find records by time"))?;
+    let (Some(mut lo), Some(mut hi)) = (min, max) else {
+        return Ok(None);
+    };
+    let mut at = conn
+        .prepare_cached(sql::PURGE_AT_OR_AFTER)
+        .map_err(db_err("find records by time"))?;
+    let mut created = |id: i64| -> StoreResult<Option<(i64, Ms)>> {
+        at.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(db_err("find records by time"))
+    };
+    match created(hi)? {
+        Some((_, t_hi)) if t_hi >= t => {}
+        _ => return Ok(None),
+    }
+    // Invariant: the answer is in [lo, hi].
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match created(mid)? {
+            Some((id, t_mid)) if t_mid >= t => hi = id.min(hi),
+            Some((id, _)) => lo = id + 1,
+            None => break,
+        }
+    }
+    Ok(Some(lo))
+}
 
 fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(LogRecord, String, String)> {
     let targets: String = r.get(11)?;
@@ -48,7 +82,11 @@ pub(super) fn query(conn: &Connection, q: &LogQuery) -> StoreResult<Vec<LogRecor
         args.push(SqlValue::Text(status.as_str().to_owned()));
     }
     if let Some(since) = q.since {
-        sql.push_str(" AND created_at >= ?");
+        let Some(first) = first_id_at_or_after(conn, since)? else {
+            return Ok(Vec::new());
+        };
+        sql.push_str(" AND id >= ? AND created_at >= ?");
+        args.push(SqlValue::Integer(first));
         args.push(SqlValue::Integer(since));
     }
     if let Some(ids) = &q.ids {
@@ -212,15 +250,16 @@ pub(super) fn prune(conn: &Connection, before: Ms, max_rows: usize) -> StoreResu
             n += del_batch.execute([id]).map_err(db_err("prune batches"))? as u64;
         }
     }
-    for (ctx, stmt) in [
-        ("prune records", sql::PRUNE_RECORDS),
-        ("prune requests", sql::PRUNE_REQUESTS),
-    ] {
-        n += conn
-            .prepare_cached(stmt)
-            .and_then(|mut s| s.execute(params![before, limit]))
-            .map_err(db_err(ctx))? as u64;
-    }
+    // Records older than `before` are those numbered below the first newer one.
+    let cutoff = first_id_at_or_after(conn, before)?.unwrap_or(i64::MAX);
+    n += conn
+        .prepare_cached(sql::PRUNE_RECORDS)
+        .and_then(|mut s| s.execute(params![cutoff, limit]))
+        .map_err(db_err("prune records"))? as u64;
+    n += conn
+        .prepare_cached(sql::PRUNE_REQUESTS)
+        .and_then(|mut s| s.execute(params![before, limit]))
+        .map_err(db_err("prune requests"))? as u64;
     conn.prepare_cached(sql::PRUNE_QUOTA)
         .and_then(|mut s| s.execute([]))
         .map_err(db_err("prune quota"))?;

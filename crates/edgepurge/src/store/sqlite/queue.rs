@@ -74,6 +74,8 @@ pub(super) fn ingest(
         let purge_id = ctx.next_purge_id;
         ctx.next_purge_id += 1;
         job_ids.clear();
+        // A record with one job follows that job's batch directly.
+        let solo = rec.jobs.len() == 1;
         for job in &rec.jobs {
             let lane_id = ctx
                 .lane_id(conn, &job.lane, true)?
@@ -87,7 +89,7 @@ pub(super) fn ingest(
                 Some(id) if job_ids.contains(&id) => continue,
                 Some(id) => {
                     merge_job
-                        .execute(params![id, purge_id])
+                        .execute(params![id, purge_id, solo])
                         .map_err(db_err("merge job"))?;
                     receipt.jobs_merged += 1;
                     id
@@ -96,7 +98,7 @@ pub(super) fn ingest(
                     let id = ctx.next_job_id;
                     ctx.next_job_id += 1;
                     insert_job
-                        .execute(params![id, lane_id, kind, job.target, now, purge_id])
+                        .execute(params![id, lane_id, kind, job.target, now, purge_id, solo])
                         .map_err(db_err("insert job"))?;
                     receipt.jobs_new += 1;
                     id
@@ -194,8 +196,7 @@ fn reclaim_inflight(
         .map_err(db_err("find in-flight batches"))?;
     for id in ids {
         update_batch(conn, id, &fin::reclaim())?;
-        let batch = read_batch(conn, id)?;
-        recompute(conn, ctx, &batch.purge_ids, now)?;
+        batch_changed(conn, ctx, id, now)?;
     }
     Ok(())
 }
@@ -276,25 +277,31 @@ fn lane_view(conn: &Connection, lane_id: i64, req: &ClaimRequest) -> StoreResult
             });
         }
     }
+    // Pending jobs per kind: the oldest, and how many up to one full batch (the policy only
+    // compares the count with the batch size), so a long backlog costs no scan.
     {
-        let mut stmt = conn
-            .prepare_cached(sql::JOBS_PENDING_BY_KIND)
+        let mut oldest = conn
+            .prepare_cached(sql::JOB_OLDEST_PENDING)
+            .map_err(db_err("read pending jobs"))?;
+        let mut count = conn
+            .prepare_cached(sql::JOBS_COUNT_PENDING)
             .map_err(db_err("count pending jobs"))?;
-        let rows = stmt
-            .query_map([lane_id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })
-            .map_err(db_err("count pending jobs"))?;
-        for row in rows {
-            let (kind, count, oldest) = row.map_err(db_err("count pending jobs"))?;
+        for (kind, limits) in &req.kinds {
+            let first: Option<i64> = oldest
+                .query_row(params![lane_id, kind.as_str()], |r| r.get(0))
+                .optional()
+                .map_err(db_err("read pending jobs"))?;
+            let Some(first) = first else { continue };
+            let n: i64 = count
+                .query_row(
+                    params![lane_id, kind.as_str(), limits.max_batch.max(1) as i64],
+                    |r| r.get(0),
+                )
+                .map_err(db_err("count pending jobs"))?;
             view.pending.push(claim::Pending {
-                kind: parse_kind(&kind)?,
-                count: count.max(0) as u64,
-                oldest,
+                kind: *kind,
+                count: n.max(0) as u64,
+                oldest: first,
             });
         }
     }
@@ -323,6 +330,7 @@ fn form_batch(
     let mut job_ids = Vec::new();
     let mut targets = Vec::new();
     let mut purge_ids = BTreeSet::new();
+    let mut solo_ids = BTreeSet::new();
     let mut created_at = req.now;
     {
         let mut stmt = conn
@@ -341,19 +349,22 @@ fn form_batch(
                         r.get::<_, String>(1)?,
                         r.get::<_, i64>(2)?,
                         r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
                     ))
                 },
             )
             .map_err(db_err("select pending jobs"))?;
         for row in rows {
-            let (id, target, at, purges) = row.map_err(db_err("select pending jobs"))?;
+            let (id, target, at, purges, solo) = row.map_err(db_err("select pending jobs"))?;
             job_ids.push(id);
             targets.push(target);
             created_at = created_at.min(at);
             purge_ids.extend(parse_ids(&purges)?);
+            solo_ids.extend(parse_ids(&solo)?);
         }
     }
     let purge_ids: Vec<i64> = purge_ids.into_iter().collect();
+    let solo_ids: Vec<i64> = solo_ids.into_iter().collect();
     conn.prepare_cached(sql::BATCH_INSERT)
         .and_then(|mut s| {
             s.execute(params![
@@ -365,21 +376,21 @@ fn form_batch(
                 quota_day,
                 ids_json(&job_ids),
                 ids_json(&purge_ids),
+                ids_json(&solo_ids),
             ])
         })
         .map_err(db_err("create batch"))?;
     let batch_id = conn.last_insert_rowid();
-    {
-        let mut assign = conn
-            .prepare_cached(sql::JOB_ASSIGN)
-            .map_err(db_err("assign jobs"))?;
-        for id in &job_ids {
-            assign
-                .execute(params![id, batch_id])
-                .map_err(db_err("assign jobs"))?;
-        }
-    }
+    assign_jobs(conn, batch_id, &job_ids)?;
     start_batch(conn, ctx, batch_id, req, Some(targets))
+}
+
+/// Puts jobs in a batch (one statement for all of them).
+fn assign_jobs(conn: &Connection, batch_id: i64, jobs: &[i64]) -> StoreResult<()> {
+    conn.prepare_cached(sql::JOBS_ASSIGN)
+        .and_then(|mut s| s.execute(params![batch_id, ids_json(jobs)]))
+        .map_err(db_err("assign jobs to a batch"))?;
+    Ok(())
 }
 
 /// Marks a batch in flight under the caller's token and returns what to send.
@@ -390,34 +401,78 @@ fn start_batch(
     req: &ClaimRequest,
     targets: Option<Vec<String>>,
 ) -> StoreResult<ClaimedBatch> {
-    let (kind, attempts, created_at, job_ids, purge_ids): (String, i64, i64, String, String) = conn
-        .prepare_cached(sql::BATCH_START)
-        .and_then(|mut s| {
-            s.query_row(params![id, req.token, req.now], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    type Started = (
+        String,
+        i64,
+        i64,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let (kind, attempts, created_at, job_ids, purge_ids, solo_ids, request_id, task_id, error): Started =
+        conn.prepare_cached(sql::BATCH_START)
+            .and_then(|mut s| {
+                s.query_row(params![id, req.token, req.now], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                    ))
+                })
             })
-        })
-        .map_err(db_err("start batch"))?;
+            .map_err(db_err("start batch"))?;
+    let job_ids = parse_ids(&job_ids)?;
     let targets = match targets {
         Some(t) => t,
         None => {
             let mut stmt = conn
                 .prepare_cached(sql::JOB_TARGET)
                 .map_err(db_err("read batch targets"))?;
-            parse_ids(&job_ids)?
-                .into_iter()
+            job_ids
+                .iter()
                 .map(|j| stmt.query_row([j], |r| r.get(0)))
                 .collect::<Result<Vec<String>, _>>()
                 .map_err(db_err("read batch targets"))?
         }
     };
-    recompute(conn, ctx, &parse_ids(&purge_ids)?, req.now)?;
+    let attempt: u32 = attempts.try_into().unwrap_or(u32::MAX);
+    let mut jobs = job_ids;
+    jobs.sort_unstable();
+    recompute(
+        conn,
+        ctx,
+        &BatchRecords {
+            all: parse_ids(&purge_ids)?,
+            solo: parse_ids(&solo_ids)?,
+        },
+        req.now,
+        Some(Known {
+            batch: id,
+            jobs: &jobs,
+            view: BatchView {
+                status: Status::Sent,
+                attempts: attempt,
+                request_id,
+                task_id,
+                error,
+            },
+        }),
+    )?;
     Ok(ClaimedBatch {
         id,
         lane: req.lane.clone(),
         kind: parse_kind(&kind)?,
         targets,
-        attempt: attempts.try_into().unwrap_or(u32::MAX),
+        attempt,
         created_at,
     })
 }
@@ -428,7 +483,7 @@ struct StoredBatch {
     lane: String,
     row: fin::BatchRow,
     job_ids: Vec<i64>,
-    purge_ids: Vec<i64>,
+    records: BatchRecords,
 }
 
 fn read_batch(conn: &Connection, id: i64) -> StoreResult<StoredBatch> {
@@ -440,6 +495,7 @@ fn read_batch(conn: &Connection, id: i64) -> StoreResult<StoredBatch> {
         i64,
         i64,
         Option<i64>,
+        String,
         String,
         String,
     );
@@ -457,12 +513,14 @@ fn read_batch(conn: &Connection, id: i64) -> StoreResult<StoredBatch> {
                     r.get(7)?,
                     r.get(8)?,
                     r.get(9)?,
+                    r.get(10)?,
                 ))
             })
             .optional()
         })
         .map_err(db_err("read batch"))?;
-    let Some((lane, kind, state, token, attempts, n_jobs, quota_day, jobs, purges)) = row else {
+    let Some((lane, kind, state, token, attempts, n_jobs, quota_day, jobs, purges, solo)) = row
+    else {
         return Err(StoreError::NotFound(format!("batch {id} not found")));
     };
     Ok(StoredBatch {
@@ -476,7 +534,10 @@ fn read_batch(conn: &Connection, id: i64) -> StoreResult<StoredBatch> {
             quota_day,
         },
         job_ids: parse_ids(&jobs)?,
-        purge_ids: parse_ids(&purges)?,
+        records: BatchRecords {
+            all: parse_ids(&purges)?,
+            solo: parse_ids(&solo)?,
+        },
     })
 }
 
@@ -540,19 +601,22 @@ pub(super) fn finish(
         add_quota(conn, &batch.lane, q.kind, q.day, q.delta)?;
     }
     update_batch(conn, f.batch_id, &update)?;
-    if let Some(keep) = split_keep {
-        split(conn, f, &batch, usize::try_from(keep).unwrap_or(usize::MAX))?;
-    }
-    Ok(FinishReceipt {
-        records: recompute(conn, ctx, &batch.purge_ids, f.now)?,
-    })
+    let records = match split_keep {
+        Some(keep) => {
+            // The jobs are in two batches now: each record is read afresh.
+            split(conn, f, &batch, usize::try_from(keep).unwrap_or(usize::MAX))?;
+            recompute(conn, ctx, &batch.records, f.now, None)?
+        }
+        None => batch_changed(conn, ctx, f.batch_id, f.now)?,
+    };
+    Ok(FinishReceipt { records })
 }
 
 /// Moves the jobs after the first `keep` into a new ready batch.
 fn split(conn: &Connection, f: &Finish, batch: &StoredBatch, keep: usize) -> StoreResult<()> {
     let (kept, moved) = batch.job_ids.split_at(keep.min(batch.job_ids.len()));
-    let moved_purges = purges_of(conn, moved)?;
-    let kept_purges = purges_of(conn, kept)?;
+    let moved_records = records_of(conn, moved)?;
+    let kept_records = records_of(conn, kept)?;
     conn.prepare_cached(sql::BATCH_SPLIT_INSERT)
         .and_then(|mut s| {
             s.execute(params![
@@ -561,28 +625,21 @@ fn split(conn: &Connection, f: &Finish, batch: &StoredBatch, keep: usize) -> Sto
                 f.now,
                 f.error,
                 ids_json(moved),
-                ids_json(&moved_purges),
+                ids_json(&moved_records.all),
+                ids_json(&moved_records.solo),
             ])
         })
         .map_err(db_err("split batch"))?;
     let new_id = conn.last_insert_rowid();
-    {
-        let mut assign = conn
-            .prepare_cached(sql::JOB_ASSIGN)
-            .map_err(db_err("split batch"))?;
-        for id in moved {
-            assign
-                .execute(params![id, new_id])
-                .map_err(db_err("split batch"))?;
-        }
-    }
+    assign_jobs(conn, new_id, moved)?;
     conn.prepare_cached(sql::BATCH_SET_JOBS)
         .and_then(|mut s| {
             s.execute(params![
                 f.batch_id,
                 kept.len() as i64,
                 ids_json(kept),
-                ids_json(&kept_purges),
+                ids_json(&kept_records.all),
+                ids_json(&kept_records.solo),
             ])
         })
         .map_err(db_err("split batch"))?;
@@ -590,45 +647,153 @@ fn split(conn: &Connection, f: &Finish, batch: &StoredBatch, keep: usize) -> Sto
 }
 
 /// The log records the jobs serve, in id order.
-fn purges_of(conn: &Connection, jobs: &[i64]) -> StoreResult<Vec<i64>> {
+fn records_of(conn: &Connection, jobs: &[i64]) -> StoreResult<BatchRecords> {
     let mut stmt = conn
         .prepare_cached(sql::JOB_PURGE_IDS)
         .map_err(db_err("read job records"))?;
-    let mut all = BTreeSet::new();
+    let (mut all, mut solo) = (BTreeSet::new(), BTreeSet::new());
     for j in jobs {
-        let text: String = stmt
-            .query_row([j], |r| r.get(0))
+        let (a, s): (String, String) = stmt
+            .query_row([j], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(db_err("read job records"))?;
-        all.extend(parse_ids(&text)?);
+        all.extend(parse_ids(&a)?);
+        solo.extend(parse_ids(&s)?);
     }
-    Ok(all.into_iter().collect())
+    Ok(BatchRecords {
+        all: all.into_iter().collect(),
+        solo: solo.into_iter().collect(),
+    })
 }
 
 // --------------------------------------------------------------------------------- records
 
-/// Recomputes the log records `purge_ids` from their jobs (queue policy: [`record::summarize`])
-/// and stamps them with this transaction's change position.
+/// The log records of a batch's jobs: all of them, and (sorted, a subset) those that have no
+/// other job, whose status follows the batch's directly.
+struct BatchRecords {
+    all: Vec<i64>,
+    solo: Vec<i64>,
+}
+
+/// What a batch shows its records.
+struct BatchView {
+    status: Status,
+    attempts: u32,
+    request_id: Option<String>,
+    task_id: Option<String>,
+    error: Option<String>,
+}
+
+impl BatchView {
+    fn job(&self) -> record::JobView<'_> {
+        record::JobView {
+            status: self.status,
+            attempts: self.attempts,
+            request_id: self.request_id.as_deref(),
+            task_id: self.task_id.as_deref(),
+            error: self.error.as_deref(),
+        }
+    }
+}
+
+fn batch_view(conn: &Connection, id: i64) -> StoreResult<BatchView> {
+    let v: (String, i64, Option<String>, Option<String>, Option<String>) = conn
+        .prepare_cached(sql::BATCH_VIEW)
+        .and_then(|mut s| {
+            s.query_row([id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+        })
+        .map_err(db_err("read batch"))?;
+    Ok(BatchView {
+        status: parse_status(&v.0)?,
+        attempts: v.1.try_into().unwrap_or(0),
+        request_id: v.2,
+        task_id: v.3,
+        error: v.4,
+    })
+}
+
+/// The batch whose change prompts a recompute: its jobs (sorted) and what it shows, so
+/// neither needs a lookup.
+struct Known<'a> {
+    batch: i64,
+    jobs: &'a [i64],
+    view: BatchView,
+}
+
+/// Recomputes the records of batch `id` after it changed.
+fn batch_changed(
+    conn: &Connection,
+    ctx: &mut TxCtx<'_>,
+    id: i64,
+    now: Ms,
+) -> StoreResult<Vec<RecordChange>> {
+    let batch = read_batch(conn, id)?;
+    let mut jobs = batch.job_ids;
+    jobs.sort_unstable();
+    let view = batch_view(conn, id)?;
+    recompute(
+        conn,
+        ctx,
+        &batch.records,
+        now,
+        Some(Known {
+            batch: id,
+            jobs: &jobs,
+            view,
+        }),
+    )
+}
+
+/// Recomputes log records from their jobs (queue policy: [`record::summarize`]) and stamps
+/// them with this transaction's change position. With the changed batch `known`, records
+/// that have no other job are updated together in one statement.
 fn recompute(
     conn: &Connection,
     ctx: &mut TxCtx<'_>,
-    purge_ids: &[i64],
+    records: &BatchRecords,
     now: Ms,
+    known: Option<Known<'_>>,
 ) -> StoreResult<Vec<RecordChange>> {
-    struct BatchView {
-        status: Status,
-        attempts: u32,
-        request_id: Option<String>,
-        task_id: Option<String>,
-        error: Option<String>,
+    let mut changes = Vec::with_capacity(records.all.len());
+    let mut rest: &[i64] = &records.all;
+    let filtered: Vec<i64>;
+    if let Some(k) = &known {
+        if !records.solo.is_empty() {
+            let summary = record::summarize([k.view.job()]);
+            conn.prepare_cached(sql::PURGES_UPDATE_SOLO)
+                .and_then(|mut s| {
+                    s.execute(params![
+                        ids_json(&records.solo),
+                        summary.status.as_str(),
+                        summary.attempts,
+                        summary.request_id,
+                        summary.task_id,
+                        summary.error,
+                        now,
+                        ctx.seq
+                    ])
+                })
+                .map_err(db_err("update records"))?;
+            changes.extend(records.solo.iter().map(|&id| RecordChange {
+                id,
+                status: summary.status,
+            }));
+            filtered = records
+                .all
+                .iter()
+                .copied()
+                .filter(|id| records.solo.binary_search(id).is_err())
+                .collect();
+            rest = &filtered;
+        }
     }
     let prep = |s: &'static str| conn.prepare_cached(s).map_err(db_err("update records"));
     let mut jobs_of = prep(sql::PURGE_JOB_IDS)?;
     let mut batch_of = prep(sql::JOB_BATCH)?;
-    let mut view_of = prep(sql::BATCH_VIEW)?;
     let mut update = prep(sql::PURGE_UPDATE)?;
     let mut batches: HashMap<i64, BatchView> = HashMap::new();
-    let mut changes = Vec::with_capacity(purge_ids.len());
-    for &pid in purge_ids {
+    for &pid in rest {
         let jobs: Option<String> = jobs_of
             .query_row([pid], |r| r.get(0))
             .optional()
@@ -637,46 +802,33 @@ fn recompute(
         let Some(jobs) = jobs else { continue };
         let mut views: Vec<Option<i64>> = Vec::new();
         for job in parse_ids(&jobs)? {
-            let batch: Option<i64> = batch_of
-                .query_row([job], |r| r.get(0))
-                .optional()
-                .map_err(db_err("read record jobs"))?
-                .flatten();
+            let batch: Option<i64> = match &known {
+                Some(k) if k.jobs.binary_search(&job).is_ok() => Some(k.batch),
+                _ => batch_of
+                    .query_row([job], |r| r.get(0))
+                    .optional()
+                    .map_err(db_err("read record jobs"))?
+                    .flatten(),
+            };
             if let Some(b) = batch {
-                if let std::collections::hash_map::Entry::Vacant(e) = batches.entry(b) {
-                    let v = view_of
-                        .query_row([b], |r| {
-                            Ok((
-                                r.get::<_, String>(0)?,
-                                r.get::<_, i64>(1)?,
-                                r.get(2)?,
-                                r.get(3)?,
-                                r.get(4)?,
-                            ))
-                        })
-                        .map_err(db_err("read record jobs"))?;
-                    e.insert(BatchView {
-                        status: parse_status(&v.0)?,
-                        attempts: v.1.try_into().unwrap_or(0),
-                        request_id: v.2,
-                        task_id: v.3,
-                        error: v.4,
-                    });
+                let is_known = known.as_ref().is_some_and(|k| k.batch == b);
+                if !is_known && !batches.contains_key(&b) {
+                    batches.insert(b, batch_view(conn, b)?);
                 }
             }
             views.push(batch);
         }
-        let summary =
-            record::summarize(views.iter().map(|b| match b.and_then(|b| batches.get(&b)) {
-                Some(v) => record::JobView {
-                    status: v.status,
-                    attempts: v.attempts,
-                    request_id: v.request_id.as_deref(),
-                    task_id: v.task_id.as_deref(),
-                    error: v.error.as_deref(),
+        let summary = record::summarize(views.iter().map(|b| {
+            match b {
+                Some(b) => match known.as_ref().filter(|k| k.batch == *b) {
+                    Some(k) => k.view.job(),
+                    None => batches
+                        .get(b)
+                        .map_or(record::JobView::PENDING, BatchView::job),
                 },
                 None => record::JobView::PENDING,
-            }));
+            }
+        }));
         update
             .execute(params![
                 pid,
@@ -734,7 +886,7 @@ pub(super) fn retry_dead(
                 }
             }
             update_batch(conn, id, &fin::requeue(now, last_error.as_deref()))?;
-            recompute(conn, ctx, &purge_ids, now)?;
+            batch_changed(conn, ctx, id, now)?;
             n += 1;
         }
     }

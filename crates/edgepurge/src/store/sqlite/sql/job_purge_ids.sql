@@ -1,1 +1,1 @@
-SELECT purge_ids FROM jobs WHERE id = ?1
+SELECT purge_ids, solo_ids FROM jobs WHERE id = ?1

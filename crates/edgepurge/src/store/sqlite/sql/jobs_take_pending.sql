@@ -1,3 +1,3 @@
-SELECT id, target, created_at, purge_ids FROM jobs
+SELECT id, target, created_at, purge_ids, solo_ids FROM jobs
 WHERE lane_id = ?1 AND kind = ?2 AND batch_id IS NULL
 ORDER BY id LIMIT ?3

@@ -1,5 +1,5 @@
 DELETE FROM purges WHERE id IN (
     SELECT p.id FROM purges p
-    WHERE p.created_at < ?1 AND p.status IN ('skipped', 'succeeded', 'dead')
+    WHERE p.id < ?1 AND p.status IN ('skipped', 'succeeded', 'dead')
       AND NOT EXISTS (SELECT 1 FROM json_each(p.job_ids) je JOIN jobs j ON j.id = je.value)
-    ORDER BY p.created_at LIMIT ?2)
+    ORDER BY p.id LIMIT ?2)

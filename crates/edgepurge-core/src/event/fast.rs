@@ -1,0 +1,118 @@
+//! A fast path for the commonest body: `{"Records": [S3-shaped records]}` from Amazon S3,
+//! MinIO, Ceph and other S3-compatible stores. It decodes straight into borrowed fields,
+//! without building a JSON tree, and gives up (returns `None`) on anything it is not sure of:
+//! COS records, numbers where text is usual, quoted sizes, duplicate or unexpected shapes, any
+//! error. The tree-based parser then decides, with its precise errors, so the fast path can
+//! only ever agree with it (a property test checks exactly that).
+
+use super::{names, Event, Format, Parsed};
+use crate::key::{decode_key, KeyEncoding};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use std::borrow::Cow;
+
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<Record<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Record<'a> {
+    #[serde(rename = "eventSource", borrow, default)]
+    event_source: Option<Cow<'a, str>>,
+    #[serde(rename = "eventName", borrow)]
+    event_name: Cow<'a, str>,
+    #[serde(rename = "eventTime", borrow, default)]
+    event_time: Option<Cow<'a, str>>,
+    #[serde(rename = "eventId", borrow, default)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(rename = "responseElements", borrow, default)]
+    response_elements: Option<ResponseElements<'a>>,
+    #[serde(borrow)]
+    s3: S3<'a>,
+    /// A COS record: not for the fast path.
+    #[serde(default)]
+    cos: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct ResponseElements<'a> {
+    #[serde(rename = "x-amz-request-id", borrow, default)]
+    request_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct S3<'a> {
+    #[serde(borrow)]
+    bucket: Bucket<'a>,
+    #[serde(borrow)]
+    object: Object<'a>,
+}
+
+#[derive(Deserialize)]
+struct Bucket<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct Object<'a> {
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(rename = "eTag", borrow, default)]
+    etag: Option<Cow<'a, str>>,
+    #[serde(rename = "versionId", borrow, default)]
+    version_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    sequencer: Option<Cow<'a, str>>,
+}
+
+/// Text as the tree parser reads it: a non-empty string (numbers make the fast path give up
+/// before this point, so none reach here).
+fn text(v: Option<Cow<'_, str>>) -> Option<String> {
+    v.filter(|s| !s.is_empty()).map(Cow::into_owned)
+}
+
+/// The events of `body` if it is plainly a list of S3-shaped records; `None` to let the tree
+/// parser decide (including every error).
+pub(super) fn parse(body: &[u8]) -> Option<Parsed> {
+    let body: Body<'_> = serde_json::from_slice(body).ok()?;
+    let mut events = Vec::with_capacity(body.records.len());
+    for rec in body.records {
+        if rec.cos.is_some() || rec.event_name.is_empty() || rec.s3.bucket.name.is_empty() {
+            return None;
+        }
+        let source = rec.event_source.as_deref().unwrap_or_default();
+        let (format, encoding) = match source {
+            "aws:s3" => (Format::AwsS3, KeyEncoding::Form),
+            "minio:s3" => (Format::Minio, KeyEncoding::Form),
+            "ceph:s3" => (Format::Ceph, KeyEncoding::Raw),
+            _ => (Format::S3Compatible, KeyEncoding::Form),
+        };
+        let object = rec.s3.object;
+        let key = decode_key(&object.key, encoding).ok()?;
+        let id =
+            text(rec.event_id).or_else(|| rec.response_elements.and_then(|r| text(r.request_id)));
+        events.push(Event {
+            format,
+            bucket: rec.s3.bucket.name.into_owned(),
+            key,
+            raw_key: object.key.into_owned(),
+            name: names::normalize(&rec.event_name),
+            native_name: rec.event_name.into_owned(),
+            size: object.size,
+            etag: text(object.etag),
+            version_id: text(object.version_id),
+            sequencer: text(object.sequencer),
+            time: text(rec.event_time),
+            id,
+        });
+    }
+    Some(Parsed {
+        events,
+        notices: Vec::new(),
+    })
+}

@@ -1,0 +1,179 @@
+//! The SQLite store alone: how fast ingest commits, and what each event costs the writer,
+//! with a lane claiming and finishing batches at the same time (as a server does). Prints
+//! figures; asserts nothing about time.
+//!
+//!   cargo bench -p edgepurge --bench store
+//!
+//! Run with `synchronous = normal` (no fsync per commit) so the figures show CPU cost, not the
+//! disk; the pipeline benchmark measures the durable path end to end.
+
+use edgepurge::queue::{Claim, ClaimRequest, Finish, FinishOutcome, KindLimits};
+use edgepurge::store::{
+    EventInfo, IngestRecord, LaneJob, SqliteOptions, SqliteStore, Store, Synchronous,
+};
+use edgepurge_core::TargetKind;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn record(i: u64, j: u64) -> IngestRecord {
+    let key = format!("site/{i}/{j}/asset-{}.js", i * 7919 % 100_003);
+    let url = format!("https://cdn.example.com/{key}");
+    IngestRecord {
+        event: EventInfo {
+            format: "ceph".into(),
+            name: "ObjectCreated:Put".into(),
+            bucket: "assets".into(),
+            key,
+            id: None,
+        },
+        rule: Some("site".into()),
+        provider: Some("tencent".into()),
+        targets: vec![url.clone()],
+        jobs: vec![LaneJob {
+            lane: "tencent".into(),
+            kind: TargetKind::Url,
+            target: url,
+        }],
+        note: None,
+    }
+}
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A lane that claims and answers at once, like a fast provider.
+async fn drain(store: Arc<dyn Store>, stop: Arc<AtomicBool>) -> u64 {
+    let lease = match store.acquire_lane("tencent", "bench", 600_000).await {
+        Ok(Some(l)) => l,
+        other => panic!("lease: {other:?}"),
+    };
+    let mut sent = 0;
+    let mut now = 1_000_000i64;
+    while !stop.load(Ordering::Relaxed) {
+        now += 1;
+        let req = ClaimRequest {
+            lane: "tencent".into(),
+            owner: "bench".into(),
+            token: lease.token,
+            now: now + 10_000,
+            linger_ms: 200,
+            kinds: vec![(
+                TargetKind::Url,
+                KindLimits {
+                    max_batch: 1000,
+                    daily_quota: None,
+                },
+            )],
+            quota_day: 0,
+            quota_reset_at: i64::MAX,
+        };
+        match store.claim(req).await {
+            Ok(Claim::Batch(b)) => {
+                sent += b.targets.len() as u64;
+                let f = Finish {
+                    batch_id: b.id,
+                    token: lease.token,
+                    started_at: now,
+                    now,
+                    outcome: FinishOutcome::Succeeded,
+                    http_status: Some(200),
+                    request_id: Some("r".into()),
+                    task_id: Some("t".into()),
+                    error: None,
+                };
+                if let Err(e) = store.finish(f).await {
+                    panic!("finish: {e}");
+                }
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Err(e) => panic!("claim: {e}"),
+        }
+    }
+    sent
+}
+
+async fn run(per_op: u64, senders: u64) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open_blocking(
+            &dir.path().join("bench.db"),
+            SqliteOptions {
+                synchronous: Synchronous::Normal,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}")),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let lane = tokio::spawn(drain(Arc::clone(&store), Arc::clone(&stop)));
+    let events = Arc::new(AtomicU64::new(0));
+    let run_for = Duration::from_secs(4);
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    let mut tasks = Vec::new();
+    for s in 0..senders {
+        let store = Arc::clone(&store);
+        let events = Arc::clone(&events);
+        tasks.push(tokio::spawn(async move {
+            let mut i = s;
+            while t0.elapsed() < run_for {
+                let recs = (0..per_op).map(|j| record(i, j)).collect();
+                match store.ingest(recs, 1_000_000).await {
+                    Ok(_) => {
+                        events.fetch_add(per_op, Ordering::Relaxed);
+                    }
+                    Err(e) => panic!("ingest: {e}"),
+                }
+                i += senders;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let (secs, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+    stop.store(true, Ordering::Relaxed);
+    let sent = lane.await.unwrap_or(0);
+    let n = events.load(Ordering::Relaxed) as f64;
+    println!(
+        "{per_op:>3} record(s) per ingest, {senders:>3} senders: {:>8.0} events/s, {:>5.1} µs CPU \
+         per event (ingest + claim + answer; {sent} sent)",
+        n / secs,
+        cpu * 1e6 / n
+    );
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    println!(
+        "SQLite store, synchronous = normal, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    rt.block_on(async {
+        run(1, 32).await;
+        run(1, 256).await;
+        run(100, 32).await;
+    });
+}

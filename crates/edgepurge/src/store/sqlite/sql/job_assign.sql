@@ -1,1 +1,0 @@
-UPDATE jobs SET batch_id = ?2 WHERE id = ?1
