@@ -296,11 +296,14 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "FakeTencentCDN/1.0"
     state = None         # set in main()
     stop_event = None    # set in main(); wakes delayed requests on shutdown
+    quiet = False        # --quiet: no line per request (benchmarks)
 
     def log_message(self, fmt, *args):  # silence the default access log
         pass
 
     def _log(self, status, detail=""):
+        if Handler.quiet:
+            return
         sys.stderr.write(f"[fake-tencent-cdn] {self.command} {self.path} -> {status} {detail}\n")
         sys.stderr.flush()
 
@@ -456,7 +459,9 @@ def main(argv=None):
     p.add_argument("--url-batch", type=int, default=1000)
     p.add_argument("--path-batch", type=int, default=20)
     p.add_argument("--rate", type=int, default=20)
+    p.add_argument("--quiet", action="store_true", help="no log line per request")
     cfg = p.parse_args(argv)
+    Handler.quiet = cfg.quiet
     cfg.domains = {d.strip().lower() for d in cfg.domains.split(",") if d.strip()}
 
     Handler.state = State(cfg)

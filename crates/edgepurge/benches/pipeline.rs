@@ -1,12 +1,16 @@
 //! End-to-end benchmark of the real binary (release build) against the Tencent stand-in.
 //! Prints figures; asserts nothing about time.
 //!
+//!   scripts/bench.sh            (installs wrk if missing, then runs this)
 //!   cargo bench -p edgepurge --bench pipeline
 //!
-//! Figures: events/s ingested durably (synchronous = full, every 200 after a committed
-//! transaction), provider calls per 1,000 events for a bursty workload against the
-//! ⌈unique URLs / 1,000⌉ optimum, event → provider request latency (p50/p99) for a steady
-//! trickle, and the server's peak RSS.
+//! Ingest, from one run with one client (wrk, 2 threads, 5 s per figure): the floor (`HEAD
+//! /v1/events`, which does no work), events/s durably acknowledged (synchronous = full; every
+//! 200 comes after a committed transaction) for single-record bodies at 32 and 256
+//! connections and for 100-record bodies, each against the floor, and the server's peak RSS.
+//! Then, with a client of its own: provider calls per 1,000 events for a bursty workload
+//! against the ⌈unique URLs / 1,000⌉ optimum, and event → provider request latency (p50/p99)
+//! for a steady trickle.
 
 use edgepurge_testkit::process::Proc;
 use edgepurge_testkit::tencent::{self, FakeTencent, Options};
@@ -14,8 +18,6 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const TOKEN: &str = "bench-token";
@@ -38,6 +40,7 @@ struct Rig {
 fn start(linger_ms: u64) -> Rig {
     let fake = FakeTencent::start(Options {
         url_quota: Some(100_000_000),
+        quiet: true,
         ..Default::default()
     });
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
@@ -169,41 +172,6 @@ async fn wait_purged(client: &reqwest::Client, fake: SocketAddr, want: &BTreeSet
     }
 }
 
-async fn ingest_throughput(rig: &Rig, client: &reqwest::Client, per_body: usize) {
-    let clients = 32;
-    let run_for = Duration::from_secs(5);
-    let acked = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let client = client.clone();
-        let acked = Arc::clone(&acked);
-        let addr = rig.addr;
-        tasks.push(tokio::spawn(async move {
-            let mut i = 0u64;
-            while start.elapsed() < run_for {
-                let keys: Vec<String> = (0..per_body)
-                    .map(|j| format!("tp{per_body}/{c}/{i}/{j}.js"))
-                    .collect();
-                if post(&client, addr, &keys).await {
-                    acked.fetch_add(per_body as u64, Ordering::Relaxed);
-                }
-                i += 1;
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let n = acked.load(Ordering::Relaxed);
-    println!(
-        "ingest, {per_body:>2} record(s)/request, {clients} clients: {:>8.0} events/s durably \
-         acknowledged ({n} in {secs:.1} s)",
-        n as f64 / secs
-    );
-}
-
 async fn bursty(rig: &Rig, client: &reqwest::Client, linger_ms: u64) {
     reset(client, rig.fake_addr).await;
     // 20 bursts 300 ms apart; each burst: 600 events, a third of them for 200 hot objects.
@@ -288,6 +256,141 @@ async fn latency(rig: &Rig, client: &reqwest::Client) {
     );
 }
 
+/// wrk's Lua for one POST body per request, each event a new object (keys are unique per run
+/// and thread, so nothing merges).
+const POST_LUA: &str = r#"
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer TOKEN"
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+local n = 0
+request = function()
+  local prefix = "NONCE/" .. tid
+  n = n + 1
+  local parts = {}
+  for i = 1, PER_BODY do
+    parts[i] = '{"eventSource":"ceph:s3","eventName":"ObjectCreated:Put",' ..
+      '"s3":{"bucket":{"name":"assets"},"object":{"key":"' .. prefix .. '/' .. n .. '/' .. i .. '.js"}}}'
+  end
+  return wrk.format(nil, "/v1/events", nil, '{"Records":[' .. table.concat(parts, ",") .. ']}')
+end
+"#;
+
+const HEAD_LUA: &str = "wrk.method = \"HEAD\"\n";
+
+struct Wrk {
+    /// Successful (2xx) requests per second.
+    ok_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn wrk_path() -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("wrk"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// One wrk run: `connections` for 5 s after a 1 s warm-up.
+fn wrk(addr: SocketAddr, dir: &std::path::Path, script: &str, connections: u32) -> Wrk {
+    let url = format!("http://{addr}/v1/events");
+    let run = |secs: &str| {
+        let nonce = format!("{:x}", now_s().to_bits());
+        let lua = dir.join(format!("{nonce}.lua"));
+        std::fs::write(&lua, script.replace("NONCE", &nonce))
+            .unwrap_or_else(|e| panic!("write {}: {e}", lua.display()));
+        let out = Command::new("wrk")
+            .args([
+                "-t2",
+                &format!("-c{connections}"),
+                &format!("-d{secs}"),
+                "--latency",
+            ])
+            .arg("-s")
+            .arg(&lua)
+            .arg(&url)
+            .output()
+            .unwrap_or_else(|e| panic!("wrk: {e}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run("1s");
+    let text = run("5s");
+    let num = |prefix: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .and_then(|l| l.trim_start()[prefix.len()..].split_whitespace().next())
+            .and_then(|v| {
+                let (n, unit) = v.split_at(v.find(|c: char| c.is_alphabetic()).unwrap_or(v.len()));
+                let n: f64 = n.parse().ok()?;
+                Some(match unit {
+                    "us" => n / 1000.0,
+                    "s" => n * 1000.0,
+                    _ => n,
+                })
+            })
+    };
+    let requests: f64 = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    let bad = num("Non-2xx or 3xx responses:").unwrap_or(0.0);
+    let rps = num("Requests/sec:").unwrap_or(0.0);
+    Wrk {
+        ok_per_s: if requests > 0.0 {
+            rps * (requests - bad) / requests
+        } else {
+            0.0
+        },
+        p50_ms: num("50%").unwrap_or(0.0),
+        p99_ms: num("99%").unwrap_or(0.0),
+    }
+}
+
+fn ingest_against_the_floor(rig: &Rig) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let post = |n: u32| {
+        POST_LUA
+            .replace("TOKEN", TOKEN)
+            .replace("PER_BODY", &n.to_string())
+    };
+    let mut floor_32 = 0.0;
+    for conns in [32, 256] {
+        let floor = wrk(rig.addr, dir.path(), HEAD_LUA, conns);
+        if conns == 32 {
+            floor_32 = floor.ok_per_s;
+        }
+        let one = wrk(rig.addr, dir.path(), &post(1), conns);
+        println!(
+            "{conns:>3} connections: floor (HEAD) {:>7.0} requests/s; single-record POST \
+             {:>6.0} events/s = {:>4.1} % of the floor (p50 {:.1} ms, p99 {:.1} ms)",
+            floor.ok_per_s,
+            one.ok_per_s,
+            100.0 * one.ok_per_s / floor.ok_per_s.max(1.0),
+            one.p50_ms,
+            one.p99_ms
+        );
+    }
+    // Last: it leaves the longest backlog (the provider purges at most 20,000 URLs/s).
+    let hundred = wrk(rig.addr, dir.path(), &post(100), 32);
+    println!(
+        " 32 connections: 100-record POST {:>7.0} events/s = {:.2} × the floor's requests/s \
+         (p50 {:.1} ms, p99 {:.1} ms)",
+        hundred.ok_per_s * 100.0,
+        hundred.ok_per_s * 100.0 / floor_32.max(1.0),
+        hundred.p50_ms,
+        hundred.p99_ms
+    );
+    println!("after the ingest runs: {}", rss(rig.server.pid()));
+}
+
 fn rss(pid: u32) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
@@ -306,6 +409,13 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    if wrk_path().is_none() {
+        eprintln!(
+            "the pipeline benchmark drives the server with wrk: run scripts/bench.sh (installs \
+             it), or `apt-get install wrk`"
+        );
+        std::process::exit(2);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -316,13 +426,15 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!("idle: {}", rss(rig.server.pid()));
+    ingest_against_the_floor(&rig);
+    rig.server.terminate(Duration::from_secs(20));
+    // The workloads below start from an empty queue.
+    let mut rig = start(200);
     rt.block_on(async {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
             .unwrap_or_else(|e| panic!("client: {e}"));
-        ingest_throughput(&rig, &client, 1).await;
-        ingest_throughput(&rig, &client, 10).await;
         bursty(&rig, &client, 200).await;
         latency(&rig, &client).await;
         println!("after the runs: {}", rss(rig.server.pid()));

@@ -78,21 +78,9 @@ impl SecretSource {
         }
     }
 
-    /// Reads the secret now (blocking for a file: for start-up and tools). The error says
-    /// where it looked, never what it found.
-    pub fn load(&self) -> Result<Secret, String> {
-        let value = match self {
-            SecretSource::Env(var) => env_value(var)?,
-            SecretSource::File(path) => {
-                std::fs::read_to_string(path).map_err(|e| file_error(path, &e))?
-            }
-        };
-        self.checked(&value)
-    }
-
-    /// Reads the secret now without blocking the async runtime (files are read on every use,
-    /// so they can rotate).
-    pub async fn load_async(&self) -> Result<Secret, String> {
+    /// Reads the secret now, without blocking the async runtime (files are read at every
+    /// use, so they can rotate). The error says where it looked, never what it found.
+    pub async fn load(&self) -> Result<Secret, String> {
         let value = match self {
             SecretSource::Env(var) => env_value(var)?,
             SecretSource::File(path) => tokio::fs::read_to_string(path)
@@ -138,17 +126,17 @@ mod tests {
         assert!(!s.matches(b""));
     }
 
-    #[test]
-    fn file_secrets_are_trimmed_and_reread() {
+    #[tokio::test]
+    async fn file_secrets_are_trimmed_and_reread() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
         std::fs::write(&path, "one\n").unwrap();
         let src = SecretSource::File(path.clone());
-        assert_eq!(src.load().unwrap().expose(), "one");
+        assert_eq!(src.load().await.unwrap().expose(), "one");
         std::fs::write(&path, "two").unwrap();
-        assert_eq!(src.load().unwrap().expose(), "two");
+        assert_eq!(src.load().await.unwrap().expose(), "two");
         std::fs::write(&path, "  \n").unwrap();
-        assert!(src.load().unwrap_err().contains("is empty"));
+        assert!(src.load().await.unwrap_err().contains("is empty"));
     }
 
     #[tokio::test]
@@ -157,17 +145,16 @@ mod tests {
         let path = dir.path().join("k");
         std::fs::write(&path, " three\n").unwrap();
         let src = SecretSource::File(path);
-        assert_eq!(src.load_async().await.unwrap().expose(), "three");
-        let missing = SecretSource::File(dir.path().join("none"))
-            .load_async()
-            .await;
+        assert_eq!(src.load().await.unwrap().expose(), "three");
+        let missing = SecretSource::File(dir.path().join("none")).load().await;
         assert!(missing.unwrap_err().contains("cannot read secret file"));
     }
 
-    #[test]
-    fn missing_sources_say_where_they_looked() {
+    #[tokio::test]
+    async fn missing_sources_say_where_they_looked() {
         let err = SecretSource::Env("EDGEPURGE_TEST_SURELY_UNSET".into())
             .load()
+            .await
             .unwrap_err();
         assert!(err.contains("EDGEPURGE_TEST_SURELY_UNSET"));
         assert!(SecretSource::from_fields("secret_key", Some("A"), Some("/x".as_ref())).is_err());

@@ -72,7 +72,7 @@ impl Service {
         let planner = load_planner(store.as_ref(), &cfg).await?;
         let webhook_token = match &cfg.server.webhook_token {
             Some(src) => Some(
-                src.load_async()
+                src.load()
                     .await
                     .map_err(|e| anyhow::anyhow!("server webhook token: {e}"))?,
             ),

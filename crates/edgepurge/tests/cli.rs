@@ -346,3 +346,71 @@ fn log_filters_and_follow() {
     );
     follow.kill9();
 }
+
+#[test]
+fn a_tag_rule_for_a_provider_without_tags_is_refused_with_the_reason() {
+    let (_fake, ep) = sim_env();
+    let out = ep.run(&[
+        "rule",
+        "add",
+        "--name",
+        "by-tag",
+        "--bucket",
+        "assets",
+        "--event",
+        "created",
+        "--domain",
+        "https://cdn.example.com",
+        "--provider",
+        "tencent",
+        "--mode",
+        "tag",
+        "--tag",
+        "{seg1}",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "provider \"tencent\" (tencent-cdn) cannot purge with mode = \"tag\"; it purges url, dir"
+        ),
+        "{err}"
+    );
+    assert!(
+        !ep.ok(&["rule", "list"]).contains("by-tag"),
+        "nothing stored"
+    );
+    // A misspelled account gets a suggestion.
+    let out = ep.run(&[
+        "rule",
+        "add",
+        "--name",
+        "typo",
+        "--bucket",
+        "assets",
+        "--event",
+        "created",
+        "--domain",
+        "https://cdn.example.com",
+        "--provider",
+        "tencnet",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean \"tencent\""));
+}
+
+#[test]
+fn retry_names_an_unknown_provider_or_rule_and_exits_2() {
+    let (_fake, ep) = sim_env();
+    let server = ep.serve();
+    drop(server); // the store exists now
+    let out = ep.run(&["retry", "--provider", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("provider \"nope\" is not in the config"));
+    let out = ep.run(&["retry", "--rule", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no rule named \"nope\""));
+    assert!(ep
+        .ok(&["retry", "--provider", "tencent"])
+        .contains("re-queued 0"));
+}

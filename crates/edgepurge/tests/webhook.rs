@@ -136,26 +136,7 @@ fn a_locked_store_answers_503_and_the_sender_can_retry() {
     );
     let server = ep.serve();
     // Another process holds SQLite's write lock.
-    let db = ep.dir.path().join("edgepurge.db");
-    let mut locker = Command::new(edgepurge_testkit::python())
-        .arg("-c")
-        .arg(
-            "import sqlite3,sys,time\n\
-             c=sqlite3.connect(sys.argv[1], isolation_level=None)\n\
-             c.execute('BEGIN EXCLUSIVE')\n\
-             print('locked', flush=True)\n\
-             sys.stdin.readline()\n\
-             c.execute('ROLLBACK')\n",
-        )
-        .arg(&db)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(locker.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    assert_eq!(line.trim(), "locked");
+    let mut locker = lock_store(&ep.dir.path().join("edgepurge.db"));
 
     let body = ceph_body("assets", "ObjectCreated:Put", &["locked.css".into()]);
     let r = server.post(&body, Some(WEBHOOK_TOKEN));
@@ -170,6 +151,104 @@ fn a_locked_store_answers_503_and_the_sender_can_retry() {
     let log = ep.settle(Duration::from_secs(20));
     assert_eq!(log.len(), 1);
     assert_eq!(log[0]["status"], "succeeded");
+}
+
+/// Another process holds SQLite's write lock until the returned child's stdin closes.
+#[allow(clippy::unwrap_used)]
+fn lock_store(db: &std::path::Path) -> std::process::Child {
+    let mut locker = Command::new(edgepurge_testkit::python())
+        .arg("-c")
+        .arg(
+            "import sqlite3,sys,time\n\
+             c=sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             sys.stdin.readline()\n\
+             c.execute('ROLLBACK')\n",
+        )
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(locker.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    locker
+}
+
+#[test]
+fn a_full_write_queue_answers_503_at_once_and_loses_nothing_acknowledged() {
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE).replace(
+        "[store]",
+        "[store]\nwrite_queue = 4\nbusy_timeout_ms = 20000",
+    ));
+    let server = ep.serve();
+    let mut locker = lock_store(&ep.dir.path().join("edgepurge.db"));
+    // 30 senders while the store cannot write: a few are queued, the rest are told at once.
+    let addr = server.addr;
+    let senders: Vec<_> = (0..30)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let key = format!("bounded/{i}.css");
+                let body = ceph_body("assets", "ObjectCreated:Put", std::slice::from_ref(&key));
+                let auth = format!("Bearer {WEBHOOK_TOKEN}");
+                let t0 = std::time::Instant::now();
+                let r = http::request(
+                    addr,
+                    "POST",
+                    "/v1/events",
+                    "x",
+                    &[("Authorization", &auth)],
+                    &body,
+                )
+                .unwrap();
+                (key, r, t0.elapsed())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let early: Vec<bool> = senders.iter().map(|s| s.is_finished()).collect();
+    drop(locker.stdin.take()); // releases the lock
+    locker.wait().unwrap();
+    let mut stored = Vec::new();
+    let mut refused = 0;
+    for s in senders {
+        let (key, r, took) = s.join().unwrap();
+        match r.status {
+            200 => stored.push(format!("https://cdn.example.com/{key}")),
+            503 => {
+                refused += 1;
+                assert_eq!(r.header("retry-after"), Some("1"), "{}", r.text());
+                assert!(r.text().contains("retry later"), "{}", r.text());
+                assert!(took < Duration::from_secs(1), "refused after {took:?}");
+            }
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+    }
+    assert!(refused >= 20, "{refused} refused of 30");
+    assert!(
+        early.iter().filter(|e| **e).count() >= refused,
+        "every refusal came while the store was still locked"
+    );
+    assert!(
+        !stored.is_empty(),
+        "the queued ones are stored once the lock is gone"
+    );
+    let log = ep.settle(Duration::from_secs(30));
+    let mut logged: Vec<String> = log
+        .iter()
+        .map(|r| r["targets"][0].as_str().unwrap().to_owned())
+        .collect();
+    logged.sort();
+    stored.sort();
+    assert_eq!(
+        logged, stored,
+        "exactly the acknowledged events are in the log"
+    );
+    assert!(log.iter().all(|r| r["status"] == "succeeded"));
 }
 
 #[test]

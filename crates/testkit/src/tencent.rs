@@ -31,6 +31,8 @@ pub struct Options {
     pub rate: Option<u64>,
     /// Listen on this port (to restart on the same address); 0 picks a free one.
     pub port: u16,
+    /// No log line per request (benchmarks send thousands).
+    pub quiet: bool,
 }
 
 impl FakeTencent {
@@ -42,6 +44,9 @@ impl FakeTencent {
             .args(["--secret-id", SECRET_ID, "--secret-key", SECRET_KEY]);
         if let Some(t) = &opts.token {
             cmd.args(["--token", t]);
+        }
+        if opts.quiet {
+            cmd.arg("--quiet");
         }
         if !opts.domains.is_empty() {
             cmd.args(["--domains", &opts.domains.join(",")]);

@@ -8,7 +8,7 @@ use super::planner::Planner;
 use crate::clock::Clock;
 use crate::store::{IngestReceipt, IngestRecord, Store, StoreError};
 use edgepurge_core::{ParseError, TargetKind};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 /// Where new work is announced: the dispatcher's lanes (a port, so the application does not
 /// depend on how lanes run).
 pub trait LaneWaker: Send + Sync {
-    /// New work was queued for `lane`.
-    fn notify(&self, lane: &str);
+    /// `jobs` new jobs were queued for `lane`.
+    fn notify(&self, lane: &str, jobs: usize);
     /// Someone waits for `lane`'s next purge: send what is pending without lingering.
     fn expedite(&self, lane: &str);
 }
@@ -143,10 +143,10 @@ impl Ingestor {
         records: Vec<IngestRecord>,
         opts: &IngestOptions,
     ) -> Result<Accepted, IngestError> {
-        let lanes: BTreeSet<String> = records
-            .iter()
-            .flat_map(|r| r.jobs.iter().map(|j| j.lane.clone()))
-            .collect();
+        let mut lanes: BTreeMap<String, usize> = BTreeMap::new();
+        for job in records.iter().flat_map(|r| &r.jobs) {
+            *lanes.entry(job.lane.clone()).or_default() += 1;
+        }
         let targets = records.iter().map(|r| r.jobs.len()).sum();
         // One transaction for the whole body: it is stored whole or not at all.
         let receipt = if records.is_empty() {
@@ -154,11 +154,11 @@ impl Ingestor {
         } else {
             self.store.ingest(records, self.clock.now_ms()).await?
         };
-        for lane in &lanes {
+        for (lane, jobs) in &lanes {
             if opts.wait.is_some() {
                 self.lanes.expedite(lane);
             } else {
-                self.lanes.notify(lane);
+                self.lanes.notify(lane, *jobs);
             }
         }
         let wait = match opts.wait {

@@ -15,8 +15,8 @@ pub use outcomes::{Outcomes, WaitOutcome};
 pub use planner::Planner;
 
 impl LaneWaker for crate::dispatch::Dispatcher {
-    fn notify(&self, lane: &str) {
-        crate::dispatch::Dispatcher::notify(self, lane);
+    fn notify(&self, lane: &str, jobs: usize) {
+        crate::dispatch::Dispatcher::notify(self, lane, jobs);
     }
 
     fn expedite(&self, lane: &str) {

@@ -234,6 +234,27 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_tag_rule_for_tencent_is_left_out_with_the_reason() {
+        let (p, _) = planner(true);
+        let mut tag = p.rules()[0].spec.clone();
+        tag.name = "tags".into();
+        tag.mode = edgepurge_core::Mode::Tag;
+        tag.tags = vec!["{seg1}".into()];
+        let stored = [StoredRule {
+            spec: tag,
+            origin: RuleOrigin::Cli,
+            created_at: 0,
+        }];
+        let (p2, problems) = Planner::new(&stored, p.providers(), true);
+        assert!(p2.rules().is_empty());
+        assert!(
+            problems[0].contains("cannot purge with mode = \"tag\"")
+                && problems[0].contains("the rule is ignored"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn events_become_records_with_jobs_per_domain() {
         let (p, _) = planner(true);
         let body = std::fs::read(concat!(

@@ -7,7 +7,7 @@ use super::{DispatchSettings, LaneState, LaneStatus, OutcomeSink};
 use crate::clock::Clock;
 use crate::purgers::{Limits, PurgeResponse, Purger, Verdict};
 use crate::store::{Claim, ClaimRequest, ClaimedBatch, Finish, Ms, Store, StoreError};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify, Semaphore};
@@ -24,6 +24,10 @@ pub(super) struct Lane {
     pub owner: String,
     pub clock: Clock,
     pub notify: Arc<Notify>,
+    /// Jobs announced for this lane so far.
+    pub added: Arc<AtomicU64>,
+    /// Set when an answer was recorded (the lane has a reason to look again).
+    pub kick: Arc<AtomicBool>,
     pub expedite: Arc<AtomicBool>,
     pub status: Arc<Mutex<LaneStatus>>,
     pub outcomes: Arc<dyn OutcomeSink>,
@@ -139,14 +143,12 @@ impl Lane {
                         drop(permit);
                     });
                 }
-                Ok(Claim::Wait { until }) => {
+                Ok(Claim::Wait { until, fill_after }) => {
                     drop(permit);
                     if sends.is_empty() {
                         self.set_state(LaneState::Waiting { until });
                     }
-                    let wait = (until - now).clamp(1, i64::MAX) as u64;
-                    self.pause(Duration::from_millis(wait.min(self.settings.poll_ms)))
-                        .await;
+                    self.wait_for(now, until, fill_after).await;
                 }
                 Ok(Claim::Idle) => {
                     drop(permit);
@@ -195,6 +197,30 @@ impl Lane {
             }
         }
         self.set_state(LaneState::Stopped);
+    }
+
+    /// Sleeps until `until` (at most `poll_ms`, to look for other processes' work), shutdown,
+    /// an expedite or a recorded answer; and on new work, unless the wait is only for jobs
+    /// lingering and not enough arrived to fill a batch (`fill_after`), so a busy lane does
+    /// not ask the store again for every event.
+    async fn wait_for(&self, now: Ms, until: Ms, fill_after: Option<u64>) {
+        let base = self.added.load(Ordering::SeqCst);
+        let wait = ((until - now).clamp(1, i64::MAX) as u64).min(self.settings.poll_ms);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = self.notify.notified() => {},
+                _ = self.shutdown.cancelled() => return,
+            }
+            if self.expedite.load(Ordering::SeqCst) || self.kick.swap(false, Ordering::SeqCst) {
+                return;
+            }
+            match fill_after {
+                Some(n) if self.added.load(Ordering::SeqCst).saturating_sub(base) < n => {}
+                _ => return,
+            }
+        }
     }
 
     /// Sleeps until `d` passes, new work is announced, or shutdown.
@@ -264,6 +290,7 @@ impl Lane {
             token,
             clock: self.clock,
             notify: Arc::clone(&self.notify),
+            kick: Arc::clone(&self.kick),
             status: Arc::clone(&self.status),
             outcomes: Arc::clone(&self.outcomes),
             shutdown: self.shutdown.clone(),
@@ -333,6 +360,7 @@ struct Sender {
     token: i64,
     clock: Clock,
     notify: Arc<Notify>,
+    kick: Arc<AtomicBool>,
     status: Arc<Mutex<LaneStatus>>,
     outcomes: Arc<dyn OutcomeSink>,
     shutdown: CancellationToken,
@@ -408,6 +436,7 @@ impl Sender {
                 }
             }
         }
+        self.kick.store(true, Ordering::SeqCst);
         self.notify.notify_one();
     }
 

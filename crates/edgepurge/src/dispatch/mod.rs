@@ -18,7 +18,7 @@ use crate::store::{Ms, RecordChange, Store};
 pub use policy::RetryPolicy;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -95,6 +95,8 @@ impl OutcomeSink for NoOutcomes {
 
 struct LaneHandle {
     notify: Arc<Notify>,
+    /// Jobs announced for this lane so far (a lane waiting for a batch to fill counts them).
+    added: Arc<AtomicU64>,
     /// Set when someone waits for this lane's next purge: claim without lingering.
     expedite: Arc<AtomicBool>,
     status: Arc<Mutex<LaneStatus>>,
@@ -126,6 +128,7 @@ impl Dispatcher {
         let mut tasks = JoinSet::new();
         for purger in purgers {
             let notify = Arc::new(Notify::new());
+            let added = Arc::new(AtomicU64::new(0));
             let expedite = Arc::new(AtomicBool::new(false));
             let status = Arc::new(Mutex::new(LaneStatus {
                 lane: purger.lane().to_owned(),
@@ -141,6 +144,7 @@ impl Dispatcher {
                 purger.lane().to_owned(),
                 LaneHandle {
                     notify: Arc::clone(&notify),
+                    added: Arc::clone(&added),
                     expedite: Arc::clone(&expedite),
                     status: Arc::clone(&status),
                 },
@@ -152,6 +156,8 @@ impl Dispatcher {
                 owner: owner.clone(),
                 clock,
                 notify,
+                added,
+                kick: Arc::new(AtomicBool::new(false)),
                 expedite,
                 status,
                 outcomes: Arc::clone(&outcomes),
@@ -166,9 +172,10 @@ impl Dispatcher {
         }
     }
 
-    /// Wakes a lane: new work was queued for it.
-    pub fn notify(&self, lane: &str) {
+    /// Wakes a lane: `jobs` new jobs were queued for it.
+    pub fn notify(&self, lane: &str, jobs: usize) {
         if let Some(h) = self.lanes.get(lane) {
+            h.added.fetch_add(jobs as u64, Ordering::SeqCst);
             h.notify.notify_one();
         }
     }
@@ -203,12 +210,17 @@ impl Dispatcher {
     }
 }
 
+/// This machine's name (a system call, no file read), for lane owner ids.
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "host".to_owned())
+    let name = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_owned();
+    if name.is_empty() {
+        "host".to_owned()
+    } else {
+        name
+    }
 }
 
 #[cfg(test)]

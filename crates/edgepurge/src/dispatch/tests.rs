@@ -131,6 +131,7 @@ struct Recording {
     inner: Arc<dyn Store>,
     order: tokio::sync::Mutex<()>,
     tick: std::sync::atomic::AtomicU64,
+    claims: std::sync::atomic::AtomicU64,
     ingested: Mutex<Vec<(u64, Vec<String>)>>,
     claimed: Mutex<Vec<(u64, Vec<String>)>>,
 }
@@ -202,6 +203,8 @@ impl Store for Recording {
         req: crate::store::ClaimRequest,
     ) -> crate::store::StoreResult<crate::store::Claim> {
         let _one_at_a_time = self.order.lock().await;
+        self.claims
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let t = self.stamp();
         let claim = self.inner.claim(req).await?;
         if let crate::store::Claim::Batch(b) = &claim {
@@ -289,6 +292,7 @@ fn rig_with(purger: impl FnOnce(Clock) -> Scripted, settings: DispatchSettings) 
     let recording = Arc::new(Recording {
         inner: sqlite,
         order: tokio::sync::Mutex::new(()),
+        claims: Default::default(),
         tick: Default::default(),
         ingested: Mutex::new(Vec::new()),
         claimed: Mutex::new(Vec::new()),
@@ -348,7 +352,7 @@ impl Rig {
             .ingest(vec![rec(urls)], self.clock.now_ms())
             .await
             .unwrap();
-        self.dispatcher.notify("p");
+        self.dispatcher.notify("p", urls.len());
         r.purge_ids
     }
 
@@ -414,6 +418,61 @@ async fn a_lone_event_waits_at_most_linger() {
     assert!(
         (200..=260).contains(&delay),
         "sent {delay} ms after arrival"
+    );
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lingering_lane_does_not_ask_the_store_for_every_event() {
+    let rig = rig();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let before = rig
+        .recording
+        .claims
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let t0 = rig.clock.now_ms();
+    for i in 0..40 {
+        rig.ingest(&urls(1, &format!("trickle{i}"))).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    rig.settle(Duration::from_secs(5)).await;
+    let claims = rig
+        .recording
+        .claims
+        .load(std::sync::atomic::Ordering::SeqCst)
+        - before;
+    let sent = rig.purger.sent();
+    assert_eq!(
+        sent.len(),
+        1,
+        "40 events within the linger go in one request"
+    );
+    assert!(
+        sent[0].at - t0 <= 260,
+        "sent {} ms after the first",
+        sent[0].at - t0
+    );
+    assert!(claims <= 6, "{claims} claims for 40 events");
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_that_fills_while_lingering_goes_at_once() {
+    let mut l = limits();
+    l.kinds[0].1.max_batch = 10;
+    let rig = rig_with(|c| Scripted::new(c, l), settings());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t0 = rig.clock.now_ms();
+    rig.ingest(&urls(3, "first")).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    rig.ingest(&urls(7, "fill")).await;
+    rig.settle(Duration::from_secs(5)).await;
+    let sent = rig.purger.sent();
+    assert_eq!(sent[0].targets.len(), 10);
+    assert!(
+        sent[0].at - t0 < 100,
+        "a full batch waits for no linger: sent after {} ms",
+        sent[0].at - t0
     );
     rig.dispatcher.stop().await;
 }

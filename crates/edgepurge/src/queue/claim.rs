@@ -71,9 +71,10 @@ pub enum Step {
         take: u64,
         quota_day: Option<i64>,
     },
-    /// Nothing to send before `until`.
+    /// Nothing to send before `until`; see [`crate::queue::Claim::Wait`] for `fill_after`.
     Wait {
         until: Ms,
+        fill_after: Option<u64>,
     },
     Idle,
 }
@@ -94,6 +95,10 @@ pub fn plan(req: &ClaimRequest, view: &LaneView) -> ClaimPlan {
     let mut quota = Vec::new();
     let mut clear_quota_day = Vec::new();
     let mut wake: Option<Ms> = None;
+    // Whether every reason to wait is jobs lingering for their batch to fill, and how many
+    // more jobs would fill the closest one.
+    let mut only_linger = true;
+    let mut fill = u64::MAX;
     let mut wake_at = |t: Ms| wake = Some(wake.map_or(t, |w: Ms| w.min(t)));
     let today = req.quota_day;
 
@@ -129,6 +134,7 @@ pub fn plan(req: &ClaimRequest, view: &LaneView) -> ClaimPlan {
                     clear_quota_day.push(due.id);
                 }
                 wake_at(req.quota_reset_at);
+                only_linger = false;
                 continue;
             }
             Some(_) => {
@@ -164,6 +170,8 @@ pub fn plan(req: &ClaimRequest, view: &LaneView) -> ClaimPlan {
         let Some(pending) = view.pending(kind) else {
             continue;
         };
+        let max = limits.max_batch.max(1) as u64;
+        let lingering = pending.count < max;
         if let Some(step) = form(req, view, kind, limits, pending, &mut wake_at) {
             if let Step::Form {
                 take,
@@ -183,6 +191,13 @@ pub fn plan(req: &ClaimRequest, view: &LaneView) -> ClaimPlan {
                 step,
             };
         }
+        if lingering && pending.oldest.saturating_add(req.linger_ms) > req.now {
+            fill = fill.min(max - pending.count);
+        } else {
+            // Waiting for the quota: new jobs of this kind cannot go sooner either, but say so
+            // plainly.
+            only_linger = false;
+        }
     }
 
     // 3. Nothing to send now: when is the next thing due?
@@ -190,13 +205,17 @@ pub fn plan(req: &ClaimRequest, view: &LaneView) -> ClaimPlan {
         // A due batch skipped for quota already put the reset time in `wake`.
         if t > req.now {
             wake_at(t);
+            only_linger = false;
         }
     }
     ClaimPlan {
         quota,
         clear_quota_day,
         step: match wake {
-            Some(until) => Step::Wait { until },
+            Some(until) => Step::Wait {
+                until,
+                fill_after: (only_linger && fill != u64::MAX).then_some(fill),
+            },
             None => Step::Idle,
         },
     }
@@ -281,7 +300,11 @@ mod tests {
         };
         assert_eq!(
             plan(&req(1050, 10, None), &view).step,
-            Step::Wait { until: 1100 }
+            Step::Wait {
+                until: 1100,
+                fill_after: Some(7)
+            },
+            "three lingering of ten: seven more would fill the batch"
         );
         assert_eq!(
             plan(&req(1100, 10, None), &view).step,
@@ -360,7 +383,10 @@ mod tests {
         };
         assert_eq!(
             plan(&req(500, 100, Some(5)), &spent).step,
-            Step::Wait { until: DAY }
+            Step::Wait {
+                until: DAY,
+                fill_after: None
+            }
         );
     }
 
@@ -408,7 +434,13 @@ mod tests {
             ..due(Some(0))
         };
         let p = plan(&req(DAY + 5, 100, Some(10)), &full);
-        assert_eq!(p.step, Step::Wait { until: 2 * DAY });
+        assert_eq!(
+            p.step,
+            Step::Wait {
+                until: 2 * DAY,
+                fill_after: None
+            }
+        );
         assert_eq!(p.clear_quota_day, vec![1]);
         assert_eq!(p.quota.len(), 1);
         // No quota for the kind any more: the stale reservation is returned and cleared.
@@ -437,7 +469,11 @@ mod tests {
         assert_eq!(plan(&req(10, 100, None), &view).step, Step::Idle);
         assert_eq!(
             plan(&req(5, 100, None), &view).step,
-            Step::Wait { until: 10 }
+            Step::Wait {
+                until: 10,
+                fill_after: None
+            },
+            "a batch backing off: new work may be sendable sooner"
         );
     }
 }

@@ -160,9 +160,12 @@ pub struct ClaimedBatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     Batch(ClaimedBatch),
-    /// Nothing to send before `until` (linger, backoff or quota), unless new work arrives.
+    /// Nothing to send before `until` (linger, backoff or quota). With `fill_after: Some(n)`
+    /// the wait is only for lingering jobs: new work changes the answer once `n` more jobs
+    /// arrived (a batch is full); with `None` any new work may.
     Wait {
         until: Ms,
+        fill_after: Option<u64>,
     },
     Idle,
 }

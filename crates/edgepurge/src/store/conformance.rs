@@ -150,6 +150,14 @@ fn finish(token: i64, batch: &ClaimedBatch, now: Ms, outcome: FinishOutcome) -> 
     }
 }
 
+/// The claim waits until `until` (whatever else it says).
+fn assert_wait(claim: Claim, until: Ms) {
+    match claim {
+        Claim::Wait { until: u, .. } => assert_eq!(u, until, "{claim:?}"),
+        other => panic!("expected a wait until {until}, got {other:?}"),
+    }
+}
+
 async fn all_records(s: &dyn Store) -> Vec<LogRecord> {
     s.log(LogQuery {
         limit: 1000,
@@ -261,10 +269,7 @@ async fn batches_wait_for_linger_unless_full(s: &dyn Store) {
     s.ingest(vec![record("r", &[("p", "https://c/1")])], 1000)
         .await
         .unwrap();
-    assert_eq!(
-        s.claim(claim_req(tok, 1050)).await.unwrap(),
-        Claim::Wait { until: 1100 }
-    );
+    assert_wait(s.claim(claim_req(tok, 1050)).await.unwrap(), 1100);
     let mut req = claim_req(tok, 1050);
     req.kinds[0].1.max_batch = 3;
     let more: Vec<_> = (2..=5)
@@ -285,14 +290,14 @@ async fn batches_wait_for_linger_unless_full(s: &dyn Store) {
         vec!["https://c/1", "https://c/2", "https://c/3"]
     );
     assert_eq!(full.created_at, 1000);
-    assert_eq!(
+    assert_wait(
         s.claim(ClaimRequest {
             now: 1061,
             ..req.clone()
         })
         .await
         .unwrap(),
-        Claim::Wait { until: 1160 }
+        1160,
     );
     let rest = claim_batch(
         s,
@@ -354,10 +359,7 @@ async fn retry_waits_until_its_time_and_counts_attempts(s: &dyn Store) {
     let rec = &all_records(s).await[0];
     assert_eq!(rec.status, Status::Failed);
     assert_eq!(rec.error.as_deref(), Some("InternalError: try later"));
-    assert_eq!(
-        s.claim(claim_req(tok, 4999)).await.unwrap(),
-        Claim::Wait { until: 5000 }
-    );
+    assert_wait(s.claim(claim_req(tok, 4999)).await.unwrap(), 5000);
     let again = claim_batch(s, claim_req(tok, 5000)).await;
     assert_eq!((again.id, again.attempt), (b.id, 2));
     assert_eq!(again.created_at, 0);
@@ -436,14 +438,14 @@ async fn daily_quota_caps_batches_until_reset(s: &dyn Store) {
     let b = claim_batch(s, req.clone()).await;
     assert_eq!(b.targets.len(), 3);
     assert_eq!(s.quota_used("p", TargetKind::Url, 0).await.unwrap(), 3);
-    assert_eq!(
+    assert_wait(
         s.claim(ClaimRequest {
             now: 2000,
             ..req.clone()
         })
         .await
         .unwrap(),
-        Claim::Wait { until: DAY_MS }
+        DAY_MS,
     );
     // The provider says the quota is spent after all: the batch waits for the reset and its
     // reservation is returned.
@@ -468,14 +470,14 @@ async fn daily_quota_caps_batches_until_reset(s: &dyn Store) {
         "waiting for quota is not a failed attempt"
     );
     // Today's three are spent by the resent batch; the other two wait for the next reset.
-    assert_eq!(
+    assert_wait(
         s.claim(ClaimRequest {
             now: DAY_MS + 1,
             ..tomorrow
         })
         .await
         .unwrap(),
-        Claim::Wait { until: 2 * DAY_MS }
+        2 * DAY_MS,
     );
 }
 

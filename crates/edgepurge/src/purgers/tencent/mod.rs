@@ -194,13 +194,13 @@ impl TencentCdn {
         ),
         String,
     > {
-        let id = self.settings.secret_id.load_async().await?;
-        let key = self.settings.secret_key.load_async().await?;
+        let id = self.settings.secret_id.load().await?;
+        let key = self.settings.secret_key.load().await?;
         let token = match &self.settings.session_token {
             Some(src) => match src {
                 // An unset token variable means long-lived keys, not an error.
                 SecretSource::Env(var) if std::env::var_os(var).is_none() => None,
-                _ => Some(src.load_async().await?),
+                _ => Some(src.load().await?),
             },
             None => None,
         };

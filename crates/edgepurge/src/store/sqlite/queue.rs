@@ -246,7 +246,7 @@ pub(super) fn claim(
             take,
             quota_day,
         } => form_batch(conn, ctx, lane_id, req, kind, take, quota_day).map(Claim::Batch),
-        claim::Step::Wait { until } => Ok(Claim::Wait { until }),
+        claim::Step::Wait { until, fill_after } => Ok(Claim::Wait { until, fill_after }),
         claim::Step::Idle => Ok(Claim::Idle),
     }
 }
