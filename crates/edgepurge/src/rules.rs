@@ -116,6 +116,30 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// A valid rule for tests: bucket `assets`, every creation, one domain, through `provider`,
+/// purging with `mode` (a tag rule gets a `{seg1}` template).
+#[cfg(test)]
+pub(crate) fn example(name: &str, provider: &str, mode: edgepurge_core::Mode) -> RuleSpec {
+    RuleSpec {
+        name: name.into(),
+        bucket: "assets".into(),
+        events: vec!["created".into()],
+        prefix: None,
+        suffix: None,
+        domains: vec!["https://cdn.example.com".into()],
+        provider: provider.into(),
+        mode,
+        index_document: None,
+        strip_prefix: None,
+        tags: if mode == edgepurge_core::Mode::Tag {
+            vec!["{seg1}".into()]
+        } else {
+            Vec::new()
+        },
+        enabled: true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,24 +159,7 @@ mod tests {
     }
 
     fn spec(provider: &str, mode: Mode) -> RuleSpec {
-        RuleSpec {
-            name: "r".into(),
-            bucket: "b".into(),
-            events: vec!["created".into()],
-            prefix: None,
-            suffix: None,
-            domains: vec!["https://cdn.example.com".into()],
-            provider: provider.into(),
-            mode,
-            index_document: None,
-            strip_prefix: None,
-            tags: if mode == Mode::Tag {
-                vec!["{seg1}".into()]
-            } else {
-                Vec::new()
-            },
-            enabled: true,
-        }
+        example("r", provider, mode)
     }
 
     #[test]

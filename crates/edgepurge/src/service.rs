@@ -1,10 +1,9 @@
 //! The running service: store, rules, dispatcher lanes, the application layer and the HTTP
 //! server, started from a checked config and stopped in order.
 
-use crate::app::{Admin, Ingestor, LaneWaker, Outcomes, Planner};
+use crate::app::{Admin, Pipeline, Planner};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::dispatch::{Dispatcher, OutcomeSink};
 use crate::purgers::{BuildError, Purger};
 use crate::server::{self, AppState};
 use crate::store::{SqliteStore, Store};
@@ -80,24 +79,18 @@ impl Service {
         };
         let purgers = build_purgers(&cfg)?;
         let shutdown = CancellationToken::new();
-        let outcomes = Outcomes::new(Arc::clone(&store));
-        outcomes.spawn_poller(OUTCOME_POLL, shutdown.child_token());
-        let dispatcher = Arc::new(Dispatcher::start(
+        let Pipeline {
+            ingestor,
+            dispatcher,
+        } = Pipeline::start(
             Arc::clone(&store),
             purgers,
+            planner,
             cfg.dispatch.clone(),
             clock,
-            Arc::clone(&outcomes) as Arc<dyn OutcomeSink>,
-            shutdown.child_token(),
-        ));
-        let ingestor = Arc::new(Ingestor::new(
-            Arc::clone(&store),
-            planner,
-            Arc::clone(&dispatcher) as Arc<dyn LaneWaker>,
-            outcomes,
-            clock,
-            shutdown.clone(),
-        ));
+            OUTCOME_POLL,
+            &shutdown,
+        );
         let admin = Arc::new(Admin::new(
             Some(Arc::clone(&store)),
             &cfg,

@@ -99,14 +99,55 @@ impl Admin {
         };
         for r in &self.config_rules {
             if !rules.iter().any(|s| s.spec.name == r.spec.name) {
-                rules.push(StoredRule {
-                    spec: r.spec.clone(),
-                    origin: RuleOrigin::Config,
-                    created_at: 0,
-                });
+                rules.push(StoredRule::from_config(&r.spec));
             }
         }
         rules.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        Ok(rules)
+    }
+
+    /// What is wrong with rules added by `rule add` against this config: the rule check
+    /// (an account removed, a mode it cannot purge) and names the config file now takes too.
+    pub async fn stored_rule_problems(&self) -> AdminResult<Vec<String>> {
+        let Some(store) = &self.store else {
+            return Ok(Vec::new());
+        };
+        let added: Vec<StoredRule> = store
+            .rules()
+            .await?
+            .into_iter()
+            .filter(|r| r.origin == RuleOrigin::Cli)
+            .collect();
+        let providers = self.providers.clone().unwrap_or_default();
+        let (_, mut problems) = super::Planner::new(&added, &providers, true);
+        for r in &added {
+            if self.config_rules.iter().any(|c| c.spec.name == r.spec.name) {
+                problems.push(format!(
+                    "rule {:?} is in the config file and was also added with `edgepurge rule \
+                     add`; serve will refuse to start until one is renamed or deleted",
+                    r.spec.name
+                ));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// The rules a server started now would apply: the config file's as written now (not as
+    /// last installed) and those added with `rule add`.
+    pub async fn rules_as_configured(&self) -> AdminResult<Vec<StoredRule>> {
+        let mut rules: Vec<StoredRule> = self
+            .config_rules
+            .iter()
+            .map(|r| StoredRule::from_config(&r.spec))
+            .collect();
+        if let Some(s) = &self.store {
+            rules.extend(
+                s.rules()
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.origin == RuleOrigin::Cli),
+            );
+        }
         Ok(rules)
     }
 
@@ -230,24 +271,7 @@ mod tests {
     }
 
     fn spec(name: &str, mode: Mode) -> RuleSpec {
-        RuleSpec {
-            name: name.into(),
-            bucket: "b".into(),
-            events: vec!["created".into()],
-            prefix: None,
-            suffix: None,
-            domains: vec!["https://cdn.example.com".into()],
-            provider: "tencent".into(),
-            mode,
-            index_document: None,
-            strip_prefix: None,
-            tags: if mode == Mode::Tag {
-                vec!["{seg1}".into()]
-            } else {
-                Vec::new()
-            },
-            enabled: true,
-        }
+        crate::rules::example(name, "tencent", mode)
     }
 
     async fn admin() -> (tempfile::TempDir, Admin) {

@@ -9,6 +9,14 @@ mod ingest;
 mod outcomes;
 mod planner;
 
+use crate::clock::Clock;
+use crate::dispatch::{DispatchSettings, Dispatcher, OutcomeSink};
+use crate::purgers::Purger;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
 pub use admin::{Admin, AdminError, AdminResult};
 pub use ingest::{Accepted, IngestError, IngestOptions, Ingestor, LaneWaker};
 pub use outcomes::{Outcomes, WaitOutcome};
@@ -21,5 +29,48 @@ impl LaneWaker for crate::dispatch::Dispatcher {
 
     fn expedite(&self, lane: &str) {
         crate::dispatch::Dispatcher::expedite(self, lane);
+    }
+}
+
+/// The ingest path with lanes of its own: a dispatcher sending for `purgers` (lanes another
+/// process holds stand by), and waiters woken by its answers and, every `poll`, by answers
+/// other processes record. `edgepurge serve` and `edgepurge purge` both start one.
+pub struct Pipeline {
+    pub ingestor: Arc<Ingestor>,
+    pub dispatcher: Arc<Dispatcher>,
+}
+
+impl Pipeline {
+    pub fn start(
+        store: Arc<dyn Store>,
+        purgers: Vec<Arc<dyn Purger>>,
+        planner: Planner,
+        settings: DispatchSettings,
+        clock: Clock,
+        poll: Duration,
+        shutdown: &CancellationToken,
+    ) -> Pipeline {
+        let outcomes = Outcomes::new(Arc::clone(&store));
+        outcomes.spawn_poller(poll, shutdown.child_token());
+        let dispatcher = Arc::new(Dispatcher::start(
+            Arc::clone(&store),
+            purgers,
+            settings,
+            clock,
+            Arc::clone(&outcomes) as Arc<dyn OutcomeSink>,
+            shutdown.child_token(),
+        ));
+        let ingestor = Arc::new(Ingestor::new(
+            store,
+            planner,
+            Arc::clone(&dispatcher) as Arc<dyn LaneWaker>,
+            outcomes,
+            clock,
+            shutdown.clone(),
+        ));
+        Pipeline {
+            ingestor,
+            dispatcher,
+        }
     }
 }

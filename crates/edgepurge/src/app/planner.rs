@@ -203,11 +203,7 @@ mod tests {
         let mut stored: Vec<StoredRule> = cfg
             .rules
             .iter()
-            .map(|r| StoredRule {
-                spec: r.spec.clone(),
-                origin: RuleOrigin::Config,
-                created_at: 0,
-            })
+            .map(|r| StoredRule::from_config(&r.spec))
             .collect();
         let mut orphan = cfg.rules[0].spec.clone();
         orphan.name = "orphan".into();

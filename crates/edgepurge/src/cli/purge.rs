@@ -5,9 +5,8 @@
 //! way this command waits for the outcome (unless `--no-wait`).
 
 use super::{input_error, parse_duration_ms, CliResult, Ctx, Failure};
-use crate::app::{IngestError, IngestOptions, Ingestor, LaneWaker, Outcomes, Planner};
+use crate::app::{IngestError, IngestOptions, Pipeline, Planner};
 use crate::clock::Clock;
-use crate::dispatch::{Dispatcher, OutcomeSink};
 use crate::store::{LogQuery, LogRecord, Status};
 use edgepurge_core::TargetKind;
 use std::collections::BTreeMap;
@@ -74,30 +73,24 @@ pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
     let store = ctx.store(&cfg).await?;
     let clock = Clock::system();
     let shutdown = CancellationToken::new();
-    let outcomes = Outcomes::new(Arc::clone(&store));
-    outcomes.spawn_poller(REMOTE_POLL, shutdown.child_token());
     // This process sends them itself unless a running server holds the lanes.
     let purgers = if args.no_wait {
         Vec::new()
     } else {
         account.build()?
     };
-    let dispatcher = Arc::new(Dispatcher::start(
+    let (planner, _) = Planner::new(&[], &cfg.providers, false);
+    let Pipeline {
+        ingestor,
+        dispatcher,
+    } = Pipeline::start(
         Arc::clone(&store),
         purgers,
+        planner,
         cfg.dispatch.clone(),
         clock,
-        Arc::clone(&outcomes) as Arc<dyn OutcomeSink>,
-        shutdown.child_token(),
-    ));
-    let (planner, _) = Planner::new(&[], &cfg.providers, false);
-    let ingestor = Ingestor::new(
-        Arc::clone(&store),
-        planner,
-        Arc::clone(&dispatcher) as Arc<dyn LaneWaker>,
-        outcomes,
-        clock,
-        shutdown.clone(),
+        REMOTE_POLL,
+        &shutdown,
     );
     let accepted = ingestor
         .accept_manual(&provider, kind, &targets, &IngestOptions::default())

@@ -1,7 +1,6 @@
 //! `serve` and `config check`.
 
 use super::{input_error, CliResult, Ctx, Failure};
-use crate::app::Planner;
 use crate::service::Service;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -71,26 +70,13 @@ pub async fn check(ctx: &Ctx) -> CliResult {
             warnings.push(e.to_string());
         }
     }
-    if super::exists(&cfg.store.path).await {
-        let store = ctx.existing_store(&cfg).await?;
-        let stored: Vec<_> = store
-            .rules()
+    warnings.extend(
+        ctx.admin(&cfg, false)
             .await?
-            .into_iter()
-            .filter(|r| r.origin == crate::store::RuleOrigin::Cli)
-            .collect();
-        let (_, problems) = Planner::new(&stored, &cfg.providers, true);
-        warnings.extend(problems);
-        for r in &stored {
-            if cfg.rules.iter().any(|c| c.spec.name == r.spec.name) {
-                warnings.push(format!(
-                    "rule {:?} is in the config file and was also added with `edgepurge rule \
-                     add`; serve will refuse to start until one is renamed or deleted",
-                    r.spec.name
-                ));
-            }
-        }
-    }
+            .stored_rule_problems()
+            .await
+            .map_err(super::admin_failure)?,
+    );
     println!(
         "{}: ok ({} provider(s), {} rule(s); store {}; listen {})",
         path.display(),

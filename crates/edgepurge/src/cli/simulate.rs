@@ -2,7 +2,6 @@
 
 use super::{input_error, CliResult, Ctx};
 use crate::app::Planner;
-use crate::store::{RuleOrigin, StoredRule};
 use std::path::PathBuf;
 use tokio::io::AsyncReadExt;
 
@@ -34,25 +33,12 @@ pub async fn run(ctx: &Ctx, args: SimulateArgs) -> CliResult {
     }
 
     // The config's rules as written now, plus rules added with `edgepurge rule add`.
-    let mut rules: Vec<StoredRule> = cfg
-        .rules
-        .iter()
-        .map(|r| StoredRule {
-            spec: r.spec.clone(),
-            origin: RuleOrigin::Config,
-            created_at: 0,
-        })
-        .collect();
-    if super::exists(&cfg.store.path).await {
-        let store = ctx.existing_store(&cfg).await?;
-        rules.extend(
-            store
-                .rules()
-                .await?
-                .into_iter()
-                .filter(|r| r.origin == RuleOrigin::Cli),
-        );
-    }
+    let rules = ctx
+        .admin(&cfg, false)
+        .await?
+        .rules_as_configured()
+        .await
+        .map_err(super::admin_failure)?;
     let (planner, problems) = Planner::new(&rules, &cfg.providers, false);
     for p in problems {
         eprintln!("warning: {p}");

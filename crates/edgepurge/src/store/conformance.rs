@@ -83,20 +83,7 @@ pub fn record(rule: &str, jobs: &[(&str, &str)]) -> IngestRecord {
 }
 
 fn spec(name: &str) -> RuleSpec {
-    RuleSpec {
-        name: name.into(),
-        bucket: "assets".into(),
-        events: vec!["created".into()],
-        prefix: None,
-        suffix: None,
-        domains: vec!["https://cdn.example.com".into()],
-        provider: "p".into(),
-        mode: Mode::Url,
-        index_document: None,
-        strip_prefix: None,
-        tags: Vec::new(),
-        enabled: true,
-    }
+    crate::rules::example(name, "p", Mode::Url)
 }
 
 const DAY_MS: i64 = 86_400_000;

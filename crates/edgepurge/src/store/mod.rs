@@ -97,6 +97,17 @@ pub struct StoredRule {
     pub created_at: Ms,
 }
 
+impl StoredRule {
+    /// A config file rule as the store would hold it (not installed yet: no creation time).
+    pub fn from_config(spec: &RuleSpec) -> StoredRule {
+        StoredRule {
+            spec: spec.clone(),
+            origin: RuleOrigin::Config,
+            created_at: 0,
+        }
+    }
+}
+
 /// One job to queue: purge `target` (a URL, directory or tag) through `lane`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LaneJob {
