@@ -309,6 +309,9 @@ impl RawConfig {
         };
 
         let mut providers = Providers::new();
+        // Sections that exist but did not pass their checks (rules naming them are not told
+        // the account is missing).
+        let mut broken = std::collections::BTreeSet::new();
         for (name, mut section) in self.providers {
             let at = format!("providers.{name}");
             if !valid_name(&name) {
@@ -336,8 +339,15 @@ impl RawConfig {
                 );
                 continue;
             };
-            if let Some(cfg) = (k.parse)(&name, section, &at, &mut p) {
-                providers.insert(name, cfg);
+            // A section with problems that still parsed is kept, so rules are checked against
+            // it too (the config is refused either way).
+            match (k.parse)(&name, section, &at, &mut p) {
+                Some(cfg) => {
+                    providers.insert(name, cfg);
+                }
+                None => {
+                    broken.insert(name);
+                }
             }
         }
 
@@ -353,6 +363,17 @@ impl RawConfig {
             let valid = spec.clone().validate();
             match crate::rules::check(spec, Some(&providers)) {
                 Ok(rule) => rules.push(rule),
+                Err(crate::rules::RuleRefusal::UnknownProvider { rule, provider, .. })
+                    if broken.contains(&provider) =>
+                {
+                    p.push(
+                        &at,
+                        format!(
+                            "rule {rule:?}: provider {provider:?} has problems (listed above); \
+                             fix them first"
+                        ),
+                    );
+                }
                 Err(e) => {
                     p.push(&at, e.to_string());
                     if let Ok(rule) = valid {

@@ -376,6 +376,7 @@ fn a_tag_rule_for_a_provider_without_tags_is_refused_with_the_reason() {
         ),
         "{err}"
     );
+    assert_eq!(err.matches("cannot purge").count(), 1, "said once: {err}");
     assert!(
         !ep.ok(&["rule", "list"]).contains("by-tag"),
         "nothing stored"

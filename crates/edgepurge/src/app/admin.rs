@@ -16,7 +16,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdminError {
     /// The rule does not pass the rule check.
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] RuleRefusal),
     #[error("{0}")]
     NotFound(String),

@@ -43,12 +43,19 @@ pub struct Accepted {
     pub wait: Option<WaitOutcome>,
 }
 
+impl From<ParseError> for IngestError {
+    fn from(e: ParseError) -> Self {
+        // Not a `source`: the message already holds it, and error chains would repeat it.
+        IngestError::Parse(e)
+    }
+}
+
 /// Why a body was not accepted. Nothing of it is stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IngestError {
     /// The body is not a notification edgepurge understands (the sender must fix it).
     #[error("{0}; nothing was stored")]
-    Parse(#[from] ParseError),
+    Parse(ParseError),
     /// A manual purge asked for something the configuration cannot do.
     #[error("{0}")]
     Refused(String),

@@ -9,7 +9,6 @@ use crate::app::{IngestError, IngestOptions, Pipeline, Planner};
 use crate::clock::Clock;
 use crate::store::{LogQuery, LogRecord, Status};
 use edgepurge_core::TargetKind;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,21 +149,24 @@ pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
                 .await?,
         );
     }
-    let mut summary: Vec<String> = waited
+    let summary: Vec<String> = waited
         .statuses
         .iter()
-        .map(|(s, n)| {
-            if s.is_final() {
-                format!("{n} {s}")
-            } else {
-                format!("{n} still {s}")
-            }
+        .map(|(s, n)| match s {
+            Status::Failed => format!("{n} failed, retrying"),
+            s if s.is_final() => format!("{n} {s}"),
+            s => format!("{n} still {s}"),
         })
         .collect();
-    if summary.is_empty() {
-        summary.push("nothing to purge".into());
-    }
-    println!("{}: {}", provider, summary.join(", "));
+    println!(
+        "{}: {}",
+        provider,
+        if summary.is_empty() {
+            "nothing to purge".to_owned()
+        } else {
+            summary.join(", ")
+        }
+    );
     let mut tasks: Vec<&str> = records
         .iter()
         .filter_map(|r| r.task_id.as_deref())
@@ -187,17 +189,14 @@ pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
         );
     }
     if !not_done.is_empty() {
-        let counts: BTreeMap<&str, usize> = not_done.iter().fold(BTreeMap::new(), |mut m, r| {
-            *m.entry(r.status.as_str()).or_default() += 1;
-            m
-        });
-        let failed = counts.get("dead").copied().unwrap_or(0);
-        let open = not_done.len() - failed;
+        let dead = not_done.iter().filter(|r| r.status == Status::Dead).count();
+        let open = not_done.len() - dead;
         return Err(Failure {
             code: 1,
             error: anyhow::anyhow!(
-                "{failed} target(s) failed and {open} are still queued; see `edgepurge log` \
-                 (queued ones are sent by a running server or the next `edgepurge purge`)"
+                "{dead} target(s) were given up and {open} are not done yet (queued, in flight or \
+                 retrying); see `edgepurge log`. Those not done are sent by a running server or \
+                 the next `edgepurge purge`; `edgepurge retry` re-queues the given up"
             ),
         });
     }

@@ -247,3 +247,25 @@ fn a_tag_rule_on_a_provider_without_tags_is_refused_in_the_file() {
          \"tag\"; it purges url, dir"
     );
 }
+
+#[test]
+fn a_rule_naming_a_provider_with_problems_is_not_told_it_is_missing() {
+    let text = r#"
+        [providers.tencent]
+        kind = "tencent-cdn"
+        endpoint = "http://cdn.tencentcloudapi.com"
+        [[rules]]
+        name = "r"
+        bucket = "b"
+        events = ["created"]
+        domains = ["https://cdn.example.com"]
+        provider = "tencent"
+    "#;
+    let err = parse(text).unwrap().validate().unwrap_err().to_string();
+    assert!(err.contains("providers.tencent.endpoint"), "{err}");
+    assert!(
+        err.contains("rules[0]: rule \"r\": provider \"tencent\" has problems (listed above)"),
+        "{err}"
+    );
+    assert!(!err.contains("is not defined"), "{err}");
+}
