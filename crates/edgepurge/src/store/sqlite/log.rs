@@ -1,7 +1,7 @@
 //! Reading the purge log, the request log and queue depths; pruning old records in small
 //! steps.
 
-use super::queue::parse_ids;
+use super::ids::parse_ids;
 use super::{db_err, sql};
 use crate::store::*;
 use rusqlite::{params, types::Value as SqlValue, Connection, OptionalExtension};

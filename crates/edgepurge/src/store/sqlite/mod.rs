@@ -9,9 +9,16 @@
 //!
 //! The store's clock (for leases) is the one it is opened with: the system clock, or a test's.
 
+mod claim;
+mod finish;
+mod ids;
+mod ingest;
+mod lease;
 mod log;
-mod queue;
+mod quota;
 mod readers;
+mod records;
+mod retry;
 mod rules;
 mod sql;
 mod writer;
@@ -240,7 +247,7 @@ impl Store for SqliteStore {
     async fn ingest(&self, records: Vec<IngestRecord>, now: Ms) -> StoreResult<IngestReceipt> {
         let n = records.len();
         self.writer
-            .run(n, true, move |c, ctx| queue::ingest(c, ctx, &records, now))
+            .run(n, true, move |c, ctx| ingest::ingest(c, ctx, &records, now))
             .await
     }
 
@@ -252,24 +259,24 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<Lease>> {
         let (lane, owner) = (lane.to_owned(), owner.to_owned());
         let now = self.clock.now_ms();
-        self.write(move |c, ctx| queue::acquire_lane(c, ctx, &lane, &owner, now, ttl_ms))
+        self.write(move |c, ctx| lease::acquire_lane(c, ctx, &lane, &owner, now, ttl_ms))
             .await
     }
 
     async fn release_lane(&self, lane: &str, owner: &str) -> StoreResult<()> {
         let (lane, owner) = (lane.to_owned(), owner.to_owned());
-        self.write(move |c, _| queue::release_lane(c, &lane, &owner))
+        self.write(move |c, _| lease::release_lane(c, &lane, &owner))
             .await
     }
 
     async fn claim(&self, req: ClaimRequest) -> StoreResult<Claim> {
         let now = self.clock.now_ms();
-        self.write(move |c, ctx| queue::claim(c, ctx, &req, now))
+        self.write(move |c, ctx| claim::claim(c, ctx, &req, now))
             .await
     }
 
     async fn finish(&self, finish: Finish) -> StoreResult<FinishReceipt> {
-        self.write(move |c, ctx| queue::finish(c, ctx, &finish))
+        self.write(move |c, ctx| finish::finish(c, ctx, &finish))
             .await
     }
 
@@ -281,14 +288,14 @@ impl Store for SqliteStore {
         used: u64,
     ) -> StoreResult<()> {
         let lane = lane.to_owned();
-        self.write(move |c, _| queue::note_quota_used(c, &lane, kind, day, used))
+        self.write(move |c, _| quota::note_quota_used(c, &lane, kind, day, used))
             .await
     }
 
     async fn quota_used(&self, lane: &str, kind: TargetKind, day: i64) -> StoreResult<u64> {
         let lane = lane.to_owned();
         self.readers
-            .read(move |c| queue::quota_used(c, &lane, kind, day))
+            .read(move |c| quota::quota_used(c, &lane, kind, day))
             .await
     }
 
@@ -316,7 +323,7 @@ impl Store for SqliteStore {
     }
 
     async fn retry_dead(&self, filter: RetryFilter, now: Ms) -> StoreResult<u64> {
-        self.write(move |c, ctx| queue::retry_dead(c, ctx, &filter, now))
+        self.write(move |c, ctx| retry::retry_dead(c, ctx, &filter, now))
             .await
     }
 

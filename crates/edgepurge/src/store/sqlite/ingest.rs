@@ -1,0 +1,90 @@
+//! Ingest: log records with their jobs; a job merges with a pending one for the same lane,
+//! kind and target.
+
+use super::ids::ids_json;
+use super::writer::TxCtx;
+use super::{db_err, sql};
+use crate::store::*;
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub(super) fn ingest(
+    conn: &Connection,
+    ctx: &mut TxCtx<'_>,
+    records: &[IngestRecord],
+    now: Ms,
+) -> StoreResult<IngestReceipt> {
+    let mut receipt = IngestReceipt {
+        purge_ids: Vec::with_capacity(records.len()),
+        ..Default::default()
+    };
+    let prep = |s: &'static str| conn.prepare_cached(s).map_err(db_err("prepare ingest"));
+    let mut find = prep(sql::JOB_FIND_PENDING)?;
+    let mut insert_job = prep(sql::JOB_INSERT)?;
+    let mut merge_job = prep(sql::JOB_MERGE)?;
+    let mut insert_purge = prep(sql::PURGE_INSERT)?;
+    let mut job_ids: Vec<i64> = Vec::new();
+    for rec in records {
+        let purge_id = ctx.next_purge_id;
+        ctx.next_purge_id += 1;
+        job_ids.clear();
+        // A record with one job follows that job's batch directly.
+        let solo = rec.jobs.len() == 1;
+        for job in &rec.jobs {
+            let lane_id = ctx
+                .lane_id(conn, &job.lane, true)?
+                .ok_or_else(|| StoreError::Unavailable(format!("lane {} not created", job.lane)))?;
+            let kind = job.kind.as_str();
+            let pending: Option<i64> = find
+                .query_row(params![lane_id, kind, job.target], |r| r.get(0))
+                .optional()
+                .map_err(db_err("find pending job"))?;
+            let id = match pending {
+                Some(id) if job_ids.contains(&id) => continue,
+                Some(id) => {
+                    merge_job
+                        .execute(params![id, purge_id, solo])
+                        .map_err(db_err("merge job"))?;
+                    receipt.jobs_merged += 1;
+                    id
+                }
+                None => {
+                    let id = ctx.next_job_id;
+                    ctx.next_job_id += 1;
+                    insert_job
+                        .execute(params![id, lane_id, kind, job.target, now, purge_id, solo])
+                        .map_err(db_err("insert job"))?;
+                    receipt.jobs_new += 1;
+                    id
+                }
+            };
+            job_ids.push(id);
+        }
+        let status = if job_ids.is_empty() {
+            Status::Skipped
+        } else {
+            Status::Queued
+        };
+        let targets = serde_json::to_string(&rec.targets)
+            .map_err(|e| StoreError::Corrupt(format!("encode targets: {e}")))?;
+        insert_purge
+            .execute(params![
+                purge_id,
+                now,
+                ctx.seq,
+                rec.rule,
+                rec.provider,
+                rec.event.format,
+                rec.event.name,
+                rec.event.bucket,
+                rec.event.key,
+                rec.event.id,
+                targets,
+                (!job_ids.is_empty()).then(|| ids_json(&job_ids)),
+                status.as_str(),
+                rec.note,
+            ])
+            .map_err(db_err("insert purge record"))?;
+        receipt.purge_ids.push(purge_id);
+    }
+    Ok(receipt)
+}
