@@ -7,14 +7,41 @@
 
 use super::{names, Event, Format, Parsed};
 use crate::key::{decode_key, KeyEncoding};
-use serde::de::IgnoredAny;
-use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+/// A struct read only from a JSON object. Derived `Deserialize` would also take a JSON array
+/// of the fields in order, which the tree parser refuses.
+struct Obj<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OnlyMaps<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OnlyMaps<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(OnlyMaps(PhantomData)).map(Obj)
+    }
+}
+
+/// Whether a key is there at all, whatever its value (`null` included).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
+}
 
 #[derive(Deserialize)]
 struct Body<'a> {
     #[serde(rename = "Records", borrow)]
-    records: Vec<Record<'a>>,
+    records: Vec<Obj<Record<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -28,12 +55,12 @@ struct Record<'a> {
     #[serde(rename = "eventId", borrow, default)]
     event_id: Option<Cow<'a, str>>,
     #[serde(rename = "responseElements", borrow, default)]
-    response_elements: Option<ResponseElements<'a>>,
+    response_elements: Option<Obj<ResponseElements<'a>>>,
     #[serde(borrow)]
-    s3: S3<'a>,
-    /// A COS record: not for the fast path.
-    #[serde(default)]
-    cos: Option<IgnoredAny>,
+    s3: Obj<S3<'a>>,
+    /// A `cos` key, whatever its value: a COS record, not for the fast path.
+    #[serde(default, deserialize_with = "present")]
+    cos: bool,
 }
 
 #[derive(Deserialize)]
@@ -45,9 +72,9 @@ struct ResponseElements<'a> {
 #[derive(Deserialize)]
 struct S3<'a> {
     #[serde(borrow)]
-    bucket: Bucket<'a>,
+    bucket: Obj<Bucket<'a>>,
     #[serde(borrow)]
-    object: Object<'a>,
+    object: Obj<Object<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -79,10 +106,11 @@ fn text(v: Option<Cow<'_, str>>) -> Option<String> {
 /// The events of `body` if it is plainly a list of S3-shaped records; `None` to let the tree
 /// parser decide (including every error).
 pub(super) fn parse(body: &[u8]) -> Option<Parsed> {
-    let body: Body<'_> = serde_json::from_slice(body).ok()?;
+    let Obj(body): Obj<Body<'_>> = serde_json::from_slice(body).ok()?;
     let mut events = Vec::with_capacity(body.records.len());
-    for rec in body.records {
-        if rec.cos.is_some() || rec.event_name.is_empty() || rec.s3.bucket.name.is_empty() {
+    for Obj(rec) in body.records {
+        let (Obj(bucket), Obj(object)) = (rec.s3.0.bucket, rec.s3.0.object);
+        if rec.cos || rec.event_name.is_empty() || bucket.name.is_empty() {
             return None;
         }
         let source = rec.event_source.as_deref().unwrap_or_default();
@@ -92,13 +120,12 @@ pub(super) fn parse(body: &[u8]) -> Option<Parsed> {
             "ceph:s3" => (Format::Ceph, KeyEncoding::Raw),
             _ => (Format::S3Compatible, KeyEncoding::Form),
         };
-        let object = rec.s3.object;
         let key = decode_key(&object.key, encoding).ok()?;
-        let id =
-            text(rec.event_id).or_else(|| rec.response_elements.and_then(|r| text(r.request_id)));
+        let id = text(rec.event_id)
+            .or_else(|| rec.response_elements.and_then(|Obj(r)| text(r.request_id)));
         events.push(Event {
             format,
-            bucket: rec.s3.bucket.name.into_owned(),
+            bucket: bucket.name.into_owned(),
             key,
             raw_key: object.key.into_owned(),
             name: names::normalize(&rec.event_name),

@@ -198,17 +198,29 @@ impl Ctx {
         Ok(cfg)
     }
 
-    /// Opens the store, which must exist already.
+    /// Opens the store, which must exist already. Commands leave schema upgrades to the
+    /// server (an older server may still be running on the file).
     pub async fn existing_store(&self, cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
-        let store = SqliteStore::open_existing(&cfg.store.path, cfg.store.sqlite_options())
+        let opts = crate::store::SqliteOptions {
+            upgrade: false,
+            ..cfg.store.sqlite_options()
+        };
+        let store = SqliteStore::open_existing(&cfg.store.path, opts)
             .await
             .map_err(|e| admin_failure(e.into()))?;
         Ok(Arc::new(store))
     }
 
-    /// Opens the store, creating it if needed.
+    /// Opens the store, creating it if needed (but not upgrading an older one).
     pub async fn store(&self, cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
-        Ok(crate::service::open_store(cfg).await?)
+        let opts = crate::store::SqliteOptions {
+            upgrade: false,
+            ..cfg.store.sqlite_options()
+        };
+        let store = SqliteStore::open_blocking(&cfg.store.path, opts)
+            .await
+            .map_err(|e| admin_failure(e.into()))?;
+        Ok(Arc::new(store))
     }
 
     /// The admin service on the store (if one exists; `create` makes it).

@@ -202,7 +202,9 @@ impl Lane {
     /// Sleeps until `until` (at most `poll_ms`, to look for other processes' work), shutdown,
     /// an expedite or a recorded answer; and on new work, unless the wait is only for jobs
     /// lingering and not enough arrived to fill a batch (`fill_after`), so a busy lane does
-    /// not ask the store again for every event.
+    /// not ask the store again for every event. Only this process's announcements are
+    /// counted: work queued by another process is found at the deadline, at most `poll_ms`
+    /// later.
     async fn wait_for(&self, now: Ms, until: Ms, fill_after: Option<u64>) {
         let base = self.added.load(Ordering::SeqCst);
         let wait = ((until - now).clamp(1, i64::MAX) as u64).min(self.settings.poll_ms);

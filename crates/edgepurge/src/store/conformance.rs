@@ -52,6 +52,10 @@ pub async fn run_all(factory: &Factory) {
     multi!(a_follower_misses_no_change_while_several_writers_commit);
     case!(finishing_reports_the_records_it_changed);
     case!(since_finds_records_by_arrival_time);
+    case!(since_and_retention_survive_gaps_in_record_ids);
+    case!(record_times_never_go_back);
+    case!(a_record_whose_other_job_was_pruned_still_completes);
+    case!(ids_are_never_given_twice_after_pruning);
     case!(log_filters_and_follow_order);
     case!(follow_pages_through_records_that_share_a_change_number);
     case!(record_status_is_the_worst_of_its_targets);
@@ -973,4 +977,150 @@ async fn since_finds_records_by_arrival_time(s: &dyn Store) {
         assert!(got.iter().all(|r| r.time >= t));
     }
     assert!(since(10_000).await.unwrap().is_empty());
+}
+
+/// Deletes everything older than `before` that retention may delete, step by step (as the
+/// service does), within a time limit.
+async fn prune_all(s: &dyn Store, before: Ms) -> u64 {
+    let mut total = 0;
+    for _ in 0..1000 {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.prune(before, 3))
+            .await
+            .expect("a prune step finishes")
+            .unwrap();
+        if n == 0 {
+            return total;
+        }
+        total += n;
+    }
+    panic!("pruning never ends");
+}
+
+async fn since_and_retention_survive_gaps_in_record_ids(s: &dyn Store) {
+    // Record 1 is kept (still queued); 2..=9 are old and done; 10 is new.
+    s.ingest(vec![record("r", &[("p", "https://c/a")])], 0)
+        .await
+        .unwrap();
+    for t in 2..10 {
+        s.ingest(vec![record("skip", &[])], t * 100).await.unwrap();
+    }
+    s.ingest(vec![record("new", &[])], 10_000).await.unwrap();
+    assert_eq!(prune_all(s, 950).await, 8);
+    assert_eq!(
+        prune_all(s, 950).await,
+        0,
+        "nothing more, and no endless search"
+    );
+    let since = |t: Ms| {
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            s.log(LogQuery {
+                since: Some(t),
+                limit: 100,
+                ..Default::default()
+            }),
+        )
+    };
+    let got = since(950).await.expect("a since query finishes").unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].rule.as_deref(), Some("new"));
+    assert_eq!(since(0).await.unwrap().unwrap().len(), 2);
+    assert!(since(20_000).await.unwrap().unwrap().is_empty());
+}
+
+async fn record_times_never_go_back(s: &dyn Store) {
+    // Arrival stamps as two processes with a slow write, or a clock step, give them.
+    for t in [100, 5000, 200, 300, 6000] {
+        s.ingest(vec![record("r", &[])], t).await.unwrap();
+    }
+    let times: Vec<Ms> = all_records(s).await.iter().map(|r| r.time).collect();
+    assert_eq!(times, vec![100, 5000, 5000, 5000, 6000]);
+    let since = s
+        .log(LogQuery {
+            since: Some(1000),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(since.len(), 4);
+    assert_eq!(
+        prune_all(s, 1000).await,
+        1,
+        "only the record older than the cutoff"
+    );
+}
+
+async fn a_record_whose_other_job_was_pruned_still_completes(s: &dyn Store) {
+    let r = s
+        .ingest(
+            vec![record("r", &[("p", "https://c/a"), ("q", "https://c/b")])],
+            0,
+        )
+        .await
+        .unwrap();
+    let id = r.purge_ids[0];
+    let tp = s
+        .acquire_lane("p", "A", 600_000)
+        .await
+        .unwrap()
+        .unwrap()
+        .token;
+    let tq = s
+        .acquire_lane("q", "A", 600_000)
+        .await
+        .unwrap()
+        .unwrap()
+        .token;
+    let mut q_req = claim_req(tq, 1000);
+    q_req.lane = "q".into();
+    let bp = claim_batch(s, claim_req(tp, 1000)).await;
+    s.finish(finish(tp, &bp, 1001, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let bq = claim_batch(s, q_req.clone()).await;
+    s.finish(finish(tq, &bq, 5000, FinishOutcome::Dead))
+        .await
+        .unwrap();
+    // Retention removes p's finished batch (and job); q's dead letter stays, so does the record.
+    prune_all(s, 2000).await;
+    let status = |recs: Vec<LogRecord>| recs.iter().find(|r| r.id == id).map(|r| r.status);
+    assert_eq!(status(all_records(s).await), Some(Status::Dead));
+    let requeued = s.retry_dead(RetryFilter::default(), 6000).await.unwrap();
+    assert_eq!(requeued, 1);
+    let bq = claim_batch(s, ClaimRequest { now: 7000, ..q_req }).await;
+    let receipt = s
+        .finish(finish(tq, &bq, 7001, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(
+        receipt.records,
+        vec![RecordChange {
+            id,
+            status: Status::Succeeded
+        }],
+        "the pruned job counts as done, not as pending"
+    );
+}
+
+async fn ids_are_never_given_twice_after_pruning(s: &dyn Store) {
+    let tok = lease(s).await;
+    let old = s
+        .ingest(vec![record("old", &[("p", "https://c/a")])], 0)
+        .await
+        .unwrap();
+    let b = claim_batch(s, claim_req(tok, 100)).await;
+    s.finish(finish(tok, &b, 200, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    // Everything is old and done: retention removes it all, newest included.
+    prune_all(s, 10_000).await;
+    assert!(all_records(s).await.is_empty());
+    let new = s
+        .ingest(vec![record("new", &[("p", "https://c/a")])], 20_000)
+        .await
+        .unwrap();
+    assert!(new.purge_ids[0] > old.purge_ids[0], "{new:?} after {old:?}");
+    let b2 = claim_batch(s, claim_req(tok, 20_500)).await;
+    assert!(b2.id > b.id, "batch ids are not reused either");
 }

@@ -59,6 +59,18 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    /// The store was written by an older edgepurge, and this handle may not upgrade it
+    /// (command-line tools leave that to the server, so a running older server is not
+    /// broken under it).
+    #[error(
+        "{path} has schema version {found}; this edgepurge uses {known}: stop the running \
+         server, then start this version's `edgepurge serve` once to upgrade the store"
+    )]
+    SchemaTooOld {
+        path: String,
+        found: i64,
+        known: i64,
+    },
     /// Stored data that cannot be read back (a bug or a manual edit).
     #[error("store data is corrupt: {0}")]
     Corrupt(String),

@@ -23,6 +23,11 @@ pub(super) fn ingest(
     let mut merge_job = prep(sql::JOB_MERGE)?;
     let mut insert_purge = prep(sql::PURGE_INSERT)?;
     let mut job_ids: Vec<i64> = Vec::new();
+    // Records are numbered and timed in commit order: a record's time is never before the
+    // previous record's, whatever the callers' clocks said (jobs keep the caller's time, for
+    // lingering).
+    let created = now.max(ctx.last_created);
+    ctx.last_created = created;
     for rec in records {
         let purge_id = ctx.next_purge_id;
         ctx.next_purge_id += 1;
@@ -69,7 +74,7 @@ pub(super) fn ingest(
         insert_purge
             .execute(params![
                 purge_id,
-                now,
+                created,
                 ctx.seq,
                 rec.rule,
                 rec.provider,

@@ -6,8 +6,9 @@ use super::{db_err, sql};
 use crate::store::*;
 use rusqlite::{params, types::Value as SqlValue, Connection, OptionalExtension};
 
-/// The first record created at or after `t`, found by bisecting ids (records are numbered in
-/// arrival order, so their times grow with their ids); `None` if every record is older.
+/// The first record created at or after `t`, found by bisecting ids (records are numbered and
+/// timed in commit order, so their times never decrease with their ids); `None` if every
+/// record is older. Ids may have gaps (pruned records).
 fn first_id_at_or_after(conn: &Connection, t: Ms) -> StoreResult<Option<i64>> {
     let (min, max): (Option<i64>, Option<i64>) = conn
         .prepare_cached(sql::PURGE_ID_RANGE)
@@ -19,25 +20,27 @@ fn first_id_at_or_after(conn: &Connection, t: Ms) -> StoreResult<Option<i64>> {
     let mut at = conn
         .prepare_cached(sql::PURGE_AT_OR_AFTER)
         .map_err(db_err("find records by time"))?;
-    let mut created = |id: i64| -> StoreResult<Option<(i64, Ms)>> {
-        at.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+    // The first existing record numbered `x` or above, and whether it is new enough.
+    let mut qualifies = |x: i64| -> StoreResult<Option<i64>> {
+        let row: Option<(i64, Ms)> = at
+            .query_row([x], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
-            .map_err(db_err("find records by time"))
+            .map_err(db_err("find records by time"))?;
+        Ok(row.filter(|(_, created)| *created >= t).map(|(id, _)| id))
     };
-    match created(hi)? {
-        Some((_, t_hi)) if t_hi >= t => {}
-        _ => return Ok(None),
+    if qualifies(hi)?.is_none() {
+        return Ok(None);
     }
-    // Invariant: the answer is in [lo, hi].
+    // The smallest x in [lo, hi] that qualifies: the range halves every step.
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        match created(mid)? {
-            Some((id, t_mid)) if t_mid >= t => hi = id.min(hi),
-            Some((id, _)) => lo = id + 1,
-            None => break,
+        if qualifies(mid)?.is_some() {
+            hi = mid;
+        } else {
+            lo = mid + 1;
         }
     }
-    Ok(Some(lo))
+    qualifies(lo)
 }
 
 fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(LogRecord, String, String)> {
@@ -71,6 +74,14 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(LogRecord, String, String)
 /// The records a query selects: the newest `limit` (oldest first), or with `after`, the next
 /// `limit` changes in change order.
 pub(super) fn query(conn: &Connection, q: &LogQuery) -> StoreResult<Vec<LogRecord>> {
+    // One snapshot for the search by time and the query that uses it.
+    let tx = conn.unchecked_transaction().map_err(db_err("query log"))?;
+    let out = query_in(&tx, q)?;
+    tx.finish().map_err(db_err("query log"))?;
+    Ok(out)
+}
+
+fn query_in(conn: &Connection, q: &LogQuery) -> StoreResult<Vec<LogRecord>> {
     let mut sql = format!("{} WHERE 1=1", sql::LOG_COLUMNS.trim_end());
     let mut args: Vec<SqlValue> = Vec::new();
     if let Some(rule) = &q.rule {

@@ -55,6 +55,9 @@ pub struct SqliteOptions {
     pub readers: usize,
     /// The store's clock, for leases.
     pub clock: Clock,
+    /// Bring an older schema up to date on open (the server does; command-line tools create
+    /// a new store but refuse to upgrade an existing one).
+    pub upgrade: bool,
 }
 
 pub const DEFAULT_WRITE_QUEUE: usize = 100_000;
@@ -68,6 +71,7 @@ impl Default for SqliteOptions {
             write_queue: DEFAULT_WRITE_QUEUE,
             readers: DEFAULT_READERS,
             clock: Clock::system(),
+            upgrade: true,
         }
     }
 }
@@ -97,7 +101,7 @@ impl SqliteStore {
             }
         }
         let mut conn = open_conn(path, &opts, false)?;
-        migrate(&mut conn, path)?;
+        migrate(&mut conn, path, opts.upgrade)?;
         Ok(SqliteStore {
             writer: writer::Writer::new(conn, opts.write_queue),
             readers: readers::Readers::new(path.to_owned(), opts.clone()),
@@ -182,7 +186,7 @@ pub(super) fn open_conn(
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection, path: &Path) -> StoreResult<()> {
+fn migrate(conn: &mut Connection, path: &Path, upgrade: bool) -> StoreResult<()> {
     let ctx = format!("migrate {}", path.display());
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -193,6 +197,13 @@ fn migrate(conn: &mut Connection, path: &Path) -> StoreResult<()> {
     let known = MIGRATIONS.len() as i64;
     if version > known {
         return Err(StoreError::SchemaTooNew {
+            path: path.display().to_string(),
+            found: version,
+            known,
+        });
+    }
+    if version > 0 && version < known && !upgrade {
+        return Err(StoreError::SchemaTooOld {
             path: path.display().to_string(),
             found: version,
             known,

@@ -147,11 +147,17 @@ pub(super) fn recompute(
         for job in parse_ids(&jobs)? {
             let batch: Option<i64> = match &known {
                 Some(k) if k.jobs.binary_search(&job).is_ok() => Some(k.batch),
-                _ => batch_of
-                    .query_row([job], |r| r.get(0))
-                    .optional()
-                    .map_err(db_err("read record jobs"))?
-                    .flatten(),
+                _ => {
+                    let row: Option<Option<i64>> = batch_of
+                        .query_row([job], |r| r.get(0))
+                        .optional()
+                        .map_err(db_err("read record jobs"))?;
+                    match row {
+                        Some(batch) => batch,
+                        // Pruned with its finished batch: it has no say any more.
+                        None => continue,
+                    }
+                }
             };
             if let Some(b) = batch {
                 let is_known = known.as_ref().is_some_and(|k| k.batch == b);

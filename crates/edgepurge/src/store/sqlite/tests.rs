@@ -286,6 +286,21 @@ async fn a_version_1_store_is_upgraded_with_its_queue_and_log() {
         )
         .unwrap();
     }
+    // Tools do not upgrade a store a running (older) server may be using; the server does.
+    let refused = SqliteStore::open(
+        &path,
+        SqliteOptions {
+            upgrade: false,
+            ..Default::default()
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(refused, StoreError::SchemaTooOld { found: 1, .. }),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("edgepurge serve"), "{refused}");
     let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
     let recs = store
         .log(LogQuery {

@@ -31,6 +31,8 @@ pub(super) struct TxCtx<'a> {
     pub seq: i64,
     pub next_purge_id: i64,
     pub next_job_id: i64,
+    /// The time of the newest record: a new record's is never earlier.
+    pub last_created: i64,
     known_lanes: &'a HashMap<String, i64>,
     new_lanes: HashMap<String, i64>,
 }
@@ -276,9 +278,9 @@ fn run_group(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err("begin write"))?;
-    let (max_purge, max_job): (i64, i64) = tx
-        .prepare_cached(sql::MAX_IDS)
-        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+    let (last_purge, last_job, last_created): (i64, i64, i64) = tx
+        .prepare_cached(sql::TX_COUNTERS)
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
         .map_err(db_err("read ids"))?;
     let seq: i64 = tx
         .prepare_cached(sql::NEXT_SEQ)
@@ -287,8 +289,9 @@ fn run_group(
     let mut known = lock(&shared.lanes);
     let mut ctx = TxCtx {
         seq,
-        next_purge_id: max_purge + 1,
-        next_job_id: max_job + 1,
+        next_purge_id: last_purge + 1,
+        next_job_id: last_job + 1,
+        last_created,
         known_lanes: &known,
         new_lanes: HashMap::new(),
     };
@@ -308,6 +311,13 @@ fn run_group(
         } else if !op.run(&tx, &mut ctx) {
             return Ok(false); // dropping `tx` rolls back
         }
+    }
+    let counters = (ctx.next_purge_id - 1, ctx.next_job_id - 1, ctx.last_created);
+    if counters != (last_purge, last_job, last_created) {
+        // Ids given in this transaction (even to operations rolled back) are never given again.
+        tx.prepare_cached(sql::TX_COUNTERS_SAVE)
+            .and_then(|mut s| s.execute(rusqlite::params![counters.0, counters.1, counters.2]))
+            .map_err(db_err("save ids"))?;
     }
     let new_lanes = std::mem::take(&mut ctx.new_lanes);
     tx.commit().map_err(db_err("commit"))?;

@@ -7,6 +7,10 @@
 --   a batch is pending.
 -- * Lanes get integer ids (jobs and batches refer to them) and a fencing token: it grows at
 --   every hand-over of the lease, and a batch in flight carries the token it was claimed with.
+-- * Ids are never used twice, even after pruning: record and job ids are handed out from
+--   counters in `meta` (`purge_id`, `job_id`: the last one given), batches use AUTOINCREMENT.
+-- * A record's time never goes back from one record to the next (`meta.created_at`: the last
+--   one given), so records in id order are in time order: "since" and retention go by id.
 
 CREATE TABLE lanes_v2 (
     id INTEGER PRIMARY KEY,
@@ -42,7 +46,7 @@ SELECT j.id, l.id, j.kind, j.target, j.created_at, j.batch_id,
 FROM jobs j JOIN lanes_v2 l ON l.name = j.lane;
 
 CREATE TABLE batches_v2 (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     lane_id INTEGER NOT NULL,
     kind TEXT NOT NULL,
     state TEXT NOT NULL,           -- ready|inflight|succeeded|dead
@@ -110,3 +114,7 @@ CREATE INDEX purges_rule ON purges (rule, id);
 -- "Since" and retention go by id (records are numbered in arrival order), not by an index on
 -- time: one index fewer to write per event.
 DROP INDEX purges_created;
+
+INSERT INTO meta (k, v) SELECT 'purge_id', COALESCE(MAX(id), 0) FROM purges;
+INSERT INTO meta (k, v) SELECT 'job_id', COALESCE(MAX(id), 0) FROM jobs;
+INSERT INTO meta (k, v) SELECT 'created_at', COALESCE(MAX(created_at), 0) FROM purges;
