@@ -3,6 +3,7 @@
 //!
 //!   scripts/bench.sh            (installs wrk if missing, then runs this)
 //!   cargo bench -p edgepurge --bench pipeline
+//!   EDGEPURGE_BIN=/path/to/other/edgepurge cargo bench -p edgepurge --bench pipeline
 //!
 //! Ingest, from one run with one client (wrk, 2 threads, 5 s per figure): the floor (`HEAD
 //! /v1/events`, which does no work), events/s durably acknowledged (synchronous = full; every
@@ -73,7 +74,10 @@ provider = "tencent"
     );
     let path = dir.path().join("bench.toml");
     std::fs::write(&path, config).unwrap_or_else(|e| panic!("write config: {e}"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgepurge"));
+    // EDGEPURGE_BIN measures another build (e.g. an older release) the same way.
+    let bin =
+        std::env::var_os("EDGEPURGE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_edgepurge").into());
+    let mut cmd = Command::new(bin);
     cmd.current_dir(dir.path())
         .args([
             "--config",

@@ -7,10 +7,23 @@ use super::{db_err, sql};
 use crate::store::*;
 use rusqlite::{params, Connection, OptionalExtension};
 
+/// The log's JSON list of targets of each record.
+pub(super) fn encode_targets(records: &[IngestRecord]) -> StoreResult<Vec<String>> {
+    records
+        .iter()
+        .map(|r| {
+            serde_json::to_string(&r.targets)
+                .map_err(|e| StoreError::Corrupt(format!("encode targets: {e}")))
+        })
+        .collect()
+}
+
+/// Commits `records`, whose targets `encode_targets` gave as `targets`.
 pub(super) fn ingest(
     conn: &Connection,
     ctx: &mut TxCtx<'_>,
     records: &[IngestRecord],
+    targets: &[String],
     now: Ms,
 ) -> StoreResult<IngestReceipt> {
     let mut receipt = IngestReceipt {
@@ -28,7 +41,7 @@ pub(super) fn ingest(
     // lingering).
     let created = now.max(ctx.last_created);
     ctx.last_created = created;
-    for rec in records {
+    for (rec, targets) in records.iter().zip(targets) {
         let purge_id = ctx.next_purge_id;
         ctx.next_purge_id += 1;
         job_ids.clear();
@@ -69,8 +82,6 @@ pub(super) fn ingest(
         } else {
             Status::Queued
         };
-        let targets = serde_json::to_string(&rec.targets)
-            .map_err(|e| StoreError::Corrupt(format!("encode targets: {e}")))?;
         insert_purge
             .execute(params![
                 purge_id,

@@ -257,8 +257,12 @@ impl Store for SqliteStore {
 
     async fn ingest(&self, records: Vec<IngestRecord>, now: Ms) -> StoreResult<IngestReceipt> {
         let n = records.len();
+        // Encoded here, on the caller's task, so the single writer only writes.
+        let targets = ingest::encode_targets(&records)?;
         self.writer
-            .run(n, true, move |c, ctx| ingest::ingest(c, ctx, &records, now))
+            .run(n, true, move |c, ctx| {
+                ingest::ingest(c, ctx, &records, &targets, now)
+            })
             .await
     }
 
