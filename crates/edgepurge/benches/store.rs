@@ -171,9 +171,16 @@ fn main() {
         "SQLite store, synchronous = normal, {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    let only: Option<u64> = std::env::var("STORE_BENCH_ONLY")
+        .ok()
+        .and_then(|v| v.parse().ok());
     rt.block_on(async {
-        run(1, 32).await;
-        run(1, 256).await;
-        run(100, 32).await;
+        if only.is_none_or(|n| n == 1) {
+            run(1, 32).await;
+            run(1, 256).await;
+        }
+        if only.is_none_or(|n| n == 100) {
+            run(100, 32).await;
+        }
     });
 }

@@ -27,6 +27,7 @@ use super::*;
 use crate::clock::Clock;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const MIGRATIONS: &[&str] = &[
     include_str!("schema/001_init.sql"),
@@ -257,13 +258,18 @@ impl Store for SqliteStore {
 
     async fn ingest(&self, records: Vec<IngestRecord>, now: Ms) -> StoreResult<IngestReceipt> {
         let n = records.len();
-        // Encoded here, on the caller's task, so the single writer only writes.
-        let targets = ingest::encode_targets(&records)?;
-        self.writer
+        // Encoded here, on the caller's task, and freed here after the commit (the last
+        // reference stays with the caller), so the single writer only writes.
+        let batch = Arc::new((ingest::encode_targets(&records)?, records));
+        let shared = Arc::clone(&batch);
+        let receipt = self
+            .writer
             .run(n, true, move |c, ctx| {
-                ingest::ingest(c, ctx, &records, &targets, now)
+                ingest::ingest(c, ctx, &shared.1, &shared.0, now)
             })
-            .await
+            .await;
+        drop(batch);
+        receipt
     }
 
     async fn acquire_lane(

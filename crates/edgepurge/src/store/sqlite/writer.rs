@@ -103,14 +103,16 @@ impl<T: Send> WriteOp for Op<T> {
     }
 
     fn reply(self: Box<Self>, group_error: Option<&StoreError>) {
+        let Op { f, out, reply, .. } = *self;
+        // What the operation holds goes first, so the caller's copy is the last one (and is
+        // freed on the caller's thread, not here).
+        drop(f);
         let out = match group_error {
             Some(e) => Err(e.clone()),
-            None => self
-                .out
-                .unwrap_or_else(|| Err(StoreError::Unavailable("write was not run".into()))),
+            None => out.unwrap_or_else(|| Err(StoreError::Unavailable("write was not run".into()))),
         };
         // The caller may have gone away (request cancelled); its write stands.
-        let _ = self.reply.send(out);
+        let _ = reply.send(out);
     }
 
     fn records(&self) -> usize {
