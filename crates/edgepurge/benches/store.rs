@@ -177,6 +177,8 @@ fn main() {
     rt.block_on(async {
         if only.is_none_or(|n| n == 1) {
             run(1, 32).await;
+        }
+        if only.is_none_or(|n| n == 1 || n == 256) {
             run(1, 256).await;
         }
         if only.is_none_or(|n| n == 100) {
