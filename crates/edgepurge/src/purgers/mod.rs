@@ -37,6 +37,20 @@ pub struct ProviderKind {
     pub parse: ParseSection,
 }
 
+/// Checks `text` as the section `[providers.NAME]` of `kind` (for tests of a provider's
+/// config): the checked account, and every problem as `place: message`.
+#[cfg(test)]
+pub(crate) fn parse_section(
+    kind: &ProviderKind,
+    name: &str,
+    text: &str,
+) -> (Option<Arc<dyn ProviderConfig>>, Vec<String>) {
+    let table: toml::Table = toml::from_str(text).unwrap_or_default();
+    let mut p = Problems::default();
+    let out = (kind.parse)(name, table, &format!("providers.{name}"), &mut p);
+    (out, p.into_vec().iter().map(ToString::to_string).collect())
+}
+
 /// The kind named `kind`, if edgepurge knows it.
 pub fn kind(kind: &str) -> Option<&'static ProviderKind> {
     KINDS.iter().find(|k| k.kind == kind)

@@ -252,10 +252,7 @@ mod tests {
     use super::*;
 
     fn parse_text(text: &str) -> (Option<Arc<dyn ProviderConfig>>, Vec<String>) {
-        let table: toml::Table = toml::from_str(text).unwrap();
-        let mut p = Problems::default();
-        let out = parse("cache", table, "providers.cache", &mut p);
-        (out, p.into_vec().iter().map(ToString::to_string).collect())
+        crate::purgers::parse_section(&KIND, "cache", text)
     }
 
     #[test]
