@@ -166,8 +166,10 @@ pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
     Ok(cfg)
 }
 
-/// Reads and validates a config file (blocking: for tests and tools).
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
+/// Reads and validates a config file, blocking (tests; the program uses
+/// [`load_or_default`]).
+#[cfg(test)]
+pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::one("", format!("cannot read config {}: {e}", path.display())))?;
     from_text(path, &text)

@@ -37,6 +37,11 @@ fn callers_need_the_bearer_token() {
     assert!(ep.log(&[]).is_empty(), "nothing stored for refused calls");
     assert_eq!(server.post(&body, Some(WEBHOOK_TOKEN)).status, 200);
     assert_eq!(ep.log(&[]).len(), 1);
+    // The caller is checked before the body is read: an oversized body from a stranger is
+    // refused for who sent it, not for its size.
+    let big = vec![b'x'; 64 * 1024];
+    assert_eq!(server.post(&big, Some("not-the-token")).status, 401);
+    assert_eq!(server.post(&big, Some(WEBHOOK_TOKEN)).status, 413);
 }
 
 #[test]

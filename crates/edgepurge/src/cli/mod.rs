@@ -227,10 +227,7 @@ impl Ctx {
     pub async fn admin(&self, cfg: &Config, create: bool) -> Result<Admin, Failure> {
         let store = if create {
             Some(self.store(cfg).await?)
-        } else if tokio::fs::try_exists(&cfg.store.path)
-            .await
-            .unwrap_or(false)
-        {
+        } else if exists(&cfg.store.path).await {
             Some(self.existing_store(cfg).await?)
         } else {
             None
