@@ -216,19 +216,7 @@ fn start_batch(
     let (kind, attempts, created_at, job_ids, purge_ids, solo_ids, request_id, task_id, error): Started =
         conn.prepare_cached(sql::BATCH_START)
             .and_then(|mut s| {
-                s.query_row(params![id, req.token, req.now], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                    ))
-                })
+                s.query_row(params![id, req.token, req.now], |r| Started::try_from(r))
             })
             .map_err(db_err("start batch"))?;
     let job_ids = parse_ids(&job_ids)?;

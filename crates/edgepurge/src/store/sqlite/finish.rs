@@ -33,23 +33,7 @@ pub(super) fn read_batch(conn: &Connection, id: i64) -> StoreResult<StoredBatch>
     );
     let row: Option<Row> = conn
         .prepare_cached(sql::BATCH_GET)
-        .and_then(|mut s| {
-            s.query_row([id], |r| {
-                Ok((
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                    r.get(10)?,
-                ))
-            })
-            .optional()
-        })
+        .and_then(|mut s| s.query_row([id], |r| Row::try_from(r)).optional())
         .map_err(db_err("read batch"))?;
     let Some((lane, kind, state, token, attempts, n_jobs, quota_day, jobs, purges, solo)) = row
     else {

@@ -188,13 +188,7 @@ pub(super) fn depths(conn: &Connection) -> StoreResult<Vec<LaneDepth>> {
             .prepare_cached(sql::DEPTH_PENDING)
             .map_err(db_err("queue depth"))?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                ))
-            })
+            .query_map([], |r| <(String, i64, Option<i64>)>::try_from(r))
             .map_err(db_err("queue depth"))?;
         for row in rows {
             let (lane, n, oldest) = row.map_err(db_err("queue depth"))?;
@@ -210,13 +204,7 @@ pub(super) fn depths(conn: &Connection) -> StoreResult<Vec<LaneDepth>> {
         .prepare_cached(sql::DEPTH_BATCHES)
         .map_err(db_err("queue depth"))?;
     let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })
+        .query_map([], |r| <(String, String, i64)>::try_from(r))
         .map_err(db_err("queue depth"))?;
     for row in rows {
         let (lane, state, n) = row.map_err(db_err("queue depth"))?;
