@@ -269,3 +269,24 @@ fn a_rule_naming_a_provider_with_problems_is_not_told_it_is_missing() {
     );
     assert!(!err.contains("is not defined"), "{err}");
 }
+
+#[test]
+fn the_write_queue_must_hold_at_least_one_event() {
+    assert_eq!(
+        RawConfig::default().validate().unwrap().store.write_queue,
+        DEFAULT_WRITE_QUEUE
+    );
+    let err = parse("[store]\nwrite_queue = 0\n")
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("store.write_queue: must be greater than 0"),
+        "{err}"
+    );
+    let err = parse("[store]\nwrite_queue = -5\n").unwrap_err();
+    assert!(err.contains("write_queue"), "{err}");
+    let err = parse("[store]\nwrite_queue = \"lots\"\n").unwrap_err();
+    assert!(err.contains("write_queue"), "{err}");
+}
