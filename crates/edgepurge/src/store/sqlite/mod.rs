@@ -178,7 +178,7 @@ pub(super) fn open_conn(
         Synchronous::Normal => "NORMAL",
     };
     // The writer keeps the hot pages of the queue and the log in its cache; readers need less.
-    let cache_kib = if read_only { 4096 } else { 16384 };
+    let cache_kib = if read_only { 2048 } else { 8192 };
     conn.execute_batch(&format!(
         "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; \
          PRAGMA cache_size=-{cache_kib};"
