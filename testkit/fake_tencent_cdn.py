@@ -19,6 +19,7 @@ SIGTERM/SIGINT. One log line per request goes to stderr (never secrets).
 Control API (same port, plain JSON, for tests):
   GET  /__control/requests  every POST / received, in order (secrets masked)
   POST /__control/fail      {"code","message","count"} or {"http_status","raw","count"}
+                            (raw answers may add "content_type" and "headers": {name: value})
   POST /__control/delay     {"ms","count"}
   POST /__control/reset     clear log, faults, delays, quota usage, rate windows
   GET  /__control/stats     {"requests","purge_ok","urls_purged","paths_purged","errors"}
@@ -320,10 +321,12 @@ class Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def _send(self, status, payload, content_type="application/json"):
+    def _send(self, status, payload, content_type="application/json", extra_headers=None):
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in (extra_headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -368,7 +371,7 @@ class Handler(BaseHTTPRequestHandler):
             state.requests.append(rec)
             state.stats["requests"] += 1
 
-        delay_ms, fault, result = 0, None, None
+        delay_ms, fault, result, extra_headers = 0, None, None, {}
         try:
             authenticate(cfg, self.headers, raw, rec)
             action, body = check_envelope(self.headers, raw)
@@ -387,7 +390,9 @@ class Handler(BaseHTTPRequestHandler):
 
         if fault is not None and "http_status" in fault:
             status, code = int(fault["http_status"]), f"HTTP{int(fault['http_status'])}"
-            payload, ctype = str(fault.get("raw", "")).encode("utf-8"), "text/plain"
+            payload = str(fault.get("raw", "")).encode("utf-8")
+            ctype = str(fault.get("content_type", "text/plain"))
+            extra_headers = dict(fault.get("headers") or {})
         else:
             status, code = 200, result.get("Error", {}).get("Code")
             payload, ctype = {"Response": {**result, "RequestId": request_id}}, "application/json"
@@ -398,7 +403,7 @@ class Handler(BaseHTTPRequestHandler):
         if delay_ms:
             self.stop_event.wait(delay_ms / 1000.0)  # recorded already; answer late
         self._log(status, f"action={action} code={code or 'OK'} request_id={request_id}")
-        self._send(status, payload, ctype)
+        self._send(status, payload, ctype, extra_headers)
 
 
 # --------------------------------------------------------------------------

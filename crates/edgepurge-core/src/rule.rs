@@ -364,6 +364,17 @@ impl RuleSpec {
         for t in &self.tags {
             crate::tags::check_template(t).map_err(|r| err("tags", r))?;
         }
+        if let Some(strip) = &self.strip_prefix {
+            if strip.is_empty() || !strip.ends_with('/') || has_dot_segment(strip) {
+                return Err(err(
+                    "strip_prefix",
+                    format!(
+                        "{strip:?} must be whole folders ending in '/', e.g. \"static/\" (a \
+                         partial name would join the rest of the key to the domain)"
+                    ),
+                ));
+            }
+        }
         if let (Some(strip), Some(prefix)) = (&self.strip_prefix, &self.prefix) {
             if !prefix.starts_with(strip.as_str()) && !strip.starts_with(prefix.as_str()) {
                 return Err(err(
@@ -416,6 +427,10 @@ impl Rule {
             },
             None => key,
         };
+        // Checked again on what is left: the stripped rest must not climb out either.
+        if path.is_empty() || has_dot_segment(path) {
+            return Vec::new();
+        }
         let (dir, file) = match path.rfind('/') {
             Some(i) => (&path[..=i], &path[i + 1..]),
             None => ("", path),

@@ -12,12 +12,25 @@
 //! | `{seg1}` … `{seg9}` | `img`, `icons`, `a b.png`, then empty |
 //! | `{bucket}` | the rule's bucket |
 //!
-//! Tags travel in headers separated by spaces and must be printable ASCII, so the result is
-//! percent-encoded like a URL path (space as `%20`, `/` as `%2F`, non-ASCII as UTF-8 `%XX`).
+//! Tags travel in headers separated by spaces or commas (Varnish xkey splits on both,
+//! Cloudflare and Akamai on commas) and must be printable ASCII, so the result is
+//! percent-encoded like a URL path (space as `%20`, `/` as `%2F`, non-ASCII as UTF-8 `%XX`),
+//! and so are the separators a key may hold (`,` as `%2C`, `;` as `%3B`): a key such as
+//! `products/42,home/x.png` can never name a second tag (`home`). Template text may not
+//! contain them either.
 //! A template with a placeholder that is empty for this key (e.g. `{seg4}` of a short key)
 //! yields no tag.
 
 use crate::urlpath::encode_path;
+
+/// Characters that separate tags in some cache's or CDN's tag header (besides blanks, which
+/// are always encoded).
+pub const SEPARATORS: &[char] = &[',', ';'];
+
+/// Whether a key holds a character that its tags must encode (worth a line in the log).
+pub fn has_separator(key: &str) -> bool {
+    key.contains(SEPARATORS)
+}
 
 const PLACEHOLDERS: &[&str] = &[
     "key", "dir", "name", "stem", "ext", "bucket", "seg1", "seg2", "seg3", "seg4", "seg5", "seg6",
@@ -62,6 +75,12 @@ fn check_literal(literal: &str, template: &str) -> Result<(), String> {
             "tag template {template:?}: literal text must be printable ASCII without spaces"
         ));
     }
+    if let Some(c) = literal.chars().find(|c| SEPARATORS.contains(c)) {
+        return Err(format!(
+            "tag template {template:?}: {c:?} separates tags in cache headers; one template \
+             makes one tag (list several templates instead)"
+        ));
+    }
     Ok(())
 }
 
@@ -103,7 +122,12 @@ pub fn render(template: &str, bucket: &str, path: &str) -> String {
         if value.is_empty() {
             return String::new();
         }
-        out.push_str(&encode_path(value).replace('/', "%2F"));
+        out.push_str(
+            &encode_path(value)
+                .replace('/', "%2F")
+                .replace(',', "%2C")
+                .replace(';', "%3B"),
+        );
         rest = &after[close + 1..];
     }
     out.push_str(rest);
@@ -139,8 +163,34 @@ mod tests {
     }
 
     #[test]
+    fn a_comma_in_a_key_cannot_name_a_second_tag() {
+        // products/42,home/x.png once rendered `product-42,home`, and xkey purged `home`.
+        let tag = render("product-{seg2}", "b", "products/42,home/x.png");
+        assert_eq!(tag, "product-42%2Chome");
+        assert_eq!(render("{name}", "b", "a;b c.png"), "a%3Bb%20c.png");
+        for t in [&tag, &render("{key}", "b", "x, y;z\tw/v")] {
+            assert!(
+                !t.contains(|c: char| c == ',' || c == ';' || c.is_whitespace()),
+                "{t}"
+            );
+        }
+        assert!(has_separator("products/42,home/x.png"));
+        assert!(!has_separator("products/42/x.png"));
+    }
+
+    #[test]
     fn bad_templates_are_refused() {
-        for t in ["", "{seg}", "{nope}", "{seg1", "a}b", "with space", "é"] {
+        for t in [
+            "",
+            "{seg}",
+            "{nope}",
+            "{seg1",
+            "a}b",
+            "with space",
+            "é",
+            "a,{seg1}",
+            "{seg1};b",
+        ] {
             assert!(check_template(t).is_err(), "{t:?}");
         }
     }

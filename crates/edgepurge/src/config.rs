@@ -12,7 +12,7 @@ use crate::purgers::{self, Providers};
 use crate::secret::SecretSource;
 use crate::store::sqlite::{DEFAULT_READERS, DEFAULT_WRITE_QUEUE};
 use crate::store::Synchronous;
-use crate::validate::{positive, Problem, Problems};
+use crate::validate::{positive, seconds, within, Problem, Problems};
 use edgepurge_core::rule::valid_name;
 use edgepurge_core::{Rule, RuleSpec};
 use serde::Deserialize;
@@ -24,6 +24,10 @@ use std::time::Duration;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
 pub const DEFAULT_STORE: &str = "edgepurge.db";
 pub const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const MAX_CONNECTIONS: usize = 1_000_000;
+pub const DEFAULT_HEADER_TIMEOUT_S: u64 = 10;
+pub const DEFAULT_BODY_TIMEOUT_S: u64 = 60;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,6 +54,9 @@ pub struct RawServer {
     pub webhook_token_env: Option<String>,
     pub webhook_token_file: Option<PathBuf>,
     pub max_body_bytes: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub header_timeout_s: Option<u64>,
+    pub body_timeout_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +106,13 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub webhook_token: Option<SecretSource>,
     pub max_body_bytes: usize,
+    /// Most connections open at once (lowered at start to fit the open-file limit).
+    pub max_connections: usize,
+    /// A request head must arrive within this of the connection opening or of its previous
+    /// answer; idle keep-alive connections are closed after it too.
+    pub header_timeout: Duration,
+    /// A request body must arrive within this of its head.
+    pub body_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -227,6 +241,25 @@ impl RawConfig {
             listen,
             webhook_token,
             max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
+            max_connections: within(
+                self.server.max_connections,
+                DEFAULT_MAX_CONNECTIONS,
+                MAX_CONNECTIONS,
+                "server.max_connections",
+                &mut p,
+            ),
+            header_timeout: seconds(
+                self.server.header_timeout_s,
+                DEFAULT_HEADER_TIMEOUT_S,
+                "server.header_timeout_s",
+                &mut p,
+            ),
+            body_timeout: seconds(
+                self.server.body_timeout_s,
+                DEFAULT_BODY_TIMEOUT_S,
+                "server.body_timeout_s",
+                &mut p,
+            ),
         };
 
         let store = StoreConfig {

@@ -104,6 +104,7 @@ impl Service {
             dispatcher,
             webhook_token,
             max_body_bytes: cfg.server.max_body_bytes,
+            body_timeout: cfg.server.body_timeout,
         });
 
         let mut tasks = JoinSet::new();
@@ -120,7 +121,17 @@ impl Service {
                 shutdown.clone(),
             ));
         }
-        let server = tokio::spawn(server::run(listener, Arc::clone(&state), shutdown.clone()));
+        let limits = server::Limits {
+            max_connections: server::fit_connection_cap(cfg.server.max_connections),
+            header_timeout: cfg.server.header_timeout,
+            drain: cfg.dispatch.drain,
+        };
+        let server = tokio::spawn(server::run(
+            listener,
+            Arc::clone(&state),
+            limits,
+            shutdown.clone(),
+        ));
 
         tracing::info!(
             listen = %addr,
@@ -150,11 +161,11 @@ impl Service {
         })
     }
 
-    /// Stops accepting, finishes requests in progress, drains lanes (bounded) and returns.
+    /// Stops accepting, lets requests in progress finish and lanes drain (both at once, each
+    /// bounded by `dispatch.drain_s`) and returns.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        let served = (&mut self.server).await;
-        self.state.dispatcher.stop().await;
+        let (served, ()) = tokio::join!(&mut self.server, self.state.dispatcher.stop());
         self.tasks.shutdown().await;
         match served {
             Ok(r) => r.context("HTTP server"),

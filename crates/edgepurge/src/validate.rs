@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// One problem: where (`providers.tencent.area`, `rules[2]`) and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -101,6 +102,19 @@ pub fn within(v: Option<usize>, default: usize, max: usize, at: &str, p: &mut Pr
     }
 }
 
+/// A duration in whole seconds, from 1 s to a day.
+pub fn seconds(v: Option<u64>, default: u64, at: &str, p: &mut Problems) -> Duration {
+    const DAY: u64 = 86_400;
+    match v {
+        Some(n) if n == 0 || n > DAY => {
+            p.push(at, format!("must be 1 to {DAY} seconds"));
+            Duration::from_secs(default)
+        }
+        Some(n) => Duration::from_secs(n),
+        None => Duration::from_secs(default),
+    }
+}
+
 /// A count of at least 1.
 pub fn at_least_one(v: Option<usize>, default: usize, at: &str, p: &mut Problems) -> usize {
     match v {
@@ -159,7 +173,7 @@ pub fn endpoint(text: &str, at: &str, p: &mut Problems) -> Option<url::Url> {
             .and_then(|u| {
                 let loopback = match u.host() {
                     Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.to_canonical().is_loopback(),
                     Some(url::Host::Domain(d)) => d == "localhost",
                     None => false,
                 };

@@ -183,6 +183,82 @@ fn transient_errors_are_retried_and_the_log_shows_attempts() {
 }
 
 #[test]
+fn a_redirect_is_a_failure_and_is_never_followed() {
+    // Before, a 302 made the client re-send the signed call (with X-TC-Token) to the other
+    // host and record `succeeded`.
+    let fake = fake();
+    let elsewhere = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE));
+    let server = ep.serve();
+    for status in [301, 302, 307, 308] {
+        fake.answer_raw(
+            status,
+            "text/html",
+            "moved",
+            &[("Location", &elsewhere.endpoint())],
+            1,
+        );
+    }
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["r.css".into()]));
+    let log = ep.settle(Duration::from_secs(30));
+    assert_eq!(log[0]["status"], "succeeded", "{}", log[0]);
+    assert_eq!(
+        log[0]["attempts"], 5,
+        "four redirects, then the real answer"
+    );
+    assert!(
+        elsewhere.requests().is_empty(),
+        "nothing reached the redirect's target"
+    );
+    let reqs = ep.ok(&["log", "--requests", "--json"]);
+    assert_eq!(reqs.matches("not followed").count(), 4, "{reqs}");
+    assert!(
+        reqs.contains("HTTP 307 Temporary Redirect redirect to"),
+        "{reqs}"
+    );
+}
+
+#[test]
+fn answers_that_are_not_tencent_shaped_are_retried_with_their_start_logged() {
+    // Before, an HTML page with HTTP 200, truncated JSON or a proxy's 403 page was fatal on
+    // the first try.
+    let fake = fake();
+    let ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE));
+    let server = ep.serve();
+    fake.answer_raw(
+        200,
+        "text/html",
+        "<html><body>captive portal</body></html>",
+        &[],
+        1,
+    );
+    fake.answer_raw(200, "application/json", "{\"Response\": {\"TaskId", &[], 1);
+    fake.answer_raw(403, "text/html", "<h1>Forbidden by proxy</h1>", &[], 1);
+    fake.answer_raw(200, "application/json", "", &[], 1);
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["h.css".into()]));
+    let log = ep.settle(Duration::from_secs(30));
+    assert_eq!(log[0]["status"], "succeeded", "{}", log[0]);
+    assert_eq!(log[0]["attempts"], 5);
+    let reqs = ep.ok(&["log", "--requests", "--json"]);
+    for start in ["captive portal", "TaskId", "Forbidden by proxy"] {
+        assert!(reqs.contains(start), "{start} in {reqs}");
+    }
+    assert_eq!(fake.purged(), vec!["https://cdn.example.com/h.css"]);
+    // Bounded: an endpoint that never answers like Tencent ends `dead` after max_attempts.
+    fake.answer_raw(200, "text/html", "<html>not an API</html>", &[], 5);
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["never.css".into()],
+    ));
+    edgepurge_testkit::wait_for(Duration::from_secs(30), "the record to be dead", || {
+        ep.log(&[])
+            .into_iter()
+            .find(|r| r["key"] == "never.css" && r["status"] == "dead")
+    });
+}
+
+#[test]
 fn fatal_errors_dead_letter_with_the_reason_and_retry_requeues() {
     let fake = fake();
     let ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE));

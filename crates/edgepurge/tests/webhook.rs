@@ -63,6 +63,12 @@ fn bad_bodies_are_refused_whole_with_a_precise_error() {
             "Records[1].s3.object.key: missing",
         ),
         ("x".repeat(5000), 413, "max_body_bytes (4096 bytes)"),
+        // Was answered 200 with 0 accepted: the last `Records` won.
+        (
+            format!(r#"{{"Records": [{good}], "Records": []}}"#),
+            400,
+            "duplicate key \"Records\"",
+        ),
     ];
     for (body, status, want) in cases {
         let r = server.post(body.as_bytes(), Some(WEBHOOK_TOKEN));
@@ -254,6 +260,21 @@ fn a_full_write_queue_answers_503_at_once_and_loses_nothing_acknowledged() {
         "exactly the acknowledged events are in the log"
     );
     assert!(log.iter().all(|r| r["status"] == "succeeded"));
+}
+
+#[test]
+fn without_a_token_a_dual_stack_listener_takes_ipv4_loopback_callers() {
+    // `listen = "[::]:PORT"` saw 127.0.0.1 as ::ffff:127.0.0.1 and refused it with 403.
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(
+        &tencent_config(&fake, "", SITE_RULE)
+            .replace("webhook_token_env = \"EP_TEST_WEBHOOK_TOKEN\"", ""),
+    );
+    let server = start_server(ep.command(&["serve", "--listen", "[::]:0"]));
+    let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], server.addr.port()));
+    let body = ceph_body("assets", "ObjectCreated:Put", &["v4.css".into()]);
+    let r = http::request(v4, "POST", "/v1/events", "x", &[], &body).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
 }
 
 #[test]

@@ -147,6 +147,29 @@ impl FakeTencent {
         );
     }
 
+    /// The next `count` purge requests get this raw answer (status, content type, body and
+    /// extra headers), e.g. an HTML page, truncated JSON or a redirect.
+    pub fn answer_raw(
+        &self,
+        status: u16,
+        content_type: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+        count: u32,
+    ) {
+        let headers: serde_json::Map<String, Value> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect();
+        self.control(
+            "/__control/fail",
+            Some(
+                json!({"http_status": status, "raw": body, "content_type": content_type,
+                        "headers": headers, "count": count}),
+            ),
+        );
+    }
+
     pub fn delay(&self, ms: u64, count: u32) {
         self.control("/__control/delay", Some(json!({"ms": ms, "count": count})));
     }

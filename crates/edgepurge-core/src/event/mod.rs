@@ -10,6 +10,7 @@ mod fast;
 pub mod names;
 mod s3;
 mod sns;
+mod strict;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -127,8 +128,7 @@ pub fn parse_tree(body: &[u8]) -> Result<Parsed, ParseError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let value: Value = strict::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
     let mut parsed = Parsed::default();
     parse_value(&value, "", 0, &mut parsed)?;
     Ok(parsed)

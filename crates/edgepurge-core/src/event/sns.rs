@@ -31,7 +31,7 @@ pub(super) fn parse(
     }
     let message = env.string("Message")?;
     let mpath = super::join(path, "Message");
-    let inner: Value = serde_json::from_str(message)
+    let inner: Value = super::strict::from_slice(message.as_bytes())
         .map_err(|e| ParseError::invalid(&mpath, format!("SNS Message is not JSON: {e}")))?;
     parse_value(&inner, &mpath, depth + 1, out)
 }

@@ -382,6 +382,40 @@ fn strip_prefix_maps_keys_to_the_cdn_origin_path() {
 }
 
 #[test]
+fn a_strip_prefix_without_its_slash_is_refused_and_nothing_stripped_climbs_out() {
+    // strip_prefix = "static" with key `static../x.png` once purged `<domain>/../` (a
+    // whole-host BAN on caches).
+    for strip in ["static", "", "static/../", "./"] {
+        let e = RuleSpec {
+            strip_prefix: Some(strip.into()),
+            ..spec("r")
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(e.field, "strip_prefix", "{strip:?}: {e}");
+        assert!(e.to_string().contains("ending in '/'"), "{e}");
+    }
+    let rule = RuleSpec {
+        strip_prefix: Some("static/".into()),
+        ..spec("r")
+    }
+    .validate()
+    .unwrap();
+    for key in [
+        "static../x.png",
+        "static/../x.png",
+        "static/a/../../x.png",
+        "static/",
+    ] {
+        assert!(urls(&rule, key).is_empty(), "{key}");
+    }
+    assert_eq!(
+        urls(&rule, "static/..x.png"),
+        vec!["https://cdn.example.com/..x.png"]
+    );
+}
+
+#[test]
 fn tag_mode_purges_surrogate_keys_rendered_from_the_key() {
     let rule = RuleSpec {
         mode: Mode::Tag,

@@ -135,19 +135,29 @@ impl Planner {
                 continue;
             }
             for m in matches {
-                let note = m.targets.is_empty().then(|| {
-                    if event.key.ends_with('/') {
-                        "folder marker: nothing to purge".to_owned()
-                    } else if edgepurge_core::rule::has_dot_segment(&event.key) {
-                        "key has a '.' or '..' path segment, which no URL addresses: nothing \
+                let tags_encoded = edgepurge_core::tags::has_separator(&event.key)
+                    && m.targets.iter().any(|t| t.kind == TargetKind::Tag);
+                let note = if tags_encoded {
+                    Some(
+                        "key holds ',' or ';', which separate cache tags: they are encoded \
+                         (%2C, %3B) in its tags, so the key cannot name another tag"
+                            .to_owned(),
+                    )
+                } else {
+                    m.targets.is_empty().then(|| {
+                        if event.key.ends_with('/') {
+                            "folder marker: nothing to purge".to_owned()
+                        } else if edgepurge_core::rule::has_dot_segment(&event.key) {
+                            "key has a '.' or '..' path segment, which no URL addresses: nothing \
                          purged"
-                            .to_owned()
-                    } else {
-                        "key is outside the rule's strip_prefix or renders no tag: nothing to \
+                                .to_owned()
+                        } else {
+                            "key is outside the rule's strip_prefix or renders no tag: nothing to \
                          purge"
-                            .to_owned()
-                    }
-                });
+                                .to_owned()
+                        }
+                    })
+                };
                 out.push(IngestRecord {
                     event: info.clone(),
                     jobs: self.jobs(&m.targets),
@@ -302,5 +312,39 @@ mod tests {
             Some("folder marker: nothing to purge")
         );
         assert!(recs[0].jobs.is_empty());
+    }
+
+    #[test]
+    fn a_key_with_a_tag_separator_is_purged_by_its_encoded_tag_and_noted() {
+        let cfg = parse(
+            r#"
+            [providers.varnish]
+            kind = "http-purge"
+            preset = "varnish"
+            nodes = ["http://127.0.0.1:6081"]
+            [[rules]]
+            name = "products"
+            bucket = "assets"
+            events = ["created"]
+            domains = ["https://cdn.example.com"]
+            provider = "varnish"
+            mode = "tag"
+            tags = ["product-{seg2}"]
+            "#,
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        let stored: Vec<StoredRule> = cfg
+            .rules
+            .iter()
+            .map(|r| StoredRule::from_config(&r.spec))
+            .collect();
+        let (p, _) = Planner::new(&stored, &cfg.providers, true);
+        let body = br#"{"Records":[{"eventSource":"ceph:s3","eventName":"ObjectCreated:Put",
+            "s3":{"bucket":{"name":"assets"},"object":{"key":"products/42,home/x.png"}}}]}"#;
+        let recs = p.records(&parse_body(body).unwrap().events);
+        assert_eq!(recs[0].targets, vec!["product-42%2Chome".to_string()]);
+        assert!(recs[0].note.as_deref().unwrap().contains("encoded"));
     }
 }

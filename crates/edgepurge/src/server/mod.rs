@@ -4,7 +4,10 @@
 
 mod answer;
 mod health;
+mod listen;
 mod webhook;
+
+pub use listen::{fit_connection_cap, Limits, FD_RESERVE};
 
 use crate::app::{Admin, Ingestor};
 use crate::dispatch::Dispatcher;
@@ -12,7 +15,6 @@ use crate::secret::Secret;
 use crate::store::Store;
 use axum::routing::{get, post};
 use axum::Router;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +27,8 @@ pub struct AppState {
     /// `None`: only loopback callers may post events.
     pub webhook_token: Option<Secret>,
     pub max_body_bytes: usize,
+    /// How long a request's body may take to arrive.
+    pub body_timeout: std::time::Duration,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -41,14 +45,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` is cancelled, then finishes requests in progress.
+/// Serves until `shutdown` is cancelled, then lets requests in progress finish (for at most
+/// `limits.drain`).
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
+    limits: Limits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    listen::serve(listener, router(state), limits, shutdown).await
 }

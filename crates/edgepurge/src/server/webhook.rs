@@ -59,7 +59,8 @@ fn authenticate(
                 ))),
             }
         }
-        None if peer.ip().is_loopback() => Ok(()),
+        // A dual-stack listener sees IPv4 callers as ::ffff:a.b.c.d.
+        None if peer.ip().to_canonical().is_loopback() => Ok(()),
         None => Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "no webhook token is configured, so only loopback callers are accepted; set \
@@ -109,22 +110,38 @@ pub async fn ingest(
             )
         }
     };
-    let body = match axum::body::to_bytes(body, state.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) if is_too_large(&e) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "body is larger than server.max_body_bytes ({} bytes); nothing was stored",
-                    state.max_body_bytes
-                ),
-            )
-        }
-        Err(e) => {
+    // A declared length over the limit is refused from the head, without reading the body.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > state.max_body_bytes as u64) {
+        return too_large(state.max_body_bytes);
+    }
+    let read = axum::body::to_bytes(body, state.max_body_bytes);
+    let body = match tokio::time::timeout(state.body_timeout, read).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) if is_too_large(&e) => return too_large(state.max_body_bytes),
+        Ok(Err(e)) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 format!("cannot read the body: {e}"),
             )
+        }
+        Err(_) => {
+            tracing::warn!(peer = %peer, "a request body did not arrive in time");
+            let mut r = error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within server.body_timeout_s ({} s); nothing was \
+                     stored",
+                    state.body_timeout.as_secs()
+                ),
+            );
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
         }
     };
     let opts = IngestOptions {
@@ -159,6 +176,13 @@ pub async fn ingest(
         answer(&accepted),
     )
         .into_response()
+}
+
+fn too_large(max: usize) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("body is larger than server.max_body_bytes ({max} bytes); nothing was stored"),
+    )
 }
 
 /// Whether reading the body stopped at the size limit.

@@ -80,15 +80,26 @@ impl Edgepurge {
     pub fn serve_with_stderr(&self, stderr: std::process::Stdio) -> Server {
         let mut cmd = self.command(&["serve", "--listen", "127.0.0.1:0"]);
         cmd.stderr(stderr);
-        let (proc, line) =
-            Proc::spawn_until("edgepurge serve", cmd, Duration::from_secs(20), |l| {
-                l.starts_with("listening on ")
-            });
-        let addr: SocketAddr = line["listening on ".len()..]
-            .trim()
-            .parse()
-            .expect("listen address");
-        Server { addr, proc }
+        start_server(cmd)
+    }
+
+    /// Starts the server under `wrapper` (e.g. `prlimit --nofile=300:300 --`).
+    pub fn serve_under(&self, wrapper: &[&str]) -> Server {
+        let inner = self.command(&["serve", "--listen", "127.0.0.1:0"]);
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..])
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        if let Some(dir) = inner.get_current_dir() {
+            cmd.current_dir(dir);
+        }
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        start_server(cmd)
     }
 
     /// The purge log as JSON records.
@@ -143,6 +154,17 @@ impl Server {
         assert_eq!(r.status, 200, "POST /v1/events: {}", r.text());
         r.json()
     }
+}
+
+pub fn start_server(cmd: Command) -> Server {
+    let (proc, line) = Proc::spawn_until("edgepurge serve", cmd, Duration::from_secs(20), |l| {
+        l.starts_with("listening on ")
+    });
+    let addr: SocketAddr = line["listening on ".len()..]
+        .trim()
+        .parse()
+        .expect("listen address");
+    Server { addr, proc }
 }
 
 /// A config with a Tencent provider pointing at `fake`, fast retry settings, and `rules`.

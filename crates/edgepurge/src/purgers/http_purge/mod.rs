@@ -57,6 +57,8 @@ impl HttpPurgeNode {
             .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
             // Caches are reached directly; an environment proxy would purge the wrong thing.
             .no_proxy()
+            // A 3xx is a failure: following it would purge (or report) some other server.
+            .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(settings.node_concurrency)
             .user_agent(concat!("edgepurge/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -115,11 +117,23 @@ impl HttpPurgeNode {
                 if ok.contains(&status.as_u16()) {
                     return Ok(());
                 }
+                let redirect = status.is_redirection().then(|| {
+                    let to = resp
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("nowhere");
+                    format!(" redirect to {:?}, not followed", snippet(to, 120))
+                });
                 let body = resp.text().await.unwrap_or_default();
                 Err(Failure {
                     retry: retryable(status),
                     status: Some(status.as_u16()),
-                    text: format!("{what}: HTTP {status}: {}", snippet(&body, 120)),
+                    text: format!(
+                        "{what}: HTTP {status}{}: {}",
+                        redirect.unwrap_or_default(),
+                        snippet(&body, 120)
+                    ),
                 })
             }
             Err(e) => Err(Failure {

@@ -40,6 +40,8 @@ impl TencentCdn {
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(60))
+            // A redirect would re-send the signed call (and its session token) elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("edgepurge/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build HTTP client: {e}"))?;
@@ -115,6 +117,7 @@ impl TencentCdn {
         })?;
         let status = resp.status();
         let wait = retry_after(resp.headers());
+        let resp_headers = resp.headers().clone();
         let text = resp.text().await.map_err(|e| {
             let mut r = PurgeResponse::failed(
                 Verdict::RetryLater { after: wait },
@@ -135,19 +138,23 @@ impl TencentCdn {
         };
         let parsed: Option<Value> = serde_json::from_str(&text).ok();
         let Some(response) = parsed.as_ref().and_then(|v| v.get("Response")) else {
-            let verdict = if status.is_server_error() || status.as_u16() == 429 {
-                Verdict::RetryLater { after: wait }
-            } else {
-                Verdict::Fatal
-            };
-            return Err(fail(
-                verdict,
-                None,
+            // Not Tencent's answer: a proxy's page, a truncated or empty body, a redirect.
+            // Whatever sent it may be gone next time: retried (up to max_attempts), with the
+            // start of what came back in the log.
+            let what = if status.is_redirection() {
+                let to = redirect_target(&resp_headers);
                 format!(
-                    "{action}: HTTP {status} without a Tencent API answer (check `endpoint`): {}",
+                    "{action}: HTTP {status} redirect to {to}: not followed (a redirect would \
+                     send the signed call elsewhere); check `endpoint`"
+                )
+            } else {
+                format!(
+                    "{action}: HTTP {status} without a Tencent API answer (check `endpoint`): \
+                     {:?}",
                     snippet(&text, 200)
-                ),
-            ));
+                )
+            };
+            return Err(fail(Verdict::RetryLater { after: wait }, None, what));
         };
         let request_id = response
             .get("RequestId")
@@ -321,6 +328,15 @@ impl Purger for TencentCdn {
         }
         Some(Ok(quota))
     }
+}
+
+/// Where a redirect pointed (for the log).
+fn redirect_target(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|l| format!("{:?}", snippet(l, 200)))
+        .unwrap_or_else(|| "nowhere (no Location)".to_owned())
 }
 
 #[cfg(test)]

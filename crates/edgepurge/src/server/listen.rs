@@ -1,0 +1,146 @@
+//! The accept loop, hardened against senders that hold connections open: at most
+//! `max_connections` at once (beyond it a caller gets `503` + `Retry-After` and the socket is
+//! closed at once), a request head must arrive within `header_timeout` of the connection
+//! opening or of its previous answer (so idle keep-alive connections and slow-header senders
+//! are closed), and on shutdown open connections get `drain` to finish before they are cut.
+//!
+//! The connection cap is kept below the process's open-file limit (raised to its hard limit
+//! at start), leaving [`FD_RESERVE`] descriptors for the store and for outgoing provider
+//! connections, so incoming connections can never starve a purge.
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tower_service::Service;
+
+/// Descriptors kept for everything but incoming connections: the store's files, outgoing
+/// provider and cache connections, secret files, the listener itself.
+pub const FD_RESERVE: u64 = 256;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub drain: Duration,
+}
+
+/// What an over-the-cap caller reads before its socket is closed.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n\
+Content-Type: application/json\r\nContent-Length: 74\r\n\r\n\
+{\"error\":\"too many open connections (server.max_connections); retry later\"}";
+
+/// Raises the open-file limit to its hard limit and returns the connection cap that leaves
+/// [`FD_RESERVE`] descriptors free: `wanted`, or less (with a warning) when the limit is
+/// lower.
+pub fn fit_connection_cap(wanted: usize) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+            match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+                Ok((soft, _)) => soft,
+                Err(_) => return wanted,
+            }
+        }
+    };
+    let room = usize::try_from(limit.saturating_sub(FD_RESERVE).max(1)).unwrap_or(usize::MAX);
+    if wanted > room {
+        tracing::warn!(
+            open_file_limit = limit,
+            max_connections = room,
+            configured = wanted,
+            "server.max_connections lowered to fit the open-file limit (raise it with \
+             LimitNOFILE= or ulimit -n)"
+        );
+        room
+    } else {
+        wanted
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown`, then lets open connections finish for at most
+/// `limits.drain`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let mut make = app.into_make_service_with_connect_info::<SocketAddr>();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let mut conns = JoinSet::new();
+    let mut quiet_until: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors (or a connection reset before it was accepted): say so
+                // once in a while, give the system a moment, go on.
+                if quiet_until.is_none_or(|t| Instant::now() >= t) {
+                    tracing::error!(error = %e, "cannot accept connections");
+                    quiet_until = Some(Instant::now() + Duration::from_secs(10));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            // Never blocks: the socket is new and its send buffer empty.
+            let _ = stream.try_write(BUSY);
+            if quiet_until.is_none_or(|t| Instant::now() >= t) {
+                tracing::warn!(
+                    peer = %peer,
+                    max_connections = limits.max_connections,
+                    "connection limit reached: answering 503 to new connections"
+                );
+                quiet_until = Some(Instant::now() + Duration::from_secs(10));
+            }
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = match make.call(peer).await {
+            Ok(s) => s,
+            Err(never) => match never {},
+        };
+        let conn =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let conn = graceful.watch(conn);
+        conns.spawn(async move {
+            // A closed or timed-out connection is the caller's business, not an error of ours.
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = conns.len(),
+            drain_s = limits.drain.as_secs(),
+            "connections still open after the drain time; closing them"
+        );
+    }
+    conns.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! Hostile senders: connections that send nothing, dribble their head or body, pile up past
+//! the open-file limit, or announce a body larger than allowed. Each test is named for what
+//! broke before (the service could be stopped by anyone reaching its port).
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions panic with the test
+
+mod common;
+
+use common::*;
+use edgepurge_testkit::http;
+use edgepurge_testkit::tencent::{FakeTencent, Options};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+fn config(fake: &FakeTencent, server: &str, dispatch: &str) -> String {
+    tencent_config(fake, "", SITE_RULE)
+        .replace("[server]", &format!("[server]\n{server}"))
+        .replace("[dispatch]", &format!("[dispatch]\n{dispatch}"))
+}
+
+/// Opens `n` connections that send nothing.
+fn idle_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect()
+}
+
+/// Whether the server closed `s` (or answered and closed) within `within`.
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn healthz_ok(addr: SocketAddr) -> bool {
+    http::get(addr, "/healthz").is_ok_and(|r| r.status == 200)
+}
+
+#[test]
+fn idle_and_slow_header_connections_are_closed_and_cannot_fill_the_server() {
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(&config(
+        &fake,
+        "max_connections = 40\nheader_timeout_s = 2",
+        "",
+    ));
+    let server = ep.serve();
+    // Connections that never send a byte, and one that sends a header byte every 300 ms
+    // (each byte in time, the whole head never).
+    let mut idle = idle_connections(server.addr, 30);
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    let dribble = std::thread::spawn(move || {
+        let start = Instant::now();
+        for b in b"POST /v1/events HTTP/1.1\r\nHost: x\r\nX-Slow: "
+            .iter()
+            .cycle()
+        {
+            if slow.write_all(&[*b]).is_err() || start.elapsed() > Duration::from_secs(8) {
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        start.elapsed()
+    });
+    // Over the cap: answered 503 with Retry-After at once, not left hanging.
+    let mut extra = idle_connections(server.addr, 15);
+    let mut refused = 0;
+    for s in &mut extra {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        if text.starts_with("HTTP/1.1 503") {
+            assert!(text.contains("Retry-After: 1"), "{text}");
+            refused += 1;
+        }
+    }
+    assert!(
+        refused >= 5,
+        "connections over the cap get 503 (got {refused} of 15)"
+    );
+    // Idle connections are closed after the header timeout (2 s), not kept forever.
+    let start = Instant::now();
+    for s in &mut idle {
+        assert!(
+            closed_within(s, Duration::from_secs(5)),
+            "an idle connection is still open {:?} after the header timeout",
+            start.elapsed()
+        );
+    }
+    let dribbled = dribble.join().unwrap();
+    assert!(
+        dribbled < Duration::from_secs(5),
+        "a head sent a byte at a time was cut at the header timeout (lasted {dribbled:?})"
+    );
+    // The service answers again, and purges.
+    edgepurge_testkit::wait_for(Duration::from_secs(5), "healthz to answer", || {
+        healthz_ok(server.addr).then_some(())
+    });
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["after.css".into()],
+    ));
+    edgepurge_testkit::wait_for(Duration::from_secs(10), "the purge", || {
+        fake.purged()
+            .contains(&"https://cdn.example.com/after.css".to_string())
+            .then_some(())
+    });
+}
+
+#[test]
+fn incoming_connections_cannot_starve_a_purge_of_its_outgoing_connection() {
+    // The process may open 300 files; without a reserve, 300 idle callers took them all and
+    // the purge accepted just before could not connect to its provider.
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(
+        &config(&fake, "max_connections = 5000\nheader_timeout_s = 60", "")
+            .replace("linger_ms = 100", "linger_ms = 500"),
+    );
+    let mut server = ep.serve_under(&["prlimit", "--nofile=300:300", "--"]);
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["first.css".into()],
+    ));
+    // Flood while the purge lingers, and keep the flood open.
+    let flood = idle_connections(server.addr, 320);
+    edgepurge_testkit::wait_for(
+        Duration::from_secs(15),
+        "the purge during the flood",
+        || {
+            fake.purged()
+                .contains(&"https://cdn.example.com/first.css".to_string())
+                .then_some(())
+        },
+    );
+    assert!(
+        server.proc.is_running(),
+        "the server survived the flood of {} connections",
+        flood.len()
+    );
+    drop(flood);
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["second.css".into()],
+    ));
+}
+
+#[test]
+fn sigterm_stops_within_the_drain_time_even_with_half_sent_requests() {
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(&config(
+        &fake,
+        "header_timeout_s = 120\nbody_timeout_s = 120",
+        "drain_s = 2",
+    ));
+    let mut server = ep.serve();
+    let mut half_heads = idle_connections(server.addr, 5);
+    for s in &mut half_heads {
+        s.write_all(b"POST /v1/events HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+    }
+    let mut half_bodies = idle_connections(server.addr, 5);
+    for s in &mut half_bodies {
+        write!(
+            s,
+            "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {WEBHOOK_TOKEN}\r\n\
+             Content-Length: 1000\r\n\r\n{{\"Records\":["
+        )
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let code = server.proc.terminate(Duration::from_secs(10));
+    let took = start.elapsed();
+    assert_eq!(code, Some(0), "clean exit");
+    assert!(
+        took < Duration::from_secs(4),
+        "SIGTERM took {took:?} with drain_s = 2"
+    );
+    assert!(ep.log(&[]).is_empty(), "nothing half-sent was stored");
+}
+
+#[test]
+fn a_declared_oversized_body_is_refused_from_the_head_and_a_stalled_body_times_out() {
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(&config(
+        &fake,
+        "max_body_bytes = 4096\nbody_timeout_s = 1",
+        "",
+    ));
+    let server = ep.serve();
+    // Content-Length over the limit: 413 before a byte of the body is sent.
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    write!(
+        s,
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {WEBHOOK_TOKEN}\r\n\
+         Content-Length: 10485760\r\n\r\n"
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut head = [0u8; 64];
+    let n = s
+        .read(&mut head)
+        .expect("an answer without sending the body");
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    // A body that stops arriving: 408 after body_timeout_s, nothing stored.
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    write!(
+        s,
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {WEBHOOK_TOKEN}\r\n\
+         Content-Length: 200\r\n\r\n{{\"Records\":["
+    )
+    .unwrap();
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout_s"), "{answer}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+    assert!(ep.log(&[]).is_empty());
+}
