@@ -290,3 +290,25 @@ fn the_write_queue_must_hold_at_least_one_event() {
     let err = parse("[store]\nwrite_queue = \"lots\"\n").unwrap_err();
     assert!(err.contains("write_queue"), "{err}");
 }
+
+#[test]
+fn connection_limits_and_deadlines_have_sane_defaults_and_ranges() {
+    let server = RawConfig::default().validate().unwrap().server;
+    assert_eq!(server.max_connections, 1024);
+    assert_eq!(server.header_timeout, Duration::from_secs(10));
+    assert_eq!(server.body_timeout, Duration::from_secs(60));
+    let err = parse(
+        "[server]\nmax_connections = 0\nheader_timeout_s = 0\nbody_timeout_s = 1000000000000\n",
+    )
+    .unwrap()
+    .validate()
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "server.max_connections: must be 1 to 1000000",
+        "server.header_timeout_s: must be 1 to 86400 seconds",
+        "server.body_timeout_s: must be 1 to 86400 seconds",
+    ] {
+        assert!(err.contains(want), "{want} in {err}");
+    }
+}
