@@ -18,6 +18,7 @@ SIGTERM/SIGINT. One log line per request goes to stderr (never secrets).
 
 Control API (same port, plain JSON, for tests):
   GET  /__control/requests  every POST / received, in order (secrets masked)
+  POST /__control/connections {"close": true}: answer every API call with Connection: close
   POST /__control/fail      {"code","message","count"} or {"http_status","raw","count"}
                             (raw answers may add "content_type" and "headers": {name: value})
   POST /__control/delay     {"ms","count"}
@@ -80,6 +81,7 @@ class State:
 
     def reset(self):
         self.requests = []                      # records for /__control/requests
+        self.close_connections = False          # answer API calls with Connection: close
         self.faults = collections.deque()       # [entry, remaining]
         self.delays = collections.deque()       # [ms, remaining]
         self.used = {(k, a): 0 for k in ("url", "path") for a in AREAS}
@@ -403,6 +405,12 @@ class Handler(BaseHTTPRequestHandler):
         if delay_ms:
             self.stop_event.wait(delay_ms / 1000.0)  # recorded already; answer late
         self._log(status, f"action={action} code={code or 'OK'} request_id={request_id}")
+        with state.lock:
+            if state.close_connections:
+                # Every call needs a new connection (as behind a proxy that does not keep
+                # connections alive).
+                extra_headers["Connection"] = "close"
+                self.close_connection = True
         self._send(status, payload, ctype, extra_headers)
 
 
@@ -412,6 +420,12 @@ class Handler(BaseHTTPRequestHandler):
 def _control_requests(state, _):
     with state.lock:
         return 200, json.loads(json.dumps(state.requests))
+
+
+def _control_connections(state, arg):
+    with state.lock:
+        state.close_connections = bool(arg.get("close"))
+    return 200, {"ok": True}
 
 
 def _control_fail(state, arg):
@@ -447,6 +461,7 @@ CONTROL_ROUTES = {
     ("POST", "/__control/fail"): _control_fail,
     ("POST", "/__control/delay"): _control_delay,
     ("POST", "/__control/reset"): _control_reset,
+    ("POST", "/__control/connections"): _control_connections,
     ("GET", "/__control/stats"): _control_stats,
     ("GET", "/__control/health"): lambda state, _: (200, {"ok": True}),
 }

@@ -12,9 +12,11 @@
 
 pub mod event;
 pub mod key;
+pub mod printable;
 pub mod rule;
 pub mod tags;
 pub mod urlpath;
 
 pub use event::{parse_body, Event, Format, ParseError, Parsed};
+pub use printable::printable;
 pub use rule::{plan, Match, Mode, Rule, RuleError, RuleSpec, Target, TargetKind};

@@ -24,6 +24,7 @@ use std::time::Duration;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
 pub const DEFAULT_STORE: &str = "edgepurge.db";
 pub const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
+pub const MAX_BUSY_TIMEOUT_MS: u64 = 3_600_000;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const MAX_CONNECTIONS: usize = 1_000_000;
 pub const DEFAULT_HEADER_TIMEOUT_S: u64 = 10;
@@ -268,7 +269,16 @@ impl RawConfig {
                 .path
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE)),
             synchronous: self.store.synchronous.unwrap_or_default(),
-            busy_timeout_ms: self.store.busy_timeout_ms.unwrap_or(10_000),
+            busy_timeout_ms: match self.store.busy_timeout_ms {
+                Some(ms) if ms > MAX_BUSY_TIMEOUT_MS => {
+                    p.push(
+                        "store.busy_timeout_ms",
+                        format!("must be at most {MAX_BUSY_TIMEOUT_MS} (an hour)"),
+                    );
+                    10_000
+                }
+                v => v.unwrap_or(10_000),
+            },
             write_queue: usize::try_from(positive(
                 self.store.write_queue,
                 DEFAULT_WRITE_QUEUE as u64,

@@ -127,7 +127,14 @@ pub fn at_least_one(v: Option<usize>, default: usize, at: &str, p: &mut Problems
     }
 }
 
-/// A rate above 0, at most `max` when the provider has a limit (`why` names it).
+/// The slowest rate a lane can keep (one request per ~17 minutes); below it the interval
+/// between requests would not fit the timers.
+pub const MIN_RATE: f64 = 0.001;
+/// The fastest rate accepted when the provider states no limit.
+pub const MAX_ANY_RATE: f64 = 100_000.0;
+
+/// A rate from [`MIN_RATE`] to `max` when the provider has a limit (`why` names it), else to
+/// [`MAX_ANY_RATE`].
 pub fn rate(
     v: Option<f64>,
     default: f64,
@@ -135,18 +142,32 @@ pub fn rate(
     at: &str,
     p: &mut Problems,
 ) -> f64 {
-    match (v, max) {
-        (Some(r), Some((m, why))) if !(r > 0.0 && r <= m) => {
-            p.push(at, format!("must be above 0 and at most {m} ({why})"));
-            default
-        }
-        (Some(r), None) if !(r > 0.0 && r.is_finite()) => {
-            p.push(at, "must be above 0");
-            default
-        }
-        (Some(r), _) => r,
-        (None, _) => default,
+    let Some(r) = v else { return default };
+    let (m, why) = max.unwrap_or((MAX_ANY_RATE, "edgepurge's limit"));
+    // `contains` is false for NaN too.
+    if !(MIN_RATE..=m).contains(&r) {
+        p.push(
+            at,
+            format!("must be from {MIN_RATE} to {m} requests per second ({why})"),
+        );
+        return default;
     }
+    r
+}
+
+/// An HTTP header name (letters, digits and `!#$%&'*+-.^_`|~`; no blanks, `:` or line breaks).
+pub fn header_name(name: &str, at: &str, p: &mut Problems) -> bool {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !ok {
+        p.push(
+            at,
+            format!("{name:?} is not an HTTP header name (letters, digits and - only, usually)"),
+        );
+    }
+    ok
 }
 
 /// A secret from `<field>_env` or `<field>_file`, else from `default_env` when given.

@@ -120,6 +120,8 @@ fn incoming_connections_cannot_starve_a_purge_of_its_outgoing_connection() {
     // The process may open 300 files; without a reserve, 300 idle callers took them all and
     // the purge accepted just before could not connect to its provider.
     let fake = FakeTencent::start(Options::default());
+    // No kept-alive provider connection to fall back on: the purge needs a new one.
+    fake.close_connections(true);
     let ep = Edgepurge::new(
         &config(&fake, "max_connections = 5000\nheader_timeout_s = 60", "")
             .replace("linger_ms = 100", "linger_ms = 500"),

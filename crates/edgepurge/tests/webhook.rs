@@ -278,6 +278,49 @@ fn without_a_token_a_dual_stack_listener_takes_ipv4_loopback_callers() {
 }
 
 #[test]
+fn sender_text_cannot_forge_log_lines_or_reach_the_terminal_raw() {
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE));
+    let log_path = ep.dir.path().join("server.log");
+    let server = ep.serve_with_stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()));
+    let sns = serde_json::json!({
+        "Type": "SubscriptionConfirmation",
+        "TopicArn": "arn:aws:sns:x\n2026-01-01T00:00:00Z ERROR forged-topic",
+        "SubscribeURL": "https://sns.test/\r\nforged-url",
+        "Message": "hi",
+    });
+    assert_eq!(
+        server
+            .post(sns.to_string().as_bytes(), Some(WEBHOOK_TOKEN))
+            .status,
+        200
+    );
+    let odd = br#"{"x\n2026-01-01T00:00:00Z ERROR forged-field": 1}"#;
+    assert_eq!(server.post(odd, Some(WEBHOOK_TOKEN)).status, 400);
+    let key = "img/\u{1b}[31mred\u{202e}gnp.exe";
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &[key.into()]));
+    ep.settle(Duration::from_secs(20));
+    drop(server);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    for forged in ["forged-topic", "forged-url", "forged-field"] {
+        assert!(log.contains(forged), "{forged} is logged: {log}");
+        assert!(
+            !log.lines()
+                .any(|l| l.contains(forged) && !l.contains(" INFO ") && !l.contains(" WARN ")),
+            "{forged} started a line of its own: {log}"
+        );
+    }
+    let table = ep.ok(&["log"]);
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\u{202e}'),
+        "{table:?}"
+    );
+    assert!(table.contains("\\u{1b}[31mred\\u{202e}gnp.exe"), "{table}");
+    // JSON output keeps the key exactly (its encoder escapes it).
+    assert_eq!(ep.log(&[])[0]["key"], key);
+}
+
+#[test]
 fn the_token_may_come_in_the_query_and_is_never_logged() {
     let fake = FakeTencent::start(Options::default());
     let ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE));

@@ -170,6 +170,11 @@ impl FakeTencent {
         );
     }
 
+    /// Whether every API answer closes its connection (each call then needs a new one).
+    pub fn close_connections(&self, close: bool) {
+        self.control("/__control/connections", Some(json!({"close": close})));
+    }
+
     pub fn delay(&self, ms: u64, count: u32) {
         self.control("/__control/delay", Some(json!({"ms": ms, "count": count})));
     }

@@ -208,7 +208,10 @@ fn describe_keys(obj: &serde_json::Map<String, Value>) -> String {
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).take(8).collect();
     keys.sort_unstable();
     let more = if obj.len() > 8 { ", ..." } else { "" };
-    format!("top-level fields: {}{more}", keys.join(", "))
+    format!(
+        "top-level fields: {}{more}",
+        crate::printable(&keys.join(", "))
+    )
 }
 
 fn json_type(v: &Value) -> &'static str {

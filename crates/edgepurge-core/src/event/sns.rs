@@ -24,8 +24,12 @@ pub(super) fn parse(
     let topic = env.string("TopicArn")?;
     if kind != "Notification" {
         let url = env.opt_text("SubscribeURL").unwrap_or_default();
+        // Sender text, printed in the server log: escaped, so it cannot forge log lines.
         out.notices.push(format!(
-            "SNS {kind} for topic {topic} ignored; to confirm, open its SubscribeURL once: {url}"
+            "SNS {} for topic {} ignored; to confirm, open its SubscribeURL once: {}",
+            crate::printable(&kind),
+            crate::printable(&topic),
+            crate::printable(&url)
         ));
         return Ok(());
     }

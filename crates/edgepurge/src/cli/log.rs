@@ -113,10 +113,12 @@ fn print_record(r: &LogRecord, json: bool) -> CliResult {
         r.provider.as_deref().unwrap_or("-"),
         r.attempts,
     );
-    println!(
+    let line = format!(
         "{line}{}",
         outcome_suffix(&r.request_id, &r.task_id, &r.error)
     );
+    // Keys and errors come from senders and providers: never raw to the terminal.
+    println!("{}", edgepurge_core::printable(&line));
     Ok(())
 }
 
@@ -138,10 +140,11 @@ fn print_request(r: &RequestRecord, json: bool) -> CliResult {
     if let Some(s) = r.http_status {
         line.push_str(&format!(" http={s}"));
     }
-    println!(
+    let line = format!(
         "{line}{}",
         outcome_suffix(&r.request_id, &r.task_id, &r.error)
     );
+    println!("{}", edgepurge_core::printable(&line));
     Ok(())
 }
 

@@ -117,7 +117,7 @@ fn every_problem_is_reported_with_its_place() {
         "dispatch.max_attempts: must be at least 1",
         "providers.tencent.endpoint: \"http://cdn.tencentcloudapi.com\": plain http",
         "providers.tencent.area: \"moon\"",
-        "providers.tencent.rate_per_s: must be above 0 and at most 20",
+        "providers.tencent.rate_per_s: must be from 0.001 to 20 requests per second",
         "providers.tencent.max_urls_per_request: must be 1 to 1000",
         "rules[0]: rule \"a\": provider \"missing\" is not defined; add [providers.missing]",
         "rules[1]: rule name \"a\" is used twice",
@@ -311,4 +311,17 @@ fn connection_limits_and_deadlines_have_sane_defaults_and_ranges() {
     ] {
         assert!(err.contains(want), "{want} in {err}");
     }
+}
+
+#[test]
+fn a_busy_timeout_that_once_made_serve_exit_101_is_refused() {
+    let err = parse("[store]\nbusy_timeout_ms = 9223372036854775807\n")
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("store.busy_timeout_ms: must be at most 3600000"),
+        "{err}"
+    );
 }

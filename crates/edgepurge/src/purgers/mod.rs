@@ -213,17 +213,18 @@ pub trait Purger: Send + Sync {
     }
 }
 
-/// Truncates text for error messages (provider bodies can be large).
+/// Truncates text for error messages (provider bodies can be large), with control
+/// characters escaped (the text ends up in log lines).
 pub(crate) fn snippet(text: &str, max: usize) -> String {
     let t = text.trim();
     if t.len() <= max {
-        return t.to_owned();
+        return edgepurge_core::printable(t).into_owned();
     }
     let mut end = max;
     while !t.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &t[..end])
+    format!("{}…", edgepurge_core::printable(&t[..end]))
 }
 
 /// Reads a `Retry-After` header given in seconds.

@@ -151,13 +151,18 @@ pub async fn ingest(
         Ok(a) => a,
         Err(e) => {
             if matches!(e, crate::app::IngestError::Parse(_)) {
-                tracing::warn!(peer = %peer, error = %e, "refused a notification");
+                let error = e.to_string();
+                tracing::warn!(
+                    peer = %peer,
+                    error = %edgepurge_core::printable(&error),
+                    "refused a notification"
+                );
             }
             return e.into_response();
         }
     };
     for notice in &accepted.notices {
-        tracing::info!(peer = %peer, "{notice}");
+        tracing::info!(peer = %peer, "{}", edgepurge_core::printable(notice));
     }
     tracing::debug!(
         peer = %peer,

@@ -10,6 +10,11 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Most requests in flight per account and per node.
+const MAX_CONCURRENCY: usize = 1024;
+/// Most targets in one request (a cache's tag header or BAN list is the real bound).
+const MAX_PER_REQUEST: usize = 100_000;
+
 pub const KIND: ProviderKind = ProviderKind {
     kind: "http-purge",
     parse,
@@ -181,6 +186,12 @@ fn check(name: &str, h: RawHttpPurge, at: &str, p: &mut Problems) -> Option<Http
         },
         (None, None) => {}
     }
+    if let Some((_, Some(h))) = &methods.dir {
+        validate::header_name(h, &field(at, "dir_header"), p);
+    }
+    if let Some((_, h)) = &methods.tag {
+        validate::header_name(h, &field(at, "tag_header"), p);
+    }
     for m in std::iter::once(&methods.purge_method)
         .chain(methods.dir.iter().map(|d| &d.0))
         .chain(methods.tag.iter().map(|t| &t.0))
@@ -212,7 +223,9 @@ fn check(name: &str, h: RawHttpPurge, at: &str, p: &mut Problems) -> Option<Http
         ),
     ] {
         match (v, limits.kind_mut(kind)) {
-            (Some(0), _) => p.push(field(at, name), "must be at least 1"),
+            (Some(n), _) if n == 0 || n > MAX_PER_REQUEST => {
+                p.push(field(at, name), format!("must be 1 to {MAX_PER_REQUEST}"))
+            }
             (Some(n), Some(k)) => k.max_batch = n,
             _ => {}
         }
@@ -224,24 +237,25 @@ fn check(name: &str, h: RawHttpPurge, at: &str, p: &mut Problems) -> Option<Http
         &field(at, "rate_per_s"),
         p,
     );
-    limits.concurrency = validate::at_least_one(
+    limits.concurrency = validate::within(
         h.concurrency,
         limits.concurrency,
+        MAX_CONCURRENCY,
         &field(at, "concurrency"),
         p,
     );
-    let node_concurrency =
-        validate::at_least_one(h.node_concurrency, 8, &field(at, "node_concurrency"), p);
+    let node_concurrency = validate::within(
+        h.node_concurrency,
+        8,
+        MAX_CONCURRENCY,
+        &field(at, "node_concurrency"),
+        p,
+    );
     Some(HttpPurgeSettings {
         name: name.to_owned(),
         nodes,
         methods,
-        timeout: Duration::from_secs(validate::positive(
-            h.timeout_s,
-            10,
-            &field(at, "timeout_s"),
-            p,
-        )),
+        timeout: validate::seconds(h.timeout_s, 10, &field(at, "timeout_s"), p),
         node_concurrency,
         limits,
     })
@@ -283,11 +297,42 @@ mod tests {
             "providers.cache.nodes: \"x/y\" is not host:port",
             "providers.cache: \"PU RGE\" is not an HTTP method name",
             "providers.cache.tag_header: set tag_method too",
-            "providers.cache.max_urls_per_request: must be at least 1",
+            "providers.cache.max_urls_per_request: must be 1 to 100000",
         ] {
             assert!(all.contains(want), "missing {want:?} in:\n{all}");
         }
         let (_, problems) = parse_text("nodes = [\"a:1\"]\n");
         assert!(problems[0].starts_with("providers.cache.preset: required"));
+    }
+
+    #[test]
+    fn values_that_once_broke_a_running_lane_are_refused() {
+        // rate_per_s = 1e-300 and concurrency = 2^62 crashed the lane after `config check`
+        // said ok; a header name with CR/LF or ':' would be sent as is.
+        let (_, problems) = parse_text(
+            "preset = \"varnish\"\nnodes = [\"a:1\"]\nrate_per_s = 1e-300\n\
+             concurrency = 4611686018427387904\nnode_concurrency = 0\n\
+             tag_header = \"x-key\\r\\nInjected: 1\"\ndir_method = \"BAN\"\n\
+             dir_header = \"x:dir\"\n",
+        );
+        let all = problems.join("\n");
+        for want in [
+            "providers.cache.rate_per_s: must be from 0.001 to 100000",
+            "providers.cache.concurrency: must be 1 to 1024",
+            "providers.cache.node_concurrency: must be 1 to 1024",
+            "providers.cache.tag_header: \"x-key\\r\\nInjected: 1\" is not an HTTP header name",
+            "providers.cache.dir_header: \"x:dir\" is not an HTTP header name",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
+        let (_, problems) = parse_text(
+            "preset = \"varnish\"\nnodes = [\"a:1\"]\ntimeout_s = 100000000000\nrate_per_s = nan\n",
+        );
+        let all = problems.join("\n");
+        assert!(
+            all.contains("timeout_s: must be 1 to 86400 seconds"),
+            "{all}"
+        );
+        assert!(all.contains("rate_per_s: must be from"), "{all}");
     }
 }

@@ -231,12 +231,7 @@ fn check(name: &str, t: RawTencent, at: &str, p: &mut Problems) -> Option<Tencen
         ),
         quota_utc_offset_s: d.quota_utc_offset_s,
     };
-    let timeout = Duration::from_secs(validate::positive(
-        t.timeout_s,
-        30,
-        &field(at, "timeout_s"),
-        p,
-    ));
+    let timeout = validate::seconds(t.timeout_s, 30, &field(at, "timeout_s"), p);
     Some(TencentSettings {
         name: name.to_owned(),
         endpoint: endpoint?,
@@ -283,7 +278,7 @@ mod tests {
         for want in [
             "providers.t.endpoint: \"http://cdn.tencentcloudapi.com\": plain http",
             "providers.t.area: \"moon\"",
-            "providers.t.rate_per_s: must be above 0 and at most 20",
+            "providers.t.rate_per_s: must be from 0.001 to 20 requests per second",
             "providers.t.max_urls_per_request: must be 1 to 1000",
             "providers.t: set either secret_key_env or secret_key_file, not both",
         ] {
