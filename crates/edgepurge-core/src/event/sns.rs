@@ -27,8 +27,8 @@ pub(super) fn parse(
         // Sender text, printed in the server log: escaped, so it cannot forge log lines.
         out.notices.push(format!(
             "SNS {} for topic {} ignored; to confirm, open its SubscribeURL once: {}",
-            crate::printable(&kind),
-            crate::printable(&topic),
+            crate::printable(kind),
+            crate::printable(topic),
             crate::printable(&url)
         ));
         return Ok(());
