@@ -484,7 +484,8 @@ impl Rule {
 
 /// Whether a key has a `.` or `..` path segment (`a/../b`, `./x`, `a/.`).
 pub fn has_dot_segment(key: &str) -> bool {
-    key.split('/').any(|seg| seg == "." || seg == "..")
+    // `\` too: some servers and CDNs read it (or its `%5C`) as `/`.
+    key.split(['/', '\\']).any(|seg| seg == "." || seg == "..")
 }
 
 /// A rule that matched an event, with what it purges (possibly nothing: a folder marker).

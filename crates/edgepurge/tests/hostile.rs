@@ -116,6 +116,31 @@ fn idle_and_slow_header_connections_are_closed_and_cannot_fill_the_server() {
 }
 
 #[test]
+fn a_caller_that_stops_reading_its_answers_loses_its_slot() {
+    // Pipelined requests whose answers are never read filled the socket buffers; hyper then
+    // waited to write and never read another head, so no timer ran and the slot was held
+    // for good (found by an adversarial review).
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(&config(
+        &fake,
+        "max_connections = 1\nheader_timeout_s = 1",
+        "",
+    ));
+    let server = ep.serve();
+    let mut hog = TcpStream::connect(server.addr).unwrap();
+    hog.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let requests = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+    let start = Instant::now();
+    // Write until the buffers are full both ways (a write times out), never reading.
+    while start.elapsed() < Duration::from_secs(20) && hog.write_all(&requests).is_ok() {}
+    // The slot frees once a write has stalled for the header timeout.
+    edgepurge_testkit::wait_for(Duration::from_secs(10), "the slot to be freed", || {
+        healthz_ok(server.addr).then_some(())
+    });
+    drop(hog);
+}
+
+#[test]
 fn incoming_connections_cannot_starve_a_purge_of_its_outgoing_connection() {
     // The process may open 300 files; without a reserve, 300 idle callers took them all and
     // the purge accepted just before could not connect to its provider.

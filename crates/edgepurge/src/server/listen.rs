@@ -2,7 +2,9 @@
 //! `max_connections` at once (beyond it a caller gets `503` + `Retry-After` and the socket is
 //! closed at once), a request head must arrive within `header_timeout` of the connection
 //! opening or of its previous answer (so idle keep-alive connections and slow-header senders
-//! are closed), and on shutdown open connections get `drain` to finish before they are cut.
+//! are closed), a caller that stops reading its answers is cut once a write has made no
+//! progress for `header_timeout` (else it would hold its slot forever: hyper reads no next
+//! head while an answer waits to be written), and on shutdown open connections get `drain` to finish before they are cut.
 //!
 //! The connection cap is kept below the process's open-file limit (raised to its hard limit
 //! at start), leaving [`FD_RESERVE`] descriptors for the store and for outgoing provider
@@ -12,10 +14,14 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -121,6 +127,7 @@ pub async fn serve(
             Ok(s) => s,
             Err(never) => match never {},
         };
+        let stream = WriteDeadline::new(stream, limits.header_timeout);
         let conn =
             builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let conn = graceful.watch(conn);
@@ -143,4 +150,91 @@ pub async fn serve(
     }
     conns.shutdown().await;
     Ok(())
+}
+
+/// A socket whose writes fail once one has made no progress for `limit` (the peer stopped
+/// reading). Reads pass through: their deadlines are the header and body timeouts.
+struct WriteDeadline {
+    inner: TcpStream,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl WriteDeadline {
+    fn new(inner: TcpStream, limit: Duration) -> WriteDeadline {
+        WriteDeadline {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// After a write was `Pending`: an error once the stall has lasted `limit`.
+    fn check_stall(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        let limit = self.limit;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the caller stopped reading its answer",
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn write_with<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match op(Pin::new(&mut self.inner), cx) {
+            Poll::Ready(r) => {
+                self.stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => self.check_stall(cx).map(Err),
+        }
+    }
+}
+
+impl AsyncRead for WriteDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteDeadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.write_with(cx, |s, cx| s.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.write_with(cx, |s, cx| s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.write_with(cx, |s, cx| s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.write_with(cx, |s, cx| s.poll_shutdown(cx))
+    }
 }
