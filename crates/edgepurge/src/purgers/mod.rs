@@ -227,6 +227,15 @@ pub(crate) fn snippet(text: &str, max: usize) -> String {
     format!("{}…", edgepurge_core::printable(&t[..end]))
 }
 
+/// Where a redirect pointed, quoted and escaped for the log (clients never follow one).
+pub(crate) fn redirect_target(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|l| format!("{:?}", snippet(l, 200)))
+        .unwrap_or_else(|| "nowhere (no Location)".to_owned())
+}
+
 /// Reads a `Retry-After` header given in seconds.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers

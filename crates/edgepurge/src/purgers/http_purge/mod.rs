@@ -118,12 +118,10 @@ impl HttpPurgeNode {
                     return Ok(());
                 }
                 let redirect = status.is_redirection().then(|| {
-                    let to = resp
-                        .headers()
-                        .get(reqwest::header::LOCATION)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("nowhere");
-                    format!(" redirect to {:?}, not followed", snippet(to, 120))
+                    format!(
+                        " redirect to {}, not followed",
+                        crate::purgers::redirect_target(resp.headers())
+                    )
                 });
                 let body = resp.text().await.unwrap_or_default();
                 Err(Failure {

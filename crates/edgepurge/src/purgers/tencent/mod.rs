@@ -142,7 +142,7 @@ impl TencentCdn {
             // Whatever sent it may be gone next time: retried (up to max_attempts), with the
             // start of what came back in the log.
             let what = if status.is_redirection() {
-                let to = redirect_target(&resp_headers);
+                let to = super::redirect_target(&resp_headers);
                 format!(
                     "{action}: HTTP {status} redirect to {to}: not followed (a redirect would \
                      send the signed call elsewhere); check `endpoint`"
@@ -328,15 +328,6 @@ impl Purger for TencentCdn {
         }
         Some(Ok(quota))
     }
-}
-
-/// Where a redirect pointed (for the log).
-fn redirect_target(headers: &reqwest::header::HeaderMap) -> String {
-    headers
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(|l| format!("{:?}", snippet(l, 200)))
-        .unwrap_or_else(|| "nowhere (no Location)".to_owned())
 }
 
 #[cfg(test)]
