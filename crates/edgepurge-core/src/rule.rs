@@ -78,6 +78,11 @@ pub struct RuleSpec {
     /// `["{seg1}", "product-{name}"]` (see [`crate::tags`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// With `mode = "dir"`: a key at the domain's root (`a.png`, or `static/a.png` with
+    /// `strip_prefix = "static/"`) purges the whole domain. Refused unless set, so a stray
+    /// upload at the bucket root cannot empty a site's cache by accident.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_host_purge: bool,
     #[serde(default = "default_true")]
     pub enabled: bool,
 }
@@ -375,6 +380,15 @@ impl RuleSpec {
                 ));
             }
         }
+        if self.mode == Mode::Dir && !self.allow_host_purge && self.reaches_domain_root() {
+            return Err(err(
+                "allow_host_purge",
+                "with mode = \"dir\" and no prefix naming a folder (e.g. prefix = \"img/\"), a \
+                 key at the bucket root purges the whole domain; set a prefix that ends in a \
+                 folder, or allow_host_purge = true if that is intended"
+                    .into(),
+            ));
+        }
         if let (Some(strip), Some(prefix)) = (&self.strip_prefix, &self.prefix) {
             if !prefix.starts_with(strip.as_str()) && !strip.starts_with(prefix.as_str()) {
                 return Err(err(
@@ -391,6 +405,19 @@ impl RuleSpec {
             domains,
             spec: self,
         })
+    }
+}
+
+impl RuleSpec {
+    /// Whether a matching key can sit at the domain's root once `strip_prefix` is taken off
+    /// (its folder is then the whole domain): true unless the prefix holds a `/` past the
+    /// stripped part.
+    fn reaches_domain_root(&self) -> bool {
+        let prefix = self.prefix.as_deref().unwrap_or("");
+        let strip = self.strip_prefix.as_deref().unwrap_or("");
+        !prefix
+            .strip_prefix(strip)
+            .is_some_and(|rest| rest.contains('/'))
     }
 }
 
@@ -443,6 +470,9 @@ impl Rule {
                     paths.push((TargetKind::Url, encode_path(dir)));
                 }
             }
+            // Validation refuses rules that reach the root without the opt-in; this holds
+            // for specs built some other way too.
+            Mode::Dir if dir.is_empty() && !s.allow_host_purge => return Vec::new(),
             Mode::Dir => paths.push((TargetKind::Dir, encode_path(dir))),
             Mode::Tag => {
                 let mut out: Vec<Target> = Vec::new();

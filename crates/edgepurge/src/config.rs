@@ -29,6 +29,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const MAX_CONNECTIONS: usize = 1_000_000;
 pub const DEFAULT_HEADER_TIMEOUT_S: u64 = 10;
 pub const DEFAULT_BODY_TIMEOUT_S: u64 = 60;
+/// Below this much free space on the store's disk, `/readyz` says not ready.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +43,8 @@ pub struct RawConfig {
     pub dispatch: RawDispatch,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub admin: RawAdmin,
     /// Each section is checked by its provider kind.
     #[serde(default)]
     pub providers: BTreeMap<String, toml::Table>,
@@ -67,6 +71,14 @@ pub struct RawStore {
     pub synchronous: Option<Synchronous>,
     pub busy_timeout_ms: Option<u64>,
     pub write_queue: Option<u64>,
+    pub min_free_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,8 +110,15 @@ pub struct Config {
     pub store: StoreConfig,
     pub dispatch: DispatchSettings,
     pub log: LogConfig,
+    pub admin: AdminConfig,
     pub providers: Providers,
     pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AdminConfig {
+    /// Who may read the service's details (`/healthz` in full). `None`: loopback callers.
+    pub token: Option<SecretSource>,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +143,8 @@ pub struct StoreConfig {
     pub busy_timeout_ms: u64,
     /// Most events waiting to be written; beyond it ingest answers 503 at once.
     pub write_queue: usize,
+    /// Below this much free space on the store's disk the store says it is not ready.
+    pub min_free_bytes: u64,
 }
 
 impl StoreConfig {
@@ -134,6 +155,7 @@ impl StoreConfig {
             busy_timeout_ms: self.busy_timeout_ms,
             write_queue: self.write_queue,
             readers: DEFAULT_READERS,
+            min_free_bytes: self.min_free_bytes,
             ..Default::default()
         }
     }
@@ -286,6 +308,19 @@ impl RawConfig {
                 &mut p,
             ))
             .unwrap_or(usize::MAX),
+            min_free_bytes: self.store.min_free_bytes.unwrap_or(DEFAULT_MIN_FREE_BYTES),
+        };
+        let admin = AdminConfig {
+            token: p
+                .check(
+                    SecretSource::from_fields(
+                        "token",
+                        self.admin.token_env.as_deref(),
+                        self.admin.token_file.as_deref(),
+                    ),
+                    "admin",
+                )
+                .flatten(),
         };
 
         let d = &self.dispatch;
@@ -439,9 +474,23 @@ impl RawConfig {
             store,
             dispatch,
             log,
+            admin,
             providers,
             rules,
         })
+    }
+}
+
+impl Config {
+    /// A warning for each secret file that every user of the machine can read.
+    pub fn secret_warnings(&self) -> Vec<String> {
+        let mut sources: Vec<&SecretSource> = Vec::new();
+        sources.extend(self.server.webhook_token.as_ref());
+        sources.extend(self.admin.token.as_ref());
+        for p in self.providers.values() {
+            sources.extend(p.secrets());
+        }
+        sources.iter().filter_map(|s| s.exposure()).collect()
     }
 }
 

@@ -136,6 +136,8 @@ pub(crate) fn example(name: &str, provider: &str, mode: edgepurge_core::Mode) ->
         } else {
             Vec::new()
         },
+        // A dir rule without a folder prefix reaches the domain root.
+        allow_host_purge: mode == edgepurge_core::Mode::Dir,
         enabled: true,
     }
 }

@@ -90,6 +90,24 @@ impl SecretSource {
         self.checked(&value)
     }
 
+    /// A warning when this is a file every user of the machine can read; `None` otherwise
+    /// (also for a file that cannot be read now: loading it says why).
+    pub fn exposure(&self) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let SecretSource::File(path) = self else {
+            return None;
+        };
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o004 != 0).then(|| {
+            format!(
+                "secret file {} is readable by every user (mode {mode:03o}); restrict it, e.g. \
+                 chmod 600 {}",
+                path.display(),
+                path.display()
+            )
+        })
+    }
+
     fn checked(&self, value: &str) -> Result<Secret, String> {
         let value = value.trim();
         if value.is_empty() {
@@ -148,6 +166,23 @@ mod tests {
         assert_eq!(src.load().await.unwrap().expose(), "three");
         let missing = SecretSource::File(dir.path().join("none")).load().await;
         assert!(missing.unwrap_err().contains("cannot read secret file"));
+    }
+
+    #[test]
+    fn world_readable_secret_files_are_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, "x").unwrap();
+        let src = SecretSource::File(path.clone());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let w = src.exposure().unwrap();
+        assert!(w.contains("readable by every user (mode 644)"), "{w}");
+        assert!(w.contains("chmod 600"), "{w}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(src.exposure(), None);
+        assert_eq!(SecretSource::Env("X".into()).exposure(), None);
+        assert_eq!(SecretSource::File(dir.path().join("none")).exposure(), None);
     }
 
     #[tokio::test]

@@ -77,6 +77,17 @@ impl Service {
             ),
             None => None,
         };
+        let admin_token = match &cfg.admin.token {
+            Some(src) => Some(
+                src.load()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("admin token: {e}"))?,
+            ),
+            None => None,
+        };
+        for warning in cfg.secret_warnings() {
+            tracing::warn!("{warning}");
+        }
         let purgers = build_purgers(&cfg)?;
         let shutdown = CancellationToken::new();
         let Pipeline {
@@ -103,6 +114,7 @@ impl Service {
             admin,
             dispatcher,
             webhook_token,
+            admin_token,
             max_body_bytes: cfg.server.max_body_bytes,
             body_timeout: cfg.server.body_timeout,
         });

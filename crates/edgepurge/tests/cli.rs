@@ -113,6 +113,7 @@ events = ["removed"]
 domains = ["https://cdn.example.com"]
 provider = "tencent"
 mode = "dir"
+allow_host_purge = true
 "#,
     ));
     (fake, ep)
@@ -398,6 +399,49 @@ fn a_tag_rule_for_a_provider_without_tags_is_refused_with_the_reason() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean \"tencent\""));
+}
+
+#[test]
+fn a_dir_rule_that_could_purge_a_whole_domain_needs_the_opt_in() {
+    let (_fake, ep) = sim_env();
+    let add = |extra: &[&str]| {
+        let mut args = vec![
+            "rule",
+            "add",
+            "--name",
+            "root-dirs",
+            "--bucket",
+            "assets",
+            "--event",
+            "created",
+            "--domain",
+            "https://cdn.example.com",
+            "--provider",
+            "tencent",
+            "--mode",
+            "dir",
+        ];
+        args.extend_from_slice(extra);
+        ep.run(&args)
+    };
+    let out = add(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("allow_host_purge") && err.contains("whole domain"),
+        "{err}"
+    );
+    assert!(
+        !ep.ok(&["rule", "list"]).contains("root-dirs"),
+        "nothing stored"
+    );
+    let out = add(&["--allow-host-purge"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ep.ok(&["rule", "list"]).contains("root-dirs"));
 }
 
 #[test]

@@ -262,3 +262,148 @@ fn a_declared_oversized_body_is_refused_from_the_head_and_a_stalled_body_times_o
     assert!(start.elapsed() < Duration::from_secs(3));
     assert!(ep.log(&[]).is_empty());
 }
+
+fn get_with(addr: SocketAddr, path: &str, token: Option<&str>) -> http::Response {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    http::request(addr, "GET", path, "x", &headers, b"").unwrap()
+}
+
+#[test]
+fn healthz_shows_lanes_and_errors_only_to_the_admin() {
+    let fake = FakeTencent::start(Options::default());
+    let mut ep = Edgepurge::new(&config(&fake, "", "").replace(
+        "[store]",
+        "[admin]\ntoken_env = \"EP_TEST_ADMIN_TOKEN\"\n\n[store]",
+    ));
+    ep.env
+        .push(("EP_TEST_ADMIN_TOKEN".into(), "admin-token-for-tests".into()));
+    let server = ep.serve();
+    // Anyone, even on loopback, without the admin token: the status and nothing else.
+    for token in [None, Some(WEBHOOK_TOKEN), Some("wrong")] {
+        let r = get_with(server.addr, "/healthz", token);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json(), serde_json::json!({"status": "ok"}), "{token:?}");
+    }
+    let r = get_with(server.addr, "/healthz", Some("admin-token-for-tests"));
+    assert_eq!(r.status, 200);
+    let details = r.json();
+    assert_eq!(details["status"], "ok");
+    assert_eq!(details["lanes"][0]["lane"], "tencent");
+    assert_eq!(details["lanes"][0]["restarts"], 0);
+    assert_eq!(
+        get_with(server.addr, "/readyz", None).json(),
+        serde_json::json!({"status": "ready"})
+    );
+}
+
+/// A tmpfs of `size` on a fresh directory, unmounted when dropped. Mounting needs root,
+/// which the test environment (and CI) has.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a {size} tmpfs failed: this test needs root (as CI runs)"
+        );
+        SmallDisk { dir }
+    }
+
+    /// Writes a file until the disk is full; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        let path = self.dir.path().join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 16 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.flush();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn readyz_says_not_ready_when_the_store_cannot_write_and_ready_again_after() {
+    let fake = FakeTencent::start(Options::default());
+    let disk = SmallDisk::mount("24m");
+    let store = disk.dir.path().join("edgepurge.db");
+    let ep = Edgepurge::new(&config(&fake, "", "").replace(
+        "path = \"edgepurge.db\"",
+        &format!(
+            "path = {:?}\nmin_free_bytes = 4194304",
+            store.display().to_string()
+        ),
+    ));
+    let server = ep.serve();
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["first.png".into()],
+    ));
+    assert_eq!(get_with(server.addr, "/readyz", None).status, 200);
+
+    // Nearly full: writes still work, but readiness warns before they fail.
+    let filler = disk.fill();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap();
+    f.set_len(f.metadata().unwrap().len() - 2 * 1024 * 1024)
+        .unwrap();
+    let r = get_with(server.addr, "/readyz", None);
+    assert_eq!(r.status, 503, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["status"], "unavailable");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("below store.min_free_bytes")),
+        "{body}"
+    );
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["second.png".into()],
+    ));
+    // Full: the write probe itself fails.
+    drop(f);
+    let filler = disk.fill();
+    let r = get_with(server.addr, "/readyz", None);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("disk is full")),
+        "{}",
+        r.text()
+    );
+    // Ingest fails the same way (the store cannot grow) and stores nothing.
+    let keys: Vec<String> = (0..4000).map(|i| format!("full/{i:05}.png")).collect();
+    let big = ceph_body("assets", "ObjectCreated:Put", &keys);
+    let r = server.post(&big, Some(WEBHOOK_TOKEN));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("5"));
+
+    std::fs::remove_file(filler).unwrap();
+    assert_eq!(get_with(server.addr, "/readyz", None).status, 200);
+    assert_eq!(server.send(&big)["accepted"], 4000);
+    let log = ep.settle(Duration::from_secs(60));
+    assert_eq!(log.len(), 4002, "the refused body was not half-stored");
+    drop(server);
+}

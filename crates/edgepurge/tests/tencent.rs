@@ -374,6 +374,7 @@ events = ["created"]
 domains = ["https://cdn.example.com"]
 provider = "tencent"
 mode = "dir"
+allow_host_purge = true
 "#,
     ));
     let server = ep.serve();

@@ -15,6 +15,7 @@ fn spec(name: &str) -> RuleSpec {
         index_document: None,
         strip_prefix: None,
         tags: Vec::new(),
+        allow_host_purge: false,
         enabled: true,
     }
 }
@@ -326,6 +327,7 @@ fn folder_markers_purge_nothing() {
 fn dir_mode_purges_the_parent_directory() {
     let rule = RuleSpec {
         mode: Mode::Dir,
+        allow_host_purge: true,
         ..spec("r")
     }
     .validate()
@@ -551,4 +553,56 @@ proptest! {
             prop_assert_eq!(decoded.as_ref(), key.as_str());
         }
     }
+}
+
+#[test]
+fn dir_rules_purge_a_whole_domain_only_when_allowed() {
+    let dir = |prefix: Option<&str>, strip: Option<&str>| RuleSpec {
+        mode: Mode::Dir,
+        prefix: prefix.map(str::to_owned),
+        strip_prefix: strip.map(str::to_owned),
+        ..spec("r")
+    };
+    // Keys at the root would purge the whole domain: refused without the opt-in.
+    for (prefix, strip) in [
+        (None, None),
+        (Some("img"), None),
+        (Some("static/"), Some("static/")),
+        (Some("static/a"), Some("static/")),
+        (Some("st"), Some("static/")),
+    ] {
+        let e = dir(prefix, strip).validate().unwrap_err();
+        assert_eq!(e.field, "allow_host_purge", "{prefix:?} {strip:?}");
+        assert!(e.reason.contains("whole domain"), "{}", e.reason);
+        let allowed = RuleSpec {
+            allow_host_purge: true,
+            ..dir(prefix, strip)
+        };
+        assert!(allowed.validate().is_ok(), "{prefix:?} {strip:?}");
+    }
+    // A prefix naming a folder never reaches the root.
+    for (prefix, strip) in [
+        (Some("img/"), None),
+        (Some("img/icons"), None),
+        (Some("static/img/"), Some("static/")),
+    ] {
+        assert!(
+            dir(prefix, strip).validate().is_ok(),
+            "{prefix:?} {strip:?}"
+        );
+    }
+    // A spec that skipped validation still purges no whole domain.
+    let unchecked = Rule {
+        spec: dir(None, None),
+        selectors: vec![EventSelector::Created],
+        domains: vec![Domain::parse("https://cdn.example.com").unwrap()],
+    };
+    assert!(unchecked.targets_for_key("top.png").is_empty());
+    assert_eq!(
+        urls(&unchecked, "img/top.png"),
+        vec!["https://cdn.example.com/img/"]
+    );
+    // The opt-in is kept in the stored form only when set.
+    let json = serde_json::to_string(&spec("r")).unwrap();
+    assert!(!json.contains("allow_host_purge"), "{json}");
 }

@@ -57,6 +57,10 @@ pub struct AddArgs {
     /// With --mode tag: surrogate-key template, repeatable, e.g. `{seg1}` or `product-{stem}`.
     #[arg(long = "tag")]
     pub tags: Vec<String>,
+    /// With --mode dir: let a key at the domain's root purge the whole domain (needed when
+    /// the prefix names no folder).
+    #[arg(long)]
+    pub allow_host_purge: bool,
     /// Add the rule disabled.
     #[arg(long)]
     pub disabled: bool,
@@ -81,6 +85,7 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
                 index_document: a.index_document,
                 strip_prefix: a.strip_prefix,
                 tags: a.tags,
+                allow_host_purge: a.allow_host_purge,
                 enabled: !a.disabled,
             };
             if !admin.checks_providers() {

@@ -77,6 +77,10 @@ pub async fn check(ctx: &Ctx) -> CliResult {
             .await
             .map_err(super::admin_failure)?,
     );
+    // Loose permissions are worth fixing but do not make the config wrong.
+    for w in cfg.secret_warnings() {
+        eprintln!("warning: {w}");
+    }
     println!(
         "{}: ok ({} provider(s), {} rule(s); store {}; listen {})",
         path.display(),

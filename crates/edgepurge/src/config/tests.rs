@@ -178,6 +178,7 @@ fn http_purge_presets_nodes_and_overrides() {
         domains = ["https://cdn.example.com"]
         provider = "edge"
         mode = "dir"
+        prefix = "docs/"
     "#;
     let cfg = parse(text).unwrap().validate().unwrap();
     assert_eq!(
@@ -214,6 +215,7 @@ fn rules_must_fit_what_their_provider_can_purge() {
         domains = ["https://cdn.example.com"]
         provider = "sq"
         mode = "dir"
+        prefix = "docs/"
     "#;
     let err = parse(text).unwrap().validate().unwrap_err().to_string();
     for want in [
@@ -323,5 +325,41 @@ fn a_busy_timeout_that_once_made_serve_exit_101_is_refused() {
     assert!(
         err.contains("store.busy_timeout_ms: must be at most 3600000"),
         "{err}"
+    );
+}
+
+#[test]
+fn admin_token_sources_and_loose_secret_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let err = parse("[admin]\ntoken_env = \"A\"\ntoken_file = \"/b\"")
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("admin: set either token_env or token_file, not both"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let loose = dir.path().join("webhook");
+    let tight = dir.path().join("admin");
+    for (p, mode) in [(&loose, 0o644), (&tight, 0o600)] {
+        std::fs::write(p, "t").unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let text = format!(
+        "[server]\nwebhook_token_file = {:?}\n[admin]\ntoken_file = {:?}\n[store]\nmin_free_bytes = 0",
+        loose.display().to_string(),
+        tight.display().to_string()
+    );
+    let cfg = parse(&text).unwrap().validate().unwrap();
+    assert_eq!(cfg.store.min_free_bytes, 0);
+    assert!(cfg.admin.token.is_some());
+    let warnings = cfg.secret_warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains(&loose.display().to_string()));
+    assert_eq!(
+        parse("").unwrap().validate().unwrap().store.min_free_bytes,
+        crate::config::DEFAULT_MIN_FREE_BYTES
     );
 }

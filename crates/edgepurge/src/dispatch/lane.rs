@@ -5,7 +5,7 @@ use super::policy::{quota_day, RetryPolicy};
 use super::ratelimit::RateLimiter;
 use super::{DispatchSettings, LaneState, LaneStatus, OutcomeSink};
 use crate::clock::Clock;
-use crate::purgers::{Limits, PurgeResponse, Purger, Verdict};
+use crate::purgers::{Limits, PurgeError, PurgeResponse, Purger, Verdict};
 use crate::store::{Claim, ClaimRequest, ClaimedBatch, Finish, Ms, Store, StoreError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 /// How often the provider's own quota figures are read again.
 const QUOTA_REFRESH_MS: i64 = 3_600_000;
 
+#[derive(Clone)]
 pub(super) struct Lane {
     pub store: Arc<dyn Store>,
     pub purger: Arc<dyn Purger>,
@@ -67,6 +68,8 @@ impl Lane {
             Arc::clone(&self.status),
             renewer_stop.clone(),
         ));
+        // If this task panics, the renewer must not keep the lease alive for a dead lane.
+        let _renewer_guard = renewer_stop.clone().drop_guard();
         let mut was_held = false;
         let mut quota_at: Ms = 0;
 
@@ -377,7 +380,30 @@ impl Sender {
         quota_reset_at: Ms,
     ) {
         let started = self.clock.now_ms();
-        let resp = self.purger.purge(batch.kind, &batch.targets).await;
+        // A client that panics (a bug) fails this attempt instead of leaving the batch in
+        // flight until the lane changes hands.
+        let purger = Arc::clone(&self.purger);
+        let (kind, targets) = (batch.kind, batch.targets.clone());
+        let resp = match tokio::spawn(async move { purger.purge(kind, &targets).await }).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                let why = if e.is_panic() {
+                    super::supervise::panic_message(e.into_panic())
+                } else {
+                    "cancelled".to_owned()
+                };
+                tracing::error!(
+                    lane = self.purger.lane(),
+                    batch = batch.id,
+                    panic = %why,
+                    "the provider client crashed (a bug: please report it with this line)"
+                );
+                PurgeResponse::failed(
+                    Verdict::RetryLater { after: None },
+                    PurgeError::Request(format!("the provider client crashed: {why}")),
+                )
+            }
+        };
         let now = self.clock.now_ms();
         let (outcome, why) = self.policy.decide(
             &resp.verdict,

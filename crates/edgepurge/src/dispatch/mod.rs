@@ -11,6 +11,7 @@
 mod lane;
 pub mod policy;
 pub mod ratelimit;
+mod supervise;
 
 use crate::clock::Clock;
 use crate::purgers::Purger;
@@ -64,6 +65,10 @@ pub enum LaneState {
     Waiting {
         until: Ms,
     },
+    /// The lane crashed (a bug) and starts again at `at`.
+    Restarting {
+        at: Ms,
+    },
     Stopped,
 }
 
@@ -78,6 +83,8 @@ pub struct LaneStatus {
     pub failed: u64,
     pub last_success_at: Option<Ms>,
     pub last_error: Option<String>,
+    /// Times the lane crashed and was started again.
+    pub restarts: u64,
 }
 
 /// Where the dispatcher tells which log records changed after an answer (the port the
@@ -139,6 +146,7 @@ impl Dispatcher {
                 failed: 0,
                 last_success_at: None,
                 last_error: None,
+                restarts: 0,
             }));
             lanes.insert(
                 purger.lane().to_owned(),
@@ -163,7 +171,7 @@ impl Dispatcher {
                 outcomes: Arc::clone(&outcomes),
                 shutdown: shutdown.clone(),
             };
-            tasks.spawn(lane.run());
+            tasks.spawn(supervise::run(lane));
         }
         Dispatcher {
             lanes,
@@ -198,6 +206,11 @@ impl Dispatcher {
             .values()
             .filter_map(|h| h.status.lock().ok().map(|s| s.clone()))
             .collect()
+    }
+
+    /// Whether the lanes were told to stop.
+    pub fn is_stopping(&self) -> bool {
+        self.shutdown.is_cancelled()
     }
 
     /// Stops every lane and waits for them (bounded by each lane's drain time).

@@ -28,6 +28,10 @@ struct Scripted {
     /// Refuse (Split) any request larger than this.
     split_above: Option<usize>,
     latency: Duration,
+    /// Calls to `purge` that panic before answering (a client bug).
+    purge_panics: std::sync::atomic::AtomicU32,
+    /// Calls to `quota` (made by the lane's own loop) that panic (a lane bug).
+    quota_panics: std::sync::atomic::AtomicU32,
 }
 
 impl Scripted {
@@ -39,6 +43,8 @@ impl Scripted {
             script: Mutex::new(VecDeque::new()),
             split_above: None,
             latency: Duration::from_millis(20),
+            purge_panics: Default::default(),
+            quota_panics: Default::default(),
         }
     }
 
@@ -65,6 +71,9 @@ impl Purger for Scripted {
             targets: targets.to_vec(),
         });
         tokio::time::sleep(self.latency).await;
+        if take_one(&self.purge_panics) {
+            panic!("scripted client crash");
+        }
         let verdict = match self.split_above {
             Some(max) if targets.len() > max => Verdict::Split,
             _ => self
@@ -83,6 +92,19 @@ impl Purger for Scripted {
             task_id: Some("tid".into()),
         }
     }
+
+    async fn quota(&self) -> Option<Result<crate::purgers::ProviderQuota, PurgeError>> {
+        if take_one(&self.quota_panics) {
+            panic!("scripted lane crash");
+        }
+        None
+    }
+}
+
+/// Takes one from a counter; false when it is at zero.
+fn take_one(n: &std::sync::atomic::AtomicU32) -> bool {
+    use std::sync::atomic::Ordering::SeqCst;
+    n.fetch_update(SeqCst, SeqCst, |v| v.checked_sub(1)).is_ok()
 }
 
 fn limits() -> Limits {
@@ -674,6 +696,90 @@ async fn stopping_releases_the_lane_for_another_process() {
         .unwrap()
         .is_some());
     assert_eq!(rig.dispatcher.statuses()[0].state, LaneState::Stopped);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crashed_lane_is_reported_and_started_again() {
+    let rig = rig();
+    // The lane's own loop panics once (a bug), right after it first takes the lane.
+    rig.purger
+        .quota_panics
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let st = rig.dispatcher.statuses()[0].clone();
+    assert_eq!(st.restarts, 1, "{st:?}");
+    assert!(matches!(st.state, LaneState::Restarting { .. }), "{st:?}");
+    assert!(
+        st.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("crashed") && e.contains("scripted lane crash")),
+        "{st:?}"
+    );
+    // The crashed lane's lease was given up: the next incarnation takes it at once.
+    rig.ingest(&urls(2, "after-crash")).await;
+    rig.settle(Duration::from_secs(10)).await;
+    assert!(rig
+        .records()
+        .await
+        .iter()
+        .all(|r| r.status == Status::Succeeded));
+    let st = &rig.dispatcher.statuses()[0];
+    assert_eq!(st.restarts, 1);
+    assert_ne!(st.state, LaneState::Stopped);
+    rig.dispatcher.stop().await;
+    assert_eq!(rig.dispatcher.statuses()[0].state, LaneState::Stopped);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_in_flight_when_its_lane_crashed_is_sent_again() {
+    let rig = rig_with(
+        |c| Scripted {
+            latency: Duration::from_secs(2 * 3600),
+            ..Scripted::new(c, limits())
+        },
+        settings(),
+    );
+    rig.ingest(&urls(1, "in-flight")).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(rig.purger.sent().len(), 1);
+    // The lane's loop crashes at its hourly quota refresh while the request is in flight.
+    rig.purger
+        .quota_panics
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(rig.dispatcher.statuses()[0].restarts, 1);
+    assert_eq!(
+        rig.purger.sent().len(),
+        2,
+        "the next incarnation took the lane with a new token and resent the batch"
+    );
+    rig.settle(Duration::from_secs(6 * 3600)).await;
+    assert_eq!(rig.records().await[0].status, Status::Succeeded);
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_panics_fails_one_attempt_and_the_batch_is_retried() {
+    let rig = rig();
+    rig.purger
+        .purge_panics
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    rig.ingest(&urls(1, "panicky")).await;
+    rig.settle(Duration::from_secs(30)).await;
+    assert_eq!(rig.purger.sent().len(), 2);
+    let rec = &rig.records().await[0];
+    assert_eq!((rec.status, rec.attempts), (Status::Succeeded, 2));
+    let reqs = rig.store.requests(None, 10).await.unwrap();
+    assert!(
+        reqs.iter().any(|r| r
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("provider client crashed: scripted client crash"))),
+        "{reqs:?}"
+    );
+    let st = &rig.dispatcher.statuses()[0];
+    assert_eq!(st.restarts, 0, "the lane itself kept running");
+    rig.dispatcher.stop().await;
 }
 
 /// One step of a random workload: an event for one of a few URLs, then some time passing.

@@ -71,6 +71,10 @@ pub trait ProviderConfig: fmt::Debug + Send + Sync {
     }
     /// One purger per lane.
     fn build(&self) -> Result<Vec<Arc<dyn Purger>>, BuildError>;
+    /// Where this account's credentials are read from (checked for loose file permissions).
+    fn secrets(&self) -> Vec<&crate::secret::SecretSource> {
+        Vec::new()
+    }
     /// The concrete settings, for code that knows the kind (tests, kind-specific tools).
     fn as_any(&self) -> &dyn std::any::Any;
 }

@@ -3,6 +3,7 @@
 //! calls on the application layer and its typed errors into answers ([`answer`]).
 
 mod answer;
+mod auth;
 mod health;
 mod listen;
 mod webhook;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub dispatcher: Arc<Dispatcher>,
     /// `None`: only loopback callers may post events.
     pub webhook_token: Option<Secret>,
+    /// Who may read details (`/healthz` in full). `None`: loopback callers.
+    pub admin_token: Option<Secret>,
     pub max_body_bytes: usize,
     /// How long a request's body may take to arrive.
     pub body_timeout: std::time::Duration,

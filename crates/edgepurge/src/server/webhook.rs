@@ -10,6 +10,7 @@
 //!   sender never resends for a slow purge. Lanes skip their linger for such requests.
 
 use super::answer::error;
+use super::auth::{self, Denied};
 use super::AppState;
 use crate::app::{Accepted, IngestOptions};
 use axum::extract::{ConnectInfo, Request, State};
@@ -21,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Checks the caller: a bearer token when one is configured, else a loopback address.
+/// The query parameters a POST may carry.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct Params {
     token: Option<String>,
@@ -40,33 +41,20 @@ fn authenticate(
     query_token: Option<&str>,
     peer: SocketAddr,
 ) -> Result<(), Box<Response>> {
-    match &state.webhook_token {
-        Some(token) => {
-            let presented = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    let (scheme, rest) = v.split_once(' ')?;
-                    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-                })
-                .or(query_token);
-            match presented {
-                Some(t) if token.matches(t.as_bytes()) => Ok(()),
-                Some(_) => Err(Box::new(unauthorized("the bearer token is wrong"))),
-                None => Err(Box::new(unauthorized(
-                    "missing `Authorization: Bearer <token>` or `?token=` (the server's \
-                     webhook_token)",
-                ))),
-            }
-        }
-        // A dual-stack listener sees IPv4 callers as ::ffff:a.b.c.d.
-        None if peer.ip().to_canonical().is_loopback() => Ok(()),
-        None => Err(Box::new(error(
-            StatusCode::FORBIDDEN,
-            "no webhook token is configured, so only loopback callers are accepted; set \
-             server.webhook_token_env or server.webhook_token_file",
-        ))),
-    }
+    auth::check(state.webhook_token.as_ref(), headers, query_token, peer).map_err(|d| {
+        Box::new(match d {
+            Denied::WrongToken => unauthorized("the bearer token is wrong"),
+            Denied::MissingToken => unauthorized(
+                "missing `Authorization: Bearer <token>` or `?token=` (the server's \
+                 webhook_token)",
+            ),
+            Denied::NotLoopback => error(
+                StatusCode::FORBIDDEN,
+                "no webhook token is configured, so only loopback callers are accepted; set \
+                 server.webhook_token_env or server.webhook_token_file",
+            ),
+        })
+    })
 }
 
 fn unauthorized(why: &str) -> Response {

@@ -305,6 +305,7 @@ pub trait Store: Send + Sync {
     /// `before`; returns how many rows went. Callers repeat until it returns 0, so no single
     /// transaction holds the writer long.
     async fn prune(&self, before: Ms, max_rows: usize) -> StoreResult<u64>;
-    /// Checks the store answers (for /readyz).
+    /// Checks the store can commit a write now (for /readyz): the error says what is wrong
+    /// (locked, read-only, failing disk, too little free space).
     async fn ping(&self) -> StoreResult<()>;
 }

@@ -111,6 +111,12 @@ impl ProviderConfig for TencentSettings {
         })?;
         Ok(vec![Arc::new(cdn)])
     }
+
+    fn secrets(&self) -> Vec<&SecretSource> {
+        let mut out = vec![&self.secret_id, &self.secret_key];
+        out.extend(self.session_token.as_ref());
+        out
+    }
 }
 
 fn parse(

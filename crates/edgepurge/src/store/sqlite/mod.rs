@@ -59,6 +59,9 @@ pub struct SqliteOptions {
     /// Bring an older schema up to date on open (the server does; command-line tools create
     /// a new store but refuse to upgrade an existing one).
     pub upgrade: bool,
+    /// `ping` fails when the disk holding the store has less free space than this (0: no
+    /// check).
+    pub min_free_bytes: u64,
 }
 
 pub const DEFAULT_WRITE_QUEUE: usize = 100_000;
@@ -73,6 +76,7 @@ impl Default for SqliteOptions {
             readers: DEFAULT_READERS,
             clock: Clock::system(),
             upgrade: true,
+            min_free_bytes: 0,
         }
     }
 }
@@ -82,6 +86,7 @@ pub struct SqliteStore {
     readers: readers::Readers,
     clock: Clock,
     path: PathBuf,
+    min_free_bytes: u64,
 }
 
 pub(crate) fn db_err(context: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -108,6 +113,7 @@ impl SqliteStore {
             readers: readers::Readers::new(path.to_owned(), opts.clone()),
             clock: opts.clock,
             path: path.to_owned(),
+            min_free_bytes: opts.min_free_bytes,
         })
     }
 
@@ -354,12 +360,40 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.readers
-            .read(|c| {
-                c.query_row("SELECT 1", [], |_| Ok(()))
-                    .map_err(db_err("ping"))
-            })
-            .await
+        // A real commit through the writer: a locked file, a read-only or failing disk fail
+        // here as an ingest would.
+        let now = self.clock.now_ms();
+        self.write(move |c, _| {
+            c.prepare_cached(sql::READY_PROBE)
+                .and_then(|mut s| s.execute([now]))
+                .map(drop)
+                .map_err(db_err("write probe"))
+        })
+        .await?;
+        if self.min_free_bytes == 0 {
+            return Ok(());
+        }
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let min = self.min_free_bytes;
+        let free = tokio::task::spawn_blocking(move || {
+            rustix::fs::statvfs(&dir)
+                .map(|st| st.f_bavail.saturating_mul(st.f_frsize))
+                .map_err(|e| format!("cannot read free space of {}: {e}", dir.display()))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("free space check failed: {e}")))?
+        .map_err(StoreError::Unavailable)?;
+        if free < min {
+            return Err(StoreError::Unavailable(format!(
+                "the disk holding {} has {free} bytes free, below store.min_free_bytes ({min}); \
+                 free space (or prune the log: log.retention_days)",
+                self.path.display()
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -48,6 +48,7 @@ pub const PURGES_UPDATE_SOLO: &str = include_str!("sql/purges_update_solo.sql");
 pub const QUOTA_ADD: &str = include_str!("sql/quota_add.sql");
 pub const QUOTA_GET: &str = include_str!("sql/quota_get.sql");
 pub const QUOTA_RAISE: &str = include_str!("sql/quota_raise.sql");
+pub const READY_PROBE: &str = include_str!("sql/ready_probe.sql");
 pub const REQUEST_INSERT: &str = include_str!("sql/request_insert.sql");
 pub const REQUESTS_LIST: &str = include_str!("sql/requests_list.sql");
 pub const RULE_DELETE: &str = include_str!("sql/rule_delete.sql");
