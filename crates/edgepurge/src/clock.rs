@@ -39,3 +39,10 @@ impl Clock {
 pub fn now_ms() -> Ms {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// `2026-11-26T17:33:01Z` for a millisecond timestamp.
+pub fn fmt_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}

@@ -241,12 +241,7 @@ impl Ctx {
     }
 }
 
-/// `2026-11-26T17:33:01Z` for a millisecond timestamp.
-pub fn fmt_time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|| ms.to_string())
-}
+pub use crate::clock::fmt_time;
 
 /// Parses `10m`, `2h`, `1day` into milliseconds.
 pub fn parse_duration_ms(text: &str) -> Result<i64, Failure> {

@@ -5,8 +5,9 @@ use super::policy::{quota_day, RetryPolicy};
 use super::ratelimit::RateLimiter;
 use super::{DispatchSettings, LaneState, LaneStatus, OutcomeSink};
 use crate::clock::Clock;
-use crate::purgers::{Limits, PurgeError, PurgeResponse, Purger, Verdict};
+use crate::purgers::{KindLimits, Limits, PurgeError, PurgeResponse, Purger, Verdict};
 use crate::store::{Claim, ClaimRequest, ClaimedBatch, Finish, Ms, Store, StoreError};
+use edgepurge_core::TargetKind;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +34,32 @@ pub(super) struct Lane {
     pub status: Arc<Mutex<LaneStatus>>,
     pub outcomes: Arc<dyn OutcomeSink>,
     pub shutdown: CancellationToken,
+    /// Kinds the provider said today's quota is spent for, until their reset: nothing of
+    /// these kinds is sent before it, whatever the local quota setting.
+    pub parked: Parked,
+}
+
+/// Per kind, when the provider's spent day ends.
+pub(super) type Parked = Arc<Mutex<std::collections::BTreeMap<TargetKind, Ms>>>;
+
+/// The limits to claim with at `now`: a parked kind gets a daily quota of 0, so nothing of
+/// it goes before its reset (the claim waits for the reset as for a spent local quota).
+fn claim_kinds(limits: &Limits, parked: &Parked, now: Ms) -> Vec<(TargetKind, KindLimits)> {
+    let parked = parked.lock().map(|p| p.clone()).unwrap_or_default();
+    limits
+        .kinds
+        .iter()
+        .map(|&(kind, l)| match parked.get(&kind) {
+            Some(&until) if until > now => (
+                kind,
+                KindLimits {
+                    daily_quota: Some(0),
+                    ..l
+                },
+            ),
+            _ => (kind, l),
+        })
+        .collect()
 }
 
 impl Lane {
@@ -131,7 +158,7 @@ impl Lane {
                 } else {
                     self.settings.linger_ms
                 },
-                kinds: limits.kinds.clone(),
+                kinds: claim_kinds(&limits, &self.parked, now),
                 quota_day: day,
                 quota_reset_at: reset_at,
             };
@@ -299,6 +326,7 @@ impl Lane {
             status: Arc::clone(&self.status),
             outcomes: Arc::clone(&self.outcomes),
             shutdown: self.shutdown.clone(),
+            parked: Arc::clone(&self.parked),
         }
     }
 }
@@ -369,6 +397,7 @@ struct Sender {
     status: Arc<Mutex<LaneStatus>>,
     outcomes: Arc<dyn OutcomeSink>,
     shutdown: CancellationToken,
+    parked: Parked,
 }
 
 impl Sender {
@@ -451,6 +480,20 @@ impl Sender {
             }
         }
         if resp.verdict == Verdict::QuotaExhausted {
+            // Whatever the local setting: the provider will refuse this kind until its reset.
+            let newly = self
+                .parked
+                .lock()
+                .is_ok_and(|mut p| p.insert(batch.kind, quota_reset_at) != Some(quota_reset_at));
+            if newly {
+                tracing::warn!(
+                    lane = self.purger.lane(),
+                    kind = batch.kind.as_str(),
+                    until = %crate::clock::fmt_time(quota_reset_at),
+                    "the provider says today's quota is spent: nothing of this kind is sent \
+                     before its reset"
+                );
+            }
             // The provider counts purges we do not see (console, other tools): take its word
             // that today's quota is spent, so no further call is made before the reset.
             if let Some(limit) = daily_quota {

@@ -170,6 +170,7 @@ impl Dispatcher {
                 status,
                 outcomes: Arc::clone(&outcomes),
                 shutdown: shutdown.clone(),
+                parked: Default::default(),
             };
             tasks.spawn(supervise::run(lane));
         }

@@ -685,6 +685,42 @@ async fn the_providers_spent_quota_stops_further_calls_until_reset() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_providers_day_limit_parks_the_kind_even_with_the_local_quota_off() {
+    let mut l = limits();
+    l.kinds[0].1.max_batch = 1;
+    l.kinds[0].1.daily_quota = None;
+    l.concurrency = 1;
+    let rig = rig_with(|c| Scripted::new(c, l), settings());
+    rig.purger
+        .script
+        .lock()
+        .unwrap()
+        .push_back(Verdict::QuotaExhausted);
+    rig.ingest(&urls(3, "day-limit")).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        rig.purger.sent().len(),
+        1,
+        "one day-limit answer stops every later call of that kind"
+    );
+    let st = &rig.dispatcher.statuses()[0];
+    assert!(matches!(st.state, LaneState::Waiting { .. }), "{st:?}");
+    // The test clock starts 22:13 UTC (quota day at UTC here): after midnight all three go.
+    tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
+    rig.settle(Duration::from_secs(60)).await;
+    let sent = rig.purger.sent();
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    let midnight = 1_700_006_400_000;
+    assert!(sent[1..].iter().all(|s| s.at >= midnight), "{sent:?}");
+    assert!(rig
+        .records()
+        .await
+        .iter()
+        .all(|r| r.status == Status::Succeeded));
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn stopping_releases_the_lane_for_another_process() {
     let rig = rig();
     tokio::time::sleep(Duration::from_millis(100)).await;
