@@ -164,6 +164,53 @@ fn a_locked_store_answers_503_and_the_sender_can_retry() {
     assert_eq!(log[0]["status"], "succeeded");
 }
 
+#[test]
+fn every_sender_hears_503_within_one_busy_timeout_while_the_store_is_locked() {
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(
+        &tencent_config(&fake, "", SITE_RULE).replace("[store]", "[store]\nbusy_timeout_ms = 1000"),
+    );
+    let server = ep.serve();
+    let mut locker = lock_store(&ep.dir.path().join("edgepurge.db"));
+    let addr = server.addr;
+    // 40 senders at once, then 20 more spread over the next 2 s.
+    let senders: Vec<_> = (0..60u64)
+        .map(|i| {
+            std::thread::spawn(move || {
+                if i >= 40 {
+                    std::thread::sleep(Duration::from_millis((i - 40) * 100));
+                }
+                let body = ceph_body("assets", "ObjectCreated:Put", &[format!("l/{i}.css")]);
+                let auth = format!("Bearer {WEBHOOK_TOKEN}");
+                let t0 = std::time::Instant::now();
+                let r = http::request(
+                    addr,
+                    "POST",
+                    "/v1/events",
+                    "x",
+                    &[("Authorization", &auth)],
+                    &body,
+                )
+                .unwrap();
+                (r.status, t0.elapsed())
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, Duration)> = senders.into_iter().map(|s| s.join().unwrap()).collect();
+    drop(locker.stdin.take());
+    locker.wait().unwrap();
+    let slowest = answers.iter().map(|a| a.1).max().unwrap();
+    assert!(
+        answers.iter().all(|a| a.0 == 503),
+        "every POST is refused while locked: {answers:?}"
+    );
+    assert!(
+        slowest < Duration::from_millis(1600),
+        "one busy_timeout (1 s) plus slack, not one per group: slowest {slowest:?}"
+    );
+    assert!(ep.log(&[]).is_empty(), "nothing half-stored");
+}
+
 /// Another process holds SQLite's write lock until the returned child's stdin closes.
 #[allow(clippy::unwrap_used)]
 fn lock_store(db: &std::path::Path) -> std::process::Child {

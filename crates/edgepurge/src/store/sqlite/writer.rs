@@ -11,7 +11,8 @@
 //! A group runs in one transaction without savepoints; if one operation fails, the group is
 //! rolled back and run again with a savepoint per operation, so one failure stays its own.
 //! If the transaction cannot begin or commit (locked too long, disk full), every operation
-//! of the group gets that error within one `busy_timeout`.
+//! of the group, and every one queued behind it meanwhile, gets that error: each caller
+//! hears back within one `busy_timeout` of asking.
 
 use super::{db_err, sql};
 use crate::store::{StoreError, StoreResult};
@@ -249,11 +250,35 @@ fn drain(shared: &Shared) {
             q.records -= records;
             group
         };
-        commit_group(&mut conn, shared, group);
+        if let Err(e) = commit_group(&mut conn, shared, group) {
+            // What queued meanwhile would wait behind the same lock or full disk for another
+            // busy_timeout: it gets the same answer now, so every caller hears back within
+            // one busy_timeout of asking.
+            let waiting: Vec<Box<dyn WriteOp>> = {
+                let mut q = lock(&shared.queue);
+                q.records = 0;
+                q.ops.drain(..).collect()
+            };
+            if !waiting.is_empty() {
+                tracing::warn!(
+                    operations = waiting.len(),
+                    "store write failed: failing the writes queued behind it too"
+                );
+            }
+            for op in waiting {
+                op.reply(Some(&e));
+            }
+        }
     }
 }
 
-fn commit_group(conn: &mut Connection, shared: &Shared, mut ops: Vec<Box<dyn WriteOp>>) {
+/// Commits a group and answers its callers; the error when the group as a whole failed
+/// (could not begin or commit).
+fn commit_group(
+    conn: &mut Connection,
+    shared: &Shared,
+    mut ops: Vec<Box<dyn WriteOp>>,
+) -> StoreResult<()> {
     let result = match run_group(conn, shared, &mut ops, false) {
         Ok(true) => Ok(()),
         // One operation failed: run them again, each in a savepoint of its own.
@@ -267,6 +292,7 @@ fn commit_group(conn: &mut Connection, shared: &Shared, mut ops: Vec<Box<dyn Wri
     for op in ops {
         op.reply(group_error.as_ref());
     }
+    group_error.map_or(Ok(()), Err)
 }
 
 /// Runs every operation in one transaction. Without savepoints it stops at the first failure
