@@ -123,6 +123,11 @@ impl Lane {
             if !was_held {
                 was_held = true;
                 quota_at = 0;
+                // Token 1 is the lane's first holder ever; any later one takes over from a
+                // process (or an earlier run) whose last sends may lie within the window.
+                if token > 1 {
+                    limiter.spend_window();
+                }
             }
             let now = self.clock.now_ms();
             if now >= quota_at {

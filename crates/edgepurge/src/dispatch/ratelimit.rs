@@ -71,6 +71,14 @@ impl RateLimiter {
         }
     }
 
+    /// Counts the whole window as spent now: used when a lane is taken over from another
+    /// process, whose recent sends this one cannot see, so the first send waits a window.
+    pub fn spend_window(&mut self) {
+        let now = Instant::now();
+        self.sent.clear();
+        self.sent.extend(std::iter::repeat_n(now, self.max));
+    }
+
     /// Counts a request sent now; call after [`RateLimiter::ready`].
     pub fn record(&mut self) {
         self.sent.push_back(Instant::now());
@@ -118,6 +126,17 @@ mod tests {
         let times = send_times(&mut l, 3).await;
         assert_eq!(times[1], Duration::from_millis(2200));
         assert_eq!(times[2], Duration::from_millis(4400));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_window_delays_the_next_send_by_one_window() {
+        let mut l = RateLimiter::per_second(20.0);
+        l.spend_window();
+        assert_eq!(l.wait_time(), Duration::from_millis(1100));
+        let times = send_times(&mut l, 21).await;
+        assert_eq!(times[0], Duration::from_millis(1100));
+        assert_eq!(times[19], Duration::from_millis(1100));
+        assert_eq!(times[20], Duration::from_millis(2200));
     }
 
     #[tokio::test(start_paused = true)]

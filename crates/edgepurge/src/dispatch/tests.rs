@@ -585,6 +585,40 @@ async fn too_large_batches_are_split_until_accepted() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_rate_limit_holds_across_a_hand_over_between_processes() {
+    let mut l = limits();
+    l.kinds[0].1.max_batch = 1;
+    l.rate_per_s = 10.0;
+    let rig = rig_with(|c| Scripted::new(c, l), settings());
+    // The first holder (a `purge` command, say) spends its whole window, then lets go...
+    rig.ingest(&urls(10, "first")).await;
+    rig.settle(Duration::from_secs(10)).await;
+    rig.dispatcher.stop().await;
+    // ... and a waiting server takes the lane over at once with a backlog of its own.
+    let second = Dispatcher::start(
+        Arc::clone(&rig.store),
+        vec![Arc::clone(&rig.purger) as Arc<dyn Purger>],
+        settings(),
+        rig.clock,
+        Arc::new(NoOutcomes),
+        CancellationToken::new(),
+    );
+    rig.store
+        .ingest(vec![rec(&urls(20, "second"))], rig.clock.now_ms())
+        .await
+        .unwrap();
+    second.notify("p", 20);
+    rig.settle(Duration::from_secs(60)).await;
+    let at: Vec<Ms> = rig.purger.sent().iter().map(|s| s.at).collect();
+    assert_eq!(at.len(), 30);
+    for (i, t) in at.iter().enumerate() {
+        let n = at[i..].iter().filter(|u| **u < t + 1000).count();
+        assert!(n <= 10, "{n} requests within 1 s from {t}: {at:?}");
+    }
+    second.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_rate_limit_holds_under_a_backlog() {
     let mut l = limits();
     l.kinds[0].1.max_batch = 1;
