@@ -22,6 +22,10 @@ Control API (same port, plain JSON, for tests):
   POST /__control/fail      {"code","message","count"} or {"http_status","raw","count"}
                             (raw answers may add "content_type" and "headers": {name: value})
   POST /__control/delay     {"ms","count"}
+  POST /__control/outage    {"http_status": 503} (or {"code": ...}): every purge call fails
+                            so until {"off": true}
+  POST /__control/flaky     {"rate": 0.2, "code": "InternalError"}: that share of purge calls
+                            fails at random ({"rate": 0} turns it off)
   POST /__control/reset     clear log, faults, delays, quota usage, rate windows
   GET  /__control/stats     {"requests","purge_ok","urls_purged","paths_purged","errors"}
   GET  /__control/health    {"ok": true}
@@ -84,6 +88,8 @@ class State:
         self.close_connections = False          # answer API calls with Connection: close
         self.faults = collections.deque()       # [entry, remaining]
         self.delays = collections.deque()       # [ms, remaining]
+        self.outage = None                      # a fault every purge call gets, while set
+        self.flaky = None                       # (rate, fault) for random failures
         self.used = {(k, a): 0 for k in ("url", "path") for a in AREAS}
         self.windows = collections.defaultdict(collections.deque)  # action -> times
         self.tasks = collections.OrderedDict()  # task id -> PurgeLogs entries
@@ -381,6 +387,10 @@ class Handler(BaseHTTPRequestHandler):
                 if action in PURGE_ACTIONS:
                     delay_ms = state.pop_use(state.delays) or 0
                     fault = state.pop_use(state.faults)
+                    if fault is None and state.outage is not None:
+                        fault = state.outage
+                    if fault is None and state.flaky and random.random() < state.flaky[0]:
+                        fault = state.flaky[1]
                 if fault is None:
                     state.check_rate(action, time.monotonic())
                     result = ACTION_HANDLERS[action](state, body)
@@ -439,6 +449,24 @@ def _control_fail(state, arg):
     return 200, {"ok": True}
 
 
+def _control_outage(state, arg):
+    with state.lock:
+        if arg.get("off"):
+            state.outage = None
+        elif "http_status" in arg or "code" in arg:
+            state.outage = dict(arg)
+        else:
+            raise ValueError("need `http_status`, `code` or `off`")
+    return 200, {"ok": True}
+
+
+def _control_flaky(state, arg):
+    rate = float(arg.get("rate", 0))
+    with state.lock:
+        state.flaky = (rate, {"code": arg.get("code", "InternalError")}) if rate > 0 else None
+    return 200, {"ok": True}
+
+
 def _control_delay(state, arg):
     with state.lock:
         state.delays.append([int(arg["ms"]), int(arg.get("count", 1))])
@@ -460,6 +488,8 @@ CONTROL_ROUTES = {
     ("GET", "/__control/requests"): _control_requests,
     ("POST", "/__control/fail"): _control_fail,
     ("POST", "/__control/delay"): _control_delay,
+    ("POST", "/__control/outage"): _control_outage,
+    ("POST", "/__control/flaky"): _control_flaky,
     ("POST", "/__control/reset"): _control_reset,
     ("POST", "/__control/connections"): _control_connections,
     ("GET", "/__control/stats"): _control_stats,

@@ -93,6 +93,8 @@ pub struct RawDispatch {
     pub lane_lease_s: Option<u64>,
     pub poll_ms: Option<u64>,
     pub drain_s: Option<u64>,
+    pub down_after: Option<usize>,
+    pub probe_interval_ms: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -371,6 +373,23 @@ impl RawConfig {
             .saturating_mul(1000),
             poll_ms: positive(d.poll_ms, defaults.poll_ms, "dispatch.poll_ms", &mut p),
             drain: Duration::from_secs(d.drain_s.unwrap_or(defaults.drain.as_secs())),
+            health: crate::dispatch::HealthSettings {
+                down_after: u32::try_from(within(
+                    d.down_after,
+                    defaults.health.down_after as usize,
+                    1000,
+                    "dispatch.down_after",
+                    &mut p,
+                ))
+                .unwrap_or(defaults.health.down_after),
+                probe_interval_ms: within(
+                    d.probe_interval_ms,
+                    defaults.health.probe_interval_ms as usize,
+                    600_000,
+                    "dispatch.probe_interval_ms",
+                    &mut p,
+                ) as i64,
+            },
         };
         if dispatch.retry.backoff_base_ms > dispatch.retry.backoff_max_ms {
             p.push(

@@ -482,3 +482,50 @@ provider = "tencent"
     }
     assert_eq!(fake.purged().len(), 4);
 }
+
+#[test]
+fn a_provider_outage_takes_the_lane_down_and_the_backlog_drains_when_it_is_back() {
+    let fake = fake();
+    // Production-like retry settings: per-batch backoff alone would wait up to minutes and
+    // dead-letter after 5 attempts.
+    let config = tencent_config(&fake, "max_urls_per_request = 100", SITE_RULE)
+        .replace("backoff_max_ms = 500", "backoff_max_ms = 300000")
+        .replace("backoff_base_ms = 100", "backoff_base_ms = 1000")
+        .replace("[dispatch]", "[dispatch]\nprobe_interval_ms = 1000");
+    let ep = Edgepurge::new(&config);
+    let server = ep.serve();
+    fake.outage(Some(503));
+    let keys: Vec<String> = (0..3000).map(|i| format!("deploy/{i:04}.js")).collect();
+    for chunk in keys.chunks(500) {
+        server.send(&ceph_body("assets", "ObjectCreated:Put", chunk));
+    }
+    let down = edgepurge_testkit::wait_for(Duration::from_secs(10), "the lane to go down", || {
+        let h = edgepurge_testkit::http::get(server.addr, "/healthz")
+            .ok()?
+            .json();
+        (h["lanes"][0]["state"] == "down").then_some(h)
+    });
+    assert_eq!(down["status"], "degraded", "{down}");
+    std::thread::sleep(Duration::from_secs(6));
+    let during = fake.purges().len();
+    // 3 failures in a row, what was in flight (4 slots), then one probe a second.
+    assert!(
+        during <= 3 + 4 + 10,
+        "{during} calls in ~8 s of outage (per-batch retries would send one per batch)"
+    );
+    fake.outage(None);
+    let back = std::time::Instant::now();
+    let log = ep.settle(Duration::from_secs(30));
+    let drained = back.elapsed();
+    assert_eq!(log.len(), 3000);
+    assert!(
+        log.iter().all(|r| r["status"] == "succeeded"),
+        "the outage dead-lettered nothing"
+    );
+    // The next probe within 1 s, then 30 batches at 20/s: well under 10 s (it was minutes).
+    assert!(drained < Duration::from_secs(10), "drained in {drained:?}");
+    let h = edgepurge_testkit::http::get(server.addr, "/healthz")
+        .unwrap()
+        .json();
+    assert_eq!(h["status"], "ok", "{h}");
+}

@@ -175,6 +175,23 @@ impl FakeTencent {
         self.control("/__control/connections", Some(json!({"close": close})));
     }
 
+    /// Every purge request answers this raw HTTP status until `outage(None)`.
+    pub fn outage(&self, http_status: Option<u16>) {
+        let arg = match http_status {
+            Some(s) => json!({"http_status": s, "raw": "service unavailable"}),
+            None => json!({"off": true}),
+        };
+        self.control("/__control/outage", Some(arg));
+    }
+
+    /// A share (0..1) of purge requests fail at random with this Tencent error code.
+    pub fn flaky(&self, rate: f64, code: &str) {
+        self.control(
+            "/__control/flaky",
+            Some(json!({"rate": rate, "code": code})),
+        );
+    }
+
     pub fn delay(&self, ms: u64, count: u32) {
         self.control("/__control/delay", Some(json!({"ms": ms, "count": count})));
     }

@@ -1,6 +1,7 @@
 //! One lane: drains one provider account's queue, holding the lane lease so that no other
 //! process sends for the same account at the same time.
 
+use super::health::{Change, Health};
 use super::policy::{quota_day, RetryPolicy};
 use super::ratelimit::RateLimiter;
 use super::{DispatchSettings, LaneState, LaneStatus, OutcomeSink};
@@ -37,6 +38,8 @@ pub(super) struct Lane {
     /// Kinds the provider said today's quota is spent for, until their reset: nothing of
     /// these kinds is sent before it, whatever the local quota setting.
     pub parked: Parked,
+    /// Whether the provider answers (shared with the senders and across restarts).
+    pub health: Arc<Health>,
 }
 
 /// Per kind, when the provider's spent day ends.
@@ -133,6 +136,29 @@ impl Lane {
             if now >= quota_at {
                 self.refresh_quota(&mut limits).await;
                 quota_at = now + QUOTA_REFRESH_MS;
+            }
+            // Down: nothing but one probe at a time, each a probe interval after the last
+            // answer.
+            if let Some((since, next_probe_at)) = self.health.down() {
+                self.set_state(LaneState::Down {
+                    since,
+                    next_probe_at,
+                });
+                if !sends.is_empty() {
+                    tokio::select! {
+                        _ = sends.join_next() => {},
+                        _ = self.shutdown.cancelled() => break,
+                    }
+                    continue;
+                }
+                if now < next_probe_at {
+                    let wait = Duration::from_millis((next_probe_at - now) as u64);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {},
+                        _ = self.shutdown.cancelled() => break,
+                    }
+                    continue;
+                }
             }
 
             // A free send slot and room under the rate limit, then a batch.
@@ -332,6 +358,7 @@ impl Lane {
             outcomes: Arc::clone(&self.outcomes),
             shutdown: self.shutdown.clone(),
             parked: Arc::clone(&self.parked),
+            health: Arc::clone(&self.health),
         }
     }
 }
@@ -403,6 +430,7 @@ struct Sender {
     outcomes: Arc<dyn OutcomeSink>,
     shutdown: CancellationToken,
     parked: Parked,
+    health: Arc<Health>,
 }
 
 impl Sender {
@@ -439,11 +467,13 @@ impl Sender {
             }
         };
         let now = self.clock.now_ms();
+        let (change, held_until) = self.health.answered(resp.is_outage(), now);
         let (outcome, why) = self.policy.decide(
             &resp.verdict,
             &batch,
             now,
             quota_reset_at,
+            held_until,
             rand::random::<f64>(),
         );
         let error = match (resp.error.as_ref().map(|e| e.to_string()), why) {
@@ -484,6 +514,8 @@ impl Sender {
                 }
             }
         }
+        self.health_changed(&change, finish.error.as_deref(), now)
+            .await;
         if resp.verdict == Verdict::QuotaExhausted {
             // Whatever the local setting: the provider will refuse this kind until its reset.
             let newly = self
@@ -514,6 +546,40 @@ impl Sender {
         }
         self.kick.store(true, Ordering::SeqCst);
         self.notify.notify_one();
+    }
+
+    /// Says when the lane goes down or comes back; on coming back, makes every batch that
+    /// waits after a failure due now, so the backlog drains at the full rate.
+    async fn health_changed(&self, change: &Change, error: Option<&str>, now: Ms) {
+        let lane = self.purger.lane();
+        match change {
+            Change::None => {}
+            Change::WentDown => {
+                tracing::warn!(
+                    lane,
+                    error = error.unwrap_or(""),
+                    "provider down: every recent request failed; holding this lane's batches \
+                     and sending one probe at a time"
+                );
+                // The loop may be waiting on a send slot or a long linger: let it see it.
+                self.notify.notify_one();
+            }
+            Change::CameBack { since } => {
+                let released = match self.store.release_held(lane, now).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(lane, error = %e, "cannot release held batches");
+                        0
+                    }
+                };
+                tracing::warn!(
+                    lane,
+                    down_for_ms = now - since,
+                    released,
+                    "provider answering again: sending held batches at the full rate"
+                );
+            }
+        }
     }
 
     fn report(

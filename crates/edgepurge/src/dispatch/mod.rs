@@ -6,8 +6,10 @@
 //! full-jitter backoff, dead-letters what keeps failing, and holds a lease on its lane (with
 //! a fencing token) so every process sharing the store respects the same limits. Each answer
 //! it records is told to an [`OutcomeSink`], so callers waiting for a purge are woken at
-//! once rather than polling.
+//! once rather than polling. A lane whose provider fails every request goes down, holds its
+//! batches and probes ([`health`]); a lane that crashes is started again ([`supervise`]).
 
+pub mod health;
 mod lane;
 pub mod policy;
 pub mod ratelimit;
@@ -16,6 +18,7 @@ mod supervise;
 use crate::clock::Clock;
 use crate::purgers::Purger;
 use crate::store::{Ms, RecordChange, Store};
+pub use health::HealthSettings;
 pub use policy::RetryPolicy;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -36,6 +39,8 @@ pub struct DispatchSettings {
     pub poll_ms: u64,
     /// How long shutdown waits for requests in flight.
     pub drain: Duration,
+    /// When a lane counts its provider as down, and how often it probes then.
+    pub health: HealthSettings,
 }
 
 impl Default for DispatchSettings {
@@ -46,6 +51,7 @@ impl Default for DispatchSettings {
             lane_lease_ms: 15_000,
             poll_ms: 500,
             drain: Duration::from_secs(10),
+            health: HealthSettings::default(),
         }
     }
 }
@@ -64,6 +70,12 @@ pub enum LaneState {
     /// Nothing due before `until` (linger, backoff, quota).
     Waiting {
         until: Ms,
+    },
+    /// The provider fails every request: batches are held, one probe goes at a time, the
+    /// next no sooner than `next_probe_at`.
+    Down {
+        since: Ms,
+        next_probe_at: Ms,
     },
     /// The lane crashed (a bug) and starts again at `at`.
     Restarting {
@@ -171,6 +183,7 @@ impl Dispatcher {
                 outcomes: Arc::clone(&outcomes),
                 shutdown: shutdown.clone(),
                 parked: Default::default(),
+                health: Arc::new(health::Health::new(settings.health)),
             };
             tasks.spawn(supervise::run(lane));
         }

@@ -2,7 +2,8 @@
 //!
 //! retry later → full-jitter exponential backoff with a cap, `Retry-After` honoured but
 //! clamped; split → the store halves the batch; quota spent → wait for the provider's next
-//! quota day; fatal → dead letter. Anything retried past `max_attempts` or `max_age` is
+//! quota day; provider down (the lane says so) → hold until the lane's next probe, not counted
+//! as an attempt; fatal → dead letter. Anything retried past `max_attempts` or `max_age` is
 //! dead-lettered too, and `edgepurge retry` can re-queue it.
 
 use crate::purgers::Verdict;
@@ -56,14 +57,17 @@ impl RetryPolicy {
         }
     }
 
-    /// Decides the batch's fate. `unit` is a uniform random number in [0, 1) for jitter;
-    /// the returned text, if any, is appended to the error.
+    /// Decides the batch's fate. `held_until` is set when the lane is down (the provider
+    /// fails every request): a retryable failure then holds the batch until the next probe.
+    /// `unit` is a uniform random number in [0, 1) for jitter; the returned text, if any, is
+    /// appended to the error.
     pub fn decide(
         &self,
         verdict: &Verdict,
         batch: &ClaimedBatch,
         now: Ms,
         quota_reset_at: Ms,
+        held_until: Option<Ms>,
         unit: f64,
     ) -> (FinishOutcome, Option<String>) {
         let too_old = now - batch.created_at >= self.max_age_ms;
@@ -80,13 +84,17 @@ impl RetryPolicy {
                 FinishOutcome::WaitUntil(quota_reset_at.max(now + 1000)),
                 Some("daily quota spent; waiting for the provider's reset".into()),
             ),
-            Verdict::RetryLater { .. } if batch.attempt >= self.max_attempts => give_up(format!(
-                "gave up after {} attempts (dispatch.max_attempts)",
-                batch.attempt
-            )),
             Verdict::RetryLater { .. } if too_old => give_up(format!(
                 "gave up: first event is {} old (dispatch.max_age_s)",
                 human_ms(now - batch.created_at)
+            )),
+            Verdict::RetryLater { .. } if held_until.is_some() => (
+                FinishOutcome::Held(held_until.unwrap_or(now).max(now)),
+                Some("provider down: held until it answers again".into()),
+            ),
+            Verdict::RetryLater { .. } if batch.attempt >= self.max_attempts => give_up(format!(
+                "gave up after {} attempts (dispatch.max_attempts)",
+                batch.attempt
             )),
             Verdict::RetryLater { after } => {
                 let ra = after.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -143,30 +151,31 @@ mod tests {
         let b = batch(1, 0);
         let retry = Verdict::RetryLater { after: None };
         assert_eq!(
-            p.decide(&Verdict::Done, &b, 10, 0, 0.5).0,
+            p.decide(&Verdict::Done, &b, 10, 0, None, 0.5).0,
             FinishOutcome::Succeeded
         );
         assert_eq!(
-            p.decide(&Verdict::Fatal, &b, 10, 0, 0.5).0,
+            p.decide(&Verdict::Fatal, &b, 10, 0, None, 0.5).0,
             FinishOutcome::Dead
         );
         assert_eq!(
-            p.decide(&Verdict::Split, &b, 10, 0, 0.5).0,
+            p.decide(&Verdict::Split, &b, 10, 0, None, 0.5).0,
             FinishOutcome::Split
         );
         assert_eq!(
-            p.decide(&retry, &b, 10, 0, 0.5).0,
+            p.decide(&retry, &b, 10, 0, None, 0.5).0,
             FinishOutcome::RetryAt(510)
         );
         let ra = Verdict::RetryLater {
             after: Some(Duration::from_secs(5)),
         };
         assert_eq!(
-            p.decide(&ra, &b, 10, 0, 0.5).0,
+            p.decide(&ra, &b, 10, 0, None, 0.5).0,
             FinishOutcome::RetryAt(5010)
         );
         assert_eq!(
-            p.decide(&Verdict::QuotaExhausted, &b, 10, 99_000, 0.5).0,
+            p.decide(&Verdict::QuotaExhausted, &b, 10, 99_000, None, 0.5)
+                .0,
             FinishOutcome::WaitUntil(99_000)
         );
     }
@@ -179,13 +188,33 @@ mod tests {
             ..Default::default()
         };
         let retry = Verdict::RetryLater { after: None };
-        let (o, why) = p.decide(&retry, &batch(3, 0), 10, 0, 0.5);
+        let (o, why) = p.decide(&retry, &batch(3, 0), 10, 0, None, 0.5);
         assert_eq!(o, FinishOutcome::Dead);
         assert!(why.unwrap().contains("3 attempts"));
-        let (o, why) = p.decide(&retry, &batch(1, 0), 60_000, 0, 0.5);
+        let (o, why) = p.decide(&retry, &batch(1, 0), 60_000, 0, None, 0.5);
         assert_eq!(o, FinishOutcome::Dead);
         assert!(why.unwrap().contains("max_age"));
-        let (o, _) = p.decide(&Verdict::QuotaExhausted, &batch(1, 0), 60_000, 0, 0.5);
+        let (o, _) = p.decide(&Verdict::QuotaExhausted, &batch(1, 0), 60_000, 0, None, 0.5);
+        assert_eq!(o, FinishOutcome::Dead);
+    }
+
+    #[test]
+    fn a_down_provider_holds_batches_without_spending_attempts() {
+        let p = RetryPolicy {
+            max_attempts: 3,
+            max_age_ms: 60_000,
+            ..Default::default()
+        };
+        let retry = Verdict::RetryLater { after: None };
+        // Even at the last attempt: an outage is not the batch's fault.
+        let (o, why) = p.decide(&retry, &batch(3, 0), 10, 0, Some(5_010), 0.5);
+        assert_eq!(o, FinishOutcome::Held(5_010));
+        assert!(why.unwrap().contains("provider down"));
+        // Age still bounds it.
+        let (o, _) = p.decide(&retry, &batch(1, 0), 60_000, 0, Some(65_000), 0.5);
+        assert_eq!(o, FinishOutcome::Dead);
+        // Only retryable failures are held.
+        let (o, _) = p.decide(&Verdict::Fatal, &batch(1, 0), 10, 0, Some(5_010), 0.5);
         assert_eq!(o, FinishOutcome::Dead);
     }
 

@@ -32,6 +32,8 @@ struct Scripted {
     purge_panics: std::sync::atomic::AtomicU32,
     /// Calls to `quota` (made by the lane's own loop) that panic (a lane bug).
     quota_panics: std::sync::atomic::AtomicU32,
+    /// Until this time every request fails without an answer (the provider is down).
+    outage_until: std::sync::atomic::AtomicI64,
 }
 
 impl Scripted {
@@ -45,6 +47,7 @@ impl Scripted {
             latency: Duration::from_millis(20),
             purge_panics: Default::default(),
             quota_panics: Default::default(),
+            outage_until: Default::default(),
         }
     }
 
@@ -73,6 +76,13 @@ impl Purger for Scripted {
         tokio::time::sleep(self.latency).await;
         if take_one(&self.purge_panics) {
             panic!("scripted client crash");
+        }
+        let down = self.outage_until.load(std::sync::atomic::Ordering::SeqCst);
+        if self.clock.now_ms() < down {
+            return PurgeResponse::failed(
+                Verdict::RetryLater { after: None },
+                PurgeError::Transport("connection refused".into()),
+            );
         }
         let verdict = match self.split_above {
             Some(max) if targets.len() > max => Verdict::Split,
@@ -142,6 +152,7 @@ fn settings() -> DispatchSettings {
         lane_lease_ms: 15_000,
         poll_ms: 500,
         drain: Duration::from_secs(5),
+        health: HealthSettings::default(),
     }
 }
 
@@ -275,6 +286,9 @@ impl Store for Recording {
     }
     async fn depths(&self) -> crate::store::StoreResult<Vec<crate::store::LaneDepth>> {
         self.inner.depths().await
+    }
+    async fn release_held(&self, lane: &str, now: Ms) -> crate::store::StoreResult<u64> {
+        self.inner.release_held(lane, now).await
     }
     async fn retry_dead(&self, filter: RetryFilter, now: Ms) -> crate::store::StoreResult<u64> {
         self.inner.retry_dead(filter, now).await
@@ -825,6 +839,47 @@ async fn a_batch_in_flight_when_its_lane_crashed_is_sent_again() {
     );
     rig.settle(Duration::from_secs(6 * 3600)).await;
     assert_eq!(rig.records().await[0].status, Status::Succeeded);
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_outage_holds_batches_probes_and_drains_at_once_when_it_is_back() {
+    let mut l = limits();
+    l.kinds[0].1.max_batch = 2;
+    let rig = rig_with(|c| Scripted::new(c, l), settings());
+    let start = rig.clock.now_ms();
+    let back_at = start + 30_000;
+    rig.purger
+        .outage_until
+        .store(back_at, std::sync::atomic::Ordering::SeqCst);
+    rig.ingest(&urls(40, "outage")).await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let st = rig.dispatcher.statuses()[0].clone();
+    assert!(matches!(st.state, LaneState::Down { .. }), "{st:?}");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let during = rig.purger.sent().iter().filter(|s| s.at < back_at).count();
+    // Three failures in a row take it down; what was in flight (4 slots) fails too; then one
+    // probe per 5 s. Per-batch backoff alone would have sent ~5 requests for each of the 20
+    // batches and dead-lettered them all after max_attempts (4).
+    assert!(
+        during <= 3 + 4 + 7,
+        "{during} requests during a 30 s outage"
+    );
+    rig.settle(Duration::from_secs(60)).await;
+    let recs = rig.records().await;
+    assert!(
+        recs.iter().all(|r| r.status == Status::Succeeded),
+        "nothing dead-lettered by the outage: {recs:?}"
+    );
+    let last = rig.purger.sent().iter().map(|s| s.at).max().unwrap();
+    // Back at 30 s: the next probe within 5 s, then the 20 batches at 20/s.
+    assert!(
+        last - back_at <= 5_000 + 1_000 + 500,
+        "drained {} ms after the provider came back",
+        last - back_at
+    );
+    let st = &rig.dispatcher.statuses()[0];
+    assert!(!matches!(st.state, LaneState::Down { .. }), "{st:?}");
     rig.dispatcher.stop().await;
 }
 

@@ -167,6 +167,25 @@ impl PurgeResponse {
         }
     }
 
+    /// Whether this failure says the provider as a whole is failing, not this batch: no
+    /// answer (refused, reset, timed out), a 5xx, or the provider's own "internal error" or
+    /// "unavailable". Throttling, per-target refusals and unknown codes are about one batch.
+    pub fn is_outage(&self) -> bool {
+        if !matches!(self.verdict, Verdict::RetryLater { .. }) {
+            return false;
+        }
+        match &self.error {
+            Some(PurgeError::Transport(_)) => true,
+            Some(PurgeError::Answer { code, .. }) => {
+                self.http_status.is_some_and(|s| s >= 500)
+                    || code.as_deref().is_some_and(|c| {
+                        c.starts_with("InternalError") || c.starts_with("ServiceUnavailable")
+                    })
+            }
+            _ => false,
+        }
+    }
+
     pub fn done(http_status: u16, request_id: Option<String>, task_id: Option<String>) -> Self {
         PurgeResponse {
             verdict: Verdict::Done,
@@ -250,4 +269,37 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
         .parse::<u64>()
         .ok()
         .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(http_status: Option<u16>, error: PurgeError) -> PurgeResponse {
+        PurgeResponse {
+            http_status,
+            ..PurgeResponse::failed(Verdict::RetryLater { after: None }, error)
+        }
+    }
+
+    fn answer(code: &str) -> PurgeError {
+        PurgeError::Answer {
+            code: Some(code.into()),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn outages_are_told_from_failures_of_one_batch() {
+        assert!(failed(None, PurgeError::Transport("refused".into())).is_outage());
+        assert!(failed(Some(503), answer("503")).is_outage());
+        assert!(failed(Some(200), answer("InternalError.CdnSystemError")).is_outage());
+        assert!(failed(Some(200), answer("ServiceUnavailable")).is_outage());
+        assert!(!failed(Some(200), answer("RequestLimitExceeded")).is_outage());
+        assert!(!failed(Some(429), answer("429")).is_outage());
+        assert!(!failed(None, PurgeError::Credentials("unset".into())).is_outage());
+        let fatal = PurgeResponse::failed(Verdict::Fatal, PurgeError::Transport("x".into()));
+        assert!(!fatal.is_outage());
+        assert!(!PurgeResponse::done(200, None, None).is_outage());
+    }
 }

@@ -93,6 +93,18 @@ pub fn plan(batch: &BatchRow, f: &Finish) -> FinishPlan {
             quota: None,
             split_keep: None,
         },
+        FinishOutcome::Held(at) => FinishPlan::Apply {
+            // The provider could not be reached: not an attempt against the retry limit. Its
+            // quota reservation (if any) stays: it is resent today when the provider is back.
+            update: BatchUpdate {
+                status: Status::Failed,
+                not_before: Some(*at),
+                attempts: Some(batch.attempts.saturating_sub(1)),
+                ..base
+            },
+            quota: None,
+            split_keep: None,
+        },
         FinishOutcome::WaitUntil(at) => FinishPlan::Apply {
             // Waiting for quota is not an attempt against the retry limit.
             update: BatchUpdate {

@@ -181,6 +181,9 @@ pub enum FinishOutcome {
     /// The provider's quota is spent: send again at this time, without counting an attempt
     /// against the retry limit.
     WaitUntil(Ms),
+    /// The provider is down: hold the batch until this time (the lane's next probe), without
+    /// counting an attempt against the retry limit.
+    Held(Ms),
     /// Give up: dead letter, visible in the log, re-queued by `edgepurge retry`.
     Dead,
 }
@@ -192,6 +195,7 @@ impl FinishOutcome {
             FinishOutcome::RetryAt(_) => "retry",
             FinishOutcome::Split => "split",
             FinishOutcome::WaitUntil(_) => "quota",
+            FinishOutcome::Held(_) => "held",
             FinishOutcome::Dead => "dead",
         }
     }

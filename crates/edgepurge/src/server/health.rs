@@ -14,15 +14,19 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// `ok`; `degraded` while a lane is starting again after a crash (the process recovers by
-/// itself, so still 200); `stopping` (503) once shutdown began.
+/// `ok`; `degraded` while a lane's provider is down or a lane is starting again after a
+/// crash (restarting this process would not help, so still 200); `stopping` (503) once
+/// shutdown began.
 fn status(stopping: bool, lanes: &[LaneStatus]) -> (StatusCode, &'static str) {
     if stopping {
         return (StatusCode::SERVICE_UNAVAILABLE, "stopping");
     }
-    let restarting = lanes
-        .iter()
-        .any(|l| matches!(l.state, LaneState::Restarting { .. }));
+    let restarting = lanes.iter().any(|l| {
+        matches!(
+            l.state,
+            LaneState::Restarting { .. } | LaneState::Down { .. }
+        )
+    });
     if restarting {
         (StatusCode::OK, "degraded")
     } else {
@@ -101,6 +105,19 @@ mod tests {
         );
         assert_eq!(
             status(false, &[lane(LaneState::Restarting { at: 5 })]),
+            (StatusCode::OK, "degraded")
+        );
+        assert_eq!(
+            status(
+                false,
+                &[
+                    lane(LaneState::Idle),
+                    lane(LaneState::Down {
+                        since: 1,
+                        next_probe_at: 2
+                    })
+                ]
+            ),
             (StatusCode::OK, "degraded")
         );
         assert_eq!(

@@ -45,6 +45,7 @@ pub async fn run_all(factory: &Factory) {
     case!(daily_quota_caps_batches_until_reset);
     case!(a_batch_resent_on_a_later_day_counts_on_that_day);
     case!(dead_letters_are_requeued_by_retry);
+    case!(held_batches_are_released_when_the_provider_is_back);
     case!(a_lane_lease_excludes_others_and_reclaims_in_flight_work);
     case!(claiming_without_the_lease_is_refused);
     case!(a_released_lane_is_taken_at_once_with_a_higher_token);
@@ -361,6 +362,51 @@ async fn retry_waits_until_its_time_and_counts_attempts(s: &dyn Store) {
     assert_eq!((rec.status, rec.attempts), (Status::Succeeded, 2));
     assert_eq!(rec.error, None);
     assert_eq!(s.requests(None, 10).await.unwrap().len(), 2);
+}
+
+async fn held_batches_are_released_when_the_provider_is_back(s: &dyn Store) {
+    let tok = lease(s).await;
+    let recs: Vec<_> = (0..3)
+        .map(|i| record("r", &[("p", &format!("https://c/{i}"))]))
+        .collect();
+    s.ingest(recs, 0).await.unwrap();
+    let mut one = claim_req(tok, 100);
+    for k in &mut one.kinds {
+        k.1.max_batch = 1;
+    }
+    let a = claim_batch(s, one.clone()).await;
+    let b = claim_batch(s, one.clone()).await;
+    let c = claim_batch(s, one.clone()).await;
+    // a backs off, b is held while the provider is down, c waits for quota.
+    s.finish(finish(tok, &a, 110, FinishOutcome::RetryAt(90_000)))
+        .await
+        .unwrap();
+    s.finish(finish(tok, &b, 110, FinishOutcome::Held(5_000)))
+        .await
+        .unwrap();
+    s.finish(finish(tok, &c, 110, FinishOutcome::WaitUntil(DAY_MS)))
+        .await
+        .unwrap();
+    let mut at = one.clone();
+    at.now = 200;
+    assert_wait(s.claim(at.clone()).await.unwrap(), 5_000);
+    // The held batch did not spend an attempt.
+    let b_rec = all_records(s)
+        .await
+        .into_iter()
+        .find(|r| r.targets == b.targets)
+        .unwrap();
+    assert_eq!((b_rec.status, b_rec.attempts), (Status::Failed, 0));
+    assert_eq!(s.release_held("p", 200).await.unwrap(), 2);
+    assert_eq!(s.release_held("nope", 200).await.unwrap(), 0);
+    let first = claim_batch(s, at.clone()).await;
+    let second = claim_batch(s, at.clone()).await;
+    let mut got = vec![first.id, second.id];
+    got.sort();
+    assert_eq!(got, vec![a.id, b.id]);
+    assert_eq!(second.attempt.max(first.attempt), 2);
+    // The quota wait is untouched.
+    assert_wait(s.claim(at).await.unwrap(), DAY_MS);
 }
 
 async fn split_halves_a_batch_and_a_single_target_dies(s: &dyn Store) {

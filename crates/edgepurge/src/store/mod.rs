@@ -299,6 +299,10 @@ pub trait Store: Send + Sync {
     async fn log_cursor(&self) -> StoreResult<i64>;
     async fn requests(&self, since: Option<Ms>, limit: usize) -> StoreResult<Vec<RequestRecord>>;
     async fn depths(&self) -> StoreResult<Vec<LaneDepth>>;
+    /// Makes the lane's batches waiting after a failure (backoff, or held while the provider
+    /// was down) due at `now`: the provider answers again. Batches waiting for quota stay.
+    /// Returns how many.
+    async fn release_held(&self, lane: &str, now: Ms) -> StoreResult<u64>;
     /// Re-queues dead batches; returns how many.
     async fn retry_dead(&self, filter: RetryFilter, now: Ms) -> StoreResult<u64>;
     /// Deletes at most about `max_rows` finished records, batches and requests older than

@@ -349,6 +349,12 @@ impl Store for SqliteStore {
         self.readers.read(log::depths).await
     }
 
+    async fn release_held(&self, lane: &str, now: Ms) -> StoreResult<u64> {
+        let lane = lane.to_owned();
+        self.write(move |c, ctx| retry::release_held(c, ctx, &lane, now))
+            .await
+    }
+
     async fn retry_dead(&self, filter: RetryFilter, now: Ms) -> StoreResult<u64> {
         self.write(move |c, ctx| retry::retry_dead(c, ctx, &filter, now))
             .await

@@ -1,4 +1,5 @@
-//! `edgepurge retry`: dead batches queued again.
+//! `edgepurge retry`: dead batches queued again; and failed batches made due at once when
+//! their provider answers again after an outage.
 
 use super::finish::update_batch;
 use super::ids::parse_ids;
@@ -49,6 +50,21 @@ pub(super) fn retry_dead(
         }
     }
     Ok(n)
+}
+
+pub(super) fn release_held(
+    conn: &Connection,
+    ctx: &mut TxCtx<'_>,
+    lane: &str,
+    now: Ms,
+) -> StoreResult<u64> {
+    let Some(lane_id) = ctx.lane_id(conn, lane, false)? else {
+        return Ok(0);
+    };
+    conn.prepare_cached(sql::BATCHES_RELEASE_HELD)
+        .and_then(|mut s| s.execute(rusqlite::params![lane_id, now]))
+        .map(|n| n as u64)
+        .map_err(db_err("release held batches"))
 }
 
 fn holds_rule(conn: &Connection, purge_ids: &[i64], rule: &str) -> StoreResult<bool> {

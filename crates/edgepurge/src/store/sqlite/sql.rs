@@ -12,6 +12,7 @@ pub const BATCH_VIEW: &str = include_str!("sql/batch_view.sql");
 pub const BATCHES_DEAD: &str = include_str!("sql/batches_dead.sql");
 pub const BATCHES_DUE: &str = include_str!("sql/batches_due.sql");
 pub const BATCHES_INFLIGHT: &str = include_str!("sql/batches_inflight.sql");
+pub const BATCHES_RELEASE_HELD: &str = include_str!("sql/batches_release_held.sql");
 pub const BATCHES_NEXT_READY: &str = include_str!("sql/batches_next_ready.sql");
 pub const DEPTH_BATCHES: &str = include_str!("sql/depth_batches.sql");
 pub const DEPTH_PENDING: &str = include_str!("sql/depth_pending.sql");
