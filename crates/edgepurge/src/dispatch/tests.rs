@@ -95,7 +95,11 @@ impl Purger for Scripted {
         };
         PurgeResponse {
             error: (verdict != Verdict::Done)
-                .then(|| PurgeError::Transport(format!("scripted {verdict:?}"))),
+                // An answer about this batch, not an outage (see `outage_until` for that).
+                .then(|| PurgeError::Answer {
+                    code: Some("Scripted".into()),
+                    message: format!("scripted {verdict:?}"),
+                }),
             verdict,
             http_status: Some(200),
             request_id: Some("rid".into()),
