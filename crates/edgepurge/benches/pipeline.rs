@@ -11,7 +11,10 @@
 //! connections and for 100-record bodies, each against the floor, and the server's peak RSS.
 //! Then, with a client of its own: provider calls per 1,000 events for a bursty workload
 //! against the ⌈unique URLs / 1,000⌉ optimum, and event → provider request latency (p50/p99)
-//! for a steady trickle.
+//! for a steady trickle. Last, outage recovery: a 3,000-object deploy while the provider
+//! answers 20 % of calls with InternalError and then fails every call for 30 s; the time from
+//! its return to the last URL purged, against 5 s + ⌈URLs ÷ batch⌉ ÷ rate, and the URL
+//! submissions spent. `cargo bench -p edgepurge --bench pipeline -- outage` runs only that.
 
 use edgepurge_testkit::process::Proc;
 use edgepurge_testkit::tencent::{self, FakeTencent, Options};
@@ -31,7 +34,7 @@ fn now_s() -> f64 {
 }
 
 struct Rig {
-    _fake: FakeTencent,
+    fake: FakeTencent,
     fake_addr: SocketAddr,
     _dir: tempfile::TempDir,
     server: Proc,
@@ -39,6 +42,10 @@ struct Rig {
 }
 
 fn start(linger_ms: u64) -> Rig {
+    start_with(linger_ms, "")
+}
+
+fn start_with(linger_ms: u64, provider_extra: &str) -> Rig {
     let fake = FakeTencent::start(Options {
         url_quota: Some(100_000_000),
         quiet: true,
@@ -62,6 +69,7 @@ endpoint = "{endpoint}"
 secret_id_env = "BENCH_ID"
 secret_key_env = "BENCH_KEY"
 url_daily_quota = 0
+{provider_extra}
 [[rules]]
 name = "site"
 bucket = "assets"
@@ -70,7 +78,8 @@ domains = ["https://cdn.example.com"]
 provider = "tencent"
 "#,
         endpoint = fake.endpoint(),
-        linger_ms = linger_ms
+        linger_ms = linger_ms,
+        provider_extra = provider_extra
     );
     let path = dir.path().join("bench.toml");
     std::fs::write(&path, config).unwrap_or_else(|e| panic!("write config: {e}"));
@@ -99,7 +108,7 @@ provider = "tencent"
         .unwrap_or_else(|e| panic!("address: {e}"));
     Rig {
         fake_addr: fake.addr,
-        _fake: fake,
+        fake: fake,
         _dir: dir,
         server,
         addr,
@@ -260,6 +269,69 @@ async fn latency(rig: &Rig, client: &reqwest::Client) {
     );
 }
 
+/// Every purge call's URL count (failed ones too): what the deploy cost in submissions.
+async fn submissions(client: &reqwest::Client, fake: SocketAddr) -> usize {
+    let reqs: Vec<Value> = match client
+        .get(format!("http://{fake}/__control/requests"))
+        .send()
+        .await
+    {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(e) => panic!("fake requests: {e}"),
+    };
+    reqs.iter()
+        .filter(|r| r["action"] == "PurgeUrlsCache")
+        .map(|r| r["body"]["Urls"].as_array().map_or(0, Vec::len))
+        .sum()
+}
+
+async fn outage(client: &reqwest::Client) {
+    const URLS: usize = 3000;
+    const BATCH: usize = 100;
+    const RATE: f64 = 20.0;
+    const OUTAGE: Duration = Duration::from_secs(30);
+    let rig = start_with(200, &format!("max_urls_per_request = {BATCH}"));
+    rig.fake.flaky(0.2, "InternalError");
+    let keys: Vec<String> = (0..URLS).map(|i| format!("deploy/{i:04}.js")).collect();
+    let want: BTreeSet<String> = keys
+        .iter()
+        .map(|k| format!("https://cdn.example.com/{k}"))
+        .collect();
+    let mut posts = Vec::new();
+    for chunk in keys.chunks(100) {
+        let (client, addr, chunk) = (client.clone(), rig.addr, chunk.to_vec());
+        posts.push(tokio::spawn(
+            async move { post(&client, addr, &chunk).await },
+        ));
+    }
+    for p in posts {
+        let _ = p.await;
+    }
+    rig.fake.outage(Some(503));
+    tokio::time::sleep(OUTAGE).await;
+    rig.fake.outage(None);
+    let back = now_s();
+    wait_purged(client, rig.fake_addr, &want).await;
+    let mut first: BTreeMap<String, f64> = BTreeMap::new();
+    for (t, urls) in purges(client, rig.fake_addr).await {
+        for u in urls {
+            first.entry(u).or_insert(t);
+        }
+    }
+    let purged = want.iter().filter(|u| first.contains_key(*u)).count();
+    let last = first.values().copied().fold(f64::MIN, f64::max);
+    let target = 5.0 + (URLS.div_ceil(BATCH) as f64) / RATE;
+    println!(
+        "outage recovery ({URLS} URLs, {BATCH} per call, {RATE}/s, 20 % InternalError, {} s of \
+         503s): {purged}/{URLS} purged, last {:.2} s after the provider came back (target ≤ \
+         {target:.2} s), {} URL submissions ({:.2} per URL)",
+        OUTAGE.as_secs(),
+        (last - back).max(0.0),
+        submissions(client, rig.fake_addr).await,
+        submissions(client, rig.fake_addr).await as f64 / URLS as f64
+    );
+}
+
 /// wrk's Lua for one POST body per request, each event a new object (keys are unique per run
 /// and thread, so nothing merges).
 const POST_LUA: &str = r#"
@@ -413,6 +485,18 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap_or_else(|e| panic!("client: {e}"));
+    if std::env::args().any(|a| a == "outage") {
+        rt.block_on(outage(&client));
+        return;
+    }
     if wrk_path().is_none() {
         eprintln!(
             "the pipeline benchmark drives the server with wrk: run scripts/bench.sh (installs \
@@ -420,10 +504,6 @@ fn main() {
         );
         std::process::exit(2);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
     let mut rig = start(200);
     println!(
         "edgepurge pipeline benchmark (release build, SQLite synchronous = full, {} cores)",
@@ -435,10 +515,6 @@ fn main() {
     // The workloads below start from an empty queue.
     let mut rig = start(200);
     rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()
-            .unwrap_or_else(|e| panic!("client: {e}"));
         bursty(&rig, &client, 200).await;
         latency(&rig, &client).await;
         println!("after the runs: {}", rss(rig.server.pid()));
@@ -446,5 +522,7 @@ fn main() {
         // The same bursts with a longer linger: fewer calls, more latency.
         let slow = start(2000);
         bursty(&slow, &client, 2000).await;
+        drop(slow);
+        outage(&client).await;
     });
 }
