@@ -108,7 +108,7 @@ provider = "tencent"
         .unwrap_or_else(|e| panic!("address: {e}"));
     Rig {
         fake_addr: fake.addr,
-        fake: fake,
+        fake,
         _dir: dir,
         server,
         addr,
