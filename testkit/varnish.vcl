@@ -5,6 +5,8 @@ vcl 4.1;
 #   BAN, X-Ban-Url: <regex on path>  -> invalidates this Host's objects whose path matches (200)
 #   PURGEKEY, xkey-purge: "k1 k2"    -> invalidates objects tagged with those keys (200)
 # Purges from clients outside acl purgers get 405. X-Cache: HIT|MISS on every response.
+# Test fixture: PURGE of a path with a segment "busy-node" gets 503 + Retry-After: 2 (a node
+# that refuses some purges while it is overloaded).
 
 import std;
 import xkey;
@@ -24,6 +26,9 @@ sub vcl_recv {
         if (client.ip !~ purgers) {
             return (synth(405, req.method + " not allowed from " + client.ip));
         }
+    }
+    if (req.method == "PURGE" && req.url ~ "/busy-node/") {
+        return (synth(503, "busy, try later"));
     }
     if (req.method == "PURGE") {
         return (purge);
@@ -83,6 +88,9 @@ sub vcl_deliver {
 }
 
 sub vcl_synth {
+    if (resp.status == 503) {
+        set resp.http.Retry-After = "2";
+    }
     set resp.http.Content-Type = "text/plain; charset=utf-8";
     set resp.body = resp.reason + {"
 "};

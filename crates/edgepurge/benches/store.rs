@@ -95,6 +95,7 @@ async fn drain(store: Arc<dyn Store>, stop: Arc<AtomicBool>) -> u64 {
                     request_id: Some("r".into()),
                     task_id: Some("t".into()),
                     error: None,
+                    detached: Vec::new(),
                 };
                 if let Err(e) = store.finish(f).await {
                     panic!("finish: {e}");

@@ -353,6 +353,7 @@ mod tests {
                 request_id: None,
                 task_id: None,
                 error: None,
+                detached: Vec::new(),
             })
             .await
             .unwrap();

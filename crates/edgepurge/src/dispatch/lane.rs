@@ -468,7 +468,7 @@ impl Sender {
         };
         let now = self.clock.now_ms();
         let (change, held_until) = self.health.answered(resp.is_outage(), now);
-        let (outcome, why) = self.policy.decide(
+        let (mut outcome, why) = self.policy.decide(
             &resp.verdict,
             &batch,
             now,
@@ -476,10 +476,37 @@ impl Sender {
             held_until,
             rand::random::<f64>(),
         );
-        let error = match (resp.error.as_ref().map(|e| e.to_string()), why) {
+        let mut error = match (resp.error.as_ref().map(|e| e.to_string()), why) {
             (Some(e), Some(w)) => Some(format!("{e}; {w}")),
             (e, w) => e.or(w),
         };
+        let mut detached = Vec::new();
+        if !resp.failed.is_empty() && outcome != crate::store::FinishOutcome::Split {
+            detached = self.policy.decide_targets(
+                &resp.failed,
+                &batch,
+                now,
+                quota_reset_at,
+                rand::random::<f64>(),
+            );
+            // Every target failed on its own: the first group is the batch's outcome.
+            let moved: usize = detached.iter().map(|g| g.indices.len()).sum();
+            if moved >= batch.targets.len() && !detached.is_empty() {
+                let first = detached.remove(0);
+                outcome = first.outcome;
+                error = Some(first.error);
+            }
+            for g in &detached {
+                tracing::warn!(
+                    lane = self.purger.lane(),
+                    batch = batch.id,
+                    targets = g.indices.len(),
+                    outcome = g.outcome.label(),
+                    error = %g.error,
+                    "some targets of a request failed on their own; only they are sent again"
+                );
+            }
+        }
         self.report(&batch, &resp, &outcome, error.as_deref(), now - started);
         let finish = Finish {
             batch_id: batch.id,
@@ -491,6 +518,7 @@ impl Sender {
             request_id: resp.request_id.clone(),
             task_id: resp.task_id.clone(),
             error,
+            detached,
         };
         // The answer must be recorded; keep trying while the store is unavailable. If we
         // stop first, the batch stays in flight and is resent by the next lane holder.

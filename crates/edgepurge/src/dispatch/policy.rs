@@ -6,8 +6,8 @@
 //! as an attempt; fatal → dead letter. Anything retried past `max_attempts` or `max_age` is
 //! dead-lettered too, and `edgepurge retry` can re-queue it.
 
-use crate::purgers::Verdict;
-use crate::store::{ClaimedBatch, FinishOutcome, Ms};
+use crate::purgers::{TargetFailure, Verdict};
+use crate::store::{ClaimedBatch, Detached, FinishOutcome, Ms};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -102,6 +102,73 @@ impl RetryPolicy {
                 (FinishOutcome::RetryAt(now + wait), None)
             }
         }
+    }
+}
+
+impl RetryPolicy {
+    /// Decides what happens to targets that failed on their own: the fatal ones die, the
+    /// others are retried (the same backoff and limits as a whole batch). One group per
+    /// outcome, each with a few of its errors.
+    pub fn decide_targets(
+        &self,
+        failures: &[TargetFailure],
+        batch: &ClaimedBatch,
+        now: Ms,
+        quota_reset_at: Ms,
+        unit: f64,
+    ) -> Vec<Detached> {
+        let mut groups: Vec<(Detached, Vec<String>)> = Vec::new();
+        for f in failures.iter().filter(|f| f.index < batch.targets.len()) {
+            let (outcome, why) = match &f.verdict {
+                Verdict::Fatal => (FinishOutcome::Dead, None),
+                v @ Verdict::RetryLater { .. } => {
+                    self.decide(v, batch, now, quota_reset_at, None, unit)
+                }
+                // Other verdicts are about a whole request: retry the target.
+                _ => self.decide(
+                    &Verdict::RetryLater { after: None },
+                    batch,
+                    now,
+                    quota_reset_at,
+                    None,
+                    unit,
+                ),
+            };
+            let text = match why {
+                Some(w) => format!("{}: {}; {w}", batch.targets[f.index], f.error),
+                None => format!("{}: {}", batch.targets[f.index], f.error),
+            };
+            let same =
+                |g: &FinishOutcome| std::mem::discriminant(g) == std::mem::discriminant(&outcome);
+            match groups.iter_mut().find(|(g, _)| same(&g.outcome)) {
+                Some((g, errors)) => {
+                    g.indices.push(f.index);
+                    errors.push(text);
+                }
+                None => groups.push((
+                    Detached {
+                        indices: vec![f.index],
+                        outcome,
+                        error: String::new(),
+                    },
+                    vec![text],
+                )),
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(mut g, errors)| {
+                g.indices.sort_unstable();
+                g.indices.dedup();
+                let shown: Vec<&str> = errors.iter().take(3).map(String::as_str).collect();
+                g.error = shown.join("; ");
+                if errors.len() > 3 {
+                    g.error
+                        .push_str(&format!("; and {} more", errors.len() - 3));
+                }
+                g
+            })
+            .collect()
     }
 }
 
@@ -216,6 +283,59 @@ mod tests {
         // Only retryable failures are held.
         let (o, _) = p.decide(&Verdict::Fatal, &batch(1, 0), 10, 0, Some(5_010), 0.5);
         assert_eq!(o, FinishOutcome::Dead);
+    }
+
+    #[test]
+    fn targets_that_failed_alone_are_grouped_by_what_happens_to_them() {
+        use crate::purgers::PurgeError;
+        let p = RetryPolicy::default();
+        let mut b = batch(1, 0);
+        b.targets = (0..5).map(|i| format!("https://c/{i}")).collect();
+        let fail = |index, verdict| TargetFailure {
+            index,
+            verdict,
+            error: PurgeError::Transport(format!("err {index}")),
+        };
+        let groups = p.decide_targets(
+            &[
+                fail(3, Verdict::RetryLater { after: None }),
+                fail(1, Verdict::Fatal),
+                fail(0, Verdict::RetryLater { after: None }),
+                fail(9, Verdict::Fatal),
+            ],
+            &b,
+            10,
+            0,
+            0.5,
+        );
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].indices, vec![0, 3]);
+        assert_eq!(groups[0].outcome, FinishOutcome::RetryAt(510));
+        assert!(
+            groups[0].error.contains("https://c/3: err 3"),
+            "{:?}",
+            groups[0]
+        );
+        assert_eq!(groups[1].indices, vec![1]);
+        assert_eq!(groups[1].outcome, FinishOutcome::Dead);
+        // At the last attempt, retryable targets die too (with the reason).
+        let last = ClaimedBatch {
+            attempt: 12,
+            ..b.clone()
+        };
+        let g = p.decide_targets(
+            &[fail(2, Verdict::RetryLater { after: None })],
+            &last,
+            10,
+            0,
+            0.5,
+        );
+        assert_eq!(g[0].outcome, FinishOutcome::Dead);
+        assert!(
+            g[0].error.contains("gave up after 12 attempts"),
+            "{:?}",
+            g[0]
+        );
     }
 
     #[test]

@@ -104,6 +104,7 @@ impl Purger for Scripted {
             http_status: Some(200),
             request_id: Some("rid".into()),
             task_id: Some("tid".into()),
+            failed: Vec::new(),
         }
     }
 

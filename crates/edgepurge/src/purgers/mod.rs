@@ -154,6 +154,19 @@ pub struct PurgeResponse {
     pub task_id: Option<String>,
     /// What went wrong, for the log and the operator; never holds a secret.
     pub error: Option<PurgeError>,
+    /// Targets that failed on their own; `verdict` is for the others. Only these are sent
+    /// again (or given up), so what succeeded is not purged twice.
+    pub failed: Vec<TargetFailure>,
+}
+
+/// One target of a request that failed while the others got the response's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetFailure {
+    /// Its index in the targets given to [`Purger::purge`].
+    pub index: usize,
+    /// `RetryLater` or `Fatal`.
+    pub verdict: Verdict,
+    pub error: PurgeError,
 }
 
 impl PurgeResponse {
@@ -164,6 +177,7 @@ impl PurgeResponse {
             request_id: None,
             task_id: None,
             error: Some(error),
+            failed: Vec::new(),
         }
     }
 
@@ -193,6 +207,7 @@ impl PurgeResponse {
             request_id,
             task_id,
             error: None,
+            failed: Vec::new(),
         }
     }
 }

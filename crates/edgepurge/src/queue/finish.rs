@@ -1,6 +1,6 @@
 //! What a provider's answer does to a batch.
 
-use super::{BatchState, Finish, FinishOutcome, Ms, QuotaChange, Status};
+use super::{BatchState, Detached, Finish, FinishOutcome, Ms, QuotaChange, Status};
 use edgepurge_core::TargetKind;
 
 /// The batch as stored when its answer arrives.
@@ -150,6 +150,30 @@ pub fn plan(batch: &BatchRow, f: &Finish) -> FinishPlan {
     }
 }
 
+/// What a detached group's answer does to the batch it moves into: the same as an answer for
+/// a batch of just those jobs (a dead group returns its share of the quota reservation).
+/// `None` for an outcome a group cannot have (`Succeeded`, `Split`, `WaitUntil`): those
+/// targets stay with the batch.
+pub fn plan_detached(batch: &BatchRow, group: &Detached, f: &Finish) -> Option<FinishPlan> {
+    if !matches!(
+        group.outcome,
+        FinishOutcome::RetryAt(_) | FinishOutcome::Held(_) | FinishOutcome::Dead
+    ) {
+        return None;
+    }
+    let part = BatchRow {
+        n_jobs: group.indices.len() as u64,
+        ..batch.clone()
+    };
+    let alone = Finish {
+        outcome: group.outcome.clone(),
+        error: Some(group.error.clone()),
+        detached: Vec::new(),
+        ..f.clone()
+    };
+    Some(plan(&part, &alone))
+}
+
 /// How many jobs the first half of a split keeps (the larger half).
 pub fn split_point(n_jobs: u64) -> u64 {
     n_jobs - n_jobs / 2
@@ -219,6 +243,7 @@ mod tests {
             request_id: Some("r".into()),
             task_id: Some("t".into()),
             error: Some("boom".into()),
+            detached: Vec::new(),
         }
     }
 
@@ -286,6 +311,41 @@ mod tests {
         assert_eq!(q.map(|q| q.delta), Some(-1));
         assert_eq!(split_point(2), 1);
         assert_eq!(split_point(1000), 500);
+    }
+
+    #[test]
+    fn detached_targets_are_planned_as_a_batch_of_their_own() {
+        let batch = inflight(10, Some(9));
+        let f = answer(FinishOutcome::Succeeded);
+        let dead = Detached {
+            indices: vec![1, 4],
+            outcome: FinishOutcome::Dead,
+            error: "domain not in the account".into(),
+        };
+        let (u, q, s) = update(plan_detached(&batch, &dead, &f).unwrap());
+        assert_eq!(
+            (u.state, u.status, s),
+            (BatchState::Dead, Status::Dead, None)
+        );
+        assert_eq!(u.last_error.as_deref(), Some("domain not in the account"));
+        assert_eq!(
+            q.map(|q| (q.day, q.delta)),
+            Some((9, -2)),
+            "their share only"
+        );
+        let retry = Detached {
+            indices: vec![2],
+            outcome: FinishOutcome::RetryAt(500),
+            error: "node timed out".into(),
+        };
+        let (u, q, _) = update(plan_detached(&batch, &retry, &f).unwrap());
+        assert_eq!((u.state, u.status), (BatchState::Ready, Status::Failed));
+        assert_eq!((u.not_before, q), (Some(500), None));
+        let odd = Detached {
+            outcome: FinishOutcome::Split,
+            ..retry
+        };
+        assert_eq!(plan_detached(&batch, &odd, &f), None);
     }
 
     #[test]

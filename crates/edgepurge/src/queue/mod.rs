@@ -216,6 +216,19 @@ pub struct Finish {
     pub request_id: Option<String>,
     pub task_id: Option<String>,
     pub error: Option<String>,
+    /// Targets that failed on their own (by index in the batch's target list): they leave
+    /// the batch, each group into a batch of its own with its own outcome, and `outcome`
+    /// applies to the rest. Ignored when `outcome` is `Split`. Each group's outcome is
+    /// `RetryAt`, `Held` or `Dead`.
+    pub detached: Vec<Detached>,
+}
+
+/// Some of a batch's targets and what happens to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detached {
+    pub indices: Vec<usize>,
+    pub outcome: FinishOutcome,
+    pub error: String,
 }
 
 /// A change to a quota counter: `delta` targets on `day` (negative returns a reservation).

@@ -46,6 +46,7 @@ pub async fn run_all(factory: &Factory) {
     case!(a_batch_resent_on_a_later_day_counts_on_that_day);
     case!(dead_letters_are_requeued_by_retry);
     case!(held_batches_are_released_when_the_provider_is_back);
+    case!(targets_that_failed_alone_leave_the_batch_with_their_own_outcome);
     case!(a_lane_lease_excludes_others_and_reclaims_in_flight_work);
     case!(claiming_without_the_lease_is_refused);
     case!(a_released_lane_is_taken_at_once_with_a_higher_token);
@@ -139,6 +140,7 @@ fn finish(token: i64, batch: &ClaimedBatch, now: Ms, outcome: FinishOutcome) -> 
         request_id: Some(format!("req-{}-{}", batch.id, batch.attempt)),
         task_id: Some(format!("task-{}", batch.id)),
         error: None,
+        detached: Vec::new(),
     }
 }
 
@@ -407,6 +409,77 @@ async fn held_batches_are_released_when_the_provider_is_back(s: &dyn Store) {
     assert_eq!(second.attempt.max(first.attempt), 2);
     // The quota wait is untouched.
     assert_wait(s.claim(at).await.unwrap(), DAY_MS);
+}
+
+async fn targets_that_failed_alone_leave_the_batch_with_their_own_outcome(s: &dyn Store) {
+    let tok = lease(s).await;
+    let recs: Vec<_> = (0..5)
+        .map(|i| record("r", &[("p", &format!("https://c/{i}"))]))
+        .collect();
+    s.ingest(recs, 0).await.unwrap();
+    let b = claim_batch(s, claim_req(tok, 100)).await;
+    assert_eq!(b.targets.len(), 5);
+    let mut f = finish(tok, &b, 110, FinishOutcome::Succeeded);
+    f.detached = vec![
+        Detached {
+            indices: vec![1],
+            outcome: FinishOutcome::Dead,
+            error: "https://c/1: not in the account".into(),
+        },
+        Detached {
+            indices: vec![4, 3, 3],
+            outcome: FinishOutcome::RetryAt(5000),
+            error: "timed out".into(),
+        },
+    ];
+    let receipt = s.finish(f).await.unwrap();
+    assert_eq!(receipt.records.len(), 5, "every record changed");
+    let by_url = |recs: &[LogRecord], u: &str| {
+        recs.iter()
+            .find(|r| r.targets == vec![u.to_owned()])
+            .cloned()
+            .unwrap()
+    };
+    let recs = all_records(s).await;
+    for u in ["https://c/0", "https://c/2"] {
+        assert_eq!(by_url(&recs, u).status, Status::Succeeded, "{u}");
+    }
+    let dead = by_url(&recs, "https://c/1");
+    assert_eq!(dead.status, Status::Dead);
+    assert_eq!(
+        dead.error.as_deref(),
+        Some("https://c/1: not in the account")
+    );
+    for u in ["https://c/3", "https://c/4"] {
+        let r = by_url(&recs, u);
+        assert_eq!(r.status, Status::Failed, "{u}");
+        assert_eq!(r.error.as_deref(), Some("timed out"));
+    }
+    assert_eq!(s.requests(None, 10).await.unwrap().len(), 1);
+    // Only the failed ones go again, at their time, as their second attempt.
+    assert_wait(s.claim(claim_req(tok, 4999)).await.unwrap(), 5000);
+    let again = claim_batch(s, claim_req(tok, 5000)).await;
+    assert_eq!(again.targets, vec!["https://c/3", "https://c/4"]);
+    assert_eq!(again.attempt, 2);
+    s.finish(finish(tok, &again, 5100, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let recs = all_records(s).await;
+    assert_eq!(by_url(&recs, "https://c/4").status, Status::Succeeded);
+    // A group that would take every target is not detached: the answer applies to all.
+    s.ingest(vec![record("r", &[("p", "https://c/solo")])], 6000)
+        .await
+        .unwrap();
+    let solo = claim_batch(s, claim_req(tok, 6200)).await;
+    let mut f = finish(tok, &solo, 6300, FinishOutcome::Succeeded);
+    f.detached = vec![Detached {
+        indices: vec![0],
+        outcome: FinishOutcome::Dead,
+        error: "x".into(),
+    }];
+    s.finish(f).await.unwrap();
+    let recs = all_records(s).await;
+    assert_eq!(by_url(&recs, "https://c/solo").status, Status::Succeeded);
 }
 
 async fn split_halves_a_batch_and_a_single_target_dies(s: &dyn Store) {

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::queue::lease::Lease;
 pub use crate::queue::{
-    Claim, ClaimRequest, ClaimedBatch, Finish, FinishOutcome, KindLimits, Ms, Status,
+    Claim, ClaimRequest, ClaimedBatch, Detached, Finish, FinishOutcome, KindLimits, Ms, Status,
 };
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 

@@ -16,7 +16,7 @@ mod preset;
 pub use config::{HttpPurgeSettings, KIND};
 pub use preset::{default_limits, Methods, Preset};
 
-use super::{snippet, Limits, PurgeError, PurgeResponse, Purger, Verdict};
+use super::{snippet, Limits, PurgeError, PurgeResponse, Purger, TargetFailure, Verdict};
 use async_trait::async_trait;
 use edgepurge_core::TargetKind;
 use reqwest::{Method, StatusCode};
@@ -94,9 +94,10 @@ impl HttpPurgeNode {
         path: String,
         header: Option<(String, String)>,
         ok: Vec<u16>,
-    ) -> Result<(), Failure> {
+    ) -> Result<u16, Failure> {
         let method = Method::from_bytes(method.as_bytes()).map_err(|_| Failure {
             retry: false,
+            retry_after: None,
             status: None,
             text: format!("{method:?} is not a valid HTTP method"),
         })?;
@@ -115,8 +116,9 @@ impl HttpPurgeNode {
             Ok(resp) => {
                 let status = resp.status();
                 if ok.contains(&status.as_u16()) {
-                    return Ok(());
+                    return Ok(status.as_u16());
                 }
+                let retry_after = crate::purgers::retry_after(resp.headers());
                 let redirect = status.is_redirection().then(|| {
                     format!(
                         " redirect to {}, not followed",
@@ -126,6 +128,7 @@ impl HttpPurgeNode {
                 let body = resp.text().await.unwrap_or_default();
                 Err(Failure {
                     retry: retryable(status),
+                    retry_after,
                     status: Some(status.as_u16()),
                     text: format!(
                         "{what}: HTTP {status}{}: {}",
@@ -136,6 +139,7 @@ impl HttpPurgeNode {
             }
             Err(e) => Err(Failure {
                 retry: true,
+                retry_after: None,
                 status: None,
                 text: format!(
                     "{what}: {}",
@@ -155,8 +159,32 @@ impl HttpPurgeNode {
 #[derive(Debug)]
 struct Failure {
     retry: bool,
+    /// The node's `Retry-After` (on 429 or 503).
+    retry_after: Option<Duration>,
     status: Option<u16>,
     text: String,
+}
+
+impl Failure {
+    fn verdict(&self) -> Verdict {
+        if self.retry {
+            Verdict::RetryLater {
+                after: self.retry_after,
+            }
+        } else {
+            Verdict::Fatal
+        }
+    }
+
+    fn error(&self) -> PurgeError {
+        match self.status {
+            Some(status) => PurgeError::Answer {
+                code: Some(status.to_string()),
+                message: self.text.clone(),
+            },
+            None => PurgeError::Transport(self.text.clone()),
+        }
+    }
 }
 
 /// Refusals that will not change by themselves (ACL, unknown method, bad request) are fatal;
@@ -189,21 +217,24 @@ fn host_and_path(target: &str) -> Result<(String, String), String> {
 /// `http_req_hdr_len` and nginx's header buffers are 8 KiB).
 const MAX_TAG_HEADER: usize = 4000;
 
-/// Space-joined tags, each string at most `max` bytes (a single longer tag stands alone).
-fn tag_chunks(tags: &[String], max: usize) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+/// Space-joined tags, each string at most `max` bytes (a single longer tag stands alone),
+/// with the indices of the tags it holds.
+fn tag_chunks(tags: &[String], max: usize) -> Vec<(String, Vec<usize>)> {
+    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
     let mut current = String::new();
-    for tag in tags {
+    let mut held = Vec::new();
+    for (i, tag) in tags.iter().enumerate() {
         if !current.is_empty() && current.len() + 1 + tag.len() > max {
-            out.push(std::mem::take(&mut current));
+            out.push((std::mem::take(&mut current), std::mem::take(&mut held)));
         }
         if !current.is_empty() {
             current.push(' ');
         }
         current.push_str(tag);
+        held.push(i);
     }
     if !current.is_empty() {
-        out.push(current);
+        out.push((current, held));
     }
     out
 }
@@ -235,18 +266,27 @@ impl Purger for HttpPurgeNode {
     }
 
     async fn purge(&self, kind: TargetKind, targets: &[String]) -> PurgeResponse {
-        // Build every request first: a malformed target fails the batch before anything is sent.
-        let mut requests: Vec<(String, String, String, Option<(String, String)>)> = Vec::new();
+        // One request per target (per group of tags); each remembers the targets it carries,
+        // so a failure fails only them. A malformed target fails alone, before anything goes.
+        let mut requests: Vec<NodeRequest> = Vec::new();
+        let mut failed: Vec<TargetFailure> = Vec::new();
+        let malformed = |index: usize, e: String| TargetFailure {
+            index,
+            verdict: Verdict::Fatal,
+            error: PurgeError::Request(e),
+        };
         match kind {
             TargetKind::Url => {
-                for t in targets {
+                for (i, t) in targets.iter().enumerate() {
                     match host_and_path(t) {
-                        Ok((host, path)) => {
-                            requests.push((self.methods.purge_method.clone(), host, path, None))
-                        }
-                        Err(e) => {
-                            return PurgeResponse::failed(Verdict::Fatal, PurgeError::Request(e))
-                        }
+                        Ok((host, path)) => requests.push(NodeRequest {
+                            method: self.methods.purge_method.clone(),
+                            host,
+                            path,
+                            header: None,
+                            targets: vec![i],
+                        }),
+                        Err(e) => failed.push(malformed(i, e)),
                     }
                 }
             }
@@ -260,23 +300,25 @@ impl Purger for HttpPurgeNode {
                         )),
                     );
                 };
-                for t in targets {
+                for (i, t) in targets.iter().enumerate() {
                     let (host, path) = match host_and_path(t) {
                         Ok(hp) => hp,
                         Err(e) => {
-                            return PurgeResponse::failed(Verdict::Fatal, PurgeError::Request(e))
+                            failed.push(malformed(i, e));
+                            continue;
                         }
                     };
-                    let req = match header {
-                        Some(h) => (
-                            method.clone(),
-                            host,
-                            "/".to_owned(),
-                            Some((h.clone(), prefix_regex(&path))),
-                        ),
-                        None => (method.clone(), host, format!("{path}*"), None),
+                    let (path, header) = match header {
+                        Some(h) => ("/".to_owned(), Some((h.clone(), prefix_regex(&path)))),
+                        None => (format!("{path}*"), None),
                     };
-                    requests.push(req);
+                    requests.push(NodeRequest {
+                        method: method.clone(),
+                        host,
+                        path,
+                        header,
+                        targets: vec![i],
+                    });
                 }
             }
             TargetKind::Tag => {
@@ -290,83 +332,146 @@ impl Purger for HttpPurgeNode {
                     );
                 };
                 let host = node_host(&self.node);
-                for chunk in tag_chunks(targets, MAX_TAG_HEADER) {
-                    requests.push((
-                        method.clone(),
-                        host.clone(),
-                        "/".to_owned(),
-                        Some((header.clone(), chunk)),
-                    ));
+                for (chunk, indices) in tag_chunks(targets, MAX_TAG_HEADER) {
+                    requests.push(NodeRequest {
+                        method: method.clone(),
+                        host: host.clone(),
+                        path: "/".to_owned(),
+                        header: Some((header.clone(), chunk)),
+                        targets: indices,
+                    });
                 }
             }
         }
 
-        let mut set: JoinSet<Result<(), Failure>> = JoinSet::new();
-        let mut failures: Vec<Failure> = Vec::new();
+        let total = requests.len() + failed.len();
+        let mut set: JoinSet<(Vec<usize>, Result<u16, Failure>)> = JoinSet::new();
+        let mut failures: Vec<(Vec<usize>, Failure)> = Vec::new();
+        let mut statuses: Vec<u16> = Vec::new();
         let mut queue = requests.into_iter();
         loop {
             while set.len() < self.concurrency {
-                let Some((method, host, path, header)) = queue.next() else {
+                let Some(r) = queue.next() else {
                     break;
                 };
-                set.spawn(Self::send(
+                let (http, node, ok) = (
                     self.http.clone(),
                     self.node.clone(),
-                    method,
-                    host,
-                    path,
-                    header,
                     self.methods.ok_status.clone(),
-                ));
+                );
+                set.spawn(async move {
+                    let out = Self::send(http, node, r.method, r.host, r.path, r.header, ok).await;
+                    (r.targets, out)
+                });
             }
             match set.join_next().await {
-                Some(Ok(Ok(()))) => {}
-                Some(Ok(Err(f))) => failures.push(f),
-                Some(Err(e)) => failures.push(Failure {
-                    retry: true,
-                    status: None,
-                    text: format!("purge task failed: {e}"),
-                }),
+                Some(Ok((_, Ok(status)))) => statuses.push(status),
+                Some(Ok((indices, Err(f)))) => failures.push((indices, f)),
+                Some(Err(e)) => {
+                    // A request task that died: its targets are unknown here, so the batch
+                    // is retried whole.
+                    return PurgeResponse::failed(
+                        Verdict::RetryLater { after: None },
+                        PurgeError::Transport(format!("purge task failed: {e}")),
+                    );
+                }
                 None => break,
             }
         }
-        if failures.is_empty() {
-            return PurgeResponse::done(200, None, None);
+        // What the node answered most often (the request log shows a real status).
+        let status = most_common(&statuses);
+        if failures.is_empty() && failed.is_empty() {
+            return PurgeResponse::done(status.unwrap_or(200), None, None);
         }
-        let total = match kind {
-            TargetKind::Tag => tag_chunks(targets, MAX_TAG_HEADER).len(),
-            _ => targets.len(),
-        };
-        let verdict = if failures.iter().any(|f| f.retry) {
-            Verdict::RetryLater { after: None }
+        let failing = failures.len() + failed.len();
+        if statuses.is_empty() {
+            return self.all_failed(failures, failed, total);
+        }
+        // Some went through: only the failed targets are sent again (or given up).
+        for (indices, f) in failures {
+            let verdict = f.verdict();
+            let error = f.error();
+            for i in indices {
+                failed.push(TargetFailure {
+                    index: i,
+                    verdict: verdict.clone(),
+                    error: error.clone(),
+                });
+            }
+        }
+        tracing::debug!(
+            node = %node_label(&self.node),
+            failing,
+            total,
+            "some purge requests failed"
+        );
+        PurgeResponse {
+            failed,
+            ..PurgeResponse::done(status.unwrap_or(200), None, None)
+        }
+    }
+}
+
+/// One request to a node and the targets it carries.
+struct NodeRequest {
+    method: String,
+    host: String,
+    path: String,
+    header: Option<(String, String)>,
+    targets: Vec<usize>,
+}
+
+fn most_common(statuses: &[u16]) -> Option<u16> {
+    let mut counts: std::collections::BTreeMap<u16, usize> = std::collections::BTreeMap::new();
+    for s in statuses {
+        *counts.entry(*s).or_default() += 1;
+    }
+    counts.into_iter().max_by_key(|(_, n)| *n).map(|(s, _)| s)
+}
+
+impl HttpPurgeNode {
+    /// Every request failed: the batch's verdict (retried when any failure may pass, after
+    /// the longest `Retry-After` a node asked for), with the first few reasons.
+    fn all_failed(
+        &self,
+        failures: Vec<(Vec<usize>, Failure)>,
+        malformed: Vec<TargetFailure>,
+        total: usize,
+    ) -> PurgeResponse {
+        let retry = failures.iter().any(|(_, f)| f.retry);
+        let after = failures.iter().filter_map(|(_, f)| f.retry_after).max();
+        let verdict = if retry {
+            Verdict::RetryLater { after }
         } else {
             Verdict::Fatal
         };
+        let texts: Vec<String> = failures
+            .iter()
+            .map(|(_, f)| f.text.clone())
+            .chain(malformed.iter().map(|m| m.error.to_string()))
+            .collect();
         let mut error = format!(
             "node {}: {} of {total} request(s) failed: ",
             node_label(&self.node),
-            failures.len()
+            texts.len()
         );
-        let shown: Vec<&str> = failures.iter().take(3).map(|f| f.text.as_str()).collect();
-        error.push_str(&shown.join("; "));
-        if failures.len() > 3 {
-            error.push_str(&format!("; and {} more", failures.len() - 3));
+        error.push_str(&texts.iter().take(3).cloned().collect::<Vec<_>>().join("; "));
+        if texts.len() > 3 {
+            error.push_str(&format!("; and {} more", texts.len() - 3));
         }
-        let http_status = failures.iter().find_map(|f| f.status);
+        let http_status = failures.iter().find_map(|(_, f)| f.status);
         let error = match http_status {
             // The node answered at least once: its refusal decides.
             Some(status) => PurgeError::Answer {
                 code: Some(status.to_string()),
                 message: error,
             },
+            None if failures.is_empty() => PurgeError::Request(error),
             None => PurgeError::Transport(error),
         };
         PurgeResponse {
-            verdict,
             http_status,
-            request_id: None,
-            task_id: None,
-            error: Some(error),
+            ..PurgeResponse::failed(verdict, error)
         }
     }
 }
@@ -392,10 +497,16 @@ mod tests {
         let tags: Vec<String> = (0..100).map(|i| format!("{i:0>90}")).collect();
         let chunks = tag_chunks(&tags, MAX_TAG_HEADER);
         assert!(chunks.len() >= 3, "{}", chunks.len());
-        assert!(chunks.iter().all(|c| c.len() <= MAX_TAG_HEADER));
-        let rejoined: Vec<&str> = chunks.iter().flat_map(|c| c.split(' ')).collect();
+        assert!(chunks.iter().all(|(c, _)| c.len() <= MAX_TAG_HEADER));
+        let rejoined: Vec<&str> = chunks.iter().flat_map(|(c, _)| c.split(' ')).collect();
         assert_eq!(rejoined.len(), 100);
-        assert_eq!(tag_chunks(&["a".into(), "b".into()], 10), vec!["a b"]);
+        // Each chunk knows which tags it carries, in order.
+        let held: Vec<usize> = chunks.iter().flat_map(|(_, i)| i.clone()).collect();
+        assert_eq!(held, (0..100).collect::<Vec<_>>());
+        assert_eq!(
+            tag_chunks(&["a".into(), "b".into()], 10),
+            vec![("a b".to_owned(), vec![0, 1])]
+        );
     }
 
     #[test]

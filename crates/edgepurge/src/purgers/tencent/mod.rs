@@ -135,6 +135,7 @@ impl TencentCdn {
                 code: code.map(str::to_owned),
                 message,
             }),
+            failed: Vec::new(),
         };
         let parsed: Option<Value> = serde_json::from_str(&text).ok();
         let Some(response) = parsed.as_ref().and_then(|v| v.get("Response")) else {

@@ -104,13 +104,21 @@ pub(super) fn finish(
             ])
         })
         .map_err(db_err("record request"))?;
-    let fin::FinishPlan::Apply {
-        update,
-        quota,
-        split_keep,
-    } = fin::plan(&batch.row, f)
-    else {
+    let fin::FinishPlan::Apply { split_keep, .. } = fin::plan(&batch.row, f) else {
         // Another holder of the lane resent this batch; its answer wins.
+        return Ok(FinishReceipt::default());
+    };
+    // Targets that failed on their own leave first; the answer then applies to the rest.
+    let moved = if split_keep.is_none() {
+        detach(conn, f, &batch)?
+    } else {
+        0
+    };
+    let row = fin::BatchRow {
+        n_jobs: batch.row.n_jobs.saturating_sub(moved),
+        ..batch.row.clone()
+    };
+    let fin::FinishPlan::Apply { update, quota, .. } = fin::plan(&row, f) else {
         return Ok(FinishReceipt::default());
     };
     if let Some(q) = quota {
@@ -123,9 +131,84 @@ pub(super) fn finish(
             split(conn, f, &batch, usize::try_from(keep).unwrap_or(usize::MAX))?;
             recompute(conn, ctx, &batch.records, f.now, None)?
         }
+        None if moved > 0 => recompute(conn, ctx, &batch.records, f.now, None)?,
         None => batch_changed(conn, ctx, f.batch_id, f.now)?,
     };
     Ok(FinishReceipt { records })
+}
+
+/// Moves each detached group of targets into a batch of its own with its own outcome; the
+/// batch keeps the rest. Returns how many jobs moved.
+fn detach(conn: &Connection, f: &Finish, batch: &StoredBatch) -> StoreResult<u64> {
+    let n = batch.job_ids.len();
+    let mut moved_any = vec![false; n];
+    let mut moved = 0u64;
+    for group in &f.detached {
+        let indices: BTreeSet<usize> = group
+            .indices
+            .iter()
+            .copied()
+            .filter(|&i| i < n && !moved_any[i])
+            .collect();
+        let jobs: Vec<i64> = indices.iter().map(|&i| batch.job_ids[i]).collect();
+        // Every job cannot leave: the batch keeps at least one (the sender makes the last
+        // group the batch's own outcome instead).
+        let left = moved_any.iter().filter(|m| !**m).count();
+        if jobs.is_empty() || jobs.len() >= left {
+            continue;
+        }
+        let Some(fin::FinishPlan::Apply { update, quota, .. }) =
+            fin::plan_detached(&batch.row, group, f)
+        else {
+            continue;
+        };
+        for &i in &indices {
+            moved_any[i] = true;
+        }
+        let records = records_of(conn, &jobs)?;
+        conn.prepare_cached(sql::BATCH_SPLIT_INSERT)
+            .and_then(|mut s| {
+                s.execute(params![
+                    f.batch_id,
+                    jobs.len() as i64,
+                    f.now,
+                    group.error,
+                    ids_json(&jobs),
+                    ids_json(&records.all),
+                    ids_json(&records.solo),
+                ])
+            })
+            .map_err(db_err("detach targets"))?;
+        let new_id = conn.last_insert_rowid();
+        assign_jobs(conn, new_id, &jobs)?;
+        update_batch(conn, new_id, &update)?;
+        if let Some(q) = quota {
+            add_quota(conn, &batch.lane, q.kind, q.day, q.delta)?;
+        }
+        moved += jobs.len() as u64;
+    }
+    if moved > 0 {
+        let kept: Vec<i64> = batch
+            .job_ids
+            .iter()
+            .zip(&moved_any)
+            .filter(|(_, m)| !**m)
+            .map(|(j, _)| *j)
+            .collect();
+        let kept_records = records_of(conn, &kept)?;
+        conn.prepare_cached(sql::BATCH_SET_JOBS)
+            .and_then(|mut s| {
+                s.execute(params![
+                    f.batch_id,
+                    kept.len() as i64,
+                    ids_json(&kept),
+                    ids_json(&kept_records.all),
+                    ids_json(&kept_records.solo),
+                ])
+            })
+            .map_err(db_err("detach targets"))?;
+    }
+    Ok(moved)
 }
 
 /// Moves the jobs after the first `keep` into a new ready batch.

@@ -356,6 +356,7 @@ async fn a_version_1_store_is_upgraded_with_its_queue_and_log() {
             request_id: None,
             task_id: Some("T2".into()),
             error: None,
+            detached: Vec::new(),
         })
         .await
         .unwrap();
