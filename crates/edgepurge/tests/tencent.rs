@@ -484,6 +484,63 @@ provider = "tencent"
 }
 
 #[test]
+fn a_domain_missing_from_the_account_costs_one_call_not_four_per_event() {
+    let fake = fake(); // knows cdn.example.com and img.example.com only
+    let ep = Edgepurge::new(&tencent_config(
+        &fake,
+        "",
+        r#"
+[[rules]]
+name = "site"
+bucket = "assets"
+events = ["created"]
+domains = ["https://cdn.example.com", "https://cdn.exmaple.com"]
+provider = "tencent"
+"#,
+    ));
+    let server = ep.serve();
+    let keys: Vec<String> = (0..200).map(|i| format!("first/{i}.js")).collect();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
+    let log = ep.settle(Duration::from_secs(30));
+    assert_eq!(log.len(), 200);
+    // The mixed request is refused, sent again once per domain, and the missing domain is
+    // remembered: three calls where bisecting took about four per event.
+    let calls = fake.purges().len();
+    assert!(calls <= 3, "{calls} calls for 200 events");
+    let purged = fake.purged();
+    assert_eq!(purged.len(), 200, "every URL of the good domain was purged");
+    assert!(purged
+        .iter()
+        .all(|u| u.starts_with("https://cdn.example.com/")));
+    for r in &log {
+        // The record covers both domains: the bad one makes it dead, with the reason.
+        assert_eq!(r["status"], "dead", "{r}");
+        assert!(
+            r["error"]
+                .as_str()
+                .unwrap()
+                .contains("ResourceNotFound.CdnHostNotExists"),
+            "{r}"
+        );
+    }
+    // Later events: the missing domain's URLs fail without a call.
+    let more: Vec<String> = (0..100).map(|i| format!("second/{i}.js")).collect();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &more));
+    let log = ep.settle(Duration::from_secs(30));
+    assert_eq!(fake.purges().len(), calls + 1);
+    let second = log
+        .iter()
+        .find(|r| r["key"] == "second/0.js")
+        .unwrap()
+        .clone();
+    assert!(
+        second["error"].as_str().unwrap().contains("refused lately"),
+        "{second}"
+    );
+    assert_eq!(fake.purged().len(), 300);
+}
+
+#[test]
 fn a_provider_outage_takes_the_lane_down_and_the_backlog_drains_when_it_is_back() {
     let fake = fake();
     // Production-like retry settings: per-batch backoff alone would wait up to minutes and

@@ -117,7 +117,7 @@ impl RetryPolicy {
         quota_reset_at: Ms,
         unit: f64,
     ) -> Vec<Detached> {
-        let mut groups: Vec<(Detached, Vec<String>)> = Vec::new();
+        let mut groups: Vec<(Detached, Vec<String>, u32)> = Vec::new();
         for f in failures.iter().filter(|f| f.index < batch.targets.len()) {
             let (outcome, why) = match &f.verdict {
                 Verdict::Fatal => (FinishOutcome::Dead, None),
@@ -140,8 +140,11 @@ impl RetryPolicy {
             };
             let same =
                 |g: &FinishOutcome| std::mem::discriminant(g) == std::mem::discriminant(&outcome);
-            match groups.iter_mut().find(|(g, _)| same(&g.outcome)) {
-                Some((g, errors)) => {
+            match groups
+                .iter_mut()
+                .find(|(g, _, key)| same(&g.outcome) && *key == f.group)
+            {
+                Some((g, errors, _)) => {
                     g.indices.push(f.index);
                     errors.push(text);
                 }
@@ -152,12 +155,13 @@ impl RetryPolicy {
                         error: String::new(),
                     },
                     vec![text],
+                    f.group,
                 )),
             }
         }
         groups
             .into_iter()
-            .map(|(mut g, errors)| {
+            .map(|(mut g, errors, _)| {
                 g.indices.sort_unstable();
                 g.indices.dedup();
                 let shown: Vec<&str> = errors.iter().take(3).map(String::as_str).collect();
@@ -295,6 +299,7 @@ mod tests {
             index,
             verdict,
             error: PurgeError::Transport(format!("err {index}")),
+            group: 0,
         };
         let groups = p.decide_targets(
             &[

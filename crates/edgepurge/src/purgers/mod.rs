@@ -167,6 +167,9 @@ pub struct TargetFailure {
     /// `RetryLater` or `Fatal`.
     pub verdict: Verdict,
     pub error: PurgeError,
+    /// Failures with the same outcome and group go into one batch; different groups are
+    /// kept apart (e.g. one group per domain).
+    pub group: u32,
 }
 
 impl PurgeResponse {

@@ -274,6 +274,7 @@ impl Purger for HttpPurgeNode {
             index,
             verdict: Verdict::Fatal,
             error: PurgeError::Request(e),
+            group: 0,
         };
         match kind {
             TargetKind::Url => {
@@ -396,6 +397,7 @@ impl Purger for HttpPurgeNode {
                     index: i,
                     verdict: verdict.clone(),
                     error: error.clone(),
+                    group: 0,
                 });
             }
         }

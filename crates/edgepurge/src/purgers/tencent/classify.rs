@@ -14,6 +14,11 @@ const PER_TARGET: &[&str] = &[
     "UnauthorizedOperation.CdnHostUnauthorized",
 ];
 
+/// Whether a code condemns one target of a request (its domain or URL), not the request.
+pub fn is_per_target(code: &str) -> bool {
+    PER_TARGET.contains(&code)
+}
+
 /// Classifies an API 3.0 error code for a request that carried `targets` targets.
 pub fn classify_for(code: &str, targets: usize) -> Verdict {
     if PER_TARGET.contains(&code) {

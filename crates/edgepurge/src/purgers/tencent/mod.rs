@@ -3,17 +3,19 @@
 
 pub mod classify;
 mod config;
+mod learned;
 pub mod sign;
 
 pub use config::{default_limits, TencentSettings, KIND};
 
 use super::{
     retry_after, snippet, KindQuota, Limits, ProviderQuota, PurgeError, PurgeResponse, Purger,
-    Verdict,
+    TargetFailure, Verdict,
 };
 use crate::secret::SecretSource;
 use async_trait::async_trait;
 use edgepurge_core::TargetKind;
+use learned::{host_of, is_host_code, Learned};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -27,6 +29,8 @@ pub struct TencentCdn {
     settings: TencentSettings,
     host: String,
     http: reqwest::Client,
+    /// Domains and URLs the API refused on their own, for a while.
+    learned: Learned,
 }
 
 impl TencentCdn {
@@ -49,6 +53,7 @@ impl TencentCdn {
             settings,
             host,
             http,
+            learned: Learned::default(),
         })
     }
 
@@ -235,6 +240,62 @@ impl TencentCdn {
     }
 }
 
+impl TencentCdn {
+    /// After a refusal that condemns one target of `subset` (sent for `targets[sending[i]]`):
+    /// a single target or a single domain is remembered and fails for good now; a request
+    /// spanning several domains is split into one batch per domain (a domain-level code does
+    /// not say which), so only the bad domain's batch fails and is remembered.
+    fn learn(&self, resp: &mut PurgeResponse, subset: &[String], sending: &[usize]) {
+        let Some(PurgeError::Answer {
+            code: Some(code),
+            message,
+        }) = resp.error.clone()
+        else {
+            return;
+        };
+        if !classify::is_per_target(&code) {
+            return;
+        }
+        let mut hosts: Vec<(String, Vec<usize>)> = Vec::new();
+        for (pos, t) in subset.iter().enumerate() {
+            let h = host_of(t).unwrap_or_default();
+            match hosts.iter_mut().find(|(k, _)| *k == h) {
+                Some((_, v)) => v.push(pos),
+                None => hosts.push((h, vec![pos])),
+            }
+        }
+        if is_host_code(&code) && hosts.len() == 1 {
+            self.learned.bad_host(&hosts[0].0, &code, &message);
+            resp.verdict = Verdict::Fatal;
+        } else if is_host_code(&code) {
+            // The first domain's targets stay with the batch; each other domain leaves in
+            // a batch of its own; all go again at once.
+            resp.verdict = Verdict::RetryLater {
+                after: Some(Duration::ZERO),
+            };
+            for (group, (_, positions)) in hosts.iter().enumerate().skip(1) {
+                for &pos in positions {
+                    resp.failed.push(TargetFailure {
+                        index: sending[pos],
+                        verdict: Verdict::RetryLater {
+                            after: Some(Duration::ZERO),
+                        },
+                        error: PurgeError::Answer {
+                            code: Some(code.clone()),
+                            message: format!(
+                                "{message} (a request over several domains; sent again per domain)"
+                            ),
+                        },
+                        group: u32::try_from(group).unwrap_or(u32::MAX),
+                    });
+                }
+            }
+        } else if subset.len() == 1 {
+            self.learned.bad_url(&subset[0], &code, &message);
+        }
+    }
+}
+
 struct Call {
     status: u16,
     request_id: Option<String>,
@@ -282,8 +343,36 @@ impl Purger for TencentCdn {
                 ),
             );
         }
-        let (action, body) = self.purge_body(kind, targets);
-        match self.call(action, &body, targets.len()).await {
+        // Targets whose domain or URL the API refused lately fail here, without a call.
+        let mut known_bad: Vec<TargetFailure> = Vec::new();
+        let mut sending: Vec<usize> = Vec::new();
+        for (i, t) in targets.iter().enumerate() {
+            match self.learned.why_bad(t) {
+                Some((code, why)) => known_bad.push(TargetFailure {
+                    index: i,
+                    verdict: Verdict::Fatal,
+                    error: PurgeError::Answer {
+                        code: Some(code.clone()),
+                        message: format!(
+                            "{code}: {why} (refused lately; not sent again for up to {} min)",
+                            learned::FORGET_AFTER.as_secs() / 60
+                        ),
+                    },
+                    group: 0,
+                }),
+                None => sending.push(i),
+            }
+        }
+        if sending.is_empty() {
+            let first = known_bad.swap_remove(0);
+            return PurgeResponse {
+                failed: known_bad,
+                ..PurgeResponse::failed(Verdict::Fatal, first.error)
+            };
+        }
+        let subset: Vec<String> = sending.iter().map(|&i| targets[i].clone()).collect();
+        let (action, body) = self.purge_body(kind, &subset);
+        let mut resp = match self.call(action, &body, subset.len()).await {
             Ok(call) => {
                 let task_id = call.response.get("TaskId").and_then(|v| match v {
                     Value::String(s) => Some(s.clone()),
@@ -293,7 +382,10 @@ impl Purger for TencentCdn {
                 PurgeResponse::done(call.status, call.request_id, task_id)
             }
             Err(failed) => failed,
-        }
+        };
+        self.learn(&mut resp, &subset, &sending);
+        resp.failed.extend(known_bad);
+        resp
     }
 
     async fn quota(&self) -> Option<Result<ProviderQuota, PurgeError>> {
