@@ -117,6 +117,7 @@ impl Service {
             admin_token,
             max_body_bytes: cfg.server.max_body_bytes,
             body_timeout: cfg.server.body_timeout,
+            readiness: Default::default(),
         });
 
         let mut tasks = JoinSet::new();

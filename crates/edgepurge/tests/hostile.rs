@@ -297,6 +297,14 @@ fn healthz_shows_lanes_and_errors_only_to_the_admin() {
     );
 }
 
+/// `/readyz` once it answers `status` (a probe's answer is reused for a second).
+fn readyz_until(addr: SocketAddr, status: u16) -> http::Response {
+    edgepurge_testkit::wait_for(Duration::from_secs(5), "readyz to change", || {
+        let r = get_with(addr, "/readyz", None);
+        (r.status == status).then_some(r)
+    })
+}
+
 /// A tmpfs of `size` on a fresh directory, unmounted when dropped. Mounting needs root,
 /// which the test environment (and CI) has.
 struct SmallDisk {
@@ -366,8 +374,7 @@ fn readyz_says_not_ready_when_the_store_cannot_write_and_ready_again_after() {
         .unwrap();
     f.set_len(f.metadata().unwrap().len() - 2 * 1024 * 1024)
         .unwrap();
-    let r = get_with(server.addr, "/readyz", None);
-    assert_eq!(r.status, 503, "{}", r.text());
+    let r = readyz_until(server.addr, 503);
     let body = r.json();
     assert_eq!(body["status"], "unavailable");
     assert!(
@@ -384,15 +391,15 @@ fn readyz_says_not_ready_when_the_store_cannot_write_and_ready_again_after() {
     // Full: the write probe itself fails.
     drop(f);
     let filler = disk.fill();
-    let r = get_with(server.addr, "/readyz", None);
-    assert_eq!(r.status, 503, "{}", r.text());
-    assert!(
+    // A probe's answer is reused for a second: wait for one made after the disk filled.
+    let r = edgepurge_testkit::wait_for(Duration::from_secs(5), "a probe on the full disk", || {
+        let r = get_with(server.addr, "/readyz", None);
         r.json()["error"]
             .as_str()
-            .is_some_and(|e| e.contains("disk is full")),
-        "{}",
-        r.text()
-    );
+            .is_some_and(|e| e.contains("disk is full"))
+            .then_some(r)
+    });
+    assert_eq!(r.status, 503, "{}", r.text());
     // Ingest fails the same way (the store cannot grow) and stores nothing.
     let keys: Vec<String> = (0..4000).map(|i| format!("full/{i:05}.png")).collect();
     let big = ceph_body("assets", "ObjectCreated:Put", &keys);
@@ -401,7 +408,7 @@ fn readyz_says_not_ready_when_the_store_cannot_write_and_ready_again_after() {
     assert_eq!(r.header("retry-after"), Some("5"));
 
     std::fs::remove_file(filler).unwrap();
-    assert_eq!(get_with(server.addr, "/readyz", None).status, 200);
+    readyz_until(server.addr, 200);
     assert_eq!(server.send(&big)["accepted"], 4000);
     let log = ep.settle(Duration::from_secs(60));
     assert_eq!(log.len(), 4002, "the refused body was not half-stored");

@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Json};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// `ok`; `degraded` while a lane's provider is down or a lane is starting again after a
 /// crash (restarting this process would not help, so still 200); `stopping` (503) once
@@ -54,6 +56,36 @@ pub async fn healthz(
     )
 }
 
+/// How long one write probe's result answers `/readyz`: anyone may call it, and each probe is
+/// a commit (an fsync), so callers share one probe per second instead of each making one.
+const PROBE_REUSE: Duration = Duration::from_secs(1);
+
+/// The last write probe, shared by concurrent `/readyz` callers.
+#[derive(Default)]
+pub struct Readiness {
+    last: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+impl Readiness {
+    /// The answer of `probe`, run at most once per [`PROBE_REUSE`] (callers arriving while
+    /// a probe runs wait for it and share its answer).
+    pub async fn check<F, Fut>(&self, probe: F) -> Result<(), String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let mut last = self.last.lock().await;
+        if let Some((at, result)) = last.as_ref() {
+            if at.elapsed() < PROBE_REUSE {
+                return result.clone();
+            }
+        }
+        let result = probe().await;
+        *last = Some((Instant::now(), result.clone()));
+        result
+    }
+}
+
 pub async fn readyz(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -65,13 +97,15 @@ pub async fn readyz(
             Json(json!({"status": "stopping"})),
         );
     }
-    match state.store.ping().await {
+    let store = Arc::clone(&state.store);
+    let probe = || async move { store.ping().await.map_err(|e| e.to_string()) };
+    match state.readiness.check(probe).await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: the store cannot write");
             let mut body = json!({"status": "unavailable"});
             if auth::check(state.admin_token.as_ref(), &headers, None, peer).is_ok() {
-                body["error"] = json!(e.to_string());
+                body["error"] = json!(e);
             }
             (StatusCode::SERVICE_UNAVAILABLE, Json(body))
         }
@@ -94,6 +128,37 @@ mod tests {
             last_error: None,
             restarts: 0,
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_share_one_write_probe_per_second() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let probes = Arc::new(AtomicU32::new(0));
+        let readiness = Arc::new(Readiness::default());
+        let probe = |probes: Arc<AtomicU32>| {
+            move || async move {
+                probes.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err::<(), String>("disk full".into())
+            }
+        };
+        let callers: Vec<_> = (0..100)
+            .map(|_| {
+                let (r, p) = (Arc::clone(&readiness), Arc::clone(&probes));
+                tokio::spawn(async move { r.check(probe(p)).await })
+            })
+            .collect();
+        for c in callers {
+            assert_eq!(c.await.unwrap(), Err("disk full".into()));
+        }
+        assert_eq!(probes.load(Ordering::SeqCst), 1);
+        tokio::time::advance(Duration::from_millis(1100)).await;
+        let _ = readiness.check(probe(Arc::clone(&probes))).await;
+        assert_eq!(
+            probes.load(Ordering::SeqCst),
+            2,
+            "a fresh probe after a second"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod health;
 mod listen;
 mod webhook;
 
+pub use health::Readiness;
 pub use listen::{fit_connection_cap, Limits, FD_RESERVE};
 
 use crate::app::{Admin, Ingestor};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// How long a request's body may take to arrive.
     pub body_timeout: std::time::Duration,
+    /// `/readyz`'s shared write probe.
+    pub readiness: Readiness,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
