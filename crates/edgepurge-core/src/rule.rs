@@ -415,9 +415,11 @@ impl RuleSpec {
     fn reaches_domain_root(&self) -> bool {
         let prefix = self.prefix.as_deref().unwrap_or("");
         let strip = self.strip_prefix.as_deref().unwrap_or("");
+        // Leading slashes name no folder: `prefix = "/"` still lets `/a.png` sit at the root
+        // (its folder would be `//`, the root again for servers that merge slashes).
         !prefix
             .strip_prefix(strip)
-            .is_some_and(|rest| rest.contains('/'))
+            .is_some_and(|rest| rest.trim_start_matches('/').contains('/'))
     }
 }
 
@@ -472,7 +474,9 @@ impl Rule {
             }
             // Validation refuses rules that reach the root without the opt-in; this holds
             // for specs built some other way too.
-            Mode::Dir if dir.is_empty() && !s.allow_host_purge => return Vec::new(),
+            Mode::Dir if dir.trim_matches('/').is_empty() && !s.allow_host_purge => {
+                return Vec::new()
+            }
             Mode::Dir => paths.push((TargetKind::Dir, encode_path(dir))),
             Mode::Tag => {
                 let mut out: Vec<Target> = Vec::new();

@@ -62,6 +62,7 @@ pub struct RawServer {
     pub max_connections: Option<usize>,
     pub header_timeout_s: Option<u64>,
     pub body_timeout_s: Option<u64>,
+    pub parse_budget_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,6 +136,8 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// A request body must arrive within this of its head.
     pub body_timeout: Duration,
+    /// Body bytes parsed at once; bodies beyond it wait (at most `body_timeout`).
+    pub parse_budget_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -262,10 +265,27 @@ impl RawConfig {
             "server.max_body_bytes",
             &mut p,
         );
+        let max_body_bytes = usize::try_from(max_body).unwrap_or(usize::MAX);
+        let parse_budget_bytes = match self.server.parse_budget_bytes {
+            Some(n) if n < max_body || n > u64::from(u32::MAX) => {
+                p.push(
+                    "server.parse_budget_bytes",
+                    format!(
+                        "must be from server.max_body_bytes ({max_body}) to {} (a body of the \
+                         largest size must fit)",
+                        u32::MAX
+                    ),
+                );
+                max_body_bytes
+            }
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => crate::app::DEFAULT_PARSE_BUDGET.max(max_body_bytes),
+        };
         let server = ServerConfig {
             listen,
             webhook_token,
-            max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
+            parse_budget_bytes,
+            max_body_bytes,
             max_connections: within(
                 self.server.max_connections,
                 DEFAULT_MAX_CONNECTIONS,

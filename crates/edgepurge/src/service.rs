@@ -100,6 +100,7 @@ impl Service {
             cfg.dispatch.clone(),
             clock,
             OUTCOME_POLL,
+            cfg.server.parse_budget_bytes,
             &shutdown,
         );
         let admin = Arc::new(Admin::new(

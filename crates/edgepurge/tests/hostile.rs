@@ -263,6 +263,75 @@ fn a_declared_oversized_body_is_refused_from_the_head_and_a_stalled_body_times_o
     assert!(ep.log(&[]).is_empty());
 }
 
+#[test]
+fn large_bodies_wait_for_the_parse_budget_instead_of_all_being_held_at_once() {
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(&config(
+        &fake,
+        "max_body_bytes = 200000\nparse_budget_bytes = 300000\nbody_timeout_s = 5",
+        "",
+    ));
+    let server = ep.serve();
+    // A sender that declares a large body and sends it slowly holds most of the budget...
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    let keys: Vec<String> = (0..1000).map(|i| format!("budget/{i:04}.css")).collect();
+    let body = ceph_body("assets", "ObjectCreated:Put", &keys);
+    assert!(
+        body.len() > 150_000 && body.len() <= 200_000,
+        "{}",
+        body.len()
+    );
+    write!(
+        slow,
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {WEBHOOK_TOKEN}\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    slow.write_all(&body[..1000]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // ... so a second large one waits for room (nothing of it is read meanwhile) ...
+    let addr = server.addr;
+    let other_keys: Vec<String> = (0..1000).map(|i| format!("other/{i:04}.css")).collect();
+    let other = std::thread::spawn(move || {
+        let auth = format!("Bearer {WEBHOOK_TOKEN}");
+        let body = ceph_body("assets", "ObjectCreated:Put", &other_keys);
+        let start = Instant::now();
+        let r = http::request(
+            addr,
+            "POST",
+            "/v1/events",
+            "x",
+            &[("Authorization", &auth)],
+            &body,
+        )
+        .unwrap();
+        (r, start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // ... while small bodies do not wait at all.
+    let small = ceph_body("assets", "ObjectCreated:Put", &["small.css".into()]);
+    let t = Instant::now();
+    assert_eq!(server.send(&small)["accepted"], 1);
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(!other.is_finished(), "the second large body waits");
+    std::thread::sleep(Duration::from_millis(500));
+    // The slow body finishes and is accepted; then the other goes through.
+    slow.write_all(&body[1000..]).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 256];
+    let n = slow.read(&mut buf).unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (r, waited) = other.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        waited >= Duration::from_millis(700),
+        "it waited for room: {waited:?}"
+    );
+    assert_eq!(ep.log(&[]).len(), 2001);
+}
+
 fn get_with(addr: SocketAddr, path: &str, token: Option<&str>) -> http::Response {
     let auth = token.map(|t| format!("Bearer {t}"));
     let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();

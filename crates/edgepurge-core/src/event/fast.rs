@@ -39,9 +39,36 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 }
 
 #[derive(Deserialize)]
-struct Body<'a> {
-    #[serde(rename = "Records", borrow)]
-    records: Vec<Obj<Record<'a>>>,
+struct Body {
+    /// Each record becomes an [`Event`] as soon as it is read, so the records themselves are
+    /// never all held at once (a 10 MiB body has about 50,000).
+    #[serde(rename = "Records")]
+    records: Events,
+}
+
+struct Events(Vec<Event>);
+
+impl<'de> Deserialize<'de> for Events {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EachRecord;
+        impl<'de> Visitor<'de> for EachRecord {
+            type Value = Events;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of records")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Events, A::Error> {
+                let mut events = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(Obj(rec)) = seq.next_element::<Obj<Record<'de>>>()? {
+                    // Anything the fast path is unsure of: give up, the tree parser decides.
+                    let event =
+                        event(rec).ok_or_else(|| de::Error::custom("not for the fast path"))?;
+                    events.push(event);
+                }
+                Ok(Events(events))
+            }
+        }
+        d.deserialize_seq(EachRecord)
+    }
 }
 
 #[derive(Deserialize)]
@@ -106,40 +133,43 @@ fn text(v: Option<Cow<'_, str>>) -> Option<String> {
 /// The events of `body` if it is plainly a list of S3-shaped records; `None` to let the tree
 /// parser decide (including every error).
 pub(super) fn parse(body: &[u8]) -> Option<Parsed> {
-    let Obj(body): Obj<Body<'_>> = serde_json::from_slice(body).ok()?;
-    let mut events = Vec::with_capacity(body.records.len());
-    for Obj(rec) in body.records {
-        let (Obj(bucket), Obj(object)) = (rec.s3.0.bucket, rec.s3.0.object);
-        if rec.cos || rec.event_name.is_empty() || bucket.name.is_empty() {
-            return None;
-        }
-        let source = rec.event_source.as_deref().unwrap_or_default();
-        let (format, encoding) = match source {
-            "aws:s3" => (Format::AwsS3, KeyEncoding::Form),
-            "minio:s3" => (Format::Minio, KeyEncoding::Form),
-            "ceph:s3" => (Format::Ceph, KeyEncoding::Raw),
-            _ => (Format::S3Compatible, KeyEncoding::Form),
-        };
-        let key = decode_key(&object.key, encoding).ok()?;
-        let id = text(rec.event_id)
-            .or_else(|| rec.response_elements.and_then(|Obj(r)| text(r.request_id)));
-        events.push(Event {
-            format,
-            bucket: bucket.name.into_owned(),
-            key,
-            raw_key: object.key.into_owned(),
-            name: names::normalize(&rec.event_name),
-            native_name: rec.event_name.into_owned(),
-            size: object.size,
-            etag: text(object.etag),
-            version_id: text(object.version_id),
-            sequencer: text(object.sequencer),
-            time: text(rec.event_time),
-            id,
-        });
-    }
+    let Obj(body): Obj<Body> = serde_json::from_slice(body).ok()?;
+    let mut events = body.records.0;
+    events.shrink_to_fit();
     Some(Parsed {
         events,
         notices: Vec::new(),
+    })
+}
+
+/// One record as an event; `None` when the fast path is not sure of it.
+fn event(rec: Record<'_>) -> Option<Event> {
+    let (Obj(bucket), Obj(object)) = (rec.s3.0.bucket, rec.s3.0.object);
+    if rec.cos || rec.event_name.is_empty() || bucket.name.is_empty() {
+        return None;
+    }
+    let source = rec.event_source.as_deref().unwrap_or_default();
+    let (format, encoding) = match source {
+        "aws:s3" => (Format::AwsS3, KeyEncoding::Form),
+        "minio:s3" => (Format::Minio, KeyEncoding::Form),
+        "ceph:s3" => (Format::Ceph, KeyEncoding::Raw),
+        _ => (Format::S3Compatible, KeyEncoding::Form),
+    };
+    let key = decode_key(&object.key, encoding).ok()?;
+    let id =
+        text(rec.event_id).or_else(|| rec.response_elements.and_then(|Obj(r)| text(r.request_id)));
+    Some(Event {
+        format,
+        bucket: bucket.name.into_owned(),
+        key,
+        raw_key: object.key.into_owned(),
+        name: names::normalize(&rec.event_name),
+        native_name: rec.event_name.into_owned(),
+        size: object.size,
+        etag: text(object.etag),
+        version_id: text(object.version_id),
+        sequencer: text(object.sequencer),
+        time: text(rec.event_time),
+        id,
     })
 }

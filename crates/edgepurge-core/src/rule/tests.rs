@@ -570,6 +570,9 @@ fn dir_rules_purge_a_whole_domain_only_when_allowed() {
         (Some("static/"), Some("static/")),
         (Some("static/a"), Some("static/")),
         (Some("st"), Some("static/")),
+        (Some("/"), None),
+        (Some("//img"), None),
+        (Some("static//"), Some("static/")),
     ] {
         let e = dir(prefix, strip).validate().unwrap_err();
         assert_eq!(e.field, "allow_host_purge", "{prefix:?} {strip:?}");
@@ -598,6 +601,10 @@ fn dir_rules_purge_a_whole_domain_only_when_allowed() {
         domains: vec![Domain::parse("https://cdn.example.com").unwrap()],
     };
     assert!(unchecked.targets_for_key("top.png").is_empty());
+    assert!(
+        unchecked.targets_for_key("/top.png").is_empty(),
+        "`//` is the root too"
+    );
     assert_eq!(
         urls(&unchecked, "img/top.png"),
         vec!["https://cdn.example.com/img/"]

@@ -11,7 +11,18 @@ use edgepurge_core::{ParseError, TargetKind};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+
+/// Body bytes parsed at once by default (`server.parse_budget_bytes`). Parsing and planning
+/// take a few times a body's size in memory, so this bounds what a burst of large bodies can
+/// take, whatever their number.
+pub const DEFAULT_PARSE_BUDGET: usize = 32 * 1024 * 1024;
+
+/// Bodies up to this size do not wait for the budget: everyday notifications are small, and
+/// a queue of large bodies must not hold them up (their total is bounded by the connection
+/// cap anyway).
+pub const SMALL_BODY: usize = 64 * 1024;
 
 /// Where new work is announced: the dispatcher's lanes (a port, so the application does not
 /// depend on how lanes run).
@@ -62,6 +73,15 @@ pub enum IngestError {
     /// The store cannot take it now (the sender should retry).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Too many bodies are being parsed at once (the sender should retry soon).
+    #[error("{0}")]
+    Overloaded(String),
+}
+
+/// Room in the parse budget for one body, held from before its bytes are read until it is
+/// committed; freed when dropped.
+pub struct Reservation {
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 pub struct Ingestor {
@@ -71,6 +91,9 @@ pub struct Ingestor {
     outcomes: Arc<Outcomes>,
     clock: Clock,
     shutdown: CancellationToken,
+    /// Body bytes that may be parsed at once (permits are bytes).
+    budget: Arc<Semaphore>,
+    budget_bytes: usize,
 }
 
 impl Ingestor {
@@ -80,8 +103,11 @@ impl Ingestor {
         lanes: Arc<dyn LaneWaker>,
         outcomes: Arc<Outcomes>,
         clock: Clock,
+        parse_budget: usize,
         shutdown: CancellationToken,
     ) -> Ingestor {
+        // Permits are counted in u32 by the semaphore's acquire_many.
+        let budget_bytes = parse_budget.clamp(1, u32::MAX as usize);
         Ingestor {
             store,
             planner: RwLock::new(Arc::new(planner)),
@@ -89,6 +115,34 @@ impl Ingestor {
             outcomes,
             clock,
             shutdown,
+            budget: Arc::new(Semaphore::new(budget_bytes)),
+            budget_bytes,
+        }
+    }
+
+    /// Reserves room to parse a body of `bytes` (the whole budget at most), waiting up to
+    /// `within` while other large bodies use it (first come, first served). Bodies up to
+    /// [`SMALL_BODY`] never wait.
+    pub async fn reserve(
+        &self,
+        bytes: usize,
+        within: Duration,
+    ) -> Result<Reservation, IngestError> {
+        if bytes <= SMALL_BODY {
+            return Ok(Reservation { _permit: None });
+        }
+        let n = u32::try_from(bytes.min(self.budget_bytes)).unwrap_or(u32::MAX);
+        let acquire = Arc::clone(&self.budget).acquire_many_owned(n);
+        match tokio::time::timeout(within, acquire).await {
+            Ok(Ok(permit)) => Ok(Reservation {
+                _permit: Some(permit),
+            }),
+            Ok(Err(_)) => Err(IngestError::Overloaded("the server is stopping".into())),
+            Err(_) => Err(IngestError::Overloaded(format!(
+                "other bodies use the parse budget (server.parse_budget_bytes = {} bytes); \
+                 retry later",
+                self.budget_bytes
+            ))),
         }
     }
 
@@ -108,12 +162,33 @@ impl Ingestor {
         }
     }
 
-    /// Accepts one notification body: parsed and refused whole, or committed whole.
-    pub async fn accept(&self, body: &[u8], opts: &IngestOptions) -> Result<Accepted, IngestError> {
-        let parsed = edgepurge_core::parse_body(body)?;
-        let records = self.planner().records(&parsed.events);
-        let mut accepted = self.commit(records, opts).await?;
-        accepted.events = parsed.events.len();
+    /// Accepts one notification body: parsed and refused whole, or committed whole. Waits
+    /// for room in the parse budget first (at most `within`).
+    pub async fn accept<B: AsRef<[u8]>>(
+        &self,
+        body: B,
+        within: Duration,
+        opts: &IngestOptions,
+    ) -> Result<Accepted, IngestError> {
+        let reservation = self.reserve(body.as_ref().len(), within).await?;
+        self.accept_reserved(reservation, body, opts).await
+    }
+
+    /// [`Ingestor::accept`] with room already reserved (before the body was read). The body,
+    /// the parsed events and the reservation are let go as soon as each is no longer
+    /// needed, so memory peaks at a small multiple of the body's size.
+    pub async fn accept_reserved<B: AsRef<[u8]>>(
+        &self,
+        reservation: Reservation,
+        body: B,
+        opts: &IngestOptions,
+    ) -> Result<Accepted, IngestError> {
+        let parsed = edgepurge_core::parse_body(body.as_ref())?;
+        drop(body);
+        let events = parsed.events.len();
+        let records = self.planner().records_owned(parsed.events);
+        let mut accepted = self.commit(records, Some(reservation), opts).await?;
+        accepted.events = events;
         accepted.notices = parsed.notices;
         Ok(accepted)
     }
@@ -140,7 +215,7 @@ impl Ingestor {
             )));
         }
         let records = planner.manual_records(provider, kind, targets);
-        let mut accepted = self.commit(records, opts).await?;
+        let mut accepted = self.commit(records, None, opts).await?;
         accepted.events = targets.len();
         Ok(accepted)
     }
@@ -148,6 +223,7 @@ impl Ingestor {
     async fn commit(
         &self,
         records: Vec<IngestRecord>,
+        reservation: Option<Reservation>,
         opts: &IngestOptions,
     ) -> Result<Accepted, IngestError> {
         let mut lanes: BTreeMap<String, usize> = BTreeMap::new();
@@ -161,6 +237,8 @@ impl Ingestor {
         } else {
             self.store.ingest(records, self.clock.now_ms()).await?
         };
+        // Committed: the budget is free for the next body, also while this one waits.
+        drop(reservation);
         for (lane, jobs) in &lanes {
             if opts.wait.is_some() {
                 self.lanes.expedite(lane);

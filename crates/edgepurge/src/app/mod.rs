@@ -18,7 +18,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use admin::{Admin, AdminError, AdminResult};
-pub use ingest::{Accepted, IngestError, IngestOptions, Ingestor, LaneWaker};
+pub use ingest::{
+    Accepted, IngestError, IngestOptions, Ingestor, LaneWaker, Reservation, DEFAULT_PARSE_BUDGET,
+};
 pub use outcomes::{Outcomes, WaitOutcome};
 pub use planner::Planner;
 
@@ -41,6 +43,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         store: Arc<dyn Store>,
         purgers: Vec<Arc<dyn Purger>>,
@@ -48,6 +51,7 @@ impl Pipeline {
         settings: DispatchSettings,
         clock: Clock,
         poll: Duration,
+        parse_budget: usize,
         shutdown: &CancellationToken,
     ) -> Pipeline {
         let outcomes = Outcomes::new(Arc::clone(&store));
@@ -66,6 +70,7 @@ impl Pipeline {
             Arc::clone(&dispatcher) as Arc<dyn LaneWaker>,
             outcomes,
             clock,
+            parse_budget,
             shutdown.clone(),
         ));
         Pipeline {

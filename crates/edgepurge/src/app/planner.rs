@@ -108,8 +108,15 @@ impl Planner {
 
     /// One record per event and matching rule; one per unmatched event if configured.
     pub fn records(&self, events: &[Event]) -> Vec<IngestRecord> {
-        let mut out = Vec::new();
+        self.records_owned(events.to_vec())
+    }
+
+    /// [`Planner::records`], letting go of each event as soon as its records are made (a
+    /// large body's events and records are not all held twice).
+    pub fn records_owned(&self, events: Vec<Event>) -> Vec<IngestRecord> {
+        let mut out = Vec::with_capacity(events.len());
         for event in events {
+            let event = &event;
             let info = EventInfo {
                 format: event.format.as_str().to_owned(),
                 name: event.name.clone(),

@@ -89,6 +89,7 @@ pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
         cfg.dispatch.clone(),
         clock,
         REMOTE_POLL,
+        crate::app::DEFAULT_PARSE_BUDGET,
         &shutdown,
     );
     let accepted = ingestor

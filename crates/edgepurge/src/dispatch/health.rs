@@ -1,5 +1,6 @@
-//! Whether a lane's provider is reachable. After `down_after` failures in a row that say the
-//! provider as a whole is failing ([`PurgeResponse::is_outage`]) the lane is *down*: it holds
+//! Whether a lane's provider is reachable. After outage failures ([`PurgeResponse::is_outage`])
+//! of `down_after` different batches in a row the lane is *down* (one batch failing again and
+//! again is about that batch, e.g. a URL a cache errors on, not the provider): it holds
 //! its batches (they do not spend attempts) and sends one probe at a time, at most one per
 //! `probe_interval`. The first answer that is not an outage (success, or a refusal of one
 //! batch: the provider is answering) brings it back *up*, and it drains at the full rate.
@@ -40,7 +41,9 @@ pub enum Change {
 
 #[derive(Debug, Default)]
 struct State {
-    in_a_row: u32,
+    /// The batches whose outage failures make the current run (distinct, at most
+    /// `down_after`).
+    run: Vec<i64>,
     /// When the lane went down; `None` while up.
     down_since: Option<Ms>,
     /// While down: when the next probe may go.
@@ -65,20 +68,23 @@ impl Health {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records an answer at `now`. Returns what changed and, for an outage answer while the
-    /// lane is down, until when its batch is held (the next probe).
-    pub fn answered(&self, outage: bool, now: Ms) -> (Change, Option<Ms>) {
+    /// Records the answer for `batch` at `now`. Returns what changed and, for an outage
+    /// answer while the lane is down, until when its batch is held (the next probe).
+    pub fn answered(&self, outage: bool, batch: i64, now: Ms) -> (Change, Option<Ms>) {
         let mut s = self.state();
         if !outage {
-            s.in_a_row = 0;
+            s.run.clear();
             return match s.down_since.take() {
                 Some(since) => (Change::CameBack { since }, None),
                 None => (Change::None, None),
             };
         }
-        s.in_a_row = s.in_a_row.saturating_add(1);
+        let needed = self.settings.down_after.max(1) as usize;
+        if !s.run.contains(&batch) && s.run.len() < needed {
+            s.run.push(batch);
+        }
         let mut change = Change::None;
-        if s.down_since.is_none() && s.in_a_row >= self.settings.down_after.max(1) {
+        if s.down_since.is_none() && s.run.len() >= needed {
             s.down_since = Some(now);
             change = Change::WentDown;
         }
@@ -106,24 +112,35 @@ mod tests {
             down_after: 3,
             probe_interval_ms: 5_000,
         });
-        assert_eq!(h.answered(true, 10), (Change::None, None));
-        assert_eq!(h.answered(true, 20), (Change::None, None));
+        assert_eq!(h.answered(true, 1, 10), (Change::None, None));
+        assert_eq!(h.answered(true, 2, 20), (Change::None, None));
         // A failure about one batch (or a success) breaks the run.
-        assert_eq!(h.answered(false, 30), (Change::None, None));
-        assert_eq!(h.answered(true, 40), (Change::None, None));
-        assert_eq!(h.answered(true, 50), (Change::None, None));
+        assert_eq!(h.answered(false, 3, 30), (Change::None, None));
+        assert_eq!(h.answered(true, 4, 40), (Change::None, None));
+        assert_eq!(h.answered(true, 5, 50), (Change::None, None));
         assert_eq!(h.down(), None);
-        assert_eq!(h.answered(true, 60), (Change::WentDown, Some(5_060)));
+        assert_eq!(h.answered(true, 6, 60), (Change::WentDown, Some(5_060)));
         assert_eq!(h.down(), Some((60, 5_060)));
         // Probes that fail push the next probe on and hold their batch until then.
-        assert_eq!(h.answered(true, 5_100), (Change::None, Some(10_100)));
+        assert_eq!(h.answered(true, 6, 5_100), (Change::None, Some(10_100)));
         assert_eq!(h.down(), Some((60, 10_100)));
         assert_eq!(
-            h.answered(false, 10_200),
+            h.answered(false, 7, 10_200),
             (Change::CameBack { since: 60 }, None)
         );
         assert_eq!(h.down(), None);
         // Up again: it takes another full run to go down.
-        assert_eq!(h.answered(true, 10_300), (Change::None, None));
+        assert_eq!(h.answered(true, 8, 10_300), (Change::None, None));
+    }
+
+    #[test]
+    fn one_batch_failing_again_and_again_does_not_take_the_lane_down() {
+        let h = Health::new(HealthSettings::default());
+        for t in 0..20 {
+            assert_eq!(h.answered(true, 42, t), (Change::None, None));
+        }
+        assert_eq!(h.down(), None);
+        assert_eq!(h.answered(true, 43, 30), (Change::None, None));
+        assert_eq!(h.answered(true, 44, 40).0, Change::WentDown);
     }
 }

@@ -101,6 +101,7 @@ impl Lane {
         // If this task panics, the renewer must not keep the lease alive for a dead lane.
         let _renewer_guard = renewer_stop.clone().drop_guard();
         let mut was_held = false;
+        let mut last_token: Option<i64> = None;
         let mut quota_at: Ms = 0;
 
         loop {
@@ -126,11 +127,16 @@ impl Lane {
             if !was_held {
                 was_held = true;
                 quota_at = 0;
-                // Token 1 is the lane's first holder ever; any later one takes over from a
-                // process (or an earlier run) whose last sends may lie within the window.
+            }
+            // A new token means the lane changed hands since this process last sent (even
+            // without our noticing it was gone): token 1 is the lane's first holder ever; any
+            // later one takes over from a process (or an earlier run) whose last sends may lie
+            // within the window.
+            if last_token != Some(token) {
                 if token > 1 {
                     limiter.spend_window();
                 }
+                last_token = Some(token);
             }
             let now = self.clock.now_ms();
             if now >= quota_at {
@@ -444,6 +450,9 @@ impl Sender {
         let started = self.clock.now_ms();
         // A client that panics (a bug) fails this attempt instead of leaving the batch in
         // flight until the lane changes hands.
+        if batch.requeued {
+            self.purger.forget(&batch.targets);
+        }
         let purger = Arc::clone(&self.purger);
         let (kind, targets) = (batch.kind, batch.targets.clone());
         let resp = match tokio::spawn(async move { purger.purge(kind, &targets).await }).await {
@@ -467,7 +476,7 @@ impl Sender {
             }
         };
         let now = self.clock.now_ms();
-        let (change, held_until) = self.health.answered(resp.is_outage(), now);
+        let (change, held_until) = self.health.answered(resp.is_outage(), batch.id, now);
         let (mut outcome, why) = self.policy.decide(
             &resp.verdict,
             &batch,

@@ -88,10 +88,17 @@ impl RetryPolicy {
                 "gave up: first event is {} old (dispatch.max_age_s)",
                 human_ms(now - batch.created_at)
             )),
-            Verdict::RetryLater { .. } if held_until.is_some() => (
-                FinishOutcome::Held(held_until.unwrap_or(now).max(now)),
-                Some("provider down: held until it answers again".into()),
-            ),
+            Verdict::RetryLater { after } if held_until.is_some() => {
+                // The next probe, or later when the provider asked for more time.
+                let asked = after.map_or(now, |d| {
+                    let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+                    now.saturating_add(ms.clamp(0, self.retry_after_max_ms))
+                });
+                (
+                    FinishOutcome::Held(held_until.unwrap_or(now).max(asked).max(now)),
+                    Some("provider down: held until it answers again".into()),
+                )
+            }
             Verdict::RetryLater { .. } if batch.attempt >= self.max_attempts => give_up(format!(
                 "gave up after {} attempts (dispatch.max_attempts)",
                 batch.attempt
@@ -118,7 +125,12 @@ impl RetryPolicy {
         unit: f64,
     ) -> Vec<Detached> {
         let mut groups: Vec<(Detached, Vec<String>, u32)> = Vec::new();
-        for f in failures.iter().filter(|f| f.index < batch.targets.len()) {
+        // A target named twice counts once (its first failure), so groups never overlap.
+        let mut seen = std::collections::BTreeSet::new();
+        for f in failures
+            .iter()
+            .filter(|f| f.index < batch.targets.len() && seen.insert(f.index))
+        {
             let (outcome, why) = match &f.verdict {
                 Verdict::Fatal => (FinishOutcome::Dead, None),
                 v @ Verdict::RetryLater { .. } => {
@@ -147,6 +159,12 @@ impl RetryPolicy {
                 Some((g, errors, _)) => {
                     g.indices.push(f.index);
                     errors.push(text);
+                    // The group goes when its latest target may (a later Retry-After wins).
+                    if let (FinishOutcome::RetryAt(at), FinishOutcome::RetryAt(mine)) =
+                        (&mut g.outcome, &outcome)
+                    {
+                        *at = (*at).max(*mine);
+                    }
                 }
                 None => groups.push((
                     Detached {
@@ -195,6 +213,7 @@ mod tests {
             targets: vec!["https://c/a".into()],
             attempt,
             created_at,
+            requeued: false,
         }
     }
 
@@ -284,6 +303,12 @@ mod tests {
         // Age still bounds it.
         let (o, _) = p.decide(&retry, &batch(1, 0), 60_000, 0, Some(65_000), 0.5);
         assert_eq!(o, FinishOutcome::Dead);
+        // A provider's Retry-After longer than the probe interval is kept.
+        let ra = Verdict::RetryLater {
+            after: Some(Duration::from_secs(60)),
+        };
+        let (o, _) = p.decide(&ra, &batch(1, 0), 10, 0, Some(5_010), 0.5);
+        assert_eq!(o, FinishOutcome::Held(60_010));
         // Only retryable failures are held.
         let (o, _) = p.decide(&Verdict::Fatal, &batch(1, 0), 10, 0, Some(5_010), 0.5);
         assert_eq!(o, FinishOutcome::Dead);
@@ -323,6 +348,23 @@ mod tests {
         );
         assert_eq!(groups[1].indices, vec![1]);
         assert_eq!(groups[1].outcome, FinishOutcome::Dead);
+        // A purger naming a target twice (or out of range): counted once, never in two groups.
+        let twice = p.decide_targets(
+            &[
+                fail(0, Verdict::Fatal),
+                fail(0, Verdict::RetryLater { after: None }),
+                fail(7, Verdict::Fatal),
+            ],
+            &b,
+            10,
+            0,
+            0.5,
+        );
+        assert_eq!(twice.len(), 1);
+        assert_eq!(
+            (twice[0].indices.clone(), twice[0].outcome.clone()),
+            (vec![0], FinishOutcome::Dead)
+        );
         // At the last attempt, retryable targets die too (with the reason).
         let last = ClaimedBatch {
             attempt: 12,

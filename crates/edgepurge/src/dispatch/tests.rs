@@ -34,6 +34,8 @@ struct Scripted {
     quota_panics: std::sync::atomic::AtomicU32,
     /// Until this time every request fails without an answer (the provider is down).
     outage_until: std::sync::atomic::AtomicI64,
+    /// A request carrying this target fails without an answer (e.g. a URL a cache errors on).
+    poison: Option<String>,
 }
 
 impl Scripted {
@@ -48,6 +50,7 @@ impl Scripted {
             purge_panics: Default::default(),
             quota_panics: Default::default(),
             outage_until: Default::default(),
+            poison: None,
         }
     }
 
@@ -78,7 +81,8 @@ impl Purger for Scripted {
             panic!("scripted client crash");
         }
         let down = self.outage_until.load(std::sync::atomic::Ordering::SeqCst);
-        if self.clock.now_ms() < down {
+        let poisoned = self.poison.as_ref().is_some_and(|p| targets.contains(p));
+        if self.clock.now_ms() < down || poisoned {
             return PurgeResponse::failed(
                 Verdict::RetryLater { after: None },
                 PurgeError::Transport("connection refused".into()),
@@ -882,6 +886,50 @@ async fn a_provider_outage_holds_batches_probes_and_drains_at_once_when_it_is_ba
         last - back_at <= 5_000 + 1_000 + 500,
         "drained {} ms after the provider came back",
         last - back_at
+    );
+    let st = &rig.dispatcher.statuses()[0];
+    assert!(!matches!(st.state, LaneState::Down { .. }), "{st:?}");
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_url_that_always_fails_does_not_take_the_lane_down_or_starve_it() {
+    let mut l = limits();
+    l.kinds[0].1.max_batch = 1;
+    l.concurrency = 1;
+    let rig = rig_with(
+        |c| Scripted {
+            poison: Some("https://cdn.example.com/poison/0".into()),
+            ..Scripted::new(c, l)
+        },
+        settings(),
+    );
+    rig.ingest(&urls(1, "poison")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..5 {
+        rig.ingest(&[format!("https://cdn.example.com/good/{i}")])
+            .await;
+    }
+    rig.settle(Duration::from_secs(120)).await;
+    let recs = rig.records().await;
+    let good: Vec<_> = recs
+        .iter()
+        .filter(|r| r.targets[0].contains("/good/"))
+        .collect();
+    assert_eq!(good.len(), 5);
+    assert!(
+        good.iter()
+            .all(|r| r.status == Status::Succeeded && r.attempts == 1),
+        "{good:?}"
+    );
+    let poison = recs
+        .iter()
+        .find(|r| r.targets[0].contains("/poison/"))
+        .unwrap();
+    assert_eq!(
+        (poison.status, poison.attempts),
+        (Status::Dead, 4),
+        "it spends its attempts like any failing batch: {poison:?}"
     );
     let st = &rig.dispatcher.statuses()[0];
     assert!(!matches!(st.state, LaneState::Down { .. }), "{st:?}");

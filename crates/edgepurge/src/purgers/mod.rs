@@ -248,6 +248,8 @@ pub trait Purger: Send + Sync {
     fn limits(&self) -> &Limits;
     /// Sends one request purging `targets` (all of one kind, at most the per-request maximum).
     async fn purge(&self, kind: TargetKind, targets: &[String]) -> PurgeResponse;
+    /// Forgets what was learned about these targets (the operator re-queued them).
+    fn forget(&self, _targets: &[String]) {}
     /// Asks the provider for its current quota, when it can tell.
     async fn quota(&self) -> Option<Result<ProviderQuota, PurgeError>> {
         None

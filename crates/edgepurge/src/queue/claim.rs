@@ -118,7 +118,8 @@ pub fn plan(req: &ClaimRequest, view: &LaneView) -> ClaimPlan {
                 delta: -n,
             });
         }
-        if due.quota_day == Some(today) {
+        // A quota of 0 (the provider said today's is spent) holds even what was reserved.
+        if due.quota_day == Some(today) && limits.daily_quota != Some(0) {
             return ClaimPlan {
                 quota,
                 clear_quota_day,
@@ -428,6 +429,16 @@ mod tests {
         // Reserved today already: nothing moves.
         let p = plan(&req(DAY + 5, 100, Some(10)), &due(Some(1)));
         assert!(p.quota.is_empty());
+        // ... unless today's quota is 0 (spent, by the provider's word): it waits for the reset.
+        let p = plan(&req(DAY + 5, 100, Some(0)), &due(Some(1)));
+        assert_eq!(
+            p.step,
+            Step::Wait {
+                until: 2 * DAY,
+                fill_after: None
+            }
+        );
+        assert!(p.quota.is_empty() && p.clear_quota_day.is_empty());
         // Today's quota cannot hold it: the stale reservation is returned and it waits.
         let full = LaneView {
             used_today: vec![(TargetKind::Url, 9)],

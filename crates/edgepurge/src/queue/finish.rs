@@ -198,6 +198,15 @@ pub fn reclaim() -> BatchUpdate {
     }
 }
 
+/// How a batch re-queued by `edgepurge retry` says so (its error until it is sent again).
+pub const REQUEUED: &str = "requeued by edgepurge retry after: ";
+
+/// Whether a batch about to be sent for the first time was re-queued by `edgepurge retry`
+/// (from its attempt number and its last error).
+pub fn is_requeued(attempt: u32, last_error: Option<&str>) -> bool {
+    attempt == 1 && last_error.is_some_and(|e| e.starts_with(REQUEUED))
+}
+
 /// A dead batch queued again by `edgepurge retry`: a fresh start, counted as new.
 pub fn requeue(now: Ms, last_error: Option<&str>) -> BatchUpdate {
     BatchUpdate {
@@ -210,10 +219,7 @@ pub fn requeue(now: Ms, last_error: Option<&str>) -> BatchUpdate {
         clear_quota_day: true,
         request_id: None,
         task_id: None,
-        last_error: Some(format!(
-            "requeued by edgepurge retry after: {}",
-            last_error.unwrap_or("?")
-        )),
+        last_error: Some(format!("{REQUEUED}{}", last_error.unwrap_or("?"))),
     }
 }
 

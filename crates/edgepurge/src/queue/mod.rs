@@ -155,6 +155,9 @@ pub struct ClaimedBatch {
     pub attempt: u32,
     /// When the oldest event in the batch arrived.
     pub created_at: Ms,
+    /// Re-queued by `edgepurge retry`: the operator says the cause is fixed, so what a
+    /// purger learned about these targets (e.g. a domain refused lately) no longer holds.
+    pub requeued: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -39,6 +39,13 @@ impl IntoResponse for IngestError {
                 error(StatusCode::BAD_REQUEST, self.to_string())
             }
             IngestError::Store(e) => store_error(e),
+            IngestError::Overloaded(m) => {
+                tracing::warn!("{m}");
+                let mut r = error(StatusCode::SERVICE_UNAVAILABLE, m.clone());
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
         }
     }
 }

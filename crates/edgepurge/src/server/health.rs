@@ -60,29 +60,42 @@ pub async fn healthz(
 /// a commit (an fsync), so callers share one probe per second instead of each making one.
 const PROBE_REUSE: Duration = Duration::from_secs(1);
 
+type LastProbe = Option<(Instant, Result<(), String>)>;
+
 /// The last write probe, shared by concurrent `/readyz` callers.
 #[derive(Default)]
 pub struct Readiness {
-    last: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+    last: Arc<tokio::sync::Mutex<LastProbe>>,
 }
 
 impl Readiness {
     /// The answer of `probe`, run at most once per [`PROBE_REUSE`] (callers arriving while
-    /// a probe runs wait for it and share its answer).
+    /// a probe runs wait for it and share its answer). The probe runs in a task of its own
+    /// and keeps its answer even when the caller that started it hangs up, so callers that
+    /// disconnect at once cannot start one probe each.
     pub async fn check<F, Fut>(&self, probe: F) -> Result<(), String>
     where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<(), String>>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
     {
-        let mut last = self.last.lock().await;
-        if let Some((at, result)) = last.as_ref() {
-            if at.elapsed() < PROBE_REUSE {
-                return result.clone();
+        let last = Arc::clone(&self.last);
+        let task = tokio::spawn(async move {
+            let mut last = last.lock_owned().await;
+            if let Some((at, result)) = last.as_ref() {
+                if at.elapsed() < PROBE_REUSE {
+                    return result.clone();
+                }
             }
-        }
-        let result = probe().await;
-        *last = Some((Instant::now(), result.clone()));
-        result
+            let result = probe().await;
+            if let Err(e) = &result {
+                // Once per probe, not once per caller.
+                tracing::warn!(error = %e, "not ready: the store cannot write");
+            }
+            *last = Some((Instant::now(), result.clone()));
+            result
+        });
+        task.await
+            .unwrap_or_else(|e| Err(format!("the readiness probe failed: {e}")))
     }
 }
 
@@ -102,7 +115,6 @@ pub async fn readyz(
     match state.readiness.check(probe).await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(e) => {
-            tracing::warn!(error = %e, "not ready: the store cannot write");
             let mut body = json!({"status": "unavailable"});
             if auth::check(state.admin_token.as_ref(), &headers, None, peer).is_ok() {
                 body["error"] = json!(e);
@@ -128,6 +140,29 @@ mod tests {
             last_error: None,
             restarts: 0,
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_that_hang_up_do_not_start_a_probe_each() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let probes = Arc::new(AtomicU32::new(0));
+        let readiness = Arc::new(Readiness::default());
+        for _ in 0..100 {
+            let (r, p) = (Arc::clone(&readiness), Arc::clone(&probes));
+            let caller = tokio::spawn(async move {
+                r.check(move || async move {
+                    p.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Ok(())
+                })
+                .await
+            });
+            // The caller goes away before the probe answers.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            caller.abort();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(probes.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -107,11 +107,18 @@ pub async fn ingest(
     if declared.is_some_and(|n| n > state.max_body_bytes as u64) {
         return too_large(state.max_body_bytes);
     }
-    let read = axum::body::to_bytes(body, state.max_body_bytes);
+    // Room to parse it, before a byte is read: a burst of large bodies waits here (their
+    // bytes stay in the senders' sockets) instead of all being held in memory at once.
+    let need = declared.map_or(state.max_body_bytes, |n| n as usize);
+    let reservation = match state.ingestor.reserve(need, state.body_timeout).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let read = read_body(body, state.max_body_bytes, declared);
     let body = match tokio::time::timeout(state.body_timeout, read).await {
         Ok(Ok(b)) => b,
-        Ok(Err(e)) if is_too_large(&e) => return too_large(state.max_body_bytes),
-        Ok(Err(e)) => {
+        Ok(Err(ReadError::TooLarge)) => return too_large(state.max_body_bytes),
+        Ok(Err(ReadError::Failed(e))) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 format!("cannot read the body: {e}"),
@@ -135,7 +142,11 @@ pub async fn ingest(
     let opts = IngestOptions {
         wait: wait_ms.map(Duration::from_millis),
     };
-    let accepted = match state.ingestor.accept(&body, &opts).await {
+    let accepted = match state
+        .ingestor
+        .accept_reserved(reservation, body, &opts)
+        .await
+    {
         Ok(a) => a,
         Err(e) => {
             if matches!(e, crate::app::IngestError::Parse(_)) {
@@ -178,16 +189,30 @@ fn too_large(max: usize) -> Response {
     )
 }
 
-/// Whether reading the body stopped at the size limit.
-fn is_too_large(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return true;
+enum ReadError {
+    TooLarge,
+    Failed(String),
+}
+
+/// Reads a body of at most `limit` bytes into one buffer sized from its declared length, so
+/// a large body is held once (not as chunks and then a copy of them).
+async fn read_body(
+    mut body: axum::body::Body,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<Vec<u8>, ReadError> {
+    use http_body_util::BodyExt;
+    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(limit));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ReadError::Failed(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(ReadError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
         }
-        source = err.source();
     }
-    false
+    Ok(buf)
 }
 
 /// `{"accepted", "records", "targets", "merged", "notices"[, "purged", "statuses",

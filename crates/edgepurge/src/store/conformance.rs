@@ -688,6 +688,10 @@ async fn dead_letters_are_requeued_by_retry(s: &dyn Store) {
     assert_eq!(rec.status, Status::Queued);
     let again = claim_batch(s, claim_req(tok, 200)).await;
     assert_eq!((again.id, again.attempt, again.created_at), (b.id, 1, 200));
+    assert!(
+        !b.requeued && again.requeued,
+        "the sender is told it was re-queued"
+    );
 }
 
 async fn a_lane_lease_excludes_others_and_reclaims_in_flight_work(s: &dyn Store) {

@@ -17,8 +17,24 @@ const HOST_CODES: &[&str] = &[
     "InvalidParameter.CdnHostInvalidStatus",
 ];
 
+/// Of those, the ones that last (the domain is not in the account, or the key may not purge
+/// it): remembered. A domain that is offline or being reconfigured may be back any minute,
+/// so those answers are not remembered.
+const LASTING_HOST_CODES: &[&str] = &[
+    "ResourceNotFound.CdnHostNotExists",
+    "UnauthorizedOperation.CdnHostUnauthorized",
+];
+
+/// Most entries of each kind; beyond it expired ones are dropped, and new ones are not kept
+/// until some expire (a flood of bad URLs cannot grow memory, nor push out bad domains).
+const MAX_ENTRIES: usize = 10_000;
+
 pub fn is_host_code(code: &str) -> bool {
     HOST_CODES.contains(&code)
+}
+
+pub fn is_lasting_host_code(code: &str) -> bool {
+    LASTING_HOST_CODES.contains(&code)
 }
 
 /// The `host[:port]` of a purge target, lower-cased; `None` for a target that is not a URL.
@@ -40,20 +56,34 @@ struct Entry {
 
 #[derive(Debug, Default)]
 pub struct Learned {
-    /// Keys are `host:<host>` or `url:<target>`.
-    bad: Mutex<HashMap<String, Entry>>,
+    hosts: Mutex<HashMap<String, Entry>>,
+    urls: Mutex<HashMap<String, Entry>>,
+}
+
+fn live(map: &Mutex<HashMap<String, Entry>>, key: &str, now: Instant) -> Option<Entry> {
+    let map = map.lock().unwrap_or_else(|p| p.into_inner());
+    map.get(key).filter(|e| e.until > now).cloned()
+}
+
+fn insert(map: &Mutex<HashMap<String, Entry>>, key: String, entry: Entry) {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= MAX_ENTRIES {
+        let now = Instant::now();
+        map.retain(|_, e| e.until > now);
+    }
+    if map.len() < MAX_ENTRIES || map.contains_key(&key) {
+        map.insert(key, entry);
+    }
 }
 
 impl Learned {
     /// Why `target` is known to fail (its code and message), if it is.
     pub fn why_bad(&self, target: &str) -> Option<(String, String)> {
         let now = Instant::now();
-        let mut bad = self.bad.lock().unwrap_or_else(|p| p.into_inner());
-        bad.retain(|_, e| e.until > now);
-        let host = host_of(target).map(|h| format!("host:{h}"));
-        host.and_then(|h| bad.get(&h))
-            .or_else(|| bad.get(&format!("url:{target}")))
-            .map(|e| (e.code.clone(), e.why.clone()))
+        host_of(target)
+            .and_then(|h| live(&self.hosts, &h, now))
+            .or_else(|| live(&self.urls, target, now))
+            .map(|e| (e.code, e.why))
     }
 
     /// Remembers that every URL of `host` fails with `code`.
@@ -65,26 +95,32 @@ impl Learned {
              min (add it to the account, or fix the rule's domains)",
             FORGET_AFTER.as_secs() / 60
         );
-        self.insert(format!("host:{host}"), code, message);
+        insert(&self.hosts, host.to_owned(), entry(code, message));
+    }
+
+    /// Forgets what was learned about these targets and their domains.
+    pub fn forget(&self, targets: &[String]) {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut urls = self.urls.lock().unwrap_or_else(|p| p.into_inner());
+        for t in targets {
+            if let Some(h) = host_of(t) {
+                hosts.remove(&h);
+            }
+            urls.remove(t);
+        }
     }
 
     /// Remembers that `target` fails with `code`.
     pub fn bad_url(&self, target: &str, code: &str, message: &str) {
-        self.insert(format!("url:{target}"), code, message);
+        insert(&self.urls, target.to_owned(), entry(code, message));
     }
+}
 
-    fn insert(&self, key: String, code: &str, message: &str) {
-        let entry = Entry {
-            code: code.to_owned(),
-            why: message.to_owned(),
-            until: Instant::now() + FORGET_AFTER,
-        };
-        let mut bad = self.bad.lock().unwrap_or_else(|p| p.into_inner());
-        // Bounded: a flood of distinct bad URLs cannot grow this without limit.
-        if bad.len() >= 10_000 {
-            bad.clear();
-        }
-        bad.insert(key, entry);
+fn entry(code: &str, message: &str) -> Entry {
+    Entry {
+        code: code.to_owned(),
+        why: message.to_owned(),
+        until: Instant::now() + FORGET_AFTER,
     }
 }
 
@@ -111,6 +147,8 @@ mod tests {
             "too long",
         );
         assert!(l.why_bad("https://b.example/long").is_some());
+        l.forget(&["https://b.example/long".into()]);
+        assert_eq!(l.why_bad("https://b.example/long"), None);
         assert_eq!(l.why_bad("https://b.example/short"), None);
         assert_eq!(
             host_of("https://X.example:81/p").as_deref(),
@@ -118,5 +156,25 @@ mod tests {
         );
         assert!(is_host_code("ResourceNotFound.CdnHostNotExists"));
         assert!(!is_host_code("InvalidParameter.CdnUrlExceedLength"));
+        assert!(is_lasting_host_code("ResourceNotFound.CdnHostNotExists"));
+        assert!(!is_lasting_host_code(
+            "ResourceUnavailable.CdnHostIsNotOnline"
+        ));
+    }
+
+    #[test]
+    fn a_flood_of_bad_urls_stays_bounded_and_keeps_bad_domains() {
+        let l = Learned::default();
+        l.bad_host("a.example", "ResourceNotFound.CdnHostNotExists", "no");
+        for i in 0..(MAX_ENTRIES + 500) {
+            let url = format!("https://b.example/{i}");
+            l.bad_url(&url, "InvalidParameter.CdnUrlExceedLength", "x");
+        }
+        assert!(l.urls.lock().unwrap().len() <= MAX_ENTRIES);
+        assert!(l.why_bad("https://a.example/z").is_some());
+        assert!(
+            l.why_bad("https://b.example/0").is_some(),
+            "the first ones stay"
+        );
     }
 }

@@ -15,7 +15,7 @@ use super::{
 use crate::secret::SecretSource;
 use async_trait::async_trait;
 use edgepurge_core::TargetKind;
-use learned::{host_of, is_host_code, Learned};
+use learned::{host_of, is_host_code, is_lasting_host_code, Learned};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -265,7 +265,9 @@ impl TencentCdn {
             }
         }
         if is_host_code(&code) && hosts.len() == 1 {
-            self.learned.bad_host(&hosts[0].0, &code, &message);
+            if is_lasting_host_code(&code) {
+                self.learned.bad_host(&hosts[0].0, &code, &message);
+            }
             resp.verdict = Verdict::Fatal;
         } else if is_host_code(&code) {
             // The first domain's targets stay with the batch; each other domain leaves in
@@ -386,6 +388,10 @@ impl Purger for TencentCdn {
         self.learn(&mut resp, &subset, &sending);
         resp.failed.extend(known_bad);
         resp
+    }
+
+    fn forget(&self, targets: &[String]) {
+        self.learned.forget(targets);
     }
 
     async fn quota(&self) -> Option<Result<ProviderQuota, PurgeError>> {

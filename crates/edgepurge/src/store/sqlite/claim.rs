@@ -234,6 +234,7 @@ fn start_batch(
         }
     };
     let attempt: u32 = attempts.try_into().unwrap_or(u32::MAX);
+    let requeued = crate::queue::finish::is_requeued(attempt, error.as_deref());
     let mut jobs = job_ids;
     jobs.sort_unstable();
     recompute(
@@ -263,5 +264,6 @@ fn start_batch(
         targets,
         attempt,
         created_at,
+        requeued,
     })
 }
