@@ -15,6 +15,8 @@
 //! answers 20 % of calls with InternalError and then fails every call for 30 s; the time from
 //! its return to the last URL purged, against 5 s + ⌈URLs ÷ batch⌉ ÷ rate, and the URL
 //! submissions spent. `cargo bench -p edgepurge --bench pipeline -- outage` runs only that.
+//! Memory (`-- memory` runs only that): the server's peak RSS growth for one body just under
+//! 10 MiB (48,000 records), and for 24 of them at once, against the bytes posted.
 
 use edgepurge_testkit::process::Proc;
 use edgepurge_testkit::tencent::{self, FakeTencent, Options};
@@ -467,6 +469,67 @@ fn ingest_against_the_floor(rig: &Rig) {
     println!("after the ingest runs: {}", rss(rig.server.pid()));
 }
 
+/// `VmRSS` and `VmHWM` in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l[name.len()..].trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Peak RSS growth for large bodies: one alone, then 24 at once (each on a fresh server).
+async fn memory(client: &reqwest::Client) {
+    let big = |tag: usize| -> Vec<String> {
+        (0..48_000)
+            .map(|i| format!("mem{tag}/{i:07}/some/longer/path/name-{i}.png"))
+            .collect()
+    };
+    for n in [1usize, 24] {
+        let rig = start(200);
+        let bodies: Vec<String> = (0..n).map(|t| body(&big(t))).collect();
+        let bytes: usize = bodies.iter().map(String::len).sum();
+        let (base, _) = rss_kib(rig.server.pid());
+        let mut posts = Vec::new();
+        for b in bodies {
+            let (client, addr) = (client.clone(), rig.addr);
+            posts.push(tokio::spawn(async move {
+                client
+                    .post(format!("http://{addr}/v1/events"))
+                    .bearer_auth(TOKEN)
+                    .body(b)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }));
+        }
+        let mut ok = 0;
+        for p in posts {
+            if p.await.unwrap_or(0) == 200 {
+                ok += 1;
+            }
+        }
+        let (_, peak) = rss_kib(rig.server.pid());
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (after, _) = rss_kib(rig.server.pid());
+        let growth = peak.saturating_sub(base) as f64 * 1024.0;
+        println!(
+            "memory: {n} body(ies) of {:.1} MiB at once ({ok} accepted): peak RSS {:.0} MiB over \
+             the idle {:.0} MiB = {:.1} × the bytes posted; {:.0} MiB 3 s later",
+            bytes as f64 / n as f64 / 1048576.0,
+            growth / 1048576.0,
+            base as f64 / 1024.0,
+            growth / bytes as f64,
+            after as f64 / 1024.0
+        );
+    }
+}
+
 fn rss(pid: u32) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
@@ -497,6 +560,10 @@ fn main() {
         rt.block_on(outage(&client));
         return;
     }
+    if std::env::args().any(|a| a == "memory") {
+        rt.block_on(memory(&client));
+        return;
+    }
     if wrk_path().is_none() {
         eprintln!(
             "the pipeline benchmark drives the server with wrk: run scripts/bench.sh (installs \
@@ -524,5 +591,6 @@ fn main() {
         bursty(&slow, &client, 2000).await;
         drop(slow);
         outage(&client).await;
+        memory(&client).await;
     });
 }
