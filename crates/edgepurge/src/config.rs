@@ -73,6 +73,7 @@ pub struct RawStore {
     pub busy_timeout_ms: Option<u64>,
     pub write_queue: Option<u64>,
     pub min_free_bytes: Option<u64>,
+    pub max_jobs_per_body: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,6 +151,8 @@ pub struct StoreConfig {
     pub write_queue: usize,
     /// Below this much free space on the store's disk the store says it is not ready.
     pub min_free_bytes: u64,
+    /// Most queue jobs one body may add (one transaction).
+    pub max_jobs_per_body: usize,
 }
 
 impl StoreConfig {
@@ -331,6 +334,13 @@ impl RawConfig {
             ))
             .unwrap_or(usize::MAX),
             min_free_bytes: self.store.min_free_bytes.unwrap_or(DEFAULT_MIN_FREE_BYTES),
+            max_jobs_per_body: within(
+                self.store.max_jobs_per_body,
+                crate::app::DEFAULT_MAX_JOBS,
+                100_000_000,
+                "store.max_jobs_per_body",
+                &mut p,
+            ),
         };
         let admin = AdminConfig {
             token: p

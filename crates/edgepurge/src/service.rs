@@ -100,7 +100,10 @@ impl Service {
             cfg.dispatch.clone(),
             clock,
             OUTCOME_POLL,
-            cfg.server.parse_budget_bytes,
+            crate::app::IngestLimits {
+                parse_budget: cfg.server.parse_budget_bytes,
+                max_jobs: cfg.store.max_jobs_per_body,
+            },
             &shutdown,
         );
         let admin = Arc::new(Admin::new(

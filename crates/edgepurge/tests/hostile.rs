@@ -483,3 +483,55 @@ fn readyz_says_not_ready_when_the_store_cannot_write_and_ready_again_after() {
     assert_eq!(log.len(), 4002, "the refused body was not half-stored");
     drop(server);
 }
+
+#[test]
+fn a_body_fanned_out_to_many_cache_nodes_cannot_hold_the_store_for_minutes() {
+    // Ten cache nodes (nothing listens there; only the queue matters here).
+    let nodes: Vec<String> = (0..10)
+        .map(|_| {
+            format!(
+                "\"{}\"",
+                edgepurge_testkit::loopback(edgepurge_testkit::free_port())
+            )
+        })
+        .collect();
+    let ep = Edgepurge::new(&format!(
+        r#"
+[server]
+webhook_token_env = "EP_TEST_WEBHOOK_TOKEN"
+[store]
+path = "edgepurge.db"
+max_jobs_per_body = 100
+
+[providers.edge]
+kind = "http-purge"
+preset = "varnish"
+nodes = [{}]
+
+[[rules]]
+name = "site"
+bucket = "assets"
+events = ["created"]
+domains = ["http://cdn.test"]
+provider = "edge"
+"#,
+        nodes.join(", ")
+    ));
+    let server = ep.serve();
+    // 20 events × 10 nodes = 200 queue jobs in one transaction: refused whole, with why.
+    let keys: Vec<String> = (0..20).map(|i| format!("fan/{i}.css")).collect();
+    let r = server.post(
+        &ceph_body("assets", "ObjectCreated:Put", &keys),
+        Some(WEBHOOK_TOKEN),
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(
+        r.text().contains("200 purges") && r.text().contains("max_jobs_per_body"),
+        "{}",
+        r.text()
+    );
+    assert!(ep.log(&[]).is_empty(), "nothing stored");
+    // Within the cap: accepted.
+    let answer = server.send(&ceph_body("assets", "ObjectCreated:Put", &keys[..10]));
+    assert_eq!(answer["targets"], 100);
+}

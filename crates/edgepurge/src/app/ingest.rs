@@ -19,6 +19,30 @@ use tokio_util::sync::CancellationToken;
 /// take, whatever their number.
 pub const DEFAULT_PARSE_BUDGET: usize = 32 * 1024 * 1024;
 
+/// Most queue jobs one body may add by default (`store.max_jobs_per_body`): events × targets
+/// × lanes. Everything of a body is one transaction, and the single writer is held while it
+/// runs (about 20 µs a job), so this bounds how long one body can keep every other sender
+/// waiting (a few seconds).
+pub const DEFAULT_MAX_JOBS: usize = 250_000;
+
+/// Limits on what one body may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// Body bytes parsed at once.
+    pub parse_budget: usize,
+    /// Most queue jobs one body may add.
+    pub max_jobs: usize,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits {
+            parse_budget: DEFAULT_PARSE_BUDGET,
+            max_jobs: DEFAULT_MAX_JOBS,
+        }
+    }
+}
+
 /// Bodies up to this size do not wait for the budget: everyday notifications are small, and
 /// a queue of large bodies must not hold them up (their total is bounded by the connection
 /// cap anyway).
@@ -76,6 +100,9 @@ pub enum IngestError {
     /// Too many bodies are being parsed at once (the sender should retry soon).
     #[error("{0}")]
     Overloaded(String),
+    /// The body would add more work than one transaction may hold (the sender must split it).
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// Room in the parse budget for one body, held from before its bytes are read until it is
@@ -94,6 +121,7 @@ pub struct Ingestor {
     /// Body bytes that may be parsed at once (permits are bytes).
     budget: Arc<Semaphore>,
     budget_bytes: usize,
+    max_jobs: usize,
 }
 
 impl Ingestor {
@@ -103,11 +131,11 @@ impl Ingestor {
         lanes: Arc<dyn LaneWaker>,
         outcomes: Arc<Outcomes>,
         clock: Clock,
-        parse_budget: usize,
+        limits: IngestLimits,
         shutdown: CancellationToken,
     ) -> Ingestor {
         // Permits are counted in u32 by the semaphore's acquire_many.
-        let budget_bytes = parse_budget.clamp(1, u32::MAX as usize);
+        let budget_bytes = limits.parse_budget.clamp(1, u32::MAX as usize);
         Ingestor {
             store,
             planner: RwLock::new(Arc::new(planner)),
@@ -117,6 +145,7 @@ impl Ingestor {
             shutdown,
             budget: Arc::new(Semaphore::new(budget_bytes)),
             budget_bytes,
+            max_jobs: limits.max_jobs.max(1),
         }
     }
 
@@ -230,7 +259,16 @@ impl Ingestor {
         for job in records.iter().flat_map(|r| &r.jobs) {
             *lanes.entry(job.lane.clone()).or_default() += 1;
         }
-        let targets = records.iter().map(|r| r.jobs.len()).sum();
+        let targets: usize = records.iter().map(|r| r.jobs.len()).sum();
+        if targets > self.max_jobs {
+            return Err(IngestError::TooLarge(format!(
+                "this body would queue {targets} purges ({} events or targets, fanned out to \
+                 every lane of their providers), more than store.max_jobs_per_body ({}) allows \
+                 in one transaction; send it in smaller parts (nothing was stored)",
+                records.len(),
+                self.max_jobs
+            )));
+        }
         // One transaction for the whole body: it is stored whole or not at all.
         let receipt = if records.is_empty() {
             IngestReceipt::default()

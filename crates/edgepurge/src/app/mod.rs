@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use admin::{Admin, AdminError, AdminResult};
 pub use ingest::{
-    Accepted, IngestError, IngestOptions, Ingestor, LaneWaker, Reservation, DEFAULT_PARSE_BUDGET,
+    Accepted, IngestError, IngestLimits, IngestOptions, Ingestor, LaneWaker, Reservation,
+    DEFAULT_MAX_JOBS, DEFAULT_PARSE_BUDGET,
 };
 pub use outcomes::{Outcomes, WaitOutcome};
 pub use planner::Planner;
@@ -43,7 +44,6 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    #[allow(clippy::too_many_arguments)]
     pub fn start(
         store: Arc<dyn Store>,
         purgers: Vec<Arc<dyn Purger>>,
@@ -51,7 +51,7 @@ impl Pipeline {
         settings: DispatchSettings,
         clock: Clock,
         poll: Duration,
-        parse_budget: usize,
+        limits: IngestLimits,
         shutdown: &CancellationToken,
     ) -> Pipeline {
         let outcomes = Outcomes::new(Arc::clone(&store));
@@ -70,7 +70,7 @@ impl Pipeline {
             Arc::clone(&dispatcher) as Arc<dyn LaneWaker>,
             outcomes,
             clock,
-            parse_budget,
+            limits,
             shutdown.clone(),
         ));
         Pipeline {

@@ -89,7 +89,7 @@ pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
         cfg.dispatch.clone(),
         clock,
         REMOTE_POLL,
-        crate::app::DEFAULT_PARSE_BUDGET,
+        crate::app::IngestLimits::default(),
         &shutdown,
     );
     let accepted = ingestor

@@ -39,6 +39,7 @@ impl IntoResponse for IngestError {
                 error(StatusCode::BAD_REQUEST, self.to_string())
             }
             IngestError::Store(e) => store_error(e),
+            IngestError::TooLarge(m) => error(StatusCode::PAYLOAD_TOO_LARGE, m.clone()),
             IngestError::Overloaded(m) => {
                 tracing::warn!("{m}");
                 let mut r = error(StatusCode::SERVICE_UNAVAILABLE, m.clone());
