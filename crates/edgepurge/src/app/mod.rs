@@ -44,6 +44,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         store: Arc<dyn Store>,
         purgers: Vec<Arc<dyn Purger>>,
