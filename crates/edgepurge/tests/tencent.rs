@@ -556,13 +556,17 @@ fn a_provider_outage_takes_the_lane_down_and_the_backlog_drains_when_it_is_back(
     for chunk in keys.chunks(500) {
         server.send(&ceph_body("assets", "ObjectCreated:Put", chunk));
     }
-    let down = edgepurge_testkit::wait_for(Duration::from_secs(10), "the lane to go down", || {
-        let h = edgepurge_testkit::http::get(server.addr, "/healthz")
-            .ok()?
-            .json();
-        (h["lanes"][0]["state"] == "down").then_some(h)
-    });
-    assert_eq!(down["status"], "degraded", "{down}");
+    let (code, down) =
+        edgepurge_testkit::wait_for(Duration::from_secs(10), "the lane to go down", || {
+            let r = edgepurge_testkit::http::get(server.addr, "/healthz").ok()?;
+            let h = r.json();
+            (h["lanes"][0]["state"] == "down").then_some((r.status, h))
+        });
+    assert_eq!(
+        (code, &down["status"]),
+        (503, &serde_json::json!("degraded")),
+        "{down}"
+    );
     std::thread::sleep(Duration::from_secs(6));
     let during = fake.purges().len();
     // 3 failures in a row, what was in flight (4 slots), then one probe a second.

@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// `ok`; `degraded` while a lane's provider is down or a lane is starting again after a
-/// crash (restarting this process would not help, so still 200); `stopping` (503) once
-/// shutdown began.
+/// `ok` (200); `degraded` (503) while a lane's provider is down or a lane is starting again
+/// after a crash; `stopping` (503) once shutdown began. (Liveness probes use `HEAD
+/// /v1/events`, which answers 200 while the process serves: restarting would not bring a
+/// provider back.)
 fn status(stopping: bool, lanes: &[LaneStatus]) -> (StatusCode, &'static str) {
     if stopping {
         return (StatusCode::SERVICE_UNAVAILABLE, "stopping");
@@ -30,7 +31,7 @@ fn status(stopping: bool, lanes: &[LaneStatus]) -> (StatusCode, &'static str) {
         )
     });
     if restarting {
-        (StatusCode::OK, "degraded")
+        (StatusCode::SERVICE_UNAVAILABLE, "degraded")
     } else {
         (StatusCode::OK, "ok")
     }
@@ -205,7 +206,7 @@ mod tests {
         );
         assert_eq!(
             status(false, &[lane(LaneState::Restarting { at: 5 })]),
-            (StatusCode::OK, "degraded")
+            (StatusCode::SERVICE_UNAVAILABLE, "degraded")
         );
         assert_eq!(
             status(
@@ -218,7 +219,7 @@ mod tests {
                     })
                 ]
             ),
-            (StatusCode::OK, "degraded")
+            (StatusCode::SERVICE_UNAVAILABLE, "degraded")
         );
         assert_eq!(
             status(true, &[lane(LaneState::Idle)]),
