@@ -4,7 +4,8 @@
 //!
 //! * adapters: [`server`] (HTTP), [`cli`];
 //! * [`app`]: the application layer: `Ingestor` (one ingest path) and `Admin`;
-//! * [`dispatch`]: lanes that decide *when* to call a provider;
+//! * [`dispatch`]: lanes that decide *when* to call a provider; [`metrics`]: what they and
+//!   the ingest path count;
 //! * [`purgers`] (one module per provider, owning its config) and [`store`] (the durable
 //!   queue and log behind one trait, SQLite backend);
 //! * [`queue`]: pure queue policy every store backend calls; [`rules`]: the one rule check;
@@ -16,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod dispatch;
 pub mod limits;
+pub mod metrics;
 pub mod purgers;
 pub mod queue;
 pub mod rules;

@@ -90,6 +90,7 @@ impl Service {
         }
         let purgers = build_purgers(&cfg)?;
         let shutdown = CancellationToken::new();
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         let Pipeline {
             ingestor,
             dispatcher,
@@ -104,6 +105,7 @@ impl Service {
                 parse_budget: cfg.server.parse_budget_bytes,
                 max_jobs: cfg.store.max_jobs_per_body,
             },
+            Arc::clone(&metrics),
             &shutdown,
         );
         let admin = Arc::new(Admin::new(
@@ -122,6 +124,8 @@ impl Service {
             max_body_bytes: cfg.server.max_body_bytes,
             body_timeout: cfg.server.body_timeout,
             readiness: Default::default(),
+            metrics,
+            clock,
         });
 
         let mut tasks = JoinSet::new();

@@ -590,3 +590,47 @@ fn a_provider_outage_takes_the_lane_down_and_the_backlog_drains_when_it_is_back(
         .json();
     assert_eq!(h["status"], "ok", "{h}");
 }
+
+#[test]
+fn metrics_count_a_known_workload_exactly() {
+    let fake = fake();
+    let ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE));
+    let server = ep.serve();
+    let keys: Vec<String> = (0..3).map(|i| format!("m/{i}.css")).collect();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
+    assert_eq!(
+        server.post(b"{\"Records\": 5}", Some(WEBHOOK_TOKEN)).status,
+        400
+    );
+    let log = ep.settle(Duration::from_secs(20));
+    assert!(log.iter().all(|r| r["status"] == "succeeded"));
+    let r = edgepurge_testkit::http::get(server.addr, "/metrics").unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("application/openmetrics-text")),
+        "{:?}",
+        r.headers
+    );
+    let text = r.text();
+    for line in [
+        "edgepurge_bodies_total{outcome=\"accepted\"} 1",
+        "edgepurge_bodies_total{outcome=\"refused\"} 1",
+        "edgepurge_events_total{format=\"ceph\"} 3",
+        "edgepurge_targets_queued_total 3",
+        "edgepurge_targets_merged_total 0",
+        "edgepurge_provider_requests_total{provider=\"tencent\",lane=\"tencent\",outcome=\"succeeded\"} 1",
+        "edgepurge_batch_targets_sum{lane=\"tencent\"} 3.0",
+        "edgepurge_event_to_purged_seconds_count{lane=\"tencent\"} 1",
+        "edgepurge_queue_pending{lane=\"tencent\"} 0",
+        "edgepurge_queue_dead_batches{lane=\"tencent\"} 0",
+        "edgepurge_quota_remaining{lane=\"tencent\",kind=\"url\"} 10000",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+    }
+    let states: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("edgepurge_lane_state{") && l.ends_with(" 1"))
+        .collect();
+    assert_eq!(states.len(), 1, "one state per lane: {states:?}");
+}

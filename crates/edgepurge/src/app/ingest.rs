@@ -122,6 +122,7 @@ pub struct Ingestor {
     budget: Arc<Semaphore>,
     budget_bytes: usize,
     max_jobs: usize,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Ingestor {
@@ -132,6 +133,7 @@ impl Ingestor {
         outcomes: Arc<Outcomes>,
         clock: Clock,
         limits: IngestLimits,
+        metrics: Arc<crate::metrics::Metrics>,
         shutdown: CancellationToken,
     ) -> Ingestor {
         // Permits are counted in u32 by the semaphore's acquire_many.
@@ -146,6 +148,7 @@ impl Ingestor {
             budget: Arc::new(Semaphore::new(budget_bytes)),
             budget_bytes,
             max_jobs: limits.max_jobs.max(1),
+            metrics,
         }
     }
 
@@ -215,8 +218,15 @@ impl Ingestor {
         let parsed = edgepurge_core::parse_body(body.as_ref())?;
         drop(body);
         let events = parsed.events.len();
+        let mut formats: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for e in &parsed.events {
+            *formats.entry(e.format.as_str()).or_default() += 1;
+        }
         let records = self.planner().records_owned(parsed.events);
         let mut accepted = self.commit(records, Some(reservation), opts).await?;
+        for (format, n) in formats {
+            self.metrics.events(format, n);
+        }
         accepted.events = events;
         accepted.notices = parsed.notices;
         Ok(accepted)
@@ -277,6 +287,8 @@ impl Ingestor {
         };
         // Committed: the budget is free for the next body, also while this one waits.
         drop(reservation);
+        self.metrics
+            .targets(receipt.jobs_new as u64, receipt.jobs_merged as u64);
         for (lane, jobs) in &lanes {
             if opts.wait.is_some() {
                 self.lanes.expedite(lane);

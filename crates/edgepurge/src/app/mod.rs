@@ -53,6 +53,7 @@ impl Pipeline {
         clock: Clock,
         poll: Duration,
         limits: IngestLimits,
+        metrics: Arc<crate::metrics::Metrics>,
         shutdown: &CancellationToken,
     ) -> Pipeline {
         let outcomes = Outcomes::new(Arc::clone(&store));
@@ -63,6 +64,7 @@ impl Pipeline {
             settings,
             clock,
             Arc::clone(&outcomes) as Arc<dyn OutcomeSink>,
+            Arc::clone(&metrics),
             shutdown.child_token(),
         ));
         let ingestor = Arc::new(Ingestor::new(
@@ -72,6 +74,7 @@ impl Pipeline {
             outcomes,
             clock,
             limits,
+            metrics,
             shutdown.clone(),
         ));
         Pipeline {

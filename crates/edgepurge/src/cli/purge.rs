@@ -90,6 +90,7 @@ pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
         clock,
         REMOTE_POLL,
         crate::app::IngestLimits::default(),
+        Arc::new(crate::metrics::Metrics::new()),
         &shutdown,
     );
     let accepted = ingestor

@@ -40,6 +40,7 @@ pub(super) struct Lane {
     pub parked: Parked,
     /// Whether the provider answers (shared with the senders and across restarts).
     pub health: Arc<Health>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Per kind, when the provider's spent day ends.
@@ -337,6 +338,8 @@ impl Lane {
                 ours.daily_quota = Some(q.total);
             }
             let used = q.total.saturating_sub(q.available);
+            self.metrics
+                .quota_remaining(&lane, kind.as_str(), q.available);
             if let Err(e) = self.store.note_quota_used(&lane, kind, day, used).await {
                 tracing::warn!(lane = %lane, error = %e, "cannot record provider quota");
             }
@@ -365,6 +368,7 @@ impl Lane {
             shutdown: self.shutdown.clone(),
             parked: Arc::clone(&self.parked),
             health: Arc::clone(&self.health),
+            metrics: Arc::clone(&self.metrics),
         }
     }
 }
@@ -437,6 +441,7 @@ struct Sender {
     shutdown: CancellationToken,
     parked: Parked,
     health: Arc<Health>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Sender {
@@ -517,6 +522,15 @@ impl Sender {
             }
         }
         self.report(&batch, &resp, &outcome, error.as_deref(), now - started);
+        let secs = |ms: Ms| ms as f64 / 1000.0;
+        self.metrics.request(
+            self.purger.provider(),
+            self.purger.lane(),
+            outcome.label(),
+            batch.targets.len(),
+            secs(started - batch.created_at),
+            (resp.verdict == Verdict::Done).then(|| secs(now - batch.created_at)),
+        );
         let finish = Finish {
             batch_id: batch.id,
             token: self.token,

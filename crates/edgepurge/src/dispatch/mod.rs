@@ -135,6 +135,7 @@ impl Dispatcher {
         settings: DispatchSettings,
         clock: Clock,
         outcomes: Arc<dyn OutcomeSink>,
+        metrics: Arc<crate::metrics::Metrics>,
         shutdown: CancellationToken,
     ) -> Dispatcher {
         let owner = format!(
@@ -184,6 +185,7 @@ impl Dispatcher {
                 shutdown: shutdown.clone(),
                 parked: Default::default(),
                 health: Arc::new(health::Health::new(settings.health)),
+                metrics: Arc::clone(&metrics),
             };
             tasks.spawn(supervise::run(lane));
         }

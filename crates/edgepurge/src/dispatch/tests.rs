@@ -350,6 +350,7 @@ fn rig_with(purger: impl FnOnce(Clock) -> Scripted, settings: DispatchSettings) 
         settings,
         clock,
         Arc::new(NoOutcomes),
+        Arc::new(crate::metrics::Metrics::new()),
         CancellationToken::new(),
     );
     Rig {
@@ -624,6 +625,7 @@ async fn the_rate_limit_holds_across_a_hand_over_between_processes() {
         settings(),
         rig.clock,
         Arc::new(NoOutcomes),
+        Arc::new(crate::metrics::Metrics::new()),
         CancellationToken::new(),
     );
     rig.store

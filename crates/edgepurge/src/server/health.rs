@@ -100,6 +100,42 @@ impl Readiness {
     }
 }
 
+/// `GET /metrics`: Prometheus text, for the admin (token, or loopback when none is set),
+/// like `/healthz`'s details.
+pub async fn metrics(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    if auth::check(state.admin_token.as_ref(), &headers, None, peer).is_err() {
+        return super::answer::error(
+            StatusCode::UNAUTHORIZED,
+            "metrics need the admin token (`Authorization: Bearer`, [admin] token_env), or a \
+             loopback caller when none is set",
+        );
+    }
+    let depths = match state.store.depths().await {
+        Ok(d) => d,
+        Err(e) => {
+            return super::answer::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot read the queue: {e}"),
+            )
+        }
+    };
+    let text = state
+        .metrics
+        .render(&depths, &state.dispatcher.statuses(), state.clock.now_ms());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 pub async fn readyz(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -35,6 +35,8 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// `/readyz`'s shared write probe.
     pub readiness: Readiness,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub clock: crate::clock::Clock,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -47,6 +49,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
 }

@@ -147,8 +147,16 @@ pub async fn ingest(
         .accept_reserved(reservation, body, &opts)
         .await
     {
-        Ok(a) => a,
+        Ok(a) => {
+            state.metrics.body("accepted");
+            a
+        }
         Err(e) => {
+            use crate::app::IngestError::*;
+            state.metrics.body(match e {
+                Parse(_) | Refused(_) | TooLarge(_) => "refused",
+                Store(_) | Overloaded(_) => "unavailable",
+            });
             if matches!(e, crate::app::IngestError::Parse(_)) {
                 let error = e.to_string();
                 tracing::warn!(
