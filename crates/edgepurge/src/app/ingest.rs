@@ -126,6 +126,7 @@ pub struct Ingestor {
 }
 
 impl Ingestor {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
         planner: Planner,
