@@ -331,17 +331,7 @@ mod tests {
     use crate::dispatch::LaneState;
 
     fn status(lane: &str, state: LaneState) -> LaneStatus {
-        LaneStatus {
-            lane: lane.into(),
-            provider: "p".into(),
-            state,
-            requests: 0,
-            succeeded: 0,
-            failed: 0,
-            last_success_at: None,
-            last_error: None,
-            restarts: 0,
-        }
+        LaneStatus::in_state(lane, state)
     }
 
     #[test]

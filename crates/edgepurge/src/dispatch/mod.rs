@@ -99,6 +99,24 @@ pub struct LaneStatus {
     pub restarts: u64,
 }
 
+#[cfg(test)]
+impl LaneStatus {
+    /// A fresh lane of provider `p` in `state`, for tests.
+    pub fn in_state(lane: &str, state: LaneState) -> LaneStatus {
+        LaneStatus {
+            lane: lane.into(),
+            provider: "p".into(),
+            state,
+            requests: 0,
+            succeeded: 0,
+            failed: 0,
+            last_success_at: None,
+            last_error: None,
+            restarts: 0,
+        }
+    }
+}
+
 /// Where the dispatcher tells which log records changed after an answer (the port the
 /// application's waiters implement).
 pub trait OutcomeSink: Send + Sync {

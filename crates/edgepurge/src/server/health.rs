@@ -166,17 +166,7 @@ mod tests {
     use super::*;
 
     fn lane(state: LaneState) -> LaneStatus {
-        LaneStatus {
-            lane: "l".into(),
-            provider: "p".into(),
-            state,
-            requests: 0,
-            succeeded: 0,
-            failed: 0,
-            last_success_at: None,
-            last_error: None,
-            restarts: 0,
-        }
+        LaneStatus::in_state("l", state)
     }
 
     #[tokio::test(start_paused = true)]

@@ -165,22 +165,7 @@ fn detach(conn: &Connection, f: &Finish, batch: &StoredBatch) -> StoreResult<u64
         for &i in &indices {
             moved_any[i] = true;
         }
-        let records = records_of(conn, &jobs)?;
-        conn.prepare_cached(sql::BATCH_SPLIT_INSERT)
-            .and_then(|mut s| {
-                s.execute(params![
-                    f.batch_id,
-                    jobs.len() as i64,
-                    f.now,
-                    group.error,
-                    ids_json(&jobs),
-                    ids_json(&records.all),
-                    ids_json(&records.solo),
-                ])
-            })
-            .map_err(db_err("detach targets"))?;
-        let new_id = conn.last_insert_rowid();
-        assign_jobs(conn, new_id, &jobs)?;
+        let new_id = move_to_new_batch(conn, f, &jobs, Some(&group.error))?;
         update_batch(conn, new_id, &update)?;
         if let Some(q) = quota {
             add_quota(conn, &batch.lane, q.kind, q.day, q.delta)?;
@@ -195,18 +180,7 @@ fn detach(conn: &Connection, f: &Finish, batch: &StoredBatch) -> StoreResult<u64
             .filter(|(_, m)| !**m)
             .map(|(j, _)| *j)
             .collect();
-        let kept_records = records_of(conn, &kept)?;
-        conn.prepare_cached(sql::BATCH_SET_JOBS)
-            .and_then(|mut s| {
-                s.execute(params![
-                    f.batch_id,
-                    kept.len() as i64,
-                    ids_json(&kept),
-                    ids_json(&kept_records.all),
-                    ids_json(&kept_records.solo),
-                ])
-            })
-            .map_err(db_err("detach targets"))?;
+        keep_jobs(conn, f.batch_id, &kept)?;
     }
     Ok(moved)
 }
@@ -214,34 +188,51 @@ fn detach(conn: &Connection, f: &Finish, batch: &StoredBatch) -> StoreResult<u64
 /// Moves the jobs after the first `keep` into a new ready batch.
 fn split(conn: &Connection, f: &Finish, batch: &StoredBatch, keep: usize) -> StoreResult<()> {
     let (kept, moved) = batch.job_ids.split_at(keep.min(batch.job_ids.len()));
-    let moved_records = records_of(conn, moved)?;
-    let kept_records = records_of(conn, kept)?;
+    move_to_new_batch(conn, f, moved, f.error.as_deref())?;
+    keep_jobs(conn, f.batch_id, kept)
+}
+
+/// Moves `jobs` of the answered batch into a new ready batch that copies its lane, kind,
+/// attempts, age and quota day; returns the new batch's id.
+fn move_to_new_batch(
+    conn: &Connection,
+    f: &Finish,
+    jobs: &[i64],
+    error: Option<&str>,
+) -> StoreResult<i64> {
+    let records = records_of(conn, jobs)?;
     conn.prepare_cached(sql::BATCH_SPLIT_INSERT)
         .and_then(|mut s| {
             s.execute(params![
                 f.batch_id,
-                moved.len() as i64,
+                jobs.len() as i64,
                 f.now,
-                f.error,
-                ids_json(moved),
-                ids_json(&moved_records.all),
-                ids_json(&moved_records.solo),
+                error,
+                ids_json(jobs),
+                ids_json(&records.all),
+                ids_json(&records.solo),
             ])
         })
-        .map_err(db_err("split batch"))?;
+        .map_err(db_err("move jobs to a new batch"))?;
     let new_id = conn.last_insert_rowid();
-    assign_jobs(conn, new_id, moved)?;
+    assign_jobs(conn, new_id, jobs)?;
+    Ok(new_id)
+}
+
+/// Leaves `batch` with only `jobs` (and the records they serve).
+fn keep_jobs(conn: &Connection, batch: i64, jobs: &[i64]) -> StoreResult<()> {
+    let records = records_of(conn, jobs)?;
     conn.prepare_cached(sql::BATCH_SET_JOBS)
         .and_then(|mut s| {
             s.execute(params![
-                f.batch_id,
-                kept.len() as i64,
-                ids_json(kept),
-                ids_json(&kept_records.all),
-                ids_json(&kept_records.solo),
+                batch,
+                jobs.len() as i64,
+                ids_json(jobs),
+                ids_json(&records.all),
+                ids_json(&records.solo),
             ])
         })
-        .map_err(db_err("split batch"))?;
+        .map_err(db_err("set batch jobs"))?;
     Ok(())
 }
 
