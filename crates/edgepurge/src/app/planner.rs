@@ -180,7 +180,13 @@ impl Planner {
 
     /// A target becomes one job per lane of its provider account.
     pub fn jobs(&self, targets: &[Target]) -> Vec<LaneJob> {
-        let mut jobs = Vec::new();
+        // Sized once: a body's records hold tens of thousands of these lists, and a list
+        // grown by pushing keeps room for four.
+        let n = targets
+            .iter()
+            .map(|t| self.lanes_of(&t.provider).len())
+            .sum();
+        let mut jobs = Vec::with_capacity(n);
         for t in targets {
             for lane in self.lanes_of(&t.provider) {
                 jobs.push(LaneJob {
