@@ -531,6 +531,19 @@ impl RawConfig {
 }
 
 impl Config {
+    /// Each provider secret that cannot be read now, naming the provider and what is missing.
+    pub fn missing_secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, p) in &self.providers {
+            for s in p.required_secrets() {
+                if let Err(e) = s.check_present() {
+                    out.push(format!("providers.{name}: {e}"));
+                }
+            }
+        }
+        out
+    }
+
     /// A warning for each secret file that every user of the machine can read.
     pub fn secret_warnings(&self) -> Vec<String> {
         let mut sources: Vec<&SecretSource> = Vec::new();

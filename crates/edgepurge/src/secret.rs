@@ -90,6 +90,17 @@ impl SecretSource {
         self.checked(&value)
     }
 
+    /// Whether the secret can be read now (without its value): `Err` says what is missing.
+    pub fn check_present(&self) -> Result<(), String> {
+        let value = match self {
+            SecretSource::Env(var) => env_value(var)?,
+            SecretSource::File(path) => {
+                std::fs::read_to_string(path).map_err(|e| file_error(path, &e))?
+            }
+        };
+        self.checked(&value).map(drop)
+    }
+
     /// A warning when this is a file every user of the machine can read; `None` otherwise
     /// (also for a file that cannot be read now: loading it says why).
     pub fn exposure(&self) -> Option<String> {
@@ -166,6 +177,26 @@ mod tests {
         assert_eq!(src.load().await.unwrap().expose(), "three");
         let missing = SecretSource::File(dir.path().join("none")).load().await;
         assert!(missing.unwrap_err().contains("cannot read secret file"));
+    }
+
+    #[test]
+    fn presence_is_checked_without_reading_out_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let src = SecretSource::File(path.clone());
+        assert!(src
+            .check_present()
+            .unwrap_err()
+            .contains("cannot read secret file"));
+        std::fs::write(&path, " \n").unwrap();
+        assert!(src.check_present().unwrap_err().contains("is empty"));
+        std::fs::write(&path, "value").unwrap();
+        assert_eq!(src.check_present(), Ok(()));
+        let unset = SecretSource::Env("EDGEPURGE_TEST_SURELY_UNSET_2".into());
+        assert!(unset
+            .check_present()
+            .unwrap_err()
+            .contains("EDGEPURGE_TEST_SURELY_UNSET_2 is not set"));
     }
 
     #[test]

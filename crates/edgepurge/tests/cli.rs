@@ -459,3 +459,39 @@ fn retry_names_an_unknown_provider_or_rule_and_exits_2() {
         .ok(&["retry", "--provider", "tencent"])
         .contains("re-queued 0"));
 }
+
+#[test]
+fn missing_provider_credentials_are_named_by_config_check_and_stop_serve() {
+    let fake = FakeTencent::start(Options::default());
+    let text = tencent_config(&fake, "", SITE_RULE)
+        .replace("EP_TEST_SECRET_KEY", "EP_TEST_SURELY_UNSET_KEY");
+    let ep = Edgepurge::new(&text);
+    let out = ep.run(&["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("providers.tencent: environment variable EP_TEST_SURELY_UNSET_KEY is not set"),
+        "{err}"
+    );
+    let out = ep.run(&["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(2), "serve refuses to start");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--allow-missing-secrets"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Asked to, it starts anyway (its purges fail and are retried until the key is there).
+    let cmd = ep.command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--allow-missing-secrets",
+    ]);
+    let server = start_server(cmd);
+    assert_eq!(
+        edgepurge_testkit::http::get(server.addr, "/readyz")
+            .unwrap()
+            .status,
+        200
+    );
+}

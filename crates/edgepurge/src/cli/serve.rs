@@ -10,12 +10,32 @@ pub struct ServeArgs {
     /// Listen address, overriding [server] listen.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Start even when a provider's credentials are missing (its purges then fail and are
+    /// retried, and its lane says why, until they are there).
+    #[arg(long)]
+    pub allow_missing_secrets: bool,
 }
 
 pub async fn serve(ctx: &Ctx, args: ServeArgs) -> CliResult {
     let mut cfg = ctx.config().await?;
     if let Some(listen) = args.listen {
         cfg.server.listen = listen;
+    }
+    let missing = cfg.missing_secrets();
+    if !missing.is_empty() {
+        if args.allow_missing_secrets {
+            for m in &missing {
+                tracing::warn!("{m}: starting anyway (--allow-missing-secrets)");
+            }
+        } else {
+            for m in &missing {
+                eprintln!("error: {m}");
+            }
+            return Err(input_error(
+                "provider credentials are missing (listed above): set them, or start with \
+                 --allow-missing-secrets",
+            ));
+        }
     }
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -64,6 +84,17 @@ pub async fn check(ctx: &Ctx) -> CliResult {
         ));
     };
     let cfg = ctx.config().await?;
+    let missing = cfg.missing_secrets();
+    if !missing.is_empty() {
+        for m in &missing {
+            eprintln!("error: {m}");
+        }
+        return Err(input_error(format!(
+            "{}: {} provider credential(s) missing (listed above)",
+            path.display(),
+            missing.len()
+        )));
+    }
     let mut warnings = Vec::new();
     for p in cfg.providers.values() {
         if let Err(e) = p.build() {

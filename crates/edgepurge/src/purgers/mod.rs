@@ -75,6 +75,10 @@ pub trait ProviderConfig: fmt::Debug + Send + Sync {
     fn secrets(&self) -> Vec<&crate::secret::SecretSource> {
         Vec::new()
     }
+    /// Of those, the ones that must be there for the account to work (checked at start).
+    fn required_secrets(&self) -> Vec<&crate::secret::SecretSource> {
+        self.secrets()
+    }
     /// The concrete settings, for code that knows the kind (tests, kind-specific tools).
     fn as_any(&self) -> &dyn std::any::Any;
 }

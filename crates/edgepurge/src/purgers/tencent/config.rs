@@ -112,6 +112,11 @@ impl ProviderConfig for TencentSettings {
         Ok(vec![Arc::new(cdn)])
     }
 
+    fn required_secrets(&self) -> Vec<&SecretSource> {
+        // An unset session token variable means long-lived keys.
+        vec![&self.secret_id, &self.secret_key]
+    }
+
     fn secrets(&self) -> Vec<&SecretSource> {
         let mut out = vec![&self.secret_id, &self.secret_key];
         out.extend(self.session_token.as_ref());
