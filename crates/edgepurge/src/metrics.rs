@@ -122,7 +122,8 @@ impl Metrics {
         };
         registry.register(
             "edgepurge_bodies",
-            "Notification bodies received, by outcome (accepted, refused: bad input, \
+            "Notification bodies received, by outcome (accepted; refused: bad input, too \
+             large or too slow; unauthorized: wrong or missing token, or not loopback; \
              unavailable: the sender should retry)",
             m.bodies.clone(),
         );

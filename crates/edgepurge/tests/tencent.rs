@@ -602,6 +602,7 @@ fn metrics_count_a_known_workload_exactly() {
         server.post(b"{\"Records\": 5}", Some(WEBHOOK_TOKEN)).status,
         400
     );
+    assert_eq!(server.post(b"{}", Some("wrong")).status, 401);
     let log = ep.settle(Duration::from_secs(20));
     assert!(log.iter().all(|r| r["status"] == "succeeded"));
     let r = edgepurge_testkit::http::get(server.addr, "/metrics").unwrap();
@@ -616,6 +617,7 @@ fn metrics_count_a_known_workload_exactly() {
     for line in [
         "edgepurge_bodies_total{outcome=\"accepted\"} 1",
         "edgepurge_bodies_total{outcome=\"refused\"} 1",
+        "edgepurge_bodies_total{outcome=\"unauthorized\"} 1",
         "edgepurge_events_total{format=\"ceph\"} 3",
         "edgepurge_targets_queued_total 3",
         "edgepurge_targets_merged_total 0",

@@ -153,6 +153,14 @@ impl Ingestor {
         }
     }
 
+    fn too_many(&self, max: usize) -> IngestError {
+        IngestError::TooLarge(format!(
+            "this body would queue more than store.max_jobs_per_body ({max}) purges (events × \
+             targets × the lanes of their providers) in one transaction; send it in smaller \
+             parts (nothing was stored)"
+        ))
+    }
+
     /// Reserves room to parse a body of `bytes` (the whole budget at most), waiting up to
     /// `within` while other large bodies use it (first come, first served). Bodies up to
     /// [`SMALL_BODY`] never wait.
@@ -223,7 +231,10 @@ impl Ingestor {
         for e in &parsed.events {
             *formats.entry(e.format.as_str()).or_default() += 1;
         }
-        let records = self.planner().records_owned(parsed.events);
+        let records = self
+            .planner()
+            .records_within(parsed.events, self.max_jobs)
+            .map_err(|e| self.too_many(e.max))?;
         let mut accepted = self.commit(records, Some(reservation), opts).await?;
         for (format, n) in formats {
             self.metrics.events(format, n);
@@ -272,13 +283,7 @@ impl Ingestor {
         }
         let targets: usize = records.iter().map(|r| r.jobs.len()).sum();
         if targets > self.max_jobs {
-            return Err(IngestError::TooLarge(format!(
-                "this body would queue {targets} purges ({} events or targets, fanned out to \
-                 every lane of their providers), more than store.max_jobs_per_body ({}) allows \
-                 in one transaction; send it in smaller parts (nothing was stored)",
-                records.len(),
-                self.max_jobs
-            )));
+            return Err(self.too_many(self.max_jobs));
         }
         // One transaction for the whole body: it is stored whole or not at all.
         let receipt = if records.is_empty() {

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 pub use admin::{Admin, AdminError, AdminResult};
 pub use ingest::{
     Accepted, IngestError, IngestLimits, IngestOptions, Ingestor, LaneWaker, Reservation,
-    DEFAULT_MAX_JOBS, DEFAULT_PARSE_BUDGET,
+    DEFAULT_MAX_JOBS, DEFAULT_PARSE_BUDGET, SMALL_BODY,
 };
 pub use outcomes::{Outcomes, WaitOutcome};
 pub use planner::Planner;

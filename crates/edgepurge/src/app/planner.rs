@@ -16,6 +16,12 @@ pub struct Planner {
     record_unmatched: bool,
 }
 
+/// Planning stopped: the records would hold more than `max` queue jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyJobs {
+    pub max: usize,
+}
+
 impl Planner {
     /// Builds a planner from stored rules. Rules that no longer pass the rule check (an
     /// account removed from the config, a mode it cannot purge) are left out; the returned
@@ -114,7 +120,20 @@ impl Planner {
     /// [`Planner::records`], letting go of each event as soon as its records are made (a
     /// large body's events and records are not all held twice).
     pub fn records_owned(&self, events: Vec<Event>) -> Vec<IngestRecord> {
+        // No cap: never refused.
+        self.records_within(events, usize::MAX).unwrap_or_default()
+    }
+
+    /// [`Planner::records_owned`], refusing as soon as the records would hold more than
+    /// `max_jobs` jobs, before those are built (a body fanned out to many lanes is refused
+    /// without first taking the memory for all of it).
+    pub fn records_within(
+        &self,
+        events: Vec<Event>,
+        max_jobs: usize,
+    ) -> Result<Vec<IngestRecord>, TooManyJobs> {
         let mut out = Vec::with_capacity(events.len());
+        let mut jobs = 0usize;
         for event in events {
             let event = &event;
             let info = EventInfo {
@@ -142,6 +161,15 @@ impl Planner {
                 continue;
             }
             for m in matches {
+                let n: usize = m
+                    .targets
+                    .iter()
+                    .map(|t| self.lanes_of(&t.provider).len())
+                    .sum();
+                jobs = jobs.saturating_add(n);
+                if jobs > max_jobs {
+                    return Err(TooManyJobs { max: max_jobs });
+                }
                 let tags_encoded = edgepurge_core::tags::has_separator(&event.key)
                     && m.targets.iter().any(|t| t.kind == TargetKind::Tag);
                 let note = if tags_encoded {
@@ -175,7 +203,7 @@ impl Planner {
                 });
             }
         }
-        out
+        Ok(out)
     }
 
     /// A target becomes one job per lane of its provider account.
@@ -294,6 +322,12 @@ mod tests {
         );
         assert_eq!(recs[0].jobs.len(), 2);
         assert!(recs[0].jobs.iter().all(|j| j.lane == "tencent"));
+        // Two jobs: a cap of one stops planning before they are built; two fits.
+        assert_eq!(
+            p.records_within(events.clone(), 1).unwrap_err(),
+            TooManyJobs { max: 1 }
+        );
+        assert_eq!(p.records_within(events, 2).unwrap().len(), 1);
     }
 
     #[test]

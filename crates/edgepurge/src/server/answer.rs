@@ -41,7 +41,9 @@ impl IntoResponse for IngestError {
             IngestError::Store(e) => store_error(e),
             IngestError::TooLarge(m) => error(StatusCode::PAYLOAD_TOO_LARGE, m.clone()),
             IngestError::Overloaded(m) => {
-                tracing::warn!("{m}");
+                // Counted in edgepurge_bodies_total{outcome="unavailable"}; a sender could
+                // otherwise fill the log with one line per refusal.
+                tracing::debug!("{m}");
                 let mut r = error(StatusCode::SERVICE_UNAVAILABLE, m.clone());
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

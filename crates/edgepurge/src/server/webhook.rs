@@ -12,7 +12,7 @@
 use super::answer::error;
 use super::auth::{self, Denied};
 use super::AppState;
-use crate::app::{Accepted, IngestOptions};
+use crate::app::{Accepted, IngestError, IngestOptions, Reservation, SMALL_BODY};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
@@ -81,6 +81,7 @@ pub async fn ingest(
         }
     };
     if let Err(r) = authenticate(&state, &parts.headers, params.token.as_deref(), peer) {
+        state.metrics.body("unauthorized");
         return *r;
     }
     let wait_ms = match params.wait.as_deref() {
@@ -105,26 +106,30 @@ pub async fn ingest(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > state.max_body_bytes as u64) {
+        state.metrics.body("refused");
         return too_large(state.max_body_bytes);
     }
-    // Room to parse it, before a byte is read: a burst of large bodies waits here (their
-    // bytes stay in the senders' sockets) instead of all being held in memory at once.
-    let need = declared.map_or(state.max_body_bytes, |n| n as usize);
-    let reservation = match state.ingestor.reserve(need, state.body_timeout).await {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    let read = read_body(body, state.max_body_bytes, declared);
-    let body = match tokio::time::timeout(state.body_timeout, read).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(ReadError::TooLarge)) => return too_large(state.max_body_bytes),
-        Ok(Err(ReadError::Failed(e))) => {
+    let deadline = tokio::time::Instant::now() + state.body_timeout;
+    let read = read_body(&state, body, declared, deadline).await;
+    let (body, reservation) = match read {
+        Ok(b) => b,
+        Err(ReadError::TooLarge) => {
+            state.metrics.body("refused");
+            return too_large(state.max_body_bytes);
+        }
+        Err(ReadError::Busy(e)) => {
+            state.metrics.body("unavailable");
+            return e.into_response();
+        }
+        Err(ReadError::Failed(e)) => {
+            state.metrics.body("refused");
             return error(
                 StatusCode::BAD_REQUEST,
                 format!("cannot read the body: {e}"),
-            )
+            );
         }
-        Err(_) => {
+        Err(ReadError::TimedOut) => {
+            state.metrics.body("refused");
             tracing::warn!(peer = %peer, "a request body did not arrive in time");
             let mut r = error(
                 StatusCode::REQUEST_TIMEOUT,
@@ -199,28 +204,69 @@ fn too_large(max: usize) -> Response {
 
 enum ReadError {
     TooLarge,
+    TimedOut,
+    /// No room in the parse budget in time.
+    Busy(IngestError),
     Failed(String),
 }
 
-/// Reads a body of at most `limit` bytes into one buffer sized from its declared length, so
-/// a large body is held once (not as chunks and then a copy of them).
+/// Reads a body of at most `server.max_body_bytes` by `deadline`, into one buffer sized from
+/// its declared length (a large body is held once, not as chunks and then a copy of them).
+///
+/// Room in the parse budget is taken when the body's bytes start to arrive, not at its head
+/// (a sender that stops after the head holds nothing): for the declared length, or, without
+/// one, for the largest body once more than a small one has come.
 async fn read_body(
+    state: &AppState,
     mut body: axum::body::Body,
-    limit: usize,
     declared: Option<u64>,
-) -> Result<Vec<u8>, ReadError> {
+    deadline: tokio::time::Instant,
+) -> Result<(Vec<u8>, Reservation), ReadError> {
     use http_body_util::BodyExt;
-    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(limit));
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ReadError::Failed(e.to_string()))?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
-                return Err(ReadError::TooLarge);
-            }
-            buf.extend_from_slice(&data);
+    let limit = state.max_body_bytes;
+    let mut buf = Vec::new();
+    let mut reservation: Option<Reservation> = None;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(frame)) => frame.map_err(|e| ReadError::Failed(e.to_string()))?,
+            Ok(None) => break,
+            Err(_) => return Err(ReadError::TimedOut),
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buf.len() + data.len() > limit {
+            return Err(ReadError::TooLarge);
         }
+        if reservation.is_none() {
+            let need = match declared {
+                Some(n) => Some(n as usize),
+                None if buf.len() + data.len() > SMALL_BODY => Some(limit),
+                None => None,
+            };
+            if let Some(need) = need {
+                let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let r = state
+                    .ingestor
+                    .reserve(need, within)
+                    .await
+                    .map_err(ReadError::Busy)?;
+                reservation = Some(r);
+                buf.reserve_exact(need.min(limit).saturating_sub(buf.len()));
+            }
+        }
+        buf.extend_from_slice(&data);
     }
-    Ok(buf)
+    let reservation = match reservation {
+        Some(r) => r,
+        // Small (or empty): never waits.
+        None => state
+            .ingestor
+            .reserve(buf.len(), Duration::ZERO)
+            .await
+            .map_err(ReadError::Busy)?,
+    };
+    Ok((buf, reservation))
 }
 
 /// `{"accepted", "records", "targets", "merged", "notices"[, "purged", "statuses",
