@@ -1,6 +1,7 @@
 //! A fast path for the commonest body: `{"Records": [S3-shaped records]}` from Amazon S3,
 //! MinIO, Ceph and other S3-compatible stores. It decodes straight into borrowed fields,
-//! without building a JSON tree, and gives up (returns `None`) on anything it is not sure of:
+//! without building a JSON tree (after a pass that checks the whole body as the tree parser
+//! would, building nothing), and gives up (returns `None`) on anything it is not sure of:
 //! COS records, numbers where text is usual, quoted sizes, duplicate or unexpected shapes, any
 //! error. The tree-based parser then decides, with its precise errors, so the fast path can
 //! only ever agree with it (a property test checks exactly that).
@@ -133,6 +134,9 @@ fn text(v: Option<Cow<'_, str>>) -> Option<String> {
 /// The events of `body` if it is plainly a list of S3-shaped records; `None` to let the tree
 /// parser decide (including every error).
 pub(super) fn parse(body: &[u8]) -> Option<Parsed> {
+    // What the typed pass skips (unknown fields) is checked here as the tree parser would:
+    // a key twice in one object, a bad escape or number anywhere makes the tree decide.
+    super::strict::check(body).ok()?;
     let Obj(body): Obj<Body> = serde_json::from_slice(body).ok()?;
     let mut events = body.records.0;
     events.shrink_to_fit();

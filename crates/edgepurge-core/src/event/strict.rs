@@ -97,3 +97,93 @@ mod tests {
         assert!(from_slice(b"{} x").is_err(), "trailing text is refused too");
     }
 }
+
+/// Checks `body` as [`from_slice`] would read it (valid JSON, valid strings and numbers, no
+/// key twice in one object, nesting within serde_json's limit) without building anything:
+/// the fast path calls it first, so it refuses exactly what the tree parser refuses.
+pub fn check(body: &[u8]) -> serde_json::Result<()> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    Check.deserialize(&mut de)?;
+    de.end()
+}
+
+struct Check;
+
+impl<'de> DeserializeSeed<'de> for Check {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Check {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Check)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if keys.contains(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key {key:?} in one object"
+                )));
+            }
+            map.next_value_seed(Check)?;
+            keys.push(key);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    #[test]
+    fn check_refuses_what_the_tree_refuses() {
+        for body in [
+            r#"{"x":1,"x":2,"Records":[]}"#,
+            r#"{"Records":[{"awsRegion":"a","awsRegion":"b"}]}"#,
+            r#"{"Records":[],"deep":{"k":{"a":1,"a":2}}}"#,
+            r#"{"Records":[],"s":"\ud800"}"#,
+            r#"{"Records":[],"n":1e999}"#,
+        ] {
+            assert!(check(body.as_bytes()).is_err(), "{body}");
+            assert!(from_slice(body.as_bytes()).is_err(), "{body}");
+        }
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(check(deep.as_bytes()).is_err());
+        assert!(from_slice(deep.as_bytes()).is_err());
+        let bad_utf8 = b"{\"Records\":[],\"x\":\"\xff\"}";
+        assert!(check(bad_utf8).is_err());
+        assert!(from_slice(bad_utf8).is_err());
+        assert!(check(br#"{"Records":[{"a":"\u00e9","b":[1,2.5,null,true]}]}"#).is_ok());
+    }
+}

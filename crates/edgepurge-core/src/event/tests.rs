@@ -13,6 +13,28 @@ fn one(body: &[u8]) -> Event {
 }
 
 #[test]
+fn a_key_twice_anywhere_is_refused_by_both_parsers() {
+    let record = |extra: &str| {
+        format!(
+            r#"{{"Records":[{{"eventSource":"ceph:s3","eventName":"ObjectCreated:Put",{extra}
+            "s3":{{"bucket":{{"name":"b"}},"object":{{"key":"k"}}}}}}]}}"#
+        )
+    };
+    // Known to the fast path, unknown to it, nested in an unknown field, at the top.
+    for body in [
+        record(r#""awsRegion":"a","awsRegion":"b","#),
+        record(r#""userIdentity":{"principalId":"a","principalId":"b"},"#),
+        record(r#""eventName":"ObjectCreated:Put","#),
+        format!(r#"{{"x":1,"x":2,{}"#, &record("")[1..]),
+    ] {
+        let err = parse_body(body.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("duplicate"), "{body}: {err}");
+        assert!(fast::parse(body.as_bytes()).is_none(), "{body}");
+    }
+    assert_eq!(one(record(r#""awsRegion":"a","#).as_bytes()).key, "k");
+}
+
+#[test]
 fn aws_s3_record_is_form_decoded() {
     let e = one(&fixture("aws-s3-put.json"));
     assert_eq!(e.format, Format::AwsS3);
