@@ -15,7 +15,7 @@
 //! answers 20 % of calls with InternalError and then fails every call for 30 s; the time from
 //! its return to the last URL purged, against 5 s + ⌈URLs ÷ batch⌉ ÷ rate, and the URL
 //! submissions spent. `cargo bench -p edgepurge --bench pipeline -- outage` runs only that.
-//! Memory (`-- memory` runs only that): the server's peak RSS growth for one body just under
+//! `-- ingest` runs only the ingest figures. Memory (`-- memory` runs only that): the server's peak RSS growth for one body just under
 //! 10 MiB (48,000 records), and for 24 of them at once, against the bytes posted.
 
 use edgepurge_testkit::process::Proc;
@@ -564,6 +564,7 @@ fn main() {
         rt.block_on(memory(&client));
         return;
     }
+    let only_ingest = std::env::args().any(|a| a == "ingest");
     if wrk_path().is_none() {
         eprintln!(
             "the pipeline benchmark drives the server with wrk: run scripts/bench.sh (installs \
@@ -579,6 +580,9 @@ fn main() {
     println!("idle: {}", rss(rig.server.pid()));
     ingest_against_the_floor(&rig);
     rig.server.terminate(Duration::from_secs(20));
+    if only_ingest {
+        return;
+    }
     // The workloads below start from an empty queue.
     let mut rig = start(200);
     rt.block_on(async {
