@@ -126,6 +126,7 @@ impl Service {
             readiness: Default::default(),
             metrics,
             clock,
+            refused: Default::default(),
         });
 
         let mut tasks = JoinSet::new();

@@ -440,3 +440,40 @@ fn wait_purged_answers_after_the_purge_or_at_the_timeout() {
     let log = ep.settle(Duration::from_secs(20));
     assert!(log.iter().all(|r| r["status"] == "succeeded"));
 }
+
+#[test]
+fn refused_callers_and_unknown_paths_are_logged_once_per_interval_and_answered_plainly() {
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE));
+    let log_path = ep.dir.path().join("server.log");
+    let server = ep.serve_with_stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()));
+    for _ in 0..3 {
+        assert_eq!(server.post(b"{}", Some("wrong-token")).status, 401);
+    }
+    let r = http::get(server.addr, "/v1/event").unwrap();
+    assert_eq!(r.status, 404);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("GET /v1/event") && e.contains("POST /v1/events")),
+        "{}",
+        r.text()
+    );
+    drop(server);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let auth: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("refused a caller: webhook authentication: wrong bearer token"))
+        .collect();
+    assert_eq!(auth.len(), 1, "one line for three refusals: {log}");
+    assert!(auth[0].contains("peer=127.0.0.1:"), "{}", auth[0]);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("refused a caller: no such path: GET /v1/event")),
+        "{log}"
+    );
+    assert!(
+        !log.contains("wrong-token"),
+        "the token itself is never logged"
+    );
+}

@@ -6,6 +6,7 @@ mod answer;
 mod auth;
 mod health;
 mod listen;
+mod refusals;
 mod webhook;
 
 pub use health::Readiness;
@@ -37,6 +38,23 @@ pub struct AppState {
     pub readiness: Readiness,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub clock: crate::clock::Clock,
+    /// Refused callers, logged at most once per kind every few seconds.
+    pub refused: RefusalLog,
+}
+
+/// The kinds of refusal the log reports.
+pub struct RefusalLog {
+    pub unauthorized: refusals::Refusals,
+    pub not_found: refusals::Refusals,
+}
+
+impl Default for RefusalLog {
+    fn default() -> Self {
+        RefusalLog {
+            unauthorized: refusals::Refusals::new("webhook authentication"),
+            not_found: refusals::Refusals::new("no such path"),
+        }
+    }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -50,8 +68,28 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
+}
+
+/// Unknown paths: 404 naming where things are (and a log line, rate-limited).
+async fn not_found(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    let what = format!("{method} {}", uri.path());
+    state.refused.not_found.note(peer, &what);
+    answer::error(
+        axum::http::StatusCode::NOT_FOUND,
+        format!(
+            "no such path: {what}; bucket notifications go to POST /v1/events (health: GET \
+             /healthz, /readyz; metrics: GET /metrics)",
+            what = edgepurge_core::printable(&what)
+        ),
+    )
 }
 
 /// Serves until `shutdown` is cancelled, then lets requests in progress finish (for at most

@@ -42,6 +42,12 @@ fn authenticate(
     peer: SocketAddr,
 ) -> Result<(), Box<Response>> {
     auth::check(state.webhook_token.as_ref(), headers, query_token, peer).map_err(|d| {
+        let why = match d {
+            Denied::WrongToken => "wrong bearer token",
+            Denied::MissingToken => "no bearer token",
+            Denied::NotLoopback => "not loopback and no webhook token is configured (403)",
+        };
+        state.refused.unauthorized.note(peer, why);
         Box::new(match d {
             Denied::WrongToken => unauthorized("the bearer token is wrong"),
             Denied::MissingToken => unauthorized(
