@@ -497,4 +497,13 @@ fn missing_provider_credentials_are_named_by_config_check_and_stop_serve() {
             .status,
         200
     );
+    // Its first purge cannot be signed: /healthz says so (503, degraded, and which lane).
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["k.css".into()]));
+    let health = edgepurge_testkit::wait_for(Duration::from_secs(10), "a degraded lane", || {
+        let r = edgepurge_testkit::http::get(server.addr, "/healthz").ok()?;
+        (r.status == 503).then(|| r.json())
+    });
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["lanes"][0]["missing_credentials"], true, "{health}");
+    assert!(fake.purges().is_empty(), "nothing was sent unsigned");
 }

@@ -214,7 +214,15 @@ impl Lane {
                 Ok(Claim::Wait { until, fill_after }) => {
                     drop(permit);
                     if sends.is_empty() {
-                        self.set_state(LaneState::Waiting { until });
+                        let parked_until = self
+                            .parked
+                            .lock()
+                            .ok()
+                            .and_then(|p| p.values().copied().filter(|u| *u > now).max());
+                        self.set_state(match parked_until {
+                            Some(until) => LaneState::Parked { until },
+                            None => LaneState::Waiting { until },
+                        });
                     }
                     self.wait_for(now, until, fill_after).await;
                 }
@@ -644,6 +652,7 @@ impl Sender {
         let lane = self.purger.lane();
         if let Ok(mut s) = self.status.lock() {
             s.requests += 1;
+            s.missing_credentials = matches!(resp.error, Some(PurgeError::Credentials(_)));
             match resp.verdict {
                 Verdict::Done => {
                     s.succeeded += 1;

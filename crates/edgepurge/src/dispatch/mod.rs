@@ -77,6 +77,11 @@ pub enum LaneState {
         since: Ms,
         next_probe_at: Ms,
     },
+    /// The provider said today's quota is spent: nothing of the parked kinds goes before
+    /// `until` (its reset).
+    Parked {
+        until: Ms,
+    },
     /// The lane crashed (a bug) and starts again at `at`.
     Restarting {
         at: Ms,
@@ -97,6 +102,9 @@ pub struct LaneStatus {
     pub last_error: Option<String>,
     /// Times the lane crashed and was started again.
     pub restarts: u64,
+    /// The last request could not be made because the credentials could not be read (set
+    /// until a request gets past that).
+    pub missing_credentials: bool,
 }
 
 #[cfg(test)]
@@ -113,6 +121,7 @@ impl LaneStatus {
             last_success_at: None,
             last_error: None,
             restarts: 0,
+            missing_credentials: false,
         }
     }
 }
@@ -178,6 +187,7 @@ impl Dispatcher {
                 last_success_at: None,
                 last_error: None,
                 restarts: 0,
+                missing_credentials: false,
             }));
             lanes.insert(
                 purger.lane().to_owned(),

@@ -763,7 +763,10 @@ async fn a_providers_day_limit_parks_the_kind_even_with_the_local_quota_off() {
         "one day-limit answer stops every later call of that kind"
     );
     let st = &rig.dispatcher.statuses()[0];
-    assert!(matches!(st.state, LaneState::Waiting { .. }), "{st:?}");
+    assert!(
+        matches!(st.state, LaneState::Parked { until } if until == 1_700_006_400_000),
+        "{st:?}"
+    );
     // The test clock starts 22:13 UTC (quota day at UTC here): after midnight all three go.
     tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
     rig.settle(Duration::from_secs(60)).await;

@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// `ok` (200); `degraded` (503) while a lane's provider is down or a lane is starting again
-/// after a crash; `stopping` (503) once shutdown began. (Liveness probes use `HEAD
+/// `ok` (200); `degraded` (503) while a lane's provider is down, its day's quota is spent
+/// (parked), its credentials cannot be read, or it is starting again after a crash;
+/// `stopping` (503) once shutdown began. (Liveness probes use `HEAD
 /// /v1/events`, which answers 200 while the process serves: restarting would not bring a
 /// provider back.)
 fn status(stopping: bool, lanes: &[LaneStatus]) -> (StatusCode, &'static str) {
@@ -25,10 +26,11 @@ fn status(stopping: bool, lanes: &[LaneStatus]) -> (StatusCode, &'static str) {
         return (StatusCode::SERVICE_UNAVAILABLE, "stopping");
     }
     let restarting = lanes.iter().any(|l| {
-        matches!(
-            l.state,
-            LaneState::Restarting { .. } | LaneState::Down { .. }
-        )
+        l.missing_credentials
+            || matches!(
+                l.state,
+                LaneState::Restarting { .. } | LaneState::Down { .. } | LaneState::Parked { .. }
+            )
     });
     if restarting {
         (StatusCode::SERVICE_UNAVAILABLE, "degraded")
@@ -245,6 +247,16 @@ mod tests {
                     })
                 ]
             ),
+            (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+        );
+        assert_eq!(
+            status(false, &[lane(LaneState::Parked { until: 9 })]),
+            (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+        );
+        let mut no_keys = lane(LaneState::Idle);
+        no_keys.missing_credentials = true;
+        assert_eq!(
+            status(false, &[no_keys]),
             (StatusCode::SERVICE_UNAVAILABLE, "degraded")
         );
         assert_eq!(
