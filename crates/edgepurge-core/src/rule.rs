@@ -428,7 +428,8 @@ impl Rule {
         &self.spec.name
     }
 
-    /// Whether this rule reacts to `event` (enabled, bucket, event type, prefix, suffix).
+    /// Whether this rule reacts to `event` (enabled, bucket, event type, prefix, suffix); see
+    /// [`Rule::why_not`] for the reason when it does not.
     pub fn matches(&self, event: &Event) -> bool {
         let s = &self.spec;
         s.enabled
@@ -436,6 +437,33 @@ impl Rule {
             && self.selectors.iter().any(|sel| sel.matches(&event.name))
             && s.prefix.as_deref().is_none_or(|p| event.key.starts_with(p))
             && s.suffix.as_deref().is_none_or(|x| event.key.ends_with(x))
+    }
+
+    /// Why this rule does not react to `event` (the first reason), or `None` when it does.
+    pub fn why_not(&self, event: &Event) -> Option<String> {
+        let s = &self.spec;
+        if !s.enabled {
+            return Some("the rule is disabled".into());
+        }
+        if s.bucket != event.bucket {
+            return Some(format!(
+                "bucket {:?} is not the rule's {:?}",
+                event.bucket, s.bucket
+            ));
+        }
+        if !self.selectors.iter().any(|sel| sel.matches(&event.name)) {
+            return Some(format!(
+                "event {} is not among the rule's events {:?}",
+                event.name, s.events
+            ));
+        }
+        if let Some(p) = s.prefix.as_deref().filter(|p| !event.key.starts_with(p)) {
+            return Some(format!("key {:?} does not start with {p:?}", event.key));
+        }
+        if let Some(x) = s.suffix.as_deref().filter(|x| !event.key.ends_with(x)) {
+            return Some(format!("key {:?} does not end with {x:?}", event.key));
+        }
+        None
     }
 
     /// The targets this rule purges for `event`, without checking [`Rule::matches`].

@@ -176,7 +176,28 @@ fn simulate_prints_one_json_line_per_target() {
         ceph_body("assets", "ObjectCreated:Put", &["img/folder/".into()]),
     )
     .unwrap();
-    assert_eq!(ep.ok(&["simulate", "--event", event.to_str().unwrap()]), "");
+    let out = ep.run(&["simulate", "--event", event.to_str().unwrap()]);
+    assert!(out.status.success() && out.stdout.is_empty());
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        why.contains("ObjectCreated:Put assets/img/folder/") && why.contains("folder marker"),
+        "{why}"
+    );
+
+    // Nothing matches: each rule says why.
+    std::fs::write(
+        &event,
+        ceph_body("other-bucket", "ObjectCreated:Put", &["img/a.png".into()]),
+    )
+    .unwrap();
+    let out = ep.run(&["simulate", "--event", event.to_str().unwrap()]);
+    assert!(out.status.success() && out.stdout.is_empty());
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(why.contains("no rule matches"), "{why}");
+    assert!(
+        why.contains("rule \"imgs\": bucket \"other-bucket\" is not the rule's \"assets\""),
+        "{why}"
+    );
 
     // Unparseable: non-zero with the reason.
     std::fs::write(&event, "{\"Records\": [{\"s3\": {}}]}").unwrap();

@@ -556,6 +556,37 @@ proptest! {
 }
 
 #[test]
+fn why_a_rule_does_not_match_is_said_plainly() {
+    let rule = RuleSpec {
+        prefix: Some("img/".into()),
+        suffix: Some(".png".into()),
+        events: vec!["put".into()],
+        ..spec("r")
+    }
+    .validate()
+    .unwrap();
+    let ok = event("ObjectCreated:Put", "img/a.png");
+    assert!(rule.matches(&ok));
+    assert_eq!(rule.why_not(&ok), None);
+    let why = |e: &Event| rule.why_not(e).unwrap();
+    assert!(why(&event("ObjectCreated:Copy", "img/a.png")).contains("is not among"));
+    assert!(why(&event("ObjectCreated:Put", "css/a.png")).contains("does not start with \"img/\""));
+    assert!(why(&event("ObjectCreated:Put", "img/a.gif")).contains("does not end with \".png\""));
+    let other = Event {
+        bucket: "other".into(),
+        ..ok.clone()
+    };
+    assert!(why(&other).contains("bucket \"other\" is not the rule's \"assets\""));
+    let off = RuleSpec {
+        enabled: false,
+        ..spec("r")
+    }
+    .validate()
+    .unwrap();
+    assert_eq!(off.why_not(&ok).as_deref(), Some("the rule is disabled"));
+}
+
+#[test]
 fn dir_rules_purge_a_whole_domain_only_when_allowed() {
     let dir = |prefix: Option<&str>, strip: Option<&str>| RuleSpec {
         mode: Mode::Dir,

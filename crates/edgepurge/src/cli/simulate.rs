@@ -44,7 +44,9 @@ pub async fn run(ctx: &Ctx, args: SimulateArgs) -> CliResult {
         eprintln!("warning: {p}");
     }
     for event in &parsed.events {
-        for m in edgepurge_core::plan(planner.rules(), event) {
+        let matches = edgepurge_core::plan(planner.rules(), event);
+        explain(&planner, event, &matches);
+        for m in matches {
             for t in m.targets {
                 super::print_json(&serde_json::json!({
                     "rule": t.rule,
@@ -56,4 +58,45 @@ pub async fn run(ctx: &Ctx, args: SimulateArgs) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// Says on standard error why an event purges nothing: rule by rule when none matches, and
+/// why a matching rule gives no target (folder marker, dot segment, outside strip_prefix).
+fn explain(planner: &Planner, event: &edgepurge_core::Event, matches: &[edgepurge_core::Match]) {
+    let what = format!(
+        "{} {}/{}",
+        event.name,
+        event.bucket,
+        edgepurge_core::printable(&event.key)
+    );
+    if planner.rules().is_empty() {
+        eprintln!("note: {what}: purges nothing: there are no rules");
+        return;
+    }
+    if matches.is_empty() {
+        eprintln!("note: {what}: purges nothing: no rule matches");
+        for rule in planner.rules() {
+            if let Some(why) = rule.why_not(event) {
+                eprintln!(
+                    "  rule {:?}: {}",
+                    rule.name(),
+                    edgepurge_core::printable(&why)
+                );
+            }
+        }
+        return;
+    }
+    for m in matches.iter().filter(|m| m.targets.is_empty()) {
+        let why = if event.key.ends_with('/') {
+            "the key is a folder marker"
+        } else if edgepurge_core::rule::has_dot_segment(&event.key) {
+            "the key has a '.' or '..' path segment, which no URL addresses"
+        } else {
+            "the key is outside the rule's strip_prefix, or renders no tag"
+        };
+        eprintln!(
+            "note: {what}: rule {:?} matches but purges nothing: {why}",
+            m.rule
+        );
+    }
 }
