@@ -26,6 +26,8 @@ const OUTCOME_POLL: Duration = Duration::from_secs(1);
 pub struct Service {
     pub addr: SocketAddr,
     pub state: Arc<AppState>,
+    /// The configuration the service started with (its providers are the running lanes).
+    cfg: Config,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -177,6 +179,7 @@ impl Service {
         Ok(Service {
             addr,
             state,
+            cfg: cfg.clone(),
             shutdown,
             tasks,
             server,
@@ -193,6 +196,21 @@ impl Service {
             Ok(r) => r.context("HTTP server"),
             Err(e) => Err(anyhow::anyhow!("HTTP server task failed: {e}")),
         }
+    }
+
+    /// Puts `cfg`'s rules in force (the store keeps them; the running planner follows within
+    /// a second, as for `rule add`).
+    pub async fn apply_config_rules(&self, cfg: &Config) -> anyhow::Result<()> {
+        let specs = cfg.rules.iter().map(|r| r.spec.clone()).collect();
+        self.state
+            .store
+            .sync_config_rules(specs, Clock::system().now_ms())
+            .await
+            .context("storing the config file's rules")?;
+        // In force now, not at the next poll; planned for the providers that are running.
+        let planner = load_planner(self.state.store.as_ref(), &self.cfg).await?;
+        self.state.ingestor.set_planner(planner);
+        Ok(())
     }
 
     pub fn shutdown_token(&self) -> CancellationToken {

@@ -528,3 +528,73 @@ fn missing_provider_credentials_are_named_by_config_check_and_stop_serve() {
     assert_eq!(health["lanes"][0]["missing_credentials"], true, "{health}");
     assert!(fake.purges().is_empty(), "nothing was sent unsigned");
 }
+
+#[test]
+fn sighup_reloads_the_config_rules_and_keeps_them_when_the_file_is_bad() {
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE));
+    let log_path = ep.dir.path().join("server.log");
+    let server = ep.serve_with_stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()));
+    let hup = || {
+        let ok = Command::new("kill")
+            .args(["-HUP", &server.proc.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    };
+    let rules = || ep.ok(&["rule", "list", "--json"]);
+    assert!(rules().contains("\"site\""));
+    // A new rule in the file: in force after SIGHUP, without a restart.
+    let renamed = tencent_config(&fake, "", &SITE_RULE.replace("\"site\"", "\"renamed\""));
+    std::fs::write(&ep.config, renamed).unwrap();
+    hup();
+    // The server says so once the new rules are in force.
+    edgepurge_testkit::wait_for(Duration::from_secs(5), "the reload line", || {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        text.contains("SIGHUP: config rules reloaded").then_some(())
+    });
+    let r = rules();
+    assert!(r.contains("\"renamed\"") && !r.contains("\"site\""), "{r}");
+    let answer = server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["hup.css".into()],
+    ));
+    assert_eq!(answer["accepted"], 1);
+    let log = ep.settle(Duration::from_secs(20));
+    assert_eq!(log[0]["rule"], "renamed", "the running server uses it");
+    // A broken file: refused, the rules in force stay, the server keeps running.
+    std::fs::write(&ep.config, "[[rules]]\nname = 3\n").unwrap();
+    hup();
+    std::thread::sleep(Duration::from_millis(500));
+    let answer = server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["after.css".into()],
+    ));
+    assert_eq!(answer["accepted"], 1);
+    // (The CLI reads the broken file too, so the log is read from the store alone.)
+    let out = bare_command(ep.dir.path(), &["--db", "edgepurge.db", "log", "--json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("after.css") && l.contains("\"rule\":\"renamed\"")),
+        "{text}"
+    );
+    assert_eq!(
+        edgepurge_testkit::http::get(server.addr, "/readyz")
+            .unwrap()
+            .status,
+        200
+    );
+    drop(server);
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(text.contains("SIGHUP: config rules reloaded"), "{text}");
+    assert!(
+        text.contains("SIGHUP: the config file was refused; the rules in force stay"),
+        "{text}"
+    );
+}

@@ -45,35 +45,75 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> CliResult {
                 cfg.server.listen
             )
         })?;
+    let running = format!("{:?}", cfg.providers);
     let service = Service::start(cfg, listener).await?;
     // Tests and scripts read the bound address from this line.
     println!("listening on {}", service.addr);
-    wait_for_signal().await;
+    while let Signal::Reload = wait_for_signal().await {
+        reload(ctx, &service, &running).await;
+    }
     tracing::info!("shutting down: finishing requests in flight");
     service.stop().await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// SIGHUP: the config file's rules are read again and put in force; a file with problems is
+/// refused and the rules in force stay (both said in the log). Provider changes need a
+/// restart (their lanes are running), which the log says too.
+async fn reload(ctx: &Ctx, service: &Service, running_providers: &str) {
+    let cfg = match ctx.config().await {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            tracing::error!(
+                "SIGHUP: the config file was refused; the rules in force stay: {:#}",
+                e.error
+            );
+            return;
+        }
+    };
+    if format!("{:?}", cfg.providers) != running_providers {
+        tracing::warn!(
+            "SIGHUP: providers changed in the file; they take effect at the next restart \
+             (rules are reloaded now)"
+        );
+    }
+    match service.apply_config_rules(&cfg).await {
+        Ok(()) => tracing::info!(rules = cfg.rules.len(), "SIGHUP: config rules reloaded"),
+        Err(e) => tracing::error!("SIGHUP: cannot store the config's rules: {e:#}"),
+    }
+}
+
+enum Signal {
+    Stop,
+    Reload,
+}
+
+async fn wait_for_signal() -> Signal {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hup)) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {},
-                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => Signal::Stop,
+                    _ = term.recv() => Signal::Stop,
+                    _ = hup.recv() => Signal::Reload,
                 }
             }
-            Err(_) => {
+            _ => {
                 let _ = tokio::signal::ctrl_c().await;
+                Signal::Stop
             }
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        Signal::Stop
     }
 }
 
