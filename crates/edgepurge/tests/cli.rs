@@ -598,3 +598,19 @@ fn sighup_reloads_the_config_rules_and_keeps_them_when_the_file_is_bad() {
         "{text}"
     );
 }
+
+#[test]
+fn rule_list_reads_the_config_file_as_it_is_now() {
+    let (_fake, ep) = sim_env();
+    // A server installs the file's rules in the store, then stops.
+    drop(ep.serve());
+    assert!(ep.ok(&["rule", "list"]).contains("docs"));
+    let text = std::fs::read_to_string(&ep.config).unwrap();
+    std::fs::write(
+        &ep.config,
+        text.replace("name = \"docs\"", "name = \"manuals\""),
+    )
+    .unwrap();
+    let list = ep.ok(&["rule", "list"]);
+    assert!(list.contains("manuals") && !list.contains("docs"), "{list}");
+}

@@ -102,7 +102,15 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
             Ok(())
         }
         RuleCommand::List { json } => {
-            let rules = admin.rules().await.map_err(admin_failure)?;
+            // With a config file: its rules as written now (what a server started now, or
+            // reloaded with SIGHUP, applies) and the added ones; without: what the store has.
+            let mut rules = if admin.checks_providers() {
+                admin.rules_as_configured().await
+            } else {
+                admin.rules().await
+            }
+            .map_err(admin_failure)?;
+            rules.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
             if json {
                 return print_json(&rules);
             }
