@@ -100,14 +100,16 @@ impl Service {
             Arc::clone(&store),
             purgers,
             planner,
-            cfg.dispatch.clone(),
-            clock,
-            OUTCOME_POLL,
-            crate::app::IngestLimits {
-                parse_budget: cfg.server.parse_budget_bytes,
-                max_jobs: cfg.store.max_jobs_per_body,
+            crate::app::PipelineSettings {
+                dispatch: cfg.dispatch.clone(),
+                clock,
+                poll: OUTCOME_POLL,
+                limits: crate::app::IngestLimits {
+                    parse_budget: cfg.server.parse_budget_bytes,
+                    max_jobs: cfg.store.max_jobs_per_body,
+                },
+                metrics: Arc::clone(&metrics),
             },
-            Arc::clone(&metrics),
             &shutdown,
         );
         let admin = Arc::new(Admin::new(

@@ -126,17 +126,16 @@ pub struct Ingestor {
 }
 
 impl Ingestor {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
         planner: Planner,
         lanes: Arc<dyn LaneWaker>,
         outcomes: Arc<Outcomes>,
-        clock: Clock,
-        limits: IngestLimits,
-        metrics: Arc<crate::metrics::Metrics>,
+        settings: &super::PipelineSettings,
         shutdown: CancellationToken,
     ) -> Ingestor {
+        let (clock, limits) = (settings.clock, settings.limits);
+        let metrics = Arc::clone(&settings.metrics);
         // Permits are counted in u32 by the semaphore's acquire_many.
         let budget_bytes = limits.parse_budget.clamp(1, u32::MAX as usize);
         Ingestor {

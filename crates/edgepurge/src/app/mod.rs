@@ -43,28 +43,34 @@ pub struct Pipeline {
     pub dispatcher: Arc<Dispatcher>,
 }
 
+/// How a pipeline runs.
+#[derive(Clone)]
+pub struct PipelineSettings {
+    pub dispatch: DispatchSettings,
+    pub clock: Clock,
+    /// How often answers recorded by other processes are looked for (for waiters).
+    pub poll: Duration,
+    pub limits: IngestLimits,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
 impl Pipeline {
-    #[allow(clippy::too_many_arguments)]
     pub fn start(
         store: Arc<dyn Store>,
         purgers: Vec<Arc<dyn Purger>>,
         planner: Planner,
-        settings: DispatchSettings,
-        clock: Clock,
-        poll: Duration,
-        limits: IngestLimits,
-        metrics: Arc<crate::metrics::Metrics>,
+        settings: PipelineSettings,
         shutdown: &CancellationToken,
     ) -> Pipeline {
         let outcomes = Outcomes::new(Arc::clone(&store));
-        outcomes.spawn_poller(poll, shutdown.child_token());
+        outcomes.spawn_poller(settings.poll, shutdown.child_token());
         let dispatcher = Arc::new(Dispatcher::start(
             Arc::clone(&store),
             purgers,
-            settings,
-            clock,
+            settings.dispatch.clone(),
+            settings.clock,
             Arc::clone(&outcomes) as Arc<dyn OutcomeSink>,
-            Arc::clone(&metrics),
+            Arc::clone(&settings.metrics),
             shutdown.child_token(),
         ));
         let ingestor = Arc::new(Ingestor::new(
@@ -72,9 +78,7 @@ impl Pipeline {
             planner,
             Arc::clone(&dispatcher) as Arc<dyn LaneWaker>,
             outcomes,
-            clock,
-            limits,
-            metrics,
+            &settings,
             shutdown.clone(),
         ));
         Pipeline {

@@ -86,11 +86,13 @@ pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
         Arc::clone(&store),
         purgers,
         planner,
-        cfg.dispatch.clone(),
-        clock,
-        REMOTE_POLL,
-        crate::app::IngestLimits::default(),
-        Arc::new(crate::metrics::Metrics::new()),
+        crate::app::PipelineSettings {
+            dispatch: cfg.dispatch.clone(),
+            clock,
+            poll: REMOTE_POLL,
+            limits: crate::app::IngestLimits::default(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+        },
         &shutdown,
     );
     let accepted = ingestor
