@@ -278,8 +278,8 @@ fn fatal_errors_dead_letter_with_the_reason_and_retry_requeues() {
     );
     let dead = ep.log(&["--status", "dead"]);
     assert_eq!(dead.len(), 1);
-    let out = ep.ok(&["retry"]);
-    assert!(out.contains("re-queued 1"), "{out}");
+    let out = ep.ok(&["retry", "--json"]);
+    assert_eq!(out.trim(), r#"{"requeued":1}"#);
     let log = ep.settle(Duration::from_secs(20));
     assert_eq!(log[0]["status"], "succeeded");
     assert_eq!(fake.purged(), vec!["https://cdn.example.com/b.css"]);
@@ -431,6 +431,23 @@ fn manual_purge_goes_through_the_provider_and_is_logged() {
     assert!(fake
         .purged()
         .contains(&"https://cdn.example.com/static/".to_owned()));
+    let out = ep.ok(&["purge", "--json", "https://cdn.example.com/d.css"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["provider"], "tencent");
+    assert_eq!(v["statuses"]["succeeded"], 1, "{v}");
+    assert_eq!(v["task_ids"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["not_succeeded"], serde_json::json!([]));
+    let out = ep.ok(&[
+        "purge",
+        "--json",
+        "--no-wait",
+        "https://cdn.example.com/e.css",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (v["queued"].as_u64(), v["kind"].as_str()),
+        (Some(1), Some("url"))
+    );
     drop(server);
 
     let bad = ep.run(&["purge", "cdn.example.com/no-scheme"]);

@@ -80,6 +80,9 @@ pub struct RetryArgs {
     /// Only batches holding a purge of this rule.
     #[arg(long)]
     pub rule: Option<String>,
+    /// Print `{"requeued": N}` instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -267,6 +270,9 @@ async fn retry(ctx: &Ctx, args: RetryArgs) -> CliResult {
         .retry(args.provider.as_deref(), args.rule.as_deref())
         .await
         .map_err(admin_failure)?;
+    if args.json {
+        return print_json(&serde_json::json!({ "requeued": n }));
+    }
     println!("re-queued {n} dead batch(es); a running server sends them within its poll interval");
     Ok(())
 }

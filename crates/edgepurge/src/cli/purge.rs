@@ -33,6 +33,10 @@ pub struct PurgeArgs {
     /// Give up waiting after this long (the targets stay queued).
     #[arg(long, default_value = "10m")]
     pub timeout: String,
+    /// Print one JSON line (`{"provider", "queued"}` with --no-wait; else `{"provider",
+    /// "statuses", "task_ids", "not_succeeded": [{"status", "key", "error"}]}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 const CHUNK: usize = 500;
@@ -106,6 +110,13 @@ pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
     if args.no_wait {
         dispatcher.stop().await;
         shutdown.cancel();
+        if args.json {
+            return super::print_json(&serde_json::json!({
+                "provider": provider,
+                "kind": kind.as_str(),
+                "queued": ids.len(),
+            }));
+        }
         println!(
             "queued {} {}(s) for provider {provider}; a running server sends them",
             ids.len(),
@@ -153,8 +164,57 @@ pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
                 .await?,
         );
     }
-    let summary: Vec<String> = waited
-        .statuses
+    let mut tasks: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r.task_id.as_deref())
+        .collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    let not_done: Vec<&LogRecord> = records
+        .iter()
+        .filter(|r| r.status != Status::Succeeded)
+        .collect();
+    if args.json {
+        let statuses: serde_json::Map<String, serde_json::Value> = waited
+            .statuses
+            .iter()
+            .map(|(s, n)| (s.as_str().to_owned(), serde_json::json!(n)))
+            .collect();
+        let failed: Vec<serde_json::Value> = not_done
+            .iter()
+            .map(|r| serde_json::json!({"status": r.status.as_str(), "key": r.key, "error": r.error}))
+            .collect();
+        super::print_json(&serde_json::json!({
+            "provider": provider,
+            "statuses": statuses,
+            "task_ids": tasks,
+            "not_succeeded": failed,
+        }))?;
+    } else {
+        print_outcome(&provider, &waited.statuses, &tasks, &not_done);
+    }
+    if !not_done.is_empty() {
+        let dead = not_done.iter().filter(|r| r.status == Status::Dead).count();
+        let open = not_done.len() - dead;
+        return Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!(
+                "{dead} target(s) were given up and {open} are not done yet (queued, in flight or \
+                 retrying); see `edgepurge log`. Those not done are sent by a running server or \
+                 the next `edgepurge purge`; `edgepurge retry` re-queues the given up"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn print_outcome(
+    provider: &str,
+    statuses: &std::collections::BTreeMap<Status, usize>,
+    tasks: &[&str],
+    not_done: &[&LogRecord],
+) {
+    let summary: Vec<String> = statuses
         .iter()
         .map(|(s, n)| match s {
             Status::Failed => format!("{n} failed, retrying"),
@@ -171,19 +231,9 @@ pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
             summary.join(", ")
         }
     );
-    let mut tasks: Vec<&str> = records
-        .iter()
-        .filter_map(|r| r.task_id.as_deref())
-        .collect();
-    tasks.sort_unstable();
-    tasks.dedup();
     if !tasks.is_empty() {
         println!("task ids: {}", tasks.join(" "));
     }
-    let not_done: Vec<&LogRecord> = records
-        .iter()
-        .filter(|r| r.status != Status::Succeeded)
-        .collect();
     for r in not_done.iter().take(20) {
         println!(
             "  {} {}: {}",
@@ -192,19 +242,6 @@ pub async fn run(ctx: &Ctx, args: PurgeArgs) -> CliResult {
             r.error.as_deref().unwrap_or("")
         );
     }
-    if !not_done.is_empty() {
-        let dead = not_done.iter().filter(|r| r.status == Status::Dead).count();
-        let open = not_done.len() - dead;
-        return Err(Failure {
-            code: 1,
-            error: anyhow::anyhow!(
-                "{dead} target(s) were given up and {open} are not done yet (queued, in flight or \
-                 retrying); see `edgepurge log`. Those not done are sent by a running server or \
-                 the next `edgepurge purge`; `edgepurge retry` re-queues the given up"
-            ),
-        });
-    }
-    Ok(())
 }
 
 async fn collect_targets(args: &PurgeArgs, kind: TargetKind) -> Result<Vec<String>, Failure> {
