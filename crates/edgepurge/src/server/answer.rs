@@ -17,7 +17,16 @@ fn unavailable(e: &StoreError) -> Response {
         StoreError::Busy(_) => ("too many events are waiting to be stored; retry later", "1"),
         _ => ("the queue cannot store events right now; retry later", "5"),
     };
-    tracing::error!(error = %e, "cannot store events; answering 503 so the sender retries");
+    // Every sender hears it; the log says it once every few seconds, with the count.
+    static LOGGED: std::sync::LazyLock<super::refusals::Throttle> =
+        std::sync::LazyLock::new(Default::default);
+    if let Some(more) = LOGGED.allow() {
+        tracing::error!(
+            error = %e,
+            more_since_last_line = more,
+            "cannot store events; answering 503 so the sender retries"
+        );
+    }
     let mut r = error(StatusCode::SERVICE_UNAVAILABLE, message);
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static(retry_after));
