@@ -328,18 +328,9 @@ fn large_bodies_wait_for_the_parse_budget_instead_of_all_being_held_at_once() {
     let addr = server.addr;
     let other_keys: Vec<String> = (0..1000).map(|i| format!("other/{i:04}.css")).collect();
     let other = std::thread::spawn(move || {
-        let auth = format!("Bearer {WEBHOOK_TOKEN}");
         let body = ceph_body("assets", "ObjectCreated:Put", &other_keys);
         let start = Instant::now();
-        let r = http::request(
-            addr,
-            "POST",
-            "/v1/events",
-            "x",
-            &[("Authorization", &auth)],
-            &body,
-        )
-        .unwrap();
+        let r = post_events(addr, &body);
         (r, start.elapsed())
     });
     std::thread::sleep(Duration::from_millis(300));

@@ -181,17 +181,8 @@ fn every_sender_hears_503_within_one_busy_timeout_while_the_store_is_locked() {
                     std::thread::sleep(Duration::from_millis((i - 40) * 100));
                 }
                 let body = ceph_body("assets", "ObjectCreated:Put", &[format!("l/{i}.css")]);
-                let auth = format!("Bearer {WEBHOOK_TOKEN}");
                 let t0 = std::time::Instant::now();
-                let r = http::request(
-                    addr,
-                    "POST",
-                    "/v1/events",
-                    "x",
-                    &[("Authorization", &auth)],
-                    &body,
-                )
-                .unwrap();
+                let r = post_events(addr, &body);
                 (r.status, t0.elapsed())
             })
         })
@@ -252,17 +243,8 @@ fn a_full_write_queue_answers_503_at_once_and_loses_nothing_acknowledged() {
             std::thread::spawn(move || {
                 let key = format!("bounded/{i}.css");
                 let body = ceph_body("assets", "ObjectCreated:Put", std::slice::from_ref(&key));
-                let auth = format!("Bearer {WEBHOOK_TOKEN}");
                 let t0 = std::time::Instant::now();
-                let r = http::request(
-                    addr,
-                    "POST",
-                    "/v1/events",
-                    "x",
-                    &[("Authorization", &auth)],
-                    &body,
-                )
-                .unwrap();
+                let r = post_events(addr, &body);
                 (key, r, t0.elapsed())
             })
         })

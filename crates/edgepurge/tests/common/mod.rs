@@ -156,6 +156,20 @@ impl Server {
     }
 }
 
+/// Posts a body to `addr` with the webhook token (for threads that have no `Server`).
+pub fn post_events(addr: SocketAddr, body: &[u8]) -> http::Response {
+    let auth = format!("Bearer {WEBHOOK_TOKEN}");
+    http::request(
+        addr,
+        "POST",
+        "/v1/events",
+        "x",
+        &[("Authorization", &auth)],
+        body,
+    )
+    .expect("POST /v1/events")
+}
+
 pub fn start_server(cmd: Command) -> Server {
     let (proc, line) = Proc::spawn_until("edgepurge serve", cmd, Duration::from_secs(20), |l| {
         l.starts_with("listening on ")
