@@ -202,7 +202,8 @@ impl Service {
 
     /// Puts `cfg`'s rules in force (the store keeps them; the running planner follows within
     /// a second, as for `rule add`).
-    pub async fn apply_config_rules(&self, cfg: &Config) -> anyhow::Result<()> {
+    /// Returns how many rules are in force now.
+    pub async fn apply_config_rules(&self, cfg: &Config) -> anyhow::Result<usize> {
         let specs = cfg.rules.iter().map(|r| r.spec.clone()).collect();
         self.state
             .store
@@ -211,8 +212,9 @@ impl Service {
             .context("storing the config file's rules")?;
         // In force now, not at the next poll; planned for the providers that are running.
         let planner = load_planner(self.state.store.as_ref(), &self.cfg).await?;
+        let in_force = planner.rules().len();
         self.state.ingestor.set_planner(planner);
-        Ok(())
+        Ok(in_force)
     }
 
     pub fn shutdown_token(&self) -> CancellationToken {

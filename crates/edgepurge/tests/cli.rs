@@ -487,14 +487,18 @@ fn retry_names_an_unknown_provider_or_rule_and_exits_2() {
 #[test]
 fn missing_provider_credentials_are_named_by_config_check_and_stop_serve() {
     let fake = FakeTencent::start(Options::default());
-    let text = tencent_config(&fake, "", SITE_RULE)
-        .replace("EP_TEST_SECRET_KEY", "EP_TEST_SURELY_UNSET_KEY");
+    let ep0 = Edgepurge::new("");
+    let key = ep0.dir.path().join("secret-key");
+    let text = tencent_config(&fake, "", SITE_RULE).replace(
+        "secret_key_env = \"EP_TEST_SECRET_KEY\"",
+        &format!("secret_key_file = {:?}", key.display().to_string()),
+    );
     let ep = Edgepurge::new(&text);
     let out = ep.run(&["config", "check"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("providers.tencent: environment variable EP_TEST_SURELY_UNSET_KEY is not set"),
+        err.contains("providers.tencent: cannot read secret file") && err.contains("secret-key"),
         "{err}"
     );
     let out = ep.run(&["serve", "--listen", "127.0.0.1:0"]);
@@ -504,7 +508,7 @@ fn missing_provider_credentials_are_named_by_config_check_and_stop_serve() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Asked to, it starts anyway (its purges fail and are retried until the key is there).
+    // Asked to, it starts anyway, and /healthz says the lane cannot sign (503, degraded).
     let cmd = ep.command(&[
         "serve",
         "--listen",
@@ -512,21 +516,24 @@ fn missing_provider_credentials_are_named_by_config_check_and_stop_serve() {
         "--allow-missing-secrets",
     ]);
     let server = start_server(cmd);
-    assert_eq!(
-        edgepurge_testkit::http::get(server.addr, "/readyz")
-            .unwrap()
-            .status,
-        200
-    );
-    // Its first purge cannot be signed: /healthz says so (503, degraded, and which lane).
+    let health = |code: u16| {
+        edgepurge_testkit::wait_for(Duration::from_secs(10), "the health to change", || {
+            let r = edgepurge_testkit::http::get(server.addr, "/healthz").ok()?;
+            (r.status == code).then(|| r.json())
+        })
+    };
+    let h = health(503);
+    assert_eq!(h["status"], "degraded");
+    assert_eq!(h["lanes"][0]["missing_credentials"], true, "{h}");
     server.send(&ceph_body("assets", "ObjectCreated:Put", &["k.css".into()]));
-    let health = edgepurge_testkit::wait_for(Duration::from_secs(10), "a degraded lane", || {
-        let r = edgepurge_testkit::http::get(server.addr, "/healthz").ok()?;
-        (r.status == 503).then(|| r.json())
-    });
-    assert_eq!(health["status"], "degraded");
-    assert_eq!(health["lanes"][0]["missing_credentials"], true, "{health}");
+    std::thread::sleep(Duration::from_millis(500));
     assert!(fake.purges().is_empty(), "nothing was sent unsigned");
+    // The key file appears: the lane clears the flag by itself and the purge goes out.
+    std::fs::write(&key, edgepurge_testkit::tencent::SECRET_KEY).unwrap();
+    let log = ep.settle(Duration::from_secs(30));
+    assert_eq!(log[0]["status"], "succeeded", "{log:?}");
+    let h = health(200);
+    assert_eq!(h["lanes"][0]["missing_credentials"], false, "{h}");
 }
 
 #[test]
@@ -535,9 +542,10 @@ fn sighup_reloads_the_config_rules_and_keeps_them_when_the_file_is_bad() {
     let ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE));
     let log_path = ep.dir.path().join("server.log");
     let server = ep.serve_with_stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()));
+    let pid = server.proc.pid().to_string();
     let hup = || {
         let ok = Command::new("kill")
-            .args(["-HUP", &server.proc.pid().to_string()])
+            .args(["-HUP", &pid])
             .status()
             .unwrap()
             .success();
@@ -590,9 +598,26 @@ fn sighup_reloads_the_config_rules_and_keeps_them_when_the_file_is_bad() {
             .status,
         200
     );
-    drop(server);
+    // Providers changed: refused as a whole (their lanes are running).
+    let faster = tencent_config(
+        &fake,
+        "rate_per_s = 5",
+        &SITE_RULE.replace("\"site\"", "\"other\""),
+    );
+    std::fs::write(&ep.config, faster).unwrap();
+    hup();
+    edgepurge_testkit::wait_for(Duration::from_secs(5), "the refusal line", || {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        text.contains("SIGHUP: providers changed in the file; restart to apply them")
+            .then_some(())
+    });
+    // A stop right behind a reload is not lost.
+    let mut server = server;
+    hup();
+    assert_eq!(server.proc.terminate(Duration::from_secs(10)), Some(0));
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(text.contains("SIGHUP: config rules reloaded"), "{text}");
+    assert!(text.contains("stopped"), "{text}");
     assert!(
         text.contains("SIGHUP: the config file was refused; the rules in force stay"),
         "{text}"

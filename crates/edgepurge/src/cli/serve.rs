@@ -45,11 +45,13 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> CliResult {
                 cfg.server.listen
             )
         })?;
-    let running = format!("{:?}", cfg.providers);
+    let running = cfg.clone();
+    // Created once: a signal that arrives while a reload runs is not lost.
+    let mut signals = Signals::new();
     let service = Service::start(cfg, listener).await?;
     // Tests and scripts read the bound address from this line.
     println!("listening on {}", service.addr);
-    while let Signal::Reload = wait_for_signal().await {
+    while let Signal::Reload = signals.next().await {
         reload(ctx, &service, &running).await;
     }
     tracing::info!("shutting down: finishing requests in flight");
@@ -58,10 +60,10 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> CliResult {
     Ok(())
 }
 
-/// SIGHUP: the config file's rules are read again and put in force; a file with problems is
-/// refused and the rules in force stay (both said in the log). Provider changes need a
-/// restart (their lanes are running), which the log says too.
-async fn reload(ctx: &Ctx, service: &Service, running_providers: &str) {
+/// SIGHUP: the config file's rules are read again and put in force. A file with problems,
+/// or one whose providers changed (their lanes are running), is refused and the rules in
+/// force stay; other sections take effect at the next restart. All of it is said in the log.
+async fn reload(ctx: &Ctx, service: &Service, running: &crate::config::Config) {
     let cfg = match ctx.config().await {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -72,14 +74,47 @@ async fn reload(ctx: &Ctx, service: &Service, running_providers: &str) {
             return;
         }
     };
-    if format!("{:?}", cfg.providers) != running_providers {
+    if format!("{:?}", cfg.providers) != format!("{:?}", running.providers) {
+        tracing::error!(
+            "SIGHUP: providers changed in the file; restart to apply them (nothing was \
+             reloaded: a rule for a provider that is not running would match events and purge \
+             nothing)"
+        );
+        return;
+    }
+    let later: Vec<&str> = [
+        (
+            "[server]",
+            format!("{:?}", cfg.server) != format!("{:?}", running.server),
+        ),
+        (
+            "[store]",
+            format!("{:?}", cfg.store) != format!("{:?}", running.store),
+        ),
+        (
+            "[dispatch]",
+            format!("{:?}", cfg.dispatch) != format!("{:?}", running.dispatch),
+        ),
+        (
+            "[log]",
+            format!("{:?}", cfg.log) != format!("{:?}", running.log),
+        ),
+        (
+            "[admin]",
+            format!("{:?}", cfg.admin) != format!("{:?}", running.admin),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect();
+    if !later.is_empty() {
         tracing::warn!(
-            "SIGHUP: providers changed in the file; they take effect at the next restart \
-             (rules are reloaded now)"
+            "SIGHUP: {} changed in the file and take effect at the next restart",
+            later.join(", ")
         );
     }
     match service.apply_config_rules(&cfg).await {
-        Ok(()) => tracing::info!(rules = cfg.rules.len(), "SIGHUP: config rules reloaded"),
+        Ok(in_force) => tracing::info!(rules_in_force = in_force, "SIGHUP: config rules reloaded"),
         Err(e) => tracing::error!("SIGHUP: cannot store the config's rules: {e:#}"),
     }
 }
@@ -89,29 +124,46 @@ enum Signal {
     Reload,
 }
 
-async fn wait_for_signal() -> Signal {
+/// SIGTERM, SIGINT (stop) and SIGHUP (reload), listened to for the whole run.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) {
-            (Ok(mut term), Ok(mut hup)) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => Signal::Stop,
-                    _ = term.recv() => Signal::Stop,
-                    _ = hup.recv() => Signal::Reload,
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-                Signal::Stop
-            }
+    streams: Option<(
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    )>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(t), Ok(i), Ok(h)) => Some((t, i, h)),
+                _ => None,
+            };
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        if let Some((term, int, hup)) = &mut self.streams {
+            return tokio::select! {
+                _ = term.recv() => Signal::Stop,
+                _ = int.recv() => Signal::Stop,
+                _ = hup.recv() => Signal::Reload,
+            };
+        }
         let _ = tokio::signal::ctrl_c().await;
         Signal::Stop
     }

@@ -65,8 +65,8 @@ pub async fn run(ctx: &Ctx, args: SimulateArgs) -> CliResult {
 fn explain(planner: &Planner, event: &edgepurge_core::Event, matches: &[edgepurge_core::Match]) {
     let what = format!(
         "{} {}/{}",
-        event.name,
-        event.bucket,
+        edgepurge_core::printable(&event.name),
+        edgepurge_core::printable(&event.bucket),
         edgepurge_core::printable(&event.key)
     );
     if planner.rules().is_empty() {

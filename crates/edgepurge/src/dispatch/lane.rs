@@ -77,6 +77,16 @@ impl Lane {
         self.purger.lane()
     }
 
+    /// Sets the missing-credentials flag from a check (at start, and while it is set and
+    /// the lane has nothing to send: fixing the credentials clears it without a purge).
+    fn check_credentials(&self, only_if_set: bool) {
+        if let Ok(mut s) = self.status.lock() {
+            if !only_if_set || s.missing_credentials {
+                s.missing_credentials = self.purger.credentials_missing();
+            }
+        }
+    }
+
     pub async fn run(self) {
         let lane = self.name().to_owned();
         let mut limits = self.purger.limits().clone();
@@ -103,6 +113,7 @@ impl Lane {
         let _renewer_guard = renewer_stop.clone().drop_guard();
         let mut was_held = false;
         let mut last_token: Option<i64> = None;
+        self.check_credentials(false);
         let mut quota_at: Ms = 0;
 
         loop {
@@ -228,6 +239,7 @@ impl Lane {
                 }
                 Ok(Claim::Idle) => {
                     drop(permit);
+                    self.check_credentials(true);
                     if sends.is_empty() {
                         self.set_state(LaneState::Idle);
                     }

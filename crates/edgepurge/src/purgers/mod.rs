@@ -254,6 +254,10 @@ pub trait Purger: Send + Sync {
     async fn purge(&self, kind: TargetKind, targets: &[String]) -> PurgeResponse;
     /// Forgets what was learned about these targets (the operator re-queued them).
     fn forget(&self, _targets: &[String]) {}
+    /// Whether the credentials cannot be read now (checked without sending anything).
+    fn credentials_missing(&self) -> bool {
+        false
+    }
     /// Asks the provider for its current quota, when it can tell.
     async fn quota(&self) -> Option<Result<ProviderQuota, PurgeError>> {
         None

@@ -11,6 +11,7 @@
 
 use super::answer::error;
 use super::auth::{self, Denied};
+use super::refusals::Throttle;
 use super::AppState;
 use crate::app::{Accepted, IngestError, IngestOptions, Reservation, SMALL_BODY};
 use axum::extract::{ConnectInfo, Request, State};
@@ -136,7 +137,14 @@ pub async fn ingest(
         }
         Err(ReadError::TimedOut) => {
             state.metrics.body("refused");
-            tracing::warn!(peer = %peer, "a request body did not arrive in time");
+            static SLOW: std::sync::LazyLock<Throttle> = std::sync::LazyLock::new(Default::default);
+            if let Some(more) = SLOW.allow() {
+                tracing::warn!(
+                    peer = %peer,
+                    more_since_last_line = more,
+                    "a request body did not arrive in time"
+                );
+            }
             let mut r = error(
                 StatusCode::REQUEST_TIMEOUT,
                 format!(
@@ -170,11 +178,18 @@ pub async fn ingest(
             });
             if matches!(e, crate::app::IngestError::Parse(_)) {
                 let error = e.to_string();
-                tracing::warn!(
-                    peer = %peer,
-                    error = %edgepurge_core::printable(&error),
-                    "refused a notification"
-                );
+                // One line every few seconds (with the count since): a sender cannot flood
+                // the log with bad bodies.
+                static BAD: std::sync::LazyLock<Throttle> =
+                    std::sync::LazyLock::new(Default::default);
+                if let Some(more) = BAD.allow() {
+                    tracing::warn!(
+                        peer = %peer,
+                        more_since_last_line = more,
+                        error = %edgepurge_core::printable(&error),
+                        "refused a notification"
+                    );
+                }
             }
             return e.into_response();
         }

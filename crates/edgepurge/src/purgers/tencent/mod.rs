@@ -394,6 +394,11 @@ impl Purger for TencentCdn {
         self.learned.forget(targets);
     }
 
+    fn credentials_missing(&self) -> bool {
+        self.settings.secret_id.check_present().is_err()
+            || self.settings.secret_key.check_present().is_err()
+    }
+
     async fn quota(&self) -> Option<Result<ProviderQuota, PurgeError>> {
         let call = match self.call("DescribePurgeQuota", &json!({}), 0).await {
             Ok(c) => c,
