@@ -138,16 +138,21 @@ async fn post(client: &reqwest::Client, addr: SocketAddr, keys: &[String]) -> bo
         .is_ok_and(|r| r.status().is_success())
 }
 
-/// Every successful purge request: (arrival time, URLs).
-async fn purges(client: &reqwest::Client, fake: SocketAddr) -> Vec<(f64, Vec<String>)> {
-    let reqs: Vec<Value> = match client
+/// Every request the stand-in received, in order.
+async fn fake_requests(client: &reqwest::Client, fake: SocketAddr) -> Vec<Value> {
+    match client
         .get(format!("http://{fake}/__control/requests"))
         .send()
         .await
     {
         Ok(r) => r.json().await.unwrap_or_default(),
         Err(e) => panic!("fake requests: {e}"),
-    };
+    }
+}
+
+/// Every successful purge request: (arrival time, URLs).
+async fn purges(client: &reqwest::Client, fake: SocketAddr) -> Vec<(f64, Vec<String>)> {
+    let reqs = fake_requests(client, fake).await;
     reqs.into_iter()
         .filter(|r| r["action"] == "PurgeUrlsCache" && r["error_code"].is_null())
         .map(|r| {
@@ -273,14 +278,7 @@ async fn latency(rig: &Rig, client: &reqwest::Client) {
 
 /// Every purge call's URL count (failed ones too): what the deploy cost in submissions.
 async fn submissions(client: &reqwest::Client, fake: SocketAddr) -> usize {
-    let reqs: Vec<Value> = match client
-        .get(format!("http://{fake}/__control/requests"))
-        .send()
-        .await
-    {
-        Ok(r) => r.json().await.unwrap_or_default(),
-        Err(e) => panic!("fake requests: {e}"),
-    };
+    let reqs = fake_requests(client, fake).await;
     reqs.iter()
         .filter(|r| r["action"] == "PurgeUrlsCache")
         .map(|r| r["body"]["Urls"].as_array().map_or(0, Vec::len))
@@ -323,14 +321,15 @@ async fn outage(client: &reqwest::Client) {
     let purged = want.iter().filter(|u| first.contains_key(*u)).count();
     let last = first.values().copied().fold(f64::MIN, f64::max);
     let target = 5.0 + (URLS.div_ceil(BATCH) as f64) / RATE;
+    let spent = submissions(client, rig.fake_addr).await;
     println!(
         "outage recovery ({URLS} URLs, {BATCH} per call, {RATE}/s, 20 % InternalError, {} s of \
          503s): {purged}/{URLS} purged, last {:.2} s after the provider came back (target ≤ \
          {target:.2} s), {} URL submissions ({:.2} per URL)",
         OUTAGE.as_secs(),
         (last - back).max(0.0),
-        submissions(client, rig.fake_addr).await,
-        submissions(client, rig.fake_addr).await as f64 / URLS as f64
+        spent,
+        spent as f64 / URLS as f64
     );
 }
 

@@ -49,6 +49,21 @@ pub async fn load_planner(store: &dyn Store, cfg: &Config) -> anyhow::Result<Pla
     Ok(planner)
 }
 
+/// Reads a configured token (none when not configured); the error names which.
+async fn load_token(
+    src: Option<&crate::secret::SecretSource>,
+    what: &str,
+) -> anyhow::Result<Option<crate::secret::Secret>> {
+    match src {
+        Some(src) => Ok(Some(
+            src.load()
+                .await
+                .map_err(|e| anyhow::anyhow!("{what}: {e}"))?,
+        )),
+        None => Ok(None),
+    }
+}
+
 /// One purger per lane of every provider account.
 pub fn build_purgers(cfg: &Config) -> Result<Vec<Arc<dyn Purger>>, BuildError> {
     let mut out = Vec::new();
@@ -71,22 +86,9 @@ impl Service {
             .await
             .context("installing the config file's rules")?;
         let planner = load_planner(store.as_ref(), &cfg).await?;
-        let webhook_token = match &cfg.server.webhook_token {
-            Some(src) => Some(
-                src.load()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("server webhook token: {e}"))?,
-            ),
-            None => None,
-        };
-        let admin_token = match &cfg.admin.token {
-            Some(src) => Some(
-                src.load()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("admin token: {e}"))?,
-            ),
-            None => None,
-        };
+        let webhook_token =
+            load_token(cfg.server.webhook_token.as_ref(), "server webhook token").await?;
+        let admin_token = load_token(cfg.admin.token.as_ref(), "admin token").await?;
         for warning in cfg.secret_warnings() {
             tracing::warn!("{warning}");
         }

@@ -78,26 +78,6 @@ impl<'de> Visitor<'de> for Strict {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn duplicate_keys_are_refused_at_any_depth_and_the_rest_reads_as_serde_json_does() {
-        for body in [
-            r#"{"Records":[{"a":1}],"Records":[]}"#,
-            r#"{"Records":[{"s3":{"object":{"key":"a","key":"b"}}}]}"#,
-        ] {
-            let e = from_slice(body.as_bytes()).unwrap_err().to_string();
-            assert!(e.contains("duplicate key"), "{e}");
-        }
-        let body = r#"{"a":[1,-2,3.5,"x",null,true,{"b":{}}],"c":"\u00e9"}"#;
-        let want: Value = serde_json::from_str(body).unwrap();
-        assert_eq!(from_slice(body.as_bytes()).unwrap(), want);
-        assert!(from_slice(b"{} x").is_err(), "trailing text is refused too");
-    }
-}
-
 /// Checks `body` as [`from_slice`] would read it (valid JSON, valid strings and numbers, no
 /// key twice in one object, nesting within serde_json's limit) without building anything:
 /// the fast path calls it first, so it refuses exactly what the tree parser refuses.
@@ -163,8 +143,23 @@ impl<'de> Visitor<'de> for Check {
 }
 
 #[cfg(test)]
-mod check_tests {
+mod tests {
     use super::*;
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth_and_the_rest_reads_as_serde_json_does() {
+        for body in [
+            r#"{"Records":[{"a":1}],"Records":[]}"#,
+            r#"{"Records":[{"s3":{"object":{"key":"a","key":"b"}}}]}"#,
+        ] {
+            let e = from_slice(body.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains("duplicate key"), "{e}");
+        }
+        let body = r#"{"a":[1,-2,3.5,"x",null,true,{"b":{}}],"c":"\u00e9"}"#;
+        let want: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(from_slice(body.as_bytes()).unwrap(), want);
+        assert!(from_slice(b"{} x").is_err(), "trailing text is refused too");
+    }
 
     #[test]
     fn check_refuses_what_the_tree_refuses() {

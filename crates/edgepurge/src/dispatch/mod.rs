@@ -107,14 +107,13 @@ pub struct LaneStatus {
     pub missing_credentials: bool,
 }
 
-#[cfg(test)]
 impl LaneStatus {
-    /// A fresh lane of provider `p` in `state`, for tests.
-    pub fn in_state(lane: &str, state: LaneState) -> LaneStatus {
+    /// A lane that has not started yet: no requests, no errors.
+    pub fn new(lane: &str, provider: &str) -> LaneStatus {
         LaneStatus {
-            lane: lane.into(),
-            provider: "p".into(),
-            state,
+            lane: lane.to_owned(),
+            provider: provider.to_owned(),
+            state: LaneState::Starting,
             requests: 0,
             succeeded: 0,
             failed: 0,
@@ -122,6 +121,15 @@ impl LaneStatus {
             last_error: None,
             restarts: 0,
             missing_credentials: false,
+        }
+    }
+
+    /// A fresh lane of provider `p` in `state`, for tests.
+    #[cfg(test)]
+    pub fn in_state(lane: &str, state: LaneState) -> LaneStatus {
+        LaneStatus {
+            state,
+            ..LaneStatus::new(lane, "p")
         }
     }
 }
@@ -177,18 +185,10 @@ impl Dispatcher {
             let notify = Arc::new(Notify::new());
             let added = Arc::new(AtomicU64::new(0));
             let expedite = Arc::new(AtomicBool::new(false));
-            let status = Arc::new(Mutex::new(LaneStatus {
-                lane: purger.lane().to_owned(),
-                provider: purger.provider().to_owned(),
-                state: LaneState::Starting,
-                requests: 0,
-                succeeded: 0,
-                failed: 0,
-                last_success_at: None,
-                last_error: None,
-                restarts: 0,
-                missing_credentials: false,
-            }));
+            let status = Arc::new(Mutex::new(LaneStatus::new(
+                purger.lane(),
+                purger.provider(),
+            )));
             lanes.insert(
                 purger.lane().to_owned(),
                 LaneHandle {

@@ -25,14 +25,14 @@ fn status(stopping: bool, lanes: &[LaneStatus]) -> (StatusCode, &'static str) {
     if stopping {
         return (StatusCode::SERVICE_UNAVAILABLE, "stopping");
     }
-    let restarting = lanes.iter().any(|l| {
+    let degraded = lanes.iter().any(|l| {
         l.missing_credentials
             || matches!(
                 l.state,
                 LaneState::Restarting { .. } | LaneState::Down { .. } | LaneState::Parked { .. }
             )
     });
-    if restarting {
+    if degraded {
         (StatusCode::SERVICE_UNAVAILABLE, "degraded")
     } else {
         (StatusCode::OK, "ok")
