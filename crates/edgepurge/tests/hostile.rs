@@ -389,6 +389,22 @@ fn healthz_shows_lanes_and_errors_only_to_the_admin() {
         get_with(server.addr, "/readyz", None).json(),
         serde_json::json!({"status": "ready"})
     );
+    // Metrics are the admin's too.
+    for token in [None, Some(WEBHOOK_TOKEN)] {
+        assert_eq!(
+            get_with(server.addr, "/metrics", token).status,
+            401,
+            "{token:?}"
+        );
+    }
+    let m = get_with(server.addr, "/metrics", Some("admin-token-for-tests"));
+    assert_eq!(m.status, 200);
+    assert!(m.text().contains("edgepurge_lane_state{"), "{}", m.text());
+    // An unknown path is answered 404 naming it as sent (never percent-decoded into
+    // control characters).
+    let r = get_with(server.addr, "/%1b[31mnope", None);
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("GET /%1b[31mnope"), "{}", r.text());
 }
 
 /// `/readyz` once it answers `status` (a probe's answer is reused for a second).

@@ -363,3 +363,30 @@ fn admin_token_sources_and_loose_secret_files() {
         crate::config::DEFAULT_MIN_FREE_BYTES
     );
 }
+
+#[test]
+fn the_new_limits_are_checked_and_each_problem_named() {
+    let err = parse(
+        "[server]\nmax_body_bytes = 1000\nparse_budget_bytes = 999\n\
+         [store]\nmax_jobs_per_body = 0\n\
+         [dispatch]\ndown_after = 0\nprobe_interval_ms = 700000",
+    )
+    .unwrap()
+    .validate()
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "server.parse_budget_bytes: must be from server.max_body_bytes (1000)",
+        "store.max_jobs_per_body: must be 1 to",
+        "dispatch.down_after: must be 1 to 1000",
+        "dispatch.probe_interval_ms: must be 1 to 600000",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    let ok = parse("[server]\nmax_body_bytes = 1000\nparse_budget_bytes = 1000")
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(ok.server.parse_budget_bytes, 1000);
+    assert_eq!(ok.dispatch.health.down_after, 3);
+}
