@@ -45,6 +45,8 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub admin: RawAdmin,
+    #[serde(default)]
+    pub function: crate::function::RawFunction,
     /// Each section is checked by its provider kind.
     #[serde(default)]
     pub providers: BTreeMap<String, toml::Table>,
@@ -115,6 +117,7 @@ pub struct Config {
     pub dispatch: DispatchSettings,
     pub log: LogConfig,
     pub admin: AdminConfig,
+    pub function: crate::function::FunctionConfig,
     pub providers: Providers,
     pub rules: Vec<Rule>,
 }
@@ -355,6 +358,8 @@ impl RawConfig {
                 .flatten(),
         };
 
+        let function = crate::function::FunctionConfig::check(self.function, &mut p);
+
         let d = &self.dispatch;
         let defaults = DispatchSettings::default();
         let retry_defaults = RetryPolicy::default();
@@ -524,6 +529,7 @@ impl RawConfig {
             dispatch,
             log,
             admin,
+            function,
             providers,
             rules,
         })
@@ -549,6 +555,7 @@ impl Config {
         let mut sources: Vec<&SecretSource> = Vec::new();
         sources.extend(self.server.webhook_token.as_ref());
         sources.extend(self.admin.token.as_ref());
+        sources.extend(self.function.token.as_ref());
         for p in self.providers.values() {
             sources.extend(p.secrets());
         }

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dispatch;
+pub mod function;
 pub mod limits;
 pub mod metrics;
 pub mod purgers;

@@ -12,6 +12,7 @@ pub mod caches;
 pub mod ceph;
 pub mod http;
 pub mod process;
+pub mod runtime;
 pub mod tencent;
 
 use std::collections::BTreeSet;

@@ -5,6 +5,7 @@
 //! own answers (HTTP status, exit code), each once.
 
 mod admin;
+mod direct;
 mod ingest;
 mod outcomes;
 mod planner;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use admin::{Admin, AdminError, AdminResult};
+pub use direct::{DirectError, DirectPurge, DirectReport, Outcome, Skipped, TargetReport};
 pub use ingest::{
     Accepted, IngestError, IngestLimits, IngestOptions, Ingestor, LaneWaker, Reservation,
     DEFAULT_MAX_JOBS, DEFAULT_PARSE_BUDGET, SMALL_BODY,

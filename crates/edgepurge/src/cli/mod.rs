@@ -1,5 +1,6 @@
 //! The `edgepurge` command line. Commands act on the same store as a running server.
 
+mod function;
 mod log;
 mod purge;
 mod rule;
@@ -64,6 +65,12 @@ pub enum Command {
     Retry(RetryArgs),
     /// Queue depth per lane.
     Status(StatusArgs),
+    /// Purge what one event body asks for, now, without store or server (function mode).
+    Handle(function::HandleArgs),
+    /// Run as a Tencent SCF or AWS Lambda custom-runtime function (function mode).
+    Function(function::FunctionArgs),
+    /// Write a function zip for Tencent SCF or AWS Lambda.
+    Package(function::PackageArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,7 +132,7 @@ pub fn admin_failure(e: AdminError) -> Failure {
 pub type CliResult = Result<(), Failure>;
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(function::bootstrap_args(std::env::args_os().collect()));
     init_tracing(&cli.log_format, &cli.log_level);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -178,6 +185,9 @@ async fn run(cli: Cli) -> CliResult {
         Command::Purge(args) => purge::run(&ctx, args).await,
         Command::Retry(args) => retry(&ctx, args).await,
         Command::Status(args) => status(&ctx, args).await,
+        Command::Handle(args) => function::handle(&ctx, args).await,
+        Command::Function(args) => function::function(&ctx, args).await,
+        Command::Package(args) => function::package(&ctx, args).await,
     }
 }
 
