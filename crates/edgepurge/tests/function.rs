@@ -2,6 +2,8 @@
 //! Tencent SCF and AWS Lambda runtime APIs, and `edgepurge package`, against the Tencent CDN
 //! API stand-in (signatures recomputed with the official SDK's signer).
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions panic with the test
+
 mod common;
 
 use common::*;
