@@ -3,7 +3,7 @@
 AWS Lambda (apis.md §H), following each platform's documented exchange.
 
 Usage:
-  python3 fake_function_runtime.py --dialect scf|lambda --port 0
+  python3 fake_function_runtime.py --dialect scf|lambda --port 0 [--quiet]
 
 Prints "LISTENING <port>" as the first stdout line; serves on 127.0.0.1 until SIGTERM.
 
@@ -35,6 +35,7 @@ Control API (same port, JSON):
 import argparse
 import json
 import signal
+import socket
 import sys
 import threading
 import time
@@ -49,6 +50,7 @@ RESULTS = []
 LOG = []
 READY = []
 DIALECT = "scf"
+QUIET = False
 
 
 def now_ms():
@@ -58,7 +60,15 @@ def now_ms():
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    def setup(self):
+        super().setup()
+        # Head and body go out in two writes: without this, Nagle's algorithm holds the body
+        # until the client's delayed ACK (40 ms) and every exchange would look that slow.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, fmt, *args):
+        if QUIET:
+            return
         sys.stderr.write("fake_runtime: " + (fmt % args) + "\n")
 
     def body(self):
@@ -210,12 +220,14 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    global DIALECT
+    global DIALECT, QUIET
     ap = argparse.ArgumentParser()
     ap.add_argument("--dialect", choices=["scf", "lambda"], required=True)
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--quiet", action="store_true", help="no log line per request")
     args = ap.parse_args()
     DIALECT = args.dialect
+    QUIET = args.quiet
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

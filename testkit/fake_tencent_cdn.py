@@ -40,6 +40,7 @@ import json
 import random
 import re
 import signal
+import socket
 import string
 import sys
 import threading
@@ -302,6 +303,12 @@ ACTION_HANDLERS = {
 # --------------------------------------------------------------------------
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the real endpoint
+
+    def setup(self):
+        super().setup()
+        # Head and body go out in two writes: without this, Nagle's algorithm can hold the
+        # body until the client's delayed ACK (40 ms), which is the stand-in's delay, not ours.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     server_version = "FakeTencentCDN/1.0"
     state = None         # set in main()
     stop_event = None    # set in main(); wakes delayed requests on shutdown

@@ -432,3 +432,45 @@ fn package_refuses_a_config_that_would_purge_nothing() {
     assert!(stderr.contains("no [[rules]]"), "{stderr}");
     assert!(!ep.dir.path().join("f.zip").exists());
 }
+
+#[test]
+fn the_lambda_loop_runs_under_cargo_lambdas_emulator() {
+    use edgepurge_testkit::runtime::CargoLambda;
+    let fake = fake(&["cdn.example.com", "img.example.com"]);
+    let ep = Edgepurge::new(&tencent_config(&fake, "", COS_RULE));
+    let emulator = CargoLambda::start(&ep.dir.path().join("cargo-lambda.log"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgepurge"));
+    cmd.arg("function")
+        .current_dir(ep.dir.path())
+        .env_remove("EDGEPURGE_CONFIG_TOML")
+        .env("EDGEPURGE_CONFIG", &ep.config);
+    for (k, v) in ep.env.iter().cloned().chain(emulator.env()) {
+        cmd.env(k, v);
+    }
+    let _function = Proc::spawn_group(
+        "edgepurge-function",
+        cmd,
+        &ep.dir.path().join("function.log"),
+    );
+
+    let r = emulator.invoke(&fixture("cos-put.json"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["purged"], 4, "{body}");
+    assert_eq!(sorted_purges(&fake), COS_URLS);
+
+    // A failing provider: the invoker gets Lambda's error shape. The emulator's deadline
+    // header is not a time, so the function takes Lambda's default budget (3 s).
+    fake.outage(Some(503));
+    let r = emulator.invoke(&fixture("cos-put.json"));
+    assert_eq!(r.status, 500, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["errorType"], "PurgeFailed", "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("not purged"),
+        "{body}"
+    );
+}

@@ -23,6 +23,11 @@ pub struct FakeRuntime {
 
 impl FakeRuntime {
     pub fn start(dialect: Dialect) -> FakeRuntime {
+        Self::start_with(dialect, false)
+    }
+
+    /// [`FakeRuntime::start`]; `quiet`: no log line per request (benchmarks).
+    pub fn start_with(dialect: Dialect, quiet: bool) -> FakeRuntime {
         let script = crate::repo_root().join("testkit/fake_function_runtime.py");
         let mut cmd = Command::new(crate::python());
         cmd.arg(script).args([
@@ -32,6 +37,9 @@ impl FakeRuntime {
                 Dialect::Lambda => "lambda",
             },
         ]);
+        if quiet {
+            cmd.arg("--quiet");
+        }
         let (proc, line) = Proc::spawn_until("fake_runtime", cmd, Duration::from_secs(20), |l| {
             l.starts_with("LISTENING ")
         });
@@ -107,5 +115,62 @@ impl FakeRuntime {
                 .into_iter()
                 .find(|r| r["request_id"] == request_id)
         })
+    }
+}
+
+/// cargo-lambda's Lambda emulator (`cargo lambda watch --only-lambda-apis`, PyPI
+/// `cargo-lambda`): a real local implementation of the Lambda runtime API, invoked through
+/// Lambda's own Invoke API.
+pub struct CargoLambda {
+    pub addr: SocketAddr,
+    _proc: Proc,
+}
+
+impl CargoLambda {
+    pub fn start(log: &std::path::Path) -> CargoLambda {
+        let bin = crate::repo_root().join(".venv-test/bin/cargo-lambda");
+        assert!(
+            bin.exists(),
+            "{} is missing: run scripts/setup-test-deps.sh (testkit/requirements.txt)",
+            bin.display()
+        );
+        let port = crate::free_port();
+        let mut cmd = Command::new(bin);
+        // It wants a Cargo project in its directory, though it builds nothing here.
+        cmd.current_dir(crate::repo_root().join("crates/edgepurge"))
+            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1"])
+            .args(["-P", &port.to_string()]);
+        let mut proc = Proc::spawn_group("cargo-lambda", cmd, log);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        proc.wait_ready(Duration::from_secs(30), &[], || {
+            std::net::TcpStream::connect(addr).ok().map(|_| ())
+        });
+        CargoLambda { addr, _proc: proc }
+    }
+
+    /// What the emulator tells a function to set.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "AWS_LAMBDA_RUNTIME_API".into(),
+                format!("http://{}/.rt", self.addr),
+            ),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), "_".into()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), "1".into()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "4096".into()),
+        ]
+    }
+
+    /// Invokes the function synchronously with `event`, as the Lambda Invoke API does.
+    pub fn invoke(&self, event: &[u8]) -> http::Response {
+        http::request(
+            self.addr,
+            "POST",
+            "/2015-03-31/functions/_/invocations",
+            &self.addr.to_string(),
+            &[("Content-Type", "application/json")],
+            event,
+        )
+        .unwrap_or_else(|e| panic!("cargo-lambda invoke: {e}"))
     }
 }
