@@ -46,7 +46,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub admin: RawAdmin,
     #[serde(default)]
-    pub function: crate::function::RawFunction,
+    pub function: crate::sources::function::RawFunction,
     /// Each section is checked by its provider kind.
     #[serde(default)]
     pub providers: BTreeMap<String, toml::Table>,
@@ -117,7 +117,7 @@ pub struct Config {
     pub dispatch: DispatchSettings,
     pub log: LogConfig,
     pub admin: AdminConfig,
-    pub function: crate::function::FunctionConfig,
+    pub function: crate::sources::function::FunctionConfig,
     pub providers: Providers,
     pub rules: Vec<Rule>,
 }
@@ -358,7 +358,7 @@ impl RawConfig {
                 .flatten(),
         };
 
-        let function = crate::function::FunctionConfig::check(self.function, &mut p);
+        let function = crate::sources::function::FunctionConfig::check(self.function, &mut p);
 
         let d = &self.dispatch;
         let defaults = DispatchSettings::default();

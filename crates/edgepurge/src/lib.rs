@@ -2,7 +2,7 @@
 //!
 //! Layers, outside in (dependencies point one way, down this list):
 //!
-//! * adapters: [`server`] (HTTP), [`cli`];
+//! * adapters: [`server`] (HTTP), [`cli`], [`sources`] (function mode);
 //! * [`app`]: the application layer: `Ingestor` (one ingest path) and `Admin`;
 //! * [`dispatch`]: lanes that decide *when* to call a provider; [`metrics`]: what they and
 //!   the ingest path count;
@@ -16,7 +16,6 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dispatch;
-pub mod function;
 pub mod limits;
 pub mod metrics;
 pub mod purgers;
@@ -25,5 +24,6 @@ pub mod rules;
 pub mod secret;
 pub mod server;
 pub mod service;
+pub mod sources;
 pub mod store;
 pub mod validate;

@@ -3,7 +3,7 @@
 //! (a zip ready to upload).
 
 use super::{input_error, CliResult, Ctx, Failure};
-use crate::function::{self, runtime, Handler};
+use crate::sources::function::{self, runtime, Handler};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
