@@ -394,7 +394,22 @@ fn a_packaged_zip_runs_as_the_function_from_its_bootstrap() {
     let fake = fake(&[]);
     let ep = Edgepurge::new(&tencent_config(&fake, "", COS_RULE));
     let zip_path = ep.dir.path().join("function.zip");
-    let out = ep.ok(&["package", "scf", "-o", zip_path.to_str().unwrap()]);
+    // EDGEPURGE_FUNCTION_BIN: the static build scripts/test.sh makes (what users deploy);
+    // else this test's own binary packages itself.
+    let out = match std::env::var("EDGEPURGE_FUNCTION_BIN") {
+        Ok(bin) => {
+            let out = Command::new(&bin)
+                .args(["--config", ep.config.to_str().unwrap()])
+                .args(["package", "scf", "-o", zip_path.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{bin} package: {out:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!stderr.contains("glibc"), "a static build: {stderr}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+        Err(_) => ep.ok(&["package", "scf", "-o", zip_path.to_str().unwrap()]),
+    };
     assert!(out.contains("bootstrap + edgepurge.toml"), "{out}");
 
     // Unpacked as the platform does (into an empty directory, modes kept).

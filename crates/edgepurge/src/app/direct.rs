@@ -71,6 +71,9 @@ pub struct DirectReport {
     pub refused: usize,
     pub failed: usize,
     pub targets: Vec<TargetReport>,
+    /// Targets left out of `targets` to keep the report small (purged ones first).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub targets_omitted: usize,
     /// Events that purge nothing (no rule matches, folder markers, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<Skipped>,
@@ -79,7 +82,40 @@ pub struct DirectReport {
     pub notices: Vec<String>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl DirectReport {
+    /// The report with at most `max` targets listed: the ones not purged first, then purged
+    /// ones; the counts stay whole. (A platform caps a function's answer: Lambda at 6 MB.)
+    pub fn trimmed(&self, max: usize) -> DirectReport {
+        if self.targets.len() <= max {
+            return self.clone();
+        }
+        let mut kept: Vec<TargetReport> = self
+            .targets
+            .iter()
+            .filter(|t| t.outcome != Outcome::Purged)
+            .take(max)
+            .cloned()
+            .collect();
+        let room = max - kept.len();
+        kept.extend(
+            self.targets
+                .iter()
+                .filter(|t| t.outcome == Outcome::Purged)
+                .take(room)
+                .cloned(),
+        );
+        DirectReport {
+            targets_omitted: self.targets.len() - kept.len(),
+            targets: kept,
+            skipped: self.skipped.iter().take(max).cloned().collect(),
+            ..self.clone()
+        }
+    }
+
     /// Nothing is left that another delivery could purge: every target was purged or
     /// refused for good.
     pub fn settled(&self) -> bool {
@@ -343,6 +379,7 @@ impl DirectPurge {
             refused,
             failed,
             targets,
+            targets_omitted: 0,
             skipped,
             notices: parsed.notices,
         })
@@ -598,5 +635,266 @@ fn apply(
             items: members.into_iter().map(|(i, _)| i).collect(),
             not_before,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::purgers::{Limits, PurgeError, TargetFailure};
+    use crate::store::StoredRule;
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+
+    /// Answers as told, and remembers what was sent when.
+    struct Scripted {
+        limits: Limits,
+        latency: Duration,
+        /// Answer Split to requests larger than this.
+        split_above: usize,
+        /// Targets that fail alone, once, in their own group.
+        fail_once: Mutex<Vec<String>>,
+        sent: Mutex<Vec<(Instant, Vec<String>)>>,
+    }
+
+    impl Scripted {
+        fn new(rate: f64, max_batch: usize) -> Scripted {
+            let mut limits = crate::purgers::tencent::default_limits();
+            limits.rate_per_s = rate;
+            for (_, l) in &mut limits.kinds {
+                l.max_batch = max_batch;
+            }
+            Scripted {
+                limits,
+                latency: Duration::from_millis(10),
+                split_above: usize::MAX,
+                fail_once: Mutex::new(Vec::new()),
+                sent: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Purger for Scripted {
+        fn lane(&self) -> &str {
+            "p"
+        }
+        fn provider(&self) -> &str {
+            "p"
+        }
+        fn limits(&self) -> &Limits {
+            &self.limits
+        }
+        async fn purge(&self, _kind: TargetKind, targets: &[String]) -> PurgeResponse {
+            self.sent
+                .lock()
+                .unwrap()
+                .push((Instant::now(), targets.to_vec()));
+            tokio::time::sleep(self.latency).await;
+            if targets.len() > self.split_above {
+                return PurgeResponse::failed(
+                    Verdict::Split,
+                    PurgeError::Answer {
+                        code: Some("TooMany".into()),
+                        message: "too many".into(),
+                    },
+                );
+            }
+            let mut failing = self.fail_once.lock().unwrap();
+            let mut resp = PurgeResponse::done(200, Some("rid".into()), None);
+            for (index, t) in targets.iter().enumerate() {
+                if let Some(at) = failing.iter().position(|f| f == t) {
+                    failing.remove(at);
+                    resp.failed.push(TargetFailure {
+                        index,
+                        verdict: Verdict::RetryLater { after: None },
+                        error: PurgeError::Transport("reset".into()),
+                        group: 1,
+                    });
+                }
+            }
+            resp
+        }
+    }
+
+    fn direct(purger: Arc<Scripted>) -> DirectPurge {
+        let cfg = crate::config::parse(
+            r#"
+            [providers.p]
+            kind = "tencent-cdn"
+            [[rules]]
+            name = "r"
+            bucket = "b"
+            events = ["created"]
+            domains = ["https://cdn.test"]
+            provider = "p"
+            "#,
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        let stored: Vec<StoredRule> = cfg
+            .rules
+            .iter()
+            .map(|r| StoredRule::from_config(&r.spec))
+            .collect();
+        let (planner, problems) = Planner::new(&stored, &cfg.providers, true);
+        assert!(problems.is_empty(), "{problems:?}");
+        DirectPurge::new(planner, vec![purger as Arc<dyn Purger>], 1000)
+    }
+
+    fn body(keys: &[&str]) -> Vec<u8> {
+        let records: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "eventSource": "ceph:s3", "eventName": "ObjectCreated:Put",
+                    "s3": {"bucket": {"name": "b"}, "object": {"key": k}}
+                })
+            })
+            .collect();
+        serde_json::json!({ "Records": records })
+            .to_string()
+            .into_bytes()
+    }
+
+    fn sent_sizes(p: &Scripted) -> Vec<usize> {
+        p.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, t)| t.len())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_refused_as_too_large_is_halved_until_each_part_fits() {
+        let p = Arc::new(Scripted {
+            split_above: 2,
+            ..Scripted::new(20.0, 1000)
+        });
+        let d = direct(Arc::clone(&p));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let r = d
+            .purge(&body(&["a", "b", "c", "d", "e"]), deadline)
+            .await
+            .unwrap();
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.purged, 5);
+        let sizes = sent_sizes(&p);
+        assert_eq!(sizes[0], 5);
+        assert_eq!(
+            sizes.iter().filter(|&&n| n <= 2).sum::<usize>(),
+            5,
+            "{sizes:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_holds_inside_an_invocation() {
+        let p = Arc::new(Scripted::new(2.0, 1));
+        let d = direct(Arc::clone(&p));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let keys = ["a", "b", "c", "d", "e", "f"];
+        let r = d.purge(&body(&keys), deadline).await.unwrap();
+        assert_eq!(r.purged, 6);
+        let times: Vec<Instant> = p.sent.lock().unwrap().iter().map(|(t, _)| *t).collect();
+        for w in times.windows(3) {
+            assert!(
+                w[2] - w[0] >= Duration::from_secs(1),
+                "three requests within one second: {times:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_provider_slower_than_the_deadline_fails_its_targets_at_the_deadline() {
+        let p = Arc::new(Scripted {
+            latency: Duration::from_secs(30),
+            ..Scripted::new(20.0, 1000)
+        });
+        let d = direct(Arc::clone(&p));
+        let start = Instant::now();
+        let r = d
+            .purge(&body(&["a", "b"]), start + Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        assert_eq!(r.failed, 2);
+        assert!(!r.settled());
+        assert!(r.targets[0].error.as_deref().unwrap().contains("deadline"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_target_that_failed_alone_is_sent_again_alone() {
+        let p = Arc::new(Scripted::new(20.0, 1000));
+        p.fail_once
+            .lock()
+            .unwrap()
+            .push("https://cdn.test/b".into());
+        let d = direct(Arc::clone(&p));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let r = d.purge(&body(&["a", "b", "c"]), deadline).await.unwrap();
+        assert!(r.ok, "{r:?}");
+        let attempts: Vec<u32> = r.targets.iter().map(|t| t.attempts).collect();
+        assert_eq!(attempts, [1, 2, 1]);
+        let sent = p.sent.lock().unwrap();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[1].1, ["https://cdn.test/b"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_same_url_asked_for_twice_is_sent_once() {
+        let p = Arc::new(Scripted::new(20.0, 1000));
+        let d = direct(Arc::clone(&p));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let r = d.purge(&body(&["a", "a", "b"]), deadline).await.unwrap();
+        assert_eq!(r.events, 3);
+        assert_eq!(r.targets.len(), 2);
+        assert_eq!(sent_sizes(&p), [2]);
+    }
+
+    fn target(i: usize, outcome: Outcome) -> TargetReport {
+        TargetReport {
+            provider: "p".into(),
+            lane: "p".into(),
+            kind: "url",
+            target: format!("https://cdn.test/{i}"),
+            rules: vec!["r".into()],
+            outcome,
+            attempts: 1,
+            request_id: None,
+            task_id: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_trimmed_report_keeps_the_counts_and_what_was_not_purged() {
+        let mut targets: Vec<TargetReport> = (0..10).map(|i| target(i, Outcome::Purged)).collect();
+        targets.push(target(10, Outcome::Failed));
+        targets.push(target(11, Outcome::Refused));
+        let report = DirectReport {
+            ok: false,
+            events: 12,
+            purged: 10,
+            refused: 1,
+            failed: 1,
+            targets,
+            targets_omitted: 0,
+            skipped: Vec::new(),
+            notices: Vec::new(),
+        };
+        assert_eq!(report.trimmed(100), report);
+        let t = report.trimmed(3);
+        assert_eq!((t.purged, t.refused, t.failed, t.events), (10, 1, 1, 12));
+        assert_eq!(t.targets.len(), 3);
+        assert_eq!(t.targets_omitted, 9);
+        assert_eq!(t.targets[0].outcome, Outcome::Failed);
+        assert_eq!(t.targets[1].outcome, Outcome::Refused);
+        assert_eq!(t.targets[2].outcome, Outcome::Purged);
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json["targets_omitted"], 9);
+        assert!(serde_json::to_value(&report).unwrap()["targets_omitted"].is_null());
     }
 }

@@ -18,6 +18,10 @@ use crate::store::StoredRule;
 use serde::Serialize;
 use tokio::time::Instant;
 
+/// Most targets listed in a function's answer: about 300 bytes each, so the answer stays
+/// far below the platforms' limits (Lambda: 6 MB) whatever the body.
+pub const ANSWER_TARGETS: usize = 1000;
+
 /// What one body did.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
@@ -48,6 +52,15 @@ impl Handled {
         match self {
             Handled::Purged(r) => r.failure_summary(),
             Handled::Forwarded(r) => r.failure_summary(),
+        }
+    }
+
+    /// The invocation's answer: the report, with at most [`ANSWER_TARGETS`] targets listed
+    /// (the log has every one that was not purged).
+    pub fn answer(&self) -> Result<Vec<u8>, serde_json::Error> {
+        match self {
+            Handled::Purged(r) => serde_json::to_vec(&r.trimmed(ANSWER_TARGETS)),
+            Handled::Forwarded(_) => serde_json::to_vec(self),
         }
     }
 

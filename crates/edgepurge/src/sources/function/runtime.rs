@@ -341,7 +341,7 @@ pub async fn run(platform: Platform, handler: anyhow::Result<Handler>) -> anyhow
             Ok(handled) => {
                 handled.log(&inv.request_id, started.elapsed().as_millis());
                 if handled.settled() {
-                    let body = serde_json::to_vec(&handled)?;
+                    let body = handled.answer()?;
                     client.respond(&inv, body).await?;
                 } else {
                     client
