@@ -96,7 +96,8 @@ pub enum ParseError {
     Empty,
     #[error(
         "unrecognized notification format ({found}); expected S3/MinIO/Ceph `Records` with `s3`, \
-         COS `Records` with `cos`, an EventBridge event with `source: aws.s3`, or an SNS envelope"
+         COS `Records` with `cos` (or `Ckafka` relaying them), a COS workflow `ObjectInfo`, an \
+         EventBridge event with `source: aws.s3`, or an SNS envelope"
     )]
     Unrecognized { found: String },
     #[error("{path}: {reason}")]
@@ -155,7 +156,11 @@ pub(crate) fn parse_value(
         }
         Value::Object(obj) => {
             if let Some(records) = obj.get("Records") {
-                return parse_records(records, &join(path, "Records"), out);
+                return parse_records(records, &join(path, "Records"), depth, out);
+            }
+            if obj.contains_key("ObjectInfo") {
+                out.events.push(cos::parse_workflow(obj, path)?);
+                return Ok(());
             }
             if obj.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
                 out.notices.push("s3:TestEvent ignored".to_owned());
@@ -178,7 +183,12 @@ pub(crate) fn parse_value(
     }
 }
 
-fn parse_records(records: &Value, path: &str, out: &mut Parsed) -> Result<(), ParseError> {
+fn parse_records(
+    records: &Value,
+    path: &str,
+    depth: usize,
+    out: &mut Parsed,
+) -> Result<(), ParseError> {
     let Value::Array(items) = records else {
         return Err(ParseError::invalid(path, "must be an array of records"));
     };
@@ -191,10 +201,21 @@ fn parse_records(records: &Value, path: &str, out: &mut Parsed) -> Result<(), Pa
             out.events.push(cos::parse_record(obj, &rpath)?);
         } else if obj.contains_key("s3") {
             out.events.push(s3::parse_record(obj, &rpath)?);
+        } else if obj.contains_key("Ckafka") {
+            // A COS body relayed through CKafka, as JSON text.
+            let text = cos::ckafka_body(obj, &rpath)?;
+            let inner_path = format!("{rpath}.Ckafka.msgBody");
+            let inner: Value = strict::from_slice(text.as_bytes()).map_err(|e| {
+                ParseError::invalid(&inner_path, format!("is not a JSON body: {e}"))
+            })?;
+            parse_value(&inner, &inner_path, depth + 1, out)?;
         } else {
             return Err(ParseError::invalid(
                 rpath,
-                format!("record has neither `s3` nor `cos` ({})", describe_keys(obj)),
+                format!(
+                    "record has none of `s3`, `cos` or `Ckafka` ({})",
+                    describe_keys(obj)
+                ),
             ));
         }
     }

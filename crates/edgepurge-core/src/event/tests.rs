@@ -113,13 +113,100 @@ fn cos_records_strip_appid_and_bucket_and_name_the_bucket_with_appid() {
 }
 
 #[test]
-fn cos_key_outside_its_bucket_is_refused_with_the_path() {
+fn without_a_url_a_cos_key_outside_its_bucket_is_refused_with_the_path() {
     let mut body: Value = serde_json::from_slice(&fixture("cos-put.json")).unwrap();
-    body["Records"][1]["cos"]["cosObject"]["key"] = json!("/999/other/x.css");
+    let object = body["Records"][1]["cos"]["cosObject"].as_object_mut().unwrap();
+    object.remove("url");
+    object.insert("key".into(), json!("/999/other/x.css"));
     let err = parse_body(body.to_string().as_bytes()).unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with("Records[1].cos.cosObject.key:"), "{msg}");
     assert!(msg.contains("/1253970026/testpic/"), "{msg}");
+}
+
+/// A COS record whose object URL and `key` field say `url_path` and `key_field`.
+fn cos_record(url_path: Option<&str>, key_field: &str) -> Value {
+    let mut object = json!({"key": key_field});
+    if let Some(p) = url_path {
+        object["url"] = json!(format!("http://b-1250000000.cos.ap-guangzhou.myqcloud.com/{p}"));
+    }
+    json!({"Records": [{
+        "cos": {"cosObject": object, "cosBucket": {"name": "b", "appid": "1250000000"}},
+        "event": {"eventName": "cos:ObjectCreated:Put"}
+    }]})
+}
+
+#[test]
+fn a_cos_key_comes_from_its_url_decoded_once() {
+    // The object literally named `50%25off.png`: its URL escapes the `%` once.
+    let body = cos_record(Some("50%2525off.png"), "/1250000000/b/50%25off.png");
+    let e = one(body.to_string().as_bytes());
+    assert_eq!(e.key, "50%25off.png");
+    assert_eq!(e.raw_key, "50%2525off.png");
+    assert_eq!(e.bucket, "b-1250000000");
+    // `+` stays a plus; UTF-8 escapes decode.
+    let body = cos_record(Some("a+b/%E7%8C%AB.png"), "/1250000000/b/a+b/x");
+    assert_eq!(one(body.to_string().as_bytes()).key, "a+b/猫.png");
+    // A dot segment is kept as written (the rules refuse it), never resolved away.
+    let body = cos_record(Some("a/../b.png"), "/1250000000/b/a/../b.png");
+    assert_eq!(one(body.to_string().as_bytes()).key, "a/../b.png");
+    // Without a URL, the `key` field (decoded once).
+    let body = cos_record(None, "/1250000000/b/dir/%E7%8C%AB.png");
+    assert_eq!(one(body.to_string().as_bytes()).key, "dir/猫.png");
+}
+
+#[test]
+fn a_path_style_or_custom_domain_cos_url_gives_the_key() {
+    let mut body = cos_record(None, "/1250000000/b/x");
+    body["Records"][0]["cos"]["cosObject"]["url"] =
+        json!("https://cos.ap-guangzhou.myqcloud.com/b-1250000000/img/a.png");
+    assert_eq!(one(body.to_string().as_bytes()).key, "img/a.png");
+    body["Records"][0]["cos"]["cosObject"]["url"] = json!("https://static.example.com/img/a.png");
+    assert_eq!(one(body.to_string().as_bytes()).key, "img/a.png");
+    body["Records"][0]["cos"]["cosObject"]["url"] = json!("not a url");
+    let err = parse_body(body.to_string().as_bytes()).unwrap_err().to_string();
+    assert!(err.starts_with("Records[0].cos.cosObject.url:"), "{err}");
+}
+
+#[test]
+fn cos_bodies_relayed_through_ckafka_are_unwrapped() {
+    let parsed = parse_body(&fixture("cos-ckafka.json")).unwrap();
+    assert_eq!(parsed.events.len(), 1);
+    let e = &parsed.events[0];
+    assert_eq!(e.format, Format::Cos);
+    assert_eq!(e.bucket, "testpic-1253970026");
+    assert_eq!(e.key, "img/猫 cat+1.jpg");
+    assert_eq!(e.name, "ObjectCreated:Put");
+
+    let bad = json!({"Records": [{"Ckafka": {"msgBody": "{not json"}}]});
+    let err = parse_body(bad.to_string().as_bytes()).unwrap_err().to_string();
+    assert!(err.starts_with("Records[0].Ckafka.msgBody: is not a JSON body"), "{err}");
+    let missing = json!({"Records": [{"Ckafka": {"topic": "t"}}]});
+    let err = parse_body(missing.to_string().as_bytes()).unwrap_err().to_string();
+    assert!(err.contains("msgBody"), "{err}");
+    // A relay of a relay of ... is bounded like any envelope.
+    let mut body = fixture("cos-put.json");
+    // (Each level escapes the one inside, so a few levels are enough.)
+    for _ in 0..6 {
+        let text = String::from_utf8(body).unwrap();
+        body = json!({"Records": [{"Ckafka": {"msgBody": text}}]})
+            .to_string()
+            .into_bytes();
+    }
+    let err = parse_body(&body).unwrap_err().to_string();
+    assert!(err.contains("nested too deeply"), "{err}");
+}
+
+#[test]
+fn cos_workflow_bodies_name_bucket_and_object() {
+    let e = one(&fixture("cos-workflow.json"));
+    assert_eq!(e.format, Format::Cos);
+    assert_eq!(e.bucket, "testpic-1253970026");
+    assert_eq!(e.key, "img/poster.jpg");
+    assert_eq!(e.name, "ObjectCreated:Workflow");
+    let bad = json!({"ObjectInfo": {"BucketId": "b-1", "Object": "/"}});
+    let err = parse_body(bad.to_string().as_bytes()).unwrap_err().to_string();
+    assert!(err.contains("ObjectInfo.Object"), "{err}");
 }
 
 #[test]
@@ -174,7 +261,7 @@ fn malformed_bodies_have_precise_errors() {
         (b"{\"foo\": 1}", "top-level fields: foo"),
         (b"{\"Records\": {}}", "Records: must be an array"),
         (b"{\"Records\": [1]}", "Records[0]: record must be a JSON object"),
-        (b"{\"Records\": [{\"x\": 1}]}", "Records[0]: record has neither `s3` nor `cos`"),
+        (b"{\"Records\": [{\"x\": 1}]}", "Records[0]: record has none of `s3`, `cos` or `Ckafka`"),
         (
             b"{\"Records\": [{\"eventName\": \"ObjectCreated:Put\", \"s3\": {\"bucket\": {\"name\": \"b\"}, \"object\": {\"key\": 5}}}]}",
             "Records[0].s3.object.key: must be a string, found a number",
@@ -330,6 +417,13 @@ mod fast_path {
         match super::super::fast::parse(body) {
             None => true,
             Some(fast) => parse_tree(body).as_ref() == Ok(&fast),
+        }
+    }
+
+    #[test]
+    fn relayed_and_workflow_cos_bodies_agree_on_both_paths() {
+        for name in ["cos-ckafka.json", "cos-workflow.json"] {
+            assert!(agrees(&fixture(name)), "{name}");
         }
     }
 
