@@ -29,6 +29,9 @@ Control API (same port, JSON):
   GET  /__control/results  every answer: [{"request_id","kind":"response|error","body",
                            "error_type","at_ms","budget_ms","received_ms"}]
   GET  /__control/log      every runtime API call, in order: [{"method","path","status"}]
+  POST /__control/refuse   {"kind": "response", "status": 413}: refuse every answer of that
+                           kind (as a platform refuses one too large); {"kind": ...,
+                           "status": 0} accepts them again
   GET  /__control/health   {"ok": true}
 """
 
@@ -49,6 +52,7 @@ INVOCATIONS = {}    # request id -> invocation
 RESULTS = []
 LOG = []
 READY = []
+REFUSE = {}         # answer kind -> HTTP status it is refused with
 DIALECT = "scf"
 QUIET = False
 
@@ -99,6 +103,14 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and self.path == "/__control/log":
             with LOCK:
                 return self.answer(200, list(LOG))
+        if method == "POST" and self.path == "/__control/refuse":
+            req = json.loads(self.body() or b"{}")
+            with LOCK:
+                if int(req.get("status", 0)):
+                    REFUSE[req["kind"]] = int(req["status"])
+                else:
+                    REFUSE.pop(req.get("kind"), None)
+            return self.answer(200, {"ok": True})
         if method == "POST" and self.path == "/__control/invoke":
             req = json.loads(self.body() or b"{}")
             event = req.get("event")
@@ -172,6 +184,9 @@ class Handler(BaseHTTPRequestHandler):
             inv = CURRENT
             if inv is None:
                 return self.answer(400, "no invocation in progress")
+            if kind in REFUSE:
+                inv.setdefault("refused", []).append(kind)
+                return self.answer(REFUSE[kind], "answer refused")
             if "answered" not in inv:  # the first answer is final
                 self.record(inv, kind, body)
         return self.answer(200)
@@ -200,6 +215,9 @@ class Handler(BaseHTTPRequestHandler):
             if "answered" in inv:
                 return self.answer(403, {"errorMessage": "Invalid state transition",
                                          "errorType": "InvalidStateTransition"})
+            if parts[2] in REFUSE:
+                return self.answer(REFUSE[parts[2]], {"errorMessage": "answer refused",
+                                                      "errorType": "RequestEntityTooLarge"})
             self.record(inv, parts[2], body,
                         self.headers.get("Lambda-Runtime-Function-Error-Type"))
         return self.answer(202, {"status": "OK"})

@@ -489,3 +489,124 @@ fn the_lambda_loop_runs_under_cargo_lambdas_emulator() {
         "{body}"
     );
 }
+
+#[test]
+fn a_refusal_of_the_credentials_fails_the_invocation_so_the_event_is_not_lost() {
+    let fake = fake(&[]);
+    let ep = Edgepurge::new(&tencent_config(&fake, "", COS_RULE));
+    let rt = FakeRuntime::start(Dialect::Scf);
+    let _function = start_function(&ep, &rt);
+    let cos: Value = serde_json::from_slice(&fixture("cos-put.json")).unwrap();
+    for code in [
+        "AuthFailure.SecretIdNotFound",
+        "UnauthorizedOperation.CdnHostUnauthorized",
+    ] {
+        // Every call, until fixed (a request over two domains is also resent per domain).
+        fake.fail(code, 10);
+        let id = rt.invoke(cos.clone(), 3000);
+        let r = rt.result(&id, Duration::from_secs(20));
+        assert_eq!(
+            r["kind"], "error",
+            "{code} can be fixed; the event must come again: {r}"
+        );
+        assert!(r["body"].as_str().unwrap().contains(code), "{r}");
+        fake.reset();
+    }
+    // The same refusal from `handle`: failed, not refused.
+    fake.fail("AuthFailure.SecretIdNotFound", 1);
+    let (code, out, _) = handle(&ep, &fixture("cos-put.json"), &[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(out["failed"], 4, "{out}");
+    assert_eq!(out["refused"], 0, "{out}");
+}
+
+#[test]
+fn a_warm_function_asks_again_about_a_domain_refused_in_an_earlier_invocation() {
+    let fake = fake(&["cdn.example.com"]);
+    let ep = Edgepurge::new(&tencent_config(&fake, "", COS_RULE));
+    let rt = FakeRuntime::start(Dialect::Scf);
+    let _function = start_function(&ep, &rt);
+    let cos: Value = serde_json::from_slice(&fixture("cos-put.json")).unwrap();
+    for _ in 0..2 {
+        let id = rt.invoke(cos.clone(), 3000);
+        assert_eq!(rt.result(&id, Duration::from_secs(20))["kind"], "response");
+    }
+    // Each invocation sent the refused domain's URLs for real (after the domain is added to
+    // the account, the next delivery purges them): twice each, once with the other domain's
+    // and once alone.
+    let img_calls = fake
+        .requests()
+        .iter()
+        .filter(|r| r["action"] == "PurgeUrlsCache" && r.to_string().contains("img.example.com"))
+        .count();
+    assert_eq!(img_calls, 4);
+}
+
+#[test]
+fn an_answer_the_platform_refuses_is_replaced_by_a_brief_error_not_purged_again() {
+    let fake = fake(&[]);
+    let ep = Edgepurge::new(&tencent_config(&fake, "", COS_RULE));
+    let rt = FakeRuntime::start(Dialect::Scf);
+    let _function = start_function(&ep, &rt);
+    rt.refuse("response", 413);
+    let cos: Value = serde_json::from_slice(&fixture("cos-put.json")).unwrap();
+    let id = rt.invoke(cos, 3000);
+    let r = rt.result(&id, Duration::from_secs(20));
+    assert_eq!(r["kind"], "error", "{r}");
+    assert!(r["body"].as_str().unwrap().contains("AnswerRefused"), "{r}");
+    // SCF hands an unanswered invocation out again: the event was purged once, not in a loop.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(fake.purges().len(), 1);
+}
+
+#[test]
+fn a_lambda_invocation_already_past_its_deadline_fails_at_once() {
+    let fake = fake(&[]);
+    let ep = Edgepurge::new(&tencent_config(&fake, "", COS_RULE));
+    let rt = FakeRuntime::start(Dialect::Lambda);
+    let _function = start_function(&ep, &rt);
+    let cos: Value = serde_json::from_slice(&fixture("cos-put.json")).unwrap();
+    let id = rt.invoke(cos, -1000);
+    let r = rt.result(&id, Duration::from_secs(20));
+    assert_eq!(r["kind"], "error", "{r}");
+    let answered_after = r["at_ms"].as_i64().unwrap() - r["received_ms"].as_i64().unwrap();
+    assert!(answered_after < 1000, "{answered_after} ms");
+    assert!(fake.requests().is_empty(), "nothing sent past the deadline");
+}
+
+#[test]
+fn a_retry_after_longer_than_the_deadline_is_honoured_by_not_retrying() {
+    let fake = fake(&[]);
+    fake.answer_raw(503, "text/plain", "busy", &[("Retry-After", "30")], 1);
+    let ep = Edgepurge::new(&tencent_config(&fake, "", COS_RULE));
+    let started = Instant::now();
+    let (code, out, _) = handle(&ep, &fixture("cos-put.json"), &["--deadline-ms", "8000"]);
+    assert_eq!(code, Some(1), "{out}");
+    for t in out["targets"].as_array().unwrap() {
+        assert_eq!(t["attempts"], 1, "{t}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "gave up at once"
+    );
+}
+
+#[test]
+fn forwarding_to_something_that_is_not_edgepurge_fails() {
+    // Another service that answers 200 with JSON (the Tencent stand-in's reset endpoint).
+    let fake = fake(&[]);
+    let ep = Edgepurge::new(&format!(
+        "[function]\nforward_to = \"{}/__control/reset\"\n",
+        fake.endpoint()
+    ));
+    let (code, out, _) = handle(&ep, &fixture("cos-put.json"), &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out["status"], 200);
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap()
+            .contains("not as edgepurge does"),
+        "{out}"
+    );
+}

@@ -84,12 +84,20 @@ impl FakeRuntime {
 
     /// Queues an invocation (`event` as JSON, or a string sent as it is) with a budget of
     /// `budget_ms`; returns its request id.
-    pub fn invoke(&self, event: Value, budget_ms: u64) -> String {
+    pub fn invoke(&self, event: Value, budget_ms: i64) -> String {
         let r = self.control(
             "/__control/invoke",
             Some(json!({ "event": event, "budget_ms": budget_ms })),
         );
         r["request_id"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Refuses every answer of `kind` (`response` or `error`) with `status` (0: accept again).
+    pub fn refuse(&self, kind: &str, status: u16) {
+        self.control(
+            "/__control/refuse",
+            Some(json!({ "kind": kind, "status": status })),
+        );
     }
 
     /// Every answer so far.

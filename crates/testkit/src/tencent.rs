@@ -139,6 +139,11 @@ impl FakeTencent {
         );
     }
 
+    /// Forgets the requests, faults, delays, quota use and rate windows so far.
+    pub fn reset(&self) {
+        self.control("/__control/reset", Some(json!({})));
+    }
+
     /// The next `count` purge requests answer a raw HTTP status.
     pub fn fail_http(&self, status: u16, count: u32) {
         self.control(

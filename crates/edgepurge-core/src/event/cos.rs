@@ -135,6 +135,8 @@ pub(super) fn parse_workflow(obj: &Map<String, Value>, path: &str) -> Result<Eve
         version_id: None,
         sequencer: None,
         time: None,
-        id: body.opt_text("WorkflowId").or_else(|| info.opt_text("RequestId")),
+        id: body
+            .opt_text("WorkflowId")
+            .or_else(|| info.opt_text("RequestId")),
     })
 }

@@ -115,7 +115,9 @@ fn cos_records_strip_appid_and_bucket_and_name_the_bucket_with_appid() {
 #[test]
 fn without_a_url_a_cos_key_outside_its_bucket_is_refused_with_the_path() {
     let mut body: Value = serde_json::from_slice(&fixture("cos-put.json")).unwrap();
-    let object = body["Records"][1]["cos"]["cosObject"].as_object_mut().unwrap();
+    let object = body["Records"][1]["cos"]["cosObject"]
+        .as_object_mut()
+        .unwrap();
     object.remove("url");
     object.insert("key".into(), json!("/999/other/x.css"));
     let err = parse_body(body.to_string().as_bytes()).unwrap_err();
@@ -128,7 +130,9 @@ fn without_a_url_a_cos_key_outside_its_bucket_is_refused_with_the_path() {
 fn cos_record(url_path: Option<&str>, key_field: &str) -> Value {
     let mut object = json!({"key": key_field});
     if let Some(p) = url_path {
-        object["url"] = json!(format!("http://b-1250000000.cos.ap-guangzhou.myqcloud.com/{p}"));
+        object["url"] = json!(format!(
+            "http://b-1250000000.cos.ap-guangzhou.myqcloud.com/{p}"
+        ));
     }
     json!({"Records": [{
         "cos": {"cosObject": object, "cosBucket": {"name": "b", "appid": "1250000000"}},
@@ -164,7 +168,9 @@ fn a_path_style_or_custom_domain_cos_url_gives_the_key() {
     body["Records"][0]["cos"]["cosObject"]["url"] = json!("https://static.example.com/img/a.png");
     assert_eq!(one(body.to_string().as_bytes()).key, "img/a.png");
     body["Records"][0]["cos"]["cosObject"]["url"] = json!("not a url");
-    let err = parse_body(body.to_string().as_bytes()).unwrap_err().to_string();
+    let err = parse_body(body.to_string().as_bytes())
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("Records[0].cos.cosObject.url:"), "{err}");
 }
 
@@ -179,10 +185,17 @@ fn cos_bodies_relayed_through_ckafka_are_unwrapped() {
     assert_eq!(e.name, "ObjectCreated:Put");
 
     let bad = json!({"Records": [{"Ckafka": {"msgBody": "{not json"}}]});
-    let err = parse_body(bad.to_string().as_bytes()).unwrap_err().to_string();
-    assert!(err.starts_with("Records[0].Ckafka.msgBody: is not a JSON body"), "{err}");
+    let err = parse_body(bad.to_string().as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("Records[0].Ckafka.msgBody: is not a JSON body"),
+        "{err}"
+    );
     let missing = json!({"Records": [{"Ckafka": {"topic": "t"}}]});
-    let err = parse_body(missing.to_string().as_bytes()).unwrap_err().to_string();
+    let err = parse_body(missing.to_string().as_bytes())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("msgBody"), "{err}");
     // A relay of a relay of ... is bounded like any envelope.
     let mut body = fixture("cos-put.json");
@@ -205,7 +218,9 @@ fn cos_workflow_bodies_name_bucket_and_object() {
     assert_eq!(e.key, "img/poster.jpg");
     assert_eq!(e.name, "ObjectCreated:Workflow");
     let bad = json!({"ObjectInfo": {"BucketId": "b-1", "Object": "/"}});
-    let err = parse_body(bad.to_string().as_bytes()).unwrap_err().to_string();
+    let err = parse_body(bad.to_string().as_bytes())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("ObjectInfo.Object"), "{err}");
 }
 

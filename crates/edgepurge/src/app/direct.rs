@@ -22,11 +22,12 @@ use tokio::time::Instant;
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Purged,
-    /// The provider refused it for good (bad domain, bad credentials, malformed target):
-    /// sending it again cannot help.
+    /// Refused for good because of the target itself (a malformed URL, a domain the account
+    /// does not have): delivering the event again cannot help.
     Refused,
-    /// Not purged before the deadline, or refused for now (throttled, quota spent, provider
-    /// down): delivering the event again may purge it.
+    /// Not purged: no answer before the deadline, throttled, quota spent, provider down, or
+    /// refused for a reason that can be fixed (credentials, permissions, a domain offline).
+    /// Delivering the event again may purge it.
     Failed,
 }
 
@@ -183,12 +184,12 @@ struct Lane {
     limiter: Arc<tokio::sync::Mutex<RateLimiter>>,
 }
 
-/// Retries inside an invocation: short, since the whole budget is seconds.
-fn short_backoff() -> RetryPolicy {
+/// Retries inside an invocation: short, since the whole budget is seconds. A provider's
+/// `Retry-After` is honoured whole: when it reaches past the deadline, there is no retry.
+pub fn short_backoff() -> RetryPolicy {
     RetryPolicy {
         backoff_base_ms: 100,
         backoff_max_ms: 1000,
-        retry_after_max_ms: 5000,
         ..RetryPolicy::default()
     }
 }
@@ -321,6 +322,9 @@ impl DirectPurge {
             }));
             match self.lanes.get(&work.lane) {
                 Some(lane) => {
+                    // What a warm instance learned from earlier invocations (a domain refused
+                    // lately) is asked again: each delivery of an event gets a real answer.
+                    lane.purger.forget(&work.targets);
                     let purger = Arc::clone(&lane.purger);
                     let limiter = Arc::clone(&lane.limiter);
                     let backoff = self.backoff.clone();
@@ -429,6 +433,9 @@ async fn run_lane(
         let mut rate_blocked = false;
         while inflight.len() < concurrency {
             let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
             let Some(pos) = queue.iter().position(|b| b.not_before <= now) else {
                 break;
             };
@@ -476,7 +483,7 @@ async fn run_lane(
             joined = inflight.join_next(), if !inflight.is_empty() => {
                 match joined {
                     Some(Ok((batch, Some(resp)))) => {
-                        apply(&mut work, &mut queue, &backoff, batch, resp, deadline);
+                        apply(&mut work, &mut queue, &*purger, &backoff, batch, resp, deadline);
                     }
                     Some(Ok((batch, None))) => {
                         for &i in &batch.items {
@@ -498,16 +505,26 @@ async fn run_lane(
     // Whatever is left had no time.
     for s in &mut work.state {
         if s.outcome.is_none() {
-            let why = s
-                .error
-                .take()
-                .map(|e| format!("{e} (no time left to retry before the deadline)"))
-                .unwrap_or_else(|| "not sent before the invocation's deadline".to_owned());
+            let why = match s.error.take() {
+                Some(e) => format!("{e} (no time left to retry before the deadline)"),
+                None if s.attempts > 0 => {
+                    "sent, but no answer before the invocation's deadline".to_owned()
+                }
+                None => "not sent before the invocation's deadline".to_owned(),
+            };
             s.outcome = Some(Outcome::Failed);
             s.error = Some(why);
         }
     }
     work
+}
+
+/// A refusal is for good only when the provider says it is about the target itself.
+fn refusal(purger: &dyn Purger, error: Option<&crate::purgers::PurgeError>) -> Outcome {
+    match error {
+        Some(e) if purger.refuses_target_for_good(e) => Outcome::Refused,
+        _ => Outcome::Failed,
+    }
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -526,6 +543,7 @@ fn fail(s: &mut TargetState, why: &str) {
 fn apply(
     work: &mut LaneWork,
     queue: &mut VecDeque<Batch>,
+    purger: &dyn Purger,
     backoff: &RetryPolicy,
     batch: Batch,
     resp: PurgeResponse,
@@ -544,7 +562,7 @@ fn apply(
         let s = &mut work.state[item];
         s.error = Some(f.error.to_string());
         match f.verdict {
-            Verdict::Fatal => s.outcome = Some(Outcome::Refused),
+            Verdict::Fatal => s.outcome = Some(refusal(purger, Some(&f.error))),
             Verdict::RetryLater { after } => retry.push((item, after, Some(f.group))),
             _ => s.outcome = Some(Outcome::Failed),
         }
@@ -572,8 +590,9 @@ fn apply(
             }
         }
         Verdict::Fatal => {
+            let outcome = refusal(purger, resp.error.as_ref());
             for &i in &rest {
-                work.state[i].outcome = Some(Outcome::Refused);
+                work.state[i].outcome = Some(outcome);
             }
         }
         Verdict::QuotaExhausted => {

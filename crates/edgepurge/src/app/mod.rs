@@ -19,7 +19,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use admin::{Admin, AdminError, AdminResult};
-pub use direct::{DirectError, DirectPurge, DirectReport, Outcome, Skipped, TargetReport};
+pub use direct::{
+    short_backoff, DirectError, DirectPurge, DirectReport, Outcome, Skipped, TargetReport,
+};
 pub use ingest::{
     Accepted, IngestError, IngestLimits, IngestOptions, Ingestor, LaneWaker, Reservation,
     DEFAULT_MAX_JOBS, DEFAULT_PARSE_BUDGET, SMALL_BODY,

@@ -179,10 +179,17 @@ pub fn bootstrap_args(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
     if !configured {
-        if let Some(dir) = std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().map(std::path::Path::to_path_buf))
-        {
+        // Beside the `bootstrap` the platform ran (even when it is a link), else beside the
+        // executable.
+        let beside_argv0 = std::path::Path::new(&args[0])
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(std::path::Path::to_path_buf);
+        if let Some(dir) = beside_argv0.or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(std::path::Path::to_path_buf))
+        }) {
             out.push("--config".into());
             out.push(dir.join(function::package::CONFIG_NAME).into_os_string());
         }

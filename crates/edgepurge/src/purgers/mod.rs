@@ -254,6 +254,14 @@ pub trait Purger: Send + Sync {
     async fn purge(&self, kind: TargetKind, targets: &[String]) -> PurgeResponse;
     /// Forgets what was learned about these targets (the operator re-queued them).
     fn forget(&self, _targets: &[String]) {}
+    /// Whether a refusal (an answer retrying will not change) is about the target itself, so
+    /// that delivering its event again can never purge it: a malformed URL, a domain the
+    /// account does not have. Refusals of the account or the request (credentials,
+    /// permissions, a domain offline for now, a cache's ACL) are not: function mode fails the
+    /// invocation for those, so the platform delivers the event again or dead-letters it.
+    fn refuses_target_for_good(&self, error: &PurgeError) -> bool {
+        matches!(error, PurgeError::Request(_))
+    }
     /// Whether the credentials cannot be read now (checked without sending anything).
     fn credentials_missing(&self) -> bool {
         false

@@ -19,6 +19,18 @@ pub fn is_per_target(code: &str) -> bool {
     PER_TARGET.contains(&code)
 }
 
+/// Of those, the ones no later attempt can change: the URL itself is refused, or its domain is
+/// not in the account. (An unauthorized, offline or suspended domain can be fixed in minutes.)
+pub fn is_target_refusal(code: &str) -> bool {
+    matches!(
+        code,
+        "InvalidParameter.CdnUrlExceedLength"
+            | "InvalidParameter.CdnParamError"
+            | "InvalidParameter.CdnPurgeWildcardNotAllowed"
+            | "ResourceNotFound.CdnHostNotExists"
+    )
+}
+
 /// Classifies an API 3.0 error code for a request that carried `targets` targets.
 pub fn classify_for(code: &str, targets: usize) -> Verdict {
     if PER_TARGET.contains(&code) {

@@ -394,6 +394,16 @@ impl Purger for TencentCdn {
         self.learned.forget(targets);
     }
 
+    fn refuses_target_for_good(&self, error: &PurgeError) -> bool {
+        match error {
+            PurgeError::Request(_) => true,
+            PurgeError::Answer {
+                code: Some(code), ..
+            } => classify::is_target_refusal(code),
+            _ => false,
+        }
+    }
+
     fn credentials_missing(&self) -> bool {
         self.settings.secret_id.check_present().is_err()
             || self.settings.secret_key.check_present().is_err()

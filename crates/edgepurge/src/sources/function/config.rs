@@ -27,6 +27,14 @@ impl FunctionConfig {
     pub fn check(raw: RawFunction, p: &mut Problems) -> FunctionConfig {
         let forward_to = raw.forward_to.as_deref().and_then(|text| {
             let url = validate::endpoint(text, "function.forward_to", p)?;
+            if !url.username().is_empty() || url.password().is_some() {
+                p.push(
+                    "function.forward_to",
+                    "holds a user or password; give the server's token with token_env or \
+                     token_file instead (it is sent as a bearer token)",
+                );
+                return None;
+            }
             if url.path() == "/" {
                 p.push(
                     "function.forward_to",
@@ -81,6 +89,12 @@ mod tests {
         assert!(problems[0].contains("plain http"), "{problems:?}");
         let (_, problems) = check("forward_to = \"https://purge.example.com\"");
         assert!(problems[0].contains("no path"), "{problems:?}");
+        let (_, problems) = check("forward_to = \"https://u:pw@purge.example.com/v1/events\"");
+        assert!(problems[0].contains("user or password"), "{problems:?}");
+        assert!(
+            !problems[0].contains("pw"),
+            "the password is not repeated: {problems:?}"
+        );
         let (_, problems) = check("token_env = \"EP_TOKEN\"");
         assert!(
             problems[0].contains("only used with forward_to"),

@@ -1,7 +1,6 @@
 //! Relaying a body to a running edgepurge server (`[function] forward_to`): the function
 //! succeeds only when the server answered 200, that is, when the body is durably queued there.
 
-use crate::dispatch::RetryPolicy;
 use crate::secret::SecretSource;
 use serde::Serialize;
 use std::time::Duration;
@@ -38,7 +37,7 @@ pub struct Forwarder {
     url: url::Url,
     token: Option<SecretSource>,
     http: reqwest::Client,
-    backoff: RetryPolicy,
+    backoff: crate::dispatch::RetryPolicy,
 }
 
 impl Forwarder {
@@ -53,12 +52,7 @@ impl Forwarder {
             url,
             token,
             http,
-            backoff: RetryPolicy {
-                backoff_base_ms: 100,
-                backoff_max_ms: 1000,
-                retry_after_max_ms: 5000,
-                ..RetryPolicy::default()
-            },
+            backoff: crate::app::short_backoff(),
         })
     }
 
@@ -107,6 +101,7 @@ impl Forwarder {
                     let status = resp.status();
                     report.status = Some(status.as_u16());
                     retry_after = crate::purgers::retry_after(resp.headers());
+                    let headers = resp.headers().clone();
                     let text = tokio::time::timeout_at(deadline, resp.text())
                         .await
                         .ok()
@@ -114,9 +109,27 @@ impl Forwarder {
                         .unwrap_or_default();
                     let answer: Option<serde_json::Value> = serde_json::from_str(&text).ok();
                     if status == reqwest::StatusCode::OK {
-                        report.ok = true;
-                        report.error = None;
-                        report.answer = answer;
+                        // Only an edgepurge server's answer means "queued": anything else
+                        // (a proxy's page, another service) would drop events silently.
+                        if answer.as_ref().and_then(|a| a.get("accepted")).is_some() {
+                            report.ok = true;
+                            report.error = None;
+                            report.answer = answer;
+                        } else {
+                            report.error = Some(format!(
+                                "the server answered 200 but not as edgepurge does (no \
+                                 \"accepted\"): {}; is forward_to the server's /v1/events?",
+                                crate::purgers::snippet(&text, 120)
+                            ));
+                        }
+                        return report;
+                    }
+                    if status.is_redirection() {
+                        report.error = Some(format!(
+                            "the server answered {status}, a redirect to {} (not followed: \
+                             set forward_to to the final address)",
+                            crate::purgers::redirect_target(&headers)
+                        ));
                         return report;
                     }
                     let said = answer

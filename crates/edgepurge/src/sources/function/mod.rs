@@ -18,6 +18,9 @@ use crate::store::StoredRule;
 use serde::Serialize;
 use tokio::time::Instant;
 
+/// Most targets (and skipped events) logged one by one per body.
+const LOGGED_TARGETS: usize = 100;
+
 /// Most targets listed in a function's answer: about 300 bytes each, so the answer stays
 /// far below the platforms' limits (Lambda: 6 MB) whatever the body.
 pub const ANSWER_TARGETS: usize = 1000;
@@ -77,7 +80,7 @@ impl Handled {
     pub fn log(&self, request_id: &str, elapsed_ms: u128) {
         match self {
             Handled::Purged(r) => {
-                for s in &r.skipped {
+                for s in r.skipped.iter().take(LOGGED_TARGETS) {
                     tracing::info!(
                         request_id,
                         event = %s.event,
@@ -88,11 +91,12 @@ impl Handled {
                         s.note
                     );
                 }
-                for t in r
-                    .targets
-                    .iter()
-                    .filter(|t| t.outcome != crate::app::Outcome::Purged)
-                {
+                let not_purged = || {
+                    r.targets
+                        .iter()
+                        .filter(|t| t.outcome != crate::app::Outcome::Purged)
+                };
+                for t in not_purged().take(LOGGED_TARGETS) {
                     let error = t.error.as_deref().unwrap_or("-");
                     match t.outcome {
                         crate::app::Outcome::Refused => tracing::error!(
@@ -104,6 +108,15 @@ impl Handled {
                             error, "not purged: the invocation fails so the platform retries"
                         ),
                     }
+                }
+                let unlogged = not_purged().count().saturating_sub(LOGGED_TARGETS)
+                    + r.skipped.len().saturating_sub(LOGGED_TARGETS);
+                if unlogged > 0 {
+                    tracing::warn!(
+                        request_id,
+                        unlogged,
+                        "more targets not purged or events skipped than are logged one by one"
+                    );
                 }
                 tracing::info!(
                     request_id,

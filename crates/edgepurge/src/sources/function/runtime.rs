@@ -80,19 +80,28 @@ fn deadline_in(budget: Duration) -> Instant {
     Instant::now() + budget.saturating_sub(reserve(budget))
 }
 
-/// Lambda's `Lambda-Runtime-Deadline-Ms` (epoch ms) as a budget from now; a deadline in the
-/// past or implausibly far (emulators send other things) is not believed.
+/// Lambda's `Lambda-Runtime-Deadline-Ms` (epoch ms) as a budget from now. A deadline already
+/// past leaves none (the invocation fails at once and the platform retries it); a value that
+/// is no time at all, or implausibly far (emulators send other things), is not believed.
 pub fn lambda_budget(deadline_ms: Option<&str>, now: SystemTime) -> Duration {
+    /// 2001-09-09: smaller values are not epoch milliseconds.
+    const EPOCH_MS_FLOOR: u128 = 1_000_000_000_000;
     let now_ms = now
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    deadline_ms
-        .and_then(|v| v.trim().parse::<u128>().ok())
-        .and_then(|d| d.checked_sub(now_ms))
-        .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)))
-        .filter(|b| !b.is_zero() && *b <= LONGEST_BUDGET)
-        .unwrap_or(FALLBACK_BUDGET)
+    match deadline_ms.and_then(|v| v.trim().parse::<u128>().ok()) {
+        Some(d) if d >= EPOCH_MS_FLOOR && d <= now_ms => Duration::ZERO,
+        Some(d) if d >= EPOCH_MS_FLOOR => {
+            let budget = Duration::from_millis(u64::try_from(d - now_ms).unwrap_or(u64::MAX));
+            if budget <= LONGEST_BUDGET {
+                budget
+            } else {
+                FALLBACK_BUDGET
+            }
+        }
+        _ => FALLBACK_BUDGET,
+    }
 }
 
 /// SCF's `time_limit_in_ms` (the function's timeout) as a budget from receipt.
@@ -102,6 +111,17 @@ pub fn scf_budget(time_limit_ms: Option<&str>) -> Duration {
         .map(Duration::from_millis)
         .filter(|b| !b.is_zero() && *b <= LONGEST_BUDGET)
         .unwrap_or(FALLBACK_BUDGET)
+}
+
+/// Longest wait for the runtime API to take an answer.
+const POST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the runtime API did with an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posted {
+    Accepted,
+    /// Refused (4xx), with why.
+    Refused(String),
 }
 
 /// The runtime API could not be used: the function must stop.
@@ -147,8 +167,12 @@ impl RuntimeClient {
         path: &str,
         body: Vec<u8>,
         error_type: Option<&str>,
-    ) -> Result<(), RuntimeError> {
-        let mut req = self.http.post(format!("{}{path}", self.base())).body(body);
+    ) -> Result<Posted, RuntimeError> {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base()))
+            .timeout(POST_TIMEOUT)
+            .body(body);
         if let (Some(t), Platform::Lambda { .. }) = (error_type, &self.platform) {
             req = req
                 .header("Lambda-Runtime-Function-Error-Type", format!("Runtime.{t}"))
@@ -157,27 +181,27 @@ impl RuntimeClient {
         let resp = req.send().await.map_err(|e| runtime_error(what, e))?;
         let status = resp.status();
         if status.is_success() {
-            return Ok(());
+            return Ok(Posted::Accepted);
         }
         let text = resp.text().await.unwrap_or_default();
         let why = format!("HTTP {status}: {}", crate::purgers::snippet(&text, 200));
-        // Lambda: a 500 is a container error the runtime must exit on; anything else (e.g.
-        // answering twice) is logged and the loop goes on.
+        // Lambda: a 500 is a container error the runtime must exit on; a refusal (too large,
+        // answered twice) is the caller's to handle.
         if status.is_server_error() {
             return Err(runtime_error(what, why));
         }
         tracing::error!("runtime API {what}: {why}");
-        Ok(())
+        Ok(Posted::Refused(why))
     }
 
     /// Tells the platform that start-up is over (SCF waits for this; Lambda needs nothing).
     pub async fn ready(&self) -> Result<(), RuntimeError> {
         match self.platform {
             // SCF refuses an empty body.
-            Platform::Scf { .. } => {
-                self.post("init/ready", "/runtime/init/ready", b" ".to_vec(), None)
-                    .await
-            }
+            Platform::Scf { .. } => self
+                .post("init/ready", "/runtime/init/ready", b" ".to_vec(), None)
+                .await
+                .map(|_| ()),
             Platform::Lambda { .. } => Ok(()),
         }
     }
@@ -269,7 +293,7 @@ impl RuntimeClient {
     }
 
     /// Answers an invocation with success.
-    pub async fn respond(&self, inv: &Invocation, body: Vec<u8>) -> Result<(), RuntimeError> {
+    pub async fn respond(&self, inv: &Invocation, body: Vec<u8>) -> Result<Posted, RuntimeError> {
         match self.platform {
             Platform::Lambda { .. } => {
                 let path = format!("/runtime/invocation/{}/response", path_id(&inv.request_id));
@@ -293,7 +317,7 @@ impl RuntimeClient {
         inv: &Invocation,
         error_type: &str,
         message: &str,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<Posted, RuntimeError> {
         match self.platform {
             Platform::Lambda { .. } => {
                 let path = format!("/runtime/invocation/{}/error", path_id(&inv.request_id));
@@ -317,9 +341,17 @@ fn error_body(error_type: &str, message: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-/// A request id as one path segment (ids are UUIDs; anything else is escaped).
+/// A request id as one path segment (ids are UUIDs; anything else is percent-escaped).
 fn path_id(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Runs the function: start-up, then invocations until the runtime API goes away.
@@ -337,23 +369,32 @@ pub async fn run(platform: Platform, handler: anyhow::Result<Handler>) -> anyhow
     loop {
         let inv = client.next().await?;
         let started = Instant::now();
-        match handler.handle(&inv.body, inv.deadline).await {
+        let posted = match handler.handle(&inv.body, inv.deadline).await {
             Ok(handled) => {
                 handled.log(&inv.request_id, started.elapsed().as_millis());
                 if handled.settled() {
                     let body = handled.answer()?;
-                    client.respond(&inv, body).await?;
+                    client.respond(&inv, body).await?
                 } else {
                     client
                         .fail(&inv, handled.error_type(), &handled.failure_summary())
-                        .await?;
+                        .await?
                 }
             }
             Err(e) => {
                 // Delivering it again cannot help, but failing puts it in the platform's
                 // dead-letter queue or failure destination instead of dropping it.
                 tracing::error!(request_id = %inv.request_id, "invalid event: {e}");
-                client.fail(&inv, "InvalidEvent", &e.to_string()).await?;
+                client.fail(&inv, "InvalidEvent", &e.to_string()).await?
+            }
+        };
+        // An answer the platform would not take leaves the invocation open, and SCF hands
+        // an open invocation out again: say briefly that it failed; if even that is refused,
+        // stop (the platform starts a fresh instance) rather than purge it over and over.
+        if let Posted::Refused(why) = posted {
+            let brief = format!("the runtime API refused the answer ({why})");
+            if let Posted::Refused(again) = client.fail(&inv, "AnswerRefused", &brief).await? {
+                return Err(runtime_error("invocation answer", again).into());
             }
         }
     }
@@ -414,10 +455,14 @@ mod tests {
             lambda_budget(Some("1700000002500"), now),
             Duration::from_millis(2500)
         );
-        // In the past, garbage, absent, or an emulator's bare "600000": Lambda's default.
-        for bad in [Some("1699999999000"), Some("soon"), None, Some("600000")] {
+        // Garbage, absent, an emulator's bare "600000", a day away: Lambda's default.
+        for bad in [Some("soon"), None, Some("600000"), Some("1700086400000")] {
             assert_eq!(lambda_budget(bad, now), FALLBACK_BUDGET, "{bad:?}");
         }
+        // Already past: no time left.
+        assert_eq!(lambda_budget(Some("1699999999000"), now), Duration::ZERO);
+        assert_eq!(path_id("8476a536-e9f4-11e8"), "8476a536-e9f4-11e8");
+        assert_eq!(path_id("a b/c"), "a%20b%2Fc");
         assert_eq!(scf_budget(Some("3000")), Duration::from_millis(3000));
         assert_eq!(scf_budget(Some("0")), FALLBACK_BUDGET);
         assert_eq!(scf_budget(None), FALLBACK_BUDGET);
