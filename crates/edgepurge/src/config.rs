@@ -47,6 +47,9 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     #[serde(default)]
     pub function: crate::sources::function::RawFunction,
+    /// Event sources `edgepurge serve` runs beside the webhook, each checked by its kind.
+    #[serde(default)]
+    pub sources: Vec<toml::Table>,
     /// Each section is checked by its provider kind.
     #[serde(default)]
     pub providers: BTreeMap<String, toml::Table>,
@@ -118,6 +121,7 @@ pub struct Config {
     pub log: LogConfig,
     pub admin: AdminConfig,
     pub function: crate::sources::function::FunctionConfig,
+    pub sources: Vec<crate::sources::SourceConfig>,
     pub providers: Providers,
     pub rules: Vec<Rule>,
 }
@@ -359,6 +363,7 @@ impl RawConfig {
         };
 
         let function = crate::sources::function::FunctionConfig::check(self.function, &mut p);
+        let sources = crate::sources::check(self.sources, &mut p);
 
         let d = &self.dispatch;
         let defaults = DispatchSettings::default();
@@ -530,6 +535,7 @@ impl RawConfig {
             log,
             admin,
             function,
+            sources,
             providers,
             rules,
         })
@@ -556,6 +562,9 @@ impl Config {
         sources.extend(self.server.webhook_token.as_ref());
         sources.extend(self.admin.token.as_ref());
         sources.extend(self.function.token.as_ref());
+        for s in &self.sources {
+            sources.extend(s.secrets());
+        }
         for p in self.providers.values() {
             sources.extend(p.secrets());
         }

@@ -133,6 +133,7 @@ impl Service {
             metrics,
             clock,
             refused: Default::default(),
+            sources: Default::default(),
         });
 
         let mut tasks = JoinSet::new();
@@ -141,6 +142,13 @@ impl Service {
             cfg.clone(),
             shutdown.clone(),
         ));
+        crate::sources::spawn_all(
+            &cfg.sources,
+            &state.ingestor,
+            &state.sources,
+            &shutdown,
+            &mut tasks,
+        );
         if let Some(retention) = cfg.log.retention {
             tasks.spawn(prune(
                 Arc::clone(&store),
@@ -166,6 +174,7 @@ impl Service {
             store = %cfg.store.path.display(),
             rules = state.ingestor.planner().rules().len(),
             lanes = ?state.dispatcher.lane_names().collect::<Vec<_>>(),
+            sources = ?cfg.sources.iter().map(|s| s.name()).collect::<Vec<_>>(),
             "edgepurge is running"
         );
         if state.webhook_token.is_none() {

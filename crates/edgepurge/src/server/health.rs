@@ -17,21 +17,29 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// `ok` (200); `degraded` (503) while a lane's provider is down, its day's quota is spent
-/// (parked), its credentials cannot be read, or it is starting again after a crash;
+/// (parked), its credentials cannot be read, or it is starting again after a crash, or while
+/// a queue source is not connected;
 /// `stopping` (503) once shutdown began. (Liveness probes use `HEAD
 /// /v1/events`, which answers 200 while the process serves: restarting would not bring a
 /// provider back.)
-fn status(stopping: bool, lanes: &[LaneStatus]) -> (StatusCode, &'static str) {
+fn status(
+    stopping: bool,
+    lanes: &[LaneStatus],
+    sources: &[crate::sources::SourceStatus],
+) -> (StatusCode, &'static str) {
     if stopping {
         return (StatusCode::SERVICE_UNAVAILABLE, "stopping");
     }
-    let degraded = lanes.iter().any(|l| {
-        l.missing_credentials
-            || matches!(
-                l.state,
-                LaneState::Restarting { .. } | LaneState::Down { .. } | LaneState::Parked { .. }
-            )
-    });
+    let degraded = sources.iter().any(|s| !s.connected)
+        || lanes.iter().any(|l| {
+            l.missing_credentials
+                || matches!(
+                    l.state,
+                    LaneState::Restarting { .. }
+                        | LaneState::Down { .. }
+                        | LaneState::Parked { .. }
+                )
+        });
     if degraded {
         (StatusCode::SERVICE_UNAVAILABLE, "degraded")
     } else {
@@ -45,7 +53,8 @@ pub async fn healthz(
     headers: HeaderMap,
 ) -> impl IntoResponse {
     let lanes = state.dispatcher.statuses();
-    let (code, text) = status(state.dispatcher.is_stopping(), &lanes);
+    let sources = crate::sources::snapshot(&state.sources);
+    let (code, text) = status(state.dispatcher.is_stopping(), &lanes, &sources);
     if auth::check(state.admin_token.as_ref(), &headers, None, peer).is_err() {
         return (code, Json(json!({ "status": text })));
     }
@@ -55,6 +64,7 @@ pub async fn healthz(
             "status": text,
             "rules": state.ingestor.planner().rules().len(),
             "lanes": lanes,
+            "sources": sources,
         })),
     )
 }
@@ -227,17 +237,17 @@ mod tests {
 
     #[test]
     fn status_follows_shutdown_and_crashed_lanes() {
-        assert_eq!(status(false, &[]), (StatusCode::OK, "ok"));
+        assert_eq!(status3(false, &[]), (StatusCode::OK, "ok"));
         assert_eq!(
-            status(false, &[lane(LaneState::Idle), lane(LaneState::Busy)]),
+            status3(false, &[lane(LaneState::Idle), lane(LaneState::Busy)]),
             (StatusCode::OK, "ok")
         );
         assert_eq!(
-            status(false, &[lane(LaneState::Restarting { at: 5 })]),
+            status3(false, &[lane(LaneState::Restarting { at: 5 })]),
             (StatusCode::SERVICE_UNAVAILABLE, "degraded")
         );
         assert_eq!(
-            status(
+            status3(
                 false,
                 &[
                     lane(LaneState::Idle),
@@ -250,18 +260,32 @@ mod tests {
             (StatusCode::SERVICE_UNAVAILABLE, "degraded")
         );
         assert_eq!(
-            status(false, &[lane(LaneState::Parked { until: 9 })]),
+            status3(false, &[lane(LaneState::Parked { until: 9 })]),
             (StatusCode::SERVICE_UNAVAILABLE, "degraded")
         );
         let mut no_keys = lane(LaneState::Idle);
         no_keys.missing_credentials = true;
         assert_eq!(
-            status(false, &[no_keys]),
+            status3(false, &[no_keys]),
             (StatusCode::SERVICE_UNAVAILABLE, "degraded")
         );
         assert_eq!(
-            status(true, &[lane(LaneState::Idle)]),
+            status3(true, &[lane(LaneState::Idle)]),
             (StatusCode::SERVICE_UNAVAILABLE, "stopping")
         );
+        // A queue source that is not connected is not ok either.
+        let source = |connected| crate::sources::SourceStatus {
+            connected,
+            ..Default::default()
+        };
+        assert_eq!(status(false, &[], &[source(true)]), (StatusCode::OK, "ok"));
+        assert_eq!(
+            status(false, &[], &[source(true), source(false)]),
+            (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+        );
+    }
+
+    fn status3(stopping: bool, lanes: &[LaneStatus]) -> (StatusCode, &'static str) {
+        status(stopping, lanes, &[])
     }
 }

@@ -40,6 +40,8 @@ pub struct AppState {
     pub clock: crate::clock::Clock,
     /// Refused callers, logged at most once per kind every few seconds.
     pub refused: RefusalLog,
+    /// The queue sources running beside the webhook (`[[sources]]`).
+    pub sources: crate::sources::Statuses,
 }
 
 /// The kinds of refusal the log reports.

@@ -3,5 +3,140 @@
 //!
 //! * [`function`]: edgepurge as a serverless function (Tencent SCF, AWS Lambda) or a one-shot
 //!   command (`edgepurge handle`): each body purged directly, or relayed to a server.
+//! * [`nats`]: `[[sources]] kind = "nats"`, a JetStream durable pull consumer that
+//!   `edgepurge serve` runs beside the webhook.
+//!
+//! A queue source acknowledges a message only after `Ingestor::accept` committed it
+//! (invariant 1), and moves a message that can never be accepted out of the way instead of
+//! dropping it or retrying it forever.
 
 pub mod function;
+pub mod nats;
+
+use crate::app::Ingestor;
+use crate::validate::Problems;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// A checked `[[sources]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceConfig {
+    Nats(nats::NatsConfig),
+}
+
+impl SourceConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            SourceConfig::Nats(c) => &c.name,
+        }
+    }
+
+    /// Where its secrets are read from (checked for loose file permissions).
+    pub fn secrets(&self) -> Vec<&crate::secret::SecretSource> {
+        match self {
+            SourceConfig::Nats(c) => c.token.iter().collect(),
+        }
+    }
+}
+
+/// Checks the `[[sources]]` entries, each by its `kind`.
+pub fn check(tables: Vec<toml::Table>, p: &mut Problems) -> Vec<SourceConfig> {
+    let mut out: Vec<SourceConfig> = Vec::new();
+    for (i, table) in tables.into_iter().enumerate() {
+        let at = format!("sources[{i}]");
+        let kind = table
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .map(str::to_owned);
+        let checked = match kind.as_deref() {
+            Some("nats") => nats::check(table, &at, p).map(SourceConfig::Nats),
+            Some(other) => {
+                p.push(
+                    format!("{at}.kind"),
+                    format!("{other:?} is not a source kind edgepurge runs (known: nats)"),
+                );
+                None
+            }
+            None => {
+                p.push(format!("{at}.kind"), "required (known: nats)");
+                None
+            }
+        };
+        if let Some(c) = checked {
+            if out.iter().any(|o| o.name() == c.name()) {
+                p.push(
+                    format!("{at}.name"),
+                    format!("{:?} names another source too; names are unique", c.name()),
+                );
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// What a running source is doing, for `/healthz`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SourceStatus {
+    pub name: String,
+    pub kind: &'static str,
+    pub connected: bool,
+    /// Messages waiting in the broker for this consumer (or delivered, not yet acknowledged).
+    pub lag: Option<u64>,
+    pub received: u64,
+    pub acked: u64,
+    pub dead_lettered: u64,
+    /// Left unacknowledged (or refused for now) to be delivered again.
+    pub retried: u64,
+    pub last_error: Option<String>,
+}
+
+/// The statuses of the running sources, by name.
+pub type Statuses = Arc<Mutex<BTreeMap<String, SourceStatus>>>;
+
+pub(crate) fn update(statuses: &Statuses, name: &str, f: impl FnOnce(&mut SourceStatus)) {
+    let mut map = match statuses.lock() {
+        Ok(m) => m,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(s) = map.get_mut(name) {
+        f(s);
+    }
+}
+
+/// A snapshot of every source's status.
+pub fn snapshot(statuses: &Statuses) -> Vec<SourceStatus> {
+    let map = match statuses.lock() {
+        Ok(m) => m,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    map.values().cloned().collect()
+}
+
+/// Starts every configured source; each runs until `shutdown`.
+pub fn spawn_all(
+    sources: &[SourceConfig],
+    ingestor: &Arc<Ingestor>,
+    statuses: &Statuses,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) {
+    for source in sources {
+        match source {
+            SourceConfig::Nats(cfg) => {
+                if let Ok(mut map) = statuses.lock() {
+                    map.insert(cfg.name.clone(), SourceStatus::nats(cfg));
+                }
+                tasks.spawn(nats::run(
+                    cfg.clone(),
+                    Arc::clone(ingestor),
+                    Arc::clone(statuses),
+                    shutdown.clone(),
+                ));
+            }
+        }
+    }
+}

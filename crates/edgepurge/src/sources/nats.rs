@@ -1,0 +1,375 @@
+//! `[[sources]] kind = "nats"`: a NATS JetStream durable pull consumer (MinIO and Ceph RGW
+//! publish bucket events to NATS). Each message is one notification body; it is acknowledged
+//! only after the [`Ingestor`] committed it, so a crash between receipt and commit means the
+//! server delivers it again (after `ack_wait_s`). A message that can never be accepted (not a
+//! notification, too large) is published to `dead_letter_subject` and then acknowledged, or,
+//! without one, terminated (JetStream keeps it in the stream and publishes a
+//! `MSG_TERMINATED` advisory) and logged: never silently dropped, never blocking the next.
+
+use super::{SourceStatus, Statuses};
+use crate::app::{IngestError, IngestOptions, Ingestor};
+use crate::secret::SecretSource;
+use crate::validate::{self, Problems};
+use async_nats::jetstream::{self, consumer::pull, AckKind};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNats {
+    kind: String,
+    name: Option<String>,
+    url: Option<String>,
+    stream: Option<String>,
+    subject: Option<String>,
+    durable: Option<String>,
+    dead_letter_subject: Option<String>,
+    ack_wait_s: Option<u64>,
+    max_in_flight: Option<usize>,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NatsConfig {
+    pub name: String,
+    /// `nats://host:port` (or `tls://`); several servers separated by commas.
+    pub url: String,
+    pub stream: String,
+    /// Only messages on this subject (a filter within the stream); all when `None`.
+    pub subject: Option<String>,
+    pub durable: String,
+    pub dead_letter_subject: Option<String>,
+    /// How long JetStream waits for an acknowledgement before delivering a message again.
+    pub ack_wait: Duration,
+    /// Messages being committed at once.
+    pub max_in_flight: usize,
+    pub token: Option<SecretSource>,
+}
+
+/// A JetStream name: no whitespace, dots, wildcards or path separators.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+}
+
+pub fn check(table: toml::Table, at: &str, p: &mut Problems) -> Option<NatsConfig> {
+    let raw: RawNats = validate::section(table, at, p)?;
+    let url = match raw.url {
+        Some(u)
+            if u.split(',').all(|one| {
+                let one = one.trim();
+                ["nats://", "tls://"].iter().any(|s| one.starts_with(s)) && one.len() > 7
+            }) =>
+        {
+            Some(u)
+        }
+        Some(u) => {
+            p.push(
+                format!("{at}.url"),
+                format!("{u:?} is not nats://host:port (or tls://; several: comma-separated)"),
+            );
+            None
+        }
+        None => {
+            p.push(
+                format!("{at}.url"),
+                "required, e.g. \"nats://127.0.0.1:4222\"",
+            );
+            None
+        }
+    };
+    let stream = match raw.stream {
+        Some(s) if valid_name(&s) => Some(s),
+        Some(s) => {
+            p.push(
+                format!("{at}.stream"),
+                format!("{s:?} is not a stream name (no spaces, dots, * or >)"),
+            );
+            None
+        }
+        None => {
+            p.push(
+                format!("{at}.stream"),
+                "required: the JetStream stream to read",
+            );
+            None
+        }
+    };
+    let durable = raw.durable.unwrap_or_else(|| "edgepurge".to_owned());
+    if !valid_name(&durable) {
+        p.push(
+            format!("{at}.durable"),
+            format!("{durable:?} is not a consumer name (no spaces, dots, * or >)"),
+        );
+    }
+    if raw.subject.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        p.push(
+            format!("{at}.subject"),
+            "empty; leave it out to read the whole stream",
+        );
+    }
+    let ack_wait = Duration::from_secs(match raw.ack_wait_s {
+        Some(0) => {
+            p.push(format!("{at}.ack_wait_s"), "must be at least 1");
+            30
+        }
+        v => v.unwrap_or(30),
+    });
+    let max_in_flight = validate::within(
+        raw.max_in_flight,
+        64,
+        10_000,
+        &format!("{at}.max_in_flight"),
+        p,
+    );
+    let token = validate::secret("token", raw.token_env, raw.token_file, None, at, p).flatten();
+    let (url, stream) = (url?, stream?);
+    let name = raw
+        .name
+        .unwrap_or_else(|| format!("nats:{stream}/{durable}"));
+    debug_assert_eq!(raw.kind, "nats");
+    Some(NatsConfig {
+        name,
+        url,
+        stream,
+        subject: raw.subject,
+        durable,
+        dead_letter_subject: raw.dead_letter_subject,
+        ack_wait,
+        max_in_flight,
+        token,
+    })
+}
+
+/// Runs the consumer until `shutdown`, connecting again after any failure (1 s doubling to
+/// 30 s between attempts).
+pub async fn run(
+    cfg: NatsConfig,
+    ingestor: Arc<Ingestor>,
+    statuses: Statuses,
+    shutdown: CancellationToken,
+) {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        let result = run_once(&cfg, &ingestor, &statuses, &shutdown).await;
+        if shutdown.is_cancelled() {
+            super::update(&statuses, &cfg.name, |s| s.connected = false);
+            return;
+        }
+        let error = match result {
+            Ok(()) => "the message stream ended".to_owned(),
+            Err(e) => format!("{e:#}"),
+        };
+        tracing::warn!(source = %cfg.name, "{error}; connecting again in {wait:?}");
+        super::update(&statuses, &cfg.name, |s| {
+            s.connected = false;
+            s.last_error = Some(error.clone());
+        });
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn run_once(
+    cfg: &NatsConfig,
+    ingestor: &Arc<Ingestor>,
+    statuses: &Statuses,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut options = async_nats::ConnectOptions::new().name("edgepurge");
+    if let Some(src) = &cfg.token {
+        let token = src
+            .load()
+            .await
+            .map_err(|e| anyhow::anyhow!("token: {e}"))?;
+        options = options.token(token.expose().to_owned());
+    }
+    let client = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        c = options.connect(cfg.url.as_str()) => c.with_context(|| format!("cannot connect to {}", cfg.url))?,
+    };
+    let js = jetstream::new(client);
+    let stream = js
+        .get_stream(&cfg.stream)
+        .await
+        .with_context(|| format!("stream {:?}", cfg.stream))?;
+    let mut consumer: jetstream::consumer::Consumer<pull::Config> = stream
+        .get_or_create_consumer(
+            &cfg.durable,
+            pull::Config {
+                durable_name: Some(cfg.durable.clone()),
+                filter_subject: cfg.subject.clone().unwrap_or_default(),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: cfg.ack_wait,
+                max_deliver: -1,
+                ..Default::default()
+            },
+        )
+        .await
+        .with_context(|| format!("durable consumer {:?}", cfg.durable))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .context("cannot start pulling messages")?;
+    super::update(statuses, &cfg.name, |s| {
+        s.connected = true;
+        s.last_error = None;
+    });
+    tracing::info!(source = %cfg.name, stream = %cfg.stream, durable = %cfg.durable, "consuming");
+    let mut inflight: JoinSet<Handled> = JoinSet::new();
+    let mut lag_every = tokio::time::interval(Duration::from_secs(5));
+    let outcome = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            next = messages.next(), if inflight.len() < cfg.max_in_flight => match next {
+                None => break Ok(()),
+                Some(Err(e)) => break Err(anyhow::anyhow!("pulling messages: {e}")),
+                Some(Ok(msg)) => {
+                    super::update(statuses, &cfg.name, |s| s.received += 1);
+                    let (ingestor, js, cfg) = (Arc::clone(ingestor), js.clone(), cfg.clone());
+                    inflight.spawn(async move { handle(msg, &ingestor, &js, &cfg).await });
+                }
+            },
+            Some(done) = inflight.join_next(), if !inflight.is_empty() => {
+                record(statuses, &cfg.name, done);
+            }
+            _ = lag_every.tick() => {
+                if let Ok(info) = consumer.info().await {
+                    let lag = info.num_pending + info.num_ack_pending as u64;
+                    super::update(statuses, &cfg.name, |s| s.lag = Some(lag));
+                }
+            }
+        }
+    };
+    // What is being committed finishes and is acknowledged (or delivered again later).
+    while let Some(done) = inflight.join_next().await {
+        record(statuses, &cfg.name, done);
+    }
+    outcome
+}
+
+/// What became of one message.
+enum Handled {
+    Acked,
+    DeadLettered,
+    /// Not acknowledged: delivered again later.
+    Retried(String),
+}
+
+fn record(statuses: &Statuses, name: &str, done: Result<Handled, tokio::task::JoinError>) {
+    super::update(statuses, name, |s| match done {
+        Ok(Handled::Acked) => s.acked += 1,
+        Ok(Handled::DeadLettered) => s.dead_lettered += 1,
+        Ok(Handled::Retried(why)) => {
+            s.retried += 1;
+            s.last_error = Some(why);
+        }
+        Err(e) => s.last_error = Some(format!("a message task failed: {e}")),
+    });
+}
+
+async fn handle(
+    msg: jetstream::Message,
+    ingestor: &Ingestor,
+    js: &jetstream::Context,
+    cfg: &NatsConfig,
+) -> Handled {
+    let subject = msg.subject.to_string();
+    match ingestor
+        .accept(
+            &msg.payload[..],
+            cfg.ack_wait / 2,
+            &IngestOptions::default(),
+        )
+        .await
+    {
+        Ok(_) => match msg.ack().await {
+            Ok(()) => Handled::Acked,
+            // Committed but not acknowledged: it comes again, and the second commit merges
+            // with the first while pending (a purge twice is harmless).
+            Err(e) => Handled::Retried(format!("ack failed: {e}")),
+        },
+        Err(e @ (IngestError::Parse(_) | IngestError::TooLarge(_) | IngestError::Refused(_))) => {
+            dead_letter(msg, &subject, &e.to_string(), js, cfg).await
+        }
+        Err(e) => {
+            // The store cannot take it now: ask for it again in a second.
+            let why = format!("not stored yet, delivered again: {e}");
+            tracing::warn!(source = %cfg.name, subject, "{why}");
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+            Handled::Retried(why)
+        }
+    }
+}
+
+async fn dead_letter(
+    msg: jetstream::Message,
+    subject: &str,
+    error: &str,
+    js: &jetstream::Context,
+    cfg: &NatsConfig,
+) -> Handled {
+    let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
+    match &cfg.dead_letter_subject {
+        Some(dlq) => {
+            let published = match js.publish(dlq.clone(), msg.payload.clone()).await {
+                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match published {
+                Ok(()) => {
+                    tracing::error!(
+                        source = %cfg.name, subject, stream_sequence = seq, dead_letter = %dlq,
+                        "not a notification edgepurge can take; moved to the dead-letter subject: {error}"
+                    );
+                    let _ = msg.ack().await;
+                    Handled::DeadLettered
+                }
+                Err(e) => {
+                    let why = format!(
+                        "cannot publish to the dead-letter subject {dlq:?} ({e}); the message \
+                         stays and comes again"
+                    );
+                    tracing::error!(source = %cfg.name, subject, stream_sequence = seq, "{why}");
+                    let _ = msg
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(30))))
+                        .await;
+                    Handled::Retried(why)
+                }
+            }
+        }
+        None => {
+            tracing::error!(
+                source = %cfg.name, subject, stream_sequence = seq,
+                "not a notification edgepurge can take; terminated (it stays in the stream; set \
+                 dead_letter_subject to move such messages aside): {error}"
+            );
+            let _ = msg.ack_with(AckKind::Term).await;
+            Handled::DeadLettered
+        }
+    }
+}
+
+impl SourceStatus {
+    pub fn nats(cfg: &NatsConfig) -> SourceStatus {
+        SourceStatus {
+            name: cfg.name.clone(),
+            kind: "nats",
+            ..SourceStatus::default()
+        }
+    }
+}
