@@ -140,3 +140,95 @@ pub fn spawn_all(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_text(text: &str) -> (Vec<SourceConfig>, Vec<String>) {
+        let raw = crate::config::parse(text).unwrap();
+        let mut p = Problems::default();
+        let out = check(raw.sources, &mut p);
+        (out, p.into_vec().iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn a_nats_source_is_checked_field_by_field() {
+        let (sources, problems) = check_text(
+            r#"
+            [[sources]]
+            kind = "nats"
+            url = "nats://127.0.0.1:4222"
+            stream = "EVENTS"
+            "#,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let SourceConfig::Nats(n) = &sources[0];
+        assert_eq!(n.name, "nats:EVENTS/edgepurge");
+        assert_eq!(n.ack_wait, std::time::Duration::from_secs(30));
+        assert_eq!(n.max_in_flight, 64);
+
+        let (_, problems) = check_text(
+            r#"
+            [[sources]]
+            kind = "nats"
+            url = "http://127.0.0.1:4222"
+            stream = "my.stream"
+            durable = "a b"
+            ack_wait_s = 0
+            colour = "red"
+            [[sources]]
+            kind = "kafka"
+            [[sources]]
+            url = "nats://x:4222"
+            "#,
+        );
+        let all = problems.join("\n");
+        assert!(
+            all.contains("sources[0]") && all.contains("colour"),
+            "{all}"
+        );
+        assert!(
+            all.contains("sources[1].kind: \"kafka\" is not a source kind"),
+            "{all}"
+        );
+        assert!(all.contains("sources[2].kind: required"), "{all}");
+
+        let (_, problems) = check_text(
+            r#"
+            [[sources]]
+            kind = "nats"
+            url = "http://127.0.0.1:4222"
+            stream = "my.stream"
+            durable = "a b"
+            ack_wait_s = 0
+            "#,
+        );
+        let all = problems.join("\n");
+        for field in ["url", "stream", "durable", "ack_wait_s"] {
+            assert!(
+                all.contains(&format!("sources[0].{field}")),
+                "{field}: {all}"
+            );
+        }
+
+        let (_, problems) = check_text(
+            r#"
+            [[sources]]
+            kind = "nats"
+            name = "q"
+            url = "nats://a:4222"
+            stream = "A"
+            [[sources]]
+            kind = "nats"
+            name = "q"
+            url = "nats://b:4222"
+            stream = "B"
+            "#,
+        );
+        assert!(
+            problems.join("\n").contains("names another source"),
+            "{problems:?}"
+        );
+    }
+}
