@@ -12,6 +12,7 @@
 //! * `edgepurge-core`: events, rules, key → URL (pure).
 
 pub mod app;
+pub mod aws;
 pub mod cli;
 pub mod clock;
 pub mod config;
