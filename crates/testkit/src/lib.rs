@@ -11,6 +11,7 @@
 pub mod caches;
 pub mod ceph;
 pub mod http;
+pub mod moto;
 pub mod nats;
 pub mod process;
 pub mod runtime;

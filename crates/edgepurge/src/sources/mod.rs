@@ -5,6 +5,7 @@
 //!   command (`edgepurge handle`): each body purged directly, or relayed to a server.
 //! * [`nats`]: `[[sources]] kind = "nats"`, a JetStream durable pull consumer that
 //!   `edgepurge serve` runs beside the webhook.
+//! * [`sqs`]: `[[sources]] kind = "sqs"`, an Amazon SQS queue (S3 and SNS deliver there).
 //!
 //! A queue source acknowledges a message only after `Ingestor::accept` committed it
 //! (invariant 1), and moves a message that can never be accepted out of the way instead of
@@ -12,6 +13,7 @@
 
 pub mod function;
 pub mod nats;
+pub mod sqs;
 
 use crate::app::Ingestor;
 use crate::validate::Problems;
@@ -25,12 +27,14 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceConfig {
     Nats(nats::NatsConfig),
+    Sqs(Box<sqs::SqsConfig>),
 }
 
 impl SourceConfig {
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::Nats(c) => &c.name,
+            SourceConfig::Sqs(c) => &c.name,
         }
     }
 
@@ -38,6 +42,7 @@ impl SourceConfig {
     pub fn secrets(&self) -> Vec<&crate::secret::SecretSource> {
         match self {
             SourceConfig::Nats(c) => c.token.iter().collect(),
+            SourceConfig::Sqs(c) => c.secrets(),
         }
     }
 }
@@ -53,15 +58,16 @@ pub fn check(tables: Vec<toml::Table>, p: &mut Problems) -> Vec<SourceConfig> {
             .map(str::to_owned);
         let checked = match kind.as_deref() {
             Some("nats") => nats::check(table, &at, p).map(SourceConfig::Nats),
+            Some("sqs") => sqs::check(table, &at, p).map(|c| SourceConfig::Sqs(Box::new(c))),
             Some(other) => {
                 p.push(
                     format!("{at}.kind"),
-                    format!("{other:?} is not a source kind edgepurge runs (known: nats)"),
+                    format!("{other:?} is not a source kind edgepurge runs (known: nats, sqs)"),
                 );
                 None
             }
             None => {
-                p.push(format!("{at}.kind"), "required (known: nats)");
+                p.push(format!("{at}.kind"), "required (known: nats, sqs)");
                 None
             }
         };
@@ -137,6 +143,17 @@ pub fn spawn_all(
                     shutdown.clone(),
                 ));
             }
+            SourceConfig::Sqs(cfg) => {
+                if let Ok(mut map) = statuses.lock() {
+                    map.insert(cfg.name.clone(), SourceStatus::sqs(cfg));
+                }
+                tasks.spawn(sqs::run(
+                    (**cfg).clone(),
+                    Arc::clone(ingestor),
+                    Arc::clone(statuses),
+                    shutdown.clone(),
+                ));
+            }
         }
     }
 }
@@ -163,7 +180,9 @@ mod tests {
             "#,
         );
         assert!(problems.is_empty(), "{problems:?}");
-        let SourceConfig::Nats(n) = &sources[0];
+        let SourceConfig::Nats(n) = &sources[0] else {
+            panic!("{sources:?}");
+        };
         assert_eq!(n.name, "nats:EVENTS/edgepurge");
         assert_eq!(n.ack_wait, std::time::Duration::from_secs(30));
         assert_eq!(n.max_in_flight, 64);
