@@ -250,4 +250,57 @@ mod tests {
             "{problems:?}"
         );
     }
+
+    #[test]
+    fn an_sqs_source_is_checked_field_by_field() {
+        let (sources, problems) = check_text(
+            r#"
+            [[sources]]
+            kind = "sqs"
+            queue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/s3-events"
+            "#,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let SourceConfig::Sqs(q) = &sources[0] else {
+            panic!("{sources:?}");
+        };
+        assert_eq!(q.name, "sqs:s3-events");
+        assert_eq!(q.region, "eu-west-1");
+        assert_eq!(q.endpoint.as_str(), "https://sqs.eu-west-1.amazonaws.com/");
+        assert_eq!(
+            (q.wait_time_s, q.max_messages, q.visibility_timeout_s),
+            (20, 10, 60)
+        );
+        assert_eq!(
+            q.access_key_id,
+            crate::secret::SecretSource::Env("AWS_ACCESS_KEY_ID".into())
+        );
+
+        let (_, problems) = check_text(
+            r#"
+            [[sources]]
+            kind = "sqs"
+            queue_url = "http://queue.example.com/1/q"
+            wait_time_s = 21
+            max_messages = 11
+            visibility_timeout_s = 1
+            [[sources]]
+            kind = "sqs"
+            queue_url = "http://127.0.0.1:5000/1/q"
+            [[sources]]
+            kind = "sqs"
+            "#,
+        );
+        let all = problems.join("\n");
+        for want in [
+            "sources[0].queue_url",
+            "sources[0].wait_time_s",
+            "sources[0].max_messages",
+            "sources[0].visibility_timeout_s",
+            "sources[1].region: required",
+            "sources[2].queue_url: required",
+        ] {
+            assert!(all.contains(want), "{want}: {all}");
+        }
+    }
 }
