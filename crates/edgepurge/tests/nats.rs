@@ -9,21 +9,12 @@ mod common;
 use async_nats::jetstream::{self, consumer::pull, stream};
 use common::*;
 use edgepurge_testkit::nats::NatsServer;
-use edgepurge_testkit::tencent::{FakeTencent, Options, SESSION_TOKEN};
+use edgepurge_testkit::tencent::FakeTencent;
 use futures_util::StreamExt;
 use std::time::Duration;
 
-const RULE: &str = r#"
-[[rules]]
-name = "site"
-bucket = "assets"
-events = ["created", "removed"]
-domains = ["https://cdn.example.com"]
-provider = "tencent"
-"#;
-
 fn config(fake: &FakeTencent, nats: &NatsServer, store_extra: &str) -> String {
-    let base = tencent_config(fake, "", RULE);
+    let base = tencent_config(fake, "", SITE_RULE);
     format!(
         "{base}\n[[sources]]\nkind = \"nats\"\nname = \"minio\"\nurl = \"{}\"\nstream = \
          \"BUCKET\"\nsubject = \"minio.events\"\ndurable = \"edgepurge\"\n\
@@ -112,18 +103,11 @@ impl Js {
     }
 }
 
-fn fake() -> FakeTencent {
-    FakeTencent::start(Options {
-        token: Some(SESSION_TOKEN.into()),
-        ..Default::default()
-    })
-}
-
 #[test]
 fn events_from_a_jetstream_stream_are_purged_and_a_malformed_one_is_dead_lettered() {
     let nats = NatsServer::start();
     let js = Js::connect(&nats);
-    let fake = fake();
+    let fake = fake_tencent();
     let ep = Edgepurge::new(&config(&fake, &nats, ""));
     let server = ep.serve();
 
@@ -167,7 +151,7 @@ fn events_from_a_jetstream_stream_are_purged_and_a_malformed_one_is_dead_lettere
 fn a_crash_between_receipt_and_commit_loses_nothing() {
     let nats = NatsServer::start();
     let js = Js::connect(&nats);
-    let fake = fake();
+    let fake = fake_tencent();
     // The store waits up to a minute for a lock, so the message is received and not committed.
     let ep = Edgepurge::new(&config(&fake, &nats, "busy_timeout_ms = 60000\n"));
     let mut server = ep.serve();

@@ -9,18 +9,9 @@ mod common;
 
 use common::*;
 use edgepurge_testkit::moto::Moto;
-use edgepurge_testkit::tencent::{FakeTencent, Options, SESSION_TOKEN};
+use edgepurge_testkit::tencent::FakeTencent;
 use serde_json::Value;
 use std::time::Duration;
-
-const RULE: &str = r#"
-[[rules]]
-name = "site"
-bucket = "assets"
-events = ["created", "removed"]
-domains = ["https://cdn.example.com"]
-provider = "tencent"
-"#;
 
 struct Aws {
     moto: Moto,
@@ -47,7 +38,7 @@ impl Aws {
 }
 
 fn config(fake: &FakeTencent, aws: &Aws, store_extra: &str) -> String {
-    let base = tencent_config(fake, "", RULE);
+    let base = tencent_config(fake, "", SITE_RULE);
     format!(
         "{base}\n[[sources]]\nkind = \"sqs\"\nname = \"s3\"\nqueue_url = \"{}\"\nregion = \
          \"us-east-1\"\ndead_letter_queue_url = \"{}\"\nwait_time_s = 1\n\
@@ -67,17 +58,10 @@ fn edgepurge(config: &str) -> Edgepurge {
     ep
 }
 
-fn fake() -> FakeTencent {
-    FakeTencent::start(Options {
-        token: Some(SESSION_TOKEN.into()),
-        ..Default::default()
-    })
-}
-
 #[test]
 fn s3_notifications_through_sqs_are_purged_and_deleted_and_a_malformed_one_dead_lettered() {
     let aws = aws();
-    let fake = fake();
+    let fake = fake_tencent();
     let ep = edgepurge(&config(&fake, &aws, ""));
     // Before the server starts: the S3 test event (sent when notifications were set up), an
     // upload, a message that is not a notification, and a second upload.
@@ -118,7 +102,7 @@ fn s3_notifications_through_sqs_are_purged_and_deleted_and_a_malformed_one_dead_
 #[test]
 fn a_crash_between_receipt_and_commit_loses_nothing() {
     let aws = aws();
-    let fake = fake();
+    let fake = fake_tencent();
     let ep = edgepurge(&config(&fake, &aws, "busy_timeout_ms = 60000\n"));
     // The test event first, so the next message is the upload.
     let mut server = ep.serve();
@@ -150,7 +134,7 @@ fn a_crash_between_receipt_and_commit_loses_nothing() {
 #[test]
 fn a_slow_commit_keeps_its_message_hidden_until_it_is_stored() {
     let aws = aws();
-    let fake = fake();
+    let fake = fake_tencent();
     let ep = edgepurge(&config(&fake, &aws, "busy_timeout_ms = 60000\n"));
     let server = ep.serve();
     edgepurge_testkit::wait_for(Duration::from_secs(30), "the test event taken", || {

@@ -113,6 +113,33 @@ pub(crate) fn update(statuses: &Statuses, name: &str, f: impl FnOnce(&mut Source
     }
 }
 
+/// What became of one queue message.
+pub(crate) enum Handled {
+    /// Stored, then acknowledged (deleted).
+    Acked,
+    /// Could never be accepted: moved aside.
+    DeadLettered,
+    /// Left to be delivered again, with why.
+    Retried(String),
+}
+
+/// Counts a message's outcome in its source's status.
+pub(crate) fn record(
+    statuses: &Statuses,
+    name: &str,
+    done: Result<Handled, tokio::task::JoinError>,
+) {
+    update(statuses, name, |s| match done {
+        Ok(Handled::Acked) => s.acked += 1,
+        Ok(Handled::DeadLettered) => s.dead_lettered += 1,
+        Ok(Handled::Retried(why)) => {
+            s.retried += 1;
+            s.last_error = Some(why);
+        }
+        Err(e) => s.last_error = Some(format!("a message task failed: {e}")),
+    });
+}
+
 /// A snapshot of every source's status.
 pub fn snapshot(statuses: &Statuses) -> Vec<SourceStatus> {
     let map = match statuses.lock() {

@@ -6,7 +6,7 @@
 //! without one, terminated (JetStream keeps it in the stream and publishes a
 //! `MSG_TERMINATED` advisory) and logged: never silently dropped, never blocking the next.
 
-use super::{SourceStatus, Statuses};
+use super::{Handled, SourceStatus, Statuses};
 use crate::app::{IngestError, IngestOptions, Ingestor};
 use crate::secret::SecretSource;
 use crate::validate::{self, Problems};
@@ -243,7 +243,7 @@ async fn run_once(
                 }
             },
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
-                record(statuses, &cfg.name, done);
+                super::record(statuses, &cfg.name, done);
             }
             _ = lag_every.tick() => {
                 if let Ok(info) = consumer.info().await {
@@ -255,29 +255,9 @@ async fn run_once(
     };
     // What is being committed finishes and is acknowledged (or delivered again later).
     while let Some(done) = inflight.join_next().await {
-        record(statuses, &cfg.name, done);
+        super::record(statuses, &cfg.name, done);
     }
     outcome
-}
-
-/// What became of one message.
-enum Handled {
-    Acked,
-    DeadLettered,
-    /// Not acknowledged: delivered again later.
-    Retried(String),
-}
-
-fn record(statuses: &Statuses, name: &str, done: Result<Handled, tokio::task::JoinError>) {
-    super::update(statuses, name, |s| match done {
-        Ok(Handled::Acked) => s.acked += 1,
-        Ok(Handled::DeadLettered) => s.dead_lettered += 1,
-        Ok(Handled::Retried(why)) => {
-            s.retried += 1;
-            s.last_error = Some(why);
-        }
-        Err(e) => s.last_error = Some(format!("a message task failed: {e}")),
-    });
 }
 
 async fn handle(

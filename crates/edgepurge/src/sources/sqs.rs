@@ -5,7 +5,7 @@
 //! deleted or, without one, hidden for 12 hours (a redrive policy on the queue then moves it
 //! to the queue's own dead-letter queue) and logged: never dropped, never blocking the next.
 
-use super::{SourceStatus, Statuses};
+use super::{Handled, SourceStatus, Statuses};
 use crate::app::{IngestError, IngestOptions, Ingestor};
 use crate::aws::sigv4::{self, Credentials};
 use crate::secret::SecretSource;
@@ -392,7 +392,7 @@ pub async fn run(
                 }
                 // One receive's messages are stored before the next receive.
                 while let Some(done) = inflight.join_next().await {
-                    record(&statuses, &name, done);
+                    super::record(&statuses, &name, done);
                 }
             }
             Err(e) => {
@@ -411,24 +411,6 @@ pub async fn run(
         }
     }
     super::update(&statuses, &name, |s| s.connected = false);
-}
-
-enum Handled {
-    Deleted,
-    DeadLettered,
-    Retried(String),
-}
-
-fn record(statuses: &Statuses, name: &str, done: Result<Handled, tokio::task::JoinError>) {
-    super::update(statuses, name, |s| match done {
-        Ok(Handled::Deleted) => s.acked += 1,
-        Ok(Handled::DeadLettered) => s.dead_lettered += 1,
-        Ok(Handled::Retried(why)) => {
-            s.retried += 1;
-            s.last_error = Some(why);
-        }
-        Err(e) => s.last_error = Some(format!("a message task failed: {e}")),
-    });
 }
 
 async fn handle(
@@ -458,7 +440,7 @@ async fn handle(
     };
     match result {
         Ok(_) => match client.delete(&receipt).await {
-            Ok(()) => Handled::Deleted,
+            Ok(()) => Handled::Acked,
             // Stored but not deleted: it comes again and merges with what is pending.
             Err(e) => Handled::Retried(format!("stored, not deleted: {e}")),
         },

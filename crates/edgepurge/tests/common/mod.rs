@@ -213,6 +213,14 @@ session_token_env = "EP_TEST_SESSION_TOKEN"
     )
 }
 
+/// A Tencent stand-in that requires the test session token.
+pub fn fake_tencent() -> FakeTencent {
+    FakeTencent::start(tencent::Options {
+        token: Some(tencent::SESSION_TOKEN.into()),
+        ..Default::default()
+    })
+}
+
 pub const SITE_RULE: &str = r#"
 [[rules]]
 name = "site"
