@@ -11,6 +11,6 @@ cargo test --workspace --locked "$@"
 # run from its zip under the SCF runtime stand-in.
 if [ "$#" = 0 ]; then
   scripts/build-function.sh scf testkit/function-smoke.toml target/function-smoke.zip
-  EDGEPURGE_FUNCTION_BIN=target/x86_64-unknown-linux-musl/release/edgepurge \
+  EDGEPURGE_FUNCTION_BIN="$PWD/target/x86_64-unknown-linux-musl/release/edgepurge" \
     cargo test --locked -p edgepurge --test function a_packaged_zip_runs
 fi
