@@ -97,6 +97,10 @@ fn s3_notifications_through_sqs_are_purged_and_deleted_and_a_malformed_one_dead_
         "the test event and two uploads: {health}"
     );
     assert_eq!(source["dead_lettered"], 1);
+    assert!(
+        source["lag"].is_u64(),
+        "the queue's depth is asked for: {health}"
+    );
 }
 
 #[test]

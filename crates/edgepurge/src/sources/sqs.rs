@@ -18,6 +18,9 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// How often the queue's depth is asked for (`/healthz`'s `lag`).
+const LAG_EVERY: Duration = Duration::from_secs(15);
+
 /// The longest SQS lets a message stay hidden.
 const MAX_VISIBILITY_S: u64 = 12 * 3600;
 
@@ -305,6 +308,25 @@ impl Client {
         .map(|_| ())
     }
 
+    /// Messages waiting plus messages received and not yet deleted.
+    async fn lag(&self) -> Result<u64, SqsError> {
+        let v = self
+            .call(
+                "GetQueueAttributes",
+                json!({"QueueUrl": self.queue(), "AttributeNames": [
+                    "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]}),
+                Duration::from_secs(10),
+            )
+            .await?;
+        let count = |k: &str| {
+            v.pointer(&format!("/Attributes/{k}"))
+                .and_then(Value::as_str)
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(count("ApproximateNumberOfMessages") + count("ApproximateNumberOfMessagesNotVisible"))
+    }
+
     async fn delete(&self, handle: &str) -> Result<(), SqsError> {
         self.call(
             "DeleteMessage",
@@ -343,6 +365,7 @@ pub async fn run(
     let name = client.cfg.name.clone();
     let mut wait = Duration::from_secs(1);
     let mut inflight: JoinSet<Handled> = JoinSet::new();
+    let mut lag_checked: Option<tokio::time::Instant> = None;
     loop {
         let receive = client.call(
             "ReceiveMessage",
@@ -393,6 +416,13 @@ pub async fn run(
                 // One receive's messages are stored before the next receive.
                 while let Some(done) = inflight.join_next().await {
                     super::record(&statuses, &name, done);
+                }
+                if lag_checked.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
+                    lag_checked = Some(tokio::time::Instant::now());
+                    match client.lag().await {
+                        Ok(lag) => super::update(&statuses, &name, |s| s.lag = Some(lag)),
+                        Err(e) => tracing::debug!(source = %name, "queue depth: {e}"),
+                    }
                 }
             }
             Err(e) => {
