@@ -183,3 +183,40 @@ fn a_crash_between_receipt_and_commit_loses_nothing() {
         (js.pending() == Some((0, 0))).then_some(())
     });
 }
+
+#[test]
+fn a_slow_commit_keeps_its_message_from_being_delivered_again() {
+    let nats = NatsServer::start();
+    let js = Js::connect(&nats);
+    let fake = fake_tencent();
+    let ep = Edgepurge::new(&config(&fake, &nats, "busy_timeout_ms = 60000\n"));
+    let server = ep.serve();
+    edgepurge_testkit::wait_for(Duration::from_secs(20), "the consumer", || {
+        js.pending().map(|_| ())
+    });
+    let db = rusqlite::Connection::open(ep.dir.path().join("edgepurge.db")).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    js.publish(ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["slow.png".into()],
+    ));
+    edgepurge_testkit::wait_for(Duration::from_secs(20), "the message delivered", || {
+        (js.pending() == Some((0, 1))).then_some(())
+    });
+    // Three ack waits (2 s each) while the commit waits.
+    std::thread::sleep(Duration::from_secs(6));
+    db.execute_batch("ROLLBACK").unwrap();
+    drop(db);
+    edgepurge_testkit::wait_for(Duration::from_secs(20), "purged and acknowledged", || {
+        (fake.purged() == ["https://cdn.example.com/slow.png"] && js.pending() == Some((0, 0)))
+            .then_some(())
+    });
+    let health = edgepurge_testkit::http::get(server.addr, "/healthz")
+        .unwrap()
+        .json();
+    assert_eq!(
+        health["sources"][0]["received"], 1,
+        "delivered once: {health}"
+    );
+}

@@ -267,14 +267,28 @@ async fn handle(
     cfg: &NatsConfig,
 ) -> Handled {
     let subject = msg.subject.to_string();
-    match ingestor
-        .accept(
-            &msg.payload[..],
-            cfg.ack_wait / 2,
-            &IngestOptions::default(),
-        )
-        .await
-    {
+    let options = IngestOptions::default();
+    // (The payload is shared, not copied: the message itself is still needed to answer.)
+    let payload = msg.payload.clone();
+    let accept = ingestor.accept(&payload[..], cfg.ack_wait / 2, &options);
+    tokio::pin!(accept);
+    // While a slow commit runs, JetStream is told the work is in progress (`+WPI`), so it does
+    // not deliver the message again meanwhile.
+    let mut progress = tokio::time::interval_at(
+        tokio::time::Instant::now() + cfg.ack_wait / 2,
+        cfg.ack_wait / 2,
+    );
+    let result = loop {
+        tokio::select! {
+            r = &mut accept => break r,
+            _ = progress.tick() => {
+                if let Err(e) = msg.ack_with(AckKind::Progress).await {
+                    tracing::warn!(source = %cfg.name, subject, "cannot report progress: {e}");
+                }
+            }
+        }
+    };
+    match result {
         Ok(_) => match msg.ack().await {
             Ok(()) => Handled::Acked,
             // Committed but not acknowledged: it comes again, and the second commit merges
