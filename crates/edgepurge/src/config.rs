@@ -363,7 +363,12 @@ impl RawConfig {
         };
 
         let function = crate::sources::function::FunctionConfig::check(self.function, &mut p);
-        let sources = crate::sources::check(self.sources, &mut p);
+        let mut sources = crate::sources::check(self.sources, &mut p);
+        for s in &mut sources {
+            if let crate::sources::SourceConfig::Nats(n) = s {
+                n.max_body_bytes = max_body_bytes;
+            }
+        }
 
         let d = &self.dispatch;
         let defaults = DispatchSettings::default();
@@ -546,6 +551,13 @@ impl Config {
     /// Each provider secret that cannot be read now, naming the provider and what is missing.
     pub fn missing_secrets(&self) -> Vec<String> {
         let mut out = Vec::new();
+        for s in &self.sources {
+            for secret in s.required_secrets() {
+                if let Err(e) = secret.check_present() {
+                    out.push(format!("sources {:?}: {e}", s.name()));
+                }
+            }
+        }
         for (name, p) in &self.providers {
             for s in p.required_secrets() {
                 if let Err(e) = s.check_present() {

@@ -108,8 +108,17 @@ fn events_from_a_jetstream_stream_are_purged_and_a_malformed_one_is_dead_lettere
     let nats = NatsServer::start();
     let js = Js::connect(&nats);
     let fake = fake_tencent();
+    // Published before the consumer exists: history, not purged (`deliver = "new"`).
+    js.publish(ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["old.png".into()],
+    ));
     let ep = Edgepurge::new(&config(&fake, &nats, ""));
     let server = ep.serve();
+    edgepurge_testkit::wait_for(Duration::from_secs(20), "the consumer", || {
+        js.pending().map(|_| ())
+    });
 
     js.publish(ceph_body("assets", "ObjectCreated:Put", &["a.png".into()]));
     js.publish(b"this is not a notification".to_vec());
@@ -219,4 +228,57 @@ fn a_slow_commit_keeps_its_message_from_being_delivered_again() {
         health["sources"][0]["received"], 1,
         "delivered once: {health}"
     );
+}
+
+#[test]
+fn dead_letters_in_the_stream_the_source_reads_are_not_taken_again() {
+    let nats = NatsServer::start();
+    let js = Js::connect(&nats);
+    // One stream captures both the events and the dead letters, and the source reads it all.
+    js.rt.block_on(async {
+        js.js
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: "ALL".into(),
+                subjects: vec!["all.events".into(), "all.dead".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    });
+    let fake = fake_tencent();
+    let cfg = tencent_config(&fake, "", SITE_RULE)
+        + &format!(
+            "\n[[sources]]\nkind = \"nats\"\nurl = \"{}\"\nstream = \"ALL\"\n\
+             dead_letter_subject = \"all.dead\"\n",
+            nats.url()
+        );
+    let ep = Edgepurge::new(&cfg);
+    let _server = ep.serve();
+    let messages = || {
+        js.rt.block_on(async {
+            let mut s = js.js.get_stream("ALL").await.unwrap();
+            s.info().await.unwrap().state.messages
+        })
+    };
+    edgepurge_testkit::wait_for(Duration::from_secs(20), "the consumer", || {
+        js.rt
+            .block_on(async {
+                let s = js.js.get_stream("ALL").await.ok()?;
+                s.get_consumer::<pull::Config>("edgepurge").await.ok()
+            })
+            .map(|_| ())
+    });
+    js.rt.block_on(async {
+        js.js
+            .publish("all.events", "garbage".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+    edgepurge_testkit::wait_for(Duration::from_secs(20), "the dead letter", || {
+        (messages() >= 2).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(messages(), 2, "the garbage and one dead letter, no loop");
 }

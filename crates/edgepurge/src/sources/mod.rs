@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 /// A checked `[[sources]]` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceConfig {
-    Nats(nats::NatsConfig),
+    Nats(Box<nats::NatsConfig>),
     Sqs(Box<sqs::SqsConfig>),
 }
 
@@ -35,6 +35,14 @@ impl SourceConfig {
         match self {
             SourceConfig::Nats(c) => &c.name,
             SourceConfig::Sqs(c) => &c.name,
+        }
+    }
+
+    /// Of those, the ones that must be there for it to work (checked at start).
+    pub fn required_secrets(&self) -> Vec<&crate::secret::SecretSource> {
+        match self {
+            SourceConfig::Nats(c) => c.token.iter().collect(),
+            SourceConfig::Sqs(c) => vec![&c.access_key_id, &c.secret_access_key],
         }
     }
 
@@ -57,7 +65,7 @@ pub fn check(tables: Vec<toml::Table>, p: &mut Problems) -> Vec<SourceConfig> {
             .and_then(|k| k.as_str())
             .map(str::to_owned);
         let checked = match kind.as_deref() {
-            Some("nats") => nats::check(table, &at, p).map(SourceConfig::Nats),
+            Some("nats") => nats::check(table, &at, p).map(|c| SourceConfig::Nats(Box::new(c))),
             Some("sqs") => sqs::check(table, &at, p).map(|c| SourceConfig::Sqs(Box::new(c))),
             Some(other) => {
                 p.push(
@@ -164,7 +172,7 @@ pub fn spawn_all(
                     map.insert(cfg.name.clone(), SourceStatus::nats(cfg));
                 }
                 tasks.spawn(nats::run(
-                    cfg.clone(),
+                    (**cfg).clone(),
                     Arc::clone(ingestor),
                     Arc::clone(statuses),
                     shutdown.clone(),
@@ -257,6 +265,31 @@ mod tests {
                 "{field}: {all}"
             );
         }
+
+        let (_, problems) = check_text(
+            r#"
+            [[sources]]
+            kind = "nats"
+            url = "nats://user:pw@127.0.0.1:4222"
+            stream = "A"
+            subject = "minio.>"
+            dead_letter_subject = "minio.dead"
+            deliver = "everything"
+            ack_wait_s = 100000
+            name = " "
+            "#,
+        );
+        let all = problems.join("\n");
+        for want in [
+            "sources[0].url: holds a user or password",
+            "sources[0].dead_letter_subject: \"minio.dead\" is within the subject",
+            "sources[0].deliver",
+            "sources[0].ack_wait_s",
+            "sources[0].name",
+        ] {
+            assert!(all.contains(want), "{want}: {all}");
+        }
+        assert!(!all.contains("pw"), "the password is not repeated: {all}");
 
         let (_, problems) = check_text(
             r#"

@@ -1,10 +1,12 @@
-//! `[[sources]] kind = "nats"`: a NATS JetStream durable pull consumer (MinIO and Ceph RGW
-//! publish bucket events to NATS). Each message is one notification body; it is acknowledged
+//! `[[sources]] kind = "nats"`: a NATS JetStream durable pull consumer (MinIO publishes
+//! bucket events to NATS). Each message is one notification body; it is acknowledged
 //! only after the [`Ingestor`] committed it, so a crash between receipt and commit means the
 //! server delivers it again (after `ack_wait_s`). A message that can never be accepted (not a
 //! notification, too large) is published to `dead_letter_subject` and then acknowledged, or,
-//! without one, terminated (JetStream keeps it in the stream and publishes a
+//! without one, terminated (a limits stream keeps it; JetStream publishes a
 //! `MSG_TERMINATED` advisory) and logged: never silently dropped, never blocking the next.
+//! A message on the dead-letter subject itself is never taken (no loop through a stream that
+//! captures both).
 
 use super::{Handled, SourceStatus, Statuses};
 use crate::app::{IngestError, IngestOptions, Ingestor};
@@ -31,6 +33,7 @@ struct RawNats {
     dead_letter_subject: Option<String>,
     ack_wait_s: Option<u64>,
     max_in_flight: Option<usize>,
+    deliver: Option<String>,
     token_env: Option<String>,
     token_file: Option<PathBuf>,
 }
@@ -49,7 +52,50 @@ pub struct NatsConfig {
     pub ack_wait: Duration,
     /// Messages being committed at once.
     pub max_in_flight: usize,
+    /// A new durable consumer starts from the stream's first message (`deliver = "all"`), not
+    /// from the next one published (`"new"`, the default: an existing stream's history is not
+    /// purged again).
+    pub deliver_all: bool,
+    /// The webhook's `server.max_body_bytes`: larger messages are dead-lettered.
+    pub max_body_bytes: usize,
     pub token: Option<SecretSource>,
+}
+
+/// At most this many bytes of messages are pulled at once (a slow commit must not leave the
+/// server with a full buffer for us: it would drop the connection as a slow consumer).
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// The longest `ack_wait_s` (12 hours).
+const MAX_ACK_WAIT_S: u64 = 12 * 3600;
+
+/// Whether `subject` is a valid NATS subject: dot-separated non-empty tokens, no blanks, and
+/// (when `wildcards`) `*` tokens and a last `>` token.
+fn valid_subject(subject: &str, wildcards: bool) -> bool {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    !subject.is_empty()
+        && tokens.iter().enumerate().all(|(i, t)| {
+            !t.is_empty()
+                && !t.chars().any(char::is_whitespace)
+                && match *t {
+                    "*" => wildcards,
+                    ">" => wildcards && i == tokens.len() - 1,
+                    _ => !t.contains(['*', '>']),
+                }
+        })
+}
+
+/// Whether the filter `pattern` (with `*` and `>`) matches the literal `subject`.
+fn subject_matches(pattern: &str, subject: &str) -> bool {
+    let (mut p, mut s) = (pattern.split('.'), subject.split('.'));
+    loop {
+        match (p.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
 }
 
 /// A JetStream name: no whitespace, dots, wildcards or path separators.
@@ -63,10 +109,19 @@ fn valid_name(s: &str) -> bool {
 pub fn check(table: toml::Table, at: &str, p: &mut Problems) -> Option<NatsConfig> {
     let raw: RawNats = validate::section(table, at, p)?;
     let url = match raw.url {
+        Some(u) if u.contains('@') => {
+            p.push(
+                format!("{at}.url"),
+                "holds a user or password; give the token with token_env or token_file instead",
+            );
+            None
+        }
         Some(u)
             if u.split(',').all(|one| {
                 let one = one.trim();
-                ["nats://", "tls://"].iter().any(|s| one.starts_with(s)) && one.len() > 7
+                ["nats://", "tls://"].iter().any(|s| one.starts_with(s))
+                    && one.len() > 7
+                    && !one.chars().any(char::is_whitespace)
             }) =>
         {
             Some(u)
@@ -110,15 +165,53 @@ pub fn check(table: toml::Table, at: &str, p: &mut Problems) -> Option<NatsConfi
             format!("{durable:?} is not a consumer name (no spaces, dots, * or >)"),
         );
     }
-    if raw.subject.as_deref().is_some_and(|s| s.trim().is_empty()) {
+    if let Some(s) = raw.subject.as_deref().filter(|s| !valid_subject(s, true)) {
         p.push(
             format!("{at}.subject"),
-            "empty; leave it out to read the whole stream",
+            format!(
+                "{s:?} is not a NATS subject (dot-separated tokens, `*`, a last `>`); leave it \
+                 out to read the whole stream"
+            ),
         );
     }
+    if let Some(d) = raw.dead_letter_subject.as_deref() {
+        if !valid_subject(d, false) {
+            p.push(
+                format!("{at}.dead_letter_subject"),
+                format!("{d:?} is not a NATS subject without wildcards"),
+            );
+        } else if raw
+            .subject
+            .as_deref()
+            .is_some_and(|s| subject_matches(s, d))
+        {
+            p.push(
+                format!("{at}.dead_letter_subject"),
+                format!(
+                    "{d:?} is within the subject this source reads ({:?}); give dead letters a \
+                     subject of their own",
+                    raw.subject.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+    }
+    if raw.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        p.push(format!("{at}.name"), "empty; leave it out for the default");
+    }
+    let deliver_all = match raw.deliver.as_deref() {
+        None | Some("new") => false,
+        Some("all") => true,
+        Some(other) => {
+            p.push(
+                format!("{at}.deliver"),
+                format!("{other:?} is not \"new\" (the default) or \"all\""),
+            );
+            false
+        }
+    };
     let ack_wait = Duration::from_secs(match raw.ack_wait_s {
-        Some(0) => {
-            p.push(format!("{at}.ack_wait_s"), "must be at least 1");
+        Some(v) if v == 0 || v > MAX_ACK_WAIT_S => {
+            p.push(format!("{at}.ack_wait_s"), "must be 1 to 43200 (12 hours)");
             30
         }
         v => v.unwrap_or(30),
@@ -145,6 +238,9 @@ pub fn check(table: toml::Table, at: &str, p: &mut Problems) -> Option<NatsConfi
         dead_letter_subject: raw.dead_letter_subject,
         ack_wait,
         max_in_flight,
+        deliver_all,
+        // Set from [server] by the caller.
+        max_body_bytes: crate::config::DEFAULT_MAX_BODY as usize,
         token,
     })
 }
@@ -159,7 +255,12 @@ pub async fn run(
 ) {
     let mut wait = Duration::from_secs(1);
     loop {
-        let result = run_once(&cfg, &ingestor, &statuses, &shutdown).await;
+        let mut consumed = false;
+        let result = run_once(&cfg, &ingestor, &statuses, &shutdown, &mut consumed).await;
+        if consumed {
+            // It worked for a while: the next try starts from the shortest wait again.
+            wait = Duration::from_secs(1);
+        }
         if shutdown.is_cancelled() {
             super::update(&statuses, &cfg.name, |s| s.connected = false);
             return;
@@ -171,6 +272,7 @@ pub async fn run(
         tracing::warn!(source = %cfg.name, "{error}; connecting again in {wait:?}");
         super::update(&statuses, &cfg.name, |s| {
             s.connected = false;
+            s.lag = None;
             s.last_error = Some(error.clone());
         });
         tokio::select! {
@@ -186,6 +288,7 @@ async fn run_once(
     ingestor: &Arc<Ingestor>,
     statuses: &Statuses,
     shutdown: &CancellationToken,
+    consumed: &mut bool,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     let mut options = async_nats::ConnectOptions::new().name("edgepurge");
@@ -200,29 +303,56 @@ async fn run_once(
         _ = shutdown.cancelled() => return Ok(()),
         c = options.connect(cfg.url.as_str()) => c.with_context(|| format!("cannot connect to {}", cfg.url))?,
     };
-    let js = jetstream::new(client);
+    let js = jetstream::new(client.clone());
     let stream = js
         .get_stream(&cfg.stream)
         .await
         .with_context(|| format!("stream {:?}", cfg.stream))?;
+    let retention = stream.cached_info().config.retention;
+    if cfg.dead_letter_subject.is_none() && retention != jetstream::stream::RetentionPolicy::Limits
+    {
+        tracing::warn!(
+            source = %cfg.name, stream = %cfg.stream,
+            "the stream is not a limits stream: a message edgepurge cannot take is removed when \
+             terminated; set dead_letter_subject to keep such messages"
+        );
+    }
+    let wanted = pull::Config {
+        durable_name: Some(cfg.durable.clone()),
+        filter_subject: cfg.subject.clone().unwrap_or_default(),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: cfg.ack_wait,
+        max_deliver: -1,
+        deliver_policy: if cfg.deliver_all {
+            jetstream::consumer::DeliverPolicy::All
+        } else {
+            jetstream::consumer::DeliverPolicy::New
+        },
+        ..Default::default()
+    };
     let mut consumer: jetstream::consumer::Consumer<pull::Config> = stream
-        .get_or_create_consumer(
-            &cfg.durable,
-            pull::Config {
-                durable_name: Some(cfg.durable.clone()),
-                filter_subject: cfg.subject.clone().unwrap_or_default(),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: cfg.ack_wait,
-                max_deliver: -1,
-                ..Default::default()
-            },
-        )
+        .get_or_create_consumer(&cfg.durable, wanted.clone())
         .await
         .with_context(|| format!("durable consumer {:?}", cfg.durable))?;
+    let existing = &consumer.cached_info().config;
+    if existing.ack_wait != wanted.ack_wait || existing.filter_subject != wanted.filter_subject {
+        tracing::warn!(
+            source = %cfg.name, durable = %cfg.durable,
+            "the durable consumer exists with another ack wait or subject ({:?}, {:?}); it is \
+             used as it is (delete it to apply the config's)",
+            existing.ack_wait, existing.filter_subject
+        );
+    }
+    // Never more pulled at once than can be stored at once: the rest stays in the stream
+    // (and is not redelivered while waiting in this process).
     let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(cfg.max_in_flight)
+        .max_bytes_per_batch(BATCH_BYTES)
         .messages()
         .await
         .context("cannot start pulling messages")?;
+    *consumed = true;
     super::update(statuses, &cfg.name, |s| {
         s.connected = true;
         s.last_error = None;
@@ -246,9 +376,23 @@ async fn run_once(
                 super::record(statuses, &cfg.name, done);
             }
             _ = lag_every.tick() => {
-                if let Ok(info) = consumer.info().await {
-                    let lag = info.num_pending + info.num_ack_pending as u64;
-                    super::update(statuses, &cfg.name, |s| s.lag = Some(lag));
+                let connected =
+                    client.connection_state() == async_nats::connection::State::Connected;
+                super::update(statuses, &cfg.name, |s| {
+                    s.connected = connected;
+                    if !connected {
+                        s.lag = None;
+                        s.last_error = Some("the connection to NATS is lost; reconnecting".into());
+                    }
+                });
+                if connected {
+                    if let Ok(info) = consumer.info().await {
+                        let lag = info.num_pending + info.num_ack_pending as u64;
+                        super::update(statuses, &cfg.name, |s| {
+                            s.lag = Some(lag);
+                            s.last_error = None;
+                        });
+                    }
                 }
             }
         }
@@ -267,6 +411,19 @@ async fn handle(
     cfg: &NatsConfig,
 ) -> Handled {
     let subject = msg.subject.to_string();
+    if cfg.dead_letter_subject.as_deref() == Some(subject.as_str()) {
+        // One of our own dead letters, in a stream this consumer reads: left where it is.
+        let _ = msg.ack().await;
+        return Handled::Acked;
+    }
+    if msg.payload.len() > cfg.max_body_bytes {
+        let error = format!(
+            "{} bytes, over server.max_body_bytes ({})",
+            msg.payload.len(),
+            cfg.max_body_bytes
+        );
+        return dead_letter(msg, &subject, &error, js, cfg).await;
+    }
     let options = IngestOptions::default();
     // (The payload is shared, not copied: the message itself is still needed to answer.)
     let payload = msg.payload.clone();
@@ -320,7 +477,18 @@ async fn dead_letter(
     let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
     match &cfg.dead_letter_subject {
         Some(dlq) => {
-            let published = match js.publish(dlq.clone(), msg.payload.clone()).await {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Edgepurge-Source", cfg.name.as_str());
+            headers.insert("Edgepurge-Subject", subject);
+            headers.insert("Edgepurge-Stream-Sequence", seq.to_string().as_str());
+            headers.insert(
+                "Edgepurge-Error",
+                crate::purgers::snippet(error, 300).as_str(),
+            );
+            let published = match js
+                .publish_with_headers(dlq.clone(), headers, msg.payload.clone())
+                .await
+            {
                 Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
@@ -349,8 +517,9 @@ async fn dead_letter(
         None => {
             tracing::error!(
                 source = %cfg.name, subject, stream_sequence = seq,
-                "not a notification edgepurge can take; terminated (it stays in the stream; set \
-                 dead_letter_subject to move such messages aside): {error}"
+                "not a notification edgepurge can take; terminated (a limits stream keeps it, a \
+                 work-queue or interest stream drops it; set dead_letter_subject to move such \
+                 messages aside): {error}"
             );
             let _ = msg.ack_with(AckKind::Term).await;
             Handled::DeadLettered
@@ -365,5 +534,26 @@ impl SourceStatus {
             kind: "nats",
             ..SourceStatus::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_and_their_wildcards() {
+        assert!(valid_subject("minio.events", false));
+        assert!(valid_subject("minio.*.events", true));
+        assert!(valid_subject("minio.>", true));
+        for bad in ["", "a..b", "a b", "minio.>", "a.*"] {
+            assert!(!valid_subject(bad, false), "{bad:?}");
+        }
+        assert!(!valid_subject("a.>.b", true));
+        assert!(subject_matches("minio.>", "minio.dead"));
+        assert!(subject_matches("minio.*", "minio.dead"));
+        assert!(subject_matches("minio.dead", "minio.dead"));
+        assert!(!subject_matches("minio.*", "minio.dead.x"));
+        assert!(!subject_matches("minio.events", "minio.dead"));
     }
 }
