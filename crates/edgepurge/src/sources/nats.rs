@@ -98,6 +98,19 @@ fn subject_matches(pattern: &str, subject: &str) -> bool {
     }
 }
 
+/// Whether `host[:port]` names this machine.
+fn is_loopback_host(hostport: &str) -> bool {
+    let host = match hostport.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => hostport,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A JetStream name: no whitespace, dots, wildcards or path separators.
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
@@ -224,6 +237,20 @@ pub fn check(table: toml::Table, at: &str, p: &mut Problems) -> Option<NatsConfi
         p,
     );
     let token = validate::secret("token", raw.token_env, raw.token_file, None, at, p).flatten();
+    if let (Some(_), Some(u)) = (&token, &url) {
+        if let Some(remote) = u.split(',').map(str::trim).find(|one| {
+            one.strip_prefix("nats://")
+                .is_some_and(|hostport| !is_loopback_host(hostport))
+        }) {
+            p.push(
+                format!("{at}.url"),
+                format!(
+                    "{remote:?} would send the token in the clear; use tls:// (plain nats:// is \
+                     for loopback)"
+                ),
+            );
+        }
+    }
     let (url, stream) = (url?, stream?);
     let name = raw
         .name
@@ -540,6 +567,30 @@ impl SourceStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_goes_over_tls_unless_the_server_is_this_machine() {
+        for local in [
+            "127.0.0.1:4222",
+            "localhost:4222",
+            "[::1]:4222",
+            "127.0.0.2",
+        ] {
+            assert!(is_loopback_host(local), "{local}");
+        }
+        for remote in ["10.0.0.1:4222", "nats.example.com:4222", "nats.example.com"] {
+            assert!(!is_loopback_host(remote), "{remote}");
+        }
+        let table: toml::Table = toml::from_str(
+            "kind = \"nats\"\nurl = \"nats://127.0.0.1:4222,nats://nats.example.com:4222\"\n\
+             stream = \"S\"\ntoken_env = \"T\"",
+        )
+        .unwrap();
+        let mut p = Problems::default();
+        assert!(check(table, "sources[0]", &mut p).is_none() || !p.is_empty());
+        let all: Vec<String> = p.into_vec().iter().map(ToString::to_string).collect();
+        assert!(all[0].contains("in the clear"), "{all:?}");
+    }
 
     #[test]
     fn subjects_and_their_wildcards() {
