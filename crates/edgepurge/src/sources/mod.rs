@@ -31,6 +31,14 @@ pub enum SourceConfig {
 }
 
 impl SourceConfig {
+    /// Its `kind` key.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Nats(_) => "nats",
+            SourceConfig::Sqs(_) => "sqs",
+        }
+    }
+
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::Nats(c) => &c.name,
@@ -166,30 +174,26 @@ pub fn spawn_all(
     tasks: &mut JoinSet<()>,
 ) {
     for source in sources {
-        match source {
-            SourceConfig::Nats(cfg) => {
-                if let Ok(mut map) = statuses.lock() {
-                    map.insert(cfg.name.clone(), SourceStatus::nats(cfg));
-                }
-                tasks.spawn(nats::run(
-                    (**cfg).clone(),
-                    Arc::clone(ingestor),
-                    Arc::clone(statuses),
-                    shutdown.clone(),
-                ));
-            }
-            SourceConfig::Sqs(cfg) => {
-                if let Ok(mut map) = statuses.lock() {
-                    map.insert(cfg.name.clone(), SourceStatus::sqs(cfg));
-                }
-                tasks.spawn(sqs::run(
-                    (**cfg).clone(),
-                    Arc::clone(ingestor),
-                    Arc::clone(statuses),
-                    shutdown.clone(),
-                ));
-            }
+        if let Ok(mut map) = statuses.lock() {
+            map.insert(
+                source.name().to_owned(),
+                SourceStatus {
+                    name: source.name().to_owned(),
+                    kind: source.kind(),
+                    ..SourceStatus::default()
+                },
+            );
         }
+        let (ingestor, statuses, shutdown) =
+            (Arc::clone(ingestor), Arc::clone(statuses), shutdown.clone());
+        match source {
+            SourceConfig::Nats(c) => {
+                tasks.spawn(nats::run((**c).clone(), ingestor, statuses, shutdown))
+            }
+            SourceConfig::Sqs(c) => {
+                tasks.spawn(sqs::run((**c).clone(), ingestor, statuses, shutdown))
+            }
+        };
     }
 }
 

@@ -8,7 +8,7 @@
 //! A message on the dead-letter subject itself is never taken (no loop through a stream that
 //! captures both).
 
-use super::{Handled, SourceStatus, Statuses};
+use super::{Handled, Statuses};
 use crate::app::{IngestError, IngestOptions, Ingestor};
 use crate::secret::SecretSource;
 use crate::validate::{self, Problems};
@@ -550,16 +550,6 @@ async fn dead_letter(
             );
             let _ = msg.ack_with(AckKind::Term).await;
             Handled::DeadLettered
-        }
-    }
-}
-
-impl SourceStatus {
-    pub fn nats(cfg: &NatsConfig) -> SourceStatus {
-        SourceStatus {
-            name: cfg.name.clone(),
-            kind: "nats",
-            ..SourceStatus::default()
         }
     }
 }

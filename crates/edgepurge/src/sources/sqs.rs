@@ -5,7 +5,7 @@
 //! deleted or, without one, hidden for 12 hours (a redrive policy on the queue then moves it
 //! to the queue's own dead-letter queue) and logged: never dropped, never blocking the next.
 
-use super::{Handled, SourceStatus, Statuses};
+use super::{Handled, Statuses};
 use crate::app::{IngestError, IngestOptions, Ingestor};
 use crate::aws::sigv4::{self, Credentials};
 use crate::secret::SecretSource;
@@ -526,16 +526,6 @@ async fn dead_letter(client: &Client, id: &str, body: &str, receipt: &str, error
             );
             let _ = client.hide(receipt, MAX_VISIBILITY_S).await;
             Handled::DeadLettered
-        }
-    }
-}
-
-impl SourceStatus {
-    pub fn sqs(cfg: &SqsConfig) -> SourceStatus {
-        SourceStatus {
-            name: cfg.name.clone(),
-            kind: "sqs",
-            ..SourceStatus::default()
         }
     }
 }
