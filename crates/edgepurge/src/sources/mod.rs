@@ -156,6 +156,41 @@ pub(crate) fn record(
     });
 }
 
+/// Accepts one message's body; while the commit runs longer than `every`, calls `keep_alive`
+/// each `every` (the broker is told the message is still being worked on, so it does not
+/// deliver it again meanwhile).
+pub(crate) async fn accept_keeping_alive<F, Fut>(
+    ingestor: &Ingestor,
+    body: &[u8],
+    every: std::time::Duration,
+    mut keep_alive: F,
+) -> Result<crate::app::Accepted, crate::app::IngestError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let options = crate::app::IngestOptions::default();
+    let accept = ingestor.accept(body, every, &options);
+    tokio::pin!(accept);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            r = &mut accept => return r,
+            _ = ticks.tick() => keep_alive().await,
+        }
+    }
+}
+
+/// Whether a message refused this way can never be accepted (it is dead-lettered); any
+/// other refusal is the store's for now (the message comes again).
+pub(crate) fn never_accepted(e: &crate::app::IngestError) -> bool {
+    use crate::app::IngestError;
+    matches!(
+        e,
+        IngestError::Parse(_) | IngestError::TooLarge(_) | IngestError::Refused(_)
+    )
+}
+
 /// A snapshot of every source's status.
 pub fn snapshot(statuses: &Statuses) -> Vec<SourceStatus> {
     let map = match statuses.lock() {

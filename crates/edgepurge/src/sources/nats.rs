@@ -9,7 +9,7 @@
 //! captures both).
 
 use super::{Handled, Statuses};
-use crate::app::{IngestError, IngestOptions, Ingestor};
+use crate::app::Ingestor;
 use crate::secret::SecretSource;
 use crate::validate::{self, Problems};
 use async_nats::jetstream::{self, consumer::pull, AckKind};
@@ -451,27 +451,13 @@ async fn handle(
         );
         return dead_letter(msg, &subject, &error, js, cfg).await;
     }
-    let options = IngestOptions::default();
-    // (The payload is shared, not copied: the message itself is still needed to answer.)
-    let payload = msg.payload.clone();
-    let accept = ingestor.accept(&payload[..], cfg.ack_wait / 2, &options);
-    tokio::pin!(accept);
-    // While a slow commit runs, JetStream is told the work is in progress (`+WPI`), so it does
-    // not deliver the message again meanwhile.
-    let mut progress = tokio::time::interval_at(
-        tokio::time::Instant::now() + cfg.ack_wait / 2,
-        cfg.ack_wait / 2,
-    );
-    let result = loop {
-        tokio::select! {
-            r = &mut accept => break r,
-            _ = progress.tick() => {
-                if let Err(e) = msg.ack_with(AckKind::Progress).await {
-                    tracing::warn!(source = %cfg.name, subject, "cannot report progress: {e}");
-                }
-            }
+    // While a slow commit runs, JetStream is told the work is in progress (`+WPI`).
+    let result = super::accept_keeping_alive(ingestor, &msg.payload, cfg.ack_wait / 2, || async {
+        if let Err(e) = msg.ack_with(AckKind::Progress).await {
+            tracing::warn!(source = %cfg.name, subject, "cannot report progress: {e}");
         }
-    };
+    })
+    .await;
     match result {
         Ok(_) => match msg.ack().await {
             Ok(()) => Handled::Acked,
@@ -479,7 +465,7 @@ async fn handle(
             // with the first while pending (a purge twice is harmless).
             Err(e) => Handled::Retried(format!("ack failed: {e}")),
         },
-        Err(e @ (IngestError::Parse(_) | IngestError::TooLarge(_) | IngestError::Refused(_))) => {
+        Err(e) if super::never_accepted(&e) => {
             dead_letter(msg, &subject, &e.to_string(), js, cfg).await
         }
         Err(e) => {

@@ -6,7 +6,7 @@
 //! to the queue's own dead-letter queue) and logged: never dropped, never blocking the next.
 
 use super::{Handled, Statuses};
-use crate::app::{IngestError, IngestOptions, Ingestor};
+use crate::app::Ingestor;
 use crate::aws::sigv4::{self, Credentials};
 use crate::secret::SecretSource;
 use crate::validate::{self, Problems};
@@ -452,29 +452,20 @@ async fn handle(
 ) -> Handled {
     let cfg = &client.cfg;
     let visibility = Duration::from_secs(cfg.visibility_timeout_s);
-    let options = IngestOptions::default();
-    let accept = ingestor.accept(body.as_bytes(), visibility / 2, &options);
-    tokio::pin!(accept);
     // While a slow commit runs, the message stays hidden.
-    let mut extend =
-        tokio::time::interval_at(tokio::time::Instant::now() + visibility / 2, visibility / 2);
-    let result = loop {
-        tokio::select! {
-            r = &mut accept => break r,
-            _ = extend.tick() => {
-                if let Err(e) = client.hide(&receipt, cfg.visibility_timeout_s).await {
-                    tracing::warn!(source = %cfg.name, message_id = id, "cannot extend visibility: {e}");
-                }
-            }
+    let result = super::accept_keeping_alive(ingestor, body.as_bytes(), visibility / 2, || async {
+        if let Err(e) = client.hide(&receipt, cfg.visibility_timeout_s).await {
+            tracing::warn!(source = %cfg.name, message_id = id, "cannot extend visibility: {e}");
         }
-    };
+    })
+    .await;
     match result {
         Ok(_) => match client.delete(&receipt).await {
             Ok(()) => Handled::Acked,
             // Stored but not deleted: it comes again and merges with what is pending.
             Err(e) => Handled::Retried(format!("stored, not deleted: {e}")),
         },
-        Err(e @ (IngestError::Parse(_) | IngestError::TooLarge(_) | IngestError::Refused(_))) => {
+        Err(e) if super::never_accepted(&e) => {
             dead_letter(client, id, &body, &receipt, &e.to_string()).await
         }
         Err(e) => {

@@ -343,15 +343,7 @@ fn error_body(error_type: &str, message: &str) -> Vec<u8> {
 
 /// A request id as one path segment (ids are UUIDs; anything else is percent-escaped).
 fn path_id(id: &str) -> String {
-    let mut out = String::with_capacity(id.len());
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::aws::sigv4::uri_encode(id, false)
 }
 
 /// Runs the function: start-up, then invocations until the runtime API goes away.
