@@ -282,3 +282,32 @@ fn dead_letters_in_the_stream_the_source_reads_are_not_taken_again() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(messages(), 2, "the garbage and one dead letter, no loop");
 }
+
+#[test]
+fn a_message_over_the_body_limit_is_dead_lettered_not_taken() {
+    let nats = NatsServer::start();
+    let js = Js::connect(&nats);
+    let fake = fake_tencent();
+    let cfg = config(&fake, &nats, "").replace("[server]\n", "[server]\nmax_body_bytes = 1024\n");
+    let ep = Edgepurge::new(&cfg);
+    let _server = ep.serve();
+    edgepurge_testkit::wait_for(Duration::from_secs(20), "the consumer", || {
+        js.pending().map(|_| ())
+    });
+    let keys: Vec<String> = (0..40).map(|i| format!("big-{i}.png")).collect();
+    let big = ceph_body("assets", "ObjectCreated:Put", &keys);
+    assert!(big.len() > 1024);
+    js.publish(big.clone());
+    js.publish(ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["small.png".into()],
+    ));
+    edgepurge_testkit::wait_for(Duration::from_secs(20), "the small one purged", || {
+        (fake.purged() == ["https://cdn.example.com/small.png"]).then_some(())
+    });
+    edgepurge_testkit::wait_for(Duration::from_secs(20), "all acknowledged", || {
+        (js.pending() == Some((0, 0))).then_some(())
+    });
+    assert_eq!(js.dead(), [String::from_utf8(big).unwrap()]);
+}

@@ -863,6 +863,24 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_body_over_the_job_cap_is_refused_before_anything_is_sent() {
+        let p = Arc::new(Scripted::new(20.0, 1000));
+        let d = DirectPurge {
+            max_jobs: 2,
+            ..direct(Arc::clone(&p))
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let err = d
+            .purge(&body(&["a", "b", "c"]), deadline)
+            .await
+            .unwrap_err();
+        assert_eq!(err, DirectError::TooLarge { max: 2 });
+        assert!(p.sent.lock().unwrap().is_empty());
+        let err = d.purge(b"{\"Records\": [", deadline).await.unwrap_err();
+        assert!(matches!(err, DirectError::Parse(_)), "{err:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_same_url_asked_for_twice_is_sent_once() {
         let p = Arc::new(Scripted::new(20.0, 1000));
         let d = direct(Arc::clone(&p));
