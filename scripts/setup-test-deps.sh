@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Servers the harness (crates/testkit) starts in the foreground on loopback ports:
-# Ceph (1 mon + 1 memstore OSD + radosgw) as the S3 origin, four HTTP caches, and NATS with
-# JetStream (the queue source).
+# Ceph (1 mon + 1 memstore OSD + radosgw) as the S3 origin, four HTTP caches, NATS with
+# JetStream and RabbitMQ (the queue sources).
 # procps: kill (the test kit signals whole process groups) and pgrep (the smoke test).
 APT_PACKAGES=(
   python3-venv
@@ -18,6 +18,7 @@ APT_PACKAGES=(
   trafficserver
   nginx libnginx-mod-http-lua
   nats-server
+  rabbitmq-server
 )
 
 missing=()

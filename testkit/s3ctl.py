@@ -7,7 +7,7 @@ usage: s3ctl.py [--endpoint URL] [--access-key K] [--secret-key S] [--region R] 
   put B KEY --body TEXT [--public-read] [--content-type T]    prints {"seconds": <PUT duration>, "finished_at": <epoch>}
   get B KEY                                                   prints the body (signed request)
   delete B KEY
-  create-topic NAME --push-endpoint URL --persistent true|false   prints {"arn": ...}
+  create-topic NAME --push-endpoint URL --persistent true|false [--attr K=V ...]   prints {"arn": ...}
   notify B --topic-arn ARN [--events E ...] [--prefix P] [--id ID]
 
 Connection settings also come from S3CTL_ENDPOINT, S3CTL_ACCESS_KEY, S3CTL_SECRET_KEY,
@@ -90,6 +90,8 @@ def main():
     c.add_argument("--push-endpoint", required=True)
     c.add_argument("--persistent", choices=["true", "false"], default="false")
     c.add_argument("--opaque-data", default="")
+    c.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE",
+                   help="another topic attribute, e.g. amqp-exchange=bucket")
 
     c = sub.add_parser("notify")
     c.add_argument("bucket")
@@ -126,6 +128,11 @@ def main():
         attrs = {"push-endpoint": args.push_endpoint, "persistent": args.persistent}
         if args.opaque_data:
             attrs["OpaqueData"] = args.opaque_data
+        for kv in args.attr:
+            k, sep, v = kv.partition("=")
+            if not sep:
+                raise SystemExit(f"--attr {kv!r}: expected KEY=VALUE")
+            attrs[k] = v
         out = {"arn": sns.create_topic(Name=args.name, Attributes=attrs)["TopicArn"]}
     elif args.cmd == "notify":
         cfg = {"Id": args.id, "TopicArn": args.topic_arn, "Events": args.events}

@@ -365,8 +365,10 @@ impl RawConfig {
         let function = crate::sources::function::FunctionConfig::check(self.function, &mut p);
         let mut sources = crate::sources::check(self.sources, &mut p);
         for s in &mut sources {
-            if let crate::sources::SourceConfig::Nats(n) = s {
-                n.max_body_bytes = max_body_bytes;
+            match s {
+                crate::sources::SourceConfig::Nats(n) => n.max_body_bytes = max_body_bytes,
+                crate::sources::SourceConfig::Amqp(a) => a.max_body_bytes = max_body_bytes,
+                crate::sources::SourceConfig::Sqs(_) => {}
             }
         }
 

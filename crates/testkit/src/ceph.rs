@@ -250,15 +250,31 @@ impl Ceph {
     /// `persistent`: queued in RADOS and delivered asynchronously (retried); otherwise sent
     /// synchronously during the S3 call. Returns the topic ARN.
     pub fn create_topic(&self, name: &str, push_endpoint: &str, persistent: bool) -> String {
+        self.create_topic_with(name, push_endpoint, persistent, &[])
+    }
+
+    /// [`Ceph::create_topic`] with more topic attributes (e.g. `amqp-exchange`).
+    pub fn create_topic_with(
+        &self,
+        name: &str,
+        push_endpoint: &str,
+        persistent: bool,
+        attrs: &[(&str, &str)],
+    ) -> String {
         let persistent = if persistent { "true" } else { "false" };
-        let v = self.s3ctl(&[
+        let pairs: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args = vec![
             "create-topic",
             name,
             "--push-endpoint",
             push_endpoint,
             "--persistent",
             persistent,
-        ]);
+        ];
+        for p in &pairs {
+            args.extend(["--attr", p.as_str()]);
+        }
+        let v = self.s3ctl(&args);
         v["arn"]
             .as_str()
             .unwrap_or_else(|| panic!("s3ctl create-topic: no arn in {v}"))

@@ -14,6 +14,7 @@ pub mod http;
 pub mod moto;
 pub mod nats;
 pub mod process;
+pub mod rabbitmq;
 pub mod runtime;
 pub mod tencent;
 

@@ -5,12 +5,14 @@
 //!   command (`edgepurge handle`): each body purged directly, or relayed to a server.
 //! * [`nats`]: `[[sources]] kind = "nats"`, a JetStream durable pull consumer that
 //!   `edgepurge serve` runs beside the webhook.
+//! * [`amqp`]: `[[sources]] kind = "amqp"`, a RabbitMQ queue (MinIO and Ceph RGW publish there).
 //! * [`sqs`]: `[[sources]] kind = "sqs"`, an Amazon SQS queue (S3 and SNS deliver there).
 //!
 //! A queue source acknowledges a message only after `Ingestor::accept` committed it
 //! (invariant 1), and moves a message that can never be accepted out of the way instead of
 //! dropping it or retrying it forever.
 
+pub mod amqp;
 pub mod function;
 pub mod nats;
 pub mod sqs;
@@ -26,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 /// A checked `[[sources]]` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceConfig {
+    Amqp(Box<amqp::AmqpConfig>),
     Nats(Box<nats::NatsConfig>),
     Sqs(Box<sqs::SqsConfig>),
 }
@@ -34,6 +37,7 @@ impl SourceConfig {
     /// Its `kind` key.
     pub fn kind(&self) -> &'static str {
         match self {
+            SourceConfig::Amqp(_) => "amqp",
             SourceConfig::Nats(_) => "nats",
             SourceConfig::Sqs(_) => "sqs",
         }
@@ -41,6 +45,7 @@ impl SourceConfig {
 
     pub fn name(&self) -> &str {
         match self {
+            SourceConfig::Amqp(c) => &c.name,
             SourceConfig::Nats(c) => &c.name,
             SourceConfig::Sqs(c) => &c.name,
         }
@@ -49,6 +54,7 @@ impl SourceConfig {
     /// Of those, the ones that must be there for it to work (checked at start).
     pub fn required_secrets(&self) -> Vec<&crate::secret::SecretSource> {
         match self {
+            SourceConfig::Amqp(c) => c.password.iter().collect(),
             SourceConfig::Nats(c) => c.token.iter().collect(),
             SourceConfig::Sqs(c) => vec![&c.access_key_id, &c.secret_access_key],
         }
@@ -57,6 +63,7 @@ impl SourceConfig {
     /// Where its secrets are read from (checked for loose file permissions).
     pub fn secrets(&self) -> Vec<&crate::secret::SecretSource> {
         match self {
+            SourceConfig::Amqp(c) => c.password.iter().collect(),
             SourceConfig::Nats(c) => c.token.iter().collect(),
             SourceConfig::Sqs(c) => c.secrets(),
         }
@@ -73,17 +80,20 @@ pub fn check(tables: Vec<toml::Table>, p: &mut Problems) -> Vec<SourceConfig> {
             .and_then(|k| k.as_str())
             .map(str::to_owned);
         let checked = match kind.as_deref() {
+            Some("amqp") => amqp::check(table, &at, p).map(|c| SourceConfig::Amqp(Box::new(c))),
             Some("nats") => nats::check(table, &at, p).map(|c| SourceConfig::Nats(Box::new(c))),
             Some("sqs") => sqs::check(table, &at, p).map(|c| SourceConfig::Sqs(Box::new(c))),
             Some(other) => {
                 p.push(
                     format!("{at}.kind"),
-                    format!("{other:?} is not a source kind edgepurge runs (known: nats, sqs)"),
+                    format!(
+                        "{other:?} is not a source kind edgepurge runs (known: amqp, nats, sqs)"
+                    ),
                 );
                 None
             }
             None => {
-                p.push(format!("{at}.kind"), "required (known: nats, sqs)");
+                p.push(format!("{at}.kind"), "required (known: amqp, nats, sqs)");
                 None
             }
         };
@@ -222,6 +232,9 @@ pub fn spawn_all(
         let (ingestor, statuses, shutdown) =
             (Arc::clone(ingestor), Arc::clone(statuses), shutdown.clone());
         match source {
+            SourceConfig::Amqp(c) => {
+                tasks.spawn(amqp::run((**c).clone(), ingestor, statuses, shutdown))
+            }
             SourceConfig::Nats(c) => {
                 tasks.spawn(nats::run((**c).clone(), ingestor, statuses, shutdown))
             }
@@ -347,6 +360,65 @@ mod tests {
         assert!(
             problems.join("\n").contains("names another source"),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn an_amqp_source_is_checked_field_by_field() {
+        let (sources, problems) = check_text(
+            r#"
+            [[sources]]
+            kind = "amqp"
+            url = "amqp://127.0.0.1"
+            queue = "bucket-events"
+            "#,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let SourceConfig::Amqp(a) = &sources[0] else {
+            panic!("{sources:?}");
+        };
+        assert_eq!(a.name, "amqp:bucket-events");
+        assert_eq!((a.port, a.vhost.as_str(), a.tls), (5672, "/", false));
+        assert_eq!((a.prefetch, a.username.as_str()), (64, "guest"));
+        assert_eq!((a.exchange.as_deref(), a.routing_key.as_str()), (None, "#"));
+
+        let (_, problems) = check_text(
+            r#"
+            [[sources]]
+            kind = "amqp"
+            url = "amqp://mq.example.com/prod"
+            queue = "amq.gen-1"
+            routing_key = "minio.#"
+            dead_letter_queue = ""
+            username = "edgepurge"
+            password_env = "MQ_PASSWORD"
+            ca_file = "/etc/ca.pem"
+            prefetch = 0
+            [[sources]]
+            kind = "amqp"
+            url = "amqp://user:secret@127.0.0.1"
+            queue = "q"
+            dead_letter_queue = "q"
+            password_env = "P"
+            "#,
+        );
+        let all = problems.join("\n");
+        for want in [
+            "sources[0].queue",
+            "sources[0].routing_key: only used with exchange",
+            "sources[0].dead_letter_queue",
+            "sources[0].url: \"mq.example.com\" would get the password in the clear",
+            "sources[0].ca_file: only used with amqps://",
+            "sources[0].prefetch",
+            "sources[1].url: holds a user or password",
+            "sources[1].dead_letter_queue: is the queue this source reads",
+            "sources[1].username: username and password_env",
+        ] {
+            assert!(all.contains(want), "{want}: {all}");
+        }
+        assert!(
+            !all.contains("secret"),
+            "the password is not repeated: {all}"
         );
     }
 

@@ -99,7 +99,7 @@ fn subject_matches(pattern: &str, subject: &str) -> bool {
 }
 
 /// Whether `host[:port]` names this machine.
-fn is_loopback_host(hostport: &str) -> bool {
+pub(crate) fn is_loopback_host(hostport: &str) -> bool {
     let host = match hostport.rsplit_once(':') {
         Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
         _ => hostport,
