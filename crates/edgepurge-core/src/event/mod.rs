@@ -1,13 +1,16 @@
 //! Bucket notifications: the normalized [`Event`] and a parser per wire format.
 //!
 //! [`parse_body`] detects the format of a body (which may hold many records, or wrap them in
-//! an SNS envelope) and returns every event in it, or one precise error. A body is accepted or
-//! refused whole: one bad record refuses the body and the error names that record.
+//! an SNS or Pub/Sub envelope) and returns every event in it, or one precise error. A body is
+//! accepted or refused whole: one bad record refuses the body and the error names that record.
 
 mod cos;
 mod eventbridge;
 mod fast;
+mod gcs;
 pub mod names;
+mod oss;
+mod r2;
 mod s3;
 mod sns;
 mod strict;
@@ -32,6 +35,12 @@ pub enum Format {
     Cos,
     /// Amazon S3 event delivered through EventBridge.
     EventBridge,
+    /// Google Cloud Storage notification delivered by a Pub/Sub push subscription.
+    Gcs,
+    /// Alibaba Cloud OSS event (Function Compute trigger, or an EventBridge CloudEvent).
+    Oss,
+    /// Cloudflare R2 event notification (a Cloudflare Queue message body).
+    R2,
 }
 
 impl Format {
@@ -43,6 +52,9 @@ impl Format {
             Format::S3Compatible => "s3-compatible",
             Format::Cos => "cos",
             Format::EventBridge => "eventbridge",
+            Format::Gcs => "gcs",
+            Format::Oss => "oss",
+            Format::R2 => "r2",
         }
     }
 }
@@ -64,17 +76,21 @@ pub struct Event {
     /// The key exactly as the notification carried it.
     pub raw_key: String,
     /// S3-style event name without vendor prefix, e.g. `ObjectCreated:Put`,
-    /// `ObjectRemoved:DeleteMarkerCreated` (COS `ObjectRemove` is spelled `ObjectRemoved`).
+    /// `ObjectRemoved:DeleteMarkerCreated` (COS `ObjectRemove` is spelled `ObjectRemoved`, OSS
+    /// `ObjectCreated:PutObject` is `ObjectCreated:Put`; Cloud Storage event types and R2
+    /// actions are mapped by their parsers).
     pub name: String,
-    /// The event name exactly as sent (`cos:ObjectCreated:Put`, `Object Created`, ...).
+    /// The event name exactly as sent (`cos:ObjectCreated:Put`, `Object Created`,
+    /// `OBJECT_FINALIZE`, `PutObject`, ...).
     pub native_name: String,
     pub size: Option<u64>,
     pub etag: Option<String>,
     pub version_id: Option<String>,
     pub sequencer: Option<String>,
-    /// Event time as sent (ISO-8601, or Unix seconds for COS).
+    /// Event time as sent (ISO-8601 / RFC 3339, or Unix seconds for COS).
     pub time: Option<String>,
-    /// The sender's id for this event or request, when it has one.
+    /// The sender's id for this event or request, when it has one (Pub/Sub's message id for
+    /// Cloud Storage, the request id for OSS; R2 has none).
     pub id: Option<String>,
 }
 
@@ -83,7 +99,8 @@ pub struct Event {
 pub struct Parsed {
     pub events: Vec<Event>,
     /// Control messages that carry no object change and were deliberately skipped
-    /// (S3 test events, SNS subscription confirmations).
+    /// (S3 test events, SNS subscription confirmations, the replaced generation of a Cloud
+    /// Storage overwrite).
     pub notices: Vec<String>,
 }
 
@@ -97,7 +114,10 @@ pub enum ParseError {
     #[error(
         "unrecognized notification format ({found}); expected S3/MinIO/Ceph `Records` with `s3`, \
          COS `Records` with `cos` (or `Ckafka` relaying them), a COS workflow `ObjectInfo`, an \
-         EventBridge event with `source: aws.s3`, or an SNS envelope"
+         EventBridge event with `source: aws.s3`, an SNS envelope, a Pub/Sub push body \
+         (`message` and `subscription`) carrying a Cloud Storage notification, OSS `events` \
+         (or an EventBridge CloudEvent with `source: acs.oss`), or an R2 event notification \
+         (`action` and `object`, alone or in an array)"
     )]
     Unrecognized { found: String },
     #[error("{path}: {reason}")]
@@ -171,6 +191,25 @@ pub(crate) fn parse_value(
             }
             if obj.contains_key("detail-type") && obj.contains_key("detail") {
                 out.events.push(eventbridge::parse(obj, path)?);
+                return Ok(());
+            }
+            // The formats below are tried only after every older one, so no body those
+            // accepted changes meaning; their keys appear in none of the shapes above.
+            if gcs::is_push(obj) {
+                return gcs::parse_push(obj, path, out);
+            }
+            if gcs::is_unwrapped(obj) {
+                return Err(gcs::unwrapped(path));
+            }
+            if obj.contains_key("events") {
+                return oss::parse_events(obj, path, out);
+            }
+            if oss::is_cloudevent(obj) {
+                out.events.push(oss::parse_cloudevent(obj, path)?);
+                return Ok(());
+            }
+            if r2::is_message(obj) {
+                out.events.push(r2::parse(obj, path)?);
                 return Ok(());
             }
             Err(ParseError::Unrecognized {

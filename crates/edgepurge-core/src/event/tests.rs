@@ -1,6 +1,9 @@
 use super::*;
 use serde_json::json;
 
+/// Cloud Storage (Pub/Sub push), OSS and R2.
+mod cloud;
+
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!("{}/fixtures/events/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))

@@ -333,7 +333,7 @@ pub async fn probe() -> StatusCode {
 pub async fn describe() -> Json<serde_json::Value> {
     Json(json!({
         "endpoint": "POST /v1/events",
-        "formats": ["aws-s3", "sns", "minio", "ceph", "cos", "eventbridge"],
+        "formats": ["aws-s3", "sns", "minio", "ceph", "cos", "eventbridge", "gcs", "oss", "r2"],
     }))
 }
 
