@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 # Servers the harness (crates/testkit) starts in the foreground on loopback ports:
 # Ceph (1 mon + 1 memstore OSD + radosgw) as the S3 origin, four HTTP caches, NATS with
 # JetStream and RabbitMQ (the queue sources).
-# procps: kill (the test kit signals whole process groups) and pgrep (the smoke test).
+# procps: kill (the test kit signals whole process groups) and pgrep (the smoke test);
+# openssl: test certificates (AMQP over TLS, Pub/Sub push token keys).
 APT_PACKAGES=(
   python3-venv
-  procps
+  procps openssl
   radosgw ceph-mon ceph-osd
   varnish varnish-modules
   squid

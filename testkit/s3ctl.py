@@ -8,6 +8,7 @@ usage: s3ctl.py [--endpoint URL] [--access-key K] [--secret-key S] [--region R] 
   get B KEY                                                   prints the body (signed request)
   delete B KEY
   create-topic NAME --push-endpoint URL --persistent true|false [--attr K=V ...]   prints {"arn": ...}
+  put-many B KEY... [--body TEXT]   one connection, many PUTs
   notify B --topic-arn ARN [--events E ...] [--prefix P] [--id ID]
 
 Connection settings also come from S3CTL_ENDPOINT, S3CTL_ACCESS_KEY, S3CTL_SECRET_KEY,
@@ -85,6 +86,11 @@ def main():
     c.add_argument("bucket")
     c.add_argument("key")
 
+    c = sub.add_parser("put-many")
+    c.add_argument("bucket")
+    c.add_argument("keys", nargs="+")
+    c.add_argument("--body", default="")
+
     c = sub.add_parser("create-topic")
     c.add_argument("name")
     c.add_argument("--push-endpoint", required=True)
@@ -118,6 +124,10 @@ def main():
         r = s3.put_object(**kw)
         out = {"seconds": time.monotonic() - t0, "finished_at": time.time(),
                "etag": r.get("ETag", "").strip('"')}
+    elif args.cmd == "put-many":
+        for key in args.keys:
+            s3.put_object(Bucket=args.bucket, Key=key, Body=args.body.encode())
+        out = {"put": len(args.keys)}
     elif args.cmd == "get":
         r = s3.get_object(Bucket=args.bucket, Key=args.key)
         out = {"body": r["Body"].read().decode("utf-8", "replace")}

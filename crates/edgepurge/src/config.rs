@@ -68,6 +68,8 @@ pub struct RawServer {
     pub header_timeout_s: Option<u64>,
     pub body_timeout_s: Option<u64>,
     pub parse_budget_bytes: Option<u64>,
+    /// `[server.pubsub_oidc]`: Pub/Sub push tokens accepted beside the webhook token.
+    pub pubsub_oidc: Option<crate::server::RawPubsubOidc>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,6 +148,8 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// Body bytes parsed at once; bodies beyond it wait (at most `body_timeout`).
     pub parse_budget_bytes: usize,
+    /// Pub/Sub push subscriptions with authentication whose tokens are accepted.
+    pub pubsub_oidc: Option<crate::server::PubsubOidcConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -291,9 +295,13 @@ impl RawConfig {
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
             None => crate::app::DEFAULT_PARSE_BUDGET.max(max_body_bytes),
         };
+        let pubsub_oidc = self.server.pubsub_oidc.and_then(|raw| {
+            crate::server::PubsubOidcConfig::check(raw, "server.pubsub_oidc", &mut p)
+        });
         let server = ServerConfig {
             listen,
             webhook_token,
+            pubsub_oidc,
             parse_budget_bytes,
             max_body_bytes,
             max_connections: within(
@@ -368,7 +376,8 @@ impl RawConfig {
             match s {
                 crate::sources::SourceConfig::Nats(n) => n.max_body_bytes = max_body_bytes,
                 crate::sources::SourceConfig::Amqp(a) => a.max_body_bytes = max_body_bytes,
-                crate::sources::SourceConfig::Sqs(_) => {}
+                crate::sources::SourceConfig::CfQueue(c) => c.max_body_bytes = max_body_bytes,
+                crate::sources::SourceConfig::Poll(_) | crate::sources::SourceConfig::Sqs(_) => {}
             }
         }
 

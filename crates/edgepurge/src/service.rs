@@ -126,6 +126,8 @@ impl Service {
             admin,
             dispatcher,
             webhook_token,
+            pubsub_oidc: server::PubsubOidc::from_config(cfg.server.pubsub_oidc.as_ref())
+                .map_err(|e| anyhow::anyhow!("server.pubsub_oidc: {e}"))?,
             admin_token,
             max_body_bytes: cfg.server.max_body_bytes,
             body_timeout: cfg.server.body_timeout,
@@ -145,6 +147,7 @@ impl Service {
         crate::sources::spawn_all(
             &cfg.sources,
             &state.ingestor,
+            &store,
             &state.sources,
             &shutdown,
             &mut tasks,
@@ -177,7 +180,14 @@ impl Service {
             sources = ?cfg.sources.iter().map(|s| s.name()).collect::<Vec<_>>(),
             "edgepurge is running"
         );
-        if state.webhook_token.is_none() {
+        if let Some(oidc) = &state.pubsub_oidc {
+            tracing::info!(
+                audience = %oidc.audience_shown(),
+                service_account = %oidc.config().service_account,
+                "POST /v1/events accepts Pub/Sub push tokens"
+            );
+        }
+        if state.webhook_token.is_none() && state.pubsub_oidc.is_none() {
             tracing::warn!(
                 "no webhook token configured: POST /v1/events accepts loopback callers only \
                  (set server.webhook_token_env to accept others)"

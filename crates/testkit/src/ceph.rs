@@ -212,6 +212,13 @@ impl Ceph {
         self.s3ctl(&["create-bucket", bucket, "--public-read"]);
     }
 
+    /// PUTs `body` under every key, from one helper process (for listings of many pages).
+    pub fn put_many(&self, bucket: &str, keys: &[String], body: &str) {
+        let mut args = vec!["put-many", bucket, "--body", body];
+        args.extend(keys.iter().map(String::as_str));
+        self.s3ctl(&args);
+    }
+
     /// PUTs `body` (text/plain, ACL public-read) and returns how long the PUT took: with a
     /// non-persistent topic RGW delivers the notification before it answers.
     pub fn put(&self, bucket: &str, key: &str, body: &str) -> Duration {

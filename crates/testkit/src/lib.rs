@@ -10,6 +10,7 @@
 
 pub mod caches;
 pub mod ceph;
+pub mod cfqueues;
 pub mod http;
 pub mod moto;
 pub mod nats;

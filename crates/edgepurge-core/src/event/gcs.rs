@@ -234,44 +234,29 @@ fn etag_of(res: &Fields<'_>) -> Option<String> {
     }
 }
 
-/// Decodes base64 (the standard alphabet or the URL-safe one, padding optional, as proto3's
-/// JSON mapping of `bytes` allows).
+/// Decodes base64: the standard alphabet or the URL-safe one, padding optional, as proto3's
+/// JSON mapping of `bytes` allows. Whitespace is refused.
 pub(super) fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
-    let body = text
-        .strip_suffix("==")
-        .or_else(|| text.strip_suffix('='))
-        .unwrap_or(text);
-    if body.len() % 4 == 1 || (body.len() != text.len() && text.len() % 4 != 0) {
-        return Err(format!(
-            "a length of {} characters is not base64",
-            text.len()
-        ));
-    }
-    let mut out = Vec::with_capacity(body.len() / 4 * 3 + 2);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for (i, c) in body.char_indices() {
-        let v = match c {
-            'A'..='Z' => c as u32 - 'A' as u32,
-            'a'..='z' => c as u32 - 'a' as u32 + 26,
-            '0'..='9' => c as u32 - '0' as u32 + 52,
-            '+' | '-' => 62,
-            '/' | '_' => 63,
-            _ => {
-                return Err(format!(
-                    "{:?} at offset {i} is not a base64 character",
-                    crate::printable(&c.to_string())
-                ))
-            }
-        };
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xff) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Ok(out)
+    use base64::engine::{general_purpose, DecodePaddingMode, Engine, GeneralPurpose};
+    let lenient = |alphabet| {
+        GeneralPurpose::new(
+            alphabet,
+            general_purpose::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+        )
+    };
+    let engine = if text.contains(['-', '_']) {
+        lenient(&base64::alphabet::URL_SAFE)
+    } else {
+        lenient(&base64::alphabet::STANDARD)
+    };
+    engine.decode(text).map_err(|e| match e {
+        base64::DecodeError::InvalidByte(at, byte) => format!(
+            "{:?} at offset {at} is not a base64 character",
+            crate::printable(&char::from(byte).to_string())
+        ),
+        other => other.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub enum Format {
     Oss,
     /// Cloudflare R2 event notification (a Cloudflare Queue message body).
     R2,
+    /// A change edgepurge's bucket poller found by comparing two listings.
+    Poll,
 }
 
 impl Format {
@@ -55,6 +57,7 @@ impl Format {
             Format::Gcs => "gcs",
             Format::Oss => "oss",
             Format::R2 => "r2",
+            Format::Poll => "poll",
         }
     }
 }

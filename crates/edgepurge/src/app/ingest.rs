@@ -225,6 +225,29 @@ impl Ingestor {
     ) -> Result<Accepted, IngestError> {
         let parsed = edgepurge_core::parse_body(body.as_ref())?;
         drop(body);
+        self.accept_parsed(reservation, parsed, opts).await
+    }
+
+    /// Accepts events a source made itself (the bucket poller), committed whole.
+    pub async fn accept_events(
+        &self,
+        events: Vec<edgepurge_core::Event>,
+        opts: &IngestOptions,
+    ) -> Result<Accepted, IngestError> {
+        let parsed = edgepurge_core::event::Parsed {
+            events,
+            notices: Vec::new(),
+        };
+        self.accept_parsed(Reservation { _permit: None }, parsed, opts)
+            .await
+    }
+
+    async fn accept_parsed(
+        &self,
+        reservation: Reservation,
+        parsed: edgepurge_core::event::Parsed,
+        opts: &IngestOptions,
+    ) -> Result<Accepted, IngestError> {
         let events = parsed.events.len();
         let mut formats: BTreeMap<&'static str, u64> = BTreeMap::new();
         for e in &parsed.events {

@@ -94,8 +94,13 @@ pub struct RetryArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
+    /// One JSON object: `{"lanes": [...], "sources": [...] | null, "sources_error": ...}`.
     #[arg(long)]
     pub json: bool,
+    /// Where the running server listens, for its sources (default: the config's
+    /// `server.listen`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub server: Option<std::net::SocketAddr>,
 }
 
 /// An error to report with its exit code: 2 for bad input or usage, 1 for failures.
@@ -295,9 +300,25 @@ async fn status(ctx: &Ctx, args: StatusArgs) -> CliResult {
         .status()
         .await
         .map_err(admin_failure)?;
+    // The sources run inside the server: asked over HTTP (`/healthz`), when there are any.
+    let sources = if cfg.sources.is_empty() {
+        None
+    } else {
+        Some(server_sources(&cfg, args.server).await)
+    };
     if args.json {
-        return print_json(&depths);
+        let (list, error) = match &sources {
+            Some(Ok(list)) => (Some(list.clone()), None),
+            Some(Err(e)) => (None, Some(e.clone())),
+            None => (None, None),
+        };
+        return print_json(&serde_json::json!({
+            "lanes": depths,
+            "sources": list,
+            "sources_error": error,
+        }));
     }
+    print_sources(sources);
     if depths.is_empty() {
         println!("no queued, waiting, in-flight or dead work");
         return Ok(());
@@ -326,6 +347,93 @@ async fn status(ctx: &Ctx, args: StatusArgs) -> CliResult {
     }
     println!("{table}");
     Ok(())
+}
+
+/// The running server's sources, from its `/healthz` (with the admin token when one is
+/// configured; a server on this machine answers loopback callers without it).
+async fn server_sources(
+    cfg: &Config,
+    server: Option<std::net::SocketAddr>,
+) -> Result<Vec<serde_json::Value>, String> {
+    let mut addr = server.unwrap_or(cfg.server.listen);
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let url = format!("http://{addr}/healthz");
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    let mut req = http.get(&url);
+    if let Some(token) = &cfg.admin.token {
+        let token = token.load().await?;
+        req = req.bearer_auth(token.expose());
+    }
+    let resp = req.send().await.map_err(|e| {
+        format!("the server at {addr} does not answer ({e}); is `edgepurge serve` running there? (--server HOST:PORT)")
+    })?;
+    let body: serde_json::Value = resp
+        .json()
+        .await
+        .map_err(|e| format!("{url}: not the JSON of /healthz: {e}"))?;
+    match body.get("sources").and_then(serde_json::Value::as_array) {
+        Some(list) => Ok(list.clone()),
+        None => Err(format!(
+            "{url} shows no sources (without the admin token only the status is shown; set \
+             [admin] token_env)"
+        )),
+    }
+}
+
+fn print_sources(sources: Option<Result<Vec<serde_json::Value>, String>>) {
+    let list = match sources {
+        None => return,
+        Some(Err(e)) => {
+            println!("sources: {e}\n");
+            return;
+        }
+        Some(Ok(list)) => list,
+    };
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header([
+        "SOURCE",
+        "KIND",
+        "CONNECTED",
+        "LAG",
+        "RECEIVED",
+        "ACKED",
+        "DEAD-LETTERED",
+        "RETRIED",
+        "LAST ERROR",
+    ]);
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_owned(),
+        serde_json::Value::String(s) => crate::purgers::snippet(s, 80),
+        other => other.to_string(),
+    };
+    for s in &list {
+        table.add_row(
+            [
+                "name",
+                "kind",
+                "connected",
+                "lag",
+                "received",
+                "acked",
+                "dead_lettered",
+                "retried",
+                "last_error",
+            ]
+            .map(|k| text(&s[k])),
+        );
+    }
+    println!("{table}\n");
 }
 
 /// Whether `path` exists (for commands that only read an optional store).

@@ -308,6 +308,21 @@ impl Store for Recording {
     async fn ping(&self) -> crate::store::StoreResult<()> {
         self.inner.ping().await
     }
+    async fn listing(
+        &self,
+        source: &str,
+    ) -> crate::store::StoreResult<Option<crate::store::Listing>> {
+        self.inner.listing(source).await
+    }
+    async fn save_listing(
+        &self,
+        source: &str,
+        scope: &str,
+        changes: crate::store::ListingChanges,
+        now: Ms,
+    ) -> crate::store::StoreResult<()> {
+        self.inner.save_listing(source, scope, changes, now).await
+    }
 }
 
 struct Rig {

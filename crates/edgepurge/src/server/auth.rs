@@ -1,5 +1,6 @@
-//! Who may call what: a bearer token when one is configured, else loopback callers only.
-//! Tokens are compared in constant time and never logged.
+//! Who may call what: a bearer token when one is configured (the webhook token, or a
+//! Pub/Sub push token when `[server.pubsub_oidc]` is), else loopback callers only. Tokens are
+//! compared in constant time and never logged.
 
 use crate::secret::Secret;
 use axum::http::{header, HeaderMap};
@@ -16,6 +17,15 @@ pub enum Denied {
     NotLoopback,
 }
 
+/// Who a caller that passed [`check`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller<'a> {
+    /// Presented the webhook token, or is on loopback where no token is configured.
+    Trusted,
+    /// Presented a bearer JWT, which the Pub/Sub push-token check must verify.
+    Jwt(&'a str),
+}
+
 /// Checks a caller against `token`: the `Authorization: Bearer` header (or `query_token`,
 /// for senders that cannot set headers) when a token is configured, else a loopback address.
 pub fn check(
@@ -24,15 +34,42 @@ pub fn check(
     query_token: Option<&str>,
     peer: SocketAddr,
 ) -> Result<(), Denied> {
-    match token {
-        Some(token) => match bearer(headers).or(query_token) {
-            Some(t) if token.matches(t.as_bytes()) => Ok(()),
+    check_caller(token, false, headers, query_token, peer).map(|_| ())
+}
+
+/// [`check`], and with `jwt` (Pub/Sub push tokens accepted) a bearer JWT that is not the
+/// webhook token is handed on for verification; loopback is then no excuse either.
+pub fn check_caller<'a>(
+    token: Option<&Secret>,
+    jwt: bool,
+    headers: &'a HeaderMap,
+    query_token: Option<&'a str>,
+    peer: SocketAddr,
+) -> Result<Caller<'a>, Denied> {
+    let bearer = bearer(headers);
+    if let Some(token) = token {
+        if [bearer, query_token]
+            .into_iter()
+            .flatten()
+            .any(|t| token.matches(t.as_bytes()))
+        {
+            return Ok(Caller::Trusted);
+        }
+    }
+    if let Some(t) = bearer.filter(|t| jwt && super::oidc::looks_like_jwt(t)) {
+        return Ok(Caller::Jwt(t));
+    }
+    if token.is_some() || jwt {
+        return match bearer.or(query_token) {
             Some(_) => Err(Denied::WrongToken),
             None => Err(Denied::MissingToken),
-        },
-        // A dual-stack listener sees IPv4 callers as ::ffff:a.b.c.d.
-        None if peer.ip().to_canonical().is_loopback() => Ok(()),
-        None => Err(Denied::NotLoopback),
+        };
+    }
+    // A dual-stack listener sees IPv4 callers as ::ffff:a.b.c.d.
+    if peer.ip().to_canonical().is_loopback() {
+        Ok(Caller::Trusted)
+    } else {
+        Err(Denied::NotLoopback)
     }
 }
 
@@ -61,17 +98,20 @@ mod tests {
         let mapped: SocketAddr = "[::ffff:127.0.0.1]:1".parse().unwrap();
         let remote: SocketAddr = "192.0.2.1:1".parse().unwrap();
         let t = Secret::new("s3cret");
-        assert_eq!(check(None, &headers(None), None, local), Ok(()));
-        assert_eq!(check(None, &headers(None), None, mapped), Ok(()));
+        let check = |token, headers: &HeaderMap, query, peer| {
+            check(token, headers, query, peer).map(|()| true)
+        };
+        assert_eq!(check(None, &headers(None), None, local), Ok(true));
+        assert_eq!(check(None, &headers(None), None, mapped), Ok(true));
         assert_eq!(
             check(None, &headers(None), None, remote),
             Err(Denied::NotLoopback)
         );
         let ok = headers(Some("bearer s3cret"));
-        assert_eq!(check(Some(&t), &ok, None, remote), Ok(()));
+        assert_eq!(check(Some(&t), &ok, None, remote), Ok(true));
         assert_eq!(
             check(Some(&t), &headers(None), Some("s3cret"), remote),
-            Ok(())
+            Ok(true)
         );
         // With a token configured, loopback is no excuse.
         assert_eq!(
@@ -85,6 +125,59 @@ mod tests {
         assert_eq!(
             check(Some(&t), &headers(Some("Basic s3cret")), None, local),
             Err(Denied::MissingToken)
+        );
+        // Without push tokens configured, a JWT is just a wrong token.
+        let jwt = headers(Some("Bearer aaa.bbb.ccc"));
+        assert_eq!(check(Some(&t), &jwt, None, remote), Err(Denied::WrongToken));
+    }
+
+    #[test]
+    fn push_tokens_go_to_their_check_and_the_webhook_token_still_works() {
+        let local: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let remote: SocketAddr = "192.0.2.1:1".parse().unwrap();
+        let t = Secret::new("s3cret");
+        let jwt = headers(Some("Bearer aaa.bbb.ccc"));
+        for token in [Some(&t), None] {
+            assert_eq!(
+                check_caller(token, true, &jwt, None, remote),
+                Ok(Caller::Jwt("aaa.bbb.ccc"))
+            );
+            // Loopback is no excuse once push tokens are accepted.
+            assert_eq!(
+                check_caller(token, true, &headers(None), None, local),
+                Err(Denied::MissingToken)
+            );
+            assert_eq!(
+                check_caller(token, true, &headers(Some("Bearer nope")), None, remote),
+                Err(Denied::WrongToken)
+            );
+        }
+        // The webhook token authenticates beside a push token (`?token=` in the endpoint).
+        assert_eq!(
+            check_caller(Some(&t), true, &jwt, Some("s3cret"), remote),
+            Ok(Caller::Trusted)
+        );
+        assert_eq!(
+            check_caller(
+                Some(&t),
+                true,
+                &headers(Some("Bearer s3cret")),
+                None,
+                remote
+            ),
+            Ok(Caller::Trusted)
+        );
+        // A webhook token that happens to have two dots is still the webhook token.
+        let dotted = Secret::new("a.b.c");
+        assert_eq!(
+            check_caller(
+                Some(&dotted),
+                true,
+                &headers(Some("Bearer a.b.c")),
+                None,
+                remote
+            ),
+            Ok(Caller::Trusted)
         );
     }
 }

@@ -6,11 +6,13 @@ mod answer;
 mod auth;
 mod health;
 mod listen;
+mod oidc;
 mod refusals;
 mod webhook;
 
 pub use health::Readiness;
 pub use listen::{fit_connection_cap, Limits, FD_RESERVE};
+pub use oidc::{PubsubOidc, PubsubOidcConfig, RawPubsubOidc};
 
 use crate::app::{Admin, Ingestor};
 use crate::dispatch::Dispatcher;
@@ -27,8 +29,10 @@ pub struct AppState {
     pub ingestor: Arc<Ingestor>,
     pub admin: Arc<Admin>,
     pub dispatcher: Arc<Dispatcher>,
-    /// `None`: only loopback callers may post events.
+    /// `None`, and no `pubsub_oidc`: only loopback callers may post events.
     pub webhook_token: Option<Secret>,
+    /// Pub/Sub push tokens accepted beside the webhook token (`[server.pubsub_oidc]`).
+    pub pubsub_oidc: Option<Arc<PubsubOidc>>,
     /// Who may read details (`/healthz` in full). `None`: loopback callers.
     pub admin_token: Option<Secret>,
     pub max_body_bytes: usize,
@@ -47,6 +51,7 @@ pub struct AppState {
 /// The kinds of refusal the log reports.
 pub struct RefusalLog {
     pub unauthorized: refusals::Refusals,
+    pub pubsub_oidc: refusals::Refusals,
     pub not_found: refusals::Refusals,
 }
 
@@ -54,6 +59,7 @@ impl Default for RefusalLog {
     fn default() -> Self {
         RefusalLog {
             unauthorized: refusals::Refusals::new("webhook authentication"),
+            pubsub_oidc: refusals::Refusals::new("Pub/Sub push token"),
             not_found: refusals::Refusals::new("no such path"),
         }
     }

@@ -8,9 +8,14 @@
 //!   purge of this body succeeded (or was given up), or the time is up. The events are durably
 //!   queued either way, and the answer is 200 either way, with `purged` true or false, so a
 //!   sender never resends for a slow purge. Lanes skip their linger for such requests.
+//!
+//! With `[server.pubsub_oidc]`, a bearer JWT is checked as a Pub/Sub push token
+//! ([`super::oidc`]): refused with 401 and the reason, or 503 while Google's keys cannot be
+//! fetched (Pub/Sub retries).
 
 use super::answer::error;
-use super::auth::{self, Denied};
+use super::auth::{self, Caller, Denied};
+use super::oidc::OidcError;
 use super::refusals::Throttle;
 use super::AppState;
 use crate::app::{Accepted, IngestError, IngestOptions, Reservation, SMALL_BODY};
@@ -34,15 +39,24 @@ pub struct Params {
 const DEFAULT_WAIT_MS: u64 = 10_000;
 const MAX_WAIT_MS: u64 = 60_000;
 
-/// Checks the caller: a token (bearer header or `?token=`) when one is configured, else a
-/// loopback address.
-fn authenticate(
+/// Checks the caller: the webhook token (bearer header or `?token=`) or a Pub/Sub push token
+/// when either is configured, else a loopback address. Refusals are logged (throttled), never
+/// with the token.
+async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     query_token: Option<&str>,
     peer: SocketAddr,
 ) -> Result<(), Box<Response>> {
-    auth::check(state.webhook_token.as_ref(), headers, query_token, peer).map_err(|d| {
+    let oidc = state.pubsub_oidc.as_deref();
+    let caller = auth::check_caller(
+        state.webhook_token.as_ref(),
+        oidc.is_some(),
+        headers,
+        query_token,
+        peer,
+    )
+    .map_err(|d| {
         let why = match d {
             Denied::WrongToken => "wrong bearer token",
             Denied::MissingToken => "no bearer token",
@@ -50,7 +64,15 @@ fn authenticate(
         };
         state.refused.unauthorized.note(peer, why);
         Box::new(match d {
+            Denied::WrongToken if oidc.is_some() => unauthorized(
+                "the bearer token is neither the webhook token nor a Pub/Sub push token (a \
+                 Google-signed JWT)",
+            ),
             Denied::WrongToken => unauthorized("the bearer token is wrong"),
+            Denied::MissingToken if oidc.is_some() => unauthorized(
+                "missing `Authorization: Bearer <token>`: a Pub/Sub push subscription with \
+                 authentication sends it; or the server's webhook_token (also as `?token=`)",
+            ),
             Denied::MissingToken => unauthorized(
                 "missing `Authorization: Bearer <token>` or `?token=` (the server's \
                  webhook_token)",
@@ -61,7 +83,33 @@ fn authenticate(
                  server.webhook_token_env or server.webhook_token_file",
             ),
         })
-    })
+    })?;
+    let (Caller::Jwt(token), Some(oidc)) = (caller, oidc) else {
+        return Ok(());
+    };
+    let now_s = state.clock.now_ms().div_euclid(1000);
+    match oidc.verify(token, now_s).await {
+        Ok(_) => Ok(()),
+        Err(OidcError::Refused(why)) => {
+            let why = why.to_string();
+            state.refused.pubsub_oidc.note(peer, &why);
+            Err(Box::new(unauthorized(&format!(
+                "the Pub/Sub push token is refused: {why}"
+            ))))
+        }
+        Err(OidcError::Unavailable(why)) => {
+            // Logged by the check when a fetch fails (once per refetch interval).
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot check the Pub/Sub push token now: {why}; retry later"),
+            );
+            let retry = oidc.config().refetch_interval.as_secs().max(1).to_string();
+            if let Ok(v) = HeaderValue::from_str(&retry) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Err(Box::new(r))
+        }
+    }
 }
 
 fn unauthorized(why: &str) -> Response {
@@ -87,8 +135,14 @@ pub async fn ingest(
             )
         }
     };
-    if let Err(r) = authenticate(&state, &parts.headers, params.token.as_deref(), peer) {
-        state.metrics.body("unauthorized");
+    if let Err(r) = authenticate(&state, &parts.headers, params.token.as_deref(), peer).await {
+        state
+            .metrics
+            .body(if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+                "unavailable"
+            } else {
+                "unauthorized"
+            });
         return *r;
     }
     let wait_ms = match params.wait.as_deref() {

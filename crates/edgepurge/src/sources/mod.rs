@@ -6,15 +6,21 @@
 //! * [`nats`]: `[[sources]] kind = "nats"`, a JetStream durable pull consumer that
 //!   `edgepurge serve` runs beside the webhook.
 //! * [`amqp`]: `[[sources]] kind = "amqp"`, a RabbitMQ queue (MinIO and Ceph RGW publish there).
+//! * [`poll`]: `[[sources]] kind = "poll"`, a bucket listed every `interval_s` (for stores
+//!   that send no events); its last listing is kept in the store.
 //! * [`sqs`]: `[[sources]] kind = "sqs"`, an Amazon SQS queue (S3 and SNS deliver there).
+//! * [`cfqueue`]: `[[sources]] kind = "cf-queue"`, a Cloudflare Queue pulled over HTTP (R2
+//!   event notifications deliver there).
 //!
 //! A queue source acknowledges a message only after `Ingestor::accept` committed it
 //! (invariant 1), and moves a message that can never be accepted out of the way instead of
 //! dropping it or retrying it forever.
 
 pub mod amqp;
+pub mod cfqueue;
 pub mod function;
 pub mod nats;
+pub mod poll;
 pub mod sqs;
 
 use crate::app::Ingestor;
@@ -29,7 +35,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceConfig {
     Amqp(Box<amqp::AmqpConfig>),
+    CfQueue(Box<cfqueue::CfQueueConfig>),
     Nats(Box<nats::NatsConfig>),
+    Poll(Box<poll::PollConfig>),
     Sqs(Box<sqs::SqsConfig>),
 }
 
@@ -38,7 +46,9 @@ impl SourceConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Amqp(_) => "amqp",
+            SourceConfig::CfQueue(_) => "cf-queue",
             SourceConfig::Nats(_) => "nats",
+            SourceConfig::Poll(_) => "poll",
             SourceConfig::Sqs(_) => "sqs",
         }
     }
@@ -46,7 +56,9 @@ impl SourceConfig {
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::Amqp(c) => &c.name,
+            SourceConfig::CfQueue(c) => &c.name,
             SourceConfig::Nats(c) => &c.name,
+            SourceConfig::Poll(c) => &c.name,
             SourceConfig::Sqs(c) => &c.name,
         }
     }
@@ -55,8 +67,10 @@ impl SourceConfig {
     pub fn required_secrets(&self) -> Vec<&crate::secret::SecretSource> {
         match self {
             SourceConfig::Amqp(c) => c.password.iter().collect(),
+            SourceConfig::CfQueue(c) => vec![&c.api_token],
             SourceConfig::Nats(c) => c.token.iter().collect(),
-            SourceConfig::Sqs(c) => vec![&c.access_key_id, &c.secret_access_key],
+            SourceConfig::Poll(c) => c.keys.required(),
+            SourceConfig::Sqs(c) => c.keys.required(),
         }
     }
 
@@ -64,8 +78,10 @@ impl SourceConfig {
     pub fn secrets(&self) -> Vec<&crate::secret::SecretSource> {
         match self {
             SourceConfig::Amqp(c) => c.password.iter().collect(),
+            SourceConfig::CfQueue(c) => vec![&c.api_token],
             SourceConfig::Nats(c) => c.token.iter().collect(),
-            SourceConfig::Sqs(c) => c.secrets(),
+            SourceConfig::Poll(c) => c.keys.all(),
+            SourceConfig::Sqs(c) => c.keys.all(),
         }
     }
 }
@@ -81,19 +97,27 @@ pub fn check(tables: Vec<toml::Table>, p: &mut Problems) -> Vec<SourceConfig> {
             .map(str::to_owned);
         let checked = match kind.as_deref() {
             Some("amqp") => amqp::check(table, &at, p).map(|c| SourceConfig::Amqp(Box::new(c))),
+            Some("cf-queue") => {
+                cfqueue::check(table, &at, p).map(|c| SourceConfig::CfQueue(Box::new(c)))
+            }
             Some("nats") => nats::check(table, &at, p).map(|c| SourceConfig::Nats(Box::new(c))),
+            Some("poll") => poll::check(table, &at, p).map(|c| SourceConfig::Poll(Box::new(c))),
             Some("sqs") => sqs::check(table, &at, p).map(|c| SourceConfig::Sqs(Box::new(c))),
             Some(other) => {
                 p.push(
                     format!("{at}.kind"),
                     format!(
-                        "{other:?} is not a source kind edgepurge runs (known: amqp, nats, sqs)"
+                        "{other:?} is not a source kind edgepurge runs (known: amqp, cf-queue, \
+                         nats, poll, sqs)"
                     ),
                 );
                 None
             }
             None => {
-                p.push(format!("{at}.kind"), "required (known: amqp, nats, sqs)");
+                p.push(
+                    format!("{at}.kind"),
+                    "required (known: amqp, cf-queue, nats, poll, sqs)",
+                );
                 None
             }
         };
@@ -214,6 +238,7 @@ pub fn snapshot(statuses: &Statuses) -> Vec<SourceStatus> {
 pub fn spawn_all(
     sources: &[SourceConfig],
     ingestor: &Arc<Ingestor>,
+    store: &Arc<dyn crate::store::Store>,
     statuses: &Statuses,
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<()>,
@@ -235,9 +260,19 @@ pub fn spawn_all(
             SourceConfig::Amqp(c) => {
                 tasks.spawn(amqp::run((**c).clone(), ingestor, statuses, shutdown))
             }
+            SourceConfig::CfQueue(c) => {
+                tasks.spawn(cfqueue::run((**c).clone(), ingestor, statuses, shutdown))
+            }
             SourceConfig::Nats(c) => {
                 tasks.spawn(nats::run((**c).clone(), ingestor, statuses, shutdown))
             }
+            SourceConfig::Poll(c) => tasks.spawn(poll::run(
+                (**c).clone(),
+                ingestor,
+                Arc::clone(store),
+                statuses,
+                shutdown,
+            )),
             SourceConfig::Sqs(c) => {
                 tasks.spawn(sqs::run((**c).clone(), ingestor, statuses, shutdown))
             }
@@ -443,7 +478,7 @@ mod tests {
             (20, 10, 60)
         );
         assert_eq!(
-            q.access_key_id,
+            q.keys.access_key_id,
             crate::secret::SecretSource::Env("AWS_ACCESS_KEY_ID".into())
         );
 
@@ -470,6 +505,76 @@ mod tests {
             "sources[0].visibility_timeout_s",
             "sources[1].region: required",
             "sources[2].queue_url: required",
+        ] {
+            assert!(all.contains(want), "{want}: {all}");
+        }
+    }
+
+    #[test]
+    fn a_cf_queue_source_is_checked_field_by_field() {
+        let (sources, problems) = check_text(
+            r#"
+            [[sources]]
+            kind = "cf-queue"
+            account_id = "023e105f4ecef8ad9ca31a8372d0c353"
+            queue_id = "0A3E105F4ECEF8AD9CA31A8372D0C354"
+            api_token_env = "CF_QUEUES_TOKEN"
+            "#,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let SourceConfig::CfQueue(q) = &sources[0] else {
+            panic!("{sources:?}");
+        };
+        assert_eq!(q.name, "cf-queue:0a3e105f4ecef8ad9ca31a8372d0c354");
+        assert_eq!(q.endpoint.as_str(), "https://api.cloudflare.com/client/v4");
+        assert_eq!(
+            (q.batch_size, q.visibility_timeout_s, q.poll_interval),
+            (100, 60, std::time::Duration::from_secs(1))
+        );
+        assert_eq!(q.dead_letter_queue_id, None);
+        assert_eq!(
+            q.api_token,
+            crate::secret::SecretSource::Env("CF_QUEUES_TOKEN".into())
+        );
+        assert_eq!(sources[0].kind(), "cf-queue");
+        assert_eq!(sources[0].required_secrets(), [&q.api_token]);
+
+        let (_, problems) = check_text(
+            r#"
+            [[sources]]
+            kind = "cf-queue"
+            account_id = "my-account"
+            queue_id = "r2-events"
+            endpoint = "http://api.example.com/client/v4"
+            batch_size = 101
+            visibility_timeout_s = 43201
+            poll_interval_ms = 10
+            api_token_env = "T"
+            api_token_file = "/etc/t"
+            [[sources]]
+            kind = "cf-queue"
+            account_id = "023e105f4ecef8ad9ca31a8372d0c353"
+            queue_id = "023e105f4ecef8ad9ca31a8372d0c354"
+            dead_letter_queue_id = "023e105f4ecef8ad9ca31a8372d0c354"
+            [[sources]]
+            kind = "cf-queue"
+            "#,
+        );
+        let all = problems.join("\n");
+        for want in [
+            "sources[0].account_id: \"my-account\" is not a Cloudflare account id",
+            "sources[0].queue_id: \"r2-events\" is not a Cloudflare queue id",
+            "wrangler queues list",
+            "sources[0].endpoint: \"http://api.example.com/client/v4\": plain http",
+            "sources[0].batch_size: must be 1 to 100",
+            "sources[0].visibility_timeout_s",
+            "sources[0].poll_interval_ms",
+            "set either api_token_env or api_token_file",
+            "sources[1].dead_letter_queue_id: is the queue this source reads",
+            "sources[1].api_token_env: required",
+            "Queues Edit",
+            "sources[2].account_id: required",
+            "sources[2].queue_id: required",
         ] {
             assert!(all.contains(want), "{want}: {all}");
         }

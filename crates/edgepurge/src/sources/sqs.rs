@@ -8,7 +8,6 @@
 use super::{Handled, Statuses};
 use crate::app::Ingestor;
 use crate::aws::sigv4::{self, Credentials};
-use crate::secret::SecretSource;
 use crate::validate::{self, Problems};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -55,17 +54,7 @@ pub struct SqsConfig {
     pub wait_time_s: u64,
     pub max_messages: usize,
     pub visibility_timeout_s: u64,
-    pub access_key_id: SecretSource,
-    pub secret_access_key: SecretSource,
-    pub session_token: Option<SecretSource>,
-}
-
-impl SqsConfig {
-    pub fn secrets(&self) -> Vec<&SecretSource> {
-        let mut v = vec![&self.access_key_id, &self.secret_access_key];
-        v.extend(self.session_token.iter());
-        v
-    }
+    pub keys: crate::aws::KeySources,
 }
 
 /// The region of `sqs.<region>.amazonaws.com` (or `.amazonaws.com.cn`).
@@ -143,33 +132,15 @@ pub fn check(table: toml::Table, at: &str, p: &mut Problems) -> Option<SqsConfig
         }
         v => v.unwrap_or(60),
     };
-    let key_id = validate::secret(
-        "access_key_id",
-        raw.access_key_id_env,
-        raw.access_key_id_file,
-        Some("AWS_ACCESS_KEY_ID"),
+    let keys = crate::aws::KeySources::check(
+        crate::aws::RawKeys {
+            access_key_id: (raw.access_key_id_env, raw.access_key_id_file),
+            secret_access_key: (raw.secret_access_key_env, raw.secret_access_key_file),
+            session_token: (raw.session_token_env, raw.session_token_file),
+        },
         at,
         p,
-    )
-    .flatten();
-    let secret = validate::secret(
-        "secret_access_key",
-        raw.secret_access_key_env,
-        raw.secret_access_key_file,
-        Some("AWS_SECRET_ACCESS_KEY"),
-        at,
-        p,
-    )
-    .flatten();
-    let session_token = validate::secret(
-        "session_token",
-        raw.session_token_env,
-        raw.session_token_file,
-        Some("AWS_SESSION_TOKEN"),
-        at,
-        p,
-    )
-    .flatten();
+    );
     let (queue_url, endpoint, region) = (queue_url?, endpoint?, region?);
     let name = raw.name.unwrap_or_else(|| {
         let queue = queue_url
@@ -187,9 +158,7 @@ pub fn check(table: toml::Table, at: &str, p: &mut Problems) -> Option<SqsConfig
         wait_time_s,
         max_messages,
         visibility_timeout_s,
-        access_key_id: key_id?,
-        secret_access_key: secret?,
-        session_token,
+        keys: keys?,
     })
 }
 
@@ -212,19 +181,7 @@ impl std::fmt::Display for SqsError {
 
 impl Client {
     async fn credentials(&self) -> Result<Credentials, SqsError> {
-        let load = |s: &SecretSource| {
-            let s = s.clone();
-            async move { s.load().await.map_err(SqsError) }
-        };
-        Ok(Credentials {
-            access_key_id: load(&self.cfg.access_key_id).await?.expose().to_owned(),
-            secret_access_key: load(&self.cfg.secret_access_key).await?.expose().to_owned(),
-            session_token: match &self.cfg.session_token {
-                // An unset token variable means long-lived keys.
-                Some(s) if s.check_present().is_ok() => Some(load(s).await?.expose().to_owned()),
-                _ => None,
-            },
-        })
+        self.cfg.keys.load().await.map_err(SqsError)
     }
 
     /// Calls `AmazonSQS.<action>` with `body`; the answer's JSON.

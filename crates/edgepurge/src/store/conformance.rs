@@ -62,6 +62,83 @@ pub async fn run_all(factory: &Factory) {
     case!(follow_pages_through_records_that_share_a_change_number);
     case!(record_status_is_the_worst_of_its_targets);
     case!(prune_removes_only_old_finished_work);
+    case!(a_listing_is_saved_changed_and_reset_per_source);
+}
+
+fn listed(key: &str, etag: &str, size: u64) -> ListedObject {
+    ListedObject {
+        key: key.into(),
+        etag: etag.into(),
+        size,
+        modified: "2026-11-30T00:00:00.000Z".into(),
+    }
+}
+
+async fn a_listing_is_saved_changed_and_reset_per_source(store: &dyn Store) {
+    assert_eq!(store.listing("poll:a").await.unwrap(), None, "never saved");
+    // An empty bucket is a listing too (not the same as none).
+    store
+        .save_listing("poll:a", "s1", ListingChanges::default(), 1)
+        .await
+        .unwrap();
+    let empty = store.listing("poll:a").await.unwrap().unwrap();
+    assert_eq!((empty.scope.as_str(), empty.objects.len()), ("s1", 0));
+
+    let changes = ListingChanges {
+        reset: true,
+        upsert: vec![listed("a.png", "e1", 1), listed("猫 +%25.png", "e2", 2)],
+        remove: vec![],
+    };
+    store
+        .save_listing("poll:a", "s1", changes, 2)
+        .await
+        .unwrap();
+    store
+        .save_listing(
+            "poll:b",
+            "other",
+            ListingChanges {
+                reset: true,
+                upsert: vec![listed("b.png", "x", 9)],
+                remove: vec![],
+            },
+            2,
+        )
+        .await
+        .unwrap();
+    let changes = ListingChanges {
+        reset: false,
+        upsert: vec![listed("a.png", "e3", u64::from(u32::MAX) + 1)],
+        remove: vec!["猫 +%25.png".into(), "never-there".into()],
+    };
+    store
+        .save_listing("poll:a", "s1", changes, 3)
+        .await
+        .unwrap();
+    let mut got = store.listing("poll:a").await.unwrap().unwrap();
+    got.objects.sort_by(|x, y| x.key.cmp(&y.key));
+    assert_eq!(
+        got,
+        Listing {
+            scope: "s1".into(),
+            objects: vec![listed("a.png", "e3", u64::from(u32::MAX) + 1)],
+        }
+    );
+    // Another scope replaces the listing whole; other sources keep theirs.
+    let changes = ListingChanges {
+        reset: true,
+        upsert: vec![listed("c.png", "e4", 4)],
+        remove: vec![],
+    };
+    store
+        .save_listing("poll:a", "s2", changes, 4)
+        .await
+        .unwrap();
+    let got = store.listing("poll:a").await.unwrap().unwrap();
+    assert_eq!(got.scope, "s2");
+    assert_eq!(got.objects, vec![listed("c.png", "e4", 4)]);
+    let b = store.listing("poll:b").await.unwrap().unwrap();
+    assert_eq!(b.objects, vec![listed("b.png", "x", 9)]);
 }
 
 pub fn record(rule: &str, jobs: &[(&str, &str)]) -> IngestRecord {

@@ -248,6 +248,35 @@ pub struct RetryFilter {
     pub rule: Option<String>,
 }
 
+/// One object as a bucket listing shows it (the bucket poller's memory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub etag: String,
+    pub size: u64,
+    /// `LastModified` as the listing gave it.
+    pub modified: String,
+}
+
+/// A poller's stored listing: what it last saw, and of what (`scope` names the endpoint,
+/// bucket and prefix; a listing of another scope is not compared with).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub scope: String,
+    pub objects: Vec<ListedObject>,
+}
+
+/// What changed in a poller's listing since it was saved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListingChanges {
+    /// Forget what was stored (another scope, or the first listing) before applying these.
+    pub reset: bool,
+    /// New or changed objects.
+    pub upsert: Vec<ListedObject>,
+    /// Keys no longer listed.
+    pub remove: Vec<String>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     // --- rules
@@ -312,4 +341,16 @@ pub trait Store: Send + Sync {
     /// Checks the store can commit a write now (for /readyz): the error says what is wrong
     /// (locked, read-only, failing disk, too little free space).
     async fn ping(&self) -> StoreResult<()>;
+
+    // --- bucket poller
+    /// The listing `source` saved last, if any.
+    async fn listing(&self, source: &str) -> StoreResult<Option<Listing>>;
+    /// Saves what changed in `source`'s listing of `scope`, in one transaction.
+    async fn save_listing(
+        &self,
+        source: &str,
+        scope: &str,
+        changes: ListingChanges,
+        now: Ms,
+    ) -> StoreResult<()>;
 }

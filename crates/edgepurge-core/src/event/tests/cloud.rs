@@ -186,7 +186,9 @@ fn gcs_data_is_read_only_for_json_api_v1_and_must_then_be_base64_json() {
     for (data, want) in [
         (json!("eyJub3QgYmFzZTY0Ij!!"), "message.data: is not base64"),
         (json!("eyJhI"), "message.data: is not base64"),
-        (json!("eyJ"), "message.data: decodes to no JSON"),
+        // Non-zero bits after the last byte: not canonical base64.
+        (json!("eyJ"), "message.data: is not base64"),
+        (json!("eyI"), "message.data: decodes to no JSON"),
         (json!(b64(b"{not json")), "message.data: decodes to no JSON"),
         (
             json!(b64(b"[1,2]")),

@@ -14,6 +14,7 @@ mod finish;
 mod ids;
 mod ingest;
 mod lease;
+mod listing;
 mod log;
 mod quota;
 mod readers;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 const MIGRATIONS: &[&str] = &[
     include_str!("schema/001_init.sql"),
     include_str!("schema/002_lean_queue.sql"),
+    include_str!("schema/003_listings.sql"),
 ];
 
 /// How hard a commit is made durable.
@@ -362,6 +364,24 @@ impl Store for SqliteStore {
 
     async fn prune(&self, before: Ms, max_rows: usize) -> StoreResult<u64> {
         self.write(move |c, _| log::prune(c, before, max_rows))
+            .await
+    }
+
+    async fn listing(&self, source: &str) -> StoreResult<Option<Listing>> {
+        let source = source.to_owned();
+        self.readers.read(move |c| listing::load(c, &source)).await
+    }
+
+    async fn save_listing(
+        &self,
+        source: &str,
+        scope: &str,
+        changes: ListingChanges,
+        now: Ms,
+    ) -> StoreResult<()> {
+        let (source, scope) = (source.to_owned(), scope.to_owned());
+        let changes = Arc::new(changes);
+        self.write(move |c, _| listing::save(c, &source, &scope, &changes, now))
             .await
     }
 
