@@ -634,11 +634,35 @@ async fn dead_letter(
 struct DeadLetters {
     queue: String,
     channel: Channel,
-    /// Publisher confirms, in order: `true` for `basic.ack`, `false` for `basic.nack`.
-    confirms: Mutex<mpsc::UnboundedReceiver<bool>>,
+    /// The broker's confirms, and the delivery tag of the last publish (the broker numbers a
+    /// confirm channel's publishes 1, 2, 3 ...).
+    confirms: Mutex<(mpsc::UnboundedReceiver<Confirm>, u64)>,
 }
 
-struct ConfirmCallback(mpsc::UnboundedSender<bool>);
+/// What the broker said about published messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Confirm {
+    /// `basic.ack` (`ok`) or `basic.nack` of `tag`, or of every tag up to it (`multiple`).
+    Settled { tag: u64, multiple: bool, ok: bool },
+    /// `basic.return`: a mandatory publish could not be routed (its ack follows).
+    Returned,
+}
+
+impl Confirm {
+    /// Whether this settles the publish tagged `tag` (an earlier one's late confirm does not).
+    fn settles(self, tag: u64) -> Option<bool> {
+        match self {
+            Confirm::Settled {
+                tag: t,
+                multiple,
+                ok,
+            } if t == tag || (multiple && t > tag) => Some(ok),
+            _ => None,
+        }
+    }
+}
+
+struct ConfirmCallback(mpsc::UnboundedSender<Confirm>);
 
 #[async_trait::async_trait]
 impl amqprs::callbacks::ChannelCallback for ConfirmCallback {
@@ -656,11 +680,19 @@ impl amqprs::callbacks::ChannelCallback for ConfirmCallback {
     async fn flow(&mut self, _: &Channel, active: bool) -> Result<bool, amqprs::error::Error> {
         Ok(active)
     }
-    async fn publish_ack(&mut self, _: &Channel, _: amqprs::Ack) {
-        let _ = self.0.send(true);
+    async fn publish_ack(&mut self, _: &Channel, ack: amqprs::Ack) {
+        let _ = self.0.send(Confirm::Settled {
+            tag: ack.delivery_tag(),
+            multiple: ack.mutiple(),
+            ok: true,
+        });
     }
-    async fn publish_nack(&mut self, _: &Channel, _: amqprs::Nack) {
-        let _ = self.0.send(false);
+    async fn publish_nack(&mut self, _: &Channel, nack: amqprs::Nack) {
+        let _ = self.0.send(Confirm::Settled {
+            tag: nack.delivery_tag(),
+            multiple: nack.multiple(),
+            ok: false,
+        });
     }
     async fn publish_return(
         &mut self,
@@ -670,7 +702,7 @@ impl amqprs::callbacks::ChannelCallback for ConfirmCallback {
         _: Vec<u8>,
     ) {
         // Mandatory publishes that cannot be routed are returned before their confirm.
-        let _ = self.0.send(false);
+        let _ = self.0.send(Confirm::Returned);
     }
 }
 
@@ -686,7 +718,7 @@ impl DeadLetters {
         Ok(DeadLetters {
             queue: queue.to_owned(),
             channel,
-            confirms: Mutex::new(rx),
+            confirms: Mutex::new((rx, 0)),
         })
     }
 
@@ -713,8 +745,11 @@ impl DeadLetters {
         );
         let mut props = BasicProperties::default();
         props.with_persistence(true).with_headers(headers);
-        // One publish and its confirm at a time: confirms come back in order.
-        let mut confirms = self.confirms.lock().await;
+        // One publish and its confirm at a time.
+        let mut guard = self.confirms.lock().await;
+        let (confirms, last_tag) = &mut *guard;
+        *last_tag += 1;
+        let tag = *last_tag;
         self.channel
             .basic_publish(
                 props,
@@ -724,11 +759,21 @@ impl DeadLetters {
                     .finish(),
             )
             .await?;
-        match tokio::time::timeout(CONFIRM_WITHIN, confirms.recv()).await {
-            Ok(Some(true)) => Ok(()),
-            Ok(Some(false)) => anyhow::bail!("the broker refused it"),
-            Ok(None) => anyhow::bail!("the channel closed"),
-            Err(_) => anyhow::bail!("no confirm within {CONFIRM_WITHIN:?}"),
+        let mut returned = false;
+        let deadline = tokio::time::Instant::now() + CONFIRM_WITHIN;
+        loop {
+            // A confirm for an earlier publish that timed out may still come: skipped.
+            match tokio::time::timeout_at(deadline, confirms.recv()).await {
+                Ok(Some(Confirm::Returned)) => returned = true,
+                Ok(Some(c)) => match c.settles(tag) {
+                    Some(true) if !returned => return Ok(()),
+                    Some(true) => anyhow::bail!("the broker could not route it to the queue"),
+                    Some(false) => anyhow::bail!("the broker refused it"),
+                    None => {}
+                },
+                Ok(None) => anyhow::bail!("the channel closed"),
+                Err(_) => anyhow::bail!("no confirm within {CONFIRM_WITHIN:?}"),
+            }
         }
     }
 }
@@ -736,6 +781,31 @@ impl DeadLetters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_confirm_of_this_publish_settles_it() {
+        let ack = |tag, multiple| Confirm::Settled {
+            tag,
+            multiple,
+            ok: true,
+        };
+        assert_eq!(ack(3, false).settles(3), Some(true));
+        assert_eq!(
+            ack(2, false).settles(3),
+            None,
+            "a late confirm of an earlier one"
+        );
+        assert_eq!(ack(5, true).settles(3), Some(true));
+        assert_eq!(ack(3, true).settles(3), Some(true));
+        assert_eq!(ack(2, true).settles(3), None);
+        let nack = Confirm::Settled {
+            tag: 3,
+            multiple: false,
+            ok: false,
+        };
+        assert_eq!(nack.settles(3), Some(false));
+        assert_eq!(Confirm::Returned.settles(3), None);
+    }
 
     #[test]
     fn urls_name_host_port_and_virtual_host() {
