@@ -266,33 +266,15 @@ pub async fn run(
     statuses: Statuses,
     shutdown: CancellationToken,
 ) {
-    let mut wait = Duration::from_secs(1);
-    loop {
-        let mut consumed = false;
-        let result = run_once(&cfg, &ingestor, &statuses, &shutdown, &mut consumed).await;
-        if consumed {
-            wait = Duration::from_secs(1);
+    super::keep_connected(&cfg.name, &statuses, &shutdown, "the broker ended the consumer", || {
+        let (cfg, ingestor, statuses, shutdown) = (&cfg, &ingestor, &statuses, &shutdown);
+        async move {
+            let mut consumed = false;
+            let result = run_once(cfg, ingestor, statuses, shutdown, &mut consumed).await;
+            (consumed, result)
         }
-        if shutdown.is_cancelled() {
-            super::update(&statuses, &cfg.name, |s| s.connected = false);
-            return;
-        }
-        let error = match result {
-            Ok(()) => "the broker ended the consumer".to_owned(),
-            Err(e) => format!("{e:#}"),
-        };
-        tracing::warn!(source = %cfg.name, "{error}; connecting again in {wait:?}");
-        super::update(&statuses, &cfg.name, |s| {
-            s.connected = false;
-            s.lag = None;
-            s.last_error = Some(error.clone());
-        });
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        wait = (wait * 2).min(Duration::from_secs(30));
-    }
+    })
+    .await;
 }
 
 async fn connect(cfg: &AmqpConfig) -> anyhow::Result<Connection> {

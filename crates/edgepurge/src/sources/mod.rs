@@ -225,6 +225,66 @@ pub(crate) fn never_accepted(e: &crate::app::IngestError) -> bool {
     )
 }
 
+/// Runs `attempt` (one connection's life) until `shutdown`, connecting again after each end
+/// or failure: 1 s doubling to 30 s between attempts, back to 1 s once an attempt got going
+/// (it returns `true` with its result). Each failure is logged and shown in the status.
+pub(crate) async fn keep_connected<F, Fut>(
+    name: &str,
+    statuses: &Statuses,
+    shutdown: &CancellationToken,
+    ended: &str,
+    mut attempt: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (bool, anyhow::Result<()>)>,
+{
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        let (worked, result) = attempt().await;
+        if worked {
+            wait = std::time::Duration::from_secs(1);
+        }
+        if shutdown.is_cancelled() {
+            update(statuses, name, |s| s.connected = false);
+            return;
+        }
+        let error = match result {
+            Ok(()) => ended.to_owned(),
+            Err(e) => format!("{e:#}"),
+        };
+        tracing::warn!(source = %name, "{error}; connecting again in {wait:?}");
+        update(statuses, name, |s| {
+            s.connected = false;
+            s.lag = None;
+            s.last_error = Some(error.clone());
+        });
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(std::time::Duration::from_secs(30));
+    }
+}
+
+/// The HTTP client of an HTTP-API source: redirects are not followed (a signed request is
+/// never sent elsewhere), connecting gives up after 5 s. `None` (shown in the status) when it
+/// cannot be built.
+pub(crate) fn http_client(name: &str, statuses: &Statuses) -> Option<reqwest::Client> {
+    match reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()
+    {
+        Ok(c) => Some(c),
+        Err(e) => {
+            update(statuses, name, |s| {
+                s.last_error = Some(format!("cannot build the HTTP client: {e}"))
+            });
+            None
+        }
+    }
+}
+
 /// A snapshot of every source's status.
 pub fn snapshot(statuses: &Statuses) -> Vec<SourceStatus> {
     let map = match statuses.lock() {

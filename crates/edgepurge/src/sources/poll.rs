@@ -176,17 +176,8 @@ pub async fn run(
     statuses: Statuses,
     shutdown: CancellationToken,
 ) {
-    let http = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            super::update(&statuses, &cfg.name, |s| {
-                s.last_error = Some(format!("cannot build an HTTP client: {e}"))
-            });
-            return;
-        }
+    let Some(http) = super::http_client(&cfg.name, &statuses) else {
+        return;
     };
     let lister = Lister { http, cfg: &cfg };
     // What the last complete listing held; loaded from the store on the first round.

@@ -302,18 +302,8 @@ pub async fn run(
     statuses: Statuses,
     shutdown: CancellationToken,
 ) {
-    let http = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-    {
-        Ok(h) => h,
-        Err(e) => {
-            super::update(&statuses, &cfg.name, |s| {
-                s.last_error = Some(format!("cannot build the HTTP client: {e}"))
-            });
-            return;
-        }
+    let Some(http) = super::http_client(&cfg.name, &statuses) else {
+        return;
     };
     let client = Client {
         http,
