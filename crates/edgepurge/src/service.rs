@@ -187,6 +187,13 @@ impl Service {
                 "POST /v1/events accepts Pub/Sub push tokens"
             );
         }
+        if state.webhook_token.is_none() && state.pubsub_oidc.is_some() {
+            tracing::warn!(
+                "server.pubsub_oidc without a webhook token: POST /v1/events now accepts only \
+                 Pub/Sub push tokens, loopback callers included (set server.webhook_token_env \
+                 for other senders)"
+            );
+        }
         if state.webhook_token.is_none() && state.pubsub_oidc.is_none() {
             tracing::warn!(
                 "no webhook token configured: POST /v1/events accepts loopback callers only \

@@ -370,9 +370,18 @@ async fn server_sources(
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
     let mut req = http.get(&url);
-    if let Some(token) = &cfg.admin.token {
-        let token = token.load().await?;
-        req = req.bearer_auth(token.expose());
+    // The admin token goes in the clear: only to this machine or the configured server.
+    let trusted = addr.ip().is_loopback() || server.is_none() || server == Some(cfg.server.listen);
+    match &cfg.admin.token {
+        Some(token) if trusted => {
+            let token = token.load().await?;
+            req = req.bearer_auth(token.expose());
+        }
+        Some(_) => eprintln!(
+            "note: the admin token is not sent to {addr} over plain HTTP (only to loopback or \
+             server.listen); without it only the status is shown"
+        ),
+        None => {}
     }
     let resp = req.send().await.map_err(|e| {
         format!("the server at {addr} does not answer ({e}); is `edgepurge serve` running there? (--server HOST:PORT)")

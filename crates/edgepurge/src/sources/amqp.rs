@@ -37,6 +37,11 @@ const LAG_EVERY: Duration = Duration::from_secs(5);
 /// store that is down is not asked again thousands of times a second).
 const REQUEUE_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a message is kept (unacknowledged, asked again) while the store cannot take it,
+/// before it goes back to the queue: well within RabbitMQ's default `consumer_timeout` (30
+/// min), and each requeue counts toward a quorum queue's delivery limit.
+const KEEP_WHILE_STORE_DOWN: Duration = Duration::from_secs(300);
+
 /// How long the broker may take to confirm a dead letter.
 const CONFIRM_WITHIN: Duration = Duration::from_secs(10);
 
@@ -201,7 +206,8 @@ pub fn check(table: toml::Table, at: &str, p: &mut Problems) -> Option<AmqpConfi
     if raw.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         p.push(format!("{at}.name"), "empty; leave it out for the default");
     }
-    let prefetch = validate::within(raw.prefetch, 64, 10_000, &format!("{at}.prefetch"), p);
+    // Each delivered message is held in memory until it is stored: at most this many.
+    let prefetch = validate::within(raw.prefetch, 64, 1_000, &format!("{at}.prefetch"), p);
     let password =
         validate::secret("password", raw.password_env, raw.password_file, None, at, p).flatten();
     let username = match raw.username {
@@ -236,6 +242,15 @@ pub fn check(table: toml::Table, at: &str, p: &mut Problems) -> Option<AmqpConfi
     if raw.ca_file.is_some() && url.as_ref().is_some_and(|u| !u.0) {
         p.push(format!("{at}.ca_file"), "only used with amqps://");
     }
+    if url.as_ref().is_some_and(|u| u.3.len() > 255) {
+        p.push(
+            format!("{at}.url"),
+            "the virtual host is longer than 255 bytes (AMQP's limit)",
+        );
+    }
+    if username.as_ref().is_some_and(|u| u.len() > 255) {
+        p.push(format!("{at}.username"), "longer than 255 bytes");
+    }
     let ((tls, host, port, vhost), queue, url_text) = (url?, queue?, raw.url?);
     let name = raw.name.unwrap_or_else(|| format!("amqp:{queue}"));
     Some(AmqpConfig {
@@ -266,14 +281,20 @@ pub async fn run(
     statuses: Statuses,
     shutdown: CancellationToken,
 ) {
-    super::keep_connected(&cfg.name, &statuses, &shutdown, "the broker ended the consumer", || {
-        let (cfg, ingestor, statuses, shutdown) = (&cfg, &ingestor, &statuses, &shutdown);
-        async move {
-            let mut consumed = false;
-            let result = run_once(cfg, ingestor, statuses, shutdown, &mut consumed).await;
-            (consumed, result)
-        }
-    })
+    super::keep_connected(
+        &cfg.name,
+        &statuses,
+        &shutdown,
+        "the broker ended the consumer",
+        || {
+            let (cfg, ingestor, statuses, shutdown) = (&cfg, &ingestor, &statuses, &shutdown);
+            async move {
+                let mut consumed = false;
+                let result = run_once(cfg, ingestor, statuses, shutdown, &mut consumed).await;
+                (consumed, result)
+            }
+        },
+    )
     .await;
 }
 
@@ -469,8 +490,13 @@ async fn run_once(
                         continue;
                     };
                     super::update(statuses, &cfg.name, |s| s.received += 1);
-                    let (ingestor, channel, cfg, dead) =
-                        (Arc::clone(ingestor), channel.clone(), cfg.clone(), dead.clone());
+                    let (ingestor, channel, cfg, dead, shutdown) = (
+                        Arc::clone(ingestor),
+                        channel.clone(),
+                        cfg.clone(),
+                        dead.clone(),
+                        shutdown.clone(),
+                    );
                     inflight.spawn(async move {
                         let delivery = Delivery {
                             tag: deliver.delivery_tag(),
@@ -479,7 +505,8 @@ async fn run_once(
                             redelivered: deliver.redelivered(),
                             body,
                         };
-                        handle(delivery, &ingestor, &channel, &cfg, dead.as_deref()).await
+                        handle(delivery, &ingestor, &channel, &cfg, dead.as_deref(), &shutdown)
+                            .await
                     });
                 }
             },
@@ -522,6 +549,7 @@ async fn handle(
     channel: &Channel,
     cfg: &AmqpConfig,
     dead: Option<&DeadLetters>,
+    shutdown: &CancellationToken,
 ) -> Handled {
     if msg.body.len() > cfg.max_body_bytes {
         let error = format!(
@@ -531,11 +559,8 @@ async fn handle(
         );
         return dead_letter(&msg, &error, channel, cfg, dead).await;
     }
-    let options = crate::app::IngestOptions::default();
-    match ingestor
-        .accept(&msg.body, Duration::from_secs(30), &options)
-        .await
-    {
+    let until = tokio::time::Instant::now() + KEEP_WHILE_STORE_DOWN;
+    match super::accept_retrying(ingestor, &msg.body, until, shutdown).await {
         Ok(_) => match channel
             .basic_ack(BasicAckArguments::new(msg.tag, false))
             .await
@@ -751,7 +776,8 @@ impl DeadLetters {
                     Some(true) if !returned => return Ok(()),
                     Some(true) => anyhow::bail!("the broker could not route it to the queue"),
                     Some(false) => anyhow::bail!("the broker refused it"),
-                    None => {}
+                    // An earlier publish's late confirm: a return seen so far was its own.
+                    None => returned = false,
                 },
                 Ok(None) => anyhow::bail!("the channel closed"),
                 Err(_) => anyhow::bail!("no confirm within {CONFIRM_WITHIN:?}"),

@@ -355,7 +355,7 @@ impl Client {
             .map_err(|e| CfError::new(format!("{what}: reading the answer: {e}")))?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let success = value.get("success").and_then(Value::as_bool);
-        if (200..300).contains(&status) && success != Some(false) {
+        if (200..300).contains(&status) && success == Some(true) {
             return Ok(value.get("result").cloned().unwrap_or(Value::Null));
         }
         let detail = cloudflare_errors(&value).unwrap_or_else(|| {
@@ -697,10 +697,13 @@ async fn handle(client: &Client, ingestor: &Ingestor, msg: Pulled) -> Done {
     };
     let visibility = Duration::from_secs(cfg.visibility_timeout_s);
     let started = Instant::now();
-    let options = crate::app::IngestOptions::default();
-    let result = ingestor
-        .accept(body, visibility.min(Duration::from_secs(30)), &options)
-        .await;
+    // While the store cannot take it, asked again within the lease (at most 20 s, so a
+    // stopping server is not held long): each redelivery counts toward max_retries.
+    let until = tokio::time::Instant::now()
+        + visibility
+            .saturating_sub(Duration::from_secs(5))
+            .min(Duration::from_secs(20));
+    let result = super::accept_retrying(ingestor, body, until, &CancellationToken::new()).await;
     if started.elapsed() >= visibility {
         tracing::warn!(
             source = %cfg.name, message_id = %msg.id,

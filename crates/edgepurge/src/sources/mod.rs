@@ -215,6 +215,42 @@ where
     }
 }
 
+/// Accepts one message's body, asking again (0.5 s doubling to 10 s) while the store cannot
+/// take it now (busy, disk full, locked), until `until` or `shutdown`: a message kept here is
+/// not handed back to the broker, where each redelivery would count toward its delivery limit
+/// and a store outage would push good messages toward a dead-letter queue (or deletion).
+/// Returns the last answer.
+pub(crate) async fn accept_retrying(
+    ingestor: &Ingestor,
+    body: &[u8],
+    until: tokio::time::Instant,
+    shutdown: &CancellationToken,
+) -> Result<crate::app::Accepted, crate::app::IngestError> {
+    let options = crate::app::IngestOptions::default();
+    let mut wait = std::time::Duration::from_millis(500);
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let result = ingestor
+            .accept(body, left.min(std::time::Duration::from_secs(30)), &options)
+            .await;
+        match result {
+            Err(e)
+                if !never_accepted(&e)
+                    && !shutdown.is_cancelled()
+                    && tokio::time::Instant::now() + wait < until =>
+            {
+                tracing::debug!("not stored yet, asking again in {wait:?}: {e}");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Err(e),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(std::time::Duration::from_secs(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Whether a message refused this way can never be accepted (it is dead-lettered); any
 /// other refusal is the store's for now (the message comes again).
 pub(crate) fn never_accepted(e: &crate::app::IngestError) -> bool {
@@ -314,29 +350,82 @@ pub fn spawn_all(
                 },
             );
         }
-        let (ingestor, statuses, shutdown) =
-            (Arc::clone(ingestor), Arc::clone(statuses), shutdown.clone());
-        match source {
-            SourceConfig::Amqp(c) => {
-                tasks.spawn(amqp::run((**c).clone(), ingestor, statuses, shutdown))
-            }
-            SourceConfig::CfQueue(c) => {
-                tasks.spawn(cfqueue::run((**c).clone(), ingestor, statuses, shutdown))
-            }
-            SourceConfig::Nats(c) => {
-                tasks.spawn(nats::run((**c).clone(), ingestor, statuses, shutdown))
-            }
-            SourceConfig::Poll(c) => tasks.spawn(poll::run(
-                (**c).clone(),
-                ingestor,
-                Arc::clone(store),
-                statuses,
-                shutdown,
-            )),
-            SourceConfig::Sqs(c) => {
-                tasks.spawn(sqs::run((**c).clone(), ingestor, statuses, shutdown))
+        let (source, ingestor, store, statuses, shutdown) = (
+            source.clone(),
+            Arc::clone(ingestor),
+            Arc::clone(store),
+            Arc::clone(statuses),
+            shutdown.clone(),
+        );
+        let name = source.name().to_owned();
+        let start = {
+            let statuses = Arc::clone(&statuses);
+            let shutdown = shutdown.clone();
+            move || {
+                tokio::spawn(run_source(
+                    source.clone(),
+                    Arc::clone(&ingestor),
+                    Arc::clone(&store),
+                    Arc::clone(&statuses),
+                    shutdown.clone(),
+                ))
             }
         };
+        tasks.spawn(supervise(name, statuses, shutdown, start));
+    }
+}
+
+/// Runs a source in a task of its own and starts it again (after 5 s) if it panics (a bug, or
+/// a client library's on a hostile server's answer): one source's failure shows in its status
+/// and never ends it for good.
+async fn supervise(
+    name: String,
+    statuses: Statuses,
+    shutdown: CancellationToken,
+    start: impl Fn() -> tokio::task::JoinHandle<()>,
+) {
+    loop {
+        let error = match start().await {
+            Ok(()) => return,
+            Err(e) if e.is_panic() => {
+                let payload = e.into_panic();
+                let text = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                format!(
+                    "the source stopped on an internal error ({text}); starting it again in 5 s"
+                )
+            }
+            Err(e) => format!("the source's task ended ({e}); starting it again in 5 s"),
+        };
+        tracing::error!(source = %name, "{error}");
+        update(&statuses, &name, |s| {
+            s.connected = false;
+            s.lag = None;
+            s.last_error = Some(error.clone());
+        });
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+        }
+    }
+}
+
+async fn run_source(
+    source: SourceConfig,
+    ingestor: Arc<Ingestor>,
+    store: Arc<dyn crate::store::Store>,
+    statuses: Statuses,
+    shutdown: CancellationToken,
+) {
+    match source {
+        SourceConfig::Amqp(c) => amqp::run(*c, ingestor, statuses, shutdown).await,
+        SourceConfig::CfQueue(c) => cfqueue::run(*c, ingestor, statuses, shutdown).await,
+        SourceConfig::Nats(c) => nats::run(*c, ingestor, statuses, shutdown).await,
+        SourceConfig::Poll(c) => poll::run(*c, ingestor, store, statuses, shutdown).await,
+        SourceConfig::Sqs(c) => sqs::run(*c, ingestor, statuses, shutdown).await,
     }
 }
 
@@ -456,6 +545,40 @@ mod tests {
             problems.join("\n").contains("names another source"),
             "{problems:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_source_that_panics_is_started_again_and_says_why() {
+        let statuses: Statuses = Default::default();
+        statuses.lock().unwrap().insert(
+            "q".into(),
+            SourceStatus {
+                name: "q".into(),
+                ..SourceStatus::default()
+            },
+        );
+        let starts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&starts);
+        let start = move || {
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                if n == 0 {
+                    panic!("hostile broker answer");
+                }
+            })
+        };
+        supervise(
+            "q".into(),
+            Arc::clone(&statuses),
+            CancellationToken::new(),
+            start,
+        )
+        .await;
+        assert_eq!(starts.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let status = snapshot(&statuses).remove(0);
+        let error = status.last_error.unwrap();
+        assert!(error.contains("hostile broker answer"), "{error}");
+        assert!(error.contains("starting it again"), "{error}");
     }
 
     #[test]

@@ -280,14 +280,20 @@ pub async fn run(
     statuses: Statuses,
     shutdown: CancellationToken,
 ) {
-    super::keep_connected(&cfg.name, &statuses, &shutdown, "the message stream ended", || {
-        let (cfg, ingestor, statuses, shutdown) = (&cfg, &ingestor, &statuses, &shutdown);
-        async move {
-            let mut consumed = false;
-            let result = run_once(cfg, ingestor, statuses, shutdown, &mut consumed).await;
-            (consumed, result)
-        }
-    })
+    super::keep_connected(
+        &cfg.name,
+        &statuses,
+        &shutdown,
+        "the message stream ended",
+        || {
+            let (cfg, ingestor, statuses, shutdown) = (&cfg, &ingestor, &statuses, &shutdown);
+            async move {
+                let mut consumed = false;
+                let result = run_once(cfg, ingestor, statuses, shutdown, &mut consumed).await;
+                (consumed, result)
+            }
+        },
+    )
     .await;
 }
 

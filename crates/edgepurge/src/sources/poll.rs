@@ -33,6 +33,13 @@ const EVENTS_PER_COMMIT: usize = 200;
 /// One `ListObjectsV2` page may take this long.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The largest page answer read (1,000 keys of up to 1,024 bytes each, escaped, fit well).
+const MAX_PAGE_BYTES: usize = 32 * 1024 * 1024;
+
+/// A round that would remove more than this many objects, and more than half of those listed
+/// before, is believed only when the next listing says the same.
+const MASS_REMOVAL: usize = 100;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPoll {
@@ -182,6 +189,8 @@ pub async fn run(
     let lister = Lister { http, cfg: &cfg };
     // What the last complete listing held; loaded from the store on the first round.
     let mut known: Option<HashMap<String, ListedObject>> = None;
+    // A mass removal seen once, waiting for the next listing to confirm it.
+    let mut doubt = false;
     let mut ticks = tokio::time::interval(cfg.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -191,7 +200,7 @@ pub async fn run(
         }
         let round = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = poll_once(&lister, &ingestor, store.as_ref(), &mut known, &statuses) => r,
+            r = poll_once(&lister, &ingestor, store.as_ref(), &mut known, &mut doubt, &statuses) => r,
         };
         match round {
             Ok(changes) => super::update(&statuses, &cfg.name, |s| {
@@ -220,6 +229,7 @@ async fn poll_once(
     ingestor: &Ingestor,
     store: &dyn Store,
     known: &mut Option<HashMap<String, ListedObject>>,
+    doubt: &mut bool,
     statuses: &Statuses,
 ) -> Result<u64, String> {
     let cfg = lister.cfg;
@@ -253,6 +263,16 @@ async fn poll_once(
     };
     let diff = compare(before, &listed);
     if diff.upsert.is_empty() && diff.remove.is_empty() {
+        *doubt = false;
+        return Ok(0);
+    }
+    if hold_back(diff.remove.len(), before.len(), doubt) {
+        tracing::warn!(
+            source = %cfg.name, bucket = %cfg.bucket, removed = diff.remove.len(),
+            listed_before = before.len(),
+            "this listing says most objects are gone; nothing is purged until the next listing \
+             says the same"
+        );
         return Ok(0);
     }
     let events = events_of(cfg, &diff, before);
@@ -273,6 +293,16 @@ async fn poll_once(
     tracing::info!(source = %cfg.name, bucket = %cfg.bucket, changes = total, "changes queued");
     *known = Some(listed);
     Ok(total)
+}
+
+/// Whether to hold back a round that removes `removed` of the `before` objects listed last
+/// time: a mass removal is believed only when the next listing says the same (`doubt`
+/// remembers the first).
+fn hold_back(removed: usize, before: usize, doubt: &mut bool) -> bool {
+    let mass = removed > MASS_REMOVAL && removed * 2 > before;
+    let hold = mass && !*doubt;
+    *doubt = hold;
+    hold
 }
 
 /// What changed from `before` to `now`.
@@ -350,6 +380,7 @@ impl Lister<'_> {
     async fn list(&self) -> Result<HashMap<String, ListedObject>, String> {
         let mut all: HashMap<String, ListedObject> = HashMap::new();
         let mut token: Option<String> = None;
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         loop {
             let page = self.page(token.as_deref()).await?;
             for o in page.objects {
@@ -364,9 +395,12 @@ impl Lister<'_> {
                 ));
             }
             match page.next {
-                Some(t) if token.as_deref() != Some(t.as_str()) => token = Some(t),
-                Some(_) => return Err("the listing repeated its continuation token".into()),
+                Some(t) if seen.insert(t.clone()) => token = Some(t),
+                Some(_) => return Err("the listing repeated a continuation token".into()),
                 None => return Ok(all),
+            }
+            if seen.len() > self.cfg.max_objects / 1000 + 1000 {
+                return Err("the listing goes on for more pages than max_objects allows".into());
             }
         }
     }
@@ -433,8 +467,7 @@ impl Lister<'_> {
             .await
             .map_err(|e| format!("ListObjectsV2 {}: no answer: {e}", cfg.bucket))?;
         let status = resp.status();
-        let text = resp
-            .text()
+        let text = read_limited(resp, MAX_PAGE_BYTES)
             .await
             .map_err(|e| format!("ListObjectsV2 {}: reading the answer: {e}", cfg.bucket))?;
         if !status.is_success() {
@@ -455,19 +488,23 @@ impl Lister<'_> {
                 status.as_u16()
             ));
         }
-        parse_page(&text).map_err(|e| format!("ListObjectsV2 {}: {e}", cfg.bucket))
+        parse_page(&text, &cfg.bucket).map_err(|e| format!("ListObjectsV2 {}: {e}", cfg.bucket))
     }
 }
 
-/// The text of every element named in `wanted`, per `<Contents>` and at the top.
-fn parse_page(xml: &str) -> Result<Page, String> {
+/// One `ListBucketResult` page of `bucket`. Anything else answered with a 200 (an HTML page
+/// from a proxy, an `<Error>`, a body cut short) is an error, never an empty page: an empty
+/// listing would read as every object deleted.
+fn parse_page(xml: &str, bucket: &str) -> Result<Page, String> {
     use quick_xml::events::Event as Xml;
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut page = Page::default();
     let mut path: Vec<String> = Vec::new();
     let mut text = String::new();
     let mut current: Option<ListedObject> = None;
-    let mut truncated = false;
+    let mut truncated: Option<bool> = None;
+    let mut name: Option<String> = None;
+    let mut root_closed = false;
     loop {
         match reader
             .read_event()
@@ -475,6 +512,12 @@ fn parse_page(xml: &str) -> Result<Page, String> {
         {
             Xml::Start(e) => {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if path.is_empty() && (name != "ListBucketResult" || root_closed) {
+                    return Err(format!(
+                        "the answer is not a ListBucketResult (found <{}>)",
+                        crate::purgers::snippet(&name, 40)
+                    ));
+                }
                 if name == "Contents" && path.len() == 1 {
                     current = Some(ListedObject {
                         key: String::new(),
@@ -515,8 +558,10 @@ fn parse_page(xml: &str) -> Result<Page, String> {
                     [_, "Contents", "Size"] => {
                         let size = value
                             .trim()
-                            .parse()
-                            .map_err(|_| format!("Size {value:?} is not a number"))?;
+                            .parse::<u64>()
+                            .ok()
+                            .filter(|s| i64::try_from(*s).is_ok())
+                            .ok_or_else(|| format!("Size {value:?} is not an object size"))?;
                         set(&mut current, |o| o.size = size)
                     }
                     [_, "Contents", "LastModified"] => set(&mut current, |o| o.modified = value),
@@ -528,22 +573,43 @@ fn parse_page(xml: &str) -> Result<Page, String> {
                             page.objects.push(o);
                         }
                     }
-                    [_, "IsTruncated"] => truncated = value.trim() == "true",
+                    [_, "IsTruncated"] => {
+                        truncated = match value.trim() {
+                            "true" => Some(true),
+                            "false" => Some(false),
+                            other => return Err(format!("IsTruncated {other:?}")),
+                        }
+                    }
+                    [_, "Name"] => name = Some(value),
                     [_, "NextContinuationToken"] => page.next = Some(value),
                     _ => {}
                 }
                 path.pop();
+                if path.is_empty() {
+                    root_closed = true;
+                }
                 text.clear();
             }
             Xml::Eof => break,
             _ => {}
         }
     }
-    if truncated && page.next.is_none() {
-        return Err("IsTruncated without a NextContinuationToken".into());
+    if !root_closed {
+        return Err("the answer is not a whole ListBucketResult (cut short?)".into());
     }
-    if !truncated {
-        page.next = None;
+    if name.as_deref() != Some(bucket) {
+        return Err(format!(
+            "the listing is of bucket {:?}, not {bucket:?}",
+            name.unwrap_or_default()
+        ));
+    }
+    match truncated {
+        None => return Err("the listing has no IsTruncated".into()),
+        Some(true) if page.next.is_none() => {
+            return Err("IsTruncated without a NextContinuationToken".into())
+        }
+        Some(false) => page.next = None,
+        Some(true) => {}
     }
     Ok(page)
 }
@@ -552,6 +618,18 @@ fn set(current: &mut Option<ListedObject>, f: impl FnOnce(&mut ListedObject)) {
     if let Some(o) = current.as_mut() {
         f(o);
     }
+}
+
+/// The answer's body as text, refused past `max` bytes.
+async fn read_limited(mut resp: reqwest::Response, max: usize) -> Result<String, String> {
+    let mut body: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("the answer is larger than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| "the answer is not UTF-8".to_owned())
 }
 
 /// `<Error><Code>…</Code><Message>…</Message></Error>`, or the start of whatever came.
@@ -594,7 +672,7 @@ mod tests {
   <Contents><Key>dir/x.css</Key><LastModified>2026-11-30T10:00:01.000Z</LastModified>
     <ETag>"e2-3"</ETag><Size>0</Size><Owner><ID>o</ID></Owner></Contents>
 </ListBucketResult>"#;
-        let page = parse_page(xml).unwrap();
+        let page = parse_page(xml, "assets").unwrap();
         assert_eq!(page.next.as_deref(), Some("1/abc=="));
         assert_eq!(page.objects.len(), 2);
         assert_eq!(page.objects[0].key, "a & b <c> +猫 50%25.png");
@@ -606,14 +684,49 @@ mod tests {
         let last = xml
             .replace("<IsTruncated>true", "<IsTruncated>false")
             .replace("<NextContinuationToken>1/abc==</NextContinuationToken>", "");
-        assert_eq!(parse_page(&last).unwrap().next, None);
+        assert_eq!(parse_page(&last, "assets").unwrap().next, None);
         let broken = xml.replace("<NextContinuationToken>1/abc==</NextContinuationToken>", "");
-        assert!(parse_page(&broken).is_err());
-        assert!(parse_page("<ListBucketResult><Contents><Size>x</Size></Contents>").is_err());
-        assert!(
-            parse_page("not xml <<<").is_err()
-                || parse_page("not xml <<<").unwrap().objects.is_empty()
-        );
+        assert!(parse_page(&broken, "assets").is_err());
+        // What is not one whole listing of this bucket is an error, never an empty page (an
+        // empty listing would read as every object deleted).
+        let empty = "<ListBucketResult><Name>assets</Name><IsTruncated>false</IsTruncated>\
+                     </ListBucketResult>";
+        assert!(parse_page(empty, "assets").unwrap().objects.is_empty());
+        let cases: Vec<(String, &str)> = vec![
+            (String::new(), "not a whole"),
+            (
+                "<html><body>Bad gateway</body></html>".into(),
+                "not a ListBucketResult",
+            ),
+            ("{\"Contents\": []}".into(), "not a whole"),
+            (
+                "<Error><Code>SlowDown</Code></Error>".into(),
+                "not a ListBucketResult",
+            ),
+            (empty[..40].into(), "not"),
+            (empty[..69].into(), "not a whole"),
+            (
+                empty.replace("<IsTruncated>false</IsTruncated>", ""),
+                "no IsTruncated",
+            ),
+            (empty.replace("assets", "other"), "of bucket \"other\""),
+            (
+                empty.replace(
+                    "</ListBucketResult>",
+                    "</ListBucketResult><ListBucketResult>",
+                ),
+                "not a ListBucketResult",
+            ),
+            (xml.replace("<Size>12</Size>", "<Size>x</Size>"), "Size"),
+            (
+                xml.replace("<Size>12</Size>", "<Size>18446744073709551615</Size>"),
+                "Size",
+            ),
+        ];
+        for (bad, why) in cases {
+            let e = parse_page(&bad, "assets").unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
     }
 
     #[test]
@@ -660,6 +773,27 @@ mod tests {
         assert!(events
             .iter()
             .all(|e| e.bucket == "assets" && e.format == Format::Poll));
+    }
+
+    #[test]
+    fn a_mass_removal_waits_for_a_second_listing() {
+        let mut doubt = false;
+        assert!(
+            !hold_back(100, 150, &mut doubt),
+            "100 is not a mass removal"
+        );
+        assert!(
+            !hold_back(101, 300, &mut doubt),
+            "not half of what was listed"
+        );
+        assert!(hold_back(600, 1000, &mut doubt), "held the first time");
+        assert!(
+            !hold_back(600, 1000, &mut doubt),
+            "believed when said twice"
+        );
+        assert!(hold_back(600, 1000, &mut doubt), "a new one is held again");
+        assert!(!hold_back(0, 1000, &mut doubt), "a normal round");
+        assert!(!doubt, "and the doubt is gone");
     }
 
     #[test]
