@@ -27,6 +27,11 @@ use tokio::time::Instant;
 /// Longest wait for Google's keys (connect, answer and body together).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long past their lifetime Google's keys are still used while they cannot be fetched
+/// again (Google publishes a key long before it signs with it and keeps it long after): a
+/// short outage between edgepurge and Google does not stop every push.
+const STALE_GRACE: Duration = Duration::from_secs(6 * 3600);
+
 /// Why a token did not authenticate its caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OidcError {
@@ -80,7 +85,10 @@ enum Lookup {
 impl KeyCache {
     fn lookup(&self, kid: &str, now: Instant, refetch_interval: Duration) -> Lookup {
         let fresh = self.fresh_until.is_some_and(|t| now < t);
-        if fresh {
+        // Past their lifetime, while the last fetch failed: still used, for a while.
+        let stale_usable =
+            self.last_error.is_some() && self.fresh_until.is_some_and(|t| now < t + STALE_GRACE);
+        if fresh || stale_usable {
             if let Some(k) = self.keys.get(kid) {
                 return Lookup::Found(k.clone());
             }
@@ -353,6 +361,28 @@ mod tests {
         assert_eq!(
             c.lookup("zz", t2, EVERY),
             Lookup::Failing("HTTP 500".into())
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_keys_serve_while_google_cannot_be_reached_for_a_while() {
+        let mut c = KeyCache::default();
+        let t0 = Instant::now();
+        c.record(Ok((keys(&["a"]), Duration::from_secs(3600))), t0);
+        let expired = t0 + Duration::from_secs(3601);
+        assert_eq!(c.lookup("a", expired, EVERY), Lookup::Fetch);
+        c.record(Err("cannot connect".into()), expired);
+        assert_eq!(c.lookup("a", expired, EVERY), Lookup::Found(key(1)));
+        assert_eq!(
+            c.lookup("b", expired, EVERY),
+            Lookup::Failing("cannot connect".into())
+        );
+        // Not forever.
+        let much_later = t0 + Duration::from_secs(3600) + STALE_GRACE;
+        c.record(Err("cannot connect".into()), much_later);
+        assert_eq!(
+            c.lookup("a", much_later, EVERY),
+            Lookup::Failing("cannot connect".into())
         );
     }
 
