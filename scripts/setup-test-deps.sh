@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # Ceph (1 mon + 1 memstore OSD + radosgw) as the S3 origin, four HTTP caches, NATS with
 # JetStream and RabbitMQ (the queue sources).
 # procps: kill (the test kit signals whole process groups) and pgrep (the smoke test);
-# openssl: test certificates (AMQP over TLS, Pub/Sub push token keys).
+# openssl: test certificates (AMQP over TLS, Pub/Sub push token keys); systemd:
+# systemd-analyze checks the unit in packaging/systemd/.
 APT_PACKAGES=(
   python3-venv
   procps openssl
@@ -20,6 +21,7 @@ APT_PACKAGES=(
   nginx libnginx-mod-http-lua
   nats-server
   rabbitmq-server
+  systemd
 )
 
 missing=()
