@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # JetStream and RabbitMQ (the queue sources).
 # procps: kill (the test kit signals whole process groups) and pgrep (the smoke test);
 # openssl: test certificates (AMQP over TLS, Pub/Sub push token keys); systemd:
-# systemd-analyze checks the unit in packaging/systemd/.
+# systemd-analyze checks the unit in packaging/systemd/; groff-base: the manual page test.
 APT_PACKAGES=(
   python3-venv
   procps openssl
@@ -22,6 +22,7 @@ APT_PACKAGES=(
   nats-server
   rabbitmq-server
   systemd
+  groff-base
 )
 
 missing=()

@@ -639,3 +639,56 @@ fn rule_list_reads_the_config_file_as_it_is_now() {
     let list = ep.ok(&["rule", "list"]);
     assert!(list.contains("manuals") && !list.contains("docs"), "{list}");
 }
+
+#[test]
+fn completions_and_the_manual_page_are_printed_for_every_command() {
+    let ep = Edgepurge::new("");
+    let script = ep.ok(&["completions", "bash"]);
+    for word in ["serve", "status", "package", "completions", "--server"] {
+        assert!(
+            script.contains(word),
+            "{word} missing from the bash completions"
+        );
+    }
+    let mut bash = std::process::Command::new("bash")
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(bash.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+    assert!(
+        bash.wait().unwrap().success(),
+        "the bash script is not valid bash"
+    );
+    assert!(ep
+        .ok(&["completions", "zsh"])
+        .contains("#compdef edgepurge"));
+    let out = ep.run(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is bad input");
+
+    // The manual page, rendered by groff with every warning on: none, and every command in it.
+    let page = ep.ok(&["man"]);
+    edgepurge_testkit::require_programs("the manual page test", &["groff"]);
+    let mut groff = std::process::Command::new(edgepurge_testkit::program("groff"))
+        .args(["-man", "-Tutf8", "-ww"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(groff.stdin.as_mut().unwrap(), page.as_bytes()).unwrap();
+    let rendered = groff.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    let warnings = String::from_utf8_lossy(&rendered.stderr);
+    assert!(warnings.trim().is_empty(), "groff: {warnings}");
+    // (groff typesets `-` as a hyphen and bolds by overstriking: options are found by their help.)
+    for word in [
+        "edgepurge",
+        "serve",
+        "status",
+        "package",
+        "running server listens",
+    ] {
+        assert!(text.contains(word), "{word} missing from the manual page");
+    }
+}

@@ -71,6 +71,14 @@ pub enum Command {
     Function(function::FunctionArgs),
     /// Write a function zip for Tencent SCF or AWS Lambda.
     Package(function::PackageArgs),
+    /// Print a shell completion script, e.g. `edgepurge completions bash >
+    /// /etc/bash_completion.d/edgepurge`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `edgepurge man > /usr/local/share/man/man1/edgepurge.1`.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +201,27 @@ async fn run(cli: Cli) -> CliResult {
         Command::Handle(args) => function::handle(&ctx, args).await,
         Command::Function(args) => function::function(&ctx, args).await,
         Command::Package(args) => function::package(&ctx, args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "edgepurge", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut out: Vec<u8> = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            // Each subcommand's page follows, so `man` shows every command's options.
+            for sub in Cli::command().get_subcommands() {
+                // A one-shot command: the few names live until it exits.
+                let name: &'static str =
+                    Box::leak(format!("edgepurge-{}", sub.get_name()).into_boxed_str());
+                let sub = sub.clone().name(name);
+                clap_mangen::Man::new(sub).render(&mut out)?;
+            }
+            std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+            Ok(())
+        }
     }
 }
 
