@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 # JetStream and RabbitMQ (the queue sources).
 # procps: kill (the test kit signals whole process groups) and pgrep (the smoke test);
 # openssl: test certificates (AMQP over TLS, Pub/Sub push token keys); systemd:
-# systemd-analyze checks the unit in packaging/systemd/; groff-base: the manual page test.
+# systemd-analyze checks the unit in packaging/systemd/; groff-base: the manual page test;
+# postgresql: the PostgreSQL store backend (the harness runs its own server with initdb from
+# /usr/lib/postgresql/*/bin, never the packaged cluster).
 APT_PACKAGES=(
   python3-venv
   procps openssl
@@ -23,6 +25,7 @@ APT_PACKAGES=(
   rabbitmq-server
   systemd
   groff-base
+  postgresql
 )
 
 missing=()

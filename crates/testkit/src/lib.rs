@@ -4,7 +4,7 @@
 //! Python helpers run in the virtualenv `scripts/test.sh` creates (`.venv-test`), or the
 //! interpreter named by `EDGEPURGE_TEST_PYTHON`.
 //!
-//! Real servers ([`ceph::Ceph`], the caches in [`caches`]) come from Debian packages that
+//! Real servers ([`ceph::Ceph`], the caches in [`caches`], [`postgres::Postgres`]) come from Debian packages that
 //! `scripts/setup-test-deps.sh` installs; nothing here installs anything. Each runs in the
 //! foreground as a child process with its own temporary directory, and stops when dropped.
 
@@ -15,6 +15,7 @@ pub mod cloudfront;
 pub mod http;
 pub mod moto;
 pub mod nats;
+pub mod postgres;
 pub mod process;
 pub mod rabbitmq;
 pub mod runtime;
