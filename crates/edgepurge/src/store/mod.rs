@@ -19,6 +19,7 @@
 
 #[cfg(test)]
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -29,6 +30,7 @@ pub use crate::queue::lease::Lease;
 pub use crate::queue::{
     Claim, ClaimRequest, ClaimedBatch, Detached, Finish, FinishOutcome, KindLimits, Ms, Status,
 };
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 /// Why a store operation failed.

@@ -8,20 +8,29 @@ fn open() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_passes_the_store_conformance_suite() {
-    conformance::run_all(&|| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        Backend {
-            guard: Box::new(dir),
-            open: Box::new(move || {
-                Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap())
-                    as Arc<dyn Store>
-            }),
-        }
-    })
-    .await;
+/// A fresh store file; every handle opened on it is another "process".
+fn sqlite_backend() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    Backend {
+        guard: Box::new(dir),
+        open: Box::new(move || {
+            let path = path.clone();
+            Box::pin(async move {
+                Arc::new(
+                    SqliteStore::open_blocking(&path, SqliteOptions::default())
+                        .await
+                        .unwrap(),
+                ) as Arc<dyn Store>
+            })
+        }),
+    }
+}
+
+/// The store conformance suite, on SQLite.
+mod conformance_suite {
+    use super::sqlite_backend;
+    crate::store::conformance::suite!(sqlite_backend);
 }
 
 #[tokio::test]

@@ -1,0 +1,234 @@
+//! Ingest of a group: log records with their jobs, each distinct pending job upserted once.
+
+use super::group::Op;
+use super::sql;
+use super::tx::{array_text, col, Tx};
+use crate::store::*;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// A job as the group sees it: lane id, kind, target.
+type Key = (i64, &'static str, String);
+
+#[derive(Default)]
+struct Pending {
+    created_at: Ms,
+    purge_ids: Vec<i64>,
+    solo_ids: Vec<i64>,
+}
+
+/// Commits the records of `ops`; one receipt per op, in order.
+pub(super) async fn ingest(
+    t: &mut Tx<'_>,
+    lane_ids: &HashMap<String, i64>,
+    ops: &[Op],
+) -> StoreResult<Vec<IngestReceipt>> {
+    let n: i64 = ops.iter().map(|o| o.records.len() as i64).sum();
+    let ids: Vec<i64> = t
+        .query(sql::PURGE_IDS_NEXT, &[&n], "number records")
+        .await?
+        .iter()
+        .map(|r| col::<i64>(r, 0))
+        .collect::<StoreResult<_>>()?;
+    if ids.len() as i64 != n {
+        return Err(StoreError::Unavailable(format!(
+            "number records: asked for {n} ids, got {}",
+            ids.len()
+        )));
+    }
+    // A record's time is never before the newest one's (a clock step, a slow node): "since"
+    // and retention see records in arrival order.
+    let newest: i64 = col(
+        &t.query_one(sql::PURGES_NEWEST_TIME, &[], "read newest record")
+            .await?,
+        0,
+    )?;
+
+    // Each record's distinct jobs, and each distinct job's records, in key order.
+    let mut jobs: BTreeMap<Key, Pending> = BTreeMap::new();
+    let mut record_keys: Vec<Vec<Key>> = Vec::with_capacity(ids.len());
+    let mut next = ids.iter();
+    for op in ops {
+        for rec in &op.records {
+            let purge_id = *next
+                .next()
+                .ok_or_else(|| StoreError::Unavailable("number records: too few ids".into()))?;
+            let solo = rec.jobs.len() == 1;
+            let mut keys: Vec<Key> = Vec::with_capacity(rec.jobs.len());
+            for job in &rec.jobs {
+                let lane = *lane_ids.get(&job.lane).ok_or_else(|| {
+                    StoreError::Unavailable(format!("lane {} not created", job.lane))
+                })?;
+                let key: Key = (lane, job.kind.as_str(), job.target.clone());
+                if keys.contains(&key) {
+                    continue;
+                }
+                let p = jobs.entry(key.clone()).or_insert_with(|| Pending {
+                    created_at: op.now,
+                    ..Default::default()
+                });
+                p.purge_ids.push(purge_id);
+                if solo {
+                    p.solo_ids.push(purge_id);
+                }
+                keys.push(key);
+            }
+            record_keys.push(keys);
+        }
+    }
+
+    // Upsert the distinct jobs.
+    let mut found: HashMap<Key, (i64, bool)> = HashMap::with_capacity(jobs.len());
+    if !jobs.is_empty() {
+        let mut lanes = Vec::with_capacity(jobs.len());
+        let mut kinds = Vec::with_capacity(jobs.len());
+        let mut targets = Vec::with_capacity(jobs.len());
+        let mut created = Vec::with_capacity(jobs.len());
+        let mut purges = Vec::with_capacity(jobs.len());
+        let mut solos = Vec::with_capacity(jobs.len());
+        for ((lane, kind, target), p) in &jobs {
+            lanes.push(*lane);
+            kinds.push(*kind);
+            targets.push(target.as_str());
+            created.push(p.created_at);
+            purges.push(array_text(&p.purge_ids));
+            solos.push(array_text(&p.solo_ids));
+        }
+        let rows = t
+            .query(
+                sql::JOBS_UPSERT,
+                &[&lanes, &kinds, &targets, &created, &purges, &solos],
+                "queue jobs",
+            )
+            .await?;
+        for r in &rows {
+            let kind: String = col(r, 3)?;
+            let kind = TargetKind::ALL
+                .into_iter()
+                .map(TargetKind::as_str)
+                .find(|k| *k == kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("target kind {kind:?}")))?;
+            found.insert((col(r, 2)?, kind, col(r, 4)?), (col(r, 0)?, col(r, 1)?));
+        }
+    }
+
+    // The records, and what each op is told.
+    let mut receipts = Vec::with_capacity(ops.len());
+    let mut seen: HashSet<&Key> = HashSet::new();
+    let cols = Columns::with_capacity(ids.len());
+    let mut cols = cols;
+    let mut at = 0;
+    let mut created = newest;
+    for op in ops {
+        created = created.max(op.now);
+        let mut receipt = IngestReceipt {
+            purge_ids: Vec::with_capacity(op.records.len()),
+            ..Default::default()
+        };
+        for (rec, targets) in op.records.iter().zip(&op.targets) {
+            let keys = &record_keys[at];
+            let mut job_ids = Vec::with_capacity(keys.len());
+            for key in keys {
+                let (id, inserted) = *found.get(key).ok_or_else(|| {
+                    StoreError::Unavailable(format!("job for {} was not queued", key.2))
+                })?;
+                if seen.insert(key) && inserted {
+                    receipt.jobs_new += 1;
+                } else {
+                    receipt.jobs_merged += 1;
+                }
+                job_ids.push(id);
+            }
+            cols.push(ids[at], created, rec, targets, &job_ids);
+            receipt.purge_ids.push(ids[at]);
+            at += 1;
+        }
+        receipts.push(receipt);
+    }
+    t.execute(
+        sql::PURGES_INSERT,
+        &[
+            &cols.created,
+            &cols.id,
+            &cols.rule,
+            &cols.provider,
+            &cols.format,
+            &cols.event,
+            &cols.bucket,
+            &cols.key,
+            &cols.event_id,
+            &cols.targets,
+            &cols.job_ids,
+            &cols.status,
+            &cols.error,
+        ],
+        "insert purge records",
+    )
+    .await?;
+    t.touched = true;
+    Ok(receipts)
+}
+
+/// The records to insert, column by column (for one `unnest`).
+struct Columns<'a> {
+    created: Vec<i64>,
+    id: Vec<i64>,
+    rule: Vec<Option<&'a str>>,
+    provider: Vec<Option<&'a str>>,
+    format: Vec<&'a str>,
+    event: Vec<&'a str>,
+    bucket: Vec<&'a str>,
+    key: Vec<&'a str>,
+    event_id: Vec<Option<&'a str>>,
+    targets: Vec<&'a str>,
+    job_ids: Vec<Option<String>>,
+    status: Vec<&'static str>,
+    error: Vec<Option<&'a str>>,
+}
+
+impl<'a> Columns<'a> {
+    fn with_capacity(n: usize) -> Columns<'a> {
+        Columns {
+            created: Vec::with_capacity(n),
+            id: Vec::with_capacity(n),
+            rule: Vec::with_capacity(n),
+            provider: Vec::with_capacity(n),
+            format: Vec::with_capacity(n),
+            event: Vec::with_capacity(n),
+            bucket: Vec::with_capacity(n),
+            key: Vec::with_capacity(n),
+            event_id: Vec::with_capacity(n),
+            targets: Vec::with_capacity(n),
+            job_ids: Vec::with_capacity(n),
+            status: Vec::with_capacity(n),
+            error: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(
+        &mut self,
+        id: i64,
+        created: Ms,
+        rec: &'a IngestRecord,
+        targets: &'a str,
+        jobs: &[i64],
+    ) {
+        self.created.push(created);
+        self.id.push(id);
+        self.rule.push(rec.rule.as_deref());
+        self.provider.push(rec.provider.as_deref());
+        self.format.push(&rec.event.format);
+        self.event.push(&rec.event.name);
+        self.bucket.push(&rec.event.bucket);
+        self.key.push(&rec.event.key);
+        self.event_id.push(rec.event.id.as_deref());
+        self.targets.push(targets);
+        self.job_ids
+            .push((!jobs.is_empty()).then(|| array_text(jobs)));
+        self.status.push(if jobs.is_empty() {
+            Status::Skipped.as_str()
+        } else {
+            Status::Queued.as_str()
+        });
+        self.error.push(rec.note.as_deref());
+    }
+}

@@ -1,0 +1,1 @@
+SELECT status, attempts, request_id, task_id, last_error FROM batches WHERE id = $1

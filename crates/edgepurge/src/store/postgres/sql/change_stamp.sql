@@ -1,0 +1,1 @@
+INSERT INTO changes (xid, seq) VALUES (pg_current_xact_id(), nextval('change_seq'))

@@ -1,0 +1,1 @@
+SELECT batch_id FROM jobs WHERE id = $1

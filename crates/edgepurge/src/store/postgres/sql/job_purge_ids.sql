@@ -1,0 +1,1 @@
+SELECT id, purge_ids, solo_ids FROM jobs WHERE id = ANY($1)

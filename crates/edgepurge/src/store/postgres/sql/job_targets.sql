@@ -1,0 +1,1 @@
+SELECT id, target FROM jobs WHERE id = ANY($1)

@@ -1,0 +1,1 @@
+UPDATE jobs SET batch_id = $1 WHERE id = ANY($2)

@@ -1,0 +1,1 @@
+SELECT key, etag, size, modified FROM listings WHERE source = $1

@@ -1,0 +1,1 @@
+SELECT scope FROM listing_scopes WHERE source = $1

@@ -1,0 +1,1 @@
+DELETE FROM quota WHERE day < (SELECT MAX(day) - 7 FROM quota)

@@ -1,0 +1,1 @@
+SELECT id, job_ids FROM purges WHERE id = ANY($1)

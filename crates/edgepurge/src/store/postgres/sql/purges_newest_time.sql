@@ -1,0 +1,1 @@
+SELECT COALESCE(MAX(created_at), 0) FROM purges

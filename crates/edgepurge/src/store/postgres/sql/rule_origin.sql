@@ -1,0 +1,1 @@
+SELECT origin FROM rules WHERE name = $1

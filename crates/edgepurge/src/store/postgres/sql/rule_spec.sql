@@ -1,0 +1,1 @@
+SELECT spec FROM rules WHERE name = $1

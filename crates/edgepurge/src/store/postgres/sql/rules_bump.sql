@@ -1,0 +1,1 @@
+UPDATE edgepurge_meta SET v = v + 1 WHERE k = 'rules_version'

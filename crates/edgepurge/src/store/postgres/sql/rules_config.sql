@@ -1,0 +1,1 @@
+SELECT name, spec, created_at FROM rules WHERE origin = 'config'

@@ -1,0 +1,1 @@
+SELECT name, spec, origin, created_at FROM rules ORDER BY name

@@ -1,0 +1,1 @@
+SELECT v FROM edgepurge_meta WHERE k = 'rules_version'

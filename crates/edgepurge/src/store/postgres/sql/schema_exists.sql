@@ -1,0 +1,1 @@
+SELECT to_regclass('edgepurge_schema') IS NOT NULL

@@ -1,0 +1,135 @@
+use super::*;
+use crate::store::conformance::{self, Backend};
+use edgepurge_testkit::postgres::Postgres;
+
+/// Small pools: many tests share one server.
+fn opts() -> PgOptions {
+    PgOptions {
+        pool_size: 4,
+        ..Default::default()
+    }
+}
+
+/// A fresh database on the test binary's server; every handle opened on it is another node.
+fn pg_backend() -> Backend {
+    let url = Postgres::shared().create_database();
+    Backend {
+        guard: Box::new(()),
+        open: Box::new(move || {
+            let url = url.clone();
+            Box::pin(async move {
+                Arc::new(PgStore::open(&url, opts()).await.unwrap()) as Arc<dyn Store>
+            })
+        }),
+    }
+}
+
+/// The store conformance suite, on PostgreSQL.
+mod conformance_suite {
+    use super::pg_backend;
+    crate::store::conformance::suite!(pg_backend);
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused_with_advice() {
+    let pg = Postgres::shared();
+    let url = pg.create_database();
+    PgStore::open(&url, opts()).await.unwrap();
+    let db = url.rsplit('/').next().unwrap();
+    pg.psql(db, "INSERT INTO edgepurge_schema VALUES (99, now())");
+    let err = PgStore::open(&url, opts()).await.err().unwrap();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("upgrade edgepurge"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_unavailable_at_once_with_the_password_masked() {
+    let port = edgepurge_testkit::free_port();
+    let url = format!("postgres://app:hunter2@127.0.0.1:{port}/edgepurge");
+    let t0 = std::time::Instant::now();
+    let err = PgStore::open(&url, opts()).await.err().unwrap();
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    let text = err.to_string();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("app:***@127.0.0.1"), "{text}");
+    assert!(text.to_lowercase().contains("refused"), "{text}");
+}
+
+#[tokio::test]
+async fn a_url_that_does_not_parse_is_refused_without_showing_it() {
+    let err = PgStore::open("postgres://app:hunter2@db:notaport/x", opts())
+        .await
+        .err()
+        .unwrap();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
+async fn nodes_starting_at_once_create_the_schema_once() {
+    let url = Postgres::shared().create_database();
+    let mut opens = Vec::new();
+    for _ in 0..4 {
+        let url = url.clone();
+        opens.push(tokio::spawn(
+            async move { PgStore::open(&url, opts()).await },
+        ));
+    }
+    for o in opens {
+        o.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_event_with_a_nul_character_is_refused_alone() {
+    let url = Postgres::shared().create_database();
+    let store = Arc::new(PgStore::open(&url, opts()).await.unwrap());
+    let mut bad = conformance::record("r", &[("p", "https://c/a")]);
+    bad.event.key = "a\0b".into();
+    let good = conformance::record("r", &[("p", "https://c/b")]);
+    let (b, g) = tokio::join!(store.ingest(vec![bad], 0), store.ingest(vec![good], 0));
+    let err = b.unwrap_err();
+    assert!(err.to_string().contains("NUL"), "{err}");
+    assert_eq!(g.unwrap().purge_ids.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ingests_are_group_committed_and_all_acknowledged() {
+    let url = Postgres::shared().create_database();
+    let store = Arc::new(PgStore::open(&url, opts()).await.unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let rec = conformance::record("r", &[("p", &format!("https://c/{i}"))]);
+            store.ingest(vec![rec], 1).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let depth = store.depths().await.unwrap();
+    assert_eq!(depth[0].pending, 200);
+    let seqs: std::collections::BTreeSet<i64> = store
+        .log(LogQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert!(
+        seqs.len() < 200,
+        "200 concurrent ingests took {} transactions: no group commit",
+        seqs.len()
+    );
+}
