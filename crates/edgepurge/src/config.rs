@@ -76,6 +76,12 @@ pub struct RawServer {
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
     pub path: Option<PathBuf>,
+    /// A `postgres://` URL in this environment variable selects the PostgreSQL store.
+    pub url_env: Option<String>,
+    /// ... or in this file (re-read at every start).
+    pub url_file: Option<PathBuf>,
+    /// PostgreSQL: connections in each node's pool.
+    pub pool_size: Option<usize>,
     pub synchronous: Option<Synchronous>,
     pub busy_timeout_ms: Option<u64>,
     pub write_queue: Option<u64>,
@@ -154,7 +160,13 @@ pub struct ServerConfig {
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
+    /// The SQLite file (unused when `url` is set).
     pub path: PathBuf,
+    /// Where the PostgreSQL URL is read from (`[store] url_env` / `url_file`); set, it
+    /// selects the PostgreSQL store.
+    pub url: Option<SecretSource>,
+    /// PostgreSQL: connections in the pool.
+    pub pool_size: usize,
     pub synchronous: Synchronous,
     /// How long a write waits for another process's write lock before failing (503).
     pub busy_timeout_ms: u64,
@@ -167,6 +179,24 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
+    /// Which store this is, for messages (never the URL itself: it may hold a password).
+    pub fn describe(&self) -> String {
+        match &self.url {
+            Some(src) => format!("PostgreSQL (URL from {src})"),
+            None => self.path.display().to_string(),
+        }
+    }
+
+    /// The PostgreSQL options these settings ask for.
+    pub fn pg_options(&self, upgrade: bool) -> crate::store::PgOptions {
+        crate::store::PgOptions {
+            pool_size: self.pool_size,
+            write_queue: self.write_queue,
+            upgrade,
+            ..Default::default()
+        }
+    }
+
     /// The SQLite options these settings ask for.
     pub fn sqlite_options(&self) -> crate::store::SqliteOptions {
         crate::store::SqliteOptions {
@@ -325,7 +355,51 @@ impl RawConfig {
             ),
         };
 
+        let url = p
+            .check(
+                SecretSource::from_fields(
+                    "url",
+                    self.store.url_env.as_deref(),
+                    self.store.url_file.as_deref(),
+                ),
+                "store",
+            )
+            .flatten();
+        if url.is_some() {
+            if self.store.path.is_some() {
+                p.push(
+                    "store",
+                    "set either path (SQLite) or url_env / url_file (PostgreSQL), not both",
+                );
+            }
+            for (set, key) in [
+                (self.store.synchronous.is_some(), "synchronous"),
+                (self.store.busy_timeout_ms.is_some(), "busy_timeout_ms"),
+                (self.store.min_free_bytes.is_some(), "min_free_bytes"),
+            ] {
+                if set {
+                    p.push(
+                        format!("store.{key}"),
+                        "applies to the SQLite store only; remove it (PostgreSQL's own \
+                         settings decide)",
+                    );
+                }
+            }
+        } else if self.store.pool_size.is_some() {
+            p.push(
+                "store.pool_size",
+                "applies to the PostgreSQL store only (set url_env or url_file)",
+            );
+        }
         let store = StoreConfig {
+            url,
+            pool_size: within(
+                self.store.pool_size,
+                crate::store::postgres::DEFAULT_POOL_SIZE,
+                1_000,
+                "store.pool_size",
+                &mut p,
+            ),
             path: self
                 .store
                 .path
@@ -585,6 +659,7 @@ impl Config {
         sources.extend(self.server.webhook_token.as_ref());
         sources.extend(self.admin.token.as_ref());
         sources.extend(self.function.token.as_ref());
+        sources.extend(self.store.url.as_ref());
         for s in &self.sources {
             sources.extend(s.secrets());
         }

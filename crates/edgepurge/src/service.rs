@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::purgers::{BuildError, Purger};
 use crate::server::{self, AppState};
-use crate::store::{SqliteStore, Store};
+use crate::store::{PgStore, SqliteStore, Store, StoreError};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,9 +33,45 @@ pub struct Service {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Opens (creating if needed) the store a config names, off the async runtime's threads.
+/// Opens (creating if needed, and bringing its schema up to date) the store a config names.
 pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let store = SqliteStore::open_blocking(&cfg.store.path, cfg.store.sqlite_options()).await?;
+    Ok(open_configured(&cfg.store, true, true).await?)
+}
+
+/// Opens the configured store: SQLite at `[store] path`, or PostgreSQL when `url_env` /
+/// `url_file` holds a `postgres://` URL. `upgrade`: bring an older schema up to date (the
+/// server and `edgepurge migrate`); `create`: make a missing SQLite file (a PostgreSQL
+/// database must exist; its tables are made on first use).
+pub async fn open_configured(
+    cfg: &crate::config::StoreConfig,
+    upgrade: bool,
+    create: bool,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let Some(src) = &cfg.url else {
+        let opts = crate::store::SqliteOptions {
+            upgrade,
+            ..cfg.sqlite_options()
+        };
+        let store = if create {
+            SqliteStore::open_blocking(&cfg.path, opts).await?
+        } else {
+            SqliteStore::open_existing(&cfg.path, opts).await?
+        };
+        return Ok(Arc::new(store));
+    };
+    let url = src
+        .load()
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("store URL: {e}")))?;
+    let url = url.expose().trim();
+    if !crate::store::postgres::is_postgres_url(url) {
+        return Err(StoreError::Unavailable(format!(
+            "the store URL from {src} is not a postgres:// or postgresql:// URL (for SQLite, set \
+             [store] path instead)"
+        )));
+    }
+    let store = PgStore::open(url, cfg.pg_options(upgrade)).await?;
+    tracing::debug!(store = %store.shown(), "connected to the PostgreSQL store");
     Ok(Arc::new(store))
 }
 
@@ -174,7 +210,7 @@ impl Service {
 
         tracing::info!(
             listen = %addr,
-            store = %cfg.store.path.display(),
+            store = %cfg.store.describe(),
             rules = state.ingestor.planner().rules().len(),
             lanes = ?state.dispatcher.lane_names().collect::<Vec<_>>(),
             sources = ?cfg.sources.iter().map(|s| s.name()).collect::<Vec<_>>(),

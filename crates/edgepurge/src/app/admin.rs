@@ -72,7 +72,7 @@ impl Admin {
             store,
             providers: has_config.then(|| cfg.providers.clone()),
             config_rules: cfg.rules.clone(),
-            store_path: cfg.store.path.display().to_string(),
+            store_path: cfg.store.describe(),
             clock,
         }
     }

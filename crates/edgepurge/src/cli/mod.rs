@@ -28,7 +28,8 @@ pub struct Cli {
     /// Config file (TOML). Without one, defaults apply: no providers, no rules.
     #[arg(long, short = 'c', global = true, env = "EDGEPURGE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Store file, overriding [store] path (default edgepurge.db).
+    /// SQLite store file, overriding [store] path (default edgepurge.db) and any PostgreSQL
+    /// url_env / url_file.
     #[arg(long, global = true, env = "EDGEPURGE_DB")]
     pub db: Option<PathBuf>,
     /// Log format on stderr.
@@ -77,6 +78,9 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Create the store or bring its schema up to date (SQLite file or PostgreSQL database),
+    /// then exit. Run it once before starting upgraded nodes of a cluster.
+    Migrate,
     /// Print the manual page (roff), e.g. `edgepurge man > /usr/local/share/man/man1/edgepurge.1`.
     Man,
 }
@@ -198,6 +202,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Purge(args) => purge::run(&ctx, args).await,
         Command::Retry(args) => retry(&ctx, args).await,
         Command::Status(args) => status(&ctx, args).await,
+        Command::Migrate => migrate(&ctx).await,
         Command::Handle(args) => function::handle(&ctx, args).await,
         Command::Function(args) => function::function(&ctx, args).await,
         Command::Package(args) => function::package(&ctx, args).await,
@@ -241,40 +246,31 @@ impl Ctx {
             })?;
         if let Some(db) = &self.db {
             cfg.store.path = db.clone();
+            cfg.store.url = None;
         }
         Ok(cfg)
     }
 
     /// Opens the store, which must exist already. Commands leave schema upgrades to the
-    /// server (an older server may still be running on the file).
+    /// server or `edgepurge migrate` (an older server may still be running on it).
     pub async fn existing_store(&self, cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
-        let opts = crate::store::SqliteOptions {
-            upgrade: false,
-            ..cfg.store.sqlite_options()
-        };
-        let store = SqliteStore::open_existing(&cfg.store.path, opts)
+        crate::service::open_configured(&cfg.store, false, false)
             .await
-            .map_err(|e| admin_failure(e.into()))?;
-        Ok(Arc::new(store))
+            .map_err(|e| admin_failure(e.into()))
     }
 
     /// Opens the store, creating it if needed (but not upgrading an older one).
     pub async fn store(&self, cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
-        let opts = crate::store::SqliteOptions {
-            upgrade: false,
-            ..cfg.store.sqlite_options()
-        };
-        let store = SqliteStore::open_blocking(&cfg.store.path, opts)
+        crate::service::open_configured(&cfg.store, false, true)
             .await
-            .map_err(|e| admin_failure(e.into()))?;
-        Ok(Arc::new(store))
+            .map_err(|e| admin_failure(e.into()))
     }
 
     /// The admin service on the store (if one exists; `create` makes it).
     pub async fn admin(&self, cfg: &Config, create: bool) -> Result<Admin, Failure> {
         let store = if create {
             Some(self.store(cfg).await?)
-        } else if exists(&cfg.store.path).await {
+        } else if cfg.store.url.is_some() || exists(&cfg.store.path).await {
             Some(self.existing_store(cfg).await?)
         } else {
             None
@@ -472,6 +468,23 @@ fn print_sources(sources: Option<Result<Vec<serde_json::Value>, String>>) {
         );
     }
     println!("{table}\n");
+}
+
+async fn migrate(ctx: &Ctx) -> CliResult {
+    let cfg = ctx.config().await?;
+    crate::service::open_configured(&cfg.store, true, true)
+        .await
+        .map_err(|e| admin_failure(e.into()))?;
+    let version = if cfg.store.url.is_some() {
+        crate::store::PgStore::schema_version()
+    } else {
+        SqliteStore::schema_version()
+    };
+    println!(
+        "store {}: schema version {version}, up to date",
+        cfg.store.describe()
+    );
+    Ok(())
 }
 
 /// Whether `path` exists (for commands that only read an optional store).

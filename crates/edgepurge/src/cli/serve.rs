@@ -209,7 +209,7 @@ pub async fn check(ctx: &Ctx) -> CliResult {
         path.display(),
         cfg.providers.len(),
         cfg.rules.len(),
-        cfg.store.path.display(),
+        cfg.store.describe(),
         cfg.server.listen
     );
     if warnings.is_empty() {

@@ -390,3 +390,54 @@ fn the_new_limits_are_checked_and_each_problem_named() {
     assert_eq!(ok.server.parse_budget_bytes, 1000);
     assert_eq!(ok.dispatch.health.down_after, 3);
 }
+
+#[test]
+fn a_database_url_selects_the_postgresql_store() {
+    let cfg = parse("[store]\nurl_env = \"EDGEPURGE_DATABASE_URL\"\npool_size = 8\n")
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(
+        cfg.store.url,
+        Some(SecretSource::Env("EDGEPURGE_DATABASE_URL".into()))
+    );
+    assert_eq!(cfg.store.pool_size, 8);
+    assert_eq!(
+        cfg.store.describe(),
+        "PostgreSQL (URL from environment variable EDGEPURGE_DATABASE_URL)"
+    );
+    let file = parse("[store]\nurl_file = \"/run/secrets/db-url\"\n")
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(
+        file.store.url,
+        Some(SecretSource::File("/run/secrets/db-url".into()))
+    );
+}
+
+#[test]
+fn a_store_is_either_a_file_or_a_database() {
+    let err = parse("[store]\npath = \"x.db\"\nurl_env = \"U\"\nsynchronous = \"normal\"\n")
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("either path (SQLite) or url_env"), "{err}");
+    assert!(
+        err.contains("store.synchronous: applies to the SQLite store only"),
+        "{err}"
+    );
+    let err = parse("[store]\nurl_env = \"U\"\nurl_file = \"f\"\n")
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("either url_env or url_file"), "{err}");
+    let err = parse("[store]\npool_size = 4\n")
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("PostgreSQL store only"), "{err}");
+}

@@ -138,6 +138,11 @@ impl SqliteStore {
         SqliteStore::open_blocking(path, opts).await
     }
 
+    /// The schema version this edgepurge uses.
+    pub fn schema_version() -> i64 {
+        MIGRATIONS.len() as i64
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
