@@ -14,6 +14,7 @@ mod lane;
 pub mod policy;
 pub mod ratelimit;
 mod supervise;
+mod wake;
 
 use crate::clock::Clock;
 use crate::purgers::Purger;
@@ -216,6 +217,13 @@ impl Dispatcher {
                 metrics: Arc::clone(&metrics),
             };
             tasks.spawn(supervise::run(lane));
+        }
+        if let Some(notices) = store.work_notices() {
+            let wakers: wake::Wakers = lanes
+                .iter()
+                .map(|(name, h)| (name.clone(), (Arc::clone(&h.notify), Arc::clone(&h.added))))
+                .collect();
+            tasks.spawn(wake::run(notices, wakers, shutdown.clone()));
         }
         Dispatcher {
             lanes,

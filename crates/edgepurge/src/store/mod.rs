@@ -279,8 +279,23 @@ pub struct ListingChanges {
     pub remove: Vec<String>,
 }
 
+/// New work for a lane, queued by another process sharing the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkNotice {
+    pub lane: String,
+    /// Jobs queued (new or merged).
+    pub jobs: u64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// Announcements of work queued by *other* processes, so their idle lanes wake at once
+    /// rather than at their next poll; `None` when the backend has none (SQLite: lanes poll).
+    /// Announcements may be lost (a reconnect); polling stays the safety net.
+    fn work_notices(&self) -> Option<tokio::sync::broadcast::Receiver<WorkNotice>> {
+        None
+    }
+
     // --- rules
     async fn rules(&self) -> StoreResult<Vec<StoredRule>>;
     /// Adds a CLI rule; a rule of that name must not exist.

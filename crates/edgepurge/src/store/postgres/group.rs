@@ -159,7 +159,12 @@ async fn run(inner: &Inner, ops: &[Op]) -> StoreResult<Vec<IngestReceipt>> {
     names.sort_unstable();
     names.dedup();
     let lane_ids = lanes::lane_ids(inner, &names).await?;
-    in_tx!(inner, "ingest", |t| ingest::ingest(&mut t, &lane_ids, ops))
+    in_tx!(inner, "ingest", |t| ingest::ingest(
+        &mut t,
+        &lane_ids,
+        ops,
+        &inner.instance
+    ))
 }
 
 async fn commit(inner: &Inner, ops: Vec<Op>) {

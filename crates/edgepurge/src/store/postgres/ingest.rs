@@ -21,6 +21,7 @@ pub(super) async fn ingest(
     t: &mut Tx<'_>,
     lane_ids: &HashMap<String, i64>,
     ops: &[Op],
+    instance: &str,
 ) -> StoreResult<Vec<IngestReceipt>> {
     let n: i64 = ops.iter().map(|o| o.records.len() as i64).sum();
     let ids: Vec<i64> = t
@@ -165,6 +166,15 @@ pub(super) async fn ingest(
     )
     .await?;
     t.touched = true;
+    // Other nodes' idle lanes hear of the work at commit.
+    let mut per_lane: Vec<(String, u64)> = Vec::new();
+    for (name, id) in lane_ids {
+        let n = jobs.keys().filter(|(lane, _, _)| lane == id).count() as u64;
+        if n > 0 {
+            per_lane.push((name.clone(), n));
+        }
+    }
+    super::notices::announce(t, instance, &per_lane).await?;
     Ok(receipts)
 }
 

@@ -27,6 +27,7 @@ mod lanes;
 mod lease;
 mod listing;
 mod log;
+mod notices;
 mod quota;
 mod records;
 mod retry;
@@ -81,6 +82,10 @@ pub(super) struct Inner {
     /// Lane ids known to be committed (lanes are never deleted).
     lanes: Mutex<HashMap<String, i64>>,
     group: group::Group,
+    /// For the work-announcement listener's own connection.
+    pg_config: tokio_postgres::Config,
+    /// This handle's name in work announcements (its own are not passed on to itself).
+    instance: Arc<str>,
 }
 
 /// A handle on a PostgreSQL store; cheap to share.
@@ -169,7 +174,7 @@ impl PgStore {
         }
         cfg.keepalives_idle(Duration::from_secs(30));
         let manager = deadpool_postgres::Manager::from_config(
-            cfg,
+            cfg.clone(),
             tokio_postgres::NoTls,
             deadpool_postgres::ManagerConfig {
                 recycling_method: deadpool_postgres::RecyclingMethod::Fast,
@@ -189,6 +194,8 @@ impl PgStore {
             shown,
             lanes: Mutex::new(HashMap::new()),
             group: group::Group::new(opts.write_queue),
+            pg_config: cfg,
+            instance: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
         });
         migrate(&inner, opts.upgrade).await?;
         Ok(PgStore { inner })
@@ -250,6 +257,17 @@ async fn migrate(inner: &Inner, upgrade: bool) -> StoreResult<()> {
 
 #[async_trait]
 impl Store for PgStore {
+    fn work_notices(&self) -> Option<tokio::sync::broadcast::Receiver<WorkNotice>> {
+        let (tx, rx) = tokio::sync::broadcast::channel(4096);
+        tokio::spawn(notices::listen(
+            self.inner.pg_config.clone(),
+            Arc::from(self.inner.shown.as_str()),
+            Arc::clone(&self.inner.instance),
+            tx,
+        ));
+        Some(rx)
+    }
+
     async fn rules(&self) -> StoreResult<Vec<StoredRule>> {
         in_tx!(self.inner, "list rules", |t| rules::list(&t))
     }

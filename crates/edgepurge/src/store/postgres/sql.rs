@@ -42,6 +42,7 @@ pub const LISTING_UPSERT: &str = include_str!("sql/listing_upsert.sql");
 pub const LOG_COLUMNS: &str = include_str!("sql/log_columns.sql");
 pub const LOG_CURSOR: &str = include_str!("sql/log_cursor.sql");
 pub const MIGRATE_LOCK: &str = include_str!("sql/migrate_lock.sql");
+pub const NOTIFY_WORK: &str = include_str!("sql/notify_work.sql");
 pub const PRUNE_BATCHES: &str = include_str!("sql/prune_batches.sql");
 pub const PRUNE_CHANGES: &str = include_str!("sql/prune_changes.sql");
 pub const PRUNE_QUOTA: &str = include_str!("sql/prune_quota.sql");

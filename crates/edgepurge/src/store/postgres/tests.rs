@@ -133,3 +133,48 @@ async fn concurrent_ingests_are_group_committed_and_all_acknowledged() {
         seqs.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_queued_by_one_node_wakes_the_others() {
+    let url = Postgres::shared().create_database();
+    let a = PgStore::open(&url, opts()).await.unwrap();
+    let b = PgStore::open(&url, opts()).await.unwrap();
+    let mut heard = a.work_notices().unwrap();
+    // The listener connects in the background: announce until it hears.
+    let got = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut i = 0;
+        loop {
+            i += 1;
+            b.ingest(
+                vec![conformance::record(
+                    "r",
+                    &[("p", &format!("https://c/{i}"))],
+                )],
+                0,
+            )
+            .await
+            .unwrap();
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(std::time::Duration::from_millis(200), heard.recv()).await
+            {
+                return n;
+            }
+        }
+    })
+    .await
+    .expect("node a hears of node b's work");
+    assert_eq!(
+        got,
+        WorkNotice {
+            lane: "p".into(),
+            jobs: 1
+        }
+    );
+    // Its own work is not announced back to itself.
+    while heard.try_recv().is_ok() {}
+    a.ingest(vec![conformance::record("r", &[("p", "https://c/own")])], 0)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(heard.try_recv().is_err());
+}

@@ -1,0 +1,305 @@
+//! Several `edgepurge serve` processes on one real PostgreSQL server, against the Tencent
+//! stand-in: a node killed with SIGKILL mid-run, the database restarted mid-run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use edgepurge_testkit::postgres::Postgres;
+use edgepurge_testkit::tencent::{self, FakeTencent};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "pw-never-shown-7f3a";
+const LEASE_S: u64 = 2;
+
+/// A fresh database on `pg`, its URL with a password (trust authentication ignores it; it is
+/// there to show it is never printed).
+fn database(pg: &Postgres) -> (String, String) {
+    let url = pg.create_database();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let with_password = url.replacen(
+        &format!("{}@", edgepurge_testkit::postgres::USER),
+        &format!("{}:{PASSWORD}@", edgepurge_testkit::postgres::USER),
+        1,
+    );
+    (with_password, db)
+}
+
+/// A node's working directory: the Tencent config with the store in PostgreSQL.
+fn node(fake: &FakeTencent, url: &str, provider_extra: &str) -> Edgepurge {
+    let config = tencent_config(fake, provider_extra, SITE_RULE)
+        .replace(
+            "[store]\npath = \"edgepurge.db\"",
+            "[store]\nurl_env = \"EDGEPURGE_DATABASE_URL\"",
+        )
+        .replace("lane_lease_s = 2", &format!("lane_lease_s = {LEASE_S}"));
+    let mut ep = Edgepurge::new(&config);
+    ep.env
+        .push(("EDGEPURGE_DATABASE_URL".into(), url.to_owned()));
+    ep
+}
+
+fn key(i: usize) -> String {
+    format!("c/{i}.css")
+}
+
+fn url_of(i: usize) -> String {
+    format!("https://cdn.example.com/{}", key(i))
+}
+
+/// Posts `body`, trying the nodes in turn from `start` until one acknowledges it (a load
+/// balancer's retry); returns how many 503 answers it met. A 503 must carry `Retry-After`.
+fn deliver(nodes: &[SocketAddr], start: usize, body: &[u8], deadline: Instant) -> usize {
+    let mut unavailable = 0;
+    for attempt in 0.. {
+        assert!(Instant::now() < deadline, "a body was never acknowledged");
+        let addr = nodes[(start + attempt) % nodes.len()];
+        let auth = format!("Bearer {WEBHOOK_TOKEN}");
+        match edgepurge_testkit::http::request(
+            addr,
+            "POST",
+            "/v1/events",
+            "x",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        ) {
+            Ok(r) if r.status == 200 => return unavailable,
+            Ok(r) if r.status == 503 => {
+                assert!(
+                    r.header("retry-after").is_some(),
+                    "503 without Retry-After: {}",
+                    r.text()
+                );
+                unavailable += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Ok(r) => panic!("POST answered {}: {}", r.status, r.text()),
+            // A dead node: the next one.
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    unreachable!()
+}
+
+/// The most purge requests the stand-in received in any one-second window.
+fn busiest_second(requests: &[Value]) -> usize {
+    let times: Vec<f64> = requests
+        .iter()
+        .filter(|r| r["action"] == "PurgeUrlsCache")
+        .filter_map(|r| r["time"].as_f64())
+        .collect();
+    let mut most = 0;
+    let mut from = 0;
+    for (i, t) in times.iter().enumerate() {
+        while times[from] <= t - 1.0 {
+            from += 1;
+        }
+        most = most.max(i + 1 - from);
+    }
+    most
+}
+
+/// The lane's holder as the database says (`host/pid/id`), or "" when none.
+fn lane_owner(pg: &Postgres, db: &str) -> String {
+    pg.psql(db, "SELECT owner FROM lanes WHERE lease_until > 0 LIMIT 1")
+        .trim()
+        .to_owned()
+}
+
+fn wait_all_purged(fake: &FakeTencent, n: usize, timeout: Duration) {
+    let want: BTreeSet<String> = (0..n).map(url_of).collect();
+    edgepurge_testkit::wait_for(timeout, "every URL to be purged", || {
+        let got: BTreeSet<String> = fake.purged().into_iter().collect();
+        want.is_subset(&got).then_some(())
+    });
+}
+
+#[test]
+fn three_nodes_share_one_queue_and_a_killed_node_s_lane_is_taken_over() {
+    const EVENTS: usize = 10_000;
+    const PER_BODY: usize = 100;
+    const RATE: u64 = 10;
+    let pg = Postgres::start();
+    let (url, db) = database(&pg);
+    let fake = FakeTencent::start(tencent::Options {
+        token: Some(tencent::SESSION_TOKEN.into()),
+        rate: Some(RATE),
+        url_batch: Some(50),
+        url_quota: Some(10_000_000),
+        quiet: true,
+        ..Default::default()
+    });
+    let extra = format!("rate_per_s = {RATE}\nmax_urls_per_request = 50\nurl_daily_quota = 0");
+    let eps: Vec<Edgepurge> = (0..3).map(|_| node(&fake, &url, &extra)).collect();
+
+    // The schema is made once, up front, and the URL's password is never printed.
+    let out = eps[0].run(&["migrate"]);
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{printed}");
+    assert!(
+        printed.contains("schema version 1, up to date"),
+        "{printed}"
+    );
+    assert!(!printed.contains(PASSWORD), "{printed}");
+
+    let mut servers: Vec<Option<Server>> = eps
+        .iter()
+        .map(|ep| Some(ep.serve_with_stderr(std::process::Stdio::null())))
+        .collect();
+    let addrs: Vec<SocketAddr> = servers.iter().flatten().map(|s| s.addr).collect();
+
+    // Two senders spread 10,000 events over the three nodes.
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let senders: Vec<_> = (0..2)
+        .map(|_| {
+            let (next, addrs) = (Arc::clone(&next), addrs.clone());
+            std::thread::spawn(move || loop {
+                let b = next.fetch_add(1, Ordering::SeqCst);
+                if b * PER_BODY >= EVENTS {
+                    return;
+                }
+                let keys: Vec<String> = (b * PER_BODY..(b + 1) * PER_BODY).map(key).collect();
+                deliver(
+                    &addrs,
+                    b,
+                    &ceph_body("assets", "ObjectCreated:Put", &keys),
+                    deadline,
+                );
+            })
+        })
+        .collect();
+
+    // Mid-run (purges flowing), kill the node that holds the lane.
+    edgepurge_testkit::wait_for(Duration::from_secs(60), "purges to flow", || {
+        (fake.purges().len() >= 30).then_some(())
+    });
+    let owner = lane_owner(&pg, &db);
+    let pid: u32 = owner.split('/').nth(1).unwrap().parse().unwrap();
+    let victim = servers
+        .iter()
+        .position(|s| s.as_ref().is_some_and(|s| s.proc.pid() == pid))
+        .unwrap_or_else(|| panic!("no node has pid {pid} (owner {owner})"));
+    let mut dead = servers[victim].take().unwrap();
+    dead.proc.kill9();
+    let killed = Instant::now();
+    let taken_over = edgepurge_testkit::wait_for(
+        Duration::from_secs(30),
+        "another node to take the lane",
+        || {
+            let now = lane_owner(&pg, &db);
+            (!now.is_empty() && now != owner).then(|| killed.elapsed())
+        },
+    );
+    assert!(
+        taken_over <= Duration::from_secs(LEASE_S + 1),
+        "the lane was taken over {taken_over:?} after the kill (lane_lease_s = {LEASE_S})"
+    );
+
+    for s in senders {
+        s.join().unwrap();
+    }
+    wait_all_purged(&fake, EVENTS, Duration::from_secs(120));
+
+    let requests = fake.requests();
+    let busiest = busiest_second(&requests);
+    assert!(
+        busiest as u64 <= RATE,
+        "{busiest} purge requests in one second (limit {RATE})"
+    );
+    let stats = fake.stats();
+    assert!(
+        stats["errors"].get("RequestLimitExceeded").is_none(),
+        "{stats}"
+    );
+
+    // Nothing acknowledged is missing from the shared log, read through a surviving node.
+    let alive = (victim + 1) % 3;
+    let log = eps[alive].settle(Duration::from_secs(60));
+    let logged: BTreeSet<String> = log
+        .iter()
+        .filter_map(|r| r["key"].as_str().map(str::to_owned))
+        .collect();
+    let want: BTreeSet<String> = (0..EVENTS).map(key).collect();
+    assert!(want.is_subset(&logged), "{} keys logged", logged.len());
+    assert!(
+        log.iter().all(|r| r["status"] == "succeeded"),
+        "every record succeeded"
+    );
+    eprintln!(
+        "cluster: {} purge requests, busiest second {busiest}, lane taken over after {taken_over:?}",
+        requests
+            .iter()
+            .filter(|r| r["action"] == "PurgeUrlsCache")
+            .count()
+    );
+}
+
+#[test]
+fn a_database_restart_answers_503_meanwhile_and_loses_no_acknowledged_event() {
+    const BODIES: usize = 40;
+    const PER_BODY: usize = 20;
+    let mut pg = Postgres::start();
+    let (url, _db) = database(&pg);
+    let fake = fake_tencent();
+    let eps: Vec<Edgepurge> = (0..2)
+        .map(|_| node(&fake, &url, "url_daily_quota = 0"))
+        .collect();
+    let servers: Vec<Server> = eps
+        .iter()
+        .map(|ep| ep.serve_with_stderr(std::process::Stdio::null()))
+        .collect();
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+
+    let unavailable = Arc::new(Mutex::new(0usize));
+    let sender = {
+        let (addrs, unavailable) = (addrs.clone(), Arc::clone(&unavailable));
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            for b in 0..BODIES {
+                let keys: Vec<String> = (b * PER_BODY..(b + 1) * PER_BODY).map(key).collect();
+                let n = deliver(
+                    &addrs,
+                    b,
+                    &ceph_body("assets", "ObjectCreated:Put", &keys),
+                    deadline,
+                );
+                *unavailable.lock().unwrap() += n;
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    pg.stop(false);
+    std::thread::sleep(Duration::from_secs(4));
+    pg.start_again();
+    sender.join().unwrap();
+    assert!(
+        *unavailable.lock().unwrap() > 0,
+        "the webhook answered 503 while the database was down"
+    );
+    // The nodes came back by themselves: every acknowledged event is purged and logged.
+    wait_all_purged(&fake, BODIES * PER_BODY, Duration::from_secs(60));
+    let log = eps[1].settle(Duration::from_secs(60));
+    let logged: BTreeSet<String> = log
+        .iter()
+        .filter_map(|r| r["key"].as_str().map(str::to_owned))
+        .collect();
+    let want: BTreeSet<String> = (0..BODIES * PER_BODY).map(key).collect();
+    assert!(want.is_subset(&logged), "{} keys logged", logged.len());
+    for mut s in servers {
+        assert!(s.proc.is_running(), "a node exited during the outage");
+    }
+}
