@@ -13,3 +13,4 @@ if ! command -v wrk >/dev/null; then
 fi
 cargo bench -p edgepurge --bench store
 cargo bench -p edgepurge --bench pipeline
+cargo bench -p edgepurge --bench cluster

@@ -186,7 +186,7 @@ fn spec(name: &str) -> RuleSpec {
 
 const DAY_MS: i64 = 86_400_000;
 
-fn claim_req(token: i64, now: Ms) -> ClaimRequest {
+pub fn claim_req(token: i64, now: Ms) -> ClaimRequest {
     ClaimRequest {
         lane: "p".into(),
         owner: "A".into(),
@@ -221,7 +221,7 @@ pub async fn claim_batch(s: &dyn Store, req: ClaimRequest) -> ClaimedBatch {
     }
 }
 
-fn finish(token: i64, batch: &ClaimedBatch, now: Ms, outcome: FinishOutcome) -> Finish {
+pub fn finish(token: i64, batch: &ClaimedBatch, now: Ms, outcome: FinishOutcome) -> Finish {
     Finish {
         batch_id: batch.id,
         token,

@@ -66,7 +66,30 @@ pub(super) async fn update_batch(t: &Tx<'_>, id: i64, u: &fin::BatchUpdate) -> S
     .map(drop)
 }
 
+/// PostgreSQL text cannot hold NUL: a provider's answer that has one (a cache's error page)
+/// is kept with U+FFFD in its place rather than failing the answer over and over.
+fn without_nul(f: &Finish) -> std::borrow::Cow<'_, Finish> {
+    let has = |s: &Option<String>| s.as_deref().is_some_and(|s| s.contains('\0'));
+    if !has(&f.error)
+        && !has(&f.request_id)
+        && !has(&f.task_id)
+        && !f.detached.iter().any(|d| d.error.contains('\0'))
+    {
+        return std::borrow::Cow::Borrowed(f);
+    }
+    let clean = |s: &Option<String>| s.as_ref().map(|s| s.replace('\0', "\u{fffd}"));
+    let mut owned = f.clone();
+    owned.error = clean(&f.error);
+    owned.request_id = clean(&f.request_id);
+    owned.task_id = clean(&f.task_id);
+    for d in &mut owned.detached {
+        d.error = d.error.replace('\0', "\u{fffd}");
+    }
+    std::borrow::Cow::Owned(owned)
+}
+
 pub(super) async fn finish(t: &mut Tx<'_>, f: &Finish) -> StoreResult<FinishReceipt> {
+    let f = &*without_nul(f);
     let batch = read_batch(t, f.batch_id).await?;
     let attempts = i64::from(batch.row.attempts);
     let n_jobs = batch.row.n_jobs as i64;

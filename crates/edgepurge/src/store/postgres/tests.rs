@@ -178,3 +178,21 @@ async fn work_queued_by_one_node_wakes_the_others() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(heard.try_recv().is_err());
 }
+
+#[tokio::test]
+async fn an_answer_with_a_nul_character_is_kept_not_failed_forever() {
+    let url = Postgres::shared().create_database();
+    let s = PgStore::open(&url, opts()).await.unwrap();
+    let tok = conformance::lease(&s).await;
+    s.ingest(vec![conformance::record("r", &[("p", "https://c/a")])], 0)
+        .await
+        .unwrap();
+    let mut req = conformance::claim_req(tok, 1000);
+    req.linger_ms = 0;
+    let b = conformance::claim_batch(&s, req).await;
+    let mut f = conformance::finish(tok, &b, 1001, FinishOutcome::RetryAt(5000));
+    f.error = Some("cache said: bad\0page".into());
+    s.finish(f).await.unwrap();
+    let rec = &conformance::all_records(&s).await[0];
+    assert_eq!(rec.error.as_deref(), Some("cache said: bad\u{fffd}page"));
+}
