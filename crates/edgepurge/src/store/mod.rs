@@ -66,7 +66,8 @@ pub enum StoreError {
     /// broken under it).
     #[error(
         "{path} has schema version {found}; this edgepurge uses {known}: stop the running \
-         server, then start this version's `edgepurge serve` once to upgrade the store"
+         server(s), then run this version's `edgepurge migrate` (or start its `edgepurge \
+         serve`) once to upgrade the store"
     )]
     SchemaTooOld {
         path: String,
