@@ -375,3 +375,25 @@ fn rules_and_the_log_are_the_same_from_every_node() {
         "{log:?}"
     );
 }
+
+#[test]
+fn config_check_names_a_missing_database_url_and_never_prints_one() {
+    let fake = fake_tencent();
+    let mut ep = node(&fake, "unused", "");
+    ep.env.retain(|(k, _)| k != "EDGEPURGE_DATABASE_URL");
+    let out = ep.run(&["config", "check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("EDGEPURGE_DATABASE_URL"), "{err}");
+    ep.env.push((
+        "EDGEPURGE_DATABASE_URL".into(),
+        format!("postgres://app:{PASSWORD}@127.0.0.1:1/x"),
+    ));
+    let out = ep.run(&["config", "check"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains(PASSWORD), "{all}");
+}

@@ -176,6 +176,15 @@ pub async fn check(ctx: &Ctx) -> CliResult {
         ));
     };
     let cfg = ctx.config().await?;
+    if let Some(src) = &cfg.store.url {
+        // Never the URL itself: it holds the database password.
+        src.check_present().map_err(|e| {
+            input_error(format!(
+                "{}: store: the PostgreSQL URL cannot be read: {e}",
+                path.display()
+            ))
+        })?;
+    }
     let missing = cfg.missing_secrets();
     if !missing.is_empty() {
         for m in &missing {
