@@ -302,6 +302,58 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_with_several_accounts_logs_one_record_per_account() {
+        let cfg = parse(
+            r#"
+            [providers.tencent]
+            kind = "tencent-cdn"
+            [providers.edge]
+            kind = "http-purge"
+            preset = "varnish"
+            nodes = ["127.0.0.1:6081", "127.0.0.2:6081"]
+            [[rules]]
+            name = "both"
+            bucket = "assets"
+            events = ["created"]
+            domains = ["https://cdn.example.com"]
+            providers = ["tencent", "edge"]
+            "#,
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        let stored: Vec<StoredRule> = cfg
+            .rules
+            .iter()
+            .map(|r| StoredRule::from_config(&r.spec))
+            .collect();
+        let (p, problems) = Planner::new(&stored, &cfg.providers, true);
+        assert!(problems.is_empty(), "{problems:?}");
+        let body = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../edgepurge-core/fixtures/events/ceph-put.json"
+        ))
+        .unwrap();
+        let recs = p.records(&parse_body(&body).unwrap().events);
+        assert_eq!(
+            recs.iter()
+                .map(|r| (r.rule.as_deref(), r.provider.as_deref()))
+                .collect::<Vec<_>>(),
+            vec![
+                (Some("both"), Some("tencent")),
+                (Some("both"), Some("edge"))
+            ]
+        );
+        let lanes = |r: &IngestRecord| r.jobs.iter().map(|j| j.lane.clone()).collect::<Vec<_>>();
+        assert_eq!(lanes(&recs[0]), vec!["tencent"]);
+        assert_eq!(
+            lanes(&recs[1]),
+            vec!["edge@127.0.0.1:6081", "edge@127.0.0.2:6081"]
+        );
+        assert_eq!(recs[0].targets, recs[1].targets);
+    }
+
+    #[test]
     fn events_become_records_with_jobs_per_domain() {
         let (p, _) = planner(true);
         let body = std::fs::read(concat!(
