@@ -354,6 +354,7 @@ mod tests {
                 task_id: None,
                 error: None,
                 detached: Vec::new(),
+                follow_task_at: None,
             })
             .await
             .unwrap();

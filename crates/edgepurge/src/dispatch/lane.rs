@@ -111,6 +111,23 @@ impl Lane {
         ));
         // If this task panics, the renewer must not keep the lease alive for a dead lane.
         let _renewer_guard = renewer_stop.clone().drop_guard();
+        // Providers with purge tasks: follow each until it completes, while the lane is held.
+        let follower_stop = self.shutdown.child_token();
+        let _follower_guard = follower_stop.clone().drop_guard();
+        let follower = self.purger.follows_tasks().then(|| {
+            tokio::spawn(
+                super::follow::Follower {
+                    store: Arc::clone(&self.store),
+                    purger: Arc::clone(&self.purger),
+                    settings: self.settings.tasks.clone(),
+                    clock: self.clock,
+                    outcomes: Arc::clone(&self.outcomes),
+                    shutdown: follower_stop.clone(),
+                    held: held_rx.clone(),
+                }
+                .run(),
+            )
+        });
         let mut was_held = false;
         let mut last_token: Option<i64> = None;
         self.check_credentials(false);
@@ -277,6 +294,10 @@ impl Lane {
             );
             sends.abort_all();
         }
+        follower_stop.cancel();
+        if let Some(f) = follower {
+            let _ = f.await;
+        }
         renewer_stop.cancel();
         let _ = renewer.await;
         if held_rx.borrow().is_some() {
@@ -389,6 +410,7 @@ impl Lane {
             parked: Arc::clone(&self.parked),
             health: Arc::clone(&self.health),
             metrics: Arc::clone(&self.metrics),
+            follow_first_check_ms: self.settings.tasks.first_check_ms,
         }
     }
 }
@@ -462,6 +484,8 @@ struct Sender {
     parked: Parked,
     health: Arc<Health>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// How long after a purge with a task its task is first asked about.
+    follow_first_check_ms: Ms,
 }
 
 impl Sender {
@@ -562,6 +586,10 @@ impl Sender {
             task_id: resp.task_id.clone(),
             error,
             detached,
+            follow_task_at: self
+                .purger
+                .follows_tasks()
+                .then(|| now + self.follow_first_check_ms),
         };
         // The answer must be recorded; keep trying while the store is unavailable. If we
         // stop first, the batch stays in flight and is resent by the next lane holder.

@@ -162,6 +162,7 @@ fn settings() -> DispatchSettings {
         poll_ms: 500,
         drain: Duration::from_secs(5),
         health: HealthSettings::default(),
+        tasks: crate::dispatch::FollowSettings::default(),
     }
 }
 
@@ -259,6 +260,21 @@ impl Store for Recording {
         finish: crate::store::Finish,
     ) -> crate::store::StoreResult<crate::store::FinishReceipt> {
         self.inner.finish(finish).await
+    }
+    async fn tasks_due(
+        &self,
+        lane: &str,
+        now: Ms,
+        limit: usize,
+    ) -> crate::store::StoreResult<Vec<crate::store::FollowedTask>> {
+        self.inner.tasks_due(lane, now, limit).await
+    }
+    async fn note_tasks(
+        &self,
+        updates: Vec<crate::store::TaskUpdate>,
+        now: Ms,
+    ) -> crate::store::StoreResult<crate::store::FinishReceipt> {
+        self.inner.note_tasks(updates, now).await
     }
     async fn note_quota_used(
         &self,

@@ -271,6 +271,30 @@ pub trait Purger: Send + Sync {
     async fn quota(&self) -> Option<Result<ProviderQuota, PurgeError>> {
         None
     }
+    /// Whether the task ids this purger's answers carry can be asked about with
+    /// [`Purger::task_state`]: its purges are complete when the task is, not when answered.
+    fn follows_tasks(&self) -> bool {
+        false
+    }
+    /// How far the provider's task `task_id` (from an answer of [`Purger::purge`]) has got.
+    async fn task_state(&self, _task_id: &str) -> Result<TaskState, PurgeError> {
+        Err(PurgeError::Request(
+            "this provider has no purge tasks to ask about".to_owned(),
+        ))
+    }
+}
+
+/// A provider's purge task, as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskState {
+    /// Still running (or not visible yet).
+    Running,
+    /// Done: the caches no longer serve the old copies.
+    Done,
+    /// The provider says it failed; what it reported (e.g. the URLs it could not purge).
+    Failed(String),
+    /// The provider does not know this task.
+    Unknown(String),
 }
 
 /// Truncates text for error messages (provider bodies can be large), with control

@@ -40,6 +40,9 @@ pub async fn run_all(factory: &Factory) {
     case!(a_target_never_merges_into_a_sent_batch);
     case!(batches_wait_for_linger_unless_full);
     case!(success_is_recorded_with_provider_ids);
+    case!(a_purge_without_a_task_completes_when_answered);
+    case!(followed_tasks_complete_their_records);
+    case!(a_failed_or_lost_task_leaves_its_record_unconfirmed_with_the_reason);
     case!(retry_waits_until_its_time_and_counts_attempts);
     case!(split_halves_a_batch_and_a_single_target_dies);
     case!(daily_quota_caps_batches_until_reset);
@@ -218,6 +221,7 @@ fn finish(token: i64, batch: &ClaimedBatch, now: Ms, outcome: FinishOutcome) -> 
         task_id: Some(format!("task-{}", batch.id)),
         error: None,
         detached: Vec::new(),
+        follow_task_at: None,
     }
 }
 
@@ -415,6 +419,181 @@ async fn success_is_recorded_with_provider_ids(s: &dyn Store) {
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].outcome, "succeeded");
     assert_eq!(reqs[0].targets, 1);
+}
+
+async fn a_purge_without_a_task_completes_when_answered(s: &dyn Store) {
+    let tok = lease(s).await;
+    s.ingest(vec![record("r", &[("p", "https://c/a")])], 0)
+        .await
+        .unwrap();
+    let b = claim_batch(s, claim_req(tok, 100)).await;
+    assert_eq!(all_records(s).await[0].completed_at, None);
+    s.finish(finish(tok, &b, 120, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(all_records(s).await[0].completed_at, Some(120));
+    assert!(s.tasks_due("p", i64::MAX, 10).await.unwrap().is_empty());
+}
+
+async fn followed_tasks_complete_their_records(s: &dyn Store) {
+    let tok = lease(s).await;
+    let q_tok = s
+        .acquire_lane("q", "A", 60_000)
+        .await
+        .unwrap()
+        .expect("lane q is free")
+        .token;
+    // Record 1 has a job on lane p only; record 2 on p and on q (a provider without tasks).
+    s.ingest(
+        vec![
+            record("r", &[("p", "https://c/a")]),
+            record("r", &[("p", "https://c/b"), ("q", "https://c/b")]),
+        ],
+        0,
+    )
+    .await
+    .unwrap();
+    let b = claim_batch(s, claim_req(tok, 200)).await;
+    assert_eq!(b.targets.len(), 2);
+    let mut f = finish(tok, &b, 300, FinishOutcome::Succeeded);
+    f.follow_task_at = Some(5_000);
+    s.finish(f).await.unwrap();
+    let qb = claim_batch(
+        s,
+        ClaimRequest {
+            lane: "q".into(),
+            ..claim_req(q_tok, 200)
+        },
+    )
+    .await;
+    s.finish(finish(q_tok, &qb, 400, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let recs = all_records(s).await;
+    assert!(
+        recs.iter().all(|r| r.status == Status::Succeeded),
+        "{recs:?}"
+    );
+    assert!(recs.iter().all(|r| r.completed_at.is_none()), "{recs:?}");
+
+    // Due at its first check time, not before; only on its own lane.
+    assert!(s.tasks_due("p", 4_999, 10).await.unwrap().is_empty());
+    assert!(s.tasks_due("q", i64::MAX, 10).await.unwrap().is_empty());
+    let due = s.tasks_due("p", 5_000, 10).await.unwrap();
+    let task_id = format!("task-{}", b.id);
+    assert_eq!(
+        due,
+        vec![FollowedTask {
+            batch_id: b.id,
+            task_id: task_id.clone(),
+            sent_at: 300,
+            checks: 0
+        }]
+    );
+    let cursor = s.log_cursor().await.unwrap();
+    // Still running: nothing a record shows changes; asked again later.
+    let running = s
+        .note_tasks(
+            vec![TaskUpdate {
+                batch_id: b.id,
+                progress: TaskProgress::Running {
+                    next_check_at: 9_000,
+                },
+            }],
+            5_000,
+        )
+        .await
+        .unwrap();
+    assert!(running.records.is_empty());
+    assert!(s.tasks_due("p", 8_999, 10).await.unwrap().is_empty());
+    assert_eq!(s.tasks_due("p", 9_000, 10).await.unwrap()[0].checks, 1);
+
+    let done = s
+        .note_tasks(
+            vec![TaskUpdate {
+                batch_id: b.id,
+                progress: TaskProgress::Completed { at: 9_100 },
+            }],
+            9_100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.records.len(), 2, "{done:?}");
+    let recs = all_records(s).await;
+    assert!(
+        recs.iter().all(|r| r.completed_at == Some(9_100)),
+        "{recs:?}"
+    );
+    assert!(s.tasks_due("p", i64::MAX, 10).await.unwrap().is_empty());
+    // A follower of the log sees the completion as a change.
+    let changed = s
+        .log(LogQuery {
+            after: Some((cursor, i64::MAX)),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 2, "{changed:?}");
+    // A late second answer for the same task changes nothing.
+    let again = s
+        .note_tasks(
+            vec![TaskUpdate {
+                batch_id: b.id,
+                progress: TaskProgress::Failed {
+                    error: "late".into(),
+                },
+            }],
+            9_500,
+        )
+        .await
+        .unwrap();
+    assert!(again.records.is_empty());
+    assert!(all_records(s).await.iter().all(|r| r.error.is_none()));
+}
+
+async fn a_failed_or_lost_task_leaves_its_record_unconfirmed_with_the_reason(s: &dyn Store) {
+    let tok = lease(s).await;
+    let mut batches = Vec::new();
+    for (i, url) in ["https://c/a", "https://c/b"].iter().enumerate() {
+        s.ingest(vec![record("r", &[("p", url)])], i as i64 * 1_000)
+            .await
+            .unwrap();
+        let b = claim_batch(s, claim_req(tok, i as i64 * 1_000 + 200)).await;
+        let mut f = finish(tok, &b, i as i64 * 1_000 + 300, FinishOutcome::Succeeded);
+        f.follow_task_at = Some(5_000);
+        s.finish(f).await.unwrap();
+        batches.push(b.id);
+    }
+    let receipt = s
+        .note_tasks(
+            vec![
+                TaskUpdate {
+                    batch_id: batches[0],
+                    progress: TaskProgress::Failed {
+                        error: "the provider reports purge task t failed: https://c/a".into(),
+                    },
+                },
+                TaskUpdate {
+                    batch_id: batches[1],
+                    progress: TaskProgress::Abandoned {
+                        reason: "completion not confirmed: task t still running".into(),
+                    },
+                },
+            ],
+            6_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(receipt.records.len(), 2);
+    let recs = all_records(s).await;
+    assert!(recs.iter().all(|r| r.status == Status::Succeeded));
+    assert!(recs.iter().all(|r| r.completed_at.is_none()));
+    let errors: Vec<&str> = recs.iter().filter_map(|r| r.error.as_deref()).collect();
+    assert_eq!(errors.len(), 2, "{recs:?}");
+    assert!(errors.iter().any(|e| e.contains("failed: https://c/a")));
+    assert!(errors.iter().any(|e| e.contains("still running")));
+    assert!(s.tasks_due("p", i64::MAX, 10).await.unwrap().is_empty());
 }
 
 async fn retry_waits_until_its_time_and_counts_attempts(s: &dyn Store) {

@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::queue::lease::Lease;
 pub use crate::queue::{
-    Claim, ClaimRequest, ClaimedBatch, Detached, Finish, FinishOutcome, KindLimits, Ms, Status,
+    Claim, ClaimRequest, ClaimedBatch, Detached, Finish, FinishOutcome, FollowedTask, KindLimits,
+    Ms, Status, TaskProgress, TaskUpdate,
 };
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
@@ -196,6 +197,9 @@ pub struct LogRecord {
     pub request_id: Option<String>,
     pub task_id: Option<String>,
     pub error: Option<String>,
+    /// When every purge of the record had completed at its provider (a provider with purge
+    /// tasks says so; others complete when they answer).
+    pub completed_at: Option<Ms>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -312,6 +316,13 @@ pub trait Store: Send + Sync {
     /// Records an answer. One carrying an older fencing token than the batch's is recorded as
     /// a request but changes nothing else.
     async fn finish(&self, finish: Finish) -> StoreResult<FinishReceipt>;
+    /// Tasks of `lane` to ask the provider about at `now`: batches that succeeded with a
+    /// followed task not yet complete, whose next check is due; at most `limit`, the most
+    /// overdue first.
+    async fn tasks_due(&self, lane: &str, now: Ms, limit: usize) -> StoreResult<Vec<FollowedTask>>;
+    /// Records what the provider said about followed tasks (an update for a batch no longer
+    /// followed, e.g. resent meanwhile, changes nothing); returns the records that changed.
+    async fn note_tasks(&self, updates: Vec<TaskUpdate>, now: Ms) -> StoreResult<FinishReceipt>;
     /// Raises a day's used quota to at least `used` (the provider reported it).
     async fn note_quota_used(
         &self,

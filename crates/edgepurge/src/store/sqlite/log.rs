@@ -65,6 +65,7 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(LogRecord, String, String)
             request_id: r.get(14)?,
             task_id: r.get(15)?,
             error: r.get(16)?,
+            completed_at: r.get(17)?,
         },
         targets,
         status,
