@@ -113,8 +113,13 @@ fn print_record(r: &LogRecord, json: bool) -> CliResult {
         r.provider.as_deref().unwrap_or("-"),
         r.attempts,
     );
+    // When every purge took effect at the provider (its task done, or its answer).
+    let completed = r
+        .completed_at
+        .map(|c| format!(" completed={}", fmt_time(c)))
+        .unwrap_or_default();
     let line = format!(
-        "{line}{}",
+        "{line}{completed}{}",
         outcome_suffix(&r.request_id, &r.task_id, &r.error)
     );
     // Keys and errors come from senders and providers: never raw to the terminal.

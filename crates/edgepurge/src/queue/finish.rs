@@ -39,6 +39,8 @@ pub struct BatchUpdate {
 }
 
 /// How a finished answer changes the queue.
+// Made and taken apart once per answer: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FinishPlan {
     /// The batch is no longer this sender's (its lane changed hands and the batch was

@@ -1,16 +1,17 @@
-//! Tencent Cloud CDN: `PurgeUrlsCache`, `PurgePathCache` and `DescribePurgeQuota` over API 3.0
-//! with TC3-HMAC-SHA256 (apis.md §A).
+//! Tencent Cloud CDN: `PurgeUrlsCache`, `PurgePathCache`, `DescribePurgeTasks` and
+//! `DescribePurgeQuota` over API 3.0 with TC3-HMAC-SHA256 (apis.md §A).
 
 pub mod classify;
 mod config;
 mod learned;
 pub mod sign;
+mod tasks;
 
 pub use config::{default_limits, TencentSettings, KIND};
 
 use super::{
     retry_after, snippet, KindQuota, Limits, ProviderQuota, PurgeError, PurgeResponse, Purger,
-    TargetFailure, Verdict,
+    TargetFailure, TaskState, Verdict,
 };
 use crate::secret::SecretSource;
 use async_trait::async_trait;
@@ -407,6 +408,22 @@ impl Purger for TencentCdn {
     fn credentials_missing(&self) -> bool {
         self.settings.secret_id.check_present().is_err()
             || self.settings.secret_key.check_present().is_err()
+    }
+
+    fn follows_tasks(&self) -> bool {
+        true
+    }
+
+    async fn task_state(&self, task_id: &str) -> Result<TaskState, PurgeError> {
+        match self
+            .call("DescribePurgeTasks", &json!({ "TaskId": task_id }), 0)
+            .await
+        {
+            Ok(call) => Ok(tasks::state_of(&call.response)),
+            Err(r) => Err(r
+                .error
+                .unwrap_or_else(|| PurgeError::Transport("DescribePurgeTasks failed".into()))),
+        }
     }
 
     async fn quota(&self) -> Option<Result<ProviderQuota, PurgeError>> {
