@@ -185,3 +185,84 @@ provider = "cf"
         (completed(&ep.log(&[])) == 3).then_some(())
     });
 }
+
+/// Posts `body` with `?wait=completed` and the given timeout; returns the answer.
+fn post_waiting(server: &Server, body: &[u8], timeout_ms: u64) -> Value {
+    let auth = format!("Bearer {WEBHOOK_TOKEN}");
+    let r = edgepurge_testkit::http::request(
+        server.addr,
+        "POST",
+        &format!("/v1/events?wait=completed&timeout_ms={timeout_ms}"),
+        &server.addr.to_string(),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+    .expect("POST /v1/events");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+#[test]
+fn a_sender_can_wait_until_the_provider_confirms_the_purge() {
+    let fake = fake_tencent();
+    fake.task_status("process");
+    let ep = Edgepurge::new(&fast_tasks(tencent_config(&fake, "", SITE_RULE)));
+    let server = ep.serve();
+    // Purged (the API accepted it) but never confirmed within the wait: said so.
+    let a = post_waiting(
+        &server,
+        &ceph_body("assets", "ObjectCreated:Put", &keys(1)),
+        1500,
+    );
+    assert_eq!(
+        (&a["purged"], &a["completed"]),
+        (&Value::Bool(true), &Value::Bool(false)),
+        "{a}"
+    );
+    assert!(a["waited_ms"].as_u64().is_some_and(|w| w >= 1400), "{a}");
+
+    // Tasks done as soon as they start: the answer waits for the confirmation, then says so.
+    fake.task_status("done");
+    let b = post_waiting(
+        &server,
+        &ceph_body("assets", "ObjectCreated:Put", &keys(3)),
+        20_000,
+    );
+    assert_eq!(
+        (&b["purged"], &b["completed"]),
+        (&Value::Bool(true), &Value::Bool(true)),
+        "{b}"
+    );
+    let ids: Vec<i64> = b["records"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default();
+    let log = ep.log(&[]);
+    for id in ids {
+        let rec = log
+            .iter()
+            .find(|r| r["id"] == id)
+            .expect("record in the log");
+        assert!(rec["completed_at"].is_i64(), "{rec}");
+    }
+    // An unknown wait is refused, naming both choices.
+    let auth = format!("Bearer {WEBHOOK_TOKEN}");
+    let r = edgepurge_testkit::http::request(
+        server.addr,
+        "POST",
+        "/v1/events?wait=fresh",
+        &server.addr.to_string(),
+        &[("Authorization", &auth)],
+        &ceph_body("assets", "ObjectCreated:Put", &keys(1)),
+    )
+    .expect("POST");
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("wait=purged or wait=completed"),
+        "{}",
+        r.text()
+    );
+}

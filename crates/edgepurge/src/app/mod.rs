@@ -26,7 +26,7 @@ pub use ingest::{
     Accepted, IngestError, IngestLimits, IngestOptions, Ingestor, LaneWaker, Reservation,
     DEFAULT_MAX_JOBS, DEFAULT_PARSE_BUDGET, SMALL_BODY,
 };
-pub use outcomes::{Outcomes, WaitOutcome};
+pub use outcomes::{Outcomes, WaitFor, WaitOutcome};
 pub use planner::Planner;
 
 impl LaneWaker for crate::dispatch::Dispatcher {

@@ -1474,10 +1474,7 @@ async fn a_record_whose_other_job_was_pruned_still_completes(s: &dyn Store) {
         .unwrap();
     assert_eq!(
         receipt.records,
-        vec![RecordChange {
-            id,
-            status: Status::Succeeded
-        }],
+        vec![RecordChange::of(id, Status::Succeeded, Some(7001), None)],
         "the pruned job counts as done, not as pending"
     );
 }

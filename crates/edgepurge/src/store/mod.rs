@@ -167,6 +167,37 @@ pub struct IngestReceipt {
 pub struct RecordChange {
     pub id: i64,
     pub status: Status,
+    /// Its purges completed at their providers (see [`LogRecord::completed_at`]).
+    pub completed: bool,
+    /// Nothing more will happen to it: final, and when succeeded, complete or its completion
+    /// given up (a provider task failed or was lost).
+    pub settled: bool,
+}
+
+impl RecordChange {
+    /// The change a record shows with this status, completion time and error.
+    pub fn of(id: i64, status: Status, completed_at: Option<Ms>, error: Option<&str>) -> Self {
+        let completed = status == Status::Succeeded && completed_at.is_some();
+        RecordChange {
+            id,
+            status,
+            completed,
+            settled: status.is_final()
+                && (status != Status::Succeeded || completed || error.is_some()),
+        }
+    }
+}
+
+impl LogRecord {
+    /// This record as a change (for waiters that read it back).
+    pub fn change(&self) -> RecordChange {
+        RecordChange::of(
+            self.id,
+            self.status,
+            self.completed_at,
+            self.error.as_deref(),
+        )
+    }
 }
 
 /// What recording an answer changed.

@@ -130,9 +130,13 @@ pub(super) fn recompute(
                     ])
                 })
                 .map_err(db_err("update records"))?;
-            changes.extend(records.solo.iter().map(|&id| RecordChange {
-                id,
-                status: summary.status,
+            changes.extend(records.solo.iter().map(|&id| {
+                RecordChange::of(
+                    id,
+                    summary.status,
+                    summary.completed_at,
+                    summary.error.as_deref(),
+                )
             }));
             filtered = records
                 .all
@@ -203,10 +207,12 @@ pub(super) fn recompute(
                 summary.completed_at
             ])
             .map_err(db_err("update record"))?;
-        changes.push(RecordChange {
-            id: pid,
-            status: summary.status,
-        });
+        changes.push(RecordChange::of(
+            pid,
+            summary.status,
+            summary.completed_at,
+            summary.error.as_deref(),
+        ));
     }
     Ok(changes)
 }
