@@ -3,6 +3,8 @@
 //! until the provider says it completed; the log shows when, or why it could not be
 //! confirmed.
 
+#![allow(clippy::expect_used)] // helpers outside #[test] functions panic with the test
+
 mod common;
 
 use common::*;
