@@ -8,7 +8,6 @@
 mod common;
 
 use common::*;
-use edgepurge_testkit::cloudfront::{self, FakeCloudFront};
 use edgepurge_testkit::wait_for;
 use serde_json::Value;
 use std::time::Duration;
@@ -113,10 +112,15 @@ fn a_task_the_provider_failed_is_shown_with_its_urls() {
 
 #[test]
 fn a_cloudfront_invalidation_completes_when_get_invalidation_says_completed() {
-    let fake = FakeCloudFront::start(cloudfront::Options {
-        token: Some(cloudfront::SESSION_TOKEN.into()),
-        ..Default::default()
-    });
+    let fake = fake_cloudfront();
+    let rule = r#"
+[[rules]]
+name = "site"
+bucket = "assets"
+events = ["created"]
+domains = ["https://cdn.example.com"]
+provider = "cf"
+"#;
     let config = format!(
         r#"
 [server]
@@ -127,39 +131,11 @@ path = "edgepurge.db"
 linger_ms = 100
 poll_ms = 100
 task_check_ms = 200
-[providers.cf]
-kind = "cloudfront"
-distribution_id = "{dist}"
-endpoint = "{endpoint}"
-access_key_id_env = "EP_TEST_CF_KEY_ID"
-secret_access_key_env = "EP_TEST_CF_SECRET"
-session_token_env = "EP_TEST_CF_TOKEN"
-rate_per_s = 20
-[[rules]]
-name = "site"
-bucket = "assets"
-events = ["created"]
-domains = ["https://cdn.example.com"]
-provider = "cf"
-"#,
-        dist = cloudfront::DISTRIBUTION_ID,
-        endpoint = fake.endpoint()
+{}
+{rule}"#,
+        cloudfront_section(&fake)
     );
-    let mut ep = Edgepurge::new(&config);
-    ep.env.extend([
-        (
-            "EP_TEST_CF_KEY_ID".to_owned(),
-            cloudfront::ACCESS_KEY_ID.to_owned(),
-        ),
-        (
-            "EP_TEST_CF_SECRET".to_owned(),
-            cloudfront::SECRET_ACCESS_KEY.to_owned(),
-        ),
-        (
-            "EP_TEST_CF_TOKEN".to_owned(),
-            cloudfront::SESSION_TOKEN.to_owned(),
-        ),
-    ]);
+    let ep = Edgepurge::new(&config).with_cloudfront_keys();
     let server = ep.serve();
     server.send(&ceph_body("assets", "ObjectCreated:Put", &keys(3)));
     let log = ep.settle(Duration::from_secs(20));

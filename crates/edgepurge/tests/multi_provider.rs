@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use edgepurge_testkit::cloudfront::{self, FakeCloudFront};
+use edgepurge_testkit::cloudfront::FakeCloudFront;
 use edgepurge_testkit::wait_for;
 use serde_json::Value;
 use std::time::Duration;
@@ -20,50 +20,13 @@ domains = ["https://cdn.example.com"]
 providers = ["tencent", "cf"]
 "#;
 
-fn fake_cloudfront() -> FakeCloudFront {
-    FakeCloudFront::start(cloudfront::Options {
-        token: Some(cloudfront::SESSION_TOKEN.into()),
-        ..Default::default()
-    })
-}
-
 /// Tencent (`tencent`) and CloudFront (`cf`) accounts pointing at the stand-ins, and `rules`.
 fn edgepurge(
     tencent: &edgepurge_testkit::tencent::FakeTencent,
     cf: &FakeCloudFront,
     rules: &str,
 ) -> Edgepurge {
-    let cf_section = format!(
-        r#"
-[providers.cf]
-kind = "cloudfront"
-distribution_id = "{dist}"
-endpoint = "{endpoint}"
-access_key_id_env = "EP_TEST_CF_KEY_ID"
-secret_access_key_env = "EP_TEST_CF_SECRET"
-session_token_env = "EP_TEST_CF_TOKEN"
-timeout_s = 5
-rate_per_s = 20
-"#,
-        dist = cloudfront::DISTRIBUTION_ID,
-        endpoint = cf.endpoint()
-    );
-    let mut ep = Edgepurge::new(&tencent_config(tencent, &cf_section, rules));
-    ep.env.extend([
-        (
-            "EP_TEST_CF_KEY_ID".to_owned(),
-            cloudfront::ACCESS_KEY_ID.to_owned(),
-        ),
-        (
-            "EP_TEST_CF_SECRET".to_owned(),
-            cloudfront::SECRET_ACCESS_KEY.to_owned(),
-        ),
-        (
-            "EP_TEST_CF_TOKEN".to_owned(),
-            cloudfront::SESSION_TOKEN.to_owned(),
-        ),
-    ]);
-    ep
+    Edgepurge::new(&tencent_config(tencent, &cloudfront_section(cf), rules)).with_cloudfront_keys()
 }
 
 fn keys(n: usize) -> Vec<String> {
