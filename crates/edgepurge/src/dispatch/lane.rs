@@ -237,8 +237,9 @@ impl Lane {
                 // Every kind waits for its shared rate.
                 drop(permit);
                 self.set_state(LaneState::Throttled);
+                let wait = held.unwrap_or(Duration::from_millis(self.settings.poll_ms));
                 tokio::select! {
-                    _ = tokio::time::sleep(held.unwrap_or(Duration::from_millis(self.settings.poll_ms))) => {},
+                    _ = tokio::time::sleep(wait) => {},
                     _ = self.shutdown.cancelled() => break,
                 }
                 continue;
@@ -297,12 +298,9 @@ impl Lane {
                     drop(permit);
                     self.check_credentials(true);
                     if sends.is_empty() {
-                        self.set_state(if held.is_some() {
-                            LaneState::Throttled
-                        } else {
-                            LaneState::Idle
-                        });
+                        self.set_state(LaneState::Idle);
                     }
+                    // Held kinds may have work: look again when their rate has room.
                     let poll = Duration::from_millis(self.settings.poll_ms);
                     self.pause(held.map_or(poll, |d| d.min(poll))).await;
                 }
