@@ -11,6 +11,7 @@
 pub mod caches;
 pub mod ceph;
 pub mod cfqueues;
+pub mod cloudflare;
 pub mod cloudfront;
 pub mod http;
 pub mod moto;

@@ -46,6 +46,31 @@ pub(super) struct Lane {
 /// Per kind, when the provider's spent day ends.
 pub(super) type Parked = Arc<Mutex<std::collections::BTreeMap<TargetKind, Ms>>>;
 
+/// One rate shared by requests of some kinds ([`crate::purgers::SharedRate`]).
+type SharedLimiter = (Vec<TargetKind>, RateLimiter);
+
+/// Leaves out of `kinds` those whose shared rate has no room now, so the claim forms no batch
+/// of them (and resends none) while other kinds still go. Returns how soon the first of them
+/// has room again, if any was left out.
+fn hold_rate_limited(
+    shared: &mut [SharedLimiter],
+    kinds: &mut Vec<(TargetKind, KindLimits)>,
+) -> Option<Duration> {
+    let mut soonest: Option<Duration> = None;
+    for (of, limiter) in shared.iter_mut() {
+        let wait = limiter.wait_time();
+        if wait.is_zero() {
+            continue;
+        }
+        let before = kinds.len();
+        kinds.retain(|(k, _)| !of.contains(k));
+        if kinds.len() < before {
+            soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
+        }
+    }
+    soonest
+}
+
 /// The limits to claim with at `now`: a parked kind gets a daily quota of 0, so nothing of
 /// it goes before its reset (the claim waits for the reset as for a spent local quota).
 fn claim_kinds(limits: &Limits, parked: &Parked, now: Ms) -> Vec<(TargetKind, KindLimits)> {
@@ -91,6 +116,12 @@ impl Lane {
         let lane = self.name().to_owned();
         let mut limits = self.purger.limits().clone();
         let mut limiter = RateLimiter::per_second(limits.rate_per_s);
+        let mut shared: Vec<SharedLimiter> = self
+            .purger
+            .shared_rates()
+            .into_iter()
+            .map(|r| (r.kinds, RateLimiter::per_second(r.rate_per_s)))
+            .collect();
         let slots = Arc::new(Semaphore::new(limits.concurrency.max(1)));
         let mut sends: JoinSet<()> = JoinSet::new();
         // The lease is renewed by its own task, so a main loop blocked on send slots or the
@@ -164,6 +195,9 @@ impl Lane {
             if last_token != Some(token) {
                 if token > 1 {
                     limiter.spend_window();
+                    for (_, l) in &mut shared {
+                        l.spend_window();
+                    }
                 }
                 last_token = Some(token);
             }
@@ -214,6 +248,19 @@ impl Lane {
             }
             let now = self.clock.now_ms();
             let (day, reset_at) = quota_day(now, limits.quota_utc_offset_s);
+            let mut kinds = claim_kinds(&limits, &self.parked, now);
+            let held = hold_rate_limited(&mut shared, &mut kinds);
+            if kinds.is_empty() {
+                // Every kind waits for its shared rate.
+                drop(permit);
+                self.set_state(LaneState::Throttled);
+                let wait = held.unwrap_or(Duration::from_millis(self.settings.poll_ms));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {},
+                    _ = self.shutdown.cancelled() => break,
+                }
+                continue;
+            }
             let req = ClaimRequest {
                 lane: lane.clone(),
                 owner: self.owner.clone(),
@@ -224,13 +271,18 @@ impl Lane {
                 } else {
                     self.settings.linger_ms
                 },
-                kinds: claim_kinds(&limits, &self.parked, now),
+                kinds,
                 quota_day: day,
                 quota_reset_at: reset_at,
             };
             match self.store.claim(req).await {
                 Ok(Claim::Batch(batch)) => {
                     limiter.record();
+                    for (of, l) in &mut shared {
+                        if of.contains(&batch.kind) {
+                            l.record();
+                        }
+                    }
                     self.set_state(LaneState::Busy);
                     let sender = self.sender(token);
                     let daily = limits.kind(batch.kind).and_then(|k| k.daily_quota);
@@ -252,6 +304,11 @@ impl Lane {
                             None => LaneState::Waiting { until },
                         });
                     }
+                    // Look again when a held kind's shared rate has room.
+                    let until = match held {
+                        Some(d) => until.min(now + d.as_millis() as i64 + 1),
+                        None => until,
+                    };
                     self.wait_for(now, until, fill_after).await;
                 }
                 Ok(Claim::Idle) => {
@@ -260,8 +317,9 @@ impl Lane {
                     if sends.is_empty() {
                         self.set_state(LaneState::Idle);
                     }
-                    self.pause(Duration::from_millis(self.settings.poll_ms))
-                        .await;
+                    // Held kinds may have work: look again when their rate has room.
+                    let poll = Duration::from_millis(self.settings.poll_ms);
+                    self.pause(held.map_or(poll, |d| d.min(poll))).await;
                 }
                 Err(e @ StoreError::LeaseLost { .. }) => {
                     // The lease lapsed: have the renewer try again now.

@@ -5,6 +5,7 @@
 //!
 //! Adding a provider: a folder here with a [`ProviderKind`] and one line in [`KINDS`].
 
+pub mod cloudflare;
 pub mod cloudfront;
 pub mod http_purge;
 pub mod tencent;
@@ -20,7 +21,12 @@ use std::time::Duration;
 pub use crate::limits::KindLimits;
 
 /// Every provider kind edgepurge speaks, by its `kind` key.
-pub const KINDS: &[ProviderKind] = &[tencent::KIND, http_purge::KIND, cloudfront::KIND];
+pub const KINDS: &[ProviderKind] = &[
+    tencent::KIND,
+    http_purge::KIND,
+    cloudfront::KIND,
+    cloudflare::KIND,
+];
 
 /// Checks a `[providers.NAME]` section (without its `kind` key), recording every problem at
 /// `at` (`providers.NAME`). Pure: no network, disk or environment.
@@ -233,6 +239,18 @@ pub struct Limits {
     pub quota_utc_offset_s: i32,
 }
 
+/// A rate that requests of some kinds share, besides the lane's `rate_per_s`: a provider that
+/// counts them in a bucket of their own (Cloudflare counts tag and prefix purges apart from
+/// URL purges, and allows only 5 a minute of them on its Free plan). The lane claims no batch
+/// of these kinds while the rate has no room, and sends the other kinds meanwhile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedRate {
+    pub kinds: Vec<TargetKind>,
+    /// At most this many requests of those kinds in any one second (below 1: one per
+    /// 1/rate seconds), with the same margin as the lane's rate.
+    pub rate_per_s: f64,
+}
+
 /// Per-kind quota reported by the provider itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KindQuota {
@@ -251,6 +269,11 @@ pub trait Purger: Send + Sync {
     /// The provider account (config name) this lane belongs to.
     fn provider(&self) -> &str;
     fn limits(&self) -> &Limits;
+    /// Rates that requests of some kinds share besides [`Limits::rate_per_s`] (none by
+    /// default).
+    fn shared_rates(&self) -> Vec<SharedRate> {
+        Vec::new()
+    }
     /// Sends one request purging `targets` (all of one kind, at most the per-request maximum).
     async fn purge(&self, kind: TargetKind, targets: &[String]) -> PurgeResponse;
     /// Forgets what was learned about these targets (the operator re-queued them).
