@@ -5,6 +5,7 @@
 //!
 //! Adding a provider: a folder here with a [`ProviderKind`] and one line in [`KINDS`].
 
+pub mod akamai;
 pub mod cloudfront;
 pub mod http_purge;
 pub mod tencent;
@@ -20,7 +21,12 @@ use std::time::Duration;
 pub use crate::limits::KindLimits;
 
 /// Every provider kind edgepurge speaks, by its `kind` key.
-pub const KINDS: &[ProviderKind] = &[tencent::KIND, http_purge::KIND, cloudfront::KIND];
+pub const KINDS: &[ProviderKind] = &[
+    tencent::KIND,
+    http_purge::KIND,
+    cloudfront::KIND,
+    akamai::KIND,
+];
 
 /// Checks a `[providers.NAME]` section (without its `kind` key), recording every problem at
 /// `at` (`providers.NAME`). Pure: no network, disk or environment.
