@@ -380,6 +380,12 @@ class Handler(BaseHTTPRequestHandler):
         kind = None
         try:
             authenticate(state, path, self.headers, raw, rec)
+            try:  # recorded before any check or fault, for tests to compare attempts
+                sent = json.loads(raw.decode("utf-8"))
+                if isinstance(sent, dict) and isinstance(sent.get("objects"), list):
+                    rec["objects"] = sent["objects"]
+            except (UnicodeDecodeError, ValueError):
+                pass
             m = PATH_RE.match(path)
             if not m:
                 raise Problem(404, "not found", f"No Fast Purge operation at {path}")

@@ -21,10 +21,13 @@ fn fake() -> FakeAkamai {
 /// A config with an Akamai provider `ak` pointing at `fake`, fast retries and `rules`.
 /// Requests go out at up to 20 per second unless `provider_extra` says otherwise.
 fn config(fake: &FakeAkamai, provider_extra: &str, rules: &str) -> String {
+    // Tests send fast; the per-request maxima that would follow from that rate are raised.
     let rate = if provider_extra.contains("rate_per_s") {
         ""
-    } else {
+    } else if provider_extra.contains("cpcodes") {
         "rate_per_s = 20"
+    } else {
+        "rate_per_s = 20\nmax_tags_per_request = 100"
     };
     format!(
         r#"
@@ -63,9 +66,15 @@ fn edgepurge(config: &str) -> Edgepurge {
     let mut ep = Edgepurge::new(config);
     ep.env.extend([
         ("EP_TEST_AK_HOST".to_owned(), HOST.to_owned()),
-        ("EP_TEST_AK_CLIENT_TOKEN".to_owned(), CLIENT_TOKEN.to_owned()),
+        (
+            "EP_TEST_AK_CLIENT_TOKEN".to_owned(),
+            CLIENT_TOKEN.to_owned(),
+        ),
         (SECRET_ENV.to_owned(), CLIENT_SECRET.to_owned()),
-        ("EP_TEST_AK_ACCESS_TOKEN".to_owned(), ACCESS_TOKEN.to_owned()),
+        (
+            "EP_TEST_AK_ACCESS_TOKEN".to_owned(),
+            ACCESS_TOKEN.to_owned(),
+        ),
     ]);
     ep
 }
@@ -86,8 +95,17 @@ fn serve_logged(ep: &Edgepurge) -> (Server, std::path::PathBuf) {
 }
 
 fn assert_no_secret(what: &str, text: &str) {
-    for secret in [CLIENT_SECRET, CLIENT_TOKEN, ACCESS_TOKEN, HOST, "wrong-client-secret"] {
-        assert!(!text.contains(secret), "{secret} leaked into {what}:\n{text}");
+    for secret in [
+        CLIENT_SECRET,
+        CLIENT_TOKEN,
+        ACCESS_TOKEN,
+        HOST,
+        "wrong-client-secret",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked into {what}:\n{text}"
+        );
     }
 }
 
@@ -150,7 +168,10 @@ fn url_rules_purge_the_full_urls_in_one_signed_request() {
     let purges = fake.purges();
     assert_eq!(purges.len(), 1, "{purges:#?}");
     let p = &purges[0];
-    assert_eq!((&p["action"], &p["type"], &p["network"]), (&json!("invalidate"), &json!("url"), &json!("production")));
+    assert_eq!(
+        (&p["action"], &p["type"], &p["network"]),
+        (&json!("invalidate"), &json!("url"), &json!("production"))
+    );
     assert_eq!(
         strings(&p["objects"]),
         vec![
@@ -171,25 +192,47 @@ fn url_rules_purge_the_full_urls_in_one_signed_request() {
     assert_eq!(r["status"], 201);
     assert_eq!(r["method"], "POST");
     assert_eq!(r["path"], "/ccu/v3/invalidate/url/production");
-    assert_eq!(r["headers"]["host"], HOST, "the credential's host, not the endpoint's");
+    assert_eq!(
+        r["headers"]["host"], HOST,
+        "the credential's host, not the endpoint's"
+    );
     assert_eq!(r["headers"]["content-type"], "application/json");
     // The exact body: the objects in one array, nothing else.
     let body: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
-    assert_eq!(body.as_object().unwrap().keys().collect::<Vec<_>>(), vec!["objects"]);
+    assert_eq!(
+        body.as_object().unwrap().keys().collect::<Vec<_>>(),
+        vec!["objects"]
+    );
     assert_eq!(
         r["body"].as_str().unwrap(),
-        format!(r#"{{"objects":[{}]}}"#, body["objects"].as_array().unwrap().iter().map(Value::to_string).collect::<Vec<_>>().join(","))
+        format!(
+            r#"{{"objects":[{}]}}"#,
+            body["objects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )
     );
     for rec in &log {
         assert_eq!(rec["status"], "succeeded", "{rec}");
         assert_eq!(rec["attempts"], 1);
-        assert_eq!(rec["task_id"], p["purge_id"], "the log's task id is the purgeId");
-        assert_eq!(rec["request_id"], r["support_id"], "the request id is the supportId");
+        assert_eq!(
+            rec["task_id"], p["purge_id"],
+            "the log's task id is the purgeId"
+        );
+        assert_eq!(
+            rec["request_id"], r["support_id"],
+            "the request id is the supportId"
+        );
     }
     drop(server);
     let serve_log = std::fs::read_to_string(&log_path).unwrap();
     assert!(
-        serve_log.contains("Akamai accepted the purge") && serve_log.contains("estimated_seconds=5"),
+        serve_log.contains("Akamai accepted the purge")
+            && serve_log.contains("estimated_seconds=5"),
         "estimatedSeconds is logged:\n{serve_log}"
     );
     assert!(serve_log.contains(p["purge_id"].as_str().unwrap()));
@@ -258,11 +301,17 @@ tags = ["{seg2}"]
     let reqs = calls(&fake);
     assert_eq!(reqs.len(), 1, "{reqs:#?}");
     assert_eq!(reqs[0]["path"], "/ccu/v3/invalidate/cpcode/production");
-    assert_eq!(reqs[0]["body"], r#"{"objects":[123456]}"#, "one CP code, as an integer");
+    assert_eq!(
+        reqs[0]["body"], r#"{"objects":[123456]}"#,
+        "one CP code, as an integer"
+    );
     let by_folder = log.iter().find(|r| r["rule"] == "by-folder").unwrap();
     assert_eq!(by_folder["status"], "dead");
     let err = by_folder["error"].as_str().unwrap();
-    assert!(err.contains("CP code 777 is not in this account's `cpcodes`"), "{err}");
+    assert!(
+        err.contains("CP code 777 is not in this account's `cpcodes`"),
+        "{err}"
+    );
     assert!(log
         .iter()
         .filter(|r| r["rule"] == "whole-site")
@@ -278,7 +327,11 @@ fn staging_and_delete_go_to_their_own_paths() {
         &format!("{SITE_RULE}\n{TAG_RULE}"),
     ));
     let server = ep.serve();
-    server.send(&ceph_body("assets", "ObjectCreated:Put", &["s/x.css".into()]));
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["s/x.css".into()],
+    ));
     let log = ep.settle(Duration::from_secs(20));
     assert!(log.iter().all(|r| r["status"] == "succeeded"), "{log:?}");
     let mut paths: Vec<String> = calls(&fake)
@@ -290,7 +343,10 @@ fn staging_and_delete_go_to_their_own_paths() {
         paths,
         vec!["/ccu/v3/delete/tag/staging", "/ccu/v3/delete/url/staging"]
     );
-    assert!(fake.purges().iter().all(|p| p["network"] == "staging" && p["action"] == "delete"));
+    assert!(fake
+        .purges()
+        .iter()
+        .all(|p| p["network"] == "staging" && p["action"] == "delete"));
 }
 
 #[test]
@@ -298,7 +354,10 @@ fn batches_are_split_by_count() {
     let fake = fake();
     let ep = edgepurge(
         &config(&fake, "max_urls_per_request = 3", SITE_RULE)
-            .replace("domains = [\"https://cdn.example.com\", \"https://img.example.com\"]", "domains = [\"https://cdn.example.com\"]")
+            .replace(
+                "domains = [\"https://cdn.example.com\", \"https://img.example.com\"]",
+                "domains = [\"https://cdn.example.com\"]",
+            )
             .replace("linger_ms = 100", "linger_ms = 500"),
     );
     let server = ep.serve();
@@ -312,7 +371,10 @@ fn batches_are_split_by_count() {
         .collect();
     sizes.sort();
     assert_eq!(sizes, vec![1, 3, 3]);
-    let want: Vec<String> = keys.iter().map(|k| format!("https://cdn.example.com/{k}")).collect();
+    let want: Vec<String> = keys
+        .iter()
+        .map(|k| format!("https://cdn.example.com/{k}"))
+        .collect();
     assert_eq!(purged_sorted(&fake), want, "each URL once");
 }
 
@@ -321,7 +383,10 @@ fn bodies_never_exceed_50_kb_and_a_413_splits() {
     let fake = fake();
     let ep = edgepurge(
         &config(&fake, "", SITE_RULE)
-            .replace("domains = [\"https://cdn.example.com\", \"https://img.example.com\"]", "domains = [\"https://cdn.example.com\"]")
+            .replace(
+                "domains = [\"https://cdn.example.com\", \"https://img.example.com\"]",
+                "domains = [\"https://cdn.example.com\"]",
+            )
             .replace("linger_ms = 100", "linger_ms = 1000"),
     );
     let server = ep.serve();
@@ -333,12 +398,23 @@ fn bodies_never_exceed_50_kb_and_a_413_splits() {
     let log = ep.settle(Duration::from_secs(40));
     assert!(log.iter().all(|r| r["status"] == "succeeded"), "{log:?}");
     let reqs = calls(&fake);
-    assert!(reqs.len() >= 3, "110 KB need three requests at least: {}", reqs.len());
+    assert!(
+        reqs.len() >= 3,
+        "110 KB need three requests at least: {}",
+        reqs.len()
+    );
     for r in &reqs {
-        assert!(r["body_bytes"].as_u64().unwrap() <= 50_000, "{}", r["body_bytes"]);
+        assert!(
+            r["body_bytes"].as_u64().unwrap() <= 50_000,
+            "{}",
+            r["body_bytes"]
+        );
         assert_eq!(r["status"], 201, "{}", r["title"]);
     }
-    let want: Vec<String> = keys.iter().map(|k| format!("https://cdn.example.com/{k}")).collect();
+    let want: Vec<String> = keys
+        .iter()
+        .map(|k| format!("https://cdn.example.com/{k}"))
+        .collect();
     assert_eq!(purged_sorted(&fake), want, "every URL once, none lost");
 
     // Akamai's own 413 (whatever the reason) splits the batch too.
@@ -368,7 +444,10 @@ fn a_429_waits_for_the_bucket_then_succeeds() {
     });
     let ep = edgepurge(
         &config(&fake, "max_urls_per_request = 5", SITE_RULE)
-            .replace("domains = [\"https://cdn.example.com\", \"https://img.example.com\"]", "domains = [\"https://cdn.example.com\"]")
+            .replace(
+                "domains = [\"https://cdn.example.com\", \"https://img.example.com\"]",
+                "domains = [\"https://cdn.example.com\"]",
+            )
             .replace("linger_ms = 100", "linger_ms = 500"),
     );
     let server = ep.serve();
@@ -378,7 +457,10 @@ fn a_429_waits_for_the_bucket_then_succeeds() {
     assert!(log.iter().all(|r| r["status"] == "succeeded"), "{log:?}");
     let reqs = calls(&fake);
     let refused: Vec<&Value> = reqs.iter().filter(|r| r["status"] == 429).collect();
-    assert!(!refused.is_empty(), "the second batch met an empty bucket: {reqs:#?}");
+    assert!(
+        !refused.is_empty(),
+        "the second batch met an empty bucket: {reqs:#?}"
+    );
     assert_eq!(refused[0]["title"], "URL Rate Limit exceeded");
     // The next attempt of the refused objects came when the bucket could hold them again
     // (5 tokens at one per second), not at the 100 ms backoff.
@@ -389,9 +471,16 @@ fn a_429_waits_for_the_bucket_then_succeeds() {
         .unwrap();
     let waited = retried["time"].as_f64().unwrap() - first_refusal;
     assert!(waited >= 4.0, "retried after {waited:.2} s");
-    assert_eq!(refused.len(), 1, "one 429, then the wait the headers asked for");
+    assert_eq!(
+        refused.len(),
+        1,
+        "one 429, then the wait the headers asked for"
+    );
     let requests_log = ep.ok(&["log", "--requests", "--json"]);
-    assert!(requests_log.contains("URL Rate Limit exceeded"), "{requests_log}");
+    assert!(
+        requests_log.contains("URL Rate Limit exceeded"),
+        "{requests_log}"
+    );
     assert_eq!(purged_sorted(&fake).len(), 10);
 }
 
@@ -445,17 +534,29 @@ fn a_wrong_secret_is_dead_at_once_with_a_clear_error_and_no_secret_in_the_logs()
     let err = log[0]["error"].as_str().unwrap();
     assert!(
         err.contains("HTTP 401 Not authorized: The signature does not match")
-            && err.contains(&format!("check client_secret (read from environment variable {SECRET_ENV})")),
+            && err.contains(&format!(
+                "check client_secret (read from environment variable {SECRET_ENV})"
+            )),
         "{err}"
     );
     let reqs = calls(&fake);
     assert_eq!(reqs.len(), 1);
-    assert_eq!((reqs[0]["status"].as_u64(), reqs[0]["signature_ok"].as_bool()), (Some(401), Some(false)));
+    assert_eq!(
+        (
+            reqs[0]["status"].as_u64(),
+            reqs[0]["signature_ok"].as_bool()
+        ),
+        (Some(401), Some(false))
+    );
     assert!(fake.purges().is_empty());
     drop(server);
     let serve_log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(serve_log.contains("The signature does not match"), "{serve_log}");
-    let everything = serve_log + &ep.ok(&["log", "--json"]) + &ep.ok(&["log", "--requests", "--json"]);
+    assert!(
+        serve_log.contains("The signature does not match"),
+        "{serve_log}"
+    );
+    let everything =
+        serve_log + &ep.ok(&["log", "--json"]) + &ep.ok(&["log", "--requests", "--json"]);
     assert_no_secret("the logs", &everything);
 }
 
@@ -463,15 +564,24 @@ fn a_wrong_secret_is_dead_at_once_with_a_clear_error_and_no_secret_in_the_logs()
 fn a_wrong_client_token_or_a_missing_grant_names_what_to_fix() {
     let fake = fake();
     let mut ep = edgepurge(&config(&fake, "", SITE_RULE));
-    set_env(&mut ep, "EP_TEST_AK_CLIENT_TOKEN", "akab-some-other-client-token");
+    set_env(
+        &mut ep,
+        "EP_TEST_AK_CLIENT_TOKEN",
+        "akab-some-other-client-token",
+    );
     let server = ep.serve();
     server.send(&ceph_body("assets", "ObjectCreated:Put", &["t.css".into()]));
     let log = ep.settle(Duration::from_secs(20));
-    assert_eq!((log[0]["status"].as_str(), log[0]["attempts"].as_u64()), (Some("dead"), Some(1)));
+    assert_eq!(
+        (log[0]["status"].as_str(), log[0]["attempts"].as_u64()),
+        (Some("dead"), Some(1))
+    );
     let err = log[0]["error"].as_str().unwrap();
     assert!(
         err.contains("Invalid authorization client token")
-            && err.contains("check client_token (read from environment variable EP_TEST_AK_CLIENT_TOKEN)"),
+            && err.contains(
+                "check client_token (read from environment variable EP_TEST_AK_CLIENT_TOKEN)"
+            ),
         "{err}"
     );
     drop(server);
@@ -484,7 +594,10 @@ fn a_wrong_client_token_or_a_missing_grant_names_what_to_fix() {
     let server = ep.serve();
     server.send(&ceph_body("assets", "ObjectCreated:Put", &["g.css".into()]));
     let log = ep.settle(Duration::from_secs(20));
-    assert_eq!((log[0]["status"].as_str(), log[0]["attempts"].as_u64()), (Some("dead"), Some(1)));
+    assert_eq!(
+        (log[0]["status"].as_str(), log[0]["attempts"].as_u64()),
+        (Some("dead"), Some(1))
+    );
     let err = log[0]["error"].as_str().unwrap();
     assert!(
         err.contains("HTTP 403 Forbidden")
@@ -534,10 +647,17 @@ provider = "ak"
             );
         }
     }
-    let want: Vec<String> = keys.iter().map(|k| format!("https://cdn.example.com/{k}")).collect();
+    let want: Vec<String> = keys
+        .iter()
+        .map(|k| format!("https://cdn.example.com/{k}"))
+        .collect();
     assert_eq!(purged_sorted(&fake), want, "every good URL purged, once");
     let first = &calls(&fake)[0];
-    assert_eq!(first["objects"].as_array().unwrap().len(), 6, "one request for both rules");
+    assert_eq!(
+        first["objects"].as_array().unwrap().len(),
+        6,
+        "one request for both rules"
+    );
     assert_eq!(first["status"], 403);
 }
 
@@ -577,7 +697,9 @@ allow_host_purge = true
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains("provider \"ak\" (akamai) cannot purge with mode = \"dir\"; it purges url, tag"),
+        err.contains(
+            "provider \"ak\" (akamai) cannot purge with mode = \"dir\"; it purges url, tag"
+        ),
         "{err}"
     );
 

@@ -136,8 +136,10 @@ impl FakeAkamai {
     pub fn fail(&self, http_status: u16, title: &str, detail: &str, count: u32) {
         self.control(
             "/__control/fail",
-            Some(json!({"http_status": http_status, "title": title, "detail": detail,
-                        "count": count})),
+            Some(
+                json!({"http_status": http_status, "title": title, "detail": detail,
+                        "count": count}),
+            ),
         );
     }
 

@@ -54,7 +54,9 @@ pub fn object(ty: ObjectType, target: &str, cpcodes: &[u64]) -> Result<Object, S
             let u = url::Url::parse(target)
                 .map_err(|e| format!("{shown:?} is not a URL Fast Purge can take ({e})"))?;
             if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-                return Err(format!("{shown:?}: Fast Purge purges http and https URLs only"));
+                return Err(format!(
+                    "{shown:?}: Fast Purge purges http and https URLs only"
+                ));
             }
             // Akamai refuses non-ASCII characters ("bad URL"); rule URLs are percent-encoded,
             // so only a hand-made target can have them.
@@ -157,7 +159,12 @@ mod tests {
 
     #[test]
     fn urls_are_sent_whole_and_checked() {
-        let o = object(ObjectType::Url, "https://cdn.example.com/a%20b.png?x=1", &[]).unwrap();
+        let o = object(
+            ObjectType::Url,
+            "https://cdn.example.com/a%20b.png?x=1",
+            &[],
+        )
+        .unwrap();
         assert_eq!(o.json, r#""https://cdn.example.com/a%20b.png?x=1""#);
         let http = object(ObjectType::Url, "http://cdn.example.com/a%20b.png?x=1", &[]).unwrap();
         assert_eq!(o.key, http.key, "http and https are purged together");
@@ -173,7 +180,13 @@ mod tests {
 
     #[test]
     fn tags_follow_akamais_syntax() {
-        for good in ["products", "product-42", "a%20b", "v1.2_x|y~z", &"t".repeat(128)] {
+        for good in [
+            "products",
+            "product-42",
+            "a%20b",
+            "v1.2_x|y~z",
+            &"t".repeat(128),
+        ] {
             let o = object(ObjectType::Tag, good, &[]).unwrap();
             assert_eq!(o.json, format!("\"{good}\""));
         }
@@ -196,7 +209,10 @@ mod tests {
         let o = object(ObjectType::CpCode, "123456", &[123456, 7]).unwrap();
         assert_eq!(o.json, "123456", "an integer, not a string");
         let err = object(ObjectType::CpCode, "999", &[123456]).unwrap_err();
-        assert!(err.contains("CP code 999 is not in this account's `cpcodes`"), "{err}");
+        assert!(
+            err.contains("CP code 999 is not in this account's `cpcodes`"),
+            "{err}"
+        );
         let err = object(ObjectType::CpCode, "products", &[123456]).unwrap_err();
         assert!(err.contains("is not a CP code"), "{err}");
         assert!(object(ObjectType::CpCode, "0", &[0]).is_err());
@@ -205,7 +221,10 @@ mod tests {
     #[test]
     fn bodies_are_cut_by_size_not_only_by_count() {
         let a = r#""https://cdn.example.com/a""#;
-        assert_eq!(body(&[a, "12"]), r#"{"objects":["https://cdn.example.com/a",12]}"#);
+        assert_eq!(
+            body(&[a, "12"]),
+            r#"{"objects":["https://cdn.example.com/a",12]}"#
+        );
         assert_eq!(body(&[a]).len(), ENVELOPE_BYTES + a.len());
         // Exactly at the limit fits; one byte more does not.
         let n = 10;

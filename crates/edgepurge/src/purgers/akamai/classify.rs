@@ -120,11 +120,13 @@ pub fn classify(
     match status {
         429 => {
             // A request larger than the whole bucket can never be accepted.
-            if items > 1 && header_u64(headers, "x-ratelimit-limit-objects").is_some_and(|l| {
-                p.rate_limit_current_request_size
-                    .unwrap_or(items as u64)
-                    .gt(&l)
-            }) {
+            if items > 1
+                && header_u64(headers, "x-ratelimit-limit-objects").is_some_and(|l| {
+                    p.rate_limit_current_request_size
+                        .unwrap_or(items as u64)
+                        .gt(&l)
+                })
+            {
                 return Verdict::Split;
             }
             Verdict::RetryLater {
@@ -399,9 +401,19 @@ mod tests {
         let h = |s, p: &Problem| hint(s, p, &sources).unwrap();
         let sig = gateway(401, "Not authorized", "The signature does not match", false);
         assert!(h(401, &sig).contains("client_secret (read from file /run/cs)"));
-        let ct = gateway(400, "Bad request", "Invalid authorization client token", false);
+        let ct = gateway(
+            400,
+            "Bad request",
+            "Invalid authorization client token",
+            false,
+        );
         assert!(h(400, &ct).contains("client_token (read from environment variable CT)"));
-        let at = gateway(400, "Bad request", "Invalid authorization access token", false);
+        let at = gateway(
+            400,
+            "Bad request",
+            "Invalid authorization access token",
+            false,
+        );
         assert!(h(400, &at).contains("access_token (read from environment variable AT)"));
         let grant = gateway(403, "Forbidden", "The client does not have the grant", true);
         assert!(h(403, &grant).contains("\"CCU APIs\"") && h(403, &grant).contains("READ-WRITE"));

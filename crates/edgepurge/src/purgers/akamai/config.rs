@@ -181,13 +181,16 @@ fn parse(
     Some(Arc::new(settings))
 }
 
-fn one_of(v: Option<String>, default: &str, allowed: &[&str], at: &str, p: &mut Problems) -> String {
+fn one_of(
+    v: Option<String>,
+    default: &str,
+    allowed: &[&str],
+    at: &str,
+    p: &mut Problems,
+) -> String {
     let v = v.unwrap_or_else(|| default.to_owned());
     if !allowed.contains(&v.as_str()) {
-        p.push(
-            at,
-            format!("{v:?} is not {}", allowed.join(" or ")),
-        );
+        p.push(at, format!("{v:?} is not {}", allowed.join(" or ")));
     }
     v
 }
@@ -247,7 +250,10 @@ fn check(name: &str, t: RawAkamai, at: &str, p: &mut Problems) -> Option<AkamaiS
                     "must list at least one CP code, each a positive number",
                 );
             }
-            codes.into_iter().filter_map(|c| u64::try_from(c).ok()).collect()
+            codes
+                .into_iter()
+                .filter_map(|c| u64::try_from(c).ok())
+                .collect()
         }
         (_, Some(_)) => {
             p.push(
@@ -276,7 +282,10 @@ fn check(name: &str, t: RawAkamai, at: &str, p: &mut Problems) -> Option<AkamaiS
     let rate = validate::rate(
         t.rate_per_s,
         DEFAULT_RATE,
-        Some((buckets::REQUESTS_PER_S, "Fast Purge's sustained request rate")),
+        Some((
+            buckets::REQUESTS_PER_S,
+            "Fast Purge's sustained request rate",
+        )),
         &field(at, "rate_per_s"),
         p,
     );
@@ -310,7 +319,11 @@ fn check(name: &str, t: RawAkamai, at: &str, p: &mut Problems) -> Option<AkamaiS
                     "is used only with tags_are = \"cpcodes\"",
                 );
             }
-            ("max_tags_per_request", t.max_tags_per_request, buckets::TAGS_BURST)
+            (
+                "max_tags_per_request",
+                t.max_tags_per_request,
+                buckets::TAGS_BURST,
+            )
         }
     };
     let max_tags =
@@ -366,10 +379,7 @@ mod tests {
         assert_eq!(s.action, "invalidate");
         assert_eq!(s.tags_are, ObjectType::Tag);
         assert_eq!(s.endpoint, None);
-        assert_eq!(
-            s.credentials.host,
-            SecretSource::Env("AKAMAI_HOST".into())
-        );
+        assert_eq!(s.credentials.host, SecretSource::Env("AKAMAI_HOST".into()));
         assert_eq!(
             s.credentials.client_secret,
             SecretSource::Env("AKAMAI_CLIENT_SECRET".into())
@@ -383,7 +393,10 @@ mod tests {
         let cfg = cfg.unwrap();
         assert_eq!(cfg.lanes(), vec!["ak"]);
         assert!(cfg.supports(TargetKind::Url) && cfg.supports(TargetKind::Tag));
-        assert!(!cfg.supports(TargetKind::Dir), "Fast Purge has no prefix purge");
+        assert!(
+            !cfg.supports(TargetKind::Dir),
+            "Fast Purge has no prefix purge"
+        );
         assert_eq!(cfg.required_secrets().len(), 4);
     }
 
@@ -393,7 +406,11 @@ mod tests {
         for (text, kind, refill) in [
             ("", TargetKind::Url, buckets::URLS_PER_S),
             ("", TargetKind::Tag, buckets::TAGS_PER_S),
-            ("tags_are = \"cpcodes\"\ncpcodes = [1]\n", TargetKind::Tag, buckets::CPCODES_PER_S),
+            (
+                "tags_are = \"cpcodes\"\ncpcodes = [1]\n",
+                TargetKind::Tag,
+                buckets::CPCODES_PER_S,
+            ),
             ("rate_per_s = 2\n", TargetKind::Url, buckets::URLS_PER_S),
             ("rate_per_s = 2\n", TargetKind::Tag, buckets::TAGS_PER_S),
             ("rate_per_s = 0.1\n", TargetKind::Tag, buckets::TAGS_PER_S),
@@ -406,7 +423,10 @@ mod tests {
         let s = settings("tags_are = \"cpcodes\"\ncpcodes = [1]\n");
         assert_eq!(max(&s, TargetKind::Tag), 1);
         let s = settings("rate_per_s = 2\n");
-        assert_eq!((max(&s, TargetKind::Url), max(&s, TargetKind::Tag)), (100, 4));
+        assert_eq!(
+            (max(&s, TargetKind::Url), max(&s, TargetKind::Tag)),
+            (100, 4)
+        );
     }
 
     #[test]
@@ -436,11 +456,17 @@ mod tests {
             assert!(all.contains(want), "missing {want:?} in:\n{all}");
         }
         let (_, problems) = parse_text("tags_are = \"cpcodes\"\n");
-        assert!(problems[0].starts_with("providers.ak.cpcodes: required"), "{problems:?}");
+        assert!(
+            problems[0].starts_with("providers.ak.cpcodes: required"),
+            "{problems:?}"
+        );
         let (_, problems) = parse_text("tags_are = \"cpcodes\"\ncpcodes = [0]\n");
         assert!(problems[0].contains("positive number"), "{problems:?}");
         let (_, problems) = parse_text("endpoint = \"https://proxy.example.com/ccu/v3\"\n");
-        assert!(problems[0].contains("give the API's base only"), "{problems:?}");
+        assert!(
+            problems[0].contains("give the API's base only"),
+            "{problems:?}"
+        );
     }
 
     #[test]
@@ -451,10 +477,16 @@ mod tests {
              max_cpcodes_per_request = 300\nmax_urls_per_request = 10000\n\
              client_secret_file = \"/run/akamai/client_secret\"\nconcurrency = 1\n",
         );
-        assert_eq!((s.network.as_str(), s.action.as_str()), ("staging", "delete"));
+        assert_eq!(
+            (s.network.as_str(), s.action.as_str()),
+            ("staging", "delete")
+        );
         assert_eq!(s.tags_are, ObjectType::CpCode);
         assert_eq!(s.cpcodes, vec![123456, 98765]);
-        assert_eq!(s.endpoint.as_ref().map(url::Url::as_str), Some("http://127.0.0.1:9/"));
+        assert_eq!(
+            s.endpoint.as_ref().map(url::Url::as_str),
+            Some("http://127.0.0.1:9/")
+        );
         assert_eq!(max(&s, TargetKind::Tag), 300);
         assert_eq!(max(&s, TargetKind::Url), 10_000);
         assert_eq!(s.limits.concurrency, 1);

@@ -48,7 +48,11 @@ impl CredentialSources {
         };
         let host = one("host", raw.host, DEFAULT_HOST_ENV);
         let client_token = one("client_token", raw.client_token, DEFAULT_CLIENT_TOKEN_ENV);
-        let client_secret = one("client_secret", raw.client_secret, DEFAULT_CLIENT_SECRET_ENV);
+        let client_secret = one(
+            "client_secret",
+            raw.client_secret,
+            DEFAULT_CLIENT_SECRET_ENV,
+        );
         let access_token = one("access_token", raw.access_token, DEFAULT_ACCESS_TOKEN_ENV);
         Some(CredentialSources {
             host: host?,
@@ -70,11 +74,7 @@ impl CredentialSources {
     /// Reads the four values now. The error says which one is missing or malformed, and
     /// where it was looked for.
     pub async fn load(&self) -> Result<Loaded, String> {
-        let host = self
-            .host
-            .load()
-            .await
-            .map_err(|e| format!("host: {e}"))?;
+        let host = self.host.load().await.map_err(|e| format!("host: {e}"))?;
         let host = api_host(host.expose()).ok_or_else(|| {
             format!(
                 "host from {} is not an API host name: it should look like \
@@ -83,9 +83,6 @@ impl CredentialSources {
                 self.host
             )
         })?;
-        let load = |src: &SecretSource, name: &'static str| async move {
-            src.load().await.map_err(|e| format!("{name}: {e}"))
-        };
         Ok(Loaded {
             host,
             client_token: load(&self.client_token, "client_token").await?,
@@ -93,6 +90,10 @@ impl CredentialSources {
             access_token: load(&self.access_token, "access_token").await?,
         })
     }
+}
+
+async fn load(src: &SecretSource, name: &str) -> Result<Secret, String> {
+    src.load().await.map_err(|e| format!("{name}: {e}"))
 }
 
 /// The API host of an `.edgerc` `host` value: a DNS name (optionally with a port), also
@@ -129,7 +130,10 @@ mod tests {
         let h = "akab-abcdefghijklmnop-qrstuvwxyz012345.luna.akamaiapis.net";
         assert_eq!(api_host(h).as_deref(), Some(h));
         assert_eq!(api_host(&format!(" https://{h}/\n")).as_deref(), Some(h));
-        assert_eq!(api_host("Example.COM:8443").as_deref(), Some("example.com:8443"));
+        assert_eq!(
+            api_host("Example.COM:8443").as_deref(),
+            Some("example.com:8443")
+        );
         for bad in [
             "",
             "https://",
@@ -160,7 +164,10 @@ mod tests {
             access_token: SecretSource::Env("EP_AKAMAI_UNIT_SURELY_UNSET".into()),
         };
         let err = sources.load().await.err().unwrap();
-        assert!(err.contains("host from file") && err.contains("not an API host"), "{err}");
+        assert!(
+            err.contains("host from file") && err.contains("not an API host"),
+            "{err}"
+        );
         assert!(!err.contains("s3cr3t"), "{err}");
         let sources = CredentialSources {
             host: file("host2", "akab-x.luna.akamaiapis.net\n"),

@@ -19,7 +19,9 @@ pub use body::{ObjectType, MAX_BODY_BYTES};
 pub use config::{buckets, default_limits, AkamaiSettings, KIND};
 pub use credentials::CredentialSources;
 
-use super::{retry_after, snippet, Limits, PurgeError, PurgeResponse, Purger, TargetFailure, Verdict};
+use super::{
+    retry_after, snippet, Limits, PurgeError, PurgeResponse, Purger, TargetFailure, Verdict,
+};
 use async_trait::async_trait;
 use classify::Problem;
 use edgepurge_core::TargetKind;
@@ -251,17 +253,18 @@ impl Akamai {
                 return PurgeResponse::done(code, a.support_id, Some(a.purge_id));
             }
         }
-        let fail = |verdict, code_text: Option<String>, message: String, request_id| PurgeResponse {
-            verdict,
-            http_status: Some(code),
-            request_id,
-            task_id: None,
-            error: Some(PurgeError::Answer {
-                code: code_text,
-                message,
-            }),
-            failed: Vec::new(),
-        };
+        let fail =
+            |verdict, code_text: Option<String>, message: String, request_id| PurgeResponse {
+                verdict,
+                http_status: Some(code),
+                request_id,
+                task_id: None,
+                error: Some(PurgeError::Answer {
+                    code: code_text,
+                    message,
+                }),
+                failed: Vec::new(),
+            };
         let Some(problem) = Problem::parse(&text).filter(|_| !status.is_success()) else {
             // Not Akamai's answer: a proxy's page, a cut-short body, a redirect. Retried
             // (bounded by max_attempts) with the start of what came back in the log.
@@ -278,7 +281,12 @@ impl Akamai {
                 )
             };
             let after = if code == 429 {
-                Some(classify::rate_limit_wait(&headers, &Problem::default(), n, wait))
+                Some(classify::rate_limit_wait(
+                    &headers,
+                    &Problem::default(),
+                    n,
+                    wait,
+                ))
             } else {
                 wait
             };
@@ -323,7 +331,11 @@ impl Akamai {
                     .collect();
                 return r;
             }
-            let verdict = if n > 1 { Verdict::Split } else { Verdict::Fatal };
+            let verdict = if n > 1 {
+                Verdict::Split
+            } else {
+                Verdict::Fatal
+            };
             return fail(verdict, Some(title), message, request_id);
         }
         let verdict = classify::classify(code, &problem, n, &headers, wait);
@@ -471,12 +483,20 @@ mod tests {
     #[test]
     fn paths_name_the_action_type_and_network() {
         let ak = Akamai::new(settings()).unwrap();
-        assert_eq!(ak.path(ObjectType::Url), "/ccu/v3/invalidate/url/production");
         assert_eq!(
-            ak.url("akab-x.luna.akamaiapis.net", "/ccu/v3/invalidate/url/production"),
+            ak.path(ObjectType::Url),
+            "/ccu/v3/invalidate/url/production"
+        );
+        assert_eq!(
+            ak.url(
+                "akab-x.luna.akamaiapis.net",
+                "/ccu/v3/invalidate/url/production"
+            ),
             "https://akab-x.luna.akamaiapis.net/ccu/v3/invalidate/url/production"
         );
-        assert!(ak.target_text("/p").contains("<host from environment variable"));
+        assert!(ak
+            .target_text("/p")
+            .contains("<host from environment variable"));
         let mut s = settings();
         s.network = "staging".into();
         s.action = "delete".into();
@@ -500,8 +520,11 @@ mod tests {
         ]);
         let plan = ak.plan(TargetKind::Url, &targets).unwrap();
         assert_eq!(plan.ty, ObjectType::Url);
-        let got: Vec<(&str, &Vec<usize>)> =
-            plan.objects.iter().map(|(j, _, i)| (j.as_str(), i)).collect();
+        let got: Vec<(&str, &Vec<usize>)> = plan
+            .objects
+            .iter()
+            .map(|(j, _, i)| (j.as_str(), i))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -572,9 +595,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_of_only_bad_targets_fails_without_a_request() {
         let ak = Akamai::new(settings()).unwrap();
-        let r = ak
-            .purge(TargetKind::Tag, &strings(&["a,b", "c d"]))
-            .await;
+        let r = ak.purge(TargetKind::Tag, &strings(&["a,b", "c d"])).await;
         assert_eq!(r.verdict, Verdict::Fatal);
         assert!(matches!(r.error, Some(PurgeError::Request(_))));
         assert_eq!(r.failed.len(), 1);

@@ -299,7 +299,10 @@ mod tests {
         assert_eq!(timestamp(1_395_430_461_500), TIMESTAMP);
         let n = nonce();
         assert_eq!(n.len(), 36, "{n}");
-        assert_eq!(uuid::Uuid::parse_str(&n).map(|u| u.get_version_num()), Ok(4));
+        assert_eq!(
+            uuid::Uuid::parse_str(&n).map(|u| u.get_version_num()),
+            Ok(4)
+        );
         assert_ne!(nonce(), n, "a fresh nonce for every request");
     }
 
