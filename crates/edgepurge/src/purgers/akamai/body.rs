@@ -231,7 +231,7 @@ mod tests {
         let exact = ENVELOPE_BYTES + n * a.len() + (n - 1);
         assert_eq!(fitting(&vec![a; 20], exact), n);
         assert_eq!(fitting(&vec![a; 20], exact - 1), n - 1);
-        assert_eq!(fitting(&vec![a; 3], MAX_BODY_BYTES), 3);
+        assert_eq!(fitting(&[a; 3], MAX_BODY_BYTES), 3);
         // 1 KB URLs: at most 48 in 50,000 bytes.
         let long = format!("\"https://cdn.example.com/{}\"", "x".repeat(1000));
         let k = fitting(&vec![long.as_str(); 400], MAX_BODY_BYTES);

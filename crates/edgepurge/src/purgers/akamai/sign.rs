@@ -189,7 +189,16 @@ mod tests {
     fn requests_sign_like_the_official_vectors() {
         let d2049 = "d".repeat(2049);
         let d2048 = "d".repeat(2048);
-        let cases: [(&str, &str, &str, Vec<(&str, &str)>, &str, &str); 11] = [
+        // name, method, path, headers, body, signature
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
+            Vec<(&'a str, &'a str)>,
+            &'a str,
+            &'a str,
+        );
+        let cases: [Case; 11] = [
             (
                 "simple GET",
                 "GET",
