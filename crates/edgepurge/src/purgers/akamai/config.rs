@@ -499,6 +499,35 @@ mod tests {
     }
 
     #[test]
+    fn the_commented_example_block_is_valid_and_shows_the_defaults() {
+        let example = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../edgepurge.example.toml"
+        ))
+        .unwrap();
+        let block: Vec<&str> = example
+            .lines()
+            .skip_while(|l| *l != "# [providers.akamai]")
+            .skip(2) // the header and `kind`
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.strip_prefix("# ").unwrap_or(""))
+            .collect();
+        assert!(block.len() > 10, "{block:?}");
+        let s = settings(&block.join("\n"));
+        let d = settings("");
+        assert_eq!(s.credentials, d.credentials);
+        assert_eq!((s.limits, s.timeout), (d.limits, d.timeout));
+        assert_eq!(
+            (s.network, s.action, s.tags_are),
+            (d.network, d.action, d.tags_are)
+        );
+        assert_eq!(
+            s.endpoint.as_ref().map(url::Url::as_str),
+            Some("https://proxy.example.com:8443/")
+        );
+    }
+
+    #[test]
     fn inline_secrets_are_unknown_keys() {
         let (cfg, problems) = parse_text("client_secret = \"inline!\"\n");
         assert!(cfg.is_none());
