@@ -638,6 +638,10 @@ provider = "ak"
     for rec in &log {
         if rec["rule"] == "good" {
             assert_eq!(rec["status"], "succeeded", "{rec}");
+            assert_eq!(
+                rec["attempts"], 2,
+                "sent again once, apart from the refused host's URLs: {rec}"
+            );
         } else {
             assert_eq!(rec["status"], "dead", "{rec}");
             let err = rec["error"].as_str().unwrap();

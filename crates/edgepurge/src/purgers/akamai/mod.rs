@@ -329,6 +329,34 @@ impl Akamai {
                         group: 0,
                     })
                     .collect();
+                // URLs on the refused URL's host are likely refused too (Akamai authorizes
+                // URLs by hostname): they go again in a request of their own, so the others
+                // are not held back (and their attempts not spent) while those are refused
+                // one by one.
+                if let Some(host) = url_host(&objects[bad].1) {
+                    let suspects = objects
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, (_, text, _))| {
+                            *i != bad && url_host(text).as_deref() == Some(host.as_str())
+                        })
+                        .flat_map(|(_, (_, _, idx))| idx.iter().copied());
+                    for index in suspects {
+                        r.failed.push(TargetFailure {
+                            index,
+                            verdict: Verdict::RetryLater {
+                                after: Some(Duration::ZERO),
+                            },
+                            error: PurgeError::Answer {
+                                code: Some(title.clone()),
+                                message: format!(
+                                    "{message}; sent again apart from URLs of other hosts"
+                                ),
+                            },
+                            group: 2,
+                        });
+                    }
+                }
                 return r;
             }
             let verdict = if n > 1 {
@@ -341,6 +369,14 @@ impl Akamai {
         let verdict = classify::classify(code, &problem, n, &headers, wait);
         fail(verdict, Some(title), message, request_id)
     }
+}
+
+/// The host of a URL object (`None` for tags and CP codes).
+fn url_host(text: &str) -> Option<String> {
+    url::Url::parse(text)
+        .ok()?
+        .host_str()
+        .map(str::to_ascii_lowercase)
 }
 
 fn describe_transport_error(e: reqwest::Error) -> String {
