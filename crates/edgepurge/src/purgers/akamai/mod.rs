@@ -9,6 +9,7 @@
 //! less than half of it fits). Akamai answers 201 with a `purgeId` (the log's task id) and
 //! `estimatedSeconds` (logged; status polling is not done here).
 
+mod answer;
 mod body;
 pub mod classify;
 mod config;
@@ -22,10 +23,9 @@ pub use credentials::CredentialSources;
 use super::{
     retry_after, snippet, Limits, PurgeError, PurgeResponse, Purger, TargetFailure, Verdict,
 };
+use answer::Planned;
 use async_trait::async_trait;
-use classify::Problem;
 use edgepurge_core::TargetKind;
-use serde::Deserialize;
 use std::time::Duration;
 
 pub const API_BASE: &str = "/ccu/v3";
@@ -36,20 +36,10 @@ pub struct Akamai {
     http: reqwest::Client,
 }
 
-/// A 201 answer.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Accepted {
-    purge_id: String,
-    estimated_seconds: Option<u64>,
-    support_id: Option<String>,
-}
-
 /// The objects of one request: each once, with the targets it purges.
 struct Plan {
     ty: ObjectType,
-    /// JSON text of each object, its display text, and the targets it stands for.
-    objects: Vec<(String, String, Vec<usize>)>,
+    objects: Vec<Planned>,
     failed: Vec<TargetFailure>,
 }
 
@@ -115,7 +105,7 @@ impl Akamai {
                 kind.as_str()
             ))
         })?;
-        let mut objects: Vec<(String, String, Vec<usize>)> = Vec::new();
+        let mut objects: Vec<Planned> = Vec::new();
         let mut keys: Vec<String> = Vec::new();
         let mut failed = Vec::new();
         for (i, t) in targets.iter().enumerate() {
@@ -140,7 +130,7 @@ impl Akamai {
                 continue;
             }
             if let Some(at) = keys.iter().position(|k| *k == o.key) {
-                objects[at].2.push(i);
+                objects[at].targets.push(i);
                 continue;
             }
             keys.push(o.key);
@@ -148,7 +138,11 @@ impl Akamai {
                 ObjectType::CpCode => o.json.clone(),
                 _ => t.clone(),
             };
-            objects.push((o.json, text, vec![i]));
+            objects.push(Planned {
+                json: o.json,
+                text,
+                targets: vec![i],
+            });
         }
         Ok(Plan {
             ty,
@@ -157,8 +151,8 @@ impl Akamai {
         })
     }
 
-    fn fit(objects: &[(String, String, Vec<usize>)]) -> Fit {
-        let json: Vec<&str> = objects.iter().map(|(j, _, _)| j.as_str()).collect();
+    fn fit(objects: &[Planned]) -> Fit {
+        let json: Vec<&str> = objects.iter().map(|o| o.json.as_str()).collect();
         let k = body::fitting(&json, MAX_BODY_BYTES);
         if k == objects.len() || k * 2 >= objects.len() {
             Fit::Send(k.max(1))
@@ -182,7 +176,7 @@ impl Akamai {
             }
         };
         let objects = &plan.objects[..n];
-        let json: Vec<&str> = objects.iter().map(|(j, _, _)| j.as_str()).collect();
+        let json: Vec<&str> = objects.iter().map(|o| o.json.as_str()).collect();
         let body = body::body(&json);
         let path = self.path(plan.ty);
         let what = self.target_text(&path);
@@ -238,9 +232,17 @@ impl Akamai {
                 return r;
             }
         };
-        let code = status.as_u16();
-        if status.is_success() {
-            if let Ok(a) = serde_json::from_str::<Accepted>(&text) {
+        match answer::read(
+            &answer::Sent {
+                what: &what,
+                objects,
+                sources: &self.settings.credentials,
+            },
+            status.as_u16(),
+            &headers,
+            &text,
+        ) {
+            answer::Read::Accepted(a) => {
                 tracing::info!(
                     provider = %name,
                     purge_id = %a.purge_id,
@@ -250,133 +252,11 @@ impl Akamai {
                     network = %self.settings.network,
                     "Akamai accepted the purge"
                 );
-                return PurgeResponse::done(code, a.support_id, Some(a.purge_id));
+                PurgeResponse::done(status.as_u16(), a.support_id, Some(a.purge_id))
             }
+            answer::Read::Failed(r) => r,
         }
-        let fail =
-            |verdict, code_text: Option<String>, message: String, request_id| PurgeResponse {
-                verdict,
-                http_status: Some(code),
-                request_id,
-                task_id: None,
-                error: Some(PurgeError::Answer {
-                    code: code_text,
-                    message,
-                }),
-                failed: Vec::new(),
-            };
-        let Some(problem) = Problem::parse(&text).filter(|_| !status.is_success()) else {
-            // Not Akamai's answer: a proxy's page, a cut-short body, a redirect. Retried
-            // (bounded by max_attempts) with the start of what came back in the log.
-            let message = if status.is_redirection() {
-                format!(
-                    "{what}: HTTP {status} redirect to {}: not followed (it would send the signed \
-                     request elsewhere); check `endpoint`",
-                    super::redirect_target(&headers)
-                )
-            } else {
-                format!(
-                    "{what}: HTTP {status} without a Fast Purge answer (check `endpoint`): {:?}",
-                    snippet(&text, 200)
-                )
-            };
-            let after = if code == 429 {
-                Some(classify::rate_limit_wait(
-                    &headers,
-                    &Problem::default(),
-                    n,
-                    wait,
-                ))
-            } else {
-                wait
-            };
-            return fail(Verdict::RetryLater { after }, None, message, None);
-        };
-        let request_id = problem.support_id.clone().or(problem.request_id.clone());
-        let title = problem.code(code);
-        let mut message = format!("{what}: HTTP {code} {title}");
-        if !problem.detail.is_empty() {
-            message.push_str(&format!(": {}", snippet(&problem.detail, 300)));
-        }
-        if let Some(h) = classify::hint(code, &problem, &self.settings.credentials) {
-            message.push_str(&format!(" ({h})"));
-        }
-        if classify::is_per_target(code, &problem) {
-            let texts: Vec<String> = objects.iter().map(|(_, t, _)| t.clone()).collect();
-            if let Some(bad) = classify::named_object(&problem.detail, &texts) {
-                if n == 1 {
-                    return fail(Verdict::Fatal, Some(title), message, request_id);
-                }
-                // Only the named object is refused; the others go again without it.
-                let mut r = fail(
-                    Verdict::RetryLater {
-                        after: Some(Duration::ZERO),
-                    },
-                    Some(title.clone()),
-                    format!("{message}; the other objects are sent again without it"),
-                    request_id,
-                );
-                r.failed = objects[bad]
-                    .2
-                    .iter()
-                    .map(|&index| TargetFailure {
-                        index,
-                        verdict: Verdict::Fatal,
-                        error: PurgeError::Answer {
-                            code: Some(title.clone()),
-                            message: message.clone(),
-                        },
-                        group: 0,
-                    })
-                    .collect();
-                // URLs on the refused URL's host are likely refused too (Akamai authorizes
-                // URLs by hostname): they go again in a request of their own, so the others
-                // are not held back (and their attempts not spent) while those are refused
-                // one by one.
-                if let Some(host) = url_host(&objects[bad].1) {
-                    let suspects = objects
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, (_, text, _))| {
-                            *i != bad && url_host(text).as_deref() == Some(host.as_str())
-                        })
-                        .flat_map(|(_, (_, _, idx))| idx.iter().copied());
-                    for index in suspects {
-                        r.failed.push(TargetFailure {
-                            index,
-                            verdict: Verdict::RetryLater {
-                                after: Some(Duration::ZERO),
-                            },
-                            error: PurgeError::Answer {
-                                code: Some(title.clone()),
-                                message: format!(
-                                    "{message}; sent again apart from URLs of other hosts"
-                                ),
-                            },
-                            group: 2,
-                        });
-                    }
-                }
-                return r;
-            }
-            let verdict = if n > 1 {
-                Verdict::Split
-            } else {
-                Verdict::Fatal
-            };
-            return fail(verdict, Some(title), message, request_id);
-        }
-        let verdict = classify::classify(code, &problem, n, &headers, wait);
-        fail(verdict, Some(title), message, request_id)
     }
-}
-
-/// The host of a URL object (`None` for tags and CP codes).
-fn url_host(text: &str) -> Option<String> {
-    url::Url::parse(text)
-        .ok()?
-        .host_str()
-        .map(str::to_ascii_lowercase)
 }
 
 fn describe_transport_error(e: reqwest::Error) -> String {
@@ -446,7 +326,7 @@ impl Purger for Akamai {
         // What does not fit this body goes in a later request.
         let later: Vec<TargetFailure> = plan.objects[n..]
             .iter()
-            .flat_map(|(_, _, idx)| idx.iter().copied())
+            .flat_map(|o| o.targets.iter().copied())
             .map(|index| TargetFailure {
                 index,
                 verdict: Verdict::RetryLater {
@@ -559,7 +439,7 @@ mod tests {
         let got: Vec<(&str, &Vec<usize>)> = plan
             .objects
             .iter()
-            .map(|(j, _, i)| (j.as_str(), i))
+            .map(|o| (o.json.as_str(), &o.targets))
             .collect();
         assert_eq!(
             got,
@@ -585,19 +465,17 @@ mod tests {
             .unwrap();
         assert_eq!(plan.ty, ObjectType::CpCode);
         assert_eq!(plan.objects.len(), 1);
-        assert_eq!(plan.objects[0].0, "123456");
+        assert_eq!(plan.objects[0].json, "123456");
         assert_eq!(plan.failed.len(), 1);
         assert_eq!(plan.failed[0].index, 2);
     }
 
     #[test]
     fn what_does_not_fit_waits_or_the_batch_splits_first() {
-        let long = |i: usize| {
-            (
-                format!("\"https://cdn.example.com/{i:04}{}\"", "x".repeat(990)),
-                String::new(),
-                vec![i],
-            )
+        let long = |i: usize| Planned {
+            json: format!("\"https://cdn.example.com/{i:04}{}\"", "x".repeat(990)),
+            text: String::new(),
+            targets: vec![i],
         };
         // 48 of these fit 50,000 bytes.
         let objects: Vec<_> = (0..60).map(long).collect();
