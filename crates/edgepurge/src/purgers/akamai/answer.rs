@@ -55,15 +55,13 @@ pub fn read(sent: &Sent<'_>, status: u16, headers: &HeaderMap, text: &str) -> Re
     let what = sent.what;
     let n = sent.objects.len();
     let wait = crate::purgers::retry_after(headers);
-    let fail = |verdict, code: Option<String>, message: String, request_id| {
-        Read::Failed(PurgeResponse {
-            verdict,
-            http_status: Some(status),
-            request_id,
-            task_id: None,
-            error: Some(PurgeError::Answer { code, message }),
-            failed: Vec::new(),
-        })
+    let fail = |verdict, code: Option<String>, message: String, request_id| PurgeResponse {
+        verdict,
+        http_status: Some(status),
+        request_id,
+        task_id: None,
+        error: Some(PurgeError::Answer { code, message }),
+        failed: Vec::new(),
     };
     let Some(problem) = Problem::parse(text).filter(|_| !success) else {
         // Not Akamai's answer: a proxy's page, a cut-short body, a redirect. Retried
@@ -90,7 +88,7 @@ pub fn read(sent: &Sent<'_>, status: u16, headers: &HeaderMap, text: &str) -> Re
         } else {
             wait
         };
-        return fail(Verdict::RetryLater { after }, None, message, None);
+        return Read::Failed(fail(Verdict::RetryLater { after }, None, message, None));
     };
     let request_id = problem.support_id.clone().or(problem.request_id.clone());
     let title = problem.code(status);
@@ -103,7 +101,7 @@ pub fn read(sent: &Sent<'_>, status: u16, headers: &HeaderMap, text: &str) -> Re
     }
     if !classify::is_per_target(status, &problem) {
         let verdict = classify::classify(status, &problem, n, headers, wait);
-        return fail(verdict, Some(title), message, request_id);
+        return Read::Failed(fail(verdict, Some(title), message, request_id));
     }
     let texts: Vec<String> = sent.objects.iter().map(|o| o.text.clone()).collect();
     let Some(bad) = classify::named_object(&problem.detail, &texts).filter(|_| n > 1) else {
@@ -113,7 +111,7 @@ pub fn read(sent: &Sent<'_>, status: u16, headers: &HeaderMap, text: &str) -> Re
         } else {
             Verdict::Fatal
         };
-        return fail(verdict, Some(title), message, request_id);
+        return Read::Failed(fail(verdict, Some(title), message, request_id));
     };
     // Only the named object is refused; the others go again without it.
     let answer = |m: String| PurgeError::Answer {
@@ -153,18 +151,17 @@ pub fn read(sent: &Sent<'_>, status: u16, headers: &HeaderMap, text: &str) -> Re
             });
         }
     }
-    let Read::Failed(mut r) = fail(
-        Verdict::RetryLater {
-            after: Some(Duration::ZERO),
-        },
-        Some(title.clone()),
-        format!("{message}; the other objects are sent again without it"),
-        request_id,
-    ) else {
-        unreachable!("fail() always builds a failure")
-    };
-    r.failed = failed;
-    Read::Failed(r)
+    Read::Failed(PurgeResponse {
+        failed,
+        ..fail(
+            Verdict::RetryLater {
+                after: Some(Duration::ZERO),
+            },
+            Some(title.clone()),
+            format!("{message}; the other objects are sent again without it"),
+            request_id,
+        )
+    })
 }
 
 /// The host of a URL object (`None` for tags and CP codes).
