@@ -5,6 +5,7 @@
 //!
 //! Adding a provider: a folder here with a [`ProviderKind`] and one line in [`KINDS`].
 
+pub mod akamai;
 pub mod cloudflare;
 pub mod cloudfront;
 pub mod http_purge;
@@ -26,6 +27,7 @@ pub const KINDS: &[ProviderKind] = &[
     http_purge::KIND,
     cloudfront::KIND,
     cloudflare::KIND,
+    akamai::KIND,
 ];
 
 /// Checks a `[providers.NAME]` section (without its `kind` key), recording every problem at
