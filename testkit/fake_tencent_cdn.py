@@ -288,11 +288,19 @@ def describe_purge_tasks(state, body):
     task_id = body.get("TaskId")
     if task_id is not None and not isinstance(task_id, str):
         raise ApiError("InvalidParameter", "The type of parameter `TaskId` is incorrect, expected string.")
+    offset, limit = body.get("Offset", 0), body.get("Limit", 20)
+    for name, value in (("Offset", offset), ("Limit", limit)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ApiError("InvalidParameter",
+                           f"The type of parameter `{name}` is incorrect, expected integer.")
+    if not 1 <= limit <= 1000:
+        raise ApiError("InvalidParameterValue", "Limit must be between 1 and 1000.")
     if task_id is None:  # other filters are ignored: return every task
         logs = [entry for entries in state.tasks.values() for entry in entries]
     else:
         logs = list(state.tasks.get(task_id, []))
-    return {"PurgeLogs": logs, "TotalCount": len(logs)}
+    # Paged as Tencent pages it: 20 entries unless Limit says more (at most 1,000).
+    return {"PurgeLogs": logs[offset:offset + limit], "TotalCount": len(logs)}
 
 
 ACTION_HANDLERS = {

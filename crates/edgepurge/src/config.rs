@@ -467,6 +467,13 @@ impl RawConfig {
                 ..defaults.tasks.clone()
             },
         };
+        if dispatch.tasks.timeout_ms <= dispatch.tasks.first_check_ms {
+            p.push(
+                "dispatch.task_timeout_s",
+                "must be longer than dispatch.task_check_ms (else every task is given up at its \
+                 first check)",
+            );
+        }
         if dispatch.retry.backoff_base_ms > dispatch.retry.backoff_max_ms {
             p.push(
                 "dispatch.backoff_base_ms",

@@ -244,3 +244,41 @@ fn a_sender_can_wait_until_the_provider_confirms_the_purge() {
         r.text()
     );
 }
+
+#[test]
+fn a_task_of_many_urls_is_judged_by_all_of_them_not_the_first_page() {
+    let fake = fake_tencent();
+    fake.task_status("process");
+    let ep = Edgepurge::new(&fast_tasks(tencent_config(&fake, "", SITE_RULE)));
+    let server = ep.serve();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &keys(30)));
+    let log = ep.settle(Duration::from_secs(20));
+    assert_eq!(log.len(), 30);
+    // Tencent lists 20 entries unless asked for more: the 27th failing must still count.
+    fake.set_tasks("done", None);
+    fake.set_tasks("fail", Some("https://cdn.example.com/img/27.png"));
+    let log = wait_for(Duration::from_secs(15), "the failure to be seen", || {
+        let log = ep.log(&[]);
+        log.iter()
+            .any(|r| {
+                r["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("img/27.png"))
+            })
+            .then_some(log)
+    });
+    assert_eq!(
+        completed(&log),
+        0,
+        "no record of a failed task is complete: {log:#?}"
+    );
+    let asked: Vec<Value> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r["action"] == "DescribePurgeTasks")
+        .collect();
+    assert!(
+        asked.iter().all(|r| r["body"]["Limit"] == 1000),
+        "{asked:#?}"
+    );
+}

@@ -38,7 +38,33 @@ impl Planner {
         let mut problems = Vec::new();
         let mut rules = Vec::new();
         for s in stored {
-            match crate::rules::check(s.spec.clone(), Some(providers)) {
+            // A rule with several accounts keeps purging through the accounts still fit for
+            // it: one account removed from the config does not stop the others' purges.
+            let mut spec = s.spec.clone();
+            let mut dropped = Vec::new();
+            let checked = loop {
+                match crate::rules::check(spec.clone(), Some(providers)) {
+                    Err(
+                        RuleRefusal::UnknownProvider { ref provider, .. }
+                        | RuleRefusal::Unsupported { ref provider, .. },
+                    ) if spec.providers.len() > 1 => {
+                        let provider = provider.clone();
+                        spec.providers.retain(|p| *p != provider);
+                        dropped.push(provider);
+                    }
+                    other => break other,
+                }
+            };
+            if let (Ok(_), false) = (&checked, dropped.is_empty()) {
+                problems.push(format!(
+                    "rule {:?}: provider(s) {} not configured or unfit for its mode; it purges \
+                     through {} only (fix the config's providers, or replace the rule)",
+                    s.spec.name,
+                    dropped.join(", "),
+                    spec.providers.join(", ")
+                ));
+            }
+            match checked {
                 Ok(rule) => rules.push(rule),
                 Err(e) => {
                     let fix = match (&e, s.origin) {
@@ -276,6 +302,46 @@ mod tests {
             problems[0].contains("rule \"orphan\": provider \"gone\" is not defined")
                 && problems[0].contains("the rule is ignored")
                 && problems[0].contains("edgepurge rule delete orphan"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_rule_keeps_its_other_accounts_when_one_is_removed() {
+        let (p, _) = planner(true);
+        let mut both = p.rules()[0].spec.clone();
+        both.name = "both".into();
+        both.provider = String::new();
+        both.providers = vec!["gone".into(), "tencent".into()];
+        let stored = [StoredRule {
+            spec: both,
+            origin: RuleOrigin::Cli,
+            created_at: 0,
+        }];
+        let (p2, problems) = Planner::new(&stored, p.providers(), true);
+        assert_eq!(p2.rules().len(), 1);
+        assert_eq!(p2.rules()[0].spec.providers, vec!["tencent"]);
+        assert!(
+            problems.len() == 1
+                && problems[0].contains("provider(s) gone")
+                && problems[0].contains("through tencent only"),
+            "{problems:?}"
+        );
+        // Every account gone: the rule is left out, as a one-account rule would be.
+        let mut none = stored[0].spec.clone();
+        none.providers = vec!["gone".into(), "away".into()];
+        let (p3, problems) = Planner::new(
+            &[StoredRule {
+                spec: none,
+                origin: RuleOrigin::Cli,
+                created_at: 0,
+            }],
+            p.providers(),
+            true,
+        );
+        assert!(p3.rules().is_empty());
+        assert!(
+            problems.iter().any(|m| m.contains("the rule is ignored")),
             "{problems:?}"
         );
     }

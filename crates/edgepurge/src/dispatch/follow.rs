@@ -59,7 +59,8 @@ impl FollowSettings {
         now: Ms,
     ) -> TaskProgress {
         let checks = task.checks.saturating_add(1);
-        let id = &task.task_id;
+        // From the provider: shown escaped and cut, never raw in a log line.
+        let id = &crate::purgers::snippet(&task.task_id, 80);
         let running = |why: String| {
             if now.saturating_sub(task.sent_at) >= self.timeout_ms {
                 TaskProgress::Abandoned {
@@ -74,19 +75,29 @@ impl FollowSettings {
                 }
             }
         };
+        let esc = |t: &str| crate::purgers::snippet(t, 600);
         match answer {
             Ok(TaskState::Done) => TaskProgress::Completed { at: now },
             Ok(TaskState::Failed(what)) => TaskProgress::Failed {
-                error: format!("the provider reports purge task {id} failed: {what}"),
+                error: format!("the provider reports purge task {id} failed: {}", esc(what)),
+            },
+            Ok(TaskState::Unconfirmable(what)) => TaskProgress::Abandoned {
+                reason: format!("completion not confirmed for task {id}: {}", esc(what)),
             },
             Ok(TaskState::Unknown(what)) if checks >= UNKNOWN_CHECKS => TaskProgress::Abandoned {
                 reason: format!(
-                    "completion not confirmed: the provider does not know task {id} ({what})"
+                    "completion not confirmed: the provider does not know task {id} ({})",
+                    esc(what)
                 ),
             },
-            Ok(TaskState::Unknown(what)) => running(format!("unknown to the provider ({what})")),
+            Ok(TaskState::Unknown(what)) => {
+                running(format!("unknown to the provider ({})", esc(what)))
+            }
             Ok(TaskState::Running) => running("still running".to_owned()),
-            Err(e) => running(format!("could not be asked about ({e})")),
+            Err(e) => running(format!(
+                "could not be asked about ({})",
+                esc(&e.to_string())
+            )),
         }
     }
 }
@@ -136,6 +147,10 @@ impl Follower {
             }
             let mut updates = Vec::with_capacity(tasks.len());
             for task in &tasks {
+                // Another process took the lane: it asks from now on.
+                if self.held.borrow().is_none() {
+                    break;
+                }
                 tokio::select! {
                     _ = limiter.ready() => {},
                     _ = self.shutdown.cancelled() => return,
@@ -155,8 +170,14 @@ impl Follower {
                     self.outcomes.changed(&receipt.records)
                 }
                 Ok(_) => {}
-                // Asked again at the next round: what the provider said still holds.
-                Err(e) => tracing::warn!(lane = %lane, error = %e, "cannot record purge tasks"),
+                // Asked again at the next round, after a pause: the store may be busy.
+                Err(e) => {
+                    tracing::warn!(lane = %lane, error = %e, "cannot record purge tasks");
+                    tokio::select! {
+                        _ = tokio::time::sleep(idle) => {},
+                        _ = self.shutdown.cancelled() => return,
+                    }
+                }
             }
         }
     }
@@ -255,6 +276,28 @@ mod tests {
             panic!("an unknown task is given up after {UNKNOWN_CHECKS} answers");
         };
         assert!(reason.contains("does not know task t-1"), "{reason}");
+        // No permission to ask: given up at once, with what to grant.
+        let denied = Ok(TaskState::Unconfirmable(
+            "grant cdn:DescribePurgeTasks".into(),
+        ));
+        let TaskProgress::Abandoned { reason } = s.progress(&task(0), &denied, 9_000) else {
+            panic!("a refusal to tell is not asked again");
+        };
+        assert!(reason.contains("grant cdn:DescribePurgeTasks"), "{reason}");
+        // A task id from the provider is never raw in the text.
+        let evil = FollowedTask {
+            task_id: "t\nFAKE LOG LINE\u{1b}[31m".into(),
+            ..task(0)
+        };
+        let TaskProgress::Failed { error } =
+            s.progress(&evil, &Ok(TaskState::Failed("x".into())), 9_000)
+        else {
+            panic!("failed");
+        };
+        assert!(
+            !error.contains('\n') && !error.contains('\u{1b}'),
+            "{error:?}"
+        );
     }
 
     #[test]

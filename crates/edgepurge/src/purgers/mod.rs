@@ -320,6 +320,9 @@ pub enum TaskState {
     Failed(String),
     /// The provider does not know this task.
     Unknown(String),
+    /// The provider refuses to say, and asking again will not change that (the credentials
+    /// lack the permission to read tasks): what it said, and what to grant.
+    Unconfirmable(String),
 }
 
 /// Truncates text for error messages (provider bodies can be large), with control

@@ -43,6 +43,7 @@ pub async fn run_all(factory: &Factory) {
     case!(a_purge_without_a_task_completes_when_answered);
     case!(followed_tasks_complete_their_records);
     case!(a_failed_or_lost_task_leaves_its_record_unconfirmed_with_the_reason);
+    case!(a_followed_task_outlives_retention_until_settled);
     case!(retry_waits_until_its_time_and_counts_attempts);
     case!(split_halves_a_batch_and_a_single_target_dies);
     case!(daily_quota_caps_batches_until_reset);
@@ -550,6 +551,33 @@ async fn followed_tasks_complete_their_records(s: &dyn Store) {
         .unwrap();
     assert!(again.records.is_empty());
     assert!(all_records(s).await.iter().all(|r| r.error.is_none()));
+}
+
+async fn a_followed_task_outlives_retention_until_settled(s: &dyn Store) {
+    let tok = lease(s).await;
+    s.ingest(vec![record("r", &[("p", "https://c/a")])], 0)
+        .await
+        .unwrap();
+    let b = claim_batch(s, claim_req(tok, 200)).await;
+    let mut f = finish(tok, &b, 300, FinishOutcome::Succeeded);
+    f.follow_task_at = Some(5_000);
+    s.finish(f).await.unwrap();
+    // Retention would take it: still followed, so it stays (and its record unconfirmed).
+    prune_all(s, 1_000_000).await;
+    assert_eq!(s.tasks_due("p", i64::MAX, 10).await.unwrap().len(), 1);
+    assert_eq!(all_records(s).await.len(), 1);
+    s.note_tasks(
+        vec![TaskUpdate {
+            batch_id: b.id,
+            progress: TaskProgress::Completed { at: 6_000 },
+        }],
+        6_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(all_records(s).await[0].completed_at, Some(6_000));
+    prune_all(s, 1_000_000).await;
+    assert!(all_records(s).await.is_empty(), "settled: pruned as usual");
 }
 
 async fn a_failed_or_lost_task_leaves_its_record_unconfirmed_with_the_reason(s: &dyn Store) {

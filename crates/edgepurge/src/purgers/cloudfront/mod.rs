@@ -290,6 +290,19 @@ impl CloudFront {
             Some(xml::Answer::Error { code, .. }) if code == "NoSuchInvalidation" => {
                 Ok(TaskState::Unknown(code))
             }
+            // The key may not read invalidations: asking again will not change that.
+            Some(xml::Answer::Error { code, message, .. })
+                if matches!(
+                    code.as_str(),
+                    "AccessDenied" | "InvalidClientTokenId" | "SignatureDoesNotMatch"
+                ) =>
+            {
+                Ok(TaskState::Unconfirmable(format!(
+                    "{code}: {} (grant cloudfront:GetInvalidation on the distribution to \
+                     confirm purges)",
+                    snippet(&message, 300)
+                )))
+            }
             Some(xml::Answer::Error { code, message, .. }) => Err(PurgeError::Answer {
                 message: format!(
                     "GetInvalidation {dist}/{id}: {code}: {}",

@@ -415,15 +415,37 @@ impl Purger for TencentCdn {
     }
 
     async fn task_state(&self, task_id: &str) -> Result<TaskState, PurgeError> {
-        match self
-            .call("DescribePurgeTasks", &json!({ "TaskId": task_id }), 0)
-            .await
-        {
-            Ok(call) => Ok(tasks::state_of(&call.response)),
-            Err(r) => Err(r
-                .error
-                .unwrap_or_else(|| PurgeError::Transport("DescribePurgeTasks failed".into()))),
+        if !tasks::is_task_id(task_id) {
+            return Ok(TaskState::Unknown(format!(
+                "{:?} is not a Tencent task id",
+                snippet(task_id, 80)
+            )));
         }
+        let mut logs: Vec<Value> = Vec::new();
+        let mut offset: u64 = 0;
+        for _ in 0..tasks::MAX_PAGES {
+            let mut body = json!({ "TaskId": task_id, "Offset": offset, "Limit": tasks::PAGE });
+            if let Some(area) = &self.settings.area {
+                body["Area"] = json!(area);
+            }
+            let call = match self.call("DescribePurgeTasks", &body, 0).await {
+                Ok(call) => call,
+                Err(r) => {
+                    let e = r.error.unwrap_or_else(|| {
+                        PurgeError::Transport("DescribePurgeTasks failed".into())
+                    });
+                    return tasks::unconfirmable(&e).ok_or(e);
+                }
+            };
+            let (ours, n, total) = tasks::page_of(task_id, &call.response);
+            logs.extend(ours.into_iter().cloned());
+            offset += n as u64;
+            if n == 0 || offset >= total {
+                return Ok(tasks::state_of(&logs.iter().collect::<Vec<_>>(), true));
+            }
+        }
+        // More entries than read this time: done only once all were seen.
+        Ok(tasks::state_of(&logs.iter().collect::<Vec<_>>(), false))
     }
 
     async fn quota(&self) -> Option<Result<ProviderQuota, PurgeError>> {
