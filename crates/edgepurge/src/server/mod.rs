@@ -1,7 +1,8 @@
-//! HTTP: webhook ingest, health and readiness. `run(listener, state, shutdown)` takes both
+//! HTTP: webhook ingest, the admin API ([`admin`]), health and readiness. `run(listener, state, shutdown)` takes both
 //! from the caller, so tests bind port 0 and stop it cleanly. Handlers translate HTTP into
 //! calls on the application layer and its typed errors into answers ([`answer`]).
 
+mod admin;
 mod answer;
 mod auth;
 mod health;
@@ -46,6 +47,9 @@ pub struct AppState {
     pub refused: RefusalLog,
     /// The queue sources running beside the webhook (`[[sources]]`).
     pub sources: crate::sources::Statuses,
+    /// Told when the admin API changed a rule, so the rules in force are reloaded at once
+    /// (other changes, e.g. by the CLI, are found by polling within a second).
+    pub rules_changed: Arc<tokio::sync::Notify>,
 }
 
 /// The kinds of refusal the log reports.
@@ -53,6 +57,7 @@ pub struct RefusalLog {
     pub unauthorized: refusals::Refusals,
     pub pubsub_oidc: refusals::Refusals,
     pub not_found: refusals::Refusals,
+    pub admin: refusals::Refusals,
 }
 
 impl Default for RefusalLog {
@@ -61,6 +66,7 @@ impl Default for RefusalLog {
             unauthorized: refusals::Refusals::new("webhook authentication"),
             pubsub_oidc: refusals::Refusals::new("Pub/Sub push token"),
             not_found: refusals::Refusals::new("no such path"),
+            admin: refusals::Refusals::new("admin API authentication"),
         }
     }
 }
@@ -76,6 +82,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(admin::router(Arc::clone(&state)))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
@@ -93,7 +100,8 @@ async fn not_found(
     answer::error(
         axum::http::StatusCode::NOT_FOUND,
         format!(
-            "no such path: {what}; bucket notifications go to POST /v1/events (health: GET \
+            "no such path: {what}; bucket notifications go to POST /v1/events (admin API: \
+             /v1/rules, /v1/log, ..., described at GET /v1/openapi.json; health: GET \
              /healthz, /readyz; metrics: GET /metrics)",
             what = edgepurge_core::printable(&what)
         ),
