@@ -15,8 +15,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// How often a running server checks the store for rule changes made by the CLI (changes
-/// made through the admin API are applied at once).
+/// How often a running server checks the store for rule changes made by the CLI.
 const RULES_POLL: Duration = Duration::from_secs(1);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Rows one pruning step deletes, so the writer is never held long.
@@ -137,7 +136,6 @@ impl Service {
             clock,
             refused: Default::default(),
             sources: Default::default(),
-            rules_changed: Default::default(),
         });
 
         let mut tasks = JoinSet::new();
@@ -257,7 +255,6 @@ async fn reload_rules(state: Arc<AppState>, cfg: Config, shutdown: CancellationT
     loop {
         tokio::select! {
             _ = tokio::time::sleep(RULES_POLL) => {},
-            _ = state.rules_changed.notified() => {},
             _ = shutdown.cancelled() => return,
         }
         let version = match state.store.rules_version().await {

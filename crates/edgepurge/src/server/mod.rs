@@ -47,9 +47,6 @@ pub struct AppState {
     pub refused: RefusalLog,
     /// The queue sources running beside the webhook (`[[sources]]`).
     pub sources: crate::sources::Statuses,
-    /// Told when the admin API changed a rule, so the rules in force are reloaded at once
-    /// (other changes, e.g. by the CLI, are found by polling within a second).
-    pub rules_changed: Arc<tokio::sync::Notify>,
 }
 
 /// The kinds of refusal the log reports.

@@ -141,7 +141,7 @@ pub async fn status(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
         "status": text,
         "time": rfc3339_ms(state.clock.now_ms()),
         "version": env!("CARGO_PKG_VERSION"),
-        "rules_in_force": planner.rules().len(),
+        "rules_in_force": planner.rules().iter().filter(|r| r.spec.enabled).count(),
         "lanes": queue,
         "sources": sources,
     }))
