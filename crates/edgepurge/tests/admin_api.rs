@@ -679,3 +679,53 @@ fn purge_by_hand_and_retry_what_was_given_up() {
         "all"
     );
 }
+
+/// Schemathesis (PyPI) generates requests from openapi.json, valid and not, and checks every
+/// answer against the document: status codes, content types, response schemas, that invalid
+/// input is refused and that authorization is not ignored. Whether valid-looking input is
+/// accepted is not checked: a schema cannot know the configured accounts or event names.
+#[test]
+fn schemathesis_finds_the_server_as_documented() {
+    let st = edgepurge_testkit::repo_root().join(".venv-test/bin/st");
+    assert!(
+        st.exists(),
+        "{} is missing: run scripts/setup-test-deps.sh (testkit/requirements.txt)",
+        st.display()
+    );
+    let fake = fake_tencent();
+    let ep = config_with_admin(&fake, SITE_RULE);
+    let server = ep.serve();
+    let out = std::process::Command::new(st)
+        .current_dir(ep.dir.path())
+        .args([
+            "run",
+            &format!("http://{}/v1/openapi.json", server.addr),
+            "--header",
+            &format!("Authorization: Bearer {ADMIN_TOKEN}"),
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
+            "--max-examples",
+            "25",
+            "--seed",
+            "1",
+            "--workers",
+            "1",
+            // wait=purged may take up to 60 s by design.
+            "--request-timeout",
+            "70",
+            "--no-color",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found differences:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for secret in SECRETS {
+        assert!(!text.contains(secret));
+    }
+}

@@ -114,6 +114,13 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
             }
         }
         let text: &[u8] = if blank { b"{}" } else { &bytes };
+        // Every admin body is an object (serde would also read a struct from an array).
+        if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "the body must be a JSON object ({...})",
+            ));
+        }
         decode(text).map(JsonBody)
     }
 }
