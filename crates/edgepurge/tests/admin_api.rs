@@ -678,6 +678,9 @@ fn purge_by_hand_and_retry_what_was_given_up() {
         refused_field(&api.post("/v1/retry", &json!({"all": true}))),
         "all"
     );
+    // A body that is not an object is refused, though serde would read a struct from it.
+    let r = api.post("/v1/retry", &json!([null, null]));
+    assert_eq!(r.status, 400, "{}", r.text());
 }
 
 /// Schemathesis (PyPI) generates requests from openapi.json, valid and not, and checks every
