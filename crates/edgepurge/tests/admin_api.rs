@@ -732,3 +732,33 @@ fn schemathesis_finds_the_server_as_documented() {
         assert!(!text.contains(secret));
     }
 }
+
+#[test]
+fn the_console_is_served_from_the_binary_with_a_strict_content_policy() {
+    let fake = fake_tencent();
+    let ep = config_with_admin(&fake, SITE_RULE);
+    let server = ep.serve();
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/console/app.js", "text/javascript"),
+        ("/console/app.css", "text/css"),
+    ] {
+        // The pages hold no data: served without the token; the API they call needs it.
+        let r = http::get(server.addr, path).unwrap();
+        assert_eq!(r.status, 200, "{path}");
+        assert!(
+            r.header("content-type").unwrap().starts_with(kind),
+            "{path}"
+        );
+        let csp = r.header("content-security-policy").unwrap();
+        assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"));
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        for secret in SECRETS {
+            assert!(!r.text().contains(secret));
+        }
+    }
+    let page = http::get(server.addr, "/").unwrap().text();
+    assert!(page.contains("/console/app.js") && page.contains("Add rule"));
+    assert_eq!(http::get(server.addr, "/v1/rules").unwrap().status, 401);
+}

@@ -1,10 +1,12 @@
-//! HTTP: webhook ingest, the admin API ([`admin`]), health and readiness. `run(listener, state, shutdown)` takes both
+//! HTTP: webhook ingest, the admin API ([`admin`]) and the web console on it ([`console`]),
+//! health and readiness. `run(listener, state, shutdown)` takes both
 //! from the caller, so tests bind port 0 and stop it cleanly. Handlers translate HTTP into
 //! calls on the application layer and its typed errors into answers ([`answer`]).
 
 mod admin;
 mod answer;
 mod auth;
+mod console;
 mod health;
 mod listen;
 mod oidc;
@@ -80,6 +82,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .merge(admin::router(Arc::clone(&state)))
+        .merge(console::router())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
@@ -98,8 +101,8 @@ async fn not_found(
         axum::http::StatusCode::NOT_FOUND,
         format!(
             "no such path: {what}; bucket notifications go to POST /v1/events (admin API: \
-             /v1/rules, /v1/log, ..., described at GET /v1/openapi.json; health: GET \
-             /healthz, /readyz; metrics: GET /metrics)",
+             /v1/rules, /v1/log, ..., described at GET /v1/openapi.json; console: GET /; \
+             health: GET /healthz, /readyz; metrics: GET /metrics)",
             what = edgepurge_core::printable(&what)
         ),
     )
