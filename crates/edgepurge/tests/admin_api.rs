@@ -274,6 +274,40 @@ fn declared_only(addr: SocketAddr, path: &str, length: usize) -> (u16, String) {
     (status, text)
 }
 
+/// Sends a POST of `length` body bytes in chunks (no declared length) with the admin token;
+/// the answer's status and text.
+fn chunked(addr: SocketAddr, path: &str, length: usize) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    for _ in 0..length / chunk.len() {
+        let sent = write!(s, "{:x}\r\n", chunk.len())
+            .and_then(|()| s.write_all(&chunk))
+            .and_then(|()| s.write_all(b"\r\n"));
+        if sent.is_err() {
+            break; // the server answered and closed
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
 #[test]
 fn bad_rules_are_refused_naming_the_field_and_names_are_unique() {
     let fake = fake_tencent();
@@ -319,6 +353,8 @@ fn bad_rules_are_refused_naming_the_field_and_names_are_unique() {
     let r = api.raw("POST", "/v1/rules", Some("{\"name\": "), "application/json");
     assert_eq!(r.status, 400, "{}", r.text());
     let (status, text) = declared_only(server.addr, "/v1/rules", 5 * 1024 * 1024);
+    assert_eq!(status, 413, "{text}");
+    let (status, text) = chunked(server.addr, "/v1/rules", 4 * 1024 * 1024 + 64 * 1024);
     assert_eq!(status, 413, "{text}");
 
     let r = api.post("/v1/rules", &api_rule("api-rule"));

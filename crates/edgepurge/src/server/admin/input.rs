@@ -76,9 +76,10 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
         let bytes = match read.await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => {
-                // `to_bytes` fails either on the limit or on a broken connection.
+                // `to_bytes` fails on the limit or on a broken connection.
                 let text = e.to_string();
-                return Err(if text.contains("length limit") {
+                let inner = e.into_inner();
+                return Err(if inner.is::<http_body_util::LengthLimitError>() {
                     too_large()
                 } else {
                     Refusal::new(

@@ -204,12 +204,13 @@ pub async fn retry(
         .await
     {
         Ok(n) => n,
+        // An account or rule that does not exist: the field that names it.
         Err(crate::app::AdminError::NotFound(m)) => {
-            let field = if body.provider.is_some() && m.starts_with("provider") {
-                "provider"
-            } else {
-                "rule"
-            };
+            let unknown_provider = body
+                .provider
+                .as_ref()
+                .is_some_and(|p| !state.ingestor.planner().providers().contains_key(p));
+            let field = if unknown_provider { "provider" } else { "rule" };
             return invalid(field, m).into_response();
         }
         Err(e) => return e.into_response(),
