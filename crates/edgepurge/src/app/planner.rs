@@ -91,6 +91,12 @@ impl Planner {
         )
     }
 
+    /// A planner for `stored` rules with this one's providers and settings (rules changed
+    /// while the server runs).
+    pub fn with_rules(&self, stored: &[StoredRule]) -> (Planner, Vec<String>) {
+        Planner::new(stored, &self.providers, self.record_unmatched)
+    }
+
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }

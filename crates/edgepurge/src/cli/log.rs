@@ -42,7 +42,7 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> CliResult {
     };
     if args.requests {
         for r in store
-            .requests(since, args.limit)
+            .requests(since, None, args.limit)
             .await
             .map_err(admin_failure)?
         {
@@ -55,6 +55,7 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> CliResult {
         status: args.status,
         since,
         after: None,
+        before: None,
         ids: None,
         limit: args.limit,
     };

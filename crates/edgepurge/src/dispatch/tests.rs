@@ -310,9 +310,10 @@ impl Store for Recording {
     async fn requests(
         &self,
         since: Option<Ms>,
+        before: Option<i64>,
         limit: usize,
     ) -> crate::store::StoreResult<Vec<crate::store::RequestRecord>> {
-        self.inner.requests(since, limit).await
+        self.inner.requests(since, before, limit).await
     }
     async fn depths(&self) -> crate::store::StoreResult<Vec<crate::store::LaneDepth>> {
         self.inner.depths().await
@@ -578,7 +579,7 @@ async fn transient_errors_are_retried_with_backoff_then_succeed() {
     );
     let rec = &rig.records().await[0];
     assert_eq!((rec.status, rec.attempts), (Status::Succeeded, 3));
-    assert_eq!(rig.store.requests(None, 10).await.unwrap().len(), 3);
+    assert_eq!(rig.store.requests(None, None, 10).await.unwrap().len(), 3);
     rig.dispatcher.stop().await;
 }
 
@@ -1037,7 +1038,7 @@ async fn a_client_that_panics_fails_one_attempt_and_the_batch_is_retried() {
     assert_eq!(rig.purger.sent().len(), 2);
     let rec = &rig.records().await[0];
     assert_eq!((rec.status, rec.attempts), (Status::Succeeded, 2));
-    let reqs = rig.store.requests(None, 10).await.unwrap();
+    let reqs = rig.store.requests(None, None, 10).await.unwrap();
     assert!(
         reqs.iter().any(|r| r
             .error

@@ -64,6 +64,7 @@ pub async fn run_all(factory: &Factory) {
     case!(ids_are_never_given_twice_after_pruning);
     case!(log_filters_and_follow_order);
     case!(follow_pages_through_records_that_share_a_change_number);
+    case!(paging_back_in_time_sees_every_record_and_request_once);
     case!(record_status_is_the_worst_of_its_targets);
     case!(prune_removes_only_old_finished_work);
     case!(a_listing_is_saved_changed_and_reset_per_source);
@@ -416,7 +417,7 @@ async fn success_is_recorded_with_provider_ids(s: &dyn Store) {
         Some(format!("task-{}", b.id).as_str())
     );
     assert_eq!(rec.error, None);
-    let reqs = s.requests(None, 10).await.unwrap();
+    let reqs = s.requests(None, None, 10).await.unwrap();
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].outcome, "succeeded");
     assert_eq!(reqs[0].targets, 1);
@@ -647,7 +648,7 @@ async fn retry_waits_until_its_time_and_counts_attempts(s: &dyn Store) {
     let rec = &all_records(s).await[0];
     assert_eq!((rec.status, rec.attempts), (Status::Succeeded, 2));
     assert_eq!(rec.error, None);
-    assert_eq!(s.requests(None, 10).await.unwrap().len(), 2);
+    assert_eq!(s.requests(None, None, 10).await.unwrap().len(), 2);
 }
 
 async fn held_batches_are_released_when_the_provider_is_back(s: &dyn Store) {
@@ -739,7 +740,7 @@ async fn targets_that_failed_alone_leave_the_batch_with_their_own_outcome(s: &dy
         assert_eq!(r.status, Status::Failed, "{u}");
         assert_eq!(r.error.as_deref(), Some("timed out"));
     }
-    assert_eq!(s.requests(None, 10).await.unwrap().len(), 1);
+    assert_eq!(s.requests(None, None, 10).await.unwrap().len(), 1);
     // Only the failed ones go again, at their time, as their second attempt.
     assert_wait(s.claim(claim_req(tok, 4999)).await.unwrap(), 5000);
     let again = claim_batch(s, claim_req(tok, 5000)).await;
@@ -1019,7 +1020,7 @@ async fn a_lane_lease_excludes_others_and_reclaims_in_flight_work(s: &dyn Store)
         .unwrap();
     assert!(late.records.is_empty());
     assert_eq!(all_records(s).await[0].status, Status::Sent);
-    assert_eq!(s.requests(None, 10).await.unwrap().len(), 1);
+    assert_eq!(s.requests(None, None, 10).await.unwrap().len(), 1);
     // Nor can A claim any more.
     let err = s.claim(claim_req(a.token, 1601)).await.unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
@@ -1295,6 +1296,52 @@ async fn follow_pages_through_records_that_share_a_change_number(s: &dyn Store) 
     assert_eq!(seen, sorted);
 }
 
+async fn paging_back_in_time_sees_every_record_and_request_once(s: &dyn Store) {
+    let seven: Vec<_> = (0..7)
+        .map(|i| record("r", &[("p", &format!("https://c/{i}"))]))
+        .collect();
+    let ids = s.ingest(seven, 0).await.unwrap().purge_ids;
+    let mut before = None;
+    let mut seen = Vec::new();
+    loop {
+        let page = s
+            .log(LogQuery {
+                before,
+                limit: 3,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // Each page is the newest below the cursor, oldest first like any query.
+        assert!(page.windows(2).all(|w| w[0].id < w[1].id), "{page:?}");
+        seen.extend(page.iter().rev().map(|r| r.id));
+        match page.first() {
+            Some(oldest) if page.len() == 3 => before = Some(oldest.id),
+            _ => break,
+        }
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first, "no record lost or repeated");
+
+    // Three attempts of one batch: three requests, paged two at a time.
+    let tok = lease(s).await;
+    let mut at = 100;
+    for _ in 0..3 {
+        let b = claim_batch(s, claim_req(tok, at)).await;
+        s.finish(finish(tok, &b, at + 10, FinishOutcome::RetryAt(at + 100)))
+            .await
+            .unwrap();
+        at += 100;
+    }
+    let all = s.requests(None, None, 10).await.unwrap();
+    assert_eq!(all.len(), 3);
+    let newest = s.requests(None, None, 2).await.unwrap();
+    assert_eq!(newest, all[1..].to_vec(), "the newest two, oldest first");
+    let older = s.requests(None, Some(newest[0].id), 2).await.unwrap();
+    assert_eq!(older, all[..1].to_vec());
+}
+
 async fn record_status_is_the_worst_of_its_targets(s: &dyn Store) {
     let tok = lease(s).await;
     let mut two = record("r", &[("p", "https://c/a")]);
@@ -1356,7 +1403,7 @@ async fn prune_removes_only_old_finished_work(s: &dyn Store) {
         .filter_map(|r| r.rule)
         .collect();
     assert_eq!(left, vec!["pending"]);
-    assert!(s.requests(None, 10).await.unwrap().is_empty());
+    assert!(s.requests(None, None, 10).await.unwrap().is_empty());
     assert_eq!(s.depths().await.unwrap()[0].pending, 1);
 }
 

@@ -241,6 +241,9 @@ pub struct LogQuery {
     /// Only records changed after this `(seq, id)` position (for `--follow`), in change order.
     /// Many records share a `seq` (one per transaction), so the id is part of the cursor.
     pub after: Option<(i64, i64)>,
+    /// Only records older than this id: the newest `limit` of them (paging back in time,
+    /// for the admin API). Ignored with `after`.
+    pub before: Option<i64>,
     pub ids: Option<Vec<i64>>,
     pub limit: usize,
 }
@@ -368,7 +371,14 @@ pub trait Store: Send + Sync {
     async fn log(&self, query: LogQuery) -> StoreResult<Vec<LogRecord>>;
     /// The newest change position's `seq` (start point for following the log).
     async fn log_cursor(&self) -> StoreResult<i64>;
-    async fn requests(&self, since: Option<Ms>, limit: usize) -> StoreResult<Vec<RequestRecord>>;
+    /// The newest `limit` provider requests (oldest first) started at or after `since` and,
+    /// with `before`, numbered below it (paging back in time).
+    async fn requests(
+        &self,
+        since: Option<Ms>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<RequestRecord>>;
     async fn depths(&self) -> StoreResult<Vec<LaneDepth>>;
     /// Makes the lane's batches waiting after a failure (backoff, or held while the provider
     /// was down) due at `now`: the provider answers again. Batches waiting for quota stay.

@@ -355,9 +355,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn requests(&self, since: Option<Ms>, limit: usize) -> StoreResult<Vec<RequestRecord>> {
+    async fn requests(
+        &self,
+        since: Option<Ms>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<RequestRecord>> {
         self.readers
-            .read(move |c| log::requests(c, since, limit))
+            .read(move |c| log::requests(c, since, before, limit))
             .await
     }
 
