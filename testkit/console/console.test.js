@@ -8,6 +8,12 @@ const { chromium } = require("playwright-core");
 const base = process.env.EDGEPURGE_URL;
 const token = process.env.EDGEPURGE_ADMIN_TOKEN;
 
+// Screenshots as test artifacts, when SCREENSHOT_DIR names a directory.
+async function shot(page, name) {
+  const dir = process.env.SCREENSHOT_DIR;
+  if (dir) await page.screenshot({ path: `${dir}/${name}.png`, fullPage: true });
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium-headless-shell",
@@ -63,6 +69,7 @@ async function main() {
     assert.equal(await page.evaluate(() => document.querySelector("#rule-dialog").open), false);
     assert.match(await row.textContent(), /active/);
     assert.match(await row.textContent(), /suffix \.css/);
+    await shot(page, "rules");
 
     // Disable and enable.
     await row.locator("text=Disable").click();
@@ -74,6 +81,7 @@ async function main() {
     await site.locator("text=View log").click();
     await page.waitForSelector("#log tbody tr");
     assert.match(await page.textContent("#log tbody"), /succeeded/);
+    await shot(page, "log");
     await page.selectOption("#log-status", "dead");
     await page.waitForSelector("#log-empty:not([hidden])");
     await page.selectOption("#log-status", "");

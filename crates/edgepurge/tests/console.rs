@@ -34,12 +34,16 @@ fn the_console_manages_rules_and_shows_the_log_in_a_browser() {
     server.send(&ceph_body("assets", "ObjectCreated:Put", &["a.css".into()]));
     ep.settle(Duration::from_secs(20));
 
+    // Screenshots of the rule list and a rule's log: test artifacts (docs/console.png is one).
+    let shots = edgepurge_testkit::repo_root().join("target/console-screenshots");
+    std::fs::create_dir_all(&shots).expect("create target/console-screenshots");
     let out = Command::new("node")
         .arg(tests.join("console.test.js"))
         .current_dir(&tests)
         .env("EDGEPURGE_URL", format!("http://{}", server.addr))
         .env("EDGEPURGE_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("CHROMIUM", &chromium)
+        .env("SCREENSHOT_DIR", &shots)
         .output()
         .expect("run node (Node.js is needed for the console test)");
     assert!(
@@ -54,4 +58,8 @@ fn the_console_manages_rules_and_shows_the_log_in_a_browser() {
         rules.contains("site") && !rules.contains("ui-rule"),
         "{rules}"
     );
+    for name in ["rules.png", "log.png"] {
+        let png = std::fs::read(shots.join(name)).expect("screenshot written");
+        assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
+    }
 }
