@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 # systemd-analyze checks the unit in packaging/systemd/; groff-base: the manual page test;
 # postgresql: the PostgreSQL store backend (the harness runs its own server with initdb from
 # /usr/lib/postgresql/*/bin, never the packaged cluster).
+# chromium-headless-shell: the web console's browser test (with Node.js, below).
 APT_PACKAGES=(
   python3-venv
   procps openssl
@@ -26,6 +27,7 @@ APT_PACKAGES=(
   systemd
   groff-base
   postgresql
+  chromium-headless-shell
 )
 
 missing=()
@@ -50,4 +52,18 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; 
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQ"
   echo "$want" > "$STAMP"
+fi
+
+# The web console's browser test (crates/edgepurge/tests/console.rs) drives Chromium with
+# playwright-core (testkit/console/package.json); it needs Node.js.
+if command -v npm >/dev/null; then
+  CONSOLE=testkit/console
+  want=$(sha256sum "$CONSOLE/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$CONSOLE/node_modules/.lock.sha256" 2>/dev/null)" != "$want" ]; then
+    echo "setup: installing $CONSOLE (playwright-core)"
+    (cd "$CONSOLE" && npm ci --silent --no-audit --no-fund)
+    echo "$want" > "$CONSOLE/node_modules/.lock.sha256"
+  fi
+else
+  echo "setup: Node.js (npm) is missing: the console browser test will fail until it is installed"
 fi

@@ -26,6 +26,9 @@ Control API (same port, plain JSON, for tests):
                             so until {"off": true}
   POST /__control/flaky     {"rate": 0.2, "code": "InternalError"}: that share of purge calls
                             fails at random ({"rate": 0} turns it off)
+  POST /__control/tasks     {"status": "process"|"done"|"fail"}: new purge tasks start so
+                            (default "done"); with "all": true every existing task's URLs
+                            are set to it too, with "url": "…" only that URL's entries
   POST /__control/reset     clear log, faults, delays, quota usage, rate windows
   GET  /__control/stats     {"requests","purge_ok","urls_purged","paths_purged","errors"}
   GET  /__control/health    {"ok": true}
@@ -94,6 +97,7 @@ class State:
         self.used = {(k, a): 0 for k in ("url", "path") for a in AREAS}
         self.windows = collections.defaultdict(collections.deque)  # action -> times
         self.tasks = collections.OrderedDict()  # task id -> PurgeLogs entries
+        self.task_status = "done"               # the status new tasks' URLs start with
         self.stats = {"requests": 0, "purge_ok": 0, "urls_purged": 0,
                       "paths_purged": 0, "errors": collections.Counter()}
 
@@ -259,7 +263,8 @@ def _purge(state, body, kind):
     now = time.time()
     task_id = f"{int(now)}-" + "".join(random.choices(string.ascii_lowercase + string.digits, k=8))
     created = dt.datetime.fromtimestamp(now, BEIJING).strftime("%Y-%m-%d %H:%M:%S")
-    state.tasks[task_id] = [{"TaskId": task_id, "Url": item, "Status": "done", "PurgeType": kind,
+    state.tasks[task_id] = [{"TaskId": task_id, "Url": item, "Status": state.task_status,
+                             "PurgeType": kind,
                              "FlushType": flush, "CreateTime": created} for item in items]
     state.stats["purge_ok"] += 1
     state.stats["urls_purged" if kind == "url" else "paths_purged"] += len(items)
@@ -283,11 +288,19 @@ def describe_purge_tasks(state, body):
     task_id = body.get("TaskId")
     if task_id is not None and not isinstance(task_id, str):
         raise ApiError("InvalidParameter", "The type of parameter `TaskId` is incorrect, expected string.")
+    offset, limit = body.get("Offset", 0), body.get("Limit", 20)
+    for name, value in (("Offset", offset), ("Limit", limit)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ApiError("InvalidParameter",
+                           f"The type of parameter `{name}` is incorrect, expected integer.")
+    if not 1 <= limit <= 1000:
+        raise ApiError("InvalidParameterValue", "Limit must be between 1 and 1000.")
     if task_id is None:  # other filters are ignored: return every task
         logs = [entry for entries in state.tasks.values() for entry in entries]
     else:
         logs = list(state.tasks.get(task_id, []))
-    return {"PurgeLogs": logs, "TotalCount": len(logs)}
+    # Paged as Tencent pages it: 20 entries unless Limit says more (at most 1,000).
+    return {"PurgeLogs": logs[offset:offset + limit], "TotalCount": len(logs)}
 
 
 ACTION_HANDLERS = {
@@ -486,6 +499,21 @@ def _control_reset(state, _):
     return 200, {"ok": True}
 
 
+def _control_tasks(state, body):
+    status = body.get("status")
+    if status not in ("process", "done", "fail"):
+        return 400, {"error": "status must be process, done or fail"}
+    with state.lock:
+        if body.get("all") or body.get("url"):
+            for entries in state.tasks.values():
+                for e in entries:
+                    if body.get("all") or e["Url"] == body.get("url"):
+                        e["Status"] = status
+        else:
+            state.task_status = status
+    return 200, {"ok": True}
+
+
 def _control_stats(state, _):
     with state.lock:
         return 200, {**state.stats, "errors": dict(state.stats["errors"])}
@@ -498,6 +526,7 @@ CONTROL_ROUTES = {
     ("POST", "/__control/outage"): _control_outage,
     ("POST", "/__control/flaky"): _control_flaky,
     ("POST", "/__control/reset"): _control_reset,
+    ("POST", "/__control/tasks"): _control_tasks,
     ("POST", "/__control/connections"): _control_connections,
     ("GET", "/__control/stats"): _control_stats,
     ("GET", "/__control/health"): lambda state, _: (200, {"ok": True}),

@@ -65,7 +65,13 @@ pub struct RuleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suffix: Option<String>,
     pub domains: Vec<String>,
+    /// The one provider account this rule purges through (or list several in `providers`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub provider: String,
+    /// Several provider accounts, each purged on its own (e.g. a mainland China CDN and a
+    /// global one); exclusive with `provider`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<String>,
     #[serde(default)]
     pub mode: Mode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,6 +285,8 @@ impl std::str::FromStr for TargetKind {
 }
 
 const MAX_NAME_LEN: usize = 64;
+/// Provider accounts one rule may purge through.
+pub const MAX_PROVIDERS: usize = 8;
 
 /// Whether `name` is a valid rule or provider name: 1–64 of `A-Z a-z 0-9 . _ -`, starting
 /// with a letter or digit.
@@ -340,11 +348,39 @@ impl RuleSpec {
             .map(|d| Domain::parse(d))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|r| err("domains", r))?;
-        if !valid_name(&self.provider) {
+        match (self.provider.is_empty(), self.providers.is_empty()) {
+            (true, true) => {
+                return Err(err(
+                    "provider",
+                    "name the provider account to purge through, e.g. provider = \"tencent\" \
+                     (or several: providers = [\"tencent\", \"cloudflare\"])"
+                        .into(),
+                ))
+            }
+            (false, false) => {
+                return Err(err(
+                    "providers",
+                    "set either provider (one account) or providers (several), not both".into(),
+                ))
+            }
+            _ => {}
+        }
+        if self.providers.len() > MAX_PROVIDERS {
             return Err(err(
-                "provider",
-                "must name a provider account from [providers.NAME]".into(),
+                "providers",
+                format!("at most {MAX_PROVIDERS} provider accounts per rule"),
             ));
+        }
+        for (i, p) in self.provider_names().enumerate() {
+            if !valid_name(p) {
+                return Err(err(
+                    "provider",
+                    format!("{p:?} must name a provider account from [providers.NAME]"),
+                ));
+            }
+            if self.provider_names().take(i).any(|q| q == p) {
+                return Err(err("providers", format!("{p:?} is listed twice")));
+            }
         }
         if let Some(doc) = &self.index_document {
             if doc.is_empty() || doc.contains('/') {
@@ -409,6 +445,14 @@ impl RuleSpec {
 }
 
 impl RuleSpec {
+    /// The provider accounts this rule purges through, in the order written: `providers`, or
+    /// the one `provider`.
+    pub fn provider_names(&self) -> impl Iterator<Item = &str> + '_ {
+        let one = (!self.provider.is_empty()).then_some(self.provider.as_str());
+        one.into_iter()
+            .chain(self.providers.iter().map(String::as_str))
+    }
+
     /// Whether a matching key can sit at the domain's root once `strip_prefix` is taken off
     /// (its folder is then the whole domain): true unless the prefix holds a `/` past the
     /// stripped part.
@@ -473,6 +517,14 @@ impl Rule {
     /// segment purges nothing: no URL addresses it (clients and caches resolve dot segments),
     /// and purging the resolved URL would reach outside the rule's prefix (invariant 7).
     pub fn targets_for_key(&self, key: &str) -> Vec<Target> {
+        self.spec
+            .provider_names()
+            .flat_map(|p| self.targets_via(key, p))
+            .collect()
+    }
+
+    /// [`Rule::targets_for_key`] through one of the rule's provider accounts.
+    pub fn targets_via(&self, key: &str, provider: &str) -> Vec<Target> {
         let s = &self.spec;
         if key.is_empty() || key.ends_with('/') || has_dot_segment(key) {
             return Vec::new();
@@ -515,7 +567,7 @@ impl Rule {
                     }
                     let target = Target {
                         rule: s.name.clone(),
-                        provider: s.provider.clone(),
+                        provider: provider.to_owned(),
                         kind: TargetKind::Tag,
                         target: tag,
                     };
@@ -531,7 +583,7 @@ impl Rule {
             for (kind, p) in &paths {
                 let target = Target {
                     rule: s.name.clone(),
-                    provider: s.provider.clone(),
+                    provider: provider.to_owned(),
                     kind: *kind,
                     target: format!("{}/{}", domain.base(), p),
                 };
@@ -558,15 +610,18 @@ pub struct Match {
     pub targets: Vec<Target>,
 }
 
-/// Every matching rule for `event`, in rule order, with its targets.
+/// Every matching rule for `event`, in rule order, with its targets: one match per provider
+/// account of the rule, so each account's outcome is logged on its own.
 pub fn plan(rules: &[Rule], event: &Event) -> Vec<Match> {
     rules
         .iter()
         .filter(|r| r.matches(event))
-        .map(|r| Match {
-            rule: r.spec.name.clone(),
-            provider: r.spec.provider.clone(),
-            targets: r.targets_for_key(&event.key),
+        .flat_map(|r| {
+            r.spec.provider_names().map(|p| Match {
+                rule: r.spec.name.clone(),
+                provider: p.to_owned(),
+                targets: r.targets_via(&event.key, p),
+            })
         })
         .collect()
 }

@@ -96,6 +96,7 @@ async fn drain(store: Arc<dyn Store>, stop: Arc<AtomicBool>) -> u64 {
                     task_id: Some("t".into()),
                     error: None,
                     detached: Vec::new(),
+                    follow_task_at: None,
                 };
                 if let Err(e) = store.finish(f).await {
                     panic!("finish: {e}");

@@ -46,3 +46,33 @@ pub fn fmt_time(ms: i64) -> String {
         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_else(|| ms.to_string())
 }
+
+/// `2026-11-26T17:33:01.042Z` (RFC 3339, UTC, milliseconds) for a millisecond timestamp: the
+/// admin API's times, in the same form as [`fmt_time`] with the milliseconds kept.
+pub fn rfc3339_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Reads an RFC 3339 time (any offset) as epoch milliseconds.
+pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_with_milliseconds() {
+        let ms = 1_795_999_619_123;
+        assert_eq!(rfc3339_ms(ms), "2026-11-30T00:46:59.123Z");
+        assert_eq!(fmt_time(ms), "2026-11-30T00:46:59Z");
+        assert_eq!(parse_rfc3339_ms(&rfc3339_ms(ms)), Some(ms));
+        assert_eq!(parse_rfc3339_ms("2026-11-30T08:46:59.123+08:00"), Some(ms));
+        assert_eq!(parse_rfc3339_ms("yesterday"), None);
+    }
+}

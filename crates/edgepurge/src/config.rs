@@ -110,6 +110,8 @@ pub struct RawDispatch {
     pub drain_s: Option<u64>,
     pub down_after: Option<usize>,
     pub probe_interval_ms: Option<usize>,
+    pub task_check_ms: Option<usize>,
+    pub task_timeout_s: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -520,7 +522,32 @@ impl RawConfig {
                     &mut p,
                 ) as i64,
             },
+            tasks: crate::dispatch::FollowSettings {
+                first_check_ms: within(
+                    d.task_check_ms,
+                    defaults.tasks.first_check_ms as usize,
+                    600_000,
+                    "dispatch.task_check_ms",
+                    &mut p,
+                ) as i64,
+                timeout_ms: (within(
+                    d.task_timeout_s,
+                    (defaults.tasks.timeout_ms / 1000) as usize,
+                    7 * 86_400,
+                    "dispatch.task_timeout_s",
+                    &mut p,
+                ) as i64)
+                    .saturating_mul(1000),
+                ..defaults.tasks.clone()
+            },
         };
+        if dispatch.tasks.timeout_ms <= dispatch.tasks.first_check_ms {
+            p.push(
+                "dispatch.task_timeout_s",
+                "must be longer than dispatch.task_check_ms (else every task is given up at its \
+                 first check)",
+            );
+        }
         if dispatch.retry.backoff_base_ms > dispatch.retry.backoff_max_ms {
             p.push(
                 "dispatch.backoff_base_ms",

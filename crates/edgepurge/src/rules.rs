@@ -66,28 +66,29 @@ pub fn check(spec: RuleSpec, providers: Option<&Providers>) -> Result<Rule, Rule
     let Some(providers) = providers else {
         return Ok(rule);
     };
-    let name = &rule.spec.provider;
-    let Some(account) = providers.get(name) else {
-        return Err(RuleRefusal::UnknownProvider {
-            rule: rule.spec.name.clone(),
-            provider: name.clone(),
-            suggestion: closest(name, providers.keys().map(String::as_str)),
-        });
-    };
-    let kind = rule.spec.mode.target_kind();
-    if !account.supports(kind) {
-        let supported: Vec<&str> = TargetKind::ALL
-            .into_iter()
-            .filter(|k| account.supports(*k))
-            .map(TargetKind::as_str)
-            .collect();
-        return Err(RuleRefusal::Unsupported {
-            rule: rule.spec.name.clone(),
-            provider: name.clone(),
-            kind: account.kind(),
-            mode: rule.spec.mode.as_str(),
-            supported: supported.join(", "),
-        });
+    for name in rule.spec.provider_names() {
+        let Some(account) = providers.get(name) else {
+            return Err(RuleRefusal::UnknownProvider {
+                rule: rule.spec.name.clone(),
+                provider: name.to_owned(),
+                suggestion: closest(name, providers.keys().map(String::as_str)),
+            });
+        };
+        let kind = rule.spec.mode.target_kind();
+        if !account.supports(kind) {
+            let supported: Vec<&str> = TargetKind::ALL
+                .into_iter()
+                .filter(|k| account.supports(*k))
+                .map(TargetKind::as_str)
+                .collect();
+            return Err(RuleRefusal::Unsupported {
+                rule: rule.spec.name.clone(),
+                provider: name.to_owned(),
+                kind: account.kind(),
+                mode: rule.spec.mode.as_str(),
+                supported: supported.join(", "),
+            });
+        }
     }
     Ok(rule)
 }
@@ -128,6 +129,7 @@ pub(crate) fn example(name: &str, provider: &str, mode: edgepurge_core::Mode) ->
         suffix: None,
         domains: vec!["https://cdn.example.com".into()],
         provider: provider.into(),
+        providers: Vec::new(),
         mode,
         index_document: None,
         strip_prefix: None,
@@ -188,6 +190,27 @@ mod tests {
         );
         let err = check(spec("akamai", Mode::Url), Some(&p)).unwrap_err();
         assert!(!err.to_string().contains("did you mean"), "{err}");
+    }
+
+    #[test]
+    fn every_account_of_a_rule_is_checked() {
+        let p = providers();
+        let several = |names: &[&str], mode: Mode| RuleSpec {
+            provider: String::new(),
+            providers: names.iter().map(|n| (*n).to_owned()).collect(),
+            ..spec("unused", mode)
+        };
+        assert!(check(several(&["tencent", "varnish"], Mode::Url), Some(&p)).is_ok());
+        let err = check(several(&["varnish", "tencnet"], Mode::Url), Some(&p)).unwrap_err();
+        assert_eq!(err.field(), "provider");
+        assert!(
+            err.to_string().contains("\"tencnet\" is not defined"),
+            "{err}"
+        );
+        // The second account cannot purge tags: the whole rule is refused, naming it.
+        let err = check(several(&["varnish", "tencent"], Mode::Tag), Some(&p)).unwrap_err();
+        assert_eq!(err.field(), "mode");
+        assert!(err.to_string().contains("provider \"tencent\""), "{err}");
     }
 
     #[test]

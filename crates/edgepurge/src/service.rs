@@ -150,12 +150,9 @@ impl Service {
             },
             &shutdown,
         );
-        let admin = Arc::new(Admin::new(
-            Some(Arc::clone(&store)),
-            &cfg,
-            cfg.file.is_some(),
-            clock,
-        ));
+        // The running server's providers are the truth, config file or not: rules added
+        // through the admin API are checked against them.
+        let admin = Arc::new(Admin::new(Some(Arc::clone(&store)), &cfg, true, clock));
         let state = Arc::new(AppState {
             store: Arc::clone(&store),
             ingestor,

@@ -8,9 +8,11 @@
 //! `scripts/setup-test-deps.sh` installs; nothing here installs anything. Each runs in the
 //! foreground as a child process with its own temporary directory, and stops when dropped.
 
+pub mod akamai;
 pub mod caches;
 pub mod ceph;
 pub mod cfqueues;
+pub mod cloudflare;
 pub mod cloudfront;
 pub mod http;
 pub mod moto;

@@ -201,6 +201,20 @@ impl FakeTencent {
         self.control("/__control/delay", Some(json!({"ms": ms, "count": count})));
     }
 
+    /// New purge tasks' URLs start with this status (`process`, `done` or `fail`).
+    pub fn task_status(&self, status: &str) {
+        self.control("/__control/tasks", Some(json!({ "status": status })));
+    }
+
+    /// Sets every existing task's URLs (or only `url`'s entries) to `status`.
+    pub fn set_tasks(&self, status: &str, url: Option<&str>) {
+        let arg = match url {
+            Some(u) => json!({ "status": status, "url": u }),
+            None => json!({ "status": status, "all": true }),
+        };
+        self.control("/__control/tasks", Some(arg));
+    }
+
     pub fn stats(&self) -> Value {
         self.control("/__control/stats", None)
     }

@@ -11,6 +11,7 @@ fn spec(name: &str) -> RuleSpec {
         suffix: None,
         domains: vec!["https://cdn.example.com".to_owned()],
         provider: "tencent".to_owned(),
+        providers: Vec::new(),
         mode: Mode::Url,
         index_document: None,
         strip_prefix: None,
@@ -479,6 +480,97 @@ fn plan_returns_every_matching_rule_even_without_targets() {
     let folder = plan(&rules, &event("ObjectCreated:Put", "img/"));
     assert_eq!(folder.len(), 2);
     assert!(folder.iter().all(|m| m.targets.is_empty()));
+}
+
+#[test]
+fn a_rule_with_several_providers_plans_one_match_per_account() {
+    let rule = RuleSpec {
+        provider: String::new(),
+        providers: vec!["tencent".into(), "cloudflare".into()],
+        domains: vec![
+            "https://cdn.example.com".into(),
+            "https://img.example.com".into(),
+        ],
+        ..spec("both")
+    }
+    .validate()
+    .unwrap();
+    let m = plan(
+        std::slice::from_ref(&rule),
+        &event("ObjectCreated:Put", "img/a b.png"),
+    );
+    assert_eq!(
+        m.iter().map(|m| m.provider.as_str()).collect::<Vec<_>>(),
+        vec!["tencent", "cloudflare"]
+    );
+    for m in &m {
+        assert_eq!(m.rule, "both");
+        assert_eq!(
+            m.targets
+                .iter()
+                .map(|t| t.target.as_str())
+                .collect::<Vec<_>>(),
+            vec![
+                "https://cdn.example.com/img/a%20b.png",
+                "https://img.example.com/img/a%20b.png"
+            ]
+        );
+        assert!(m.targets.iter().all(|t| t.provider == m.provider));
+    }
+    // Every target of every account, in the order written.
+    let all = rule.targets_for_key("img/x.png");
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].provider, "tencent");
+    assert_eq!(all[3].provider, "cloudflare");
+}
+
+#[test]
+fn provider_and_providers_are_exclusive_and_checked() {
+    let refused = |s: RuleSpec| s.validate().unwrap_err();
+    let none = refused(RuleSpec {
+        provider: String::new(),
+        ..spec("r")
+    });
+    assert_eq!(none.field, "provider");
+    assert!(none.reason.contains("providers = ["), "{}", none.reason);
+    let both = refused(RuleSpec {
+        providers: vec!["cloudflare".into()],
+        ..spec("r")
+    });
+    assert_eq!(both.field, "providers");
+    assert!(both.reason.contains("not both"), "{}", both.reason);
+    let twice = refused(RuleSpec {
+        provider: String::new(),
+        providers: vec!["a".into(), "b".into(), "a".into()],
+        ..spec("r")
+    });
+    assert_eq!(twice.field, "providers");
+    assert!(
+        twice.reason.contains("\"a\" is listed twice"),
+        "{}",
+        twice.reason
+    );
+    let bad = refused(RuleSpec {
+        provider: String::new(),
+        providers: vec!["ok".into(), "no/slash".into()],
+        ..spec("r")
+    });
+    assert_eq!(bad.field, "provider");
+    assert!(bad.reason.contains("no/slash"), "{}", bad.reason);
+    let many = refused(RuleSpec {
+        provider: String::new(),
+        providers: (0..=MAX_PROVIDERS).map(|i| format!("p{i}")).collect(),
+        ..spec("r")
+    });
+    assert_eq!(many.field, "providers");
+    // One account in a list is a valid rule too.
+    RuleSpec {
+        provider: String::new(),
+        providers: vec!["tencent".into()],
+        ..spec("r")
+    }
+    .validate()
+    .unwrap();
 }
 
 #[test]

@@ -203,12 +203,15 @@ impl Admin {
         Ok(self.store()?.log_cursor().await?)
     }
 
+    /// The newest `limit` provider requests since `since`, numbered below `before` when
+    /// given (oldest first).
     pub async fn requests(
         &self,
         since: Option<Ms>,
+        before: Option<i64>,
         limit: usize,
     ) -> AdminResult<Vec<RequestRecord>> {
-        Ok(self.store()?.requests(since, limit).await?)
+        Ok(self.store()?.requests(since, before, limit).await?)
     }
 
     pub async fn status(&self) -> AdminResult<Vec<LaneDepth>> {

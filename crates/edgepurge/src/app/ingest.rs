@@ -3,7 +3,7 @@
 //! outcome. The webhook, `edgepurge purge` and every future source (queue consumers, function
 //! mode) call it; none of them repeats any of it.
 
-use super::outcomes::{Outcomes, WaitOutcome};
+use super::outcomes::{Outcomes, WaitFor, WaitOutcome};
 use super::planner::Planner;
 use crate::clock::Clock;
 use crate::store::{IngestReceipt, IngestRecord, Store, StoreError};
@@ -62,6 +62,8 @@ pub trait LaneWaker: Send + Sync {
 pub struct IngestOptions {
     /// Wait at most this long for every purge of the body to finish.
     pub wait: Option<Duration>,
+    /// What "finish" means for that wait.
+    pub wait_for: WaitFor,
 }
 
 /// What was accepted (everything in it is durably committed).
@@ -327,7 +329,13 @@ impl Ingestor {
         let wait = match opts.wait {
             Some(timeout) => Some(
                 self.outcomes
-                    .wait(&receipt.purge_ids, timeout, &self.shutdown, |_, _| {})
+                    .wait(
+                        &receipt.purge_ids,
+                        opts.wait_for,
+                        timeout,
+                        &self.shutdown,
+                        |_, _| {},
+                    )
                     .await,
             ),
             None => None,
@@ -350,6 +358,8 @@ impl Ingestor {
         stop: &CancellationToken,
         progress: impl FnMut(usize, usize),
     ) -> WaitOutcome {
-        self.outcomes.wait(ids, timeout, stop, progress).await
+        self.outcomes
+            .wait(ids, WaitFor::Purged, timeout, stop, progress)
+            .await
     }
 }

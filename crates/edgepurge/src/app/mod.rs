@@ -7,6 +7,7 @@
 mod admin;
 mod direct;
 mod ingest;
+mod manual;
 mod outcomes;
 mod planner;
 
@@ -26,7 +27,8 @@ pub use ingest::{
     Accepted, IngestError, IngestLimits, IngestOptions, Ingestor, LaneWaker, Reservation,
     DEFAULT_MAX_JOBS, DEFAULT_PARSE_BUDGET, SMALL_BODY,
 };
-pub use outcomes::{Outcomes, WaitOutcome};
+pub use manual::{check_targets, TargetRefusal};
+pub use outcomes::{Outcomes, WaitFor, WaitOutcome};
 pub use planner::Planner;
 
 impl LaneWaker for crate::dispatch::Dispatcher {

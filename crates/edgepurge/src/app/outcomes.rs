@@ -7,7 +7,7 @@
 //! `poll` interval, however many waiters there are.
 
 use crate::dispatch::OutcomeSink;
-use crate::store::{LogQuery, RecordChange, Status, Store};
+use crate::store::{LogQuery, LogRecord, RecordChange, Status, Store};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -17,21 +17,45 @@ use tokio_util::sync::CancellationToken;
 /// How many record ids one store read asks for.
 const CHUNK: usize = 500;
 
+/// What a wait waits for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WaitFor {
+    /// Every record final: the providers answered (or it was given up).
+    #[default]
+    Purged,
+    /// Every record settled: also, where the provider has purge tasks, the task done (or its
+    /// completion given up).
+    Completed,
+}
+
+impl WaitFor {
+    fn done(self, change: &RecordChange) -> bool {
+        match self {
+            WaitFor::Purged => change.status.is_final(),
+            WaitFor::Completed => change.settled,
+        }
+    }
+}
+
 /// What a wait saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitOutcome {
     /// Every record is final and none is dead (nothing to purge counts as purged).
     pub purged: bool,
+    /// With [`WaitFor::Completed`]: every record purged and its purges completed at the
+    /// providers (`None` for a wait for purged).
+    pub completed: Option<bool>,
     /// Count of records per status when the wait ended.
     pub statuses: BTreeMap<Status, usize>,
     pub waited_ms: u64,
 }
 
 struct Waiter {
-    /// Records not yet final.
+    until: WaitFor,
+    /// Records not yet final (or settled).
     open: Mutex<HashSet<i64>>,
-    /// Final status of the records that finished.
-    finished: Mutex<HashMap<i64, Status>>,
+    /// How the records that finished ended.
+    finished: Mutex<HashMap<i64, RecordChange>>,
     wake: Notify,
 }
 
@@ -55,16 +79,25 @@ impl OutcomeSink for Outcomes {
         {
             let mut reg = lock(&self.registry);
             for change in records.iter().filter(|c| c.status.is_final()) {
-                let Some(waiters) = reg.by_record.remove(&change.id) else {
+                let Some(waiters) = reg.by_record.get_mut(&change.id) else {
                     continue;
                 };
-                for w in waiters.iter().filter_map(Weak::upgrade) {
-                    lock(&w.finished).insert(change.id, change.status);
+                // A waiter for completion stays registered while the record is only final.
+                waiters.retain(|w| {
+                    let Some(w) = w.upgrade() else { return false };
+                    if !w.until.done(change) {
+                        return true;
+                    }
+                    lock(&w.finished).insert(change.id, *change);
                     let mut open = lock(&w.open);
                     open.remove(&change.id);
                     if open.is_empty() {
                         woken.push(Arc::clone(&w));
                     }
+                    false
+                });
+                if waiters.is_empty() {
+                    reg.by_record.remove(&change.id);
                 }
             }
         }
@@ -108,19 +141,13 @@ impl Outcomes {
         };
         for chunk in ids.chunks(CHUNK) {
             match self.read(chunk).await {
-                Ok(found) => {
-                    let changes: Vec<RecordChange> = found
-                        .into_iter()
-                        .map(|(id, status)| RecordChange { id, status })
-                        .collect();
-                    self.changed(&changes);
-                }
+                Ok(found) => self.changed(&found),
                 Err(e) => tracing::warn!(error = %e, "cannot read purge status while waiting"),
             }
         }
     }
 
-    async fn read(&self, ids: &[i64]) -> Result<Vec<(i64, Status)>, crate::store::StoreError> {
+    async fn read(&self, ids: &[i64]) -> Result<Vec<RecordChange>, crate::store::StoreError> {
         Ok(self
             .store
             .log(LogQuery {
@@ -129,13 +156,14 @@ impl Outcomes {
                 ..Default::default()
             })
             .await?
-            .into_iter()
-            .map(|r| (r.id, r.status))
+            .iter()
+            .map(LogRecord::change)
             .collect())
     }
 
-    fn register(&self, ids: &[i64]) -> Arc<Waiter> {
+    fn register(&self, ids: &[i64], until: WaitFor) -> Arc<Waiter> {
         let w = Arc::new(Waiter {
+            until,
             open: Mutex::new(ids.iter().copied().collect()),
             finished: Mutex::new(HashMap::new()),
             wake: Notify::new(),
@@ -163,27 +191,23 @@ impl Outcomes {
         }
     }
 
-    /// Waits until every record in `ids` is final, `timeout` passes or `stop` is cancelled;
-    /// `progress(finished, total)` is called as records finish.
+    /// Waits until every record in `ids` is final (or settled, `until`), `timeout` passes or
+    /// `stop` is cancelled; `progress(finished, total)` is called as records finish.
     pub async fn wait(
         &self,
         ids: &[i64],
+        until: WaitFor,
         timeout: Duration,
         stop: &CancellationToken,
         mut progress: impl FnMut(usize, usize),
     ) -> WaitOutcome {
         let start = tokio::time::Instant::now();
         let deadline = start + timeout;
-        let waiter = self.register(ids);
+        let waiter = self.register(ids, until);
         // Records already final before we registered.
         for chunk in ids.chunks(CHUNK) {
             if let Ok(found) = self.read(chunk).await {
-                let changes: Vec<RecordChange> = found
-                    .into_iter()
-                    .filter(|(_, s)| s.is_final())
-                    .map(|(id, status)| RecordChange { id, status })
-                    .collect();
-                self.changed(&changes);
+                self.changed(&found);
             }
         }
         loop {
@@ -201,28 +225,36 @@ impl Outcomes {
             }
         }
         self.deregister(&waiter);
-        let mut statuses: BTreeMap<Status, usize> = BTreeMap::new();
-        let finished = lock(&waiter.finished).clone();
-        for s in finished.values() {
-            *statuses.entry(*s).or_default() += 1;
-        }
+        // How every record stands now: those that finished, and those still open read back.
+        let mut all: Vec<RecordChange> = lock(&waiter.finished).values().copied().collect();
         let open: Vec<i64> = lock(&waiter.open).iter().copied().collect();
+        let mut unread = open.len();
         for chunk in open.chunks(CHUNK) {
             match self.read(chunk).await {
                 Ok(found) => {
-                    for (_, s) in found {
-                        *statuses.entry(s).or_default() += 1;
-                    }
+                    unread -= found.len().min(unread);
+                    all.extend(found);
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read purge status"),
             }
         }
-        let purged = open.is_empty()
-            && finished
-                .values()
-                .all(|s| matches!(s, Status::Succeeded | Status::Skipped));
+        let mut statuses: BTreeMap<Status, usize> = BTreeMap::new();
+        for c in &all {
+            *statuses.entry(c.status).or_default() += 1;
+        }
+        let purged = unread == 0
+            && all
+                .iter()
+                .all(|c| matches!(c.status, Status::Succeeded | Status::Skipped));
+        let completed = (until == WaitFor::Completed).then(|| {
+            purged
+                && all
+                    .iter()
+                    .all(|c| c.completed || c.status == Status::Skipped)
+        });
         WaitOutcome {
             purged,
+            completed,
             statuses,
             waited_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
         }
@@ -244,6 +276,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_wait_for_completion_outlasts_the_answer_until_the_task_is_done() {
+        let (_d, store) = store().await;
+        let ids = store
+            .ingest(vec![record("r", &[("p", "https://c/a")])], 0)
+            .await
+            .unwrap()
+            .purge_ids;
+        let outcomes = Outcomes::new(Arc::clone(&store));
+        let id = ids[0];
+        let stop = CancellationToken::new();
+        let purged = {
+            let (o, ids, stop) = (Arc::clone(&outcomes), ids.clone(), stop.clone());
+            tokio::spawn(async move {
+                o.wait(
+                    &ids,
+                    WaitFor::Purged,
+                    Duration::from_secs(30),
+                    &stop,
+                    |_, _| {},
+                )
+                .await
+            })
+        };
+        let completed = {
+            let (o, ids, stop) = (Arc::clone(&outcomes), ids.clone(), stop.clone());
+            tokio::spawn(async move {
+                o.wait(
+                    &ids,
+                    WaitFor::Completed,
+                    Duration::from_secs(30),
+                    &stop,
+                    |_, _| {},
+                )
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Answered, its task still followed: the first waiter is done, the second is not.
+        outcomes.changed(&[RecordChange::of(id, Status::Succeeded, None, None)]);
+        let out = tokio::time::timeout(Duration::from_secs(5), purged)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(out.purged && out.completed.is_none(), "{out:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!completed.is_finished());
+        outcomes.changed(&[RecordChange::of(id, Status::Succeeded, Some(9), None)]);
+        let out = tokio::time::timeout(Duration::from_secs(5), completed)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((out.purged, out.completed), (true, Some(true)), "{out:?}");
+        // A task the provider failed settles the record without completing it.
+        let failed = RecordChange::of(id, Status::Succeeded, None, Some("task failed"));
+        assert!(failed.settled && !failed.completed);
+    }
+
+    #[tokio::test]
     async fn a_waiter_is_woken_by_the_change_not_by_a_timer() {
         let (_d, store) = store().await;
         let ids = store
@@ -256,15 +346,13 @@ mod tests {
         let id = ids[0];
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(30)).await;
-            o.changed(&[RecordChange {
-                id,
-                status: Status::Succeeded,
-            }]);
+            o.changed(&[RecordChange::of(id, Status::Succeeded, Some(1), None)]);
         });
         let t0 = std::time::Instant::now();
         let out = outcomes
             .wait(
                 &ids,
+                WaitFor::Purged,
                 Duration::from_secs(30),
                 &CancellationToken::new(),
                 |_, _| {},
@@ -294,6 +382,7 @@ mod tests {
         let out = outcomes
             .wait(
                 &ids,
+                WaitFor::Purged,
                 Duration::from_millis(50),
                 &CancellationToken::new(),
                 |_, _| {},
@@ -354,6 +443,7 @@ mod tests {
                 task_id: None,
                 error: None,
                 detached: Vec::new(),
+                follow_task_at: None,
             })
             .await
             .unwrap();
@@ -361,6 +451,7 @@ mod tests {
         let out = outcomes
             .wait(
                 &ids,
+                WaitFor::Purged,
                 Duration::from_secs(20),
                 &CancellationToken::new(),
                 |_, _| {},

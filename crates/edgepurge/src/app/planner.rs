@@ -38,7 +38,33 @@ impl Planner {
         let mut problems = Vec::new();
         let mut rules = Vec::new();
         for s in stored {
-            match crate::rules::check(s.spec.clone(), Some(providers)) {
+            // A rule with several accounts keeps purging through the accounts still fit for
+            // it: one account removed from the config does not stop the others' purges.
+            let mut spec = s.spec.clone();
+            let mut dropped = Vec::new();
+            let checked = loop {
+                match crate::rules::check(spec.clone(), Some(providers)) {
+                    Err(
+                        RuleRefusal::UnknownProvider { ref provider, .. }
+                        | RuleRefusal::Unsupported { ref provider, .. },
+                    ) if spec.providers.len() > 1 => {
+                        let provider = provider.clone();
+                        spec.providers.retain(|p| *p != provider);
+                        dropped.push(provider);
+                    }
+                    other => break other,
+                }
+            };
+            if let (Ok(_), false) = (&checked, dropped.is_empty()) {
+                problems.push(format!(
+                    "rule {:?}: provider(s) {} not configured or unfit for its mode; it purges \
+                     through {} only (fix the config's providers, or replace the rule)",
+                    s.spec.name,
+                    dropped.join(", "),
+                    spec.providers.join(", ")
+                ));
+            }
+            match checked {
                 Ok(rule) => rules.push(rule),
                 Err(e) => {
                     let fix = match (&e, s.origin) {
@@ -63,6 +89,12 @@ impl Planner {
             },
             problems,
         )
+    }
+
+    /// A planner for `stored` rules with this one's providers and settings (rules changed
+    /// while the server runs).
+    pub fn with_rules(&self, stored: &[StoredRule]) -> (Planner, Vec<String>) {
+        Planner::new(stored, &self.providers, self.record_unmatched)
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -281,6 +313,46 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_keeps_its_other_accounts_when_one_is_removed() {
+        let (p, _) = planner(true);
+        let mut both = p.rules()[0].spec.clone();
+        both.name = "both".into();
+        both.provider = String::new();
+        both.providers = vec!["gone".into(), "tencent".into()];
+        let stored = [StoredRule {
+            spec: both,
+            origin: RuleOrigin::Cli,
+            created_at: 0,
+        }];
+        let (p2, problems) = Planner::new(&stored, p.providers(), true);
+        assert_eq!(p2.rules().len(), 1);
+        assert_eq!(p2.rules()[0].spec.providers, vec!["tencent"]);
+        assert!(
+            problems.len() == 1
+                && problems[0].contains("provider(s) gone")
+                && problems[0].contains("through tencent only"),
+            "{problems:?}"
+        );
+        // Every account gone: the rule is left out, as a one-account rule would be.
+        let mut none = stored[0].spec.clone();
+        none.providers = vec!["gone".into(), "away".into()];
+        let (p3, problems) = Planner::new(
+            &[StoredRule {
+                spec: none,
+                origin: RuleOrigin::Cli,
+                created_at: 0,
+            }],
+            p.providers(),
+            true,
+        );
+        assert!(p3.rules().is_empty());
+        assert!(
+            problems.iter().any(|m| m.contains("the rule is ignored")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn a_stored_tag_rule_for_tencent_is_left_out_with_the_reason() {
         let (p, _) = planner(true);
         let mut tag = p.rules()[0].spec.clone();
@@ -299,6 +371,58 @@ mod tests {
                 && problems[0].contains("the rule is ignored"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn a_rule_with_several_accounts_logs_one_record_per_account() {
+        let cfg = parse(
+            r#"
+            [providers.tencent]
+            kind = "tencent-cdn"
+            [providers.edge]
+            kind = "http-purge"
+            preset = "varnish"
+            nodes = ["127.0.0.1:6081", "127.0.0.2:6081"]
+            [[rules]]
+            name = "both"
+            bucket = "assets"
+            events = ["created"]
+            domains = ["https://cdn.example.com"]
+            providers = ["tencent", "edge"]
+            "#,
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        let stored: Vec<StoredRule> = cfg
+            .rules
+            .iter()
+            .map(|r| StoredRule::from_config(&r.spec))
+            .collect();
+        let (p, problems) = Planner::new(&stored, &cfg.providers, true);
+        assert!(problems.is_empty(), "{problems:?}");
+        let body = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../edgepurge-core/fixtures/events/ceph-put.json"
+        ))
+        .unwrap();
+        let recs = p.records(&parse_body(&body).unwrap().events);
+        assert_eq!(
+            recs.iter()
+                .map(|r| (r.rule.as_deref(), r.provider.as_deref()))
+                .collect::<Vec<_>>(),
+            vec![
+                (Some("both"), Some("tencent")),
+                (Some("both"), Some("edge"))
+            ]
+        );
+        let lanes = |r: &IngestRecord| r.jobs.iter().map(|j| j.lane.clone()).collect::<Vec<_>>();
+        assert_eq!(lanes(&recs[0]), vec!["tencent"]);
+        assert_eq!(
+            lanes(&recs[1]),
+            vec!["edge@127.0.0.1:6081", "edge@127.0.0.2:6081"]
+        );
+        assert_eq!(recs[0].targets, recs[1].targets);
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> CliResult {
     };
     if args.requests {
         for r in store
-            .requests(since, args.limit)
+            .requests(since, None, args.limit)
             .await
             .map_err(admin_failure)?
         {
@@ -55,6 +55,7 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> CliResult {
         status: args.status,
         since,
         after: None,
+        before: None,
         ids: None,
         limit: args.limit,
     };
@@ -113,8 +114,13 @@ fn print_record(r: &LogRecord, json: bool) -> CliResult {
         r.provider.as_deref().unwrap_or("-"),
         r.attempts,
     );
+    // When every purge took effect at the provider (its task done, or its answer).
+    let completed = r
+        .completed_at
+        .map(|c| format!(" completed={}", fmt_time(c)))
+        .unwrap_or_default();
     let line = format!(
-        "{line}{}",
+        "{line}{completed}{}",
         outcome_suffix(&r.request_id, &r.task_id, &r.error)
     );
     // Keys and errors come from senders and providers: never raw to the terminal.

@@ -264,27 +264,7 @@ async fn collect_targets(args: &PurgeArgs, kind: TargetKind) -> Result<Vec<Strin
     if raw.is_empty() {
         return Err(input_error("nothing to purge: give URLs or --file"));
     }
-    let mut out = Vec::with_capacity(raw.len());
-    let mut seen = std::collections::HashSet::new();
-    for (text, at) in raw {
-        let url = url::Url::parse(&text)
-            .map_err(|e| input_error(format!("{at}: {text:?} is not a URL ({e})")))?;
-        if url.scheme() != "http" && url.scheme() != "https" || url.host_str().is_none() {
-            return Err(input_error(format!(
-                "{at}: {text:?} must be an http(s) URL with a host"
-            )));
-        }
-        if kind == TargetKind::Dir && !url.path().ends_with('/') {
-            return Err(input_error(format!(
-                "{at}: {text:?}: a directory purge target must end with /"
-            )));
-        }
-        let s = url.to_string();
-        if seen.insert(s.clone()) {
-            out.push(s);
-        }
-    }
-    Ok(out)
+    crate::app::check_targets(raw, kind).map_err(input_error)
 }
 
 fn progress(len: u64) -> indicatif::ProgressBar {

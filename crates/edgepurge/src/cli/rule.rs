@@ -44,9 +44,10 @@ pub struct AddArgs {
     /// CDN domain with scheme, repeatable.
     #[arg(long = "domain", required = true, value_delimiter = ',')]
     pub domains: Vec<String>,
-    /// Provider account name from [providers.NAME].
-    #[arg(long)]
-    pub provider: String,
+    /// Provider account name from [providers.NAME]; repeatable or comma-separated to purge
+    /// through several accounts (e.g. a mainland China CDN and a global one).
+    #[arg(long = "provider", required = true, value_delimiter = ',')]
+    pub providers: Vec<String>,
     /// url (purge the object's URL), dir (its parent directory) or tag (surrogate keys).
     #[arg(long, default_value = "url")]
     pub mode: Mode,
@@ -80,7 +81,16 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
                 prefix: a.prefix,
                 suffix: a.suffix,
                 domains: a.domains,
-                provider: a.provider,
+                // One account keeps the `provider` key, so the rule reads as a user writes it.
+                provider: match a.providers.as_slice() {
+                    [one] => one.clone(),
+                    _ => String::new(),
+                },
+                providers: if a.providers.len() == 1 {
+                    Vec::new()
+                } else {
+                    a.providers
+                },
                 mode: a.mode,
                 index_document: a.index_document,
                 strip_prefix: a.strip_prefix,
@@ -90,8 +100,8 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
             };
             if !admin.checks_providers() {
                 eprintln!(
-                    "note: no --config given, so provider {:?} was not checked",
-                    spec.provider
+                    "note: no --config given, so provider {} was not checked",
+                    spec.provider_names().collect::<Vec<_>>().join(", ")
                 );
             }
             let rule = admin.add_rule(spec).await.map_err(admin_failure)?;
@@ -126,6 +136,7 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
             ]);
             for r in rules {
                 let s = r.spec;
+                let providers = s.provider_names().collect::<Vec<_>>().join(",");
                 table.add_row([
                     s.name,
                     r.origin.as_str().to_owned(),
@@ -135,7 +146,7 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
                     s.prefix.unwrap_or_else(|| "-".into()),
                     s.suffix.unwrap_or_else(|| "-".into()),
                     s.mode.as_str().to_owned(),
-                    s.provider,
+                    providers,
                     s.domains.join(","),
                 ]);
             }

@@ -86,7 +86,13 @@ fn explain(planner: &Planner, event: &edgepurge_core::Event, matches: &[edgepurg
         }
         return;
     }
+    // A rule with several accounts has a match per account: explain it once.
+    let mut said: Vec<&str> = Vec::new();
     for m in matches.iter().filter(|m| m.targets.is_empty()) {
+        if said.contains(&m.rule.as_str()) {
+            continue;
+        }
+        said.push(&m.rule);
         let why = if event.key.ends_with('/') {
             "the key is a folder marker"
         } else if edgepurge_core::rule::has_dot_segment(&event.key) {

@@ -46,6 +46,31 @@ pub(super) struct Lane {
 /// Per kind, when the provider's spent day ends.
 pub(super) type Parked = Arc<Mutex<std::collections::BTreeMap<TargetKind, Ms>>>;
 
+/// One rate shared by requests of some kinds ([`crate::purgers::SharedRate`]).
+type SharedLimiter = (Vec<TargetKind>, RateLimiter);
+
+/// Leaves out of `kinds` those whose shared rate has no room now, so the claim forms no batch
+/// of them (and resends none) while other kinds still go. Returns how soon the first of them
+/// has room again, if any was left out.
+fn hold_rate_limited(
+    shared: &mut [SharedLimiter],
+    kinds: &mut Vec<(TargetKind, KindLimits)>,
+) -> Option<Duration> {
+    let mut soonest: Option<Duration> = None;
+    for (of, limiter) in shared.iter_mut() {
+        let wait = limiter.wait_time();
+        if wait.is_zero() {
+            continue;
+        }
+        let before = kinds.len();
+        kinds.retain(|(k, _)| !of.contains(k));
+        if kinds.len() < before {
+            soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
+        }
+    }
+    soonest
+}
+
 /// The limits to claim with at `now`: a parked kind gets a daily quota of 0, so nothing of
 /// it goes before its reset (the claim waits for the reset as for a spent local quota).
 fn claim_kinds(limits: &Limits, parked: &Parked, now: Ms) -> Vec<(TargetKind, KindLimits)> {
@@ -91,6 +116,12 @@ impl Lane {
         let lane = self.name().to_owned();
         let mut limits = self.purger.limits().clone();
         let mut limiter = RateLimiter::per_second(limits.rate_per_s);
+        let mut shared: Vec<SharedLimiter> = self
+            .purger
+            .shared_rates()
+            .into_iter()
+            .map(|r| (r.kinds, RateLimiter::per_second(r.rate_per_s)))
+            .collect();
         let slots = Arc::new(Semaphore::new(limits.concurrency.max(1)));
         let mut sends: JoinSet<()> = JoinSet::new();
         // The lease is renewed by its own task, so a main loop blocked on send slots or the
@@ -111,6 +142,23 @@ impl Lane {
         ));
         // If this task panics, the renewer must not keep the lease alive for a dead lane.
         let _renewer_guard = renewer_stop.clone().drop_guard();
+        // Providers with purge tasks: follow each until it completes, while the lane is held.
+        let follower_stop = self.shutdown.child_token();
+        let _follower_guard = follower_stop.clone().drop_guard();
+        let follower = self.purger.follows_tasks().then(|| {
+            tokio::spawn(
+                super::follow::Follower {
+                    store: Arc::clone(&self.store),
+                    purger: Arc::clone(&self.purger),
+                    settings: self.settings.tasks.clone(),
+                    clock: self.clock,
+                    outcomes: Arc::clone(&self.outcomes),
+                    shutdown: follower_stop.clone(),
+                    held: held_rx.clone(),
+                }
+                .run(),
+            )
+        });
         let mut was_held = false;
         let mut last_token: Option<i64> = None;
         self.check_credentials(false);
@@ -147,6 +195,9 @@ impl Lane {
             if last_token != Some(token) {
                 if token > 1 {
                     limiter.spend_window();
+                    for (_, l) in &mut shared {
+                        l.spend_window();
+                    }
                 }
                 last_token = Some(token);
             }
@@ -197,6 +248,19 @@ impl Lane {
             }
             let now = self.clock.now_ms();
             let (day, reset_at) = quota_day(now, limits.quota_utc_offset_s);
+            let mut kinds = claim_kinds(&limits, &self.parked, now);
+            let held = hold_rate_limited(&mut shared, &mut kinds);
+            if kinds.is_empty() {
+                // Every kind waits for its shared rate.
+                drop(permit);
+                self.set_state(LaneState::Throttled);
+                let wait = held.unwrap_or(Duration::from_millis(self.settings.poll_ms));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {},
+                    _ = self.shutdown.cancelled() => break,
+                }
+                continue;
+            }
             let req = ClaimRequest {
                 lane: lane.clone(),
                 owner: self.owner.clone(),
@@ -207,13 +271,18 @@ impl Lane {
                 } else {
                     self.settings.linger_ms
                 },
-                kinds: claim_kinds(&limits, &self.parked, now),
+                kinds,
                 quota_day: day,
                 quota_reset_at: reset_at,
             };
             match self.store.claim(req).await {
                 Ok(Claim::Batch(batch)) => {
                     limiter.record();
+                    for (of, l) in &mut shared {
+                        if of.contains(&batch.kind) {
+                            l.record();
+                        }
+                    }
                     self.set_state(LaneState::Busy);
                     let sender = self.sender(token);
                     let daily = limits.kind(batch.kind).and_then(|k| k.daily_quota);
@@ -235,6 +304,11 @@ impl Lane {
                             None => LaneState::Waiting { until },
                         });
                     }
+                    // Look again when a held kind's shared rate has room.
+                    let until = match held {
+                        Some(d) => until.min(now + d.as_millis() as i64 + 1),
+                        None => until,
+                    };
                     self.wait_for(now, until, fill_after).await;
                 }
                 Ok(Claim::Idle) => {
@@ -243,8 +317,9 @@ impl Lane {
                     if sends.is_empty() {
                         self.set_state(LaneState::Idle);
                     }
-                    self.pause(Duration::from_millis(self.settings.poll_ms))
-                        .await;
+                    // Held kinds may have work: look again when their rate has room.
+                    let poll = Duration::from_millis(self.settings.poll_ms);
+                    self.pause(held.map_or(poll, |d| d.min(poll))).await;
                 }
                 Err(e @ StoreError::LeaseLost { .. }) => {
                     // The lease lapsed: have the renewer try again now.
@@ -276,6 +351,10 @@ impl Lane {
                 self.settings.drain
             );
             sends.abort_all();
+        }
+        follower_stop.cancel();
+        if let Some(f) = follower {
+            let _ = f.await;
         }
         renewer_stop.cancel();
         let _ = renewer.await;
@@ -389,6 +468,7 @@ impl Lane {
             parked: Arc::clone(&self.parked),
             health: Arc::clone(&self.health),
             metrics: Arc::clone(&self.metrics),
+            follow_first_check_ms: self.settings.tasks.first_check_ms,
         }
     }
 }
@@ -462,6 +542,8 @@ struct Sender {
     parked: Parked,
     health: Arc<Health>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// How long after a purge with a task its task is first asked about.
+    follow_first_check_ms: Ms,
 }
 
 impl Sender {
@@ -562,6 +644,10 @@ impl Sender {
             task_id: resp.task_id.clone(),
             error,
             detached,
+            follow_task_at: self
+                .purger
+                .follows_tasks()
+                .then(|| now + self.follow_first_check_ms),
         };
         // The answer must be recorded; keep trying while the store is unavailable. If we
         // stop first, the batch stays in flight and is resent by the next lane holder.

@@ -9,6 +9,7 @@
 //! once rather than polling. A lane whose provider fails every request goes down, holds its
 //! batches and probes ([`health`]); a lane that crashes is started again ([`supervise`]).
 
+mod follow;
 pub mod health;
 mod lane;
 pub mod policy;
@@ -19,6 +20,7 @@ mod wake;
 use crate::clock::Clock;
 use crate::purgers::Purger;
 use crate::store::{Ms, RecordChange, Store};
+pub use follow::FollowSettings;
 pub use health::HealthSettings;
 pub use policy::RetryPolicy;
 use serde::Serialize;
@@ -42,6 +44,8 @@ pub struct DispatchSettings {
     pub drain: Duration,
     /// When a lane counts its provider as down, and how often it probes then.
     pub health: HealthSettings,
+    /// How provider tasks are followed until they complete.
+    pub tasks: follow::FollowSettings,
 }
 
 impl Default for DispatchSettings {
@@ -53,6 +57,7 @@ impl Default for DispatchSettings {
             poll_ms: 500,
             drain: Duration::from_secs(10),
             health: HealthSettings::default(),
+            tasks: follow::FollowSettings::default(),
         }
     }
 }

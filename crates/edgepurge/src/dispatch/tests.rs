@@ -14,7 +14,6 @@ use std::collections::VecDeque;
 #[derive(Debug, Clone)]
 struct Sent {
     at: Ms,
-    #[allow(dead_code)]
     kind: TargetKind,
     targets: Vec<String>,
 }
@@ -36,6 +35,8 @@ struct Scripted {
     outage_until: std::sync::atomic::AtomicI64,
     /// A request carrying this target fails without an answer (e.g. a URL a cache errors on).
     poison: Option<String>,
+    /// Rates some kinds share besides the lane's.
+    shared: Vec<crate::purgers::SharedRate>,
 }
 
 impl Scripted {
@@ -51,6 +52,7 @@ impl Scripted {
             quota_panics: Default::default(),
             outage_until: Default::default(),
             poison: None,
+            shared: Vec::new(),
         }
     }
 
@@ -69,6 +71,9 @@ impl Purger for Scripted {
     }
     fn limits(&self) -> &Limits {
         &self.limits
+    }
+    fn shared_rates(&self) -> Vec<crate::purgers::SharedRate> {
+        self.shared.clone()
     }
     async fn purge(&self, kind: TargetKind, targets: &[String]) -> PurgeResponse {
         self.sent.lock().unwrap().push(Sent {
@@ -162,6 +167,7 @@ fn settings() -> DispatchSettings {
         poll_ms: 500,
         drain: Duration::from_secs(5),
         health: HealthSettings::default(),
+        tasks: crate::dispatch::FollowSettings::default(),
     }
 }
 
@@ -260,6 +266,21 @@ impl Store for Recording {
     ) -> crate::store::StoreResult<crate::store::FinishReceipt> {
         self.inner.finish(finish).await
     }
+    async fn tasks_due(
+        &self,
+        lane: &str,
+        now: Ms,
+        limit: usize,
+    ) -> crate::store::StoreResult<Vec<crate::store::FollowedTask>> {
+        self.inner.tasks_due(lane, now, limit).await
+    }
+    async fn note_tasks(
+        &self,
+        updates: Vec<crate::store::TaskUpdate>,
+        now: Ms,
+    ) -> crate::store::StoreResult<crate::store::FinishReceipt> {
+        self.inner.note_tasks(updates, now).await
+    }
     async fn note_quota_used(
         &self,
         lane: &str,
@@ -289,9 +310,10 @@ impl Store for Recording {
     async fn requests(
         &self,
         since: Option<Ms>,
+        before: Option<i64>,
         limit: usize,
     ) -> crate::store::StoreResult<Vec<crate::store::RequestRecord>> {
-        self.inner.requests(since, limit).await
+        self.inner.requests(since, before, limit).await
     }
     async fn depths(&self) -> crate::store::StoreResult<Vec<crate::store::LaneDepth>> {
         self.inner.depths().await
@@ -557,7 +579,7 @@ async fn transient_errors_are_retried_with_backoff_then_succeed() {
     );
     let rec = &rig.records().await[0];
     assert_eq!((rec.status, rec.attempts), (Status::Succeeded, 3));
-    assert_eq!(rig.store.requests(None, 10).await.unwrap().len(), 3);
+    assert_eq!(rig.store.requests(None, None, 10).await.unwrap().len(), 3);
     rig.dispatcher.stop().await;
 }
 
@@ -676,6 +698,55 @@ async fn the_rate_limit_holds_under_a_backlog() {
     assert!(
         span >= 5 * 1100,
         "60 requests at 10 per 1.1 s take at least 5.5 s, took {span}"
+    );
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_rate_holds_its_kinds_while_other_kinds_go() {
+    let mut l = limits();
+    l.kinds[0].1.max_batch = 1;
+    l.kinds[1].1.max_batch = 1;
+    l.rate_per_s = 20.0;
+    let rig = rig_with(
+        |c| Scripted {
+            // Directories: one request per 2.2 s; URLs only the lane's 20 per second.
+            shared: vec![crate::purgers::SharedRate {
+                kinds: vec![TargetKind::Dir],
+                rate_per_s: 0.5,
+            }],
+            ..Scripted::new(c, l)
+        },
+        settings(),
+    );
+    let dirs: Vec<String> = (0..4)
+        .map(|i| format!("https://cdn.example.com/d{i}/"))
+        .collect();
+    let mut dir_rec = rec(&dirs);
+    for job in &mut dir_rec.jobs {
+        job.kind = TargetKind::Dir;
+    }
+    let start = rig.clock.now_ms();
+    rig.store.ingest(vec![dir_rec], start).await.unwrap();
+    rig.dispatcher.notify("p", dirs.len());
+    rig.ingest(&urls(10, "u")).await;
+    rig.settle(Duration::from_secs(60)).await;
+    let sent = rig.purger.sent();
+    let at = |kind| -> Vec<Ms> {
+        sent.iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| s.at - start)
+            .collect()
+    };
+    let (dir_at, url_at) = (at(TargetKind::Dir), at(TargetKind::Url));
+    assert_eq!((dir_at.len(), url_at.len()), (4, 10));
+    for w in dir_at.windows(2) {
+        assert!(w[1] - w[0] >= 2200, "directories 2.2 s apart: {dir_at:?}");
+    }
+    // The URLs did not wait behind the held directories.
+    assert!(
+        url_at.iter().all(|t| *t < 2000),
+        "{url_at:?} (dirs {dir_at:?})"
     );
     rig.dispatcher.stop().await;
 }
@@ -967,7 +1038,7 @@ async fn a_client_that_panics_fails_one_attempt_and_the_batch_is_retried() {
     assert_eq!(rig.purger.sent().len(), 2);
     let rec = &rig.records().await[0];
     assert_eq!((rec.status, rec.attempts), (Status::Succeeded, 2));
-    let reqs = rig.store.requests(None, 10).await.unwrap();
+    let reqs = rig.store.requests(None, None, 10).await.unwrap();
     assert!(
         reqs.iter().any(|r| r
             .error

@@ -5,6 +5,8 @@
 //!
 //! Adding a provider: a folder here with a [`ProviderKind`] and one line in [`KINDS`].
 
+pub mod akamai;
+pub mod cloudflare;
 pub mod cloudfront;
 pub mod http_purge;
 pub mod tencent;
@@ -20,7 +22,13 @@ use std::time::Duration;
 pub use crate::limits::KindLimits;
 
 /// Every provider kind edgepurge speaks, by its `kind` key.
-pub const KINDS: &[ProviderKind] = &[tencent::KIND, http_purge::KIND, cloudfront::KIND];
+pub const KINDS: &[ProviderKind] = &[
+    tencent::KIND,
+    http_purge::KIND,
+    cloudfront::KIND,
+    cloudflare::KIND,
+    akamai::KIND,
+];
 
 /// Checks a `[providers.NAME]` section (without its `kind` key), recording every problem at
 /// `at` (`providers.NAME`). Pure: no network, disk or environment.
@@ -233,6 +241,18 @@ pub struct Limits {
     pub quota_utc_offset_s: i32,
 }
 
+/// A rate that requests of some kinds share, besides the lane's `rate_per_s`: a provider that
+/// counts them in a bucket of their own (Cloudflare counts tag and prefix purges apart from
+/// URL purges, and allows only 5 a minute of them on its Free plan). The lane claims no batch
+/// of these kinds while the rate has no room, and sends the other kinds meanwhile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedRate {
+    pub kinds: Vec<TargetKind>,
+    /// At most this many requests of those kinds in any one second (below 1: one per
+    /// 1/rate seconds), with the same margin as the lane's rate.
+    pub rate_per_s: f64,
+}
+
 /// Per-kind quota reported by the provider itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KindQuota {
@@ -251,6 +271,11 @@ pub trait Purger: Send + Sync {
     /// The provider account (config name) this lane belongs to.
     fn provider(&self) -> &str;
     fn limits(&self) -> &Limits;
+    /// Rates that requests of some kinds share besides [`Limits::rate_per_s`] (none by
+    /// default).
+    fn shared_rates(&self) -> Vec<SharedRate> {
+        Vec::new()
+    }
     /// Sends one request purging `targets` (all of one kind, at most the per-request maximum).
     async fn purge(&self, kind: TargetKind, targets: &[String]) -> PurgeResponse;
     /// Forgets what was learned about these targets (the operator re-queued them).
@@ -271,6 +296,33 @@ pub trait Purger: Send + Sync {
     async fn quota(&self) -> Option<Result<ProviderQuota, PurgeError>> {
         None
     }
+    /// Whether the task ids this purger's answers carry can be asked about with
+    /// [`Purger::task_state`]: its purges are complete when the task is, not when answered.
+    fn follows_tasks(&self) -> bool {
+        false
+    }
+    /// How far the provider's task `task_id` (from an answer of [`Purger::purge`]) has got.
+    async fn task_state(&self, _task_id: &str) -> Result<TaskState, PurgeError> {
+        Err(PurgeError::Request(
+            "this provider has no purge tasks to ask about".to_owned(),
+        ))
+    }
+}
+
+/// A provider's purge task, as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskState {
+    /// Still running (or not visible yet).
+    Running,
+    /// Done: the caches no longer serve the old copies.
+    Done,
+    /// The provider says it failed; what it reported (e.g. the URLs it could not purge).
+    Failed(String),
+    /// The provider does not know this task.
+    Unknown(String),
+    /// The provider refuses to say, and asking again will not change that (the credentials
+    /// lack the permission to read tasks): what it said, and what to grant.
+    Unconfirmable(String),
 }
 
 /// Truncates text for error messages (provider bodies can be large), with control

@@ -31,9 +31,16 @@ pub struct BatchUpdate {
     pub request_id: Option<Option<String>>,
     pub task_id: Option<Option<String>>,
     pub last_error: Option<String>,
+    /// When its purge is complete at the provider (set for a purge without a task to follow;
+    /// any other update clears it).
+    pub completed_at: Option<Ms>,
+    /// Follow the provider's task, asking first at this time (any other update stops it).
+    pub task_check_at: Option<Ms>,
 }
 
 /// How a finished answer changes the queue.
+// Made and taken apart once per answer: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FinishPlan {
     /// The batch is no longer this sender's (its lane changed hands and the batch was
@@ -71,6 +78,8 @@ pub fn plan(batch: &BatchRow, f: &Finish) -> FinishPlan {
         request_id: ids.0.clone(),
         task_id: ids.1.clone(),
         last_error: f.error.clone(),
+        completed_at: None,
+        task_check_at: None,
     };
     match &f.outcome {
         FinishOutcome::Succeeded => FinishPlan::Apply {
@@ -79,6 +88,13 @@ pub fn plan(batch: &BatchRow, f: &Finish) -> FinishPlan {
                 status: Status::Succeeded,
                 finished_at: Some(f.now),
                 last_error: None,
+                // A task to follow is complete when the provider says so; any other purge
+                // when it is answered.
+                completed_at: match (&f.task_id, f.follow_task_at) {
+                    (Some(_), Some(_)) => None,
+                    _ => Some(f.now),
+                },
+                task_check_at: f.task_id.as_ref().and(f.follow_task_at),
                 ..base
             },
             quota: None,
@@ -169,6 +185,7 @@ pub fn plan_detached(batch: &BatchRow, group: &Detached, f: &Finish) -> Option<F
         outcome: group.outcome.clone(),
         error: Some(group.error.clone()),
         detached: Vec::new(),
+        follow_task_at: None,
         ..f.clone()
     };
     Some(plan(&part, &alone))
@@ -192,6 +209,8 @@ pub fn reclaim() -> BatchUpdate {
         clear_quota_day: false,
         request_id: None,
         task_id: None,
+        completed_at: None,
+        task_check_at: None,
         last_error: Some(
             "the previous sender stopped before recording an answer; resending".to_owned(),
         ),
@@ -219,6 +238,8 @@ pub fn requeue(now: Ms, last_error: Option<&str>) -> BatchUpdate {
         clear_quota_day: true,
         request_id: None,
         task_id: None,
+        completed_at: None,
+        task_check_at: None,
         last_error: Some(format!("{REQUEUED}{}", last_error.unwrap_or("?"))),
     }
 }
@@ -250,6 +271,7 @@ mod tests {
             task_id: Some("t".into()),
             error: Some("boom".into()),
             detached: Vec::new(),
+            follow_task_at: None,
         }
     }
 

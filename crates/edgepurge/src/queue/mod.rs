@@ -224,6 +224,42 @@ pub struct Finish {
     /// applies to the rest. Ignored when `outcome` is `Split`. Each group's outcome is
     /// `RetryAt`, `Held` or `Dead`.
     pub detached: Vec<Detached>,
+    /// When the purge succeeded with a task id the provider can be asked about, the first
+    /// time to ask whether the task completed (the batch's task is followed from then on).
+    /// `None`: the purge is complete when answered.
+    pub follow_task_at: Option<Ms>,
+}
+
+/// A provider task to ask about: a batch that succeeded with a task id not yet known to be
+/// complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowedTask {
+    pub batch_id: i64,
+    pub task_id: String,
+    /// When the purge was answered.
+    pub sent_at: Ms,
+    /// How many times the provider was asked already.
+    pub checks: u32,
+}
+
+/// What asking the provider about a task found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskProgress {
+    /// Still running: ask again at this time.
+    Running { next_check_at: Ms },
+    /// The caches no longer serve the old copies (from this time).
+    Completed { at: Ms },
+    /// The provider says the task failed; the error says what it reported.
+    Failed { error: String },
+    /// No answer worth waiting for any more (the provider does not know the task, or it ran
+    /// past the time allowed): completion cannot be confirmed.
+    Abandoned { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskUpdate {
+    pub batch_id: i64,
+    pub progress: TaskProgress,
 }
 
 /// Some of a batch's targets and what happens to them.

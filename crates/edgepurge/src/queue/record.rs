@@ -1,6 +1,6 @@
 //! The status of a purge log record from its jobs.
 
-use super::Status;
+use super::{Ms, Status};
 
 /// One job of a record, as the record sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,6 +10,10 @@ pub struct JobView<'a> {
     pub request_id: Option<&'a str>,
     pub task_id: Option<&'a str>,
     pub error: Option<&'a str>,
+    /// When its purge completed at the provider (`None`: not yet, or not known).
+    pub completed_at: Option<Ms>,
+    /// Why completion could not be confirmed (the provider's task failed, or was lost).
+    pub task_error: Option<&'a str>,
 }
 
 impl JobView<'_> {
@@ -20,6 +24,8 @@ impl JobView<'_> {
         request_id: None,
         task_id: None,
         error: None,
+        completed_at: None,
+        task_error: None,
     };
 }
 
@@ -32,17 +38,34 @@ pub struct RecordSummary {
     pub request_id: Option<String>,
     pub task_id: Option<String>,
     pub error: Option<String>,
+    /// When every job's purge had completed at the provider: set once the record succeeded
+    /// and each provider confirmed (or needs no confirming).
+    pub completed_at: Option<Ms>,
 }
 
 /// A record shows the worst status of its jobs, the most attempts, every provider id, and the
-/// error of the first job that has not succeeded. A record without jobs is skipped.
+/// error of the first job that has not succeeded (else the first reason a completion could
+/// not be confirmed), and when the last of its purges completed. A record without jobs is
+/// skipped.
 pub fn summarize<'a>(jobs: impl IntoIterator<Item = JobView<'a>>) -> RecordSummary {
     let mut status: Option<Status> = None;
     let mut attempts = 0;
     let mut request_ids: Vec<&str> = Vec::new();
     let mut task_ids: Vec<&str> = Vec::new();
     let mut error: Option<&str> = None;
+    let mut task_error: Option<&str> = None;
+    let mut completed_at: Option<Ms> = None;
+    let mut all_completed = true;
     for job in jobs {
+        match job.completed_at {
+            Some(at) if job.status == Status::Succeeded => {
+                completed_at = Some(completed_at.map_or(at, |c| c.max(at)));
+            }
+            _ => all_completed = false,
+        }
+        if task_error.is_none() {
+            task_error = job.task_error;
+        }
         status = Some(status.map_or(job.status, |s| s.max(job.status)));
         attempts = attempts.max(job.attempts);
         for (list, id) in [
@@ -65,7 +88,8 @@ pub fn summarize<'a>(jobs: impl IntoIterator<Item = JobView<'a>>) -> RecordSumma
         attempts,
         request_id: join(request_ids),
         task_id: join(task_ids),
-        error: error.map(str::to_owned),
+        error: error.or(task_error).map(str::to_owned),
+        completed_at: completed_at.filter(|_| all_completed),
     }
 }
 
@@ -85,7 +109,46 @@ mod tests {
             request_id: Some(id),
             task_id: None,
             error,
+            completed_at: None,
+            task_error: None,
         }
+    }
+
+    #[test]
+    fn a_record_completes_when_every_job_completed() {
+        let done = |at: Ms| JobView {
+            completed_at: Some(at),
+            ..job(Status::Succeeded, 1, "a", None)
+        };
+        let s = summarize([done(5), done(9)]);
+        assert_eq!((s.status, s.completed_at), (Status::Succeeded, Some(9)));
+        // One purge still running at the provider: not complete yet.
+        let s = summarize([done(5), job(Status::Succeeded, 1, "b", None)]);
+        assert_eq!((s.status, s.completed_at), (Status::Succeeded, None));
+        // A job resent after a failure is not complete, whatever an earlier answer said.
+        let s = summarize([
+            done(5),
+            JobView {
+                completed_at: Some(3),
+                ..job(Status::Failed, 2, "c", Some("timeout"))
+            },
+        ]);
+        assert_eq!(
+            (s.completed_at, s.error.as_deref()),
+            (None, Some("timeout"))
+        );
+        // A task the provider failed shows its reason while nothing else is wrong.
+        let s = summarize([
+            done(5),
+            JobView {
+                task_error: Some("the provider's task failed"),
+                ..job(Status::Succeeded, 1, "d", None)
+            },
+        ]);
+        assert_eq!(
+            (s.status, s.completed_at, s.error.as_deref()),
+            (Status::Succeeded, None, Some("the provider's task failed"))
+        );
     }
 
     #[test]

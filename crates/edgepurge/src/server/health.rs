@@ -22,7 +22,7 @@ use tokio::time::Instant;
 /// `stopping` (503) once shutdown began. (Liveness probes use `HEAD
 /// /v1/events`, which answers 200 while the process serves: restarting would not bring a
 /// provider back.)
-fn status(
+pub(super) fn status(
     stopping: bool,
     lanes: &[LaneStatus],
     sources: &[crate::sources::SourceStatus],

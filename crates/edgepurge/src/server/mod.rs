@@ -1,9 +1,12 @@
-//! HTTP: webhook ingest, health and readiness. `run(listener, state, shutdown)` takes both
+//! HTTP: webhook ingest, the admin API ([`admin`]) and the web console on it ([`console`]),
+//! health and readiness. `run(listener, state, shutdown)` takes both
 //! from the caller, so tests bind port 0 and stop it cleanly. Handlers translate HTTP into
 //! calls on the application layer and its typed errors into answers ([`answer`]).
 
+mod admin;
 mod answer;
 mod auth;
+mod console;
 mod health;
 mod listen;
 mod oidc;
@@ -53,6 +56,7 @@ pub struct RefusalLog {
     pub unauthorized: refusals::Refusals,
     pub pubsub_oidc: refusals::Refusals,
     pub not_found: refusals::Refusals,
+    pub admin: refusals::Refusals,
 }
 
 impl Default for RefusalLog {
@@ -61,6 +65,7 @@ impl Default for RefusalLog {
             unauthorized: refusals::Refusals::new("webhook authentication"),
             pubsub_oidc: refusals::Refusals::new("Pub/Sub push token"),
             not_found: refusals::Refusals::new("no such path"),
+            admin: refusals::Refusals::new("admin API authentication"),
         }
     }
 }
@@ -76,6 +81,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(admin::router(Arc::clone(&state)))
+        .merge(console::router())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
@@ -93,8 +100,9 @@ async fn not_found(
     answer::error(
         axum::http::StatusCode::NOT_FOUND,
         format!(
-            "no such path: {what}; bucket notifications go to POST /v1/events (health: GET \
-             /healthz, /readyz; metrics: GET /metrics)",
+            "no such path: {what}; bucket notifications go to POST /v1/events (admin API: \
+             /v1/rules, /v1/log, ..., described at GET /v1/openapi.json; console: GET /; \
+             health: GET /healthz, /readyz; metrics: GET /metrics)",
             what = edgepurge_core::printable(&what)
         ),
     )

@@ -8,6 +8,8 @@
 //!   purge of this body succeeded (or was given up), or the time is up. The events are durably
 //!   queued either way, and the answer is 200 either way, with `purged` true or false, so a
 //!   sender never resends for a slow purge. Lanes skip their linger for such requests.
+//! * `wait=completed`: the same, until the providers also confirmed each purge took effect
+//!   (their purge tasks done; `completed` true or false in the answer).
 //!
 //! With `[server.pubsub_oidc]`, a bearer JWT is checked as a Pub/Sub push token
 //! ([`super::oidc`]): refused with 401 and the reason, or 503 while Google's keys cannot be
@@ -18,7 +20,7 @@ use super::auth::{self, Caller, Denied};
 use super::oidc::OidcError;
 use super::refusals::Throttle;
 use super::AppState;
-use crate::app::{Accepted, IngestError, IngestOptions, Reservation, SMALL_BODY};
+use crate::app::{Accepted, IngestError, IngestOptions, Reservation, WaitFor, SMALL_BODY};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
@@ -145,21 +147,26 @@ pub async fn ingest(
             });
         return *r;
     }
-    let wait_ms = match params.wait.as_deref() {
+    let wait_for = match params.wait.as_deref() {
         None => None,
-        Some("purged") => Some(
-            params
-                .timeout_ms
-                .unwrap_or(DEFAULT_WAIT_MS)
-                .min(MAX_WAIT_MS),
-        ),
+        Some("purged") => Some(WaitFor::Purged),
+        Some("completed") => Some(WaitFor::Completed),
         Some(other) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("wait={other:?} is not supported; use wait=purged"),
+                format!(
+                    "wait={:?} is not supported; use wait=purged or wait=completed",
+                    edgepurge_core::printable(other)
+                ),
             )
         }
     };
+    let wait_ms = wait_for.map(|_| {
+        params
+            .timeout_ms
+            .unwrap_or(DEFAULT_WAIT_MS)
+            .min(MAX_WAIT_MS)
+    });
     // A declared length over the limit is refused from the head, without reading the body.
     let declared = parts
         .headers
@@ -214,6 +221,7 @@ pub async fn ingest(
     };
     let opts = IngestOptions {
         wait: wait_ms.map(Duration::from_millis),
+        wait_for: wait_for.unwrap_or_default(),
     };
     let accepted = match state
         .ingestor
@@ -374,6 +382,9 @@ fn answer(a: &Accepted) -> String {
             serde_json::Value::Object(statuses),
             w.waited_ms
         );
+        if let Some(c) = w.completed {
+            let _ = write!(out, ",\"completed\":{c}");
+        }
     }
     out.push('}');
     out
@@ -419,10 +430,17 @@ mod tests {
                 .into_iter()
                 .collect(),
             waited_ms: 500,
+            completed: None,
         });
         let v: serde_json::Value = serde_json::from_str(&answer(&a)).unwrap();
         assert_eq!(v["purged"], false);
         assert_eq!(v["statuses"], json!({"sent": 1, "succeeded": 1}));
         assert_eq!(v["waited_ms"], 500);
+        assert!(v.get("completed").is_none(), "only for wait=completed");
+        if let Some(w) = a.wait.as_mut() {
+            w.completed = Some(true);
+        }
+        let v: serde_json::Value = serde_json::from_str(&answer(&a)).unwrap();
+        assert_eq!(v["completed"], true);
     }
 }

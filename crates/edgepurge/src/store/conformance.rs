@@ -50,6 +50,11 @@ macro_rules! suite {
             record_status_is_the_worst_of_its_targets,
             prune_removes_only_old_finished_work,
             a_listing_is_saved_changed_and_reset_per_source,
+            a_purge_without_a_task_completes_when_answered,
+            followed_tasks_complete_their_records,
+            a_failed_or_lost_task_leaves_its_record_unconfirmed_with_the_reason,
+            a_followed_task_outlives_retention_until_settled,
+            paging_back_in_time_sees_every_record_and_request_once,
         );
         $crate::store::conformance::suite!(@multi $factory;
             a_lease_holds_across_handles_and_fences_late_answers,
@@ -233,6 +238,7 @@ pub fn finish(token: i64, batch: &ClaimedBatch, now: Ms, outcome: FinishOutcome)
         task_id: Some(format!("task-{}", batch.id)),
         error: None,
         detached: Vec::new(),
+        follow_task_at: None,
     }
 }
 
@@ -426,10 +432,212 @@ pub async fn success_is_recorded_with_provider_ids(s: &dyn Store) {
         Some(format!("task-{}", b.id).as_str())
     );
     assert_eq!(rec.error, None);
-    let reqs = s.requests(None, 10).await.unwrap();
+    let reqs = s.requests(None, None, 10).await.unwrap();
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].outcome, "succeeded");
     assert_eq!(reqs[0].targets, 1);
+}
+
+pub async fn a_purge_without_a_task_completes_when_answered(s: &dyn Store) {
+    let tok = lease(s).await;
+    s.ingest(vec![record("r", &[("p", "https://c/a")])], 0)
+        .await
+        .unwrap();
+    let b = claim_batch(s, claim_req(tok, 100)).await;
+    assert_eq!(all_records(s).await[0].completed_at, None);
+    s.finish(finish(tok, &b, 120, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(all_records(s).await[0].completed_at, Some(120));
+    assert!(s.tasks_due("p", i64::MAX, 10).await.unwrap().is_empty());
+}
+
+pub async fn followed_tasks_complete_their_records(s: &dyn Store) {
+    let tok = lease(s).await;
+    let q_tok = s
+        .acquire_lane("q", "A", 60_000)
+        .await
+        .unwrap()
+        .expect("lane q is free")
+        .token;
+    // Record 1 has a job on lane p only; record 2 on p and on q (a provider without tasks).
+    s.ingest(
+        vec![
+            record("r", &[("p", "https://c/a")]),
+            record("r", &[("p", "https://c/b"), ("q", "https://c/b")]),
+        ],
+        0,
+    )
+    .await
+    .unwrap();
+    let b = claim_batch(s, claim_req(tok, 200)).await;
+    assert_eq!(b.targets.len(), 2);
+    let mut f = finish(tok, &b, 300, FinishOutcome::Succeeded);
+    f.follow_task_at = Some(5_000);
+    s.finish(f).await.unwrap();
+    let qb = claim_batch(
+        s,
+        ClaimRequest {
+            lane: "q".into(),
+            ..claim_req(q_tok, 200)
+        },
+    )
+    .await;
+    s.finish(finish(q_tok, &qb, 400, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let recs = all_records(s).await;
+    assert!(
+        recs.iter().all(|r| r.status == Status::Succeeded),
+        "{recs:?}"
+    );
+    assert!(recs.iter().all(|r| r.completed_at.is_none()), "{recs:?}");
+
+    // Due at its first check time, not before; only on its own lane.
+    assert!(s.tasks_due("p", 4_999, 10).await.unwrap().is_empty());
+    assert!(s.tasks_due("q", i64::MAX, 10).await.unwrap().is_empty());
+    let due = s.tasks_due("p", 5_000, 10).await.unwrap();
+    let task_id = format!("task-{}", b.id);
+    assert_eq!(
+        due,
+        vec![FollowedTask {
+            batch_id: b.id,
+            task_id: task_id.clone(),
+            sent_at: 300,
+            checks: 0
+        }]
+    );
+    let cursor = s.log_cursor().await.unwrap();
+    // Still running: nothing a record shows changes; asked again later.
+    let running = s
+        .note_tasks(
+            vec![TaskUpdate {
+                batch_id: b.id,
+                progress: TaskProgress::Running {
+                    next_check_at: 9_000,
+                },
+            }],
+            5_000,
+        )
+        .await
+        .unwrap();
+    assert!(running.records.is_empty());
+    assert!(s.tasks_due("p", 8_999, 10).await.unwrap().is_empty());
+    assert_eq!(s.tasks_due("p", 9_000, 10).await.unwrap()[0].checks, 1);
+
+    let done = s
+        .note_tasks(
+            vec![TaskUpdate {
+                batch_id: b.id,
+                progress: TaskProgress::Completed { at: 9_100 },
+            }],
+            9_100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.records.len(), 2, "{done:?}");
+    let recs = all_records(s).await;
+    assert!(
+        recs.iter().all(|r| r.completed_at == Some(9_100)),
+        "{recs:?}"
+    );
+    assert!(s.tasks_due("p", i64::MAX, 10).await.unwrap().is_empty());
+    // A follower of the log sees the completion as a change.
+    let changed = s
+        .log(LogQuery {
+            after: Some((cursor, i64::MAX)),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 2, "{changed:?}");
+    // A late second answer for the same task changes nothing.
+    let again = s
+        .note_tasks(
+            vec![TaskUpdate {
+                batch_id: b.id,
+                progress: TaskProgress::Failed {
+                    error: "late".into(),
+                },
+            }],
+            9_500,
+        )
+        .await
+        .unwrap();
+    assert!(again.records.is_empty());
+    assert!(all_records(s).await.iter().all(|r| r.error.is_none()));
+}
+
+pub async fn a_followed_task_outlives_retention_until_settled(s: &dyn Store) {
+    let tok = lease(s).await;
+    s.ingest(vec![record("r", &[("p", "https://c/a")])], 0)
+        .await
+        .unwrap();
+    let b = claim_batch(s, claim_req(tok, 200)).await;
+    let mut f = finish(tok, &b, 300, FinishOutcome::Succeeded);
+    f.follow_task_at = Some(5_000);
+    s.finish(f).await.unwrap();
+    // Retention would take it: still followed, so it stays (and its record unconfirmed).
+    prune_all(s, 1_000_000).await;
+    assert_eq!(s.tasks_due("p", i64::MAX, 10).await.unwrap().len(), 1);
+    assert_eq!(all_records(s).await.len(), 1);
+    s.note_tasks(
+        vec![TaskUpdate {
+            batch_id: b.id,
+            progress: TaskProgress::Completed { at: 6_000 },
+        }],
+        6_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(all_records(s).await[0].completed_at, Some(6_000));
+    prune_all(s, 1_000_000).await;
+    assert!(all_records(s).await.is_empty(), "settled: pruned as usual");
+}
+
+pub async fn a_failed_or_lost_task_leaves_its_record_unconfirmed_with_the_reason(s: &dyn Store) {
+    let tok = lease(s).await;
+    let mut batches = Vec::new();
+    for (i, url) in ["https://c/a", "https://c/b"].iter().enumerate() {
+        s.ingest(vec![record("r", &[("p", url)])], i as i64 * 1_000)
+            .await
+            .unwrap();
+        let b = claim_batch(s, claim_req(tok, i as i64 * 1_000 + 200)).await;
+        let mut f = finish(tok, &b, i as i64 * 1_000 + 300, FinishOutcome::Succeeded);
+        f.follow_task_at = Some(5_000);
+        s.finish(f).await.unwrap();
+        batches.push(b.id);
+    }
+    let receipt = s
+        .note_tasks(
+            vec![
+                TaskUpdate {
+                    batch_id: batches[0],
+                    progress: TaskProgress::Failed {
+                        error: "the provider reports purge task t failed: https://c/a".into(),
+                    },
+                },
+                TaskUpdate {
+                    batch_id: batches[1],
+                    progress: TaskProgress::Abandoned {
+                        reason: "completion not confirmed: task t still running".into(),
+                    },
+                },
+            ],
+            6_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(receipt.records.len(), 2);
+    let recs = all_records(s).await;
+    assert!(recs.iter().all(|r| r.status == Status::Succeeded));
+    assert!(recs.iter().all(|r| r.completed_at.is_none()));
+    let errors: Vec<&str> = recs.iter().filter_map(|r| r.error.as_deref()).collect();
+    assert_eq!(errors.len(), 2, "{recs:?}");
+    assert!(errors.iter().any(|e| e.contains("failed: https://c/a")));
+    assert!(errors.iter().any(|e| e.contains("still running")));
+    assert!(s.tasks_due("p", i64::MAX, 10).await.unwrap().is_empty());
 }
 
 pub async fn retry_waits_until_its_time_and_counts_attempts(s: &dyn Store) {
@@ -455,7 +663,7 @@ pub async fn retry_waits_until_its_time_and_counts_attempts(s: &dyn Store) {
     let rec = &all_records(s).await[0];
     assert_eq!((rec.status, rec.attempts), (Status::Succeeded, 2));
     assert_eq!(rec.error, None);
-    assert_eq!(s.requests(None, 10).await.unwrap().len(), 2);
+    assert_eq!(s.requests(None, None, 10).await.unwrap().len(), 2);
 }
 
 pub async fn held_batches_are_released_when_the_provider_is_back(s: &dyn Store) {
@@ -547,7 +755,7 @@ pub async fn targets_that_failed_alone_leave_the_batch_with_their_own_outcome(s:
         assert_eq!(r.status, Status::Failed, "{u}");
         assert_eq!(r.error.as_deref(), Some("timed out"));
     }
-    assert_eq!(s.requests(None, 10).await.unwrap().len(), 1);
+    assert_eq!(s.requests(None, None, 10).await.unwrap().len(), 1);
     // Only the failed ones go again, at their time, as their second attempt.
     assert_wait(s.claim(claim_req(tok, 4999)).await.unwrap(), 5000);
     let again = claim_batch(s, claim_req(tok, 5000)).await;
@@ -827,7 +1035,7 @@ pub async fn a_lane_lease_excludes_others_and_reclaims_in_flight_work(s: &dyn St
         .unwrap();
     assert!(late.records.is_empty());
     assert_eq!(all_records(s).await[0].status, Status::Sent);
-    assert_eq!(s.requests(None, 10).await.unwrap().len(), 1);
+    assert_eq!(s.requests(None, None, 10).await.unwrap().len(), 1);
     // Nor can A claim any more.
     let err = s.claim(claim_req(a.token, 1601)).await.unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
@@ -1107,6 +1315,52 @@ pub async fn follow_pages_through_records_that_share_a_change_number(s: &dyn Sto
     assert_eq!(seen, sorted);
 }
 
+pub async fn paging_back_in_time_sees_every_record_and_request_once(s: &dyn Store) {
+    let seven: Vec<_> = (0..7)
+        .map(|i| record("r", &[("p", &format!("https://c/{i}"))]))
+        .collect();
+    let ids = s.ingest(seven, 0).await.unwrap().purge_ids;
+    let mut before = None;
+    let mut seen = Vec::new();
+    loop {
+        let page = s
+            .log(LogQuery {
+                before,
+                limit: 3,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // Each page is the newest below the cursor, oldest first like any query.
+        assert!(page.windows(2).all(|w| w[0].id < w[1].id), "{page:?}");
+        seen.extend(page.iter().rev().map(|r| r.id));
+        match page.first() {
+            Some(oldest) if page.len() == 3 => before = Some(oldest.id),
+            _ => break,
+        }
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first, "no record lost or repeated");
+
+    // Three attempts of one batch: three requests, paged two at a time.
+    let tok = lease(s).await;
+    let mut at = 100;
+    for _ in 0..3 {
+        let b = claim_batch(s, claim_req(tok, at)).await;
+        s.finish(finish(tok, &b, at + 10, FinishOutcome::RetryAt(at + 100)))
+            .await
+            .unwrap();
+        at += 100;
+    }
+    let all = s.requests(None, None, 10).await.unwrap();
+    assert_eq!(all.len(), 3);
+    let newest = s.requests(None, None, 2).await.unwrap();
+    assert_eq!(newest, all[1..].to_vec(), "the newest two, oldest first");
+    let older = s.requests(None, Some(newest[0].id), 2).await.unwrap();
+    assert_eq!(older, all[..1].to_vec());
+}
+
 pub async fn record_status_is_the_worst_of_its_targets(s: &dyn Store) {
     let tok = lease(s).await;
     let mut two = record("r", &[("p", "https://c/a")]);
@@ -1168,7 +1422,7 @@ pub async fn prune_removes_only_old_finished_work(s: &dyn Store) {
         .filter_map(|r| r.rule)
         .collect();
     assert_eq!(left, vec!["pending"]);
-    assert!(s.requests(None, 10).await.unwrap().is_empty());
+    assert!(s.requests(None, None, 10).await.unwrap().is_empty());
     assert_eq!(s.depths().await.unwrap()[0].pending, 1);
 }
 
@@ -1314,10 +1568,7 @@ pub async fn a_record_whose_other_job_was_pruned_still_completes(s: &dyn Store) 
         .unwrap();
     assert_eq!(
         receipt.records,
-        vec![RecordChange {
-            id,
-            status: Status::Succeeded
-        }],
+        vec![RecordChange::of(id, Status::Succeeded, Some(7001), None)],
         "the pruned job counts as done, not as pending"
     );
 }

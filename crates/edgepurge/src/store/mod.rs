@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::queue::lease::Lease;
 pub use crate::queue::{
-    Claim, ClaimRequest, ClaimedBatch, Detached, Finish, FinishOutcome, KindLimits, Ms, Status,
+    Claim, ClaimRequest, ClaimedBatch, Detached, Finish, FinishOutcome, FollowedTask, KindLimits,
+    Ms, Status, TaskProgress, TaskUpdate,
 };
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
@@ -169,6 +170,37 @@ pub struct IngestReceipt {
 pub struct RecordChange {
     pub id: i64,
     pub status: Status,
+    /// Its purges completed at their providers (see [`LogRecord::completed_at`]).
+    pub completed: bool,
+    /// Nothing more will happen to it: final, and when succeeded, complete or its completion
+    /// given up (a provider task failed or was lost).
+    pub settled: bool,
+}
+
+impl RecordChange {
+    /// The change a record shows with this status, completion time and error.
+    pub fn of(id: i64, status: Status, completed_at: Option<Ms>, error: Option<&str>) -> Self {
+        let completed = status == Status::Succeeded && completed_at.is_some();
+        RecordChange {
+            id,
+            status,
+            completed,
+            settled: status.is_final()
+                && (status != Status::Succeeded || completed || error.is_some()),
+        }
+    }
+}
+
+impl LogRecord {
+    /// This record as a change (for waiters that read it back).
+    pub fn change(&self) -> RecordChange {
+        RecordChange::of(
+            self.id,
+            self.status,
+            self.completed_at,
+            self.error.as_deref(),
+        )
+    }
 }
 
 /// What recording an answer changed.
@@ -199,6 +231,9 @@ pub struct LogRecord {
     pub request_id: Option<String>,
     pub task_id: Option<String>,
     pub error: Option<String>,
+    /// When every purge of the record had completed at its provider (a provider with purge
+    /// tasks says so; others complete when they answer).
+    pub completed_at: Option<Ms>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -209,6 +244,9 @@ pub struct LogQuery {
     /// Only records changed after this `(seq, id)` position (for `--follow`), in change order.
     /// Many records share a `seq` (one per transaction), so the id is part of the cursor.
     pub after: Option<(i64, i64)>,
+    /// Only records older than this id: the newest `limit` of them (paging back in time,
+    /// for the admin API). Ignored with `after`.
+    pub before: Option<i64>,
     pub ids: Option<Vec<i64>>,
     pub limit: usize,
 }
@@ -330,6 +368,13 @@ pub trait Store: Send + Sync {
     /// Records an answer. One carrying an older fencing token than the batch's is recorded as
     /// a request but changes nothing else.
     async fn finish(&self, finish: Finish) -> StoreResult<FinishReceipt>;
+    /// Tasks of `lane` to ask the provider about at `now`: batches that succeeded with a
+    /// followed task not yet complete, whose next check is due; at most `limit`, the most
+    /// overdue first.
+    async fn tasks_due(&self, lane: &str, now: Ms, limit: usize) -> StoreResult<Vec<FollowedTask>>;
+    /// Records what the provider said about followed tasks (an update for a batch no longer
+    /// followed, e.g. resent meanwhile, changes nothing); returns the records that changed.
+    async fn note_tasks(&self, updates: Vec<TaskUpdate>, now: Ms) -> StoreResult<FinishReceipt>;
     /// Raises a day's used quota to at least `used` (the provider reported it).
     async fn note_quota_used(
         &self,
@@ -344,7 +389,14 @@ pub trait Store: Send + Sync {
     async fn log(&self, query: LogQuery) -> StoreResult<Vec<LogRecord>>;
     /// The newest change position's `seq` (start point for following the log).
     async fn log_cursor(&self) -> StoreResult<i64>;
-    async fn requests(&self, since: Option<Ms>, limit: usize) -> StoreResult<Vec<RequestRecord>>;
+    /// The newest `limit` provider requests (oldest first) started at or after `since` and,
+    /// with `before`, numbered below it (paging back in time).
+    async fn requests(
+        &self,
+        since: Option<Ms>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<RequestRecord>>;
     async fn depths(&self) -> StoreResult<Vec<LaneDepth>>;
     /// Makes the lane's batches waiting after a failure (backoff, or held while the provider
     /// was down) due at `now`: the provider answers again. Batches waiting for quota stay.

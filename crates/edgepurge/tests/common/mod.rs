@@ -1,6 +1,7 @@
 //! Helpers for integration tests that run the real `edgepurge` binary.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use edgepurge_testkit::cloudfront::{self, FakeCloudFront};
 use edgepurge_testkit::http;
 use edgepurge_testkit::process::Proc;
 use edgepurge_testkit::tencent::{self, FakeTencent};
@@ -253,4 +254,53 @@ pub fn fixture(name: &str) -> Vec<u8> {
         env!("CARGO_MANIFEST_DIR")
     ))
     .expect("fixture")
+}
+
+/// A CloudFront stand-in that requires the test session token.
+pub fn fake_cloudfront() -> FakeCloudFront {
+    FakeCloudFront::start(cloudfront::Options {
+        token: Some(cloudfront::SESSION_TOKEN.into()),
+        ..Default::default()
+    })
+}
+
+/// A `[providers.cf]` CloudFront account pointing at `fake`, reading its credentials from the
+/// variables [`Edgepurge::with_cloudfront_keys`] sets.
+pub fn cloudfront_section(fake: &FakeCloudFront) -> String {
+    format!(
+        r#"
+[providers.cf]
+kind = "cloudfront"
+distribution_id = "{dist}"
+endpoint = "{endpoint}"
+access_key_id_env = "EP_TEST_CF_KEY_ID"
+secret_access_key_env = "EP_TEST_CF_SECRET"
+session_token_env = "EP_TEST_CF_TOKEN"
+timeout_s = 5
+rate_per_s = 20
+"#,
+        dist = cloudfront::DISTRIBUTION_ID,
+        endpoint = fake.endpoint()
+    )
+}
+
+impl Edgepurge {
+    /// Sets the CloudFront stand-in's dummy credentials for [`cloudfront_section`].
+    pub fn with_cloudfront_keys(mut self) -> Edgepurge {
+        self.env.extend([
+            (
+                "EP_TEST_CF_KEY_ID".to_owned(),
+                cloudfront::ACCESS_KEY_ID.to_owned(),
+            ),
+            (
+                "EP_TEST_CF_SECRET".to_owned(),
+                cloudfront::SECRET_ACCESS_KEY.to_owned(),
+            ),
+            (
+                "EP_TEST_CF_TOKEN".to_owned(),
+                cloudfront::SESSION_TOKEN.to_owned(),
+            ),
+        ]);
+        self
+    }
 }

@@ -616,6 +616,7 @@ fn rules_select_the_new_formats_events_as_intended() {
             suffix: None,
             domains: vec!["https://cdn.example.com".into()],
             provider: "p".into(),
+            providers: Vec::new(),
             mode: Mode::Url,
             index_document: None,
             strip_prefix: None,

@@ -18,7 +18,8 @@ pub mod xml;
 pub use config::{default_limits, CloudFrontSettings, KIND};
 
 use super::{
-    retry_after, snippet, Limits, PurgeError, PurgeResponse, Purger, TargetFailure, Verdict,
+    retry_after, snippet, Limits, PurgeError, PurgeResponse, Purger, TargetFailure, TaskState,
+    Verdict,
 };
 use async_trait::async_trait;
 use edgepurge_core::TargetKind;
@@ -228,6 +229,98 @@ impl CloudFront {
     }
 }
 
+impl CloudFront {
+    /// `GetInvalidation`: how far invalidation `id` has got.
+    async fn get_invalidation(&self, id: &str) -> Result<TaskState, PurgeError> {
+        // Ids are CloudFront's own (upper-case letters and digits): anything else is not one
+        // of ours and is never put into a signed path.
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Ok(TaskState::Unknown(format!(
+                "{:?} is not a CloudFront invalidation id",
+                snippet(id, 80)
+            )));
+        }
+        let creds = self.settings.keys.load().await.map_err(|e| {
+            PurgeError::Credentials(format!(
+                "credentials for provider {}: {e}",
+                self.settings.name
+            ))
+        })?;
+        let path = format!("{}/{id}", self.path);
+        let headers = sign::sign(
+            &sign::Call {
+                method: "GET",
+                path: &path,
+                host: &self.host,
+                content_type: "",
+                body: b"",
+            },
+            &creds,
+            &self.settings.region,
+            &crate::aws::sigv4::amz_date(crate::clock::now_ms()),
+        );
+        let mut req = self
+            .http
+            .get(format!("{}/{id}", self.url))
+            .header("Host", &self.host);
+        for (name, value) in &headers {
+            req = req.header(*name, value);
+        }
+        let dist = &self.settings.distribution_id;
+        let resp = req.send().await.map_err(|e| {
+            PurgeError::Transport(format!(
+                "GetInvalidation {dist}/{id}: {}",
+                describe_transport_error(&e)
+            ))
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| {
+            PurgeError::Transport(format!(
+                "GetInvalidation {dist}/{id}: reading the answer failed: {e}"
+            ))
+        })?;
+        match xml::parse_answer(&text) {
+            Some(xml::Answer::Invalidation { status: s, .. }) if status.is_success() => {
+                Ok(if s == "Completed" {
+                    TaskState::Done
+                } else {
+                    TaskState::Running
+                })
+            }
+            Some(xml::Answer::Error { code, .. }) if code == "NoSuchInvalidation" => {
+                Ok(TaskState::Unknown(code))
+            }
+            // The key may not read invalidations: asking again will not change that.
+            Some(xml::Answer::Error { code, message, .. })
+                if matches!(
+                    code.as_str(),
+                    "AccessDenied" | "InvalidClientTokenId" | "SignatureDoesNotMatch"
+                ) =>
+            {
+                Ok(TaskState::Unconfirmable(format!(
+                    "{code}: {} (grant cloudfront:GetInvalidation on the distribution to \
+                     confirm purges)",
+                    snippet(&message, 300)
+                )))
+            }
+            Some(xml::Answer::Error { code, message, .. }) => Err(PurgeError::Answer {
+                message: format!(
+                    "GetInvalidation {dist}/{id}: {code}: {}",
+                    snippet(&message, 300)
+                ),
+                code: Some(code),
+            }),
+            _ => Err(PurgeError::Answer {
+                code: None,
+                message: format!(
+                    "GetInvalidation {dist}/{id}: HTTP {status} without a CloudFront answer: {:?}",
+                    snippet(&text, 200)
+                ),
+            }),
+        }
+    }
+}
+
 fn describe_transport_error(e: &reqwest::Error) -> String {
     let what = if e.is_timeout() {
         "timed out"
@@ -386,6 +479,14 @@ impl Purger for CloudFront {
             } => classify::is_target_refusal(code),
             _ => false,
         }
+    }
+
+    fn follows_tasks(&self) -> bool {
+        true
+    }
+
+    async fn task_state(&self, task_id: &str) -> Result<TaskState, PurgeError> {
+        self.get_invalidation(task_id).await
     }
 
     fn credentials_missing(&self) -> bool {

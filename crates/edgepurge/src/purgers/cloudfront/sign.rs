@@ -14,6 +14,7 @@ pub struct Call<'a> {
     pub path: &'a str,
     /// `host[:port]` as sent in the Host header.
     pub host: &'a str,
+    /// Empty for a call without a body (not sent, not signed).
     pub content_type: &'a str,
     pub body: &'a [u8],
 }
@@ -26,12 +27,19 @@ pub fn sign(
     region: &str,
     amz_date: &str,
 ) -> Vec<(&'static str, String)> {
+    // A GET has no body and sends no Content-Type.
+    let with_type = [("content-type", call.content_type)];
+    let headers: &[(&str, &str)] = if call.content_type.is_empty() {
+        &[]
+    } else {
+        &with_type
+    };
     sigv4::sign(
         &sigv4::Request {
             method: call.method,
             path: call.path,
             query: &[],
-            headers: &[("content-type", call.content_type)],
+            headers,
             host: call.host,
             body: call.body,
         },

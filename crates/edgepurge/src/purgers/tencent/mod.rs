@@ -1,16 +1,17 @@
-//! Tencent Cloud CDN: `PurgeUrlsCache`, `PurgePathCache` and `DescribePurgeQuota` over API 3.0
-//! with TC3-HMAC-SHA256 (apis.md §A).
+//! Tencent Cloud CDN: `PurgeUrlsCache`, `PurgePathCache`, `DescribePurgeTasks` and
+//! `DescribePurgeQuota` over API 3.0 with TC3-HMAC-SHA256 (apis.md §A).
 
 pub mod classify;
 mod config;
 mod learned;
 pub mod sign;
+mod tasks;
 
 pub use config::{default_limits, TencentSettings, KIND};
 
 use super::{
     retry_after, snippet, KindQuota, Limits, ProviderQuota, PurgeError, PurgeResponse, Purger,
-    TargetFailure, Verdict,
+    TargetFailure, TaskState, Verdict,
 };
 use crate::secret::SecretSource;
 use async_trait::async_trait;
@@ -407,6 +408,44 @@ impl Purger for TencentCdn {
     fn credentials_missing(&self) -> bool {
         self.settings.secret_id.check_present().is_err()
             || self.settings.secret_key.check_present().is_err()
+    }
+
+    fn follows_tasks(&self) -> bool {
+        true
+    }
+
+    async fn task_state(&self, task_id: &str) -> Result<TaskState, PurgeError> {
+        if !tasks::is_task_id(task_id) {
+            return Ok(TaskState::Unknown(format!(
+                "{:?} is not a Tencent task id",
+                snippet(task_id, 80)
+            )));
+        }
+        let mut logs: Vec<Value> = Vec::new();
+        let mut offset: u64 = 0;
+        for _ in 0..tasks::MAX_PAGES {
+            let mut body = json!({ "TaskId": task_id, "Offset": offset, "Limit": tasks::PAGE });
+            if let Some(area) = &self.settings.area {
+                body["Area"] = json!(area);
+            }
+            let call = match self.call("DescribePurgeTasks", &body, 0).await {
+                Ok(call) => call,
+                Err(r) => {
+                    let e = r.error.unwrap_or_else(|| {
+                        PurgeError::Transport("DescribePurgeTasks failed".into())
+                    });
+                    return tasks::unconfirmable(&e).ok_or(e);
+                }
+            };
+            let (ours, n, total) = tasks::page_of(task_id, &call.response);
+            logs.extend(ours.into_iter().cloned());
+            offset += n as u64;
+            if n == 0 || offset >= total {
+                return Ok(tasks::state_of(&logs.iter().collect::<Vec<_>>(), true));
+            }
+        }
+        // More entries than read this time: done only once all were seen.
+        Ok(tasks::state_of(&logs.iter().collect::<Vec<_>>(), false))
     }
 
     async fn quota(&self) -> Option<Result<ProviderQuota, PurgeError>> {

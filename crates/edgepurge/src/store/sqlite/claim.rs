@@ -254,6 +254,8 @@ fn start_batch(
                 request_id,
                 task_id,
                 error,
+                completed_at: None,
+                task_error: None,
             },
         }),
     )?;

@@ -74,6 +74,8 @@ pub(super) fn update_batch(conn: &Connection, id: i64, u: &fin::BatchUpdate) -> 
                 u.task_id.is_some(),
                 u.task_id.clone().flatten(),
                 u.last_error,
+                u.completed_at,
+                u.task_check_at,
             ])
         })
         .map_err(db_err("update batch"))?;

@@ -65,6 +65,7 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(LogRecord, String, String)
             request_id: r.get(14)?,
             task_id: r.get(15)?,
             error: r.get(16)?,
+            completed_at: r.get(17)?,
         },
         targets,
         status,
@@ -114,6 +115,10 @@ fn query_in(conn: &Connection, q: &LogQuery) -> StoreResult<Vec<LogRecord>> {
             SqlValue::Integer(id),
         ]);
     } else {
+        if let Some(before) = q.before {
+            sql.push_str(" AND id < ?");
+            args.push(SqlValue::Integer(before));
+        }
         sql.push_str(" ORDER BY id DESC");
     }
     sql.push_str(" LIMIT ?");
@@ -144,6 +149,7 @@ fn query_in(conn: &Connection, q: &LogQuery) -> StoreResult<Vec<LogRecord>> {
 pub(super) fn requests(
     conn: &Connection,
     since: Option<Ms>,
+    before: Option<i64>,
     limit: usize,
 ) -> StoreResult<Vec<RequestRecord>> {
     let mut stmt = conn
@@ -153,7 +159,8 @@ pub(super) fn requests(
         .query_map(
             params![
                 since.unwrap_or(0),
-                i64::try_from(limit.max(1)).unwrap_or(i64::MAX)
+                i64::try_from(limit.max(1)).unwrap_or(i64::MAX),
+                before.unwrap_or(i64::MAX)
             ],
             |r| {
                 Ok(RequestRecord {

@@ -22,6 +22,7 @@ mod records;
 mod retry;
 mod rules;
 mod sql;
+mod tasks;
 mod writer;
 
 use super::*;
@@ -34,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/001_init.sql"),
     include_str!("schema/002_lean_queue.sql"),
     include_str!("schema/003_listings.sql"),
+    include_str!("schema/004_task_completion.sql"),
 ];
 
 /// How hard a commit is made durable.
@@ -314,6 +316,18 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn tasks_due(&self, lane: &str, now: Ms, limit: usize) -> StoreResult<Vec<FollowedTask>> {
+        let lane = lane.to_owned();
+        self.readers
+            .read(move |c| tasks::due(c, &lane, now, limit))
+            .await
+    }
+
+    async fn note_tasks(&self, updates: Vec<TaskUpdate>, now: Ms) -> StoreResult<FinishReceipt> {
+        self.write(move |c, ctx| tasks::note(c, ctx, &updates, now))
+            .await
+    }
+
     async fn note_quota_used(
         &self,
         lane: &str,
@@ -346,9 +360,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn requests(&self, since: Option<Ms>, limit: usize) -> StoreResult<Vec<RequestRecord>> {
+    async fn requests(
+        &self,
+        since: Option<Ms>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<RequestRecord>> {
         self.readers
-            .read(move |c| log::requests(c, since, limit))
+            .read(move |c| log::requests(c, since, before, limit))
             .await
     }
 

@@ -24,6 +24,8 @@ pub(super) struct BatchView {
     pub request_id: Option<String>,
     pub task_id: Option<String>,
     pub error: Option<String>,
+    pub completed_at: Option<Ms>,
+    pub task_error: Option<String>,
 }
 
 impl BatchView {
@@ -34,18 +36,25 @@ impl BatchView {
             request_id: self.request_id.as_deref(),
             task_id: self.task_id.as_deref(),
             error: self.error.as_deref(),
+            completed_at: self.completed_at,
+            task_error: self.task_error.as_deref(),
         }
     }
 }
 
 pub(super) fn batch_view(conn: &Connection, id: i64) -> StoreResult<BatchView> {
-    let v: (String, i64, Option<String>, Option<String>, Option<String>) = conn
+    type Row = (
+        String,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+    );
+    let v: Row = conn
         .prepare_cached(sql::BATCH_VIEW)
-        .and_then(|mut s| {
-            s.query_row([id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-        })
+        .and_then(|mut s| s.query_row([id], |r| Row::try_from(r)))
         .map_err(db_err("read batch"))?;
     Ok(BatchView {
         status: parse_status(&v.0)?,
@@ -53,6 +62,8 @@ pub(super) fn batch_view(conn: &Connection, id: i64) -> StoreResult<BatchView> {
         request_id: v.2,
         task_id: v.3,
         error: v.4,
+        completed_at: v.5,
+        task_error: v.6,
     })
 }
 
@@ -114,13 +125,18 @@ pub(super) fn recompute(
                         summary.task_id,
                         summary.error,
                         now,
-                        ctx.seq
+                        ctx.seq,
+                        summary.completed_at
                     ])
                 })
                 .map_err(db_err("update records"))?;
-            changes.extend(records.solo.iter().map(|&id| RecordChange {
-                id,
-                status: summary.status,
+            changes.extend(records.solo.iter().map(|&id| {
+                RecordChange::of(
+                    id,
+                    summary.status,
+                    summary.completed_at,
+                    summary.error.as_deref(),
+                )
             }));
             filtered = records
                 .all
@@ -187,13 +203,16 @@ pub(super) fn recompute(
                 summary.task_id,
                 summary.error,
                 now,
-                ctx.seq
+                ctx.seq,
+                summary.completed_at
             ])
             .map_err(db_err("update record"))?;
-        changes.push(RecordChange {
-            id: pid,
-            status: summary.status,
-        });
+        changes.push(RecordChange::of(
+            pid,
+            summary.status,
+            summary.completed_at,
+            summary.error.as_deref(),
+        ));
     }
     Ok(changes)
 }

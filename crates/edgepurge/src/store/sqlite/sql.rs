@@ -68,5 +68,7 @@ pub const RULES_CONFIG: &str = include_str!("sql/rules_config.sql");
 pub const RULES_CONFIG_DELETE: &str = include_str!("sql/rules_config_delete.sql");
 pub const RULES_LIST: &str = include_str!("sql/rules_list.sql");
 pub const RULES_VERSION: &str = include_str!("sql/rules_version.sql");
+pub const TASK_UPDATE: &str = include_str!("sql/task_update.sql");
+pub const TASKS_DUE: &str = include_str!("sql/tasks_due.sql");
 pub const TX_COUNTERS: &str = include_str!("sql/tx_counters.sql");
 pub const TX_COUNTERS_SAVE: &str = include_str!("sql/tx_counters_save.sql");

@@ -366,6 +366,7 @@ async fn a_version_1_store_is_upgraded_with_its_queue_and_log() {
             task_id: Some("T2".into()),
             error: None,
             detached: Vec::new(),
+            follow_task_at: None,
         })
         .await
         .unwrap();

@@ -9,5 +9,10 @@ UPDATE batches SET
     quota_day = CASE WHEN ?8 THEN NULL ELSE quota_day END,
     request_id = CASE WHEN ?9 THEN ?10 ELSE request_id END,
     task_id = CASE WHEN ?11 THEN ?12 ELSE task_id END,
-    last_error = ?13
+    last_error = ?13,
+    completed_at = ?14,
+    task_state = CASE WHEN ?15 IS NULL THEN NULL ELSE 'follow' END,
+    task_check_at = ?15,
+    task_checks = 0,
+    task_error = NULL
 WHERE id = ?1

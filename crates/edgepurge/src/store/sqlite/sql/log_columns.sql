@@ -1,3 +1,3 @@
 SELECT id, seq, created_at, updated_at, rule, provider, format, event, bucket, key,
-    event_id, targets, status, attempts, request_id, task_id, error
+    event_id, targets, status, attempts, request_id, task_id, error, completed_at
 FROM purges

@@ -1,0 +1,486 @@
+// edgepurge console: plain JavaScript over the admin API (/v1/, docs/api.md). Everything
+// shown is set as text (never parsed as HTML), so keys and errors cannot inject markup.
+"use strict";
+
+const TOKEN_KEY = "edgepurge.adminToken";
+const LOG_PAGE = 50;
+const REFRESH_MS = 3000;
+
+const $ = (sel) => document.querySelector(sel);
+
+/** An element with text and attributes; children appended in order. */
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) {
+    if (c === null || c === undefined) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+/** RFC 3339 → the reader's local time, with the UTC original as a tooltip. */
+function time(text) {
+  if (!text) return el("span", { class: "muted" }, "–");
+  const d = new Date(text);
+  const shown = isNaN(d) ? text : d.toLocaleString();
+  return el("time", { datetime: text, title: text }, shown);
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error) || `HTTP ${status}`);
+    this.status = status;
+    this.field = body && body.field;
+  }
+}
+
+/** Calls the admin API; the token (if any) from this tab's session storage. */
+async function api(method, path, body) {
+  const headers = {};
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers["Authorization"] = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+    });
+  } catch (e) {
+    throw new ApiError(0, { error: `the server does not answer (${e.message})` });
+  }
+  if (resp.status === 204) return null;
+  let data = null;
+  try {
+    data = await resp.json();
+  } catch (_) {
+    data = null;
+  }
+  if (!resp.ok) throw new ApiError(resp.status, data);
+  return data;
+}
+
+function banner(text) {
+  const b = $("#banner");
+  b.textContent = text || "";
+  b.hidden = !text;
+}
+
+/** 401: ask for the token; 403 and the rest: say why in the banner. */
+function handle(err) {
+  if (err.status === 401) unauthorized(err);
+  else banner(err.message);
+}
+
+/** Asks for the token; says why when the one in use was refused. */
+function unauthorized(err) {
+  const had = sessionStorage.getItem(TOKEN_KEY);
+  sessionStorage.removeItem(TOKEN_KEY);
+  stopTimers();
+  $("#main").hidden = true;
+  $("#token-panel").hidden = false;
+  $("#token-error").textContent = had ? `That token was refused: ${err.message}` : "";
+  $("#token-input").focus();
+}
+
+// --- state
+
+let providers = [];
+let logRule = null;
+let logNext = null;
+let timers = [];
+
+function stopTimers() {
+  timers.forEach(clearInterval);
+  timers = [];
+}
+
+// --- status and providers
+
+async function loadStatus() {
+  const s = await api("GET", "/v1/status");
+  const h = $("#health");
+  h.textContent = s.status;
+  h.className = `badge ${s.status}`;
+  $("#clock").textContent = `${s.rules_in_force} rule(s) in force · edgepurge ${s.version}`;
+}
+
+async function loadProviders() {
+  const data = await api("GET", "/v1/providers");
+  providers = data.providers;
+  const box = $("#providers");
+  box.replaceChildren();
+  if (!providers.length) {
+    box.append(el("p", { class: "muted" }, "No provider accounts are configured."));
+  }
+  for (const p of providers) {
+    const lanes = p.lanes.map((l) =>
+      el(
+        "div",
+        { class: "lane" },
+        el("div", {}, el("strong", {}, l.lane), " ", el("span", { class: `badge ${l.state}` }, l.state)),
+        el(
+          "div",
+          { class: "muted" },
+          `${l.succeeded ?? 0} succeeded, ${l.failed ?? 0} failed · pending ${l.queue.pending}, dead ${l.queue.dead_batches}`,
+        ),
+        el("div", {}, "Last success: ", time(l.last_success_at)),
+        l.last_error ? el("div", { class: "error" }, "Last error: ", l.last_error) : null,
+        ...l.quota.map((q) =>
+          el(
+            "div",
+            { class: "quota" },
+            `${q.kind} quota: ${q.left} of ${q.daily} left today `,
+            el("meter", { min: 0, max: q.daily, value: q.left, low: q.daily / 10, optimum: q.daily }),
+          ),
+        ),
+      ),
+    );
+    box.append(
+      el(
+        "div",
+        { class: "card" },
+        el("h3", {}, p.name, " ", el("span", { class: "muted" }, p.kind)),
+        el("div", { class: "muted" }, `purges ${p.supports.join(", ")} · ${p.rate_per_s} requests/s`),
+        ...lanes,
+      ),
+    );
+  }
+}
+
+// --- rules
+
+async function lastOutcome(name) {
+  try {
+    const page = await api("GET", `/v1/log?rule=${encodeURIComponent(name)}&limit=1`);
+    return page.records[0] || null;
+  } catch (_) {
+    return null;
+  }
+}
+
+async function loadRules() {
+  const data = await api("GET", "/v1/rules");
+  const body = $("#rules tbody");
+  const rows = await Promise.all(
+    data.rules.map(async (r) => {
+      const last = await lastOutcome(r.name);
+      const cli = r.origin === "cli";
+      const state = !r.enabled ? "disabled" : r.in_force ? "active" : "not applied";
+      const condition = r.prefix || r.suffix
+        ? [r.prefix && `prefix ${r.prefix}`, r.suffix && `suffix ${r.suffix}`].filter(Boolean).join(", ")
+        : "whole bucket";
+      const names = r.providers && r.providers.length ? r.providers : [r.provider];
+      return el(
+        "tr",
+        { "data-rule": r.name },
+        el("td", {}, r.name, r.origin === "config" ? el("span", { class: "muted", title: "from the config file: change it there" }, " (file)") : null),
+        el("td", {}, el("span", { class: `badge ${state.replace(" ", "-")}` }, state)),
+        el("td", {}, r.bucket),
+        el("td", {}, r.events.join(", ")),
+        el("td", {}, condition),
+        el("td", {}, r.domains.join(" ")),
+        el("td", {}, names.join(", ")),
+        el("td", {}, r.mode),
+        el(
+          "td",
+          {},
+          last
+            ? el("span", { title: last.error || "" }, el("span", { class: `badge ${last.status}` }, last.status), " ", time(last.updated))
+            : el("span", { class: "muted" }, "none yet"),
+        ),
+        el(
+          "td",
+          { class: "actions" },
+          el("button", { type: "button", class: "link", onclick: () => openLog(r.name) }, "View log"),
+          cli
+            ? el("button", { type: "button", class: "link", onclick: () => toggle(r) }, r.enabled ? "Disable" : "Enable")
+            : null,
+          cli ? el("button", { type: "button", class: "link danger", onclick: () => remove(r.name) }, "Delete") : null,
+        ),
+      );
+    }),
+  );
+  body.replaceChildren(...rows);
+  $("#rules-empty").hidden = rows.length > 0;
+}
+
+async function toggle(rule) {
+  try {
+    await api("POST", `/v1/rules/${encodeURIComponent(rule.name)}/${rule.enabled ? "disable" : "enable"}`);
+    await loadRules();
+  } catch (e) {
+    handle(e);
+  }
+}
+
+async function remove(name) {
+  const dialog = $("#confirm-dialog");
+  $("#confirm-text").textContent = `Delete rule "${name}"? Events no longer purge through it; its log records are kept.`;
+  dialog.returnValue = "";
+  dialog.showModal();
+  dialog.addEventListener(
+    "close",
+    async () => {
+      if (dialog.returnValue !== "ok") return;
+      try {
+        await api("DELETE", `/v1/rules/${encodeURIComponent(name)}`);
+        if (logRule === name) closeLog();
+        await loadRules();
+      } catch (e) {
+        handle(e);
+      }
+    },
+    { once: true },
+  );
+}
+
+// --- add rule
+
+function fillProviders() {
+  const box = $("#rule-providers");
+  box.querySelectorAll("label").forEach((l) => l.remove());
+  for (const [i, p] of providers.entries()) {
+    box.append(
+      el(
+        "label",
+        {},
+        el("input", { type: "checkbox", name: "providers", value: p.name, checked: i === 0 }),
+        ` ${p.name} (${p.kind})`,
+      ),
+    );
+  }
+}
+
+function clearErrors() {
+  $("#rule-error").textContent = "";
+  document.querySelectorAll(".field-error").forEach((e) => (e.textContent = ""));
+  document.querySelectorAll("#rule-form [aria-invalid]").forEach((e) => e.removeAttribute("aria-invalid"));
+}
+
+/** The server's 400 beside the field it names (`domains`, `events[1]`, …). */
+function showFieldError(err) {
+  const field = (err.field || "").split(/[.[]/)[0];
+  const slot = document.querySelector(`.field-error[data-field="${CSS.escape(field)}"]`);
+  if (slot) {
+    slot.textContent = err.message;
+    const input = document.querySelector(`#rule-form [name="${CSS.escape(field)}"]`);
+    if (input) {
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    }
+  } else {
+    $("#rule-error").textContent = err.message;
+  }
+}
+
+function lines(text) {
+  return text.split("\n").map((s) => s.trim()).filter(Boolean);
+}
+
+function ruleFromForm(form) {
+  const f = new FormData(form);
+  const rule = {
+    name: f.get("name").trim(),
+    bucket: f.get("bucket").trim(),
+    events: f.getAll("events"),
+    domains: lines(f.get("domains")),
+    mode: f.get("mode"),
+  };
+  const cond = f.get("condition");
+  const value = (form.elements["condition-value"].value || "").trim();
+  if (cond === "prefix") rule.prefix = value;
+  if (cond === "suffix") rule.suffix = value;
+  const chosen = f.getAll("providers");
+  if (chosen.length === 1) rule.provider = chosen[0];
+  else rule.providers = chosen;
+  if (rule.mode === "tag") rule.tags = lines(f.get("tags") || "");
+  return rule;
+}
+
+function openRuleDialog() {
+  const form = $("#rule-form");
+  form.reset();
+  clearErrors();
+  fillProviders();
+  form.elements["condition-value"].disabled = true;
+  $("#tags-row").hidden = true;
+  $("#rule-dialog").showModal();
+}
+
+async function submitRule(event) {
+  event.preventDefault();
+  clearErrors();
+  const submit = $("#rule-submit");
+  submit.disabled = true;
+  try {
+    await api("POST", "/v1/rules", ruleFromForm($("#rule-form")));
+    $("#rule-dialog").close();
+    await loadRules();
+  } catch (e) {
+    if (e.status === 400) showFieldError(e);
+    else if (e.status === 401) {
+      $("#rule-dialog").close();
+      handle(e);
+    } else $("#rule-error").textContent = e.message;
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+// --- per-rule log
+
+function logRow(r) {
+  const targets = r.targets.length > 1 ? `${r.targets[0]} (+${r.targets.length - 1})` : r.targets[0] || "–";
+  const details = r.error
+    ? el("details", {}, el("summary", {}, r.error.length > 60 ? `${r.error.slice(0, 60)}…` : r.error),
+        el("pre", {}, r.error, r.request_id ? `\nrequest id: ${r.request_id}` : "", r.task_id ? `\ntask id: ${r.task_id}` : ""))
+    : el("span", { class: "muted" }, r.task_id ? `task ${r.task_id}` : "");
+  return el(
+    "tr",
+    { "data-id": r.id },
+    el("td", {}, time(r.time)),
+    el("td", {}, el("span", { class: `badge ${r.status}` }, r.status)),
+    el("td", {}, r.event),
+    el("td", { class: "key" }, `${r.bucket}/${r.key}`),
+    el("td", { class: "key", title: r.targets.join("\n") }, targets),
+    el("td", {}, r.provider || "–"),
+    el("td", {}, r.attempts),
+    el("td", {}, details),
+  );
+}
+
+function logQuery(cursor) {
+  const q = new URLSearchParams({ rule: logRule, limit: String(LOG_PAGE) });
+  const status = $("#log-status").value;
+  if (status) q.set("status", status);
+  if (cursor) q.set("cursor", cursor);
+  return `/v1/log?${q}`;
+}
+
+/** The newest page again. Older rows loaded with "Older records" stay below it when the
+ * fresh page reaches them; if more records arrived than a page holds, the view starts over
+ * from the fresh page (so it never shows a gap). */
+async function refreshLog() {
+  if (!logRule) return;
+  const page = await api("GET", logQuery(null));
+  const body = $("#log tbody");
+  const shownIds = new Set([...body.children].map((tr) => Number(tr.dataset.id)));
+  const fresh = page.records.map(logRow);
+  const oldest = page.records.length ? page.records[page.records.length - 1].id : Infinity;
+  const older = [...body.children].filter((tr) => Number(tr.dataset.id) < oldest);
+  const joined = page.records.some((r) => shownIds.has(r.id));
+  if (older.length && joined) {
+    body.replaceChildren(...fresh, ...older);
+  } else {
+    body.replaceChildren(...fresh);
+    logNext = page.next;
+  }
+  $("#log-more").hidden = !logNext;
+  $("#log-empty").hidden = body.children.length > 0;
+}
+
+async function moreLog() {
+  if (!logNext) return;
+  const page = await api("GET", logQuery(logNext));
+  $("#log tbody").append(...page.records.map(logRow));
+  logNext = page.next;
+  $("#log-more").hidden = !logNext;
+}
+
+async function openLog(name) {
+  logRule = name;
+  logNext = null;
+  $("#log-rule").textContent = name;
+  $("#log tbody").replaceChildren();
+  $("#log-panel").hidden = false;
+  try {
+    await refreshLog();
+  } catch (e) {
+    handle(e);
+  }
+  $("#log-panel").scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+function closeLog() {
+  logRule = null;
+  $("#log-panel").hidden = true;
+}
+
+// --- start
+
+async function refresh(everything) {
+  const work = [loadStatus()];
+  if (everything) work.push(loadProviders(), loadRules());
+  if (logRule && $("#log-live").checked) work.push(refreshLog());
+  await Promise.all(work);
+}
+
+async function start() {
+  banner("");
+  try {
+    await loadStatus();
+  } catch (e) {
+    if (e.status === 401) return unauthorized(e);
+    banner(e.message);
+    return;
+  }
+  $("#token-panel").hidden = true;
+  $("#main").hidden = false;
+  $("#forget-token").hidden = !sessionStorage.getItem(TOKEN_KEY);
+  try {
+    await loadProviders();
+    await loadRules();
+  } catch (e) {
+    handle(e);
+    return;
+  }
+  stopTimers();
+  let tick = 0;
+  timers.push(
+    setInterval(() => {
+      if (document.hidden) return;
+      tick += 1;
+      // The log (when live) and the status every tick; rules and providers every 4th.
+      refresh(tick % 4 === 0).then(() => banner(""), handle);
+    }, REFRESH_MS),
+  );
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#token-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, $("#token-input").value.trim());
+    $("#token-input").value = "";
+    start();
+  });
+  $("#forget-token").addEventListener("click", () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    location.reload();
+  });
+  $("#add-rule").addEventListener("click", openRuleDialog);
+  $("#rule-cancel").addEventListener("click", () => $("#rule-dialog").close());
+  $("#rule-form").addEventListener("submit", submitRule);
+  $("#rule-form").addEventListener("change", (e) => {
+    const form = $("#rule-form");
+    if (e.target.name === "condition") {
+      const input = form.elements["condition-value"];
+      input.disabled = e.target.value === "all";
+      const slot = e.target.value === "all" ? "" : e.target.value;
+      input.placeholder = slot === "suffix" ? ".css" : "img/";
+      if (!input.disabled) input.focus();
+    }
+    if (e.target.name === "mode") $("#tags-row").hidden = e.target.value !== "tag";
+  });
+  $("#log-status").addEventListener("change", () => openLog(logRule));
+  $("#log-more").addEventListener("click", () => moreLog().catch(handle));
+  $("#log-close").addEventListener("click", closeLog);
+  start();
+});

@@ -1,0 +1,114 @@
+// Browser test of the web console, run by crates/edgepurge/tests/console.rs against a server
+// it started: EDGEPURGE_URL (http://127.0.0.1:PORT) with admin token EDGEPURGE_ADMIN_TOKEN,
+// a config rule "site" with at least one log record, and CHROMIUM (the headless shell).
+"use strict";
+const assert = require("node:assert/strict");
+const { chromium } = require("playwright-core");
+
+const base = process.env.EDGEPURGE_URL;
+const token = process.env.EDGEPURGE_ADMIN_TOKEN;
+
+// Screenshots as test artifacts, when SCREENSHOT_DIR names a directory.
+async function shot(page, name) {
+  const dir = process.env.SCREENSHOT_DIR;
+  if (dir) await page.screenshot({ path: `${dir}/${name}.png`, fullPage: true });
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium-headless-shell",
+    args: ["--no-sandbox"],
+  });
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    // Nothing but this server is ever asked for.
+    const outside = [];
+    page.on("request", (r) => {
+      if (!r.url().startsWith(base)) outside.push(r.url());
+    });
+
+    // The token is asked for, a wrong one refused, the right one kept for the tab.
+    await page.goto(`${base}/`);
+    await page.waitForSelector("#token-panel:not([hidden])");
+    assert.ok(await page.isHidden("#main"));
+    await page.fill("#token-input", "not-the-token");
+    await page.click("#token-form button");
+    await page.waitForSelector("#token-error:not(:empty)");
+    assert.match(await page.textContent("#token-error"), /refused/);
+    await page.fill("#token-input", token);
+    await page.click("#token-form button");
+    await page.waitForSelector('tr[data-rule="site"]');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("edgepurge.adminToken")), token);
+    await page.reload();
+    await page.waitForSelector('tr[data-rule="site"]');
+
+    // A config rule: listed with its last outcome, and no delete button.
+    const site = page.locator('tr[data-rule="site"]');
+    assert.match(await site.textContent(), /succeeded/);
+    assert.equal(await site.locator("text=Delete").count(), 0);
+
+    // Add rule: the server's 400 shows beside the field it names, then the rule is added.
+    await page.click("#add-rule");
+    await page.fill("#rule-form [name=name]", "ui-rule");
+    await page.fill("#rule-form [name=bucket]", "ui-bucket");
+    await page.uncheck("#rule-form [name=events][value=removed]");
+    await page.check("#rule-form [name=condition][value=suffix]");
+    await page.fill("#rule-form [name=condition-value]", ".css");
+    await page.fill("#rule-form [name=domains]", "cdn.example.com");
+    await page.click("#rule-submit");
+    const domainsError = page.locator('.field-error[data-field="domains"]');
+    await domainsError.waitFor();
+    assert.match(await domainsError.textContent(), /scheme/);
+    assert.equal(await page.getAttribute("#rule-form [name=domains]", "aria-invalid"), "true");
+    await page.fill("#rule-form [name=domains]", "https://cdn.example.com");
+    await page.click("#rule-submit");
+    const row = page.locator('tr[data-rule="ui-rule"]');
+    await row.waitFor();
+    assert.equal(await page.evaluate(() => document.querySelector("#rule-dialog").open), false);
+    assert.match(await row.textContent(), /active/);
+    assert.match(await row.textContent(), /suffix \.css/);
+    await shot(page, "rules");
+
+    // Disable and enable.
+    await row.locator("text=Disable").click();
+    await row.locator("text=disabled").waitFor();
+    await row.locator("text=Enable").click();
+    await row.locator("text=active").waitFor();
+
+    // The log of "site" with a status filter; error details of a failed record.
+    await site.locator("text=View log").click();
+    await page.waitForSelector("#log tbody tr");
+    assert.match(await page.textContent("#log tbody"), /succeeded/);
+    await shot(page, "log");
+    await page.selectOption("#log-status", "dead");
+    await page.waitForSelector("#log-empty:not([hidden])");
+    await page.selectOption("#log-status", "");
+    await page.waitForSelector("#log tbody tr");
+
+    // Providers: the account, its lane and quota.
+    const providers = await page.textContent("#providers");
+    assert.match(providers, /tencent/);
+    assert.match(providers, /quota: \d+ of \d+ left/);
+
+    // Delete asks first; cancelling keeps the rule.
+    await row.locator("text=Delete").click();
+    await page.click("#confirm-dialog button[value=cancel]");
+    assert.equal(await row.count(), 1);
+    await row.locator("text=Delete").click();
+    await page.click("#confirm-ok");
+    await row.waitFor({ state: "detached" });
+
+    assert.deepEqual(errors, [], "no script errors");
+    assert.deepEqual(outside, [], "nothing fetched from elsewhere");
+    console.log("console test passed");
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
