@@ -264,6 +264,7 @@ fn main() {
     let pg = Postgres::start_with(postgres::Options {
         fsync: true,
         max_connections: 300,
+        tls: false,
     });
     println!(
         "edgepurge cluster benchmark (release build, {} cores; PostgreSQL with fsync and \

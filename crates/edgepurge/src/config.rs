@@ -82,6 +82,8 @@ pub struct RawStore {
     pub url_file: Option<PathBuf>,
     /// PostgreSQL: connections in each node's pool.
     pub pool_size: Option<usize>,
+    /// PostgreSQL with `sslmode=require`: CA certificates (PEM) for the server's certificate.
+    pub ca_file: Option<PathBuf>,
     pub synchronous: Option<Synchronous>,
     pub busy_timeout_ms: Option<u64>,
     pub write_queue: Option<u64>,
@@ -169,6 +171,8 @@ pub struct StoreConfig {
     pub url: Option<SecretSource>,
     /// PostgreSQL: connections in the pool.
     pub pool_size: usize,
+    /// PostgreSQL: CA certificates for the server's (with `sslmode=require`).
+    pub ca_file: Option<PathBuf>,
     pub synchronous: Synchronous,
     /// How long a write waits for another process's write lock before failing (503).
     pub busy_timeout_ms: u64,
@@ -195,6 +199,7 @@ impl StoreConfig {
             pool_size: self.pool_size,
             write_queue: self.write_queue,
             upgrade,
+            ca_file: self.ca_file.clone(),
             ..Default::default()
         }
     }
@@ -387,14 +392,22 @@ impl RawConfig {
                     );
                 }
             }
-        } else if self.store.pool_size.is_some() {
-            p.push(
-                "store.pool_size",
-                "applies to the PostgreSQL store only (set url_env or url_file)",
-            );
+        } else {
+            for (set, key) in [
+                (self.store.pool_size.is_some(), "pool_size"),
+                (self.store.ca_file.is_some(), "ca_file"),
+            ] {
+                if set {
+                    p.push(
+                        format!("store.{key}"),
+                        "applies to the PostgreSQL store only (set url_env or url_file)",
+                    );
+                }
+            }
         }
         let store = StoreConfig {
             url,
+            ca_file: self.store.ca_file,
             pool_size: within(
                 self.store.pool_size,
                 crate::store::postgres::DEFAULT_POOL_SIZE,

@@ -29,6 +29,8 @@ pub struct Options {
     /// test data; on for benchmarks, as in production).
     pub fsync: bool,
     pub max_connections: u32,
+    /// Accept TLS with a certificate for 127.0.0.1 signed by a test CA ([`Postgres::ca_file`]).
+    pub tls: bool,
 }
 
 impl Default for Options {
@@ -36,6 +38,7 @@ impl Default for Options {
         Options {
             fsync: false,
             max_connections: 300,
+            tls: false,
         }
     }
 }
@@ -139,8 +142,93 @@ impl Postgres {
             .arg("--no-sync")
             .arg("--no-instructions");
         crate::run("initdb", &mut initdb);
+        if opts.tls {
+            pg.make_certificates();
+        }
         pg.launch();
         pg
+    }
+
+    /// The test CA's certificate (PEM), for servers started with `tls`.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A test CA and a server certificate for 127.0.0.1 and localhost, its key readable by
+    /// the server's user only.
+    fn make_certificates(&self) {
+        crate::require_programs("PostgreSQL over TLS", &["openssl"]);
+        let d = self.dir.path();
+        let ssl = |args: &[&str]| {
+            crate::run(
+                "make test certificates",
+                Command::new(crate::program("openssl"))
+                    .current_dir(d)
+                    .args(args),
+            );
+        };
+        ssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=edgepurge test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ]);
+        ssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        crate::write_file(
+            &d.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n\
+             basicConstraints=CA:FALSE\n",
+        );
+        ssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        let key = d.join("server.key");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", key.display()));
+        if self.run_as.is_some() {
+            let (uid, gid) = postgres_ids();
+            std::os::unix::fs::chown(&key, Some(uid), Some(gid))
+                .unwrap_or_else(|e| panic!("chown {}: {e}", key.display()));
+        }
     }
 
     /// One server for every test of this test binary, started on first use. It stops when
@@ -210,6 +298,13 @@ impl Postgres {
                 "-c",
                 "log_min_messages=warning",
             ]);
+        if self.opts.tls {
+            let d = self.dir.path();
+            cmd.args(["-c", "ssl=on", "-c"])
+                .arg(format!("ssl_cert_file={}", d.join("server.pem").display()))
+                .arg("-c")
+                .arg(format!("ssl_key_file={}", d.join("server.key").display()));
+        }
         let log = self.dir.path().join("postgres.log");
         let mut server = Proc::spawn_group("postgres", cmd, &log);
         let addr = self.addr();

@@ -434,10 +434,17 @@ fn a_store_is_either_a_file_or_a_database() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("either url_env or url_file"), "{err}");
-    let err = parse("[store]\npool_size = 4\n")
+    let err = parse("[store]\npool_size = 4\nca_file = \"ca.pem\"\n")
         .unwrap()
         .validate()
         .unwrap_err()
         .to_string();
-    assert!(err.contains("PostgreSQL store only"), "{err}");
+    assert!(
+        err.contains("store.pool_size: applies to the PostgreSQL store only"),
+        "{err}"
+    );
+    assert!(
+        err.contains("store.ca_file: applies to the PostgreSQL store only"),
+        "{err}"
+    );
 }

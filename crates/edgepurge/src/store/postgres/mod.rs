@@ -33,6 +33,7 @@ mod records;
 mod retry;
 mod rules;
 mod sql;
+mod tls;
 mod tx;
 mod url;
 
@@ -60,6 +61,9 @@ pub struct PgOptions {
     /// Bring an older schema up to date on open (the server and `edgepurge migrate` do;
     /// other command-line tools refuse to upgrade).
     pub upgrade: bool,
+    /// CA certificates (PEM) that sign the server's certificate, with `sslmode=require`;
+    /// `None`: the public roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 pub const DEFAULT_POOL_SIZE: usize = 16;
@@ -71,6 +75,7 @@ impl Default for PgOptions {
             connect_timeout_ms: 5_000,
             write_queue: super::sqlite::DEFAULT_WRITE_QUEUE,
             upgrade: true,
+            ca_file: None,
         }
     }
 }
@@ -84,6 +89,7 @@ pub(super) struct Inner {
     group: group::Group,
     /// For the work-announcement listener's own connection.
     pg_config: tokio_postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     /// This handle's name in work announcements (its own are not passed on to itself).
     instance: Arc<str>,
 }
@@ -173,13 +179,20 @@ impl PgStore {
             cfg.application_name("edgepurge");
         }
         cfg.keepalives_idle(Duration::from_secs(30));
-        let manager = deadpool_postgres::Manager::from_config(
-            cfg.clone(),
-            tokio_postgres::NoTls,
-            deadpool_postgres::ManagerConfig {
-                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-            },
-        );
+        let tls = tls::connector(&cfg, opts.ca_file.as_deref(), &shown)?;
+        let manager_config = deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        };
+        let manager = match &tls {
+            Some(tls) => {
+                deadpool_postgres::Manager::from_config(cfg.clone(), tls.clone(), manager_config)
+            }
+            None => deadpool_postgres::Manager::from_config(
+                cfg.clone(),
+                tokio_postgres::NoTls,
+                manager_config,
+            ),
+        };
         let timeout = Some(Duration::from_millis(opts.connect_timeout_ms.max(1)));
         let pool = deadpool_postgres::Pool::builder(manager)
             .max_size(opts.pool_size.max(2))
@@ -195,6 +208,7 @@ impl PgStore {
             lanes: Mutex::new(HashMap::new()),
             group: group::Group::new(opts.write_queue),
             pg_config: cfg,
+            tls,
             instance: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
         });
         migrate(&inner, opts.upgrade).await?;
@@ -261,6 +275,7 @@ impl Store for PgStore {
         let (tx, rx) = tokio::sync::broadcast::channel(4096);
         tokio::spawn(notices::listen(
             self.inner.pg_config.clone(),
+            self.inner.tls.clone(),
             Arc::from(self.inner.shown.as_str()),
             Arc::clone(&self.inner.instance),
             tx,

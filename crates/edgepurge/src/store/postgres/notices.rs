@@ -45,13 +45,18 @@ fn parse(payload: &str, own: &str) -> Option<WorkNotice> {
 /// Listens until nobody receives any more, reconnecting after failures.
 pub(super) async fn listen(
     cfg: tokio_postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     shown: Arc<str>,
     own: Arc<str>,
     out: broadcast::Sender<WorkNotice>,
 ) {
     let mut backoff = Duration::from_millis(250);
     while out.receiver_count() > 0 {
-        match session(&cfg, &own, &out).await {
+        let result = match &tls {
+            Some(tls) => session(&cfg, tls.clone(), &own, &out).await,
+            None => session(&cfg, tokio_postgres::NoTls, &own, &out).await,
+        };
+        match result {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(store = %shown, error = %e, "work announcements: listening again in {backoff:?}");
@@ -63,13 +68,18 @@ pub(super) async fn listen(
 }
 
 /// One connection's worth of listening; `Ok` when nobody listens any more.
-async fn session(
+async fn session<T>(
     cfg: &tokio_postgres::Config,
+    tls: T,
     own: &str,
     out: &broadcast::Sender<WorkNotice>,
-) -> Result<(), String> {
+) -> Result<(), String>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
     let (client, mut connection) = cfg
-        .connect(tokio_postgres::NoTls)
+        .connect(tls)
         .await
         .map_err(|e| super::tx::describe(&e))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -196,3 +196,63 @@ async fn an_answer_with_a_nul_character_is_kept_not_failed_forever() {
     let rec = &conformance::all_records(&s).await[0];
     assert_eq!(rec.error.as_deref(), Some("cache said: bad\u{fffd}page"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_used_and_the_server_certificate_checked_when_the_url_asks() {
+    let pg = Postgres::start_with(edgepurge_testkit::postgres::Options {
+        tls: true,
+        ..Default::default()
+    });
+    let url = format!("{}?sslmode=require", pg.create_database());
+    let db = url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let with_ca = PgOptions {
+        ca_file: Some(pg.ca_file()),
+        ..opts()
+    };
+    let store = PgStore::open(&url, with_ca.clone()).await.unwrap();
+    store
+        .ingest(vec![conformance::record("r", &[("p", "https://c/a")])], 0)
+        .await
+        .unwrap();
+    let mut heard = store.work_notices().unwrap();
+    let other = PgStore::open(&url, with_ca.clone()).await.unwrap();
+    // The announcement listener connects over TLS too.
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            other
+                .ingest(vec![conformance::record("r", &[("p", "https://c/b")])], 0)
+                .await
+                .unwrap();
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(std::time::Duration::from_millis(200), heard.recv()).await
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("an announcement over TLS");
+    let ssl = pg.psql(
+        &db,
+        "SELECT bool_and(ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = 'edgepurge'",
+    );
+    assert_eq!(ssl.trim(), "t", "every edgepurge connection uses TLS");
+    // Without the CA that signed it, the certificate is refused.
+    let err = PgStore::open(&url, opts()).await.err().unwrap();
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // A CA file with a URL that does not ask for TLS is a mistake, said so.
+    let plain = url.replace("?sslmode=require", "");
+    let err = PgStore::open(&plain, with_ca).await.err().unwrap();
+    assert!(err.to_string().contains("sslmode=require"), "{err}");
+}
