@@ -237,6 +237,8 @@ async fn start_batch(
                 request_id,
                 task_id,
                 error,
+                completed_at: None,
+                task_error: None,
             },
         }),
     )

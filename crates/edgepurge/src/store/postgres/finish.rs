@@ -59,6 +59,8 @@ pub(super) async fn update_batch(t: &Tx<'_>, id: i64, u: &fin::BatchUpdate) -> S
             &u.task_id.is_some(),
             &u.task_id.clone().flatten(),
             &u.last_error,
+            &u.completed_at,
+            &u.task_check_at,
         ],
         "update batch",
     )

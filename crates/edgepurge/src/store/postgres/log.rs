@@ -29,6 +29,7 @@ fn record(r: &tokio_postgres::Row) -> StoreResult<LogRecord> {
         request_id: col(r, 14)?,
         task_id: col(r, 15)?,
         error: col(r, 16)?,
+        completed_at: col(r, 17)?,
     })
 }
 
@@ -58,6 +59,9 @@ pub(super) async fn query(t: &Tx<'_>, q: &LogQuery) -> StoreResult<Vec<LogRecord
         arg(&mut sql, " AND (c.seq, p.id) > (?", Box::new(seq));
         arg(&mut sql, ", ?) ORDER BY c.seq ASC, p.id ASC", Box::new(id));
     } else {
+        if let Some(before) = q.before {
+            arg(&mut sql, " AND p.id < ?", Box::new(before));
+        }
         sql.push_str(" ORDER BY p.id DESC");
     }
     let limit = i64::try_from(q.limit.max(1)).unwrap_or(i64::MAX);
@@ -84,13 +88,14 @@ pub(super) async fn cursor(t: &Tx<'_>) -> StoreResult<i64> {
 pub(super) async fn requests(
     t: &Tx<'_>,
     since: Option<Ms>,
+    before: Option<i64>,
     limit: usize,
 ) -> StoreResult<Vec<RequestRecord>> {
     let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
     let rows = t
         .query(
             sql::REQUESTS_LIST,
-            &[&since.unwrap_or(0), &limit],
+            &[&since.unwrap_or(0), &limit, &before.unwrap_or(i64::MAX)],
             "query requests",
         )
         .await?;

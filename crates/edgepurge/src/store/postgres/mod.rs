@@ -33,6 +33,7 @@ mod records;
 mod retry;
 mod rules;
 mod sql;
+mod tasks;
 mod tls;
 mod tx;
 mod url;
@@ -45,7 +46,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tx::{pg_err, Tx};
 
-const MIGRATIONS: &[&str] = &[include_str!("schema/001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema/001_init.sql"),
+    include_str!("schema/002_task_completion.sql"),
+];
 
 /// Most times one operation is run again after a conflict with another transaction.
 const CONFLICT_RETRIES: u32 = 8;
@@ -374,9 +378,14 @@ impl Store for PgStore {
         in_tx!(self.inner, "read log cursor", |t| log::cursor(&t))
     }
 
-    async fn requests(&self, since: Option<Ms>, limit: usize) -> StoreResult<Vec<RequestRecord>> {
+    async fn requests(
+        &self,
+        since: Option<Ms>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<RequestRecord>> {
         in_tx!(self.inner, "query requests", |t| log::requests(
-            &t, since, limit
+            &t, since, before, limit
         ))
     }
 
@@ -384,6 +393,16 @@ impl Store for PgStore {
         in_tx!(self.inner, "queue depth", |t| log::depths(&t))
     }
 
+    async fn tasks_due(&self, lane: &str, now: Ms, limit: usize) -> StoreResult<Vec<FollowedTask>> {
+        in_tx!(self.inner, "read tasks to follow", |t| tasks::due(
+            &t, lane, now, limit
+        ))
+    }
+    async fn note_tasks(&self, updates: Vec<TaskUpdate>, now: Ms) -> StoreResult<FinishReceipt> {
+        in_tx!(self.inner, "record task progress", |t| tasks::note(
+            &mut t, &updates, now
+        ))
+    }
     async fn release_held(&self, lane: &str, now: Ms) -> StoreResult<u64> {
         in_tx!(self.inner, "release held batches", |t| retry::release_held(
             &t, lane, now

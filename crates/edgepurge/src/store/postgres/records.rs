@@ -22,6 +22,8 @@ pub(super) struct BatchView {
     pub request_id: Option<String>,
     pub task_id: Option<String>,
     pub error: Option<String>,
+    pub completed_at: Option<Ms>,
+    pub task_error: Option<String>,
 }
 
 impl BatchView {
@@ -32,6 +34,8 @@ impl BatchView {
             request_id: self.request_id.as_deref(),
             task_id: self.task_id.as_deref(),
             error: self.error.as_deref(),
+            completed_at: self.completed_at,
+            task_error: self.task_error.as_deref(),
         }
     }
 }
@@ -45,6 +49,8 @@ pub(super) async fn batch_view(t: &Tx<'_>, id: i64) -> StoreResult<BatchView> {
         request_id: col(&r, 2)?,
         task_id: col(&r, 3)?,
         error: col(&r, 4)?,
+        completed_at: col(&r, 5)?,
+        task_error: col(&r, 6)?,
     })
 }
 
@@ -103,15 +109,18 @@ pub(super) async fn recompute(
                     &s.task_id,
                     &s.error,
                     &now,
+                    &s.completed_at,
                 ],
                 "update records",
             )
             .await?;
             t.touched = true;
-            changes.extend(records.solo.iter().map(|&id| RecordChange {
-                id,
-                status: s.status,
-            }));
+            changes.extend(
+                records
+                    .solo
+                    .iter()
+                    .map(|&id| RecordChange::of(id, s.status, s.completed_at, s.error.as_deref())),
+            );
             rest.retain(|id| records.solo.binary_search(id).is_err());
         }
     }
@@ -183,15 +192,18 @@ pub(super) async fn recompute(
                 &s.task_id,
                 &s.error,
                 &now,
+                &s.completed_at,
             ],
             "update record",
         )
         .await?;
         t.touched = true;
-        changes.push(RecordChange {
-            id: pid,
-            status: s.status,
-        });
+        changes.push(RecordChange::of(
+            pid,
+            s.status,
+            s.completed_at,
+            s.error.as_deref(),
+        ));
     }
     Ok(changes)
 }

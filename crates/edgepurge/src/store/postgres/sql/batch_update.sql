@@ -10,5 +10,10 @@ UPDATE batches SET
     quota_day = CASE WHEN $8::boolean THEN NULL ELSE quota_day END,
     request_id = CASE WHEN $9::boolean THEN $10::text ELSE request_id END,
     task_id = CASE WHEN $11::boolean THEN $12::text ELSE task_id END,
-    last_error = $13
+    last_error = $13,
+    completed_at = $14::bigint,
+    task_state = CASE WHEN $15::bigint IS NULL THEN NULL ELSE 'follow' END,
+    task_check_at = $15::bigint,
+    task_checks = 0,
+    task_error = NULL
 WHERE id = $1

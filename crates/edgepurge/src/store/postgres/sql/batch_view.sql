@@ -1,1 +1,2 @@
-SELECT status, attempts, request_id, task_id, last_error FROM batches WHERE id = $1
+SELECT status, attempts, request_id, task_id, last_error, completed_at, task_error
+FROM batches WHERE id = $1
