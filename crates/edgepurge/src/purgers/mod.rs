@@ -339,6 +339,39 @@ pub(crate) fn snippet(text: &str, max: usize) -> String {
     format!("{}…", edgepurge_core::printable(&t[..end]))
 }
 
+/// The HTTP client of a provider's API: `timeout` per request (connecting within at most
+/// 10 s of it), idle connections kept a minute, and no redirects followed (a redirect would
+/// re-send the signed call and its credentials elsewhere).
+pub(crate) fn api_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("edgepurge/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build HTTP client: {e}"))
+}
+
+/// What went wrong with a request that got no answer: timed out, connection failed, or other,
+/// with reqwest's message and its cause chain (never headers).
+pub(crate) fn describe_transport_error(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut msg = format!("{what}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
 /// Where a redirect pointed, quoted and escaped for the log (clients never follow one).
 pub(crate) fn redirect_target(headers: &reqwest::header::HeaderMap) -> String {
     headers

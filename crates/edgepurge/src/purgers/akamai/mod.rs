@@ -53,15 +53,7 @@ enum Fit {
 
 impl Akamai {
     pub fn new(settings: AkamaiSettings) -> Result<Akamai, String> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            // A redirect would send the signed request elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("edgepurge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let http = super::api_client(settings.timeout)?;
         Ok(Akamai { settings, http })
     }
 
@@ -260,22 +252,8 @@ impl Akamai {
 }
 
 fn describe_transport_error(e: reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
     // Without the URL: it may hold the API host, which comes from the credentials.
-    let e = e.without_url();
-    let mut msg = format!("{what}: {e}");
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
+    super::describe_transport_error(&e.without_url())
 }
 
 #[async_trait]

@@ -17,13 +17,12 @@ pub mod targets;
 pub use config::{default_limits, CloudflareSettings, DEFAULT_TOKEN_ENV, KIND};
 
 use super::{
-    retry_after, snippet, Limits, PurgeError, PurgeResponse, Purger, SharedRate, TargetFailure,
-    Verdict,
+    describe_transport_error, retry_after, snippet, Limits, PurgeError, PurgeResponse, Purger,
+    SharedRate, TargetFailure, Verdict,
 };
 use async_trait::async_trait;
 use classify::Class;
 use edgepurge_core::TargetKind;
-use std::time::Duration;
 
 pub const DEFAULT_ENDPOINT: &str = "https://api.cloudflare.com/client/v4";
 
@@ -53,15 +52,7 @@ impl Cloudflare {
             settings.endpoint.as_str().trim_end_matches('/'),
             settings.zone_id
         );
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            // A redirect would send the token elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("edgepurge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let http = super::api_client(settings.timeout)?;
         Ok(Cloudflare {
             settings,
             action,
@@ -208,24 +199,6 @@ impl Cloudflare {
     }
 }
 
-fn describe_transport_error(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    // reqwest's Display names the URL (no secrets in it) and the cause chain, never headers.
-    let mut msg = format!("{what}: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
-}
-
 #[async_trait]
 impl Purger for Cloudflare {
     fn lane(&self) -> &str {
@@ -274,6 +247,7 @@ impl Purger for Cloudflare {
 mod tests {
     use super::*;
     use crate::secret::SecretSource;
+    use std::time::Duration;
 
     fn settings() -> CloudflareSettings {
         CloudflareSettings {

@@ -18,8 +18,8 @@ pub mod xml;
 pub use config::{default_limits, CloudFrontSettings, KIND};
 
 use super::{
-    retry_after, snippet, Limits, PurgeError, PurgeResponse, Purger, TargetFailure, TaskState,
-    Verdict,
+    describe_transport_error, retry_after, snippet, Limits, PurgeError, PurgeResponse, Purger,
+    TargetFailure, TaskState, Verdict,
 };
 use async_trait::async_trait;
 use edgepurge_core::TargetKind;
@@ -63,15 +63,7 @@ impl CloudFront {
             settings.distribution_id
         );
         let url = format!("{}://{host}{path}", settings.endpoint.scheme());
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            // A redirect would re-send the signed call (and its session token) elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("edgepurge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let http = super::api_client(settings.timeout)?;
         Ok(CloudFront {
             settings,
             host,
@@ -319,24 +311,6 @@ impl CloudFront {
             }),
         }
     }
-}
-
-fn describe_transport_error(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    // reqwest's Display names the URL (no secrets in it) and the cause chain.
-    let mut msg = format!("{what}: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
 }
 
 /// The targets of one request: each item once, with the targets it purges.

@@ -10,8 +10,8 @@ mod tasks;
 pub use config::{default_limits, TencentSettings, KIND};
 
 use super::{
-    retry_after, snippet, KindQuota, Limits, ProviderQuota, PurgeError, PurgeResponse, Purger,
-    TargetFailure, TaskState, Verdict,
+    describe_transport_error, retry_after, snippet, KindQuota, Limits, ProviderQuota, PurgeError,
+    PurgeResponse, Purger, TargetFailure, TaskState, Verdict,
 };
 use crate::secret::SecretSource;
 use async_trait::async_trait;
@@ -41,15 +41,7 @@ impl TencentCdn {
             (Some(h), None) => h.to_owned(),
             (None, _) => return Err(format!("endpoint {} has no host", settings.endpoint)),
         };
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            // A redirect would re-send the signed call (and its session token) elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("edgepurge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let http = super::api_client(settings.timeout)?;
         Ok(TencentCdn {
             settings,
             host,
@@ -303,24 +295,6 @@ struct Call {
     status: u16,
     request_id: Option<String>,
     response: Value,
-}
-
-fn describe_transport_error(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    // reqwest's Display names the URL (no secrets in it) and the cause chain.
-    let mut msg = format!("{what}: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
 }
 
 #[async_trait]
