@@ -4,12 +4,10 @@
 //! body, the account's hosts and CP codes, the token buckets), answers with Akamai's shapes,
 //! and exposes what it received and accepted.
 
-use crate::http;
 use crate::process::Proc;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
 
 // Dummy credentials in the shape of an `.edgerc` section (not real ones).
 pub const HOST: &str = "akab-edgepurgetest0000-fakefakefake0000.luna.akamaiapis.net";
@@ -77,17 +75,8 @@ impl FakeAkamai {
                 cmd.args([format!("--{name}-per-min"), b.per_min.to_string()]);
             }
         }
-        let (proc, line) = Proc::spawn_until("fake_akamai", cmd, Duration::from_secs(20), |l| {
-            l.starts_with("LISTENING ")
-        });
-        let port: u16 = line["LISTENING ".len()..]
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("bad LISTENING line {line:?}: {e}"));
-        FakeAkamai {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            _proc: proc,
-        }
+        let (proc, addr) = crate::spawn_stand_in("fake_akamai", cmd);
+        FakeAkamai { addr, _proc: proc }
     }
 
     /// The `endpoint` to configure (requests carry the credential's host in `Host`).
@@ -96,13 +85,7 @@ impl FakeAkamai {
     }
 
     fn control(&self, path: &str, body: Option<Value>) -> Value {
-        let r = match body {
-            Some(b) => http::post_json(self.addr, path, &b),
-            None => http::get(self.addr, path),
-        }
-        .unwrap_or_else(|e| panic!("fake akamai {path}: {e}"));
-        assert_eq!(r.status, 200, "fake akamai {path}: {}", r.text());
-        r.json()
+        crate::control(self.addr, "akamai", path, body)
     }
 
     fn list(&self, path: &str) -> Vec<Value> {

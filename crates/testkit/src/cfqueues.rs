@@ -2,12 +2,10 @@
 //! with Cloudflare's leases, retries, dead-letter queues, token check, error shape and 429s,
 //! on a free loopback port; stopped when dropped.
 
-use crate::http;
 use crate::process::Proc;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
 
 /// A dummy account id (32 hex digits, as Cloudflare's).
 pub const ACCOUNT_ID: &str = "0123456789abcdef0123456789abcdef";
@@ -32,17 +30,8 @@ impl FakeCfQueues {
             .args(["--port", "0", "--account", ACCOUNT_ID, "--token", TOKEN])
             .args(["--queue", QUEUE_ID, "--queue", DEAD_QUEUE_ID])
             .args(["--max-retries", &max_retries.to_string()]);
-        let (proc, line) = Proc::spawn_until("fake_cf_queues", cmd, Duration::from_secs(20), |l| {
-            l.starts_with("LISTENING ")
-        });
-        let port: u16 = line["LISTENING ".len()..]
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("bad LISTENING line {line:?}: {e}"));
-        FakeCfQueues {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            _proc: proc,
-        }
+        let (proc, addr) = crate::spawn_stand_in("fake_cf_queues", cmd);
+        FakeCfQueues { addr, _proc: proc }
     }
 
     /// The API root, as `https://api.cloudflare.com/client/v4` is for the real one.
@@ -51,13 +40,7 @@ impl FakeCfQueues {
     }
 
     fn control(&self, path: &str, body: Option<Value>) -> Value {
-        let r = match body {
-            Some(b) => http::post_json(self.addr, path, &b),
-            None => http::get(self.addr, path),
-        }
-        .unwrap_or_else(|e| panic!("fake cf queues {path}: {e}"));
-        assert_eq!(r.status, 200, "fake cf queues {path}: {}", r.text());
-        r.json()
+        crate::control(self.addr, "cfqueues", path, body)
     }
 
     /// Publishes a message: `content_type` `json` takes any JSON value, `text` a string,

@@ -3,12 +3,10 @@
 //! form, the per-plan token buckets), answers with Cloudflare's envelope and error bodies,
 //! and exposes what it received.
 
-use crate::http;
 use crate::process::Proc;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
 
 /// A dummy API token with the Cache Purge permission on [`ZONE_ID`].
 pub const API_TOKEN: &str = "cf-test-token-EXAMPLE-0123456789abcdef";
@@ -61,18 +59,8 @@ impl FakeCloudflare {
                 cmd.args([flag, &v.to_string()]);
             }
         }
-        let (proc, line) =
-            Proc::spawn_until("fake_cloudflare", cmd, Duration::from_secs(20), |l| {
-                l.starts_with("LISTENING ")
-            });
-        let port: u16 = line["LISTENING ".len()..]
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("bad LISTENING line {line:?}: {e}"));
-        FakeCloudflare {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            _proc: proc,
-        }
+        let (proc, addr) = crate::spawn_stand_in("fake_cloudflare", cmd);
+        FakeCloudflare { addr, _proc: proc }
     }
 
     /// The API base, as the official SDK's `base_url`.
@@ -81,13 +69,7 @@ impl FakeCloudflare {
     }
 
     fn control(&self, path: &str, body: Option<Value>) -> Value {
-        let r = match body {
-            Some(b) => http::post_json(self.addr, path, &b),
-            None => http::get(self.addr, path),
-        }
-        .unwrap_or_else(|e| panic!("fake cloudflare {path}: {e}"));
-        assert_eq!(r.status, 200, "fake cloudflare {path}: {}", r.text());
-        r.json()
+        crate::control(self.addr, "cloudflare", path, body)
     }
 
     fn list(&self, path: &str) -> Vec<Value> {

@@ -3,12 +3,10 @@
 //! limits, CallerReference idempotency), answers with CloudFront's XML shapes, and exposes
 //! what it received and made.
 
-use crate::http;
 use crate::process::Proc;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
 
 // Dummy credentials in the shape of AWS's documentation examples.
 pub const ACCESS_KEY_ID: &str = "AKIDCLOUDFRONTEXAMPLE";
@@ -67,18 +65,8 @@ impl FakeCloudFront {
         if let Some(s) = opts.complete_after_s {
             cmd.args(["--complete-after-s", &s.to_string()]);
         }
-        let (proc, line) =
-            Proc::spawn_until("fake_cloudfront", cmd, Duration::from_secs(20), |l| {
-                l.starts_with("LISTENING ")
-            });
-        let port: u16 = line["LISTENING ".len()..]
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("bad LISTENING line {line:?}: {e}"));
-        FakeCloudFront {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            _proc: proc,
-        }
+        let (proc, addr) = crate::spawn_stand_in("fake_cloudfront", cmd);
+        FakeCloudFront { addr, _proc: proc }
     }
 
     pub fn endpoint(&self) -> String {
@@ -86,13 +74,7 @@ impl FakeCloudFront {
     }
 
     fn control(&self, path: &str, body: Option<Value>) -> Value {
-        let r = match body {
-            Some(b) => http::post_json(self.addr, path, &b),
-            None => http::get(self.addr, path),
-        }
-        .unwrap_or_else(|e| panic!("fake cloudfront {path}: {e}"));
-        assert_eq!(r.status, 200, "fake cloudfront {path}: {}", r.text());
-        r.json()
+        crate::control(self.addr, "cloudfront", path, body)
     }
 
     fn list(&self, path: &str) -> Vec<Value> {

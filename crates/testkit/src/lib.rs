@@ -175,3 +175,32 @@ pub fn run(what: &str, cmd: &mut Command) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Starts a Python stand-in that prints `LISTENING <port>` once it serves on loopback.
+pub fn spawn_stand_in(name: &str, cmd: std::process::Command) -> (process::Proc, SocketAddr) {
+    let (proc, line) = process::Proc::spawn_until(name, cmd, Duration::from_secs(20), |l| {
+        l.starts_with("LISTENING ")
+    });
+    let port: u16 = line["LISTENING ".len()..]
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{name}: bad LISTENING line {line:?}: {e}"));
+    (proc, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// Calls a stand-in's `/__control/...` route (`body`: POST it as JSON, else GET) and returns
+/// its JSON answer; any other answer than 200 fails the test.
+pub fn control(
+    addr: SocketAddr,
+    name: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let r = match body {
+        Some(b) => http::post_json(addr, path, &b),
+        None => http::get(addr, path),
+    }
+    .unwrap_or_else(|e| panic!("fake {name} {path}: {e}"));
+    assert_eq!(r.status, 200, "fake {name} {path}: {}", r.text());
+    r.json()
+}

@@ -2,12 +2,10 @@
 //! like Tencent (signature recomputed with the official SDK's signer), answers with
 //! Tencent's shapes, and exposes what it received.
 
-use crate::http;
 use crate::process::Proc;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
 
 pub const SECRET_ID: &str = "AKIDtestEXAMPLEid0000000000000000";
 pub const SECRET_KEY: &str = "testEXAMPLEkey0000000000000000";
@@ -62,18 +60,8 @@ impl FakeTencent {
                 cmd.args([flag, &v.to_string()]);
             }
         }
-        let (proc, line) =
-            Proc::spawn_until("fake_tencent_cdn", cmd, Duration::from_secs(20), |l| {
-                l.starts_with("LISTENING ")
-            });
-        let port: u16 = line["LISTENING ".len()..]
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("bad LISTENING line {line:?}: {e}"));
-        FakeTencent {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            _proc: proc,
-        }
+        let (proc, addr) = crate::spawn_stand_in("fake_tencent_cdn", cmd);
+        FakeTencent { addr, _proc: proc }
     }
 
     pub fn endpoint(&self) -> String {
@@ -81,13 +69,7 @@ impl FakeTencent {
     }
 
     fn control(&self, path: &str, body: Option<Value>) -> Value {
-        let r = match body {
-            Some(b) => http::post_json(self.addr, path, &b),
-            None => http::get(self.addr, path),
-        }
-        .unwrap_or_else(|e| panic!("fake tencent {path}: {e}"));
-        assert_eq!(r.status, 200, "fake tencent {path}: {}", r.text());
-        r.json()
+        crate::control(self.addr, "tencent", path, body)
     }
 
     /// Every request received, in order.
