@@ -3,7 +3,7 @@
 
 use super::health::{Change, Health};
 use super::policy::{quota_day, RetryPolicy};
-use super::ratelimit::RateLimiter;
+use super::ratelimit::{Reservation, SharedLimiter};
 use super::{DispatchSettings, LaneState, LaneStatus, OutcomeSink};
 use crate::clock::Clock;
 use crate::purgers::{KindLimits, Limits, PurgeError, PurgeResponse, Purger, Verdict};
@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How often the provider's own quota figures are read again.
@@ -47,21 +48,70 @@ pub(super) struct Lane {
 pub(super) type Parked = Arc<Mutex<std::collections::BTreeMap<TargetKind, Ms>>>;
 
 /// One rate shared by requests of some kinds ([`crate::purgers::SharedRate`]).
-type SharedLimiter = (Vec<TargetKind>, RateLimiter);
+type KindRate = (Vec<TargetKind>, SharedLimiter);
+
+/// How soon to look again at a shared rate whose window is full of requests reserved and
+/// not yet sent (they leave within moments of their claim).
+const RESERVED_RECHECK: Duration = Duration::from_millis(20);
+
+/// What this process last learnt of its lane lease, published by the renewer after every
+/// attempt: a sender checks it just before a request leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LeaseView {
+    /// Not asked yet, or the store did not answer.
+    Unknown,
+    /// Another process holds it.
+    NotHeld,
+    /// Held with `token`; certainly still held (on the store's clock) before `until`.
+    Held { token: i64, until: Instant },
+}
+
+/// Whether a request claimed under `token` may still leave: only while the lease is held
+/// with that token and, as far as this process can tell, has not lapsed. When the lease
+/// lapsed locally (a starved process) or the store did not answer, the renewer is asked
+/// again and its answer awaited. `false` means the lane changed hands since the claim (the
+/// new holder resends the batch; sending it here too could exceed the provider's rate in
+/// the new holder's first window) or shutdown.
+pub(super) async fn lease_still_held(
+    view: &mut watch::Receiver<LeaseView>,
+    token: i64,
+    renew_now: &Notify,
+    shutdown: &CancellationToken,
+) -> bool {
+    loop {
+        match *view.borrow_and_update() {
+            LeaseView::Held { token: t, until } if t == token => {
+                if Instant::now() < until {
+                    return true;
+                }
+            }
+            // A later token (ours or another process's) was taken after this claim, and
+            // taking it put every batch in flight back in the queue.
+            LeaseView::Held { .. } | LeaseView::NotHeld => return false,
+            LeaseView::Unknown => {}
+        }
+        renew_now.notify_one();
+        tokio::select! {
+            changed = view.changed() => if changed.is_err() { return false },
+            _ = shutdown.cancelled() => return false,
+        }
+    }
+}
 
 /// Leaves out of `kinds` those whose shared rate has no room now, so the claim forms no batch
 /// of them (and resends none) while other kinds still go. Returns how soon the first of them
 /// has room again, if any was left out.
 fn hold_rate_limited(
-    shared: &mut [SharedLimiter],
+    shared: &[KindRate],
     kinds: &mut Vec<(TargetKind, KindLimits)>,
 ) -> Option<Duration> {
     let mut soonest: Option<Duration> = None;
-    for (of, limiter) in shared.iter_mut() {
-        let wait = limiter.wait_time();
-        if wait.is_zero() {
-            continue;
-        }
+    for (of, limiter) in shared {
+        let wait = match limiter.room_in() {
+            Some(d) if d.is_zero() => continue,
+            Some(d) => d,
+            None => RESERVED_RECHECK,
+        };
         let before = kinds.len();
         kinds.retain(|(k, _)| !of.contains(k));
         if kinds.len() < before {
@@ -115,12 +165,12 @@ impl Lane {
     pub async fn run(self) {
         let lane = self.name().to_owned();
         let mut limits = self.purger.limits().clone();
-        let mut limiter = RateLimiter::per_second(limits.rate_per_s);
-        let mut shared: Vec<SharedLimiter> = self
+        let limiter = SharedLimiter::per_second(limits.rate_per_s);
+        let shared: Vec<KindRate> = self
             .purger
             .shared_rates()
             .into_iter()
-            .map(|r| (r.kinds, RateLimiter::per_second(r.rate_per_s)))
+            .map(|r| (r.kinds, SharedLimiter::per_second(r.rate_per_s)))
             .collect();
         let slots = Arc::new(Semaphore::new(limits.concurrency.max(1)));
         let mut sends: JoinSet<()> = JoinSet::new();
@@ -128,6 +178,7 @@ impl Lane {
         // rate limit never lets it lapse while requests are in flight. It publishes the
         // fencing token while the lane is held.
         let (held_tx, mut held_rx) = watch::channel::<Option<i64>>(None);
+        let (view_tx, view_rx) = watch::channel(LeaseView::Unknown);
         let renew_now = Arc::new(Notify::new());
         let renewer_stop = CancellationToken::new();
         let renewer = tokio::spawn(renew_lease(
@@ -136,6 +187,7 @@ impl Lane {
             self.owner.clone(),
             self.settings.lane_lease_ms.max(1000),
             held_tx,
+            view_tx,
             Arc::clone(&renew_now),
             Arc::clone(&self.status),
             renewer_stop.clone(),
@@ -195,7 +247,7 @@ impl Lane {
             if last_token != Some(token) {
                 if token > 1 {
                     limiter.spend_window();
-                    for (_, l) in &mut shared {
+                    for (_, l) in &shared {
                         l.spend_window();
                     }
                 }
@@ -238,8 +290,7 @@ impl Lane {
                 },
                 _ = self.shutdown.cancelled() => break,
             };
-            let wait = limiter.wait_time();
-            if !wait.is_zero() {
+            if limiter.room_in() != Some(Duration::ZERO) {
                 self.set_state(LaneState::Throttled);
                 tokio::select! {
                     _ = limiter.ready() => {},
@@ -249,7 +300,7 @@ impl Lane {
             let now = self.clock.now_ms();
             let (day, reset_at) = quota_day(now, limits.quota_utc_offset_s);
             let mut kinds = claim_kinds(&limits, &self.parked, now);
-            let held = hold_rate_limited(&mut shared, &mut kinds);
+            let held = hold_rate_limited(&shared, &mut kinds);
             if kinds.is_empty() {
                 // Every kind waits for its shared rate.
                 drop(permit);
@@ -277,17 +328,18 @@ impl Lane {
             };
             match self.store.claim(req).await {
                 Ok(Claim::Batch(batch)) => {
-                    limiter.record();
-                    for (of, l) in &mut shared {
+                    // Places in the rate windows, counted when the request leaves.
+                    let mut places = vec![limiter.reserve()];
+                    for (of, l) in &shared {
                         if of.contains(&batch.kind) {
-                            l.record();
+                            places.push(l.reserve());
                         }
                     }
                     self.set_state(LaneState::Busy);
-                    let sender = self.sender(token);
+                    let sender = self.sender(token, view_rx.clone(), Arc::clone(&renew_now));
                     let daily = limits.kind(batch.kind).and_then(|k| k.daily_quota);
                     sends.spawn(async move {
-                        sender.send(batch, day, daily, reset_at).await;
+                        sender.send(batch, places, day, daily, reset_at).await;
                         drop(permit);
                     });
                 }
@@ -453,12 +505,19 @@ impl Lane {
         }
     }
 
-    fn sender(&self, token: i64) -> Sender {
+    fn sender(
+        &self,
+        token: i64,
+        lease: watch::Receiver<LeaseView>,
+        renew_now: Arc<Notify>,
+    ) -> Sender {
         Sender {
             store: Arc::clone(&self.store),
             purger: Arc::clone(&self.purger),
             policy: self.settings.retry.clone(),
             token,
+            lease,
+            renew_now,
             clock: self.clock,
             notify: Arc::clone(&self.notify),
             kick: Arc::clone(&self.kick),
@@ -482,22 +541,37 @@ async fn renew_lease(
     owner: String,
     ttl_ms: i64,
     held: watch::Sender<Option<i64>>,
+    view: watch::Sender<LeaseView>,
     renew_now: Arc<Notify>,
     status: Arc<Mutex<LaneStatus>>,
     stop: CancellationToken,
 ) {
+    // The store sets a lease's end at its own now + ttl, after this process asked: counted
+    // from the asking (less a tenth for clocks running at slightly different rates), the
+    // local end is never later than the store's.
+    let sure_for = Duration::from_millis((ttl_ms.max(1) as u64) * 9 / 10);
     loop {
         let was = *held.borrow();
-        let now_held = match store.acquire_lane(&lane, &owner, ttl_ms).await {
-            Ok(lease) => lease.map(|l| l.token),
+        let asked = Instant::now();
+        let (now_held, seen) = match store.acquire_lane(&lane, &owner, ttl_ms).await {
+            Ok(Some(lease)) => (
+                Some(lease.token),
+                LeaseView::Held {
+                    token: lease.token,
+                    until: asked + sure_for,
+                },
+            ),
+            Ok(None) => (None, LeaseView::NotHeld),
             Err(e) => {
                 tracing::error!(lane = %lane, error = %e, "cannot renew lane lease");
                 if let Ok(mut s) = status.lock() {
                     s.last_error = Some(e.to_string());
                 }
-                None
+                (None, LeaseView::Unknown)
             }
         };
+        // Before the token: a claim made with a token always finds the view up to date.
+        view.send_replace(seen);
         match (was, now_held) {
             (None, Some(token)) => tracing::info!(lane = %lane, token, "holding lane"),
             (Some(_), None) => tracing::warn!(lane = %lane, "lane lease lost"),
@@ -533,6 +607,9 @@ struct Sender {
     policy: RetryPolicy,
     /// The fencing token the batch was claimed under.
     token: i64,
+    /// The lease as last renewed, checked just before the request leaves.
+    lease: watch::Receiver<LeaseView>,
+    renew_now: Arc<Notify>,
     clock: Clock,
     notify: Arc<Notify>,
     kick: Arc<AtomicBool>,
@@ -548,12 +625,27 @@ struct Sender {
 
 impl Sender {
     async fn send(
-        self,
+        mut self,
         batch: ClaimedBatch,
+        places: Vec<Reservation>,
         quota_day: i64,
         daily_quota: Option<u64>,
         quota_reset_at: Ms,
     ) {
+        if !lease_still_held(&mut self.lease, self.token, &self.renew_now, &self.shutdown).await {
+            if !self.shutdown.is_cancelled() {
+                tracing::warn!(
+                    lane = self.purger.lane(),
+                    batch = batch.id,
+                    "the lane changed hands before this request could leave; its new holder \
+                     sends it"
+                );
+            }
+            return;
+        }
+        for place in places {
+            place.sent();
+        }
         let started = self.clock.now_ms();
         // A client that panics (a bug) fails this attempt instead of leaving the batch in
         // flight until the lane changes hands.

@@ -5,8 +5,17 @@
 //! bucket with a burst would allow up to burst + rate calls in one second, so the lane keeps
 //! the send times of the last `n` requests instead and waits until the oldest is a full
 //! window (plus a margin for network jitter) old.
+//!
+//! A lane decides whether a request may go *before* it claims the batch, but the request
+//! leaves later, from the batch's own task. [`SharedLimiter`] keeps the two apart: the lane
+//! reserves a place in the window (so it never claims more than may go), and the sender
+//! counts the request at the instant it leaves. A send delayed after its claim (a busy CPU,
+//! a slow store) is therefore counted when it really happened, and later requests wait for
+//! it, instead of the window being measured from claim times the provider never sees.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::Notify;
 use tokio::time::{Duration, Instant};
 
 /// Extra time added to each window so requests that travel at different speeds still land
@@ -18,6 +27,8 @@ pub struct RateLimiter {
     max: usize,
     window: Duration,
     sent: VecDeque<Instant>,
+    /// Requests reserved (their batch claimed) but not yet sent.
+    pending: usize,
 }
 
 impl RateLimiter {
@@ -38,11 +49,18 @@ impl RateLimiter {
             max,
             window: Duration::from_secs_f64(secs * (1.0 + JITTER_MARGIN)),
             sent: VecDeque::with_capacity(max),
+            pending: 0,
         }
     }
 
     /// How long until another request may go (zero if one may go now).
     pub fn wait_time(&mut self) -> Duration {
+        self.room_in().unwrap_or(self.window)
+    }
+
+    /// How long until another request may be reserved (zero if now); `None` while requests
+    /// reserved and not yet sent fill the window, so only one of them leaving can tell.
+    pub fn room_in(&mut self) -> Option<Duration> {
         let now = Instant::now();
         while self
             .sent
@@ -51,13 +69,15 @@ impl RateLimiter {
         {
             self.sent.pop_front();
         }
-        if self.sent.len() < self.max {
-            return Duration::ZERO;
+        let used = self.sent.len() + self.pending;
+        if used < self.max {
+            return Some(Duration::ZERO);
         }
+        // That many of the sent requests must leave the window first.
+        let must_leave = used + 1 - self.max;
         self.sent
-            .front()
+            .get(must_leave.checked_sub(1)?)
             .map(|t| (*t + self.window).saturating_duration_since(now))
-            .unwrap_or(Duration::ZERO)
     }
 
     /// Waits until a request may go, without counting one.
@@ -84,6 +104,95 @@ impl RateLimiter {
         self.sent.push_back(Instant::now());
         while self.sent.len() > self.max {
             self.sent.pop_front();
+        }
+    }
+}
+
+/// A [`RateLimiter`] shared by a lane, which reserves a place before it claims a batch, and
+/// the batch's sender, which counts the request when it leaves.
+#[derive(Debug, Clone)]
+pub struct SharedLimiter {
+    inner: Arc<Mutex<RateLimiter>>,
+    /// Told when a reservation is sent or given up.
+    settled: Arc<Notify>,
+}
+
+impl SharedLimiter {
+    pub fn per_second(rate_per_s: f64) -> SharedLimiter {
+        SharedLimiter {
+            inner: Arc::new(Mutex::new(RateLimiter::per_second(rate_per_s))),
+            settled: Arc::new(Notify::new()),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut RateLimiter) -> R) -> R {
+        // The limiter holds no invariant a panic elsewhere could break half-way.
+        let mut l = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut l)
+    }
+
+    /// See [`RateLimiter::room_in`].
+    pub fn room_in(&self) -> Option<Duration> {
+        self.with(RateLimiter::room_in)
+    }
+
+    /// Waits until a place may be reserved.
+    pub async fn ready(&self) {
+        loop {
+            // Registered before looking, so a reservation settled meanwhile is not missed.
+            let settled = self.settled.notified();
+            match self.room_in() {
+                Some(d) if d.is_zero() => return,
+                Some(d) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => {},
+                        _ = settled => {},
+                    }
+                }
+                None => settled.await,
+            }
+        }
+    }
+
+    /// Takes a place in the window for a request about to be claimed; call after
+    /// [`SharedLimiter::ready`]. The place counts until the reservation is sent or dropped.
+    pub fn reserve(&self) -> Reservation {
+        self.with(|l| l.pending += 1);
+        Reservation {
+            of: Some(self.clone()),
+        }
+    }
+
+    /// See [`RateLimiter::spend_window`].
+    pub fn spend_window(&self) {
+        self.with(RateLimiter::spend_window);
+    }
+}
+
+/// A place reserved in a [`SharedLimiter`]'s window. Dropped unsent, it frees the place.
+#[derive(Debug)]
+pub struct Reservation {
+    of: Option<SharedLimiter>,
+}
+
+impl Reservation {
+    /// The request leaves now: counted at this instant.
+    pub fn sent(mut self) {
+        if let Some(of) = self.of.take() {
+            of.with(|l| {
+                l.pending = l.pending.saturating_sub(1);
+                l.record();
+            });
+            of.settled.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(of) = self.of.take() {
+            of.with(|l| l.pending = l.pending.saturating_sub(1));
+            of.settled.notify_waiters();
         }
     }
 }
@@ -137,6 +246,72 @@ mod tests {
         assert_eq!(times[0], Duration::from_millis(1100));
         assert_eq!(times[19], Duration::from_millis(1100));
         assert_eq!(times[20], Duration::from_millis(2200));
+    }
+
+    /// The fault that let 14 requests reach a stand-in within one second at a limit of 10:
+    /// places were counted when batches were claimed, and sends delayed after their claims
+    /// landed in the next window's burst.
+    #[tokio::test(start_paused = true)]
+    async fn a_send_delayed_after_its_claim_is_counted_when_it_leaves() {
+        let rate = SharedLimiter::per_second(10.0);
+        let start = Instant::now();
+        let mut sent_at = Vec::new();
+        // Ten claims at once; four of their sends are held up 400 ms.
+        let mut late = Vec::new();
+        for i in 0..10 {
+            rate.ready().await;
+            let r = rate.reserve();
+            if i < 6 {
+                r.sent();
+                sent_at.push(Instant::now() - start);
+            } else {
+                late.push(r);
+            }
+        }
+        // Six sent and four reserved fill the window until the first six leave it.
+        assert_eq!(rate.room_in(), Some(Duration::from_millis(1100)));
+        tokio::time::advance(Duration::from_millis(400)).await;
+        for r in late {
+            r.sent();
+            sent_at.push(Instant::now() - start);
+        }
+        // Ten more, each as soon as the lane may claim it.
+        for _ in 0..10 {
+            rate.ready().await;
+            rate.reserve().sent();
+            sent_at.push(Instant::now() - start);
+        }
+        for (i, t) in sent_at.iter().enumerate() {
+            let n = sent_at[i..]
+                .iter()
+                .filter(|u| **u < *t + Duration::from_secs(1))
+                .count();
+            assert!(n <= 10, "{n} requests within 1 s from {t:?}: {sent_at:?}");
+        }
+        // The first six went at once and freed their places 1.1 s later; the late four at
+        // 1.5 s.
+        assert_eq!(sent_at[10], Duration::from_millis(1100));
+        assert_eq!(sent_at[16], Duration::from_millis(1500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reservation_given_up_frees_its_place_at_once() {
+        let rate = SharedLimiter::per_second(1.0);
+        let r = rate.reserve();
+        assert_eq!(rate.room_in(), None);
+        let waiter = tokio::spawn({
+            let rate = rate.clone();
+            async move {
+                rate.ready().await;
+                Instant::now()
+            }
+        });
+        tokio::task::yield_now().await;
+        let before = Instant::now();
+        drop(r);
+        let ready_at = waiter.await.unwrap_or(before + Duration::from_secs(99));
+        assert_eq!(ready_at, before, "the waiting lane is woken without delay");
+        assert_eq!(rate.room_in(), Some(Duration::ZERO));
     }
 
     #[tokio::test(start_paused = true)]

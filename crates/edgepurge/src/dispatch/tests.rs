@@ -1115,3 +1115,101 @@ proptest! {
         })?;
     }
 }
+
+/// The lease check a sender makes just before its request leaves.
+mod lease_check {
+    use super::super::lane::{lease_still_held, LeaseView};
+    use std::sync::Arc;
+    use tokio::sync::{watch, Notify};
+    use tokio::time::{Duration, Instant};
+    use tokio_util::sync::CancellationToken;
+
+    fn held(token: i64, for_ms: u64) -> LeaseView {
+        LeaseView::Held {
+            token,
+            until: Instant::now() + Duration::from_millis(for_ms),
+        }
+    }
+
+    /// Answers the first renewal request with `answer`; returns when it was asked.
+    fn renewer(
+        tx: watch::Sender<LeaseView>,
+        renew_now: Arc<Notify>,
+        answer: LeaseView,
+    ) -> tokio::task::JoinHandle<Instant> {
+        tokio::spawn(async move {
+            renew_now.notified().await;
+            let asked = Instant::now();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            tx.send_replace(answer);
+            asked
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_known_held_lets_the_request_go_at_once() {
+        let (_tx, mut rx) = watch::channel(held(3, 1000));
+        let (renew, stop) = (Notify::new(), CancellationToken::new());
+        let before = Instant::now();
+        assert!(lease_still_held(&mut rx, 3, &renew, &stop).await);
+        assert_eq!(Instant::now(), before);
+    }
+
+    /// A process starved past its lease's end must not send before it knows: the lane may
+    /// have a new holder already sending in its first window.
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_past_its_local_end_is_renewed_before_the_request_goes() {
+        let (tx, mut rx) = watch::channel(held(3, 100));
+        tokio::time::advance(Duration::from_millis(200)).await;
+        let (renew, stop) = (Arc::new(Notify::new()), CancellationToken::new());
+        let asked = renewer(tx, Arc::clone(&renew), held(3, 1000));
+        assert!(lease_still_held(&mut rx, 3, &renew, &stop).await);
+        let asked = asked.await.unwrap_or_else(|_| Instant::now());
+        assert!(Instant::now() >= asked + Duration::from_millis(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_lost_meanwhile_keeps_the_request_back() {
+        for answer in [LeaseView::NotHeld, held(4, 1000)] {
+            let (tx, mut rx) = watch::channel(held(3, 100));
+            tokio::time::advance(Duration::from_millis(200)).await;
+            let (renew, stop) = (Arc::new(Notify::new()), CancellationToken::new());
+            let _r = renewer(tx, Arc::clone(&renew), answer);
+            assert!(
+                !lease_still_held(&mut rx, 3, &renew, &stop).await,
+                "{answer:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_newer_token_or_another_holder_already_known_needs_no_question() {
+        for view in [LeaseView::NotHeld, held(4, 1000)] {
+            let (_tx, mut rx) = watch::channel(view);
+            let (renew, stop) = (Notify::new(), CancellationToken::new());
+            assert!(!lease_still_held(&mut rx, 3, &renew, &stop).await);
+        }
+    }
+
+    /// The store not answering is not a lost lease: the request waits (the batch stays in
+    /// flight under this token) until the store says, or shutdown.
+    #[tokio::test(start_paused = true)]
+    async fn an_unknown_lease_waits_for_the_store_or_shutdown() {
+        let (tx, mut rx) = watch::channel(LeaseView::Unknown);
+        let (renew, stop) = (Arc::new(Notify::new()), CancellationToken::new());
+        let _r = renewer(tx, Arc::clone(&renew), held(3, 1000));
+        assert!(lease_still_held(&mut rx, 3, &renew, &stop).await);
+
+        let (_tx, mut rx) = watch::channel(LeaseView::Unknown);
+        let stopper = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                stop.cancel();
+            })
+        };
+        let renew = Notify::new();
+        assert!(!lease_still_held(&mut rx, 3, &renew, &stop).await);
+        let _ = stopper.await;
+    }
+}
