@@ -185,6 +185,11 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
+    /// Whether several nodes may share the store (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        self.url.is_some()
+    }
+
     /// Which store this is, for messages (never the URL itself: it may hold a password).
     pub fn describe(&self) -> String {
         match &self.url {

@@ -117,10 +117,11 @@ impl Service {
         let clock = Clock::system();
         let store = open_store(&cfg).await?;
         let specs = cfg.rules.iter().map(|r| r.spec.clone()).collect();
-        store
+        let change = store
             .sync_config_rules(specs, clock.now_ms())
             .await
             .context("installing the config file's rules")?;
+        report_config_rules(&change, cfg.store.is_shared());
         let planner = load_planner(store.as_ref(), &cfg).await?;
         let webhook_token =
             load_token(cfg.server.webhook_token.as_ref(), "server webhook token").await?;
@@ -266,11 +267,13 @@ impl Service {
     /// Returns how many rules are in force now.
     pub async fn apply_config_rules(&self, cfg: &Config) -> anyhow::Result<usize> {
         let specs = cfg.rules.iter().map(|r| r.spec.clone()).collect();
-        self.state
+        let change = self
+            .state
             .store
             .sync_config_rules(specs, Clock::system().now_ms())
             .await
             .context("storing the config file's rules")?;
+        report_config_rules(&change, cfg.store.is_shared());
         // In force now, not at the next poll; planned for the providers that are running.
         let planner = load_planner(self.state.store.as_ref(), &self.cfg).await?;
         let in_force = planner.rules().len();
@@ -280,6 +283,24 @@ impl Service {
 
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+}
+
+/// Says which config rules this node's file changed. On a shared store that is every node's
+/// rules: a node started with an older or different file replaces them for all, so it is a
+/// warning naming the rules.
+fn report_config_rules(change: &crate::store::ConfigRulesChange, shared: bool) {
+    if change.is_empty() {
+        return;
+    }
+    if shared {
+        tracing::warn!(
+            change = %change,
+            "this node's config file changed the config rules of every node sharing the \
+             store; if that was not meant, give every node the same file"
+        );
+    } else {
+        tracing::info!(change = %change, "config rules changed since they were last stored");
     }
 }
 

@@ -416,3 +416,48 @@ fn config_check_names_a_missing_database_url_and_never_prints_one() {
     );
     assert!(!all.contains(PASSWORD), "{all}");
 }
+
+/// Config rules are shared: a node started with an older or different file replaces them for
+/// every node, and must say which.
+#[test]
+fn a_node_with_a_different_config_file_names_the_shared_rules_it_changed() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::shared();
+    let (url, db) = database(pg);
+    let fake = fake_tencent();
+    let a = node(&fake, &url, "url_daily_quota = 0");
+    let _server_a = a.serve_with_stderr(std::process::Stdio::null());
+
+    // Node B's file has the site rule as it was before a prefix was added, and an extra rule.
+    let b = node(&fake, &url, "url_daily_quota = 0");
+    let text = std::fs::read_to_string(&b.config).unwrap();
+    let older = text.replace(
+        "provider = \"tencent\"\n",
+        "provider = \"tencent\"\nprefix = \"old/\"\n\n[[rules]]\nname = \"extra\"\n\
+         bucket = \"assets\"\nevents = [\"created\"]\ndomains = [\"https://cdn.example.com\"]\n\
+         provider = \"tencent\"\n",
+    );
+    assert_ne!(older, text, "the site rule was found in the config");
+    std::fs::write(&b.config, older).unwrap();
+    let log_path = b.dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let server_b = b.serve_with_stderr(std::process::Stdio::from(log));
+    let said = edgepurge_testkit::wait_for(Duration::from_secs(10), "node B's warning", || {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        text.lines()
+            .find(|l| l.contains("changed the config rules of every node"))
+            .map(str::to_owned)
+    });
+    assert!(said.contains("WARN"), "{said}");
+    assert!(said.contains("added extra; changed site"), "{said}");
+    // One shared set: node B's rules are what every node now applies.
+    let stored = pg.psql(
+        &db,
+        "SELECT name FROM rules WHERE origin = 'config' ORDER BY name",
+    );
+    assert_eq!(
+        stored.split_whitespace().collect::<Vec<_>>(),
+        ["extra", "site"]
+    );
+    drop(server_b);
+}

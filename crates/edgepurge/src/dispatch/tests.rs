@@ -206,7 +206,7 @@ impl Store for Recording {
         &self,
         specs: Vec<edgepurge_core::RuleSpec>,
         now: Ms,
-    ) -> crate::store::StoreResult<()> {
+    ) -> crate::store::StoreResult<crate::store::ConfigRulesChange> {
         self.inner.sync_config_rules(specs, now).await
     }
     async fn delete_rule(&self, name: &str) -> crate::store::StoreResult<()> {

@@ -282,15 +282,20 @@ pub async fn rules_are_unique_and_config_rules_are_read_only(s: &dyn Store) {
     assert!(!rules[0].spec.enabled);
     assert_eq!(rules[0].origin, RuleOrigin::Cli);
 
-    s.sync_config_rules(vec![spec("c1"), spec("c2")], 4)
+    let change = s
+        .sync_config_rules(vec![spec("c1"), spec("c2")], 4)
         .await
         .unwrap();
+    assert_eq!(change.added, vec!["c1", "c2"]);
+    assert!(change.changed.is_empty() && change.removed.is_empty());
     assert_eq!(s.rules().await.unwrap().len(), 3);
     let conflict = s.sync_config_rules(vec![spec("a")], 5).await.unwrap_err();
     assert!(conflict.to_string().contains("rule delete a"), "{conflict}");
     // Re-syncing replaces the config set.
     let v1 = s.rules_version().await.unwrap();
-    s.sync_config_rules(vec![spec("c2")], 6).await.unwrap();
+    let change = s.sync_config_rules(vec![spec("c2")], 6).await.unwrap();
+    assert_eq!(change.removed, vec!["c1"], "{change}");
+    assert!(change.added.is_empty() && change.changed.is_empty());
     assert!(s.rules_version().await.unwrap() > v1);
     let names: Vec<String> = s
         .rules()
@@ -302,8 +307,16 @@ pub async fn rules_are_unique_and_config_rules_are_read_only(s: &dyn Store) {
     assert_eq!(names, vec!["a", "c2"]);
     // Unchanged config does not bump the version (no needless reloads).
     let v2 = s.rules_version().await.unwrap();
-    s.sync_config_rules(vec![spec("c2")], 7).await.unwrap();
+    let change = s.sync_config_rules(vec![spec("c2")], 7).await.unwrap();
+    assert!(change.is_empty(), "{change}");
     assert_eq!(s.rules_version().await.unwrap(), v2);
+    // A different definition under the same name is a change (a node with an older file).
+    let mut older = spec("c2");
+    older.prefix = Some("old/".into());
+    let change = s.sync_config_rules(vec![older], 8).await.unwrap();
+    assert_eq!(change.changed, vec!["c2"], "{change}");
+    assert!(s.rules_version().await.unwrap() > v2);
+    s.sync_config_rules(vec![spec("c2")], 8).await.unwrap();
 
     let ro = s.delete_rule("c2").await.unwrap_err();
     assert!(ro.to_string().contains("config file"), "{ro}");

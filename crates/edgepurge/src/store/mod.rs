@@ -124,6 +124,61 @@ impl StoredRule {
     }
 }
 
+/// What storing a config file's rules changed, by rule name: in a cluster the config rules
+/// are shared, so a node started with a different file changes them for every node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigRulesChange {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl ConfigRulesChange {
+    /// From the stored config rules and the new ones, each as (name, stored form).
+    pub fn between(old: &[(String, String)], new: &[(String, String)]) -> ConfigRulesChange {
+        let find = |set: &[(String, String)], name: &str| {
+            set.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone())
+        };
+        let mut c = ConfigRulesChange::default();
+        for (name, text) in new {
+            match find(old, name) {
+                None => c.added.push(name.clone()),
+                Some(t) if &t != text => c.changed.push(name.clone()),
+                Some(_) => {}
+            }
+        }
+        c.removed = old
+            .iter()
+            .filter(|(n, _)| find(new, n).is_none())
+            .map(|(n, _)| n.clone())
+            .collect();
+        c
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+    }
+}
+
+impl std::fmt::Display for ConfigRulesChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = [
+            ("added", &self.added),
+            ("changed", &self.changed),
+            ("removed", &self.removed),
+        ]
+        .into_iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(what, names)| format!("{what} {}", names.join(", ")))
+        .collect();
+        if parts.is_empty() {
+            f.write_str("unchanged")
+        } else {
+            f.write_str(&parts.join("; "))
+        }
+    }
+}
+
 /// One job to queue: purge `target` (a URL, directory or tag) through `lane`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LaneJob {
@@ -340,7 +395,12 @@ pub trait Store: Send + Sync {
     /// Adds a CLI rule; a rule of that name must not exist.
     async fn add_rule(&self, spec: RuleSpec, now: Ms) -> StoreResult<()>;
     /// Replaces every config rule with `specs`; fails if a name is taken by a CLI rule.
-    async fn sync_config_rules(&self, specs: Vec<RuleSpec>, now: Ms) -> StoreResult<()>;
+    /// Says what changed, so a node whose file differs from the others' is noticed.
+    async fn sync_config_rules(
+        &self,
+        specs: Vec<RuleSpec>,
+        now: Ms,
+    ) -> StoreResult<ConfigRulesChange>;
     async fn delete_rule(&self, name: &str) -> StoreResult<()>;
     async fn set_rule_enabled(&self, name: &str, enabled: bool, now: Ms) -> StoreResult<()>;
     /// Changes whenever a rule changes, so servers reload.

@@ -300,7 +300,11 @@ impl Store for PgStore {
         ))
     }
 
-    async fn sync_config_rules(&self, specs: Vec<RuleSpec>, now: Ms) -> StoreResult<()> {
+    async fn sync_config_rules(
+        &self,
+        specs: Vec<RuleSpec>,
+        now: Ms,
+    ) -> StoreResult<ConfigRulesChange> {
         in_tx!(self.inner, "install config rules", |t| rules::sync_config(
             &t, &specs, now
         ))

@@ -80,7 +80,11 @@ pub(super) async fn add(
     bump(t).await
 }
 
-pub(super) async fn sync_config(t: &Tx<'_>, specs: &[RuleSpec], now: Ms) -> StoreResult<()> {
+pub(super) async fn sync_config(
+    t: &Tx<'_>,
+    specs: &[RuleSpec],
+    now: Ms,
+) -> StoreResult<ConfigRulesChange> {
     lock(t).await?;
     for spec in specs {
         if origin_of(t, &spec.name).await?.as_deref() == Some("cli") {
@@ -97,13 +101,12 @@ pub(super) async fn sync_config(t: &Tx<'_>, specs: &[RuleSpec], now: Ms) -> Stor
         .iter()
         .map(|r| Ok((col(r, 0)?, col(r, 1)?, col(r, 2)?)))
         .collect::<StoreResult<_>>()?;
-    let mut changed = old.len() != specs.len();
     t.execute(sql::RULES_CONFIG_DELETE, &[], "replace config rules")
         .await?;
+    let mut new = Vec::with_capacity(specs.len());
     for spec in specs {
         let text = encode(spec)?;
         let previous = old.iter().find(|(n, _, _)| n == &spec.name);
-        changed |= previous.is_none_or(|(_, s, _)| s != &text);
         let created = previous.map_or(now, |(_, _, c)| *c);
         t.execute(
             sql::RULE_INSERT,
@@ -111,11 +114,14 @@ pub(super) async fn sync_config(t: &Tx<'_>, specs: &[RuleSpec], now: Ms) -> Stor
             "insert config rule",
         )
         .await?;
+        new.push((spec.name.clone(), text));
     }
-    if changed {
+    let old: Vec<(String, String)> = old.into_iter().map(|(n, t, _)| (n, t)).collect();
+    let change = ConfigRulesChange::between(&old, &new);
+    if !change.is_empty() {
         bump(t).await?;
     }
-    Ok(())
+    Ok(change)
 }
 
 async fn require_cli_rule(t: &Tx<'_>, name: &str, action: &str) -> StoreResult<()> {

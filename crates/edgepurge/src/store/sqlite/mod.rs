@@ -251,7 +251,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn sync_config_rules(&self, specs: Vec<RuleSpec>, now: Ms) -> StoreResult<()> {
+    async fn sync_config_rules(
+        &self,
+        specs: Vec<RuleSpec>,
+        now: Ms,
+    ) -> StoreResult<ConfigRulesChange> {
         self.write(move |c, _| rules::sync_config(c, &specs, now))
             .await
     }

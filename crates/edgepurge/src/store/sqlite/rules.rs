@@ -78,7 +78,11 @@ pub(super) fn add(
     bump_version(conn)
 }
 
-pub(super) fn sync_config(conn: &Connection, specs: &[RuleSpec], now: Ms) -> StoreResult<()> {
+pub(super) fn sync_config(
+    conn: &Connection,
+    specs: &[RuleSpec],
+    now: Ms,
+) -> StoreResult<ConfigRulesChange> {
     for spec in specs {
         if origin_of(conn, &spec.name)?.as_deref() == Some("cli") {
             return Err(StoreError::Conflict(format!(
@@ -98,24 +102,26 @@ pub(super) fn sync_config(conn: &Connection, specs: &[RuleSpec], now: Ms) -> Sto
         rows.collect::<Result<_, _>>()
             .map_err(db_err("read config rules"))?
     };
-    let mut changed = old.len() != specs.len();
     conn.execute(sql::RULES_CONFIG_DELETE, [])
         .map_err(db_err("replace config rules"))?;
+    let mut new = Vec::with_capacity(specs.len());
     for spec in specs {
         let text = encode(spec)?;
         let previous = old.iter().find(|(n, _, _)| n == &spec.name);
-        changed |= previous.is_none_or(|(_, s, _)| s != &text);
         let created = previous.map_or(now, |(_, _, c)| *c);
         conn.execute(
             sql::RULE_INSERT,
             params![spec.name, text, "config", created, now],
         )
         .map_err(db_err("insert config rule"))?;
+        new.push((spec.name.clone(), text));
     }
-    if changed {
+    let old: Vec<(String, String)> = old.into_iter().map(|(n, t, _)| (n, t)).collect();
+    let change = ConfigRulesChange::between(&old, &new);
+    if !change.is_empty() {
         bump_version(conn)?;
     }
-    Ok(())
+    Ok(change)
 }
 
 fn require_cli_rule(conn: &Connection, name: &str, action: &str) -> StoreResult<()> {
