@@ -186,14 +186,13 @@ impl Service {
             &shutdown,
             &mut tasks,
         );
-        if let Some(retention) = cfg.log.retention {
-            tasks.spawn(prune(
-                Arc::clone(&store),
-                retention,
-                clock,
-                shutdown.clone(),
-            ));
-        }
+        // Also without a retention: the store's bookkeeping is pruned all the same.
+        tasks.spawn(prune(
+            Arc::clone(&store),
+            cfg.log.retention,
+            clock,
+            shutdown.clone(),
+        ));
         let limits = server::Limits {
             max_connections: server::fit_connection_cap(cfg.server.max_connections),
             header_timeout: cfg.server.header_timeout,
@@ -332,18 +331,19 @@ async fn reload_rules(state: Arc<AppState>, cfg: Config, shutdown: CancellationT
     }
 }
 
-/// Deletes what the retention has passed, a few thousand rows at a time so ingest never
-/// waits long behind it.
+/// Deletes what the retention (if any) has passed, then the store's bookkeeping nothing
+/// needs, a few thousand rows at a time so ingest never waits long behind it.
 async fn prune(
     store: Arc<dyn Store>,
-    retention: Duration,
+    retention: Option<Duration>,
     clock: Clock,
     shutdown: CancellationToken,
 ) {
     loop {
-        let before = clock.now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         let mut total = 0u64;
-        loop {
+        let cut =
+            retention.map(|r| clock.now_ms() - i64::try_from(r.as_millis()).unwrap_or(i64::MAX));
+        while let Some(before) = cut {
             if shutdown.is_cancelled() {
                 return;
             }
@@ -360,6 +360,21 @@ async fn prune(
         }
         if total > 0 {
             tracing::info!(rows = total, "pruned old log records");
+        }
+        // Then the store's own bookkeeping, however much piled up since the last pass.
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            match store.prune_bookkeeping(PRUNE_STEP).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot prune the store's bookkeeping");
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::select! {
             _ = tokio::time::sleep(PRUNE_EVERY) => {},

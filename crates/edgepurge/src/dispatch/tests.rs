@@ -327,6 +327,9 @@ impl Store for Recording {
     async fn prune(&self, before: Ms, max_rows: usize) -> crate::store::StoreResult<u64> {
         self.inner.prune(before, max_rows).await
     }
+    async fn prune_bookkeeping(&self, max_rows: usize) -> crate::store::StoreResult<u64> {
+        self.inner.prune_bookkeeping(max_rows).await
+    }
     async fn ping(&self) -> crate::store::StoreResult<()> {
         self.inner.ping().await
     }

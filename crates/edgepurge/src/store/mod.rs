@@ -468,6 +468,11 @@ pub trait Store: Send + Sync {
     /// `before`; returns how many rows went. Callers repeat until it returns 0, so no single
     /// transaction holds the writer long.
     async fn prune(&self, before: Ms, max_rows: usize) -> StoreResult<u64>;
+    /// Deletes at most `max_rows` rows of the backend's own bookkeeping that nothing needs
+    /// any more (none by default); callers repeat until it returns 0.
+    async fn prune_bookkeeping(&self, _max_rows: usize) -> StoreResult<u64> {
+        Ok(0)
+    }
     /// Checks the store can commit a write now (for /readyz): the error says what is wrong
     /// (locked, read-only, failing disk, too little free space).
     async fn ping(&self) -> StoreResult<()>;

@@ -153,8 +153,7 @@ pub(super) async fn depths(t: &Tx<'_>) -> StoreResult<Vec<LaneDepth>> {
 
 /// Deletes up to about `max_rows` rows of what is finished and older than `before`: succeeded
 /// and dead batches with their jobs, records whose every job is gone, and old request
-/// records. Returns how many rows went (change positions no record needs any more go too,
-/// uncounted).
+/// records. Returns how many rows went.
 pub(super) async fn prune(t: &Tx<'_>, before: Ms, max_rows: usize) -> StoreResult<u64> {
     let limit = i64::try_from(max_rows.max(1)).unwrap_or(i64::MAX);
     let mut n = 0u64;
@@ -176,18 +175,14 @@ pub(super) async fn prune(t: &Tx<'_>, before: Ms, max_rows: usize) -> StoreResul
         .execute(sql::PRUNE_REQUESTS, &[&before, &limit], "prune requests")
         .await?;
     t.execute(sql::PRUNE_QUOTA, &[], "prune quota").await?;
-    // Change positions no record needs any more: one row per writing transaction, so many
-    // more than records; taken in slices for at most a second per call (not counted: they
-    // are bookkeeping, not log).
-    let started = std::time::Instant::now();
-    let slice: i64 = 20_000;
-    while started.elapsed() < std::time::Duration::from_secs(1) {
-        let gone = t
-            .execute(sql::PRUNE_CHANGES, &[&slice], "prune change positions")
-            .await?;
-        if gone < slice as u64 {
-            break;
-        }
-    }
     Ok(n)
+}
+
+/// Deletes up to `max_rows` change positions no record needs any more; returns how many
+/// went. One per writing transaction, far more than records: under sustained writes a fixed
+/// time per retention pass fell behind them, so the caller steps until none is left.
+pub(super) async fn prune_positions(t: &Tx<'_>, max_rows: usize) -> StoreResult<u64> {
+    let limit = i64::try_from(max_rows.max(1)).unwrap_or(i64::MAX);
+    t.execute(sql::PRUNE_CHANGES, &[&limit], "prune change positions")
+        .await
 }

@@ -423,6 +423,12 @@ impl Store for PgStore {
         in_tx!(self.inner, "prune", |t| log::prune(&t, before, max_rows))
     }
 
+    async fn prune_bookkeeping(&self, max_rows: usize) -> StoreResult<u64> {
+        in_tx!(self.inner, "prune change positions", |t| {
+            log::prune_positions(&t, max_rows)
+        })
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         let now = crate::clock::Clock::system().now_ms();
         in_tx!(self.inner, "write probe", |t| async {

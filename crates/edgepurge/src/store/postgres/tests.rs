@@ -256,3 +256,44 @@ async fn tls_is_used_and_the_server_certificate_checked_when_the_url_asks() {
     let err = PgStore::open(&plain, with_ca).await.err().unwrap();
     assert!(err.to_string().contains("sslmode=require"), "{err}");
 }
+
+/// Every writing transaction leaves a change position; the ones no record refers to must all
+/// go, however many, by stepping until nothing is left (as the server's retention pass does).
+#[tokio::test]
+async fn prune_steps_until_no_unneeded_change_position_is_left() {
+    let pg = Postgres::shared();
+    let url = pg.create_database();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let s = PgStore::open(&url, opts()).await.unwrap();
+    let tok = conformance::lease(&s).await;
+    s.ingest(vec![conformance::record("a", &[("p", "https://c/a")])], 0)
+        .await
+        .unwrap();
+    // 150 failed attempts: each claim and each answer moves the one record to a new
+    // position, leaving the old one unneeded.
+    let mut now = 100;
+    for _ in 0..150 {
+        let b = conformance::claim_batch(&s, conformance::claim_req(tok, now)).await;
+        let f = conformance::finish(tok, &b, now + 1, FinishOutcome::RetryAt(now + 2));
+        s.finish(f).await.unwrap();
+        now += 2;
+    }
+    let count = |sql: &str| pg.psql(&db, sql).trim().parse::<i64>().unwrap();
+    let before = count("SELECT count(*) FROM changes");
+    assert!(before >= 150, "{before} change positions");
+    let mut steps = 0;
+    loop {
+        steps += 1;
+        assert!(steps < 1000, "prune never says it is done");
+        if s.prune_bookkeeping(50).await.unwrap() == 0 {
+            break;
+        }
+    }
+    let left = count("SELECT count(*) FROM changes");
+    let needed = count("SELECT count(DISTINCT xid) FROM purges");
+    assert!(left <= needed + 1, "{left} positions left, {needed} needed");
+    assert!(steps > 150 / 50, "taken in slices: {steps} steps");
+    // Nothing of the log went.
+    let rec = &conformance::all_records(&s).await[0];
+    assert_eq!(rec.attempts, 150);
+}
