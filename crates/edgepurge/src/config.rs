@@ -114,6 +114,7 @@ pub struct RawDispatch {
     pub probe_interval_ms: Option<usize>,
     pub task_check_ms: Option<usize>,
     pub task_timeout_s: Option<usize>,
+    pub quota_warn_percent: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -558,6 +559,13 @@ impl RawConfig {
                     .saturating_mul(1000),
                 ..defaults.tasks.clone()
             },
+            quota_warn_percent: within(
+                d.quota_warn_percent,
+                usize::from(defaults.quota_warn_percent),
+                100,
+                "dispatch.quota_warn_percent",
+                &mut p,
+            ) as u8,
         };
         if dispatch.tasks.timeout_ms <= dispatch.tasks.first_check_ms {
             p.push(

@@ -357,6 +357,65 @@ fn the_daily_quota_stops_sending_and_says_why() {
     assert!(status.contains("tencent"), "{status}");
 }
 
+/// Hot keys can spend a 10,000-URL day in minutes: the operator hears of it at the share set
+/// (`[dispatch] quota_warn_percent`), once a quota day, before purges stop.
+#[test]
+fn the_quota_warning_comes_once_when_the_share_is_used() {
+    let fake = FakeTencent::start(Options {
+        url_quota: Some(10),
+        ..Default::default()
+    });
+    let config = tencent_config(&fake, "max_urls_per_request = 2", SITE_RULE)
+        .replace("[dispatch]\n", "[dispatch]\nquota_warn_percent = 50\n");
+    let ep = Edgepurge::new(&config);
+    let log_path = ep.dir.path().join("serve.log");
+    let server = ep.serve_with_stderr(std::process::Stdio::from(
+        std::fs::File::create(&log_path).unwrap(),
+    ));
+    let warnings = || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("of today's url quota is used"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    // 4 of 10: below the share, no warning.
+    let keys: Vec<String> = (0..4).map(|i| format!("hot/{i}.png")).collect();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
+    ep.settle(Duration::from_secs(20));
+    assert!(warnings().is_empty(), "{:?}", warnings());
+    // 8 of 10: one warning naming the figures, however many more batches go.
+    let keys: Vec<String> = (4..8).map(|i| format!("hot/{i}.png")).collect();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
+    ep.settle(Duration::from_secs(20));
+    let said = edgepurge_testkit::wait_for(Duration::from_secs(10), "the warning", || {
+        let w = warnings();
+        (!w.is_empty()).then_some(w)
+    });
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains("WARN"), "{}", said[0]);
+    // Counted when its batch is formed: 6 or 8 (batches of 2 go side by side) of 10.
+    assert!(
+        (said[0].contains("60% of today's") && said[0].contains("used=6"))
+            || (said[0].contains("80% of today's") && said[0].contains("used=8")),
+        "{}",
+        said[0]
+    );
+    assert!(said[0].contains("limit=10"), "{}", said[0]);
+    // The local count is published as it goes, not only when the provider is asked.
+    let metrics = edgepurge_testkit::http::get(server.addr, "/metrics")
+        .unwrap()
+        .text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "edgepurge_quota_remaining{lane=\"tencent\",kind=\"url\"} 2"),
+        "{metrics}"
+    );
+    assert_eq!(warnings().len(), 1);
+}
+
 #[test]
 fn the_rate_limit_is_never_exceeded() {
     let fake = FakeTencent::start(Options {
@@ -648,7 +707,8 @@ fn metrics_count_a_known_workload_exactly() {
         "edgepurge_event_to_purged_seconds_count{lane=\"tencent\"} 1",
         "edgepurge_queue_pending{lane=\"tencent\"} 0",
         "edgepurge_queue_dead_batches{lane=\"tencent\"} 0",
-        "edgepurge_quota_remaining{lane=\"tencent\",kind=\"url\"} 10000",
+        // The account's 10,000 less the 3 just purged.
+        "edgepurge_quota_remaining{lane=\"tencent\",kind=\"url\"} 9997",
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
     }

@@ -369,7 +369,7 @@ fn the_new_limits_are_checked_and_each_problem_named() {
     let err = parse(
         "[server]\nmax_body_bytes = 1000\nparse_budget_bytes = 999\n\
          [store]\nmax_jobs_per_body = 0\n\
-         [dispatch]\ndown_after = 0\nprobe_interval_ms = 700000",
+         [dispatch]\ndown_after = 0\nprobe_interval_ms = 700000\nquota_warn_percent = 101",
     )
     .unwrap()
     .validate()
@@ -380,6 +380,7 @@ fn the_new_limits_are_checked_and_each_problem_named() {
         "store.max_jobs_per_body: must be 1 to",
         "dispatch.down_after: must be 1 to 1000",
         "dispatch.probe_interval_ms: must be 1 to 600000",
+        "dispatch.quota_warn_percent: must be 1 to 100",
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
@@ -389,6 +390,7 @@ fn the_new_limits_are_checked_and_each_problem_named() {
         .unwrap();
     assert_eq!(ok.server.parse_budget_bytes, 1000);
     assert_eq!(ok.dispatch.health.down_after, 3);
+    assert_eq!(ok.dispatch.quota_warn_percent, 80);
 }
 
 #[test]

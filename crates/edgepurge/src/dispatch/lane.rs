@@ -47,6 +47,14 @@ pub(super) struct Lane {
 /// Per kind, when the provider's spent day ends.
 pub(super) type Parked = Arc<Mutex<std::collections::BTreeMap<TargetKind, Ms>>>;
 
+/// Per kind, the quota day the lane last warned about.
+type QuotaWarned = Arc<Mutex<std::collections::BTreeMap<TargetKind, i64>>>;
+
+/// Whether `used` of a daily `limit` has reached `percent` of it.
+fn quota_past(used: u64, limit: u64, percent: u8) -> bool {
+    u128::from(used) * 100 >= u128::from(limit) * u128::from(percent)
+}
+
 /// One rate shared by requests of some kinds ([`crate::purgers::SharedRate`]).
 type KindRate = (Vec<TargetKind>, SharedLimiter);
 
@@ -211,6 +219,7 @@ impl Lane {
                 .run(),
             )
         });
+        let quota_warned = QuotaWarned::default();
         let mut was_held = false;
         let mut last_token: Option<i64> = None;
         self.check_credentials(false);
@@ -336,7 +345,12 @@ impl Lane {
                         }
                     }
                     self.set_state(LaneState::Busy);
-                    let sender = self.sender(token, view_rx.clone(), Arc::clone(&renew_now));
+                    let sender = self.sender(
+                        token,
+                        view_rx.clone(),
+                        Arc::clone(&renew_now),
+                        Arc::clone(&quota_warned),
+                    );
                     let daily = limits.kind(batch.kind).and_then(|k| k.daily_quota);
                     sends.spawn(async move {
                         sender.send(batch, places, day, daily, reset_at).await;
@@ -510,6 +524,7 @@ impl Lane {
         token: i64,
         lease: watch::Receiver<LeaseView>,
         renew_now: Arc<Notify>,
+        quota_warned: QuotaWarned,
     ) -> Sender {
         Sender {
             store: Arc::clone(&self.store),
@@ -528,6 +543,8 @@ impl Lane {
             health: Arc::clone(&self.health),
             metrics: Arc::clone(&self.metrics),
             follow_first_check_ms: self.settings.tasks.first_check_ms,
+            quota_warn_percent: self.settings.quota_warn_percent,
+            quota_warned,
         }
     }
 }
@@ -621,9 +638,48 @@ struct Sender {
     metrics: Arc<crate::metrics::Metrics>,
     /// How long after a purge with a task its task is first asked about.
     follow_first_check_ms: Ms,
+    quota_warn_percent: u8,
+    quota_warned: QuotaWarned,
 }
 
 impl Sender {
+    /// Publishes what is left of today's quota for `kind` and warns, once a quota day, when
+    /// the share used reaches `[dispatch] quota_warn_percent`: at 3 a.m. the operator should
+    /// learn that purges will stop at the reset's far side before they do.
+    async fn watch_quota(&self, kind: TargetKind, day: i64, limit: u64, reset_at: Ms) {
+        let lane = self.purger.lane();
+        let used = match self.store.quota_used(lane, kind, day).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(lane, error = %e, "cannot read today's quota use");
+                return;
+            }
+        };
+        self.metrics
+            .quota_remaining(lane, kind.as_str(), limit.saturating_sub(used));
+        if !quota_past(used, limit, self.quota_warn_percent) {
+            return;
+        }
+        let first = self
+            .quota_warned
+            .lock()
+            .is_ok_and(|mut w| w.insert(kind, day) != Some(day));
+        if first {
+            tracing::warn!(
+                lane,
+                kind = kind.as_str(),
+                used,
+                limit,
+                resets = %crate::clock::fmt_time(reset_at),
+                "{}% of today's {} quota is used; once it is spent nothing of this kind is \
+                 sent before the reset (ask the provider for more, purge directories, or \
+                 raise linger_ms so repeated changes merge)",
+                used.saturating_mul(100) / limit.max(1),
+                kind.as_str()
+            );
+        }
+    }
+
     async fn send(
         mut self,
         batch: ClaimedBatch,
@@ -765,6 +821,10 @@ impl Sender {
         }
         self.health_changed(&change, finish.error.as_deref(), now)
             .await;
+        if let Some(limit) = daily_quota.filter(|l| *l > 0) {
+            self.watch_quota(batch.kind, quota_day, limit, quota_reset_at)
+                .await;
+        }
         if resp.verdict == Verdict::QuotaExhausted {
             // Whatever the local setting: the provider will refuse this kind until its reset.
             let newly = self
@@ -878,5 +938,20 @@ impl Sender {
                 "purge failed"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod quota_tests {
+    use super::quota_past;
+
+    #[test]
+    fn the_quota_warning_starts_at_the_share_set() {
+        assert!(!quota_past(7_999, 10_000, 80));
+        assert!(quota_past(8_000, 10_000, 80));
+        assert!(quota_past(10_000, 10_000, 100));
+        assert!(!quota_past(9_999, 10_000, 100));
+        assert!(quota_past(u64::MAX, u64::MAX, 100), "no overflow");
+        assert!(quota_past(1, 3, 1));
     }
 }

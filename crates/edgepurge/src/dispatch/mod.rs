@@ -46,6 +46,8 @@ pub struct DispatchSettings {
     pub health: HealthSettings,
     /// How provider tasks are followed until they complete.
     pub tasks: follow::FollowSettings,
+    /// A lane warns (once a quota day per kind) when this share of a daily quota is used.
+    pub quota_warn_percent: u8,
 }
 
 impl Default for DispatchSettings {
@@ -58,6 +60,7 @@ impl Default for DispatchSettings {
             drain: Duration::from_secs(10),
             health: HealthSettings::default(),
             tasks: follow::FollowSettings::default(),
+            quota_warn_percent: 80,
         }
     }
 }

@@ -168,6 +168,7 @@ fn settings() -> DispatchSettings {
         drain: Duration::from_secs(5),
         health: HealthSettings::default(),
         tasks: crate::dispatch::FollowSettings::default(),
+        quota_warn_percent: 80,
     }
 }
 
