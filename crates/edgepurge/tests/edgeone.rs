@@ -120,7 +120,10 @@ fn url_purges_are_signed_for_teo_and_complete_when_the_tasks_succeed() {
     }
     // The zone's quota was read at start.
     let quota = fake.calls("DescribeContentQuota");
-    assert!(!quota.is_empty() && quota[0]["error_code"].is_null(), "{quota:?}");
+    assert!(
+        !quota.is_empty() && quota[0]["error_code"].is_null(),
+        "{quota:?}"
+    );
     assert_eq!(quota[0]["body"]["ZoneId"], ZONE_ID);
 
     // Asked about by job id while processing: not complete.
@@ -172,7 +175,11 @@ mode = "dir"
     server.send(&ceph_body(
         "assets",
         "ObjectCreated:Put",
-        &["docs/a/x.html".into(), "docs/a/y.html".into(), "docs/b.html".into()],
+        &[
+            "docs/a/x.html".into(),
+            "docs/a/y.html".into(),
+            "docs/b.html".into(),
+        ],
     ));
     let log = ep.settle(Duration::from_secs(20));
     assert!(log.iter().all(|r| r["status"] == "succeeded"), "{log:#?}");
@@ -245,12 +252,16 @@ fn a_failed_task_names_its_targets_and_why() {
         Some(("originPullFailed", "origin answered 502")),
     );
     fake.set_tasks("success", Some("https://cdn.example.com/f.png"), None);
-    let log = wait_for(Duration::from_secs(15), "the task failure in the log", || {
-        let log = ep.log(&[]);
-        log.iter()
-            .all(|r| r["error"].as_str().is_some_and(|e| e.contains("failed")))
-            .then_some(log)
-    });
+    let log = wait_for(
+        Duration::from_secs(15),
+        "the task failure in the log",
+        || {
+            let log = ep.log(&[]);
+            log.iter()
+                .all(|r| r["error"].as_str().is_some_and(|e| e.contains("failed")))
+                .then_some(log)
+        },
+    );
     let error = log[0]["error"].as_str().unwrap();
     assert!(
         error.contains("reports purge task")
@@ -281,7 +292,10 @@ fn a_rate_limited_purge_is_sent_again_and_succeeds() {
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["outcome"].to_string())
         .collect();
     assert_eq!(outcomes, vec!["\"retry\"", "\"retry\"", "\"succeeded\""]);
-    assert!(reqs.contains("CreatePurgeTask: RequestLimitExceeded"), "{reqs}");
+    assert!(
+        reqs.contains("CreatePurgeTask: RequestLimitExceeded"),
+        "{reqs}"
+    );
     assert_eq!(fake.purged("purge_url").len(), 2);
 }
 
@@ -332,7 +346,11 @@ fn the_zones_daily_quota_is_kept_and_a_spent_quota_waits_for_the_reset() {
         "the provider's answer is in the request log"
     );
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(fake.calls("CreatePurgeTask").len(), 1, "not sent again before the reset");
+    assert_eq!(
+        fake.calls("CreatePurgeTask").len(),
+        1,
+        "not sent again before the reset"
+    );
     drop(server);
 }
 
@@ -405,7 +423,11 @@ fn a_key_that_may_not_read_tasks_or_quota_still_purges_and_says_unconfirmed() {
     let log = wait_for(Duration::from_secs(20), "completion given up", || {
         let log = ep.log(&[]);
         log.iter()
-            .all(|r| r["error"].as_str().is_some_and(|e| e.contains("not confirmed")))
+            .all(|r| {
+                r["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("not confirmed"))
+            })
             .then_some(log)
     });
     assert_eq!(log[0]["status"], "succeeded", "purged all the same");
@@ -446,7 +468,11 @@ fn targets_the_failed_list_names_fail_alone() {
         "{err}"
     );
     assert_eq!(by_key("good.png")["status"], "succeeded");
-    assert_eq!(fake.calls("CreatePurgeTask").len(), 1, "no resend of the others");
+    assert_eq!(
+        fake.calls("CreatePurgeTask").len(),
+        1,
+        "no resend of the others"
+    );
     assert_eq!(
         sorted(fake.purged("purge_url")),
         vec![

@@ -105,7 +105,12 @@ impl FakeEdgeOne {
             }
             let refused: Vec<&Value> = r["failed_list"]
                 .as_array()
-                .map(|l| l.iter().flat_map(|f| f["Targets"].as_array()).flatten().collect())
+                .map(|l| {
+                    l.iter()
+                        .flat_map(|f| f["Targets"].as_array())
+                        .flatten()
+                        .collect()
+                })
                 .unwrap_or_default();
             for t in r["body"]["Targets"].as_array().into_iter().flatten() {
                 if !refused.contains(&t) {

@@ -60,8 +60,9 @@ pub fn classify(code: &str) -> Verdict {
     }
 }
 
-/// What the operator should do about a code that stops purging, appended to its message.
-pub fn hint(code: &str, zone_id: &str) -> Option<String> {
+/// What the operator should do about a code that stops `action` (`CreatePurgeTask`, …),
+/// appended to its message.
+pub fn hint(code: &str, action: &str, zone_id: &str) -> Option<String> {
     let family = code.split('.').next().unwrap_or(code);
     let h = match (family, code) {
         (_, "AuthFailure.SignatureExpire") => return None,
@@ -80,8 +81,8 @@ pub fn hint(code: &str, zone_id: &str) -> Option<String> {
         }
         ("UnauthorizedOperation", _) | ("AuthFailure", "AuthFailure.UnauthorizedOperation") => {
             format!(
-                "the key may not purge this zone: grant teo:CreatePurgeTask on {zone_id} (see \
-                 docs/providers/edgeone.md for the policy)"
+                "the key may not call {action} on this zone: grant teo:{action} on {zone_id} \
+                 (see docs/providers/edgeone.md for the policy)"
             )
         }
         (_, "LimitExceeded.PackNotAllow") => {
@@ -152,14 +153,23 @@ mod tests {
 
     #[test]
     fn refusals_that_need_a_person_say_what_to_fix() {
-        let h = |c| hint(c, "zone-abc").unwrap_or_default();
+        let h = |c| hint(c, "CreatePurgeTask", "zone-abc").unwrap_or_default();
         assert!(h("AuthFailure.SecretIdNotFound").contains("secret_id_env"));
         assert!(h("AuthFailure.SignatureFailure").contains("secret_key_env"));
         assert!(h("UnauthorizedOperation.CamUnauthorized")
             .contains("grant teo:CreatePurgeTask on zone-abc"));
         assert!(h("ResourceNotFound.ZoneNotFound").contains("check zone_id"));
         assert!(h("LimitExceeded.PackNotAllow").contains("plan"));
-        assert_eq!(hint("AuthFailure.SignatureExpire", "z"), None);
-        assert_eq!(hint("InternalError", "z"), None);
+        assert!(hint(
+            "UnauthorizedOperation.NoPermission",
+            "DescribeContentQuota",
+            "z"
+        )
+        .is_some_and(|h| h.contains("grant teo:DescribeContentQuota on z")));
+        assert_eq!(
+            hint("AuthFailure.SignatureExpire", "CreatePurgeTask", "z"),
+            None
+        );
+        assert_eq!(hint("InternalError", "CreatePurgeTask", "z"), None);
     }
 }

@@ -152,9 +152,8 @@ fn zone_id(v: Option<String>, at: &str, p: &mut Problems) -> Option<String> {
         );
         return None;
     };
-    let ok = !z.is_empty()
-        && z.len() <= 64
-        && z.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let ok =
+        !z.is_empty() && z.len() <= 64 && z.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if !ok {
         p.push(
             at,

@@ -68,7 +68,8 @@ pub fn check_target(kind: TargetKind, target: &str) -> Result<(), String> {
             }
         }
         TargetKind::Url | TargetKind::Dir => {
-            let u = url::Url::parse(target).map_err(|e| format!("{} is not a URL ({e})", shown()))?;
+            let u =
+                url::Url::parse(target).map_err(|e| format!("{} is not a URL ({e})", shown()))?;
             if u.scheme() != "http" && u.scheme() != "https" {
                 return Err(format!("{} is not an http(s) URL", shown()));
             }
@@ -117,14 +118,14 @@ impl EdgeOne {
         body
     }
 
-    /// Adds what to do to an answer's error when its code needs a person.
-    fn explain(&self, resp: &mut PurgeResponse) {
+    /// Adds what to do to an answer's error to `action` when its code needs a person.
+    fn explain(&self, action: &str, resp: &mut PurgeResponse) {
         if let Some(PurgeError::Answer {
             code: Some(code),
             message,
         }) = &mut resp.error
         {
-            if let Some(h) = classify::hint(code, &self.settings.zone_id) {
+            if let Some(h) = classify::hint(code, action, &self.settings.zone_id) {
                 message.push_str(&format!(" ({h})"));
             }
         }
@@ -140,7 +141,7 @@ impl EdgeOne {
             .call(action, body, &|code| classify::classify_for(code, targets))
             .await
             .map_err(|mut r| {
-                self.explain(&mut r);
+                self.explain(action, &mut r);
                 r
             })
     }
@@ -286,7 +287,11 @@ impl Purger for EdgeOne {
         let mut offset: u64 = 0;
         for _ in 0..tasks::MAX_PAGES {
             let body = tasks::request(&self.settings.zone_id, task_id, offset);
-            let call = match self.api.call("DescribePurgeTasks", &body, &classify::classify).await {
+            let call = match self
+                .api
+                .call("DescribePurgeTasks", &body, &classify::classify)
+                .await
+            {
                 Ok(call) => call,
                 Err(r) => {
                     let e = r.error.unwrap_or_else(|| {
@@ -438,9 +443,21 @@ mod tests {
         assert!(check_target(TargetKind::Tag, "product-42").is_ok());
         for (kind, bad, why) in [
             (TargetKind::Url, "cdn.example.com/a.png", "is not a URL"),
-            (TargetKind::Url, "ftp://cdn.example.com/a", "is not an http(s) URL"),
-            (TargetKind::Url, "https://cdn.example.com/a\nb", "control character"),
-            (TargetKind::Dir, "https://cdn.example.com/docs", "does not end with /"),
+            (
+                TargetKind::Url,
+                "ftp://cdn.example.com/a",
+                "is not an http(s) URL",
+            ),
+            (
+                TargetKind::Url,
+                "https://cdn.example.com/a\nb",
+                "control character",
+            ),
+            (
+                TargetKind::Dir,
+                "https://cdn.example.com/docs",
+                "does not end with /",
+            ),
             (TargetKind::Tag, "a,b", "blank or comma"),
             (TargetKind::Tag, "a b", "blank or comma"),
             (TargetKind::Tag, "", "empty"),
@@ -496,28 +513,51 @@ mod tests {
                 if c == "FailedList" && message.contains("url format error")),
             "{failed:?}"
         );
-        assert!(failed_list(&json!({"JobId": "j", "FailedList": null}), &subset, &[0, 1]).is_empty());
+        assert!(
+            failed_list(&json!({"JobId": "j", "FailedList": null}), &subset, &[0, 1]).is_empty()
+        );
     }
 
     #[test]
     fn content_quota_maps_purge_types_to_kinds() {
         // The official example (tccli DescribeContentQuota), with a tag entry added.
         let answer = json!({
-            "PrefetchQuota": [{"Batch": 2000, "Daily": 10000, "DailyAvailable": 10000,
-                               "Type": "prefetch_url"}],
-            "PurgeQuota": [
-                {"Batch": 2000, "Daily": 10000, "DailyAvailable": 9990, "Type": "purge_url"},
-                {"Batch": 2000, "Daily": 10000, "DailyAvailable": 10000, "Type": "purge_prefix"},
-                {"Batch": 2000, "Daily": 10000, "DailyAvailable": 10000, "Type": "purge_host"},
-                {"Batch": 100, "Daily": 500, "DailyAvailable": 1, "Type": "purge_cache_tag"}
-            ]});
+        "PrefetchQuota": [{"Batch": 2000, "Daily": 10000, "DailyAvailable": 10000,
+                           "Type": "prefetch_url"}],
+        "PurgeQuota": [
+            {"Batch": 2000, "Daily": 10000, "DailyAvailable": 9990, "Type": "purge_url"},
+            {"Batch": 2000, "Daily": 10000, "DailyAvailable": 10000, "Type": "purge_prefix"},
+            {"Batch": 2000, "Daily": 10000, "DailyAvailable": 10000, "Type": "purge_host"},
+            {"Batch": 100, "Daily": 500, "DailyAvailable": 1, "Type": "purge_cache_tag"}
+        ]});
         let q = quota_of(&answer);
         assert_eq!(
             q,
             vec![
-                (TargetKind::Url, KindQuota { batch: 2000, total: 10000, available: 9990 }),
-                (TargetKind::Dir, KindQuota { batch: 2000, total: 10000, available: 10000 }),
-                (TargetKind::Tag, KindQuota { batch: 100, total: 500, available: 1 }),
+                (
+                    TargetKind::Url,
+                    KindQuota {
+                        batch: 2000,
+                        total: 10000,
+                        available: 9990
+                    }
+                ),
+                (
+                    TargetKind::Dir,
+                    KindQuota {
+                        batch: 2000,
+                        total: 10000,
+                        available: 10000
+                    }
+                ),
+                (
+                    TargetKind::Tag,
+                    KindQuota {
+                        batch: 100,
+                        total: 500,
+                        available: 1
+                    }
+                ),
             ]
         );
         assert!(quota_of(&json!({"PurgeQuota": null})).is_empty());

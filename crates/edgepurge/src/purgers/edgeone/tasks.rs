@@ -86,7 +86,11 @@ pub fn state_of(tasks: &[&Value], whole: bool) -> TaskState {
         .filter(|t| matches!(status(t).as_str(), "failed" | "timeout" | "canceled"))
         .collect();
     if !failed.is_empty() {
-        let mut shown: Vec<String> = failed.iter().take(FAILED_SHOWN).map(|t| failure(t)).collect();
+        let mut shown: Vec<String> = failed
+            .iter()
+            .take(FAILED_SHOWN)
+            .map(|t| failure(t))
+            .collect();
         if failed.len() > FAILED_SHOWN {
             shown.push(format!("and {} more", failed.len() - FAILED_SHOWN));
         }
@@ -142,8 +146,7 @@ mod tests {
         assert_eq!(
             state(&a, true),
             TaskState::Failed(
-                "1 of 1 targets failed: https://c/0 (originPullFailed: origin answered 502)"
-                    .into()
+                "1 of 1 targets failed: https://c/0 (originPullFailed: origin answered 502)".into()
             )
         );
         let TaskState::Failed(many) = state(&answer("j", &["failed"; 8], 8), true) else {
