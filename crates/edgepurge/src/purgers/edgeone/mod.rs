@@ -476,13 +476,18 @@ mod tests {
         let r = eo
             .purge(TargetKind::Dir, &["https://a/x".into(), "nope".into()])
             .await;
+        // The first refusal is the response's; the other fails on its own.
         assert_eq!(r.verdict, Verdict::Fatal);
         assert!(
-            matches!(&r.error, Some(PurgeError::Request(m)) if m.contains("nope")),
+            matches!(&r.error, Some(PurgeError::Request(m)) if m.contains("does not end with /")),
             "{r:?}"
         );
         assert_eq!(r.failed.len(), 1);
-        assert_eq!(r.failed[0].index, 0);
+        assert_eq!(r.failed[0].index, 1);
+        assert!(
+            matches!(&r.failed[0].error, PurgeError::Request(m) if m.contains("\"nope\" is not a URL")),
+            "{r:?}"
+        );
         assert!(eo.refuses_target_for_good(&r.failed[0].error));
     }
 
