@@ -536,6 +536,36 @@ fn a_sender_can_wait_until_edgeone_confirms_the_purge() {
 }
 
 #[test]
+fn tag_rules_need_cache_tag_domains_and_config_check_says_so() {
+    let fake = fake(Options::default());
+    let tag_rule = r#"
+[[rules]]
+name = "tags"
+bucket = "assets"
+events = ["created"]
+domains = ["https://cdn.example.com"]
+provider = "eo"
+mode = "tag"
+tags = ["{seg1}"]
+"#;
+    let ep = Edgepurge::new(&config(&fake, "", tag_rule));
+    let out = ep.run(&["config", "check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(r#"provider "eo" (edgeone) cannot purge with mode = "tag""#),
+        "{err}"
+    );
+    let ep = Edgepurge::new(&config(
+        &fake,
+        "cache_tag_domains = [\"cdn.example.com\"]",
+        tag_rule,
+    ));
+    ep.ok(&["config", "check"]);
+    assert!(fake.requests().is_empty(), "a check calls nothing");
+}
+
+#[test]
 fn the_stand_in_accepts_the_official_teo_client() {
     // The stand-in's own check: calls made and signed by tencentcloud-sdk-python-teo are
     // accepted, and its refusals reach the SDK as Tencent's error codes.

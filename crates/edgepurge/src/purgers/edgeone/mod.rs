@@ -152,6 +152,12 @@ impl EdgeOne {
 /// sent for `targets[sending[i]]`; a listed target that was not sent is ignored.
 fn failed_list(response: &Value, subset: &[String], sending: &[usize]) -> Vec<TargetFailure> {
     let mut out: Vec<TargetFailure> = Vec::new();
+    // Position of each target sent (a list may name thousands).
+    let mut pending: std::collections::HashMap<&str, usize> = subset
+        .iter()
+        .enumerate()
+        .map(|(pos, t)| (t.as_str(), pos))
+        .collect();
     let entries = response
         .get("FailedList")
         .and_then(Value::as_array)
@@ -168,12 +174,10 @@ fn failed_list(response: &Value, subset: &[String], sending: &[usize]) -> Vec<Ta
             .map(Vec::as_slice)
             .unwrap_or_default();
         for t in listed.iter().filter_map(Value::as_str) {
-            let Some(pos) = subset.iter().position(|s| s == t) else {
+            // Each target fails once, however often the list names it.
+            let Some(pos) = pending.remove(t) else {
                 continue;
             };
-            if out.iter().any(|f| f.index == sending[pos]) {
-                continue;
-            }
             out.push(TargetFailure {
                 index: sending[pos],
                 verdict: Verdict::Fatal,
@@ -507,7 +511,8 @@ mod tests {
     fn the_failed_list_names_targets_that_fail_on_their_own() {
         let subset = vec!["https://a/1".to_owned(), "https://a/2".to_owned()];
         let answer = json!({"JobId": "j", "FailedList": [
-            {"Reason": "url format error", "Targets": ["https://a/2", "https://elsewhere/"]}
+            {"Reason": "url format error", "Targets": ["https://a/2", "https://elsewhere/"]},
+            {"Reason": "again", "Targets": ["https://a/2"]}
         ]});
         let failed = failed_list(&answer, &subset, &[3, 7]);
         assert_eq!(failed.len(), 1);
