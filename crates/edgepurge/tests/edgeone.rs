@@ -355,6 +355,58 @@ fn the_zones_daily_quota_is_kept_and_a_spent_quota_waits_for_the_reset() {
 }
 
 #[test]
+fn the_zones_batch_from_describe_content_quota_is_respected() {
+    let fake = fake(Options {
+        url_batch: Some(300),
+        ..Default::default()
+    });
+    let rule = URL_RULE.replace(", \"https://img.example.com\"", "");
+    let ep =
+        Edgepurge::new(&config(&fake, "", &rule).replace("linger_ms = 100", "linger_ms = 1000"));
+    let server = ep.serve();
+    let keys: Vec<String> = (0..700).map(|i| format!("q/{i}.png")).collect();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
+    ep.settle(Duration::from_secs(30));
+    let sizes: Vec<usize> = fake
+        .purges()
+        .iter()
+        .map(|r| r["body"]["Targets"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(sizes, vec![300, 300, 100]);
+    let errors = &fake.stats()["errors"];
+    assert!(errors.as_object().is_none_or(|e| e.is_empty()), "{errors}");
+}
+
+#[test]
+fn without_the_zones_quota_a_batch_too_large_is_split_until_it_fits() {
+    // The key may not read the quota: the configured maximum (2,000) goes out, EdgeOne
+    // answers LimitExceeded.BatchQuota, and halves are sent until they fit.
+    let fake = fake(Options {
+        url_batch: Some(2),
+        deny: vec!["DescribeContentQuota".into()],
+        ..Default::default()
+    });
+    let rule = URL_RULE.replace(", \"https://img.example.com\"", "");
+    let ep =
+        Edgepurge::new(&config(&fake, "", &rule).replace("linger_ms = 100", "linger_ms = 500"));
+    let server = ep.serve();
+    let keys: Vec<String> = (0..5).map(|i| format!("s/{i}.png")).collect();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
+    let log = ep.settle(Duration::from_secs(30));
+    assert!(log.iter().all(|r| r["status"] == "succeeded"), "{log:#?}");
+    assert_eq!(fake.purged("purge_url").len(), 5);
+    let errors = &fake.stats()["errors"];
+    assert!(
+        errors["LimitExceeded.BatchQuota"].as_u64() >= Some(1),
+        "{errors}"
+    );
+    assert!(fake
+        .purges()
+        .iter()
+        .all(|r| r["body"]["Targets"].as_array().map_or(0, Vec::len) <= 2));
+}
+
+#[test]
 fn a_bad_key_is_fatal_says_what_to_fix_and_loses_nothing() {
     let fake = fake(Options::default());
     let mut ep = Edgepurge::new(&config(&fake, "", URL_RULE));
