@@ -407,6 +407,39 @@ fn without_the_zones_quota_a_batch_too_large_is_split_until_it_fits() {
 }
 
 #[test]
+fn the_rate_limit_of_20_calls_a_second_is_never_exceeded() {
+    let fake = fake(Options {
+        rate: Some(20),
+        ..Default::default()
+    });
+    let ep = Edgepurge::new(&config(
+        &fake,
+        "max_dirs_per_request = 1\ndir_daily_quota = 0\nconcurrency = 8",
+        r#"
+[[rules]]
+name = "dirs"
+bucket = "assets"
+events = ["created"]
+domains = ["https://cdn.example.com"]
+provider = "eo"
+mode = "dir"
+allow_host_purge = true
+"#,
+    ));
+    let server = ep.serve();
+    let keys: Vec<String> = (0..60).map(|i| format!("d{i}/x.css")).collect();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
+    let log = ep.settle(Duration::from_secs(30));
+    assert!(log.iter().all(|r| r["status"] == "succeeded"), "{log:#?}");
+    let stats = fake.stats();
+    assert_eq!(stats["targets_purged"], 60);
+    assert!(
+        stats["errors"].get("RequestLimitExceeded").is_none(),
+        "edgepurge exceeded 20 requests/s: {stats}"
+    );
+}
+
+#[test]
 fn a_bad_key_is_fatal_says_what_to_fix_and_loses_nothing() {
     let fake = fake(Options::default());
     let mut ep = Edgepurge::new(&config(&fake, "", URL_RULE));
