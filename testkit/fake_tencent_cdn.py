@@ -128,13 +128,14 @@ class State:
 # --------------------------------------------------------------------------
 # Authentication (steps 1-6): mirrors Tencent's TC3-HMAC-SHA256 verification
 # --------------------------------------------------------------------------
-def authenticate(cfg, headers, raw_body, rec):
-    """Raise ApiError on the first failed check; sets rec['signature_ok']."""
+def authenticate(cfg, headers, raw_body, rec, service=SERVICE):
+    """Raise ApiError on the first failed check; sets rec['signature_ok']. `service` is the
+    signing service of the product (`cdn`; fake_edgeone.py passes `teo`)."""
     m = AUTH_RE.match((headers.get("Authorization") or "").strip())
     if not m:
         raise ApiError("AuthFailure.InvalidAuthorization",
                        "Authorization is invalid or missing. Please check the TC3-HMAC-SHA256 format.")
-    secret_id, date, service, signed_headers, signature = m.groups()
+    secret_id, date, scope_service, signed_headers, signature = m.groups()
 
     ts_text = (headers.get("X-TC-Timestamp") or "").strip()
     if not ts_text.isdigit():
@@ -150,7 +151,7 @@ def authenticate(cfg, headers, raw_body, rec):
 
     names = signed_headers.split(";")
     utc_date = dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d")
-    if date != utc_date or service != SERVICE or "content-type" not in names or "host" not in names:
+    if date != utc_date or scope_service != service or "content-type" not in names or "host" not in names:
         raise ApiError("AuthFailure.SignatureFailure",
                        "Credential scope (date/service) or SignedHeaders is invalid.")
 
@@ -165,8 +166,8 @@ def authenticate(cfg, headers, raw_body, rec):
     payload_hash = hashlib.sha256(raw_body).hexdigest()  # exact raw bytes, never re-serialised
     canonical_request = f"POST\n/\n\n{canonical_headers}\n{signed}\n{payload_hash}"
     string_to_sign = "TC3-HMAC-SHA256\n{}\n{}/{}/tc3_request\n{}".format(
-        ts_text, date, SERVICE, hashlib.sha256(canonical_request.encode("utf-8")).hexdigest())
-    expected = Sign.sign_tc3(cfg.secret_key, date, SERVICE, string_to_sign)
+        ts_text, date, service, hashlib.sha256(canonical_request.encode("utf-8")).hexdigest())
+    expected = Sign.sign_tc3(cfg.secret_key, date, service, string_to_sign)
     if signed != signed_headers or expected != signature:
         raise ApiError("AuthFailure.SignatureFailure",
                        "The provided credentials could not be validated. "

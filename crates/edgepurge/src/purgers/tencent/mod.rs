@@ -1,19 +1,20 @@
 //! Tencent Cloud CDN: `PurgeUrlsCache`, `PurgePathCache`, `DescribePurgeTasks` and
 //! `DescribePurgeQuota` over API 3.0 with TC3-HMAC-SHA256 (apis.md §A).
 
+pub mod api;
 pub mod classify;
 mod config;
 mod learned;
 pub mod sign;
-mod tasks;
+pub(crate) mod tasks;
 
 pub use config::{default_limits, TencentSettings, KIND};
 
 use super::{
-    describe_transport_error, retry_after, snippet, KindQuota, Limits, ProviderQuota, PurgeError,
-    PurgeResponse, Purger, TargetFailure, TaskState, Verdict,
+    snippet, KindQuota, Limits, ProviderQuota, PurgeError, PurgeResponse, Purger, TargetFailure,
+    TaskState, Verdict,
 };
-use crate::secret::SecretSource;
+use api::Call;
 use async_trait::async_trait;
 use edgepurge_core::TargetKind;
 use learned::{host_of, is_host_code, is_lasting_host_code, Learned};
@@ -24,28 +25,36 @@ pub const API_VERSION: &str = "2018-06-06";
 pub const SERVICE: &str = "cdn";
 pub const DEFAULT_ENDPOINT: &str = "https://cdn.tencentcloudapi.com";
 pub const INTL_ENDPOINT: &str = "https://cdn.intl.tencentcloudapi.com";
-const CONTENT_TYPE: &str = "application/json";
 
 pub struct TencentCdn {
     settings: TencentSettings,
-    host: String,
-    http: reqwest::Client,
+    api: api::Client,
     /// Domains and URLs the API refused on their own, for a while.
     learned: Learned,
 }
 
+/// The CDN API (apis.md §A.1).
+pub const PRODUCT: api::Product = api::Product {
+    service: SERVICE,
+    version: API_VERSION,
+};
+
 impl TencentCdn {
     pub fn new(settings: TencentSettings) -> Result<TencentCdn, String> {
-        let host = match (settings.endpoint.host_str(), settings.endpoint.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            (None, _) => return Err(format!("endpoint {} has no host", settings.endpoint)),
-        };
-        let http = super::api_client(settings.timeout)?;
+        let api = api::Client::new(
+            &settings.name,
+            &settings.endpoint,
+            PRODUCT,
+            api::Credentials {
+                secret_id: settings.secret_id.clone(),
+                secret_key: settings.secret_key.clone(),
+                session_token: settings.session_token.clone(),
+            },
+            settings.timeout,
+        )?;
         Ok(TencentCdn {
             settings,
-            host,
-            http,
+            api,
             learned: Learned::default(),
         })
     }
@@ -58,159 +67,9 @@ impl TencentCdn {
         body: &Value,
         targets: usize,
     ) -> Result<Call, PurgeResponse> {
-        let creds = self.credentials().await.map_err(|e| {
-            PurgeResponse::failed(
-                Verdict::RetryLater { after: None },
-                PurgeError::Credentials(format!(
-                    "credentials for provider {}: {e}",
-                    self.settings.name
-                )),
-            )
-        })?;
-        let payload = serde_json::to_vec(body).map_err(|e| {
-            PurgeResponse::failed(
-                Verdict::Fatal,
-                PurgeError::Request(format!("cannot encode request: {e}")),
-            )
-        })?;
-        let timestamp = chrono::Utc::now().timestamp();
-        let signed = sign::sign(
-            creds.1.expose(),
-            &sign::SignInput {
-                method: "POST",
-                headers: &[
-                    ("content-type", CONTENT_TYPE),
-                    ("host", &self.host),
-                    ("x-tc-action", action),
-                ],
-                payload: &payload,
-                service: SERVICE,
-                timestamp,
-            },
-        );
-        let mut req = self
-            .http
-            .post(self.settings.endpoint.clone())
-            .header("Content-Type", CONTENT_TYPE)
-            .header("Host", &self.host)
-            .header("X-TC-Action", action)
-            .header("X-TC-Version", API_VERSION)
-            .header("X-TC-Timestamp", timestamp.to_string())
-            .header(
-                "Authorization",
-                sign::authorization(creds.0.expose(), &signed),
-            );
-        if let Some(token) = &creds.2 {
-            req = req.header("X-TC-Token", token.expose());
-        }
-        let resp = req.body(payload).send().await.map_err(|e| {
-            PurgeResponse::failed(
-                Verdict::RetryLater { after: None },
-                PurgeError::Transport(format!(
-                    "{action} to {}: {}",
-                    self.settings.endpoint,
-                    describe_transport_error(&e)
-                )),
-            )
-        })?;
-        let status = resp.status();
-        let wait = retry_after(resp.headers());
-        let resp_headers = resp.headers().clone();
-        let text = resp.text().await.map_err(|e| {
-            let mut r = PurgeResponse::failed(
-                Verdict::RetryLater { after: wait },
-                PurgeError::Transport(format!("{action}: reading the answer failed: {e}")),
-            );
-            r.http_status = Some(status.as_u16());
-            r
-        })?;
-        let fail = |verdict: Verdict, code: Option<&str>, message: String| PurgeResponse {
-            verdict,
-            http_status: Some(status.as_u16()),
-            request_id: None,
-            task_id: None,
-            error: Some(PurgeError::Answer {
-                code: code.map(str::to_owned),
-                message,
-            }),
-            failed: Vec::new(),
-        };
-        let parsed: Option<Value> = serde_json::from_str(&text).ok();
-        let Some(response) = parsed.as_ref().and_then(|v| v.get("Response")) else {
-            // Not Tencent's answer: a proxy's page, a truncated or empty body, a redirect.
-            // Whatever sent it may be gone next time: retried (up to max_attempts), with the
-            // start of what came back in the log.
-            let what = if status.is_redirection() {
-                let to = super::redirect_target(&resp_headers);
-                format!(
-                    "{action}: HTTP {status} redirect to {to}: not followed (a redirect would \
-                     send the signed call elsewhere); check `endpoint`"
-                )
-            } else {
-                format!(
-                    "{action}: HTTP {status} without a Tencent API answer (check `endpoint`): \
-                     {:?}",
-                    snippet(&text, 200)
-                )
-            };
-            return Err(fail(Verdict::RetryLater { after: wait }, None, what));
-        };
-        let request_id = response
-            .get("RequestId")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        if let Some(err) = response.get("Error") {
-            let code = err.get("Code").and_then(Value::as_str).unwrap_or("Unknown");
-            let message = err.get("Message").and_then(Value::as_str).unwrap_or("");
-            let mut verdict = classify::classify_for(code, targets);
-            if let Verdict::RetryLater { after } = &mut verdict {
-                *after = after.or(wait);
-            }
-            let mut r = fail(
-                verdict,
-                Some(code),
-                format!("{action}: {code}: {}", snippet(message, 300)),
-            );
-            r.request_id = request_id;
-            return Err(r);
-        }
-        if !status.is_success() {
-            let mut r = fail(
-                Verdict::RetryLater { after: wait },
-                None,
-                format!("{action}: HTTP {status} with a success body"),
-            );
-            r.request_id = request_id;
-            return Err(r);
-        }
-        Ok(Call {
-            status: status.as_u16(),
-            request_id,
-            response: response.clone(),
-        })
-    }
-
-    async fn credentials(
-        &self,
-    ) -> Result<
-        (
-            crate::secret::Secret,
-            crate::secret::Secret,
-            Option<crate::secret::Secret>,
-        ),
-        String,
-    > {
-        let id = self.settings.secret_id.load().await?;
-        let key = self.settings.secret_key.load().await?;
-        let token = match &self.settings.session_token {
-            Some(src) => match src {
-                // An unset token variable means long-lived keys, not an error.
-                SecretSource::Env(var) if std::env::var_os(var).is_none() => None,
-                _ => Some(src.load().await?),
-            },
-            None => None,
-        };
-        Ok((id, key, token))
+        self.api
+            .call(action, body, &|code| classify::classify_for(code, targets))
+            .await
     }
 
     fn purge_body(&self, kind: TargetKind, targets: &[String]) -> (&'static str, Value) {
@@ -289,12 +148,6 @@ impl TencentCdn {
             self.learned.bad_url(&subset[0], &code, &message);
         }
     }
-}
-
-struct Call {
-    status: u16,
-    request_id: Option<String>,
-    response: Value,
 }
 
 #[async_trait]
@@ -380,8 +233,7 @@ impl Purger for TencentCdn {
     }
 
     fn credentials_missing(&self) -> bool {
-        self.settings.secret_id.check_present().is_err()
-            || self.settings.secret_key.check_present().is_err()
+        self.api.credentials_missing()
     }
 
     fn follows_tasks(&self) -> bool {
@@ -408,7 +260,7 @@ impl Purger for TencentCdn {
                     let e = r.error.unwrap_or_else(|| {
                         PurgeError::Transport("DescribePurgeTasks failed".into())
                     });
-                    return tasks::unconfirmable(&e).ok_or(e);
+                    return tasks::unconfirmable(&e, "cdn:DescribePurgeTasks").ok_or(e);
                 }
             };
             let (ours, n, total) = tasks::page_of(task_id, &call.response);
@@ -460,6 +312,7 @@ impl Purger for TencentCdn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::SecretSource;
 
     fn settings() -> TencentSettings {
         TencentSettings {
@@ -494,9 +347,9 @@ mod tests {
     fn host_keeps_a_non_default_port() {
         let mut s = settings();
         s.endpoint = url::Url::parse("http://127.0.0.1:9999/").unwrap();
-        assert_eq!(TencentCdn::new(s).unwrap().host, "127.0.0.1:9999");
+        assert_eq!(TencentCdn::new(s).unwrap().api.host, "127.0.0.1:9999");
         assert_eq!(
-            TencentCdn::new(settings()).unwrap().host,
+            TencentCdn::new(settings()).unwrap().api.host,
             "cdn.tencentcloudapi.com"
         );
     }

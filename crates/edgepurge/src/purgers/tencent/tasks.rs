@@ -80,8 +80,9 @@ pub fn state_of(logs: &[&Value], whole: bool) -> TaskState {
     }
 }
 
-/// A refusal to answer that asking again will not change (the key may not read tasks).
-pub fn unconfirmable(error: &PurgeError) -> Option<TaskState> {
+/// A refusal to answer that asking again will not change (the key may not read tasks):
+/// `grant` names the permission that would let it (`cdn:DescribePurgeTasks`).
+pub fn unconfirmable(error: &PurgeError, grant: &str) -> Option<TaskState> {
     let PurgeError::Answer {
         code: Some(code),
         message,
@@ -94,7 +95,7 @@ pub fn unconfirmable(error: &PurgeError) -> Option<TaskState> {
         || (code.starts_with("AuthFailure") && code != "AuthFailure.SignatureExpire");
     denied.then(|| {
         TaskState::Unconfirmable(format!(
-            "{message} (grant cdn:DescribePurgeTasks to the key to confirm purges)"
+            "{message} (grant {grant} to the key to confirm purges)"
         ))
     })
 }
@@ -162,12 +163,12 @@ mod tests {
             message: "no".into(),
         };
         assert!(
-            matches!(unconfirmable(&denied), Some(TaskState::Unconfirmable(m)) if m.contains("cdn:DescribePurgeTasks"))
+            matches!(unconfirmable(&denied, "cdn:DescribePurgeTasks"), Some(TaskState::Unconfirmable(m)) if m.contains("cdn:DescribePurgeTasks"))
         );
         let busy = PurgeError::Answer {
             code: Some("UnauthorizedOperation.OperationTooOften".into()),
             message: "slow down".into(),
         };
-        assert_eq!(unconfirmable(&busy), None);
+        assert_eq!(unconfirmable(&busy, "cdn:DescribePurgeTasks"), None);
     }
 }
