@@ -8,6 +8,7 @@
 pub mod akamai;
 pub mod cloudflare;
 pub mod cloudfront;
+pub mod gcp;
 pub mod http_purge;
 pub mod tencent;
 
@@ -28,6 +29,7 @@ pub const KINDS: &[ProviderKind] = &[
     cloudfront::KIND,
     cloudflare::KIND,
     akamai::KIND,
+    gcp::KIND,
 ];
 
 /// Checks a `[providers.NAME]` section (without its `kind` key), recording every problem at
