@@ -133,8 +133,10 @@ impl FakeGcp {
     pub fn fail(&self, http_status: u16, reason: &str, status: &str, count: u32) {
         self.control(
             "/__control/fail",
-            Some(json!({"http_status": http_status, "reason": reason, "status": status,
-                        "message": format!("injected {reason}"), "count": count})),
+            Some(
+                json!({"http_status": http_status, "reason": reason, "status": status,
+                        "message": format!("injected {reason}"), "count": count}),
+            ),
         );
     }
 

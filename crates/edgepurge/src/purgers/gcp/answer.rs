@@ -56,8 +56,15 @@ pub fn classify(http_status: u16, e: &ApiError) -> Verdict {
         }
         Some("quotaExceeded" | "dailyLimitExceeded") => return Verdict::QuotaExhausted,
         Some(
-            "forbidden" | "insufficientPermissions" | "accessNotConfigured" | "notFound"
-            | "invalid" | "badRequest" | "required" | "invalidParameter" | "resourceNotReady",
+            "forbidden"
+            | "insufficientPermissions"
+            | "accessNotConfigured"
+            | "notFound"
+            | "invalid"
+            | "badRequest"
+            | "required"
+            | "invalidParameter"
+            | "resourceNotReady",
         ) => {
             // resourceNotReady: the URL map is being changed; retried.
             return if e.reason.as_deref() == Some("resourceNotReady") {
@@ -87,7 +94,15 @@ pub fn is_target_refusal(code: &str) -> bool {
 pub fn hint(e: &ApiError, project: &str, url_map: &str) -> Option<String> {
     Some(match (e.reason.as_deref(), e.code) {
         (Some("forbidden" | "insufficientPermissions"), _) | (_, Some(403))
-            if e.reason.as_deref() != Some("rateLimitExceeded") =>
+            if !matches!(
+                e.reason.as_deref(),
+                Some(
+                    "rateLimitExceeded"
+                        | "userRateLimitExceeded"
+                        | "quotaExceeded"
+                        | "accessNotConfigured"
+                )
+            ) =>
         {
             format!(
                 "grant the service account a role with compute.urlMaps.invalidateCache (and \
@@ -179,11 +194,21 @@ mod tests {
         let retry = Verdict::RetryLater { after: None };
         for (http, reason, status, want) in [
             (403, "rateLimitExceeded", "PERMISSION_DENIED", retry.clone()),
-            (429, "rateLimitExceeded", "RESOURCE_EXHAUSTED", retry.clone()),
+            (
+                429,
+                "rateLimitExceeded",
+                "RESOURCE_EXHAUSTED",
+                retry.clone(),
+            ),
             (403, "userRateLimitExceeded", "", retry.clone()),
             (403, "quotaExceeded", "", Verdict::QuotaExhausted),
             (403, "forbidden", "PERMISSION_DENIED", Verdict::Fatal),
-            (403, "accessNotConfigured", "PERMISSION_DENIED", Verdict::Fatal),
+            (
+                403,
+                "accessNotConfigured",
+                "PERMISSION_DENIED",
+                Verdict::Fatal,
+            ),
             (404, "notFound", "NOT_FOUND", Verdict::Fatal),
             (400, "invalid", "INVALID_ARGUMENT", Verdict::Fatal),
             (400, "resourceNotReady", "", retry.clone()),
@@ -191,15 +216,27 @@ mod tests {
             (503, "", "UNAVAILABLE", retry.clone()),
             (409, "somethingNew", "", retry.clone()),
         ] {
-            assert_eq!(classify(http, &err(http as u64, reason, status)), want, "{reason}");
+            assert_eq!(
+                classify(http, &err(http as u64, reason, status)),
+                want,
+                "{reason}"
+            );
         }
         assert!(is_target_refusal("invalid") && !is_target_refusal("forbidden"));
     }
 
     #[test]
     fn hints_name_the_permission_and_the_url_map() {
-        let h = hint(&err(403, "forbidden", "PERMISSION_DENIED"), "p-123456", "web").unwrap();
-        assert!(h.contains("compute.urlMaps.invalidateCache") && h.contains("p-123456"), "{h}");
+        let h = hint(
+            &err(403, "forbidden", "PERMISSION_DENIED"),
+            "p-123456",
+            "web",
+        )
+        .unwrap();
+        assert!(
+            h.contains("compute.urlMaps.invalidateCache") && h.contains("p-123456"),
+            "{h}"
+        );
         let h = hint(&err(404, "notFound", "NOT_FOUND"), "p-123456", "web").unwrap();
         assert!(h.contains("no URL map \"web\""), "{h}");
         let h = hint(&err(403, "rateLimitExceeded", ""), "p", "w").unwrap();
@@ -214,13 +251,18 @@ mod tests {
         let done = json!({"kind": "compute#operation", "name": "operation-1-a", "status": "DONE"});
         assert_eq!(operation_state(&done), Some(TaskState::Done));
         for s in ["PENDING", "RUNNING"] {
-            assert_eq!(operation_state(&json!({"status": s})), Some(TaskState::Running));
+            assert_eq!(
+                operation_state(&json!({"status": s})),
+                Some(TaskState::Running)
+            );
         }
         let failed = json!({"status": "DONE", "error": {"errors": [
             {"code": "INVALID_USAGE", "message": "The path is not valid."}]}});
         assert_eq!(
             operation_state(&failed),
-            Some(TaskState::Failed("INVALID_USAGE: The path is not valid.".into()))
+            Some(TaskState::Failed(
+                "INVALID_USAGE: The path is not valid.".into()
+            ))
         );
         assert_eq!(operation_state(&json!({"error": {}})), None);
         assert_eq!(operation_name(&done).as_deref(), Some("operation-1-a"));

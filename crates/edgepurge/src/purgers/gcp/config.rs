@@ -241,7 +241,10 @@ fn check(name: &str, t: RawGcp, at: &str, p: &mut Problems) -> Option<GcpSetting
         let at = field(at, "token_uri");
         let u = validate::endpoint(text, &at, p)?;
         if u.query().is_some() || u.fragment().is_some() {
-            p.push(at, format!("{u}: a token endpoint has no query or fragment"));
+            p.push(
+                at,
+                format!("{u}: a token endpoint has no query or fragment"),
+            );
             return None;
         }
         Some(u)

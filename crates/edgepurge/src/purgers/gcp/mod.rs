@@ -209,11 +209,11 @@ impl GcpCdn {
             self.settings.url_map,
             snippet(&rule.describe(), 300)
         );
-        let answer = match self.call(Some(&rule.body()), &self.invalidate_url).await {
-            Ok(a) => a,
-            Err(f) => return failure(f, &what),
-        };
-        let Answer { status, text } = answer;
+        let Answer { status, text } =
+            match self.call(Some(&rule.body()), &self.invalidate_url).await {
+                Ok(a) => a,
+                Err(f) => return failure(f, &what),
+            };
         let doc: Option<serde_json::Value> = serde_json::from_str(&text).ok();
         if (200..300).contains(&status) {
             if let Some(op) = doc.as_ref().filter(|d| d.get("status").is_some()) {

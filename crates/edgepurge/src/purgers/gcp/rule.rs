@@ -117,17 +117,37 @@ mod tests {
     fn urls_become_host_and_path_as_requested() {
         let want = |h: &str, p: &str| (h.to_owned(), p.to_owned());
         for (target, host, path) in [
-            ("https://cdn.example.com/a%20b+c.png", "cdn.example.com", "/a%20b+c.png"),
+            (
+                "https://cdn.example.com/a%20b+c.png",
+                "cdn.example.com",
+                "/a%20b+c.png",
+            ),
             (
                 "https://cdn.example.com/img/%E7%8C%AB.jpg",
                 "cdn.example.com",
                 "/img/%E7%8C%AB.jpg",
             ),
-            ("https://cdn.example.com/100%25.png", "cdn.example.com", "/100%25.png"),
-            ("http://cdn.example.com:8080/x?v=1#f", "cdn.example.com:8080", "/x"),
-            ("https://cdn.example.com/q%3Fh%23.css", "cdn.example.com", "/q%3Fh%23.css"),
+            (
+                "https://cdn.example.com/100%25.png",
+                "cdn.example.com",
+                "/100%25.png",
+            ),
+            (
+                "http://cdn.example.com:8080/x?v=1#f",
+                "cdn.example.com:8080",
+                "/x",
+            ),
+            (
+                "https://cdn.example.com/q%3Fh%23.css",
+                "cdn.example.com",
+                "/q%3Fh%23.css",
+            ),
             // `*` only as a trailing `/*`: the key is covered by its directory.
-            ("https://cdn.example.com/a/b*c.png", "cdn.example.com", "/a/*"),
+            (
+                "https://cdn.example.com/a/b*c.png",
+                "cdn.example.com",
+                "/a/*",
+            ),
             ("https://cdn.example.com/*x", "cdn.example.com", "/*"),
         ] {
             assert_eq!(rule(TargetKind::Url, target), want(host, path), "{target}");

@@ -265,7 +265,9 @@ pub fn classify(status: u16, error: &str, description: &str) -> (Verdict, Hint) 
                 "the key {} in {src} is not a current key of {}: it was deleted or rotated, \
                  or the file mixes two accounts; create a key (gcloud iam service-accounts \
                  keys create) and put it there, then `edgepurge retry`",
-                sa.private_key_id.as_deref().unwrap_or("(no private_key_id)"),
+                sa.private_key_id
+                    .as_deref()
+                    .unwrap_or("(no private_key_id)"),
                 sa.client_email
             ))
         });
@@ -308,7 +310,12 @@ mod tests {
     fn token_refusals_are_fatal_and_endpoint_trouble_retries() {
         let retry = Verdict::RetryLater { after: None };
         for (status, error, description, want) in [
-            (400, "invalid_grant", "Invalid JWT Signature.", Verdict::Fatal),
+            (
+                400,
+                "invalid_grant",
+                "Invalid JWT Signature.",
+                Verdict::Fatal,
+            ),
             (400, "invalid_grant", "Robot is disabled.", Verdict::Fatal),
             (
                 400,
@@ -316,7 +323,12 @@ mod tests {
                 "Invalid grant: account not found",
                 Verdict::Fatal,
             ),
-            (401, "deleted_client", "The OAuth client was deleted.", Verdict::Fatal),
+            (
+                401,
+                "deleted_client",
+                "The OAuth client was deleted.",
+                Verdict::Fatal,
+            ),
             (400, "invalid_scope", "Invalid OAuth scope", Verdict::Fatal),
             (401, "invalid_client", "", Verdict::Fatal),
             (
@@ -331,7 +343,11 @@ mod tests {
             (429, "rate_limit_exceeded", "", retry.clone()),
             (400, "temporarily_unavailable", "", retry.clone()),
         ] {
-            assert_eq!(classify(status, error, description).0, want, "{error} {description}");
+            assert_eq!(
+                classify(status, error, description).0,
+                want,
+                "{error} {description}"
+            );
         }
     }
 
@@ -380,6 +396,9 @@ mod tests {
         tokens.forget(&Secret::new("ya29.first"));
         assert_eq!(tokens.get().await.unwrap().expose(), "ya29.second");
         tokens.forget(&Secret::new("ya29.second"));
-        assert!(tokens.get().await.is_err(), "fetched again, and failed here");
+        assert!(
+            tokens.get().await.is_err(),
+            "fetched again, and failed here"
+        );
     }
 }
