@@ -286,9 +286,20 @@ fn url_dir_and_tag_rules_invalidate_and_complete_when_the_operation_is_done() {
 fn a_failed_operation_fails_the_record_naming_googles_error() {
     let fake = fake();
     let ep = edgepurge(&config(&fake, "", SITE_RULE), &fake.key_file());
-    let server = ep.serve();
+    // A key file every user can read is warned about (and still used).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = ep.dir.path().join(KEY_FILE);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let (server, log_path) = serve_logged(&ep);
     server.send(&ceph_body("assets", "ObjectCreated:Put", &["a.css".into()]));
     ep.settle(Duration::from_secs(20));
+    let serve_log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        serve_log.contains(&format!("{KEY_FILE} is readable by every user (mode 644)")),
+        "{serve_log}"
+    );
     fake.complete(Some((
         "INTERNAL_ERROR",
         "The invalidation could not be applied.",
