@@ -397,6 +397,9 @@ fn a_rate_limit_is_retried_then_succeeds() {
     let fake = fake();
     let ep = edgepurge(&config(&fake, "", SITE_RULE), &fake.key_file());
     let server = ep.serve();
+    // The token endpoint fails once (Google's retryable internal_failure), then an
+    // invalidation meets the rate limit: both retried, nothing lost.
+    fake.token_fail(503, "internal_failure", 1);
     fake.fail(403, "rateLimitExceeded", "PERMISSION_DENIED", 1);
     server.send(&ceph_body("assets", "ObjectCreated:Put", &["r.css".into()]));
     let log = ep.settle(Duration::from_secs(20));
@@ -411,7 +414,9 @@ fn a_rate_limit_is_retried_then_succeeds() {
     );
     let requests = ep.ok(&["log", "--requests", "--json"]);
     assert!(
-        requests.contains("rateLimitExceeded") && requests.contains("500 invalidations a minute"),
+        requests.contains("rateLimitExceeded")
+            && requests.contains("500 invalidations a minute")
+            && requests.contains("HTTP 503 internal_failure"),
         "{requests}"
     );
     assert_eq!(fake.invalidations().len(), 2, "both URLs invalidated once");

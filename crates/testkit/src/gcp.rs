@@ -140,6 +140,15 @@ impl FakeGcp {
         );
     }
 
+    /// The next `count` token requests get this OAuth error.
+    pub fn token_fail(&self, http_status: u16, error: &str, count: u32) {
+        self.control(
+            "/__control/token_fail",
+            Some(json!({"http_status": http_status, "error": error,
+                        "error_description": format!("injected {error}"), "count": count})),
+        );
+    }
+
     /// Marks every running operation DONE; with `error`, DONE with that error.
     pub fn complete(&self, error: Option<(&str, &str)>) -> u64 {
         let body = match error {
