@@ -35,12 +35,17 @@ pub fn claims(sa: &ServiceAccount, now_s: i64) -> serde_json::Value {
     })
 }
 
-/// The signed assertion (`header.claims.signature`, base64url without padding).
-pub fn assertion(sa: &ServiceAccount, now_s: i64) -> Result<String, String> {
-    let header = match &sa.private_key_id {
+/// The JWT header: RS256, with the key's id when the key file names it.
+pub fn header(kid: Option<&str>) -> serde_json::Value {
+    match kid {
         Some(kid) => json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
         None => json!({"alg": "RS256", "typ": "JWT"}),
-    };
+    }
+}
+
+/// The signed assertion (`header.claims.signature`, base64url without padding).
+pub fn assertion(sa: &ServiceAccount, now_s: i64) -> Result<String, String> {
+    let header = header(sa.private_key_id.as_deref());
     let signed = format!(
         "{}.{}",
         b64(header.to_string().as_bytes()),
@@ -149,6 +154,25 @@ print(k.public_key().public_bytes(serialization.Encoding.DER,
         // Any change to what was signed fails.
         let tampered = signed.replacen(parts[1], &b64(b"{\"iss\":\"x\"}"), 1);
         assert!(key.verify(tampered.as_bytes(), &signature).is_err());
+    }
+
+    #[test]
+    fn googles_worked_example_header_and_claim_times() {
+        // developers.google.com/identity/protocols/oauth2/service-account ("Forming the JWT
+        // header"): {"alg":"RS256","typ":"JWT"} is eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.
+        assert_eq!(
+            b64(header(None).to_string().as_bytes()),
+            "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9"
+        );
+        // Its claim-set example: iat 1328550785, exp 1328554385 (an hour, the maximum), aud
+        // "always https://oauth2.googleapis.com/token".
+        let (pem, _) = throwaway_key();
+        let c = claims(&account(&pem), 1_328_550_785);
+        assert_eq!(
+            (c["iat"].as_i64(), c["exp"].as_i64()),
+            (Some(1_328_550_785), Some(1_328_554_385))
+        );
+        assert_eq!(c["aud"], "https://oauth2.googleapis.com/token");
     }
 
     #[test]
