@@ -49,7 +49,8 @@ it does not have). Prints "LISTENING <port>" first, serves on 127.0.0.1 until SI
 Control API (same port, JSON):
   GET  /__control/requests       every token or API call, in order (tokens masked)
   GET  /__control/invalidations  every invalidation accepted, in order
-  GET  /__control/tokens         every access token issued: {"n", "expires_at", "revoked"}
+  GET  /__control/tokens         every access token issued: {"token", "n", "expires_at",
+                                 "revoked", "scope"} (so tests can look for them in logs)
   POST /__control/fail           {"http_status", "reason", "message", "status", "count"}: the
                                  next API calls (after authentication) get that error; or
                                  {"http_status", "raw", "content_type", "count"}
@@ -512,7 +513,7 @@ CONTROL = {
     ("GET", "/__control/requests"): lambda s, _: (200, s.requests),
     ("GET", "/__control/invalidations"): lambda s, _: (200, s.invalidations),
     ("GET", "/__control/tokens"): lambda s, _: (200, [
-        {k: v for k, v in t.items()} for t in s.tokens.values()]),
+        {"token": tok, **t} for tok, t in s.tokens.items()]),
     ("POST", "/__control/fail"): _control_fail,
     ("POST", "/__control/token_fail"): _control_token_fail,
     ("POST", "/__control/complete"): _control_complete,

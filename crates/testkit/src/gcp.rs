@@ -129,6 +129,11 @@ impl FakeGcp {
         self.list("/__control/invalidations")
     }
 
+    /// Every access token issued: `token`, `n`, `expires_at`, `revoked`, `scope`.
+    pub fn tokens(&self) -> Vec<Value> {
+        self.list("/__control/tokens")
+    }
+
     /// The next `count` API calls (after authentication) get this Google error.
     pub fn fail(&self, http_status: u16, reason: &str, status: &str, count: u32) {
         self.control(
