@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use edgepurge_core::TargetKind;
 use rule::Rule;
 use std::time::Duration;
-use token::{TokenFailure, Tokens};
+use token::{NoAnswer, Tokens};
 
 pub struct GcpCdn {
     settings: GcpSettings,
@@ -146,7 +146,7 @@ impl GcpCdn {
     }
 
     /// Sends an authorized request; a token the API refuses (401) is replaced once.
-    async fn call(&self, post: Option<&str>, url: &str) -> Result<Answer, TokenFailure> {
+    async fn call(&self, post: Option<&str>, url: &str) -> Result<Answer, NoAnswer> {
         let mut refused_once = false;
         loop {
             let token = self.tokens.get().await?;
@@ -162,7 +162,7 @@ impl GcpCdn {
                 .bearer_auth(token.expose())
                 .send()
                 .await
-                .map_err(|e| TokenFailure {
+                .map_err(|e| NoAnswer {
                     verdict: Verdict::RetryLater { after: None },
                     http_status: None,
                     error: PurgeError::Transport(describe_transport_error(&e)),
@@ -180,7 +180,7 @@ impl GcpCdn {
                 continue;
             }
             if (300..400).contains(&status) {
-                return Err(TokenFailure {
+                return Err(NoAnswer {
                     verdict: Verdict::RetryLater { after: wait },
                     http_status: Some(status),
                     error: PurgeError::Answer {
@@ -192,7 +192,7 @@ impl GcpCdn {
                     },
                 });
             }
-            let text = resp.text().await.map_err(|e| TokenFailure {
+            let text = resp.text().await.map_err(|e| NoAnswer {
                 verdict: Verdict::RetryLater { after: wait },
                 http_status: Some(status),
                 error: PurgeError::Transport(format!("reading the answer failed: {e}")),
@@ -336,7 +336,7 @@ fn prefixed(error: PurgeError, what: &str) -> PurgeError {
 }
 
 /// A request that got no Compute answer (no token, or no answer at all).
-fn failure(f: TokenFailure, what: &str) -> PurgeResponse {
+fn failure(f: NoAnswer, what: &str) -> PurgeResponse {
     let error = match f.error {
         // Token failures already say what was asked of whom.
         e @ (PurgeError::Credentials(_) | PurgeError::Answer { .. }) => e,

@@ -18,9 +18,10 @@ use tokio::time::Instant;
 /// Refresh at most this long before a token expires (google-auth's `REFRESH_THRESHOLD`).
 const EARLY: Duration = Duration::from_secs(225);
 
-/// Why no token: what to tell the lane.
+/// Why a call got no answer to classify (no token, or no answer at all): what to tell the
+/// lane.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenFailure {
+pub struct NoAnswer {
     pub verdict: Verdict,
     pub http_status: Option<u16>,
     pub error: PurgeError,
@@ -86,7 +87,7 @@ impl Tokens {
     }
 
     /// A token valid now: the cached one, or a new one.
-    pub async fn get(&self) -> Result<Secret, TokenFailure> {
+    pub async fn get(&self) -> Result<Secret, NoAnswer> {
         if let Some(t) = self.current(Instant::now()) {
             return Ok(t);
         }
@@ -104,14 +105,14 @@ impl Tokens {
     }
 
     /// Where the token request goes: the configured `token_uri`, else the key's own.
-    fn endpoint(&self, sa: &ServiceAccount) -> Result<String, TokenFailure> {
+    fn endpoint(&self, sa: &ServiceAccount) -> Result<String, NoAnswer> {
         if let Some(u) = &self.token_uri {
             return Ok(u.to_string());
         }
         let mut p = crate::validate::Problems::default();
         match crate::validate::endpoint(&sa.token_uri, "token_uri", &mut p) {
             Some(u) => Ok(u.to_string()),
-            None => Err(TokenFailure {
+            None => Err(NoAnswer {
                 verdict: Verdict::Fatal,
                 http_status: None,
                 error: PurgeError::Credentials(format!(
@@ -126,17 +127,17 @@ impl Tokens {
         }
     }
 
-    async fn fetch(&self) -> Result<(Secret, Duration), TokenFailure> {
+    async fn fetch(&self) -> Result<(Secret, Duration), NoAnswer> {
         let sa = credentials::load(&self.source)
             .await
-            .map_err(|e| TokenFailure {
+            .map_err(|e| NoAnswer {
                 verdict: Verdict::RetryLater { after: None },
                 http_status: None,
                 error: PurgeError::Credentials(e),
             })?;
         let url = self.endpoint(&sa)?;
         let now_s = crate::clock::now_ms() / 1000;
-        let assertion = sign::assertion(&sa, now_s).map_err(|e| TokenFailure {
+        let assertion = sign::assertion(&sa, now_s).map_err(|e| NoAnswer {
             verdict: Verdict::Fatal,
             http_status: None,
             error: PurgeError::Credentials(format!("{e} (key from {})", self.source)),
@@ -152,7 +153,7 @@ impl Tokens {
             .body(sign::token_request_body(&assertion))
             .send()
             .await
-            .map_err(|e| TokenFailure {
+            .map_err(|e| NoAnswer {
                 verdict: Verdict::RetryLater { after: None },
                 http_status: None,
                 error: PurgeError::Transport(format!(
@@ -162,7 +163,7 @@ impl Tokens {
             })?;
         let status = resp.status().as_u16();
         let wait = crate::purgers::retry_after(resp.headers());
-        let text = resp.text().await.map_err(|e| TokenFailure {
+        let text = resp.text().await.map_err(|e| NoAnswer {
             verdict: Verdict::RetryLater { after: wait },
             http_status: Some(status),
             error: PurgeError::Transport(format!("{what}: reading the answer failed: {e}")),
@@ -177,7 +178,7 @@ impl Tokens {
                 .unwrap_or(3600);
             return match token.filter(|t| !t.is_empty()) {
                 Some(t) => Ok((Secret::new(t), Duration::from_secs(expires_in.max(1)))),
-                None => Err(TokenFailure {
+                None => Err(NoAnswer {
                     verdict: Verdict::RetryLater { after: wait },
                     http_status: Some(status),
                     error: PurgeError::Answer {
@@ -194,7 +195,7 @@ impl Tokens {
                 error_description,
             }) => (code.clone(), error_description.clone().unwrap_or_default()),
             _ => {
-                return Err(TokenFailure {
+                return Err(NoAnswer {
                     verdict: Verdict::RetryLater { after: wait },
                     http_status: Some(status),
                     error: PurgeError::Answer {
@@ -222,7 +223,7 @@ impl Tokens {
         if let Some(h) = hint(&sa, &self.source) {
             message.push_str(&format!(" ({h})"));
         }
-        Err(TokenFailure {
+        Err(NoAnswer {
             verdict,
             http_status: Some(status),
             error: PurgeError::Answer {
