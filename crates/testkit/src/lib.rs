@@ -15,6 +15,7 @@ pub mod cfqueues;
 pub mod cloudflare;
 pub mod cloudfront;
 pub mod edgeone;
+pub mod gcp;
 pub mod http;
 pub mod moto;
 pub mod nats;

@@ -9,6 +9,7 @@ pub mod akamai;
 pub mod cloudflare;
 pub mod cloudfront;
 pub mod edgeone;
+pub mod gcp;
 pub mod http_purge;
 pub mod tencent;
 
@@ -30,6 +31,7 @@ pub const KINDS: &[ProviderKind] = &[
     cloudflare::KIND,
     akamai::KIND,
     edgeone::KIND,
+    gcp::KIND,
 ];
 
 /// Checks a `[providers.NAME]` section (without its `kind` key), recording every problem at
