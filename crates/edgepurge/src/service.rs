@@ -303,6 +303,34 @@ fn report_config_rules(change: &crate::store::ConfigRulesChange, shared: bool) {
     }
 }
 
+/// Steps [`Store::prune_bookkeeping`] until a step finds less than a full slice: what piled
+/// up since the last pass goes, and the pass ends even under sustained writes (each of which
+/// leaves a little more behind). Returns how many rows went.
+pub(crate) async fn prune_bookkeeping(
+    store: &dyn Store,
+    step: usize,
+    shutdown: &CancellationToken,
+) -> u64 {
+    let mut total = 0u64;
+    while !shutdown.is_cancelled() {
+        match store.prune_bookkeeping(step).await {
+            Ok(n) => {
+                total += n;
+                if n < step as u64 {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prune the store's bookkeeping");
+                break;
+            }
+        }
+        // Let other writes in between steps.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    total
+}
+
 async fn reload_rules(state: Arc<AppState>, cfg: Config, shutdown: CancellationToken) {
     let mut seen = state.store.rules_version().await.ok();
     loop {
@@ -362,20 +390,7 @@ async fn prune(
             tracing::info!(rows = total, "pruned old log records");
         }
         // Then the store's own bookkeeping, however much piled up since the last pass.
-        loop {
-            if shutdown.is_cancelled() {
-                return;
-            }
-            match store.prune_bookkeeping(PRUNE_STEP).await {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot prune the store's bookkeeping");
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        prune_bookkeeping(store.as_ref(), PRUNE_STEP, &shutdown).await;
         tokio::select! {
             _ = tokio::time::sleep(PRUNE_EVERY) => {},
             _ = shutdown.cancelled() => return,

@@ -567,6 +567,9 @@ async fn renew_lease(
     // from the asking (less a tenth for clocks running at slightly different rates), the
     // local end is never later than the store's.
     let sure_for = Duration::from_millis((ttl_ms.max(1) as u64) * 9 / 10);
+    // Store errors in a row: while the store fails, asking again at once (a sender waiting
+    // for the lease asks after every answer) would hammer it; back off instead.
+    let mut failures: u32 = 0;
     loop {
         let was = *held.borrow();
         let asked = Instant::now();
@@ -586,6 +589,11 @@ async fn renew_lease(
                 }
                 (None, LeaseView::Unknown)
             }
+        };
+        failures = if seen == LeaseView::Unknown {
+            failures.saturating_add(1)
+        } else {
+            0
         };
         // Before the token: a claim made with a token always finds the view up to date.
         view.send_replace(seen);
@@ -609,6 +617,15 @@ async fn renew_lease(
         } else {
             (ttl_ms / 3).min(1000)
         };
+        if failures > 0 {
+            // 250 ms, doubling, at most the usual interval; asking sooner is not heard.
+            let backoff = (250i64 << failures.min(8).saturating_sub(1)).min(next.max(250));
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(backoff as u64)) => {},
+                _ = stop.cancelled() => return,
+            }
+            continue;
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(next.max(10) as u64)) => {},
             _ = renew_now.notified() => {},
@@ -699,8 +716,10 @@ impl Sender {
             }
             return;
         }
-        for place in places {
-            place.sent();
+        // Counted as requests from here, stamped when the answer is back.
+        let mut places = places;
+        for place in &mut places {
+            place.depart();
         }
         let started = self.clock.now_ms();
         // A client that panics (a bug) fails this attempt instead of leaving the batch in
@@ -730,6 +749,8 @@ impl Sender {
                 )
             }
         };
+        // The answer is back: the request counts in the rate windows from now.
+        drop(places);
         let now = self.clock.now_ms();
         let (change, held_until) = self.health.answered(resp.is_outage(), batch.id, now);
         let (mut outcome, why) = self.policy.decide(

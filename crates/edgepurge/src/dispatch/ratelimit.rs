@@ -7,11 +7,14 @@
 //! window (plus a margin for network jitter) old.
 //!
 //! A lane decides whether a request may go *before* it claims the batch, but the request
-//! leaves later, from the batch's own task. [`SharedLimiter`] keeps the two apart: the lane
-//! reserves a place in the window (so it never claims more than may go), and the sender
-//! counts the request at the instant it leaves. A send delayed after its claim (a busy CPU,
-//! a slow store) is therefore counted when it really happened, and later requests wait for
-//! it, instead of the window being measured from claim times the provider never sees.
+//! leaves later, from the batch's own task, and reaches the provider later still (a credential
+//! file read, a cold connection's handshake). [`SharedLimiter`] keeps these apart: the lane
+//! reserves a place in the window (so it never claims more than may go); the place counts
+//! while the request is on its way, and the request is stamped when its answer (or failure)
+//! comes back, a time no earlier than the provider saw it. Every request a provider sees in a
+//! window was reserved before the window's end and stamped after its start, so the lane, when
+//! it reserved the last of them, counted all the others: the limit holds whatever held a
+//! request up on the way.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -160,6 +163,7 @@ impl SharedLimiter {
         self.with(|l| l.pending += 1);
         Reservation {
             of: Some(self.clone()),
+            departed: false,
         }
     }
 
@@ -169,29 +173,37 @@ impl SharedLimiter {
     }
 }
 
-/// A place reserved in a [`SharedLimiter`]'s window. Dropped unsent, it frees the place.
+/// A place reserved in a [`SharedLimiter`]'s window. Dropped before [`Reservation::depart`]
+/// it frees the place; dropped after, it counts as a request sent at the moment of the drop.
 #[derive(Debug)]
 pub struct Reservation {
     of: Option<SharedLimiter>,
+    departed: bool,
 }
 
 impl Reservation {
-    /// The request leaves now: counted at this instant.
+    /// The request is on its way: from now on, however this reservation ends (answered,
+    /// failed, or its task aborted), it counts as a request, stamped when it ends.
+    pub fn depart(&mut self) {
+        self.departed = true;
+    }
+
+    /// The request went and its answer is back now.
     pub fn sent(mut self) {
-        if let Some(of) = self.of.take() {
-            of.with(|l| {
-                l.pending = l.pending.saturating_sub(1);
-                l.record();
-            });
-            of.settled.notify_waiters();
-        }
+        self.depart();
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
         if let Some(of) = self.of.take() {
-            of.with(|l| l.pending = l.pending.saturating_sub(1));
+            let departed = self.departed;
+            of.with(|l| {
+                l.pending = l.pending.saturating_sub(1);
+                if departed {
+                    l.record();
+                }
+            });
             of.settled.notify_waiters();
         }
     }

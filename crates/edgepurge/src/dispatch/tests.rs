@@ -37,6 +37,9 @@ struct Scripted {
     poison: Option<String>,
     /// Rates some kinds share besides the lane's.
     shared: Vec<crate::purgers::SharedRate>,
+    /// How long each of the next calls takes before its request reaches the provider
+    /// (credentials read from a file, a cold connection's handshake).
+    before_send: Mutex<VecDeque<Duration>>,
 }
 
 impl Scripted {
@@ -53,6 +56,7 @@ impl Scripted {
             outage_until: Default::default(),
             poison: None,
             shared: Vec::new(),
+            before_send: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -76,6 +80,10 @@ impl Purger for Scripted {
         self.shared.clone()
     }
     async fn purge(&self, kind: TargetKind, targets: &[String]) -> PurgeResponse {
+        let on_the_way = self.before_send.lock().unwrap().pop_front();
+        if let Some(d) = on_the_way {
+            tokio::time::sleep(d).await;
+        }
         self.sent.lock().unwrap().push(Sent {
             at: self.clock.now_ms(),
             kind,
@@ -183,6 +191,11 @@ struct Recording {
     claims: std::sync::atomic::AtomicU64,
     ingested: Mutex<Vec<(u64, Vec<String>)>>,
     claimed: Mutex<Vec<(u64, Vec<String>)>>,
+    /// Lease requests fail (the store does not answer) while set; counted.
+    fail_acquire: AtomicBool,
+    acquires: AtomicU64,
+    /// A claim's answer takes this long to come back (ms).
+    claim_delay_ms: AtomicU64,
 }
 
 impl Recording {
@@ -242,6 +255,11 @@ impl Store for Recording {
         owner: &str,
         ttl_ms: i64,
     ) -> crate::store::StoreResult<Option<Lease>> {
+        self.acquires
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.fail_acquire.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::store::StoreError::Unavailable("store down".into()));
+        }
         self.inner.acquire_lane(lane, owner, ttl_ms).await
     }
     async fn release_lane(&self, lane: &str, owner: &str) -> crate::store::StoreResult<()> {
@@ -256,6 +274,12 @@ impl Store for Recording {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let t = self.stamp();
         let claim = self.inner.claim(req).await?;
+        let delay = self
+            .claim_delay_ms
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if delay > 0 && matches!(claim, crate::store::Claim::Batch(_)) {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         if let crate::store::Claim::Batch(b) = &claim {
             self.claimed.lock().unwrap().push((t, b.targets.clone()));
         }
@@ -382,6 +406,9 @@ fn rig_with(purger: impl FnOnce(Clock) -> Scripted, settings: DispatchSettings) 
         tick: Default::default(),
         ingested: Mutex::new(Vec::new()),
         claimed: Mutex::new(Vec::new()),
+        fail_acquire: AtomicBool::new(false),
+        acquires: AtomicU64::new(0),
+        claim_delay_ms: AtomicU64::new(0),
     });
     let store: Arc<dyn Store> = Arc::clone(&recording) as Arc<dyn Store>;
     let purger = Arc::new(purger(clock));
@@ -703,6 +730,40 @@ async fn the_rate_limit_holds_under_a_backlog() {
         span >= 5 * 1100,
         "60 requests at 10 per 1.1 s take at least 5.5 s, took {span}"
     );
+    rig.dispatcher.stop().await;
+}
+
+/// A request counted when it was handed to the client (before it read its credentials and
+/// opened a connection) let a first burst that took 300 ms on its way out (cold connections)
+/// and the next burst on warm connections reach the provider within one second: 20 requests
+/// at a limit of 10. Counted when the answer is back, they cannot.
+#[tokio::test(start_paused = true)]
+async fn the_rate_limit_holds_when_requests_are_slow_to_leave() {
+    let mut l = limits();
+    l.kinds[0].1.max_batch = 1;
+    l.rate_per_s = 10.0;
+    l.concurrency = 10;
+    let rig = rig_with(
+        |c| {
+            let s = Scripted::new(c, l);
+            *s.before_send.lock().unwrap() =
+                std::iter::repeat_n(Duration::from_millis(300), 10).collect();
+            s
+        },
+        settings(),
+    );
+    rig.ingest(&urls(30, "slow")).await;
+    rig.settle(Duration::from_secs(60)).await;
+    let mut at: Vec<Ms> = rig.purger.sent().iter().map(|s| s.at).collect();
+    at.sort();
+    assert_eq!(at.len(), 30);
+    for (i, t) in at.iter().enumerate() {
+        let n = at[i..].iter().filter(|u| **u < t + 1000).count();
+        assert!(
+            n <= 10,
+            "{n} requests reached the provider within 1 s from {t}: {at:?}"
+        );
+    }
     rig.dispatcher.stop().await;
 }
 
@@ -1118,6 +1179,35 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+/// A sender waiting for the lease while the store does not answer asks the renewer again
+/// after every failed attempt: the renewer must back off, not ask (and log an error) as fast
+/// as the store fails (a review counted 186,786 asks in 2 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_waiting_for_the_lease_does_not_hammer_a_failing_store() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut s = settings();
+    s.lane_lease_ms = 3000;
+    let rig = rig_with(|c| Scripted::new(c, limits()), s);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The claim comes back after the lease's local end (a slow store or a starved process);
+    // meanwhile the store stops answering lease requests.
+    rig.recording.claim_delay_ms.store(3000, SeqCst);
+    rig.ingest(&urls(1, "stall")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rig.recording.fail_acquire.store(true, SeqCst);
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let before = rig.recording.acquires.load(SeqCst);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let asked = rig.recording.acquires.load(SeqCst) - before;
+    rig.recording.fail_acquire.store(false, SeqCst);
+    rig.recording.claim_delay_ms.store(0, SeqCst);
+    assert!(
+        asked <= 10,
+        "the failing store was asked for the lease {asked} times in 2 s"
+    );
+    rig.dispatcher.stop().await;
 }
 
 /// The lease check a sender makes just before its request leaves.
