@@ -353,8 +353,13 @@ fn the_daily_quota_stops_sending_and_says_why() {
             .is_none(),
         "{errors}"
     );
-    let status = ep.ok(&["status"]);
+    // `status` says why the rest waits (the server's lane state, with its reset time).
+    let status = ep.ok(&["status", "--server", &server.addr.to_string()]);
     assert!(status.contains("tencent"), "{status}");
+    assert!(
+        status.contains("until") && status.contains("quota"),
+        "the stall says why: {status}"
+    );
 }
 
 #[test]

@@ -51,8 +51,9 @@ async fn authenticate(
     peer: SocketAddr,
 ) -> Result<(), Box<Response>> {
     let oidc = state.pubsub_oidc.as_deref();
+    let token = state.webhook_token.get();
     let caller = auth::check_caller(
-        state.webhook_token.as_ref(),
+        token.as_ref(),
         oidc.is_some(),
         headers,
         query_token,

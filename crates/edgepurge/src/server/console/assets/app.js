@@ -212,10 +212,17 @@ async function loadRules() {
   $("#rules-empty").hidden = rows.length > 0;
 }
 
+/** After a rule is added, enabled, disabled or deleted: the header's count of rules in
+ * force first, then the list, so both show the change together (not one refresh apart). */
+async function rulesChanged() {
+  await loadStatus();
+  await loadRules();
+}
+
 async function toggle(rule) {
   try {
     await api("POST", `/v1/rules/${encodeURIComponent(rule.name)}/${rule.enabled ? "disable" : "enable"}`);
-    await loadRules();
+    await rulesChanged();
   } catch (e) {
     handle(e);
   }
@@ -233,7 +240,7 @@ async function remove(name) {
       try {
         await api("DELETE", `/v1/rules/${encodeURIComponent(name)}`);
         if (logRule === name) closeLog();
-        await loadRules();
+        await rulesChanged();
       } catch (e) {
         handle(e);
       }
@@ -323,7 +330,7 @@ async function submitRule(event) {
   try {
     await api("POST", "/v1/rules", ruleFromForm($("#rule-form")));
     $("#rule-dialog").close();
-    await loadRules();
+    await rulesChanged();
   } catch (e) {
     if (e.status === 400) showFieldError(e);
     else if (e.status === 401) {
