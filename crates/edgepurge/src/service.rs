@@ -284,8 +284,7 @@ impl Service {
     /// before either is replaced, so a token that cannot be read changes nothing. Returns
     /// which tokens changed.
     pub async fn reload_tokens(&self, cfg: &Config) -> anyhow::Result<Vec<&'static str>> {
-        let webhook =
-            load_token(cfg.server.webhook_token.as_ref(), "server webhook token").await?;
+        let webhook = load_token(cfg.server.webhook_token.as_ref(), "server webhook token").await?;
         let admin = load_token(cfg.admin.token.as_ref(), "admin token").await?;
         let mut changed = Vec::new();
         for (name, slot, new) in [

@@ -78,8 +78,7 @@ provider = "edge"
     // Then only the refused URL, each time after the node's Retry-After (2 s).
     for pair in requests.windows(2) {
         assert_eq!(pair[1]["targets"], 1, "{}", pair[1]);
-        let gap =
-            ms(&pair[1]["started_at"]).unwrap() - ms(&pair[0]["finished_at"]).unwrap();
+        let gap = ms(&pair[1]["started_at"]).unwrap() - ms(&pair[0]["finished_at"]).unwrap();
         assert!(gap >= 1900, "Retry-After honoured: resent {gap} ms later");
     }
     assert_eq!(requests[2]["http_status"], 503);

@@ -23,7 +23,9 @@ fn keys(n: usize) -> Vec<String> {
 }
 
 fn completed(log: &[Value]) -> usize {
-    log.iter().filter(|r| ms(&r["completed_at"]).is_some()).count()
+    log.iter()
+        .filter(|r| ms(&r["completed_at"]).is_some())
+        .count()
 }
 
 #[test]

@@ -134,20 +134,24 @@ impl Admin {
 
     /// The rules a server started now would apply: the config file's as written now (not as
     /// last installed) and those added with `rule add`.
+    /// A config rule a server installed as it is written now keeps its installation time.
     pub async fn rules_as_configured(&self) -> AdminResult<Vec<StoredRule>> {
+        let stored = match &self.store {
+            Some(s) => s.rules().await?,
+            None => Vec::new(),
+        };
         let mut rules: Vec<StoredRule> = self
             .config_rules
             .iter()
-            .map(|r| StoredRule::from_config(&r.spec))
+            .map(|r| {
+                stored
+                    .iter()
+                    .find(|s| s.origin == RuleOrigin::Config && s.spec == r.spec)
+                    .cloned()
+                    .unwrap_or_else(|| StoredRule::from_config(&r.spec))
+            })
             .collect();
-        if let Some(s) = &self.store {
-            rules.extend(
-                s.rules()
-                    .await?
-                    .into_iter()
-                    .filter(|r| r.origin == RuleOrigin::Cli),
-            );
-        }
+        rules.extend(stored.into_iter().filter(|r| r.origin == RuleOrigin::Cli));
         Ok(rules)
     }
 
@@ -413,7 +417,10 @@ mod tests {
         assert!(matches!(err, AdminError::NotFound(_)), "{err}");
         assert!(!err.to_string().contains("did you mean"), "{err}");
         let err = a.retry(Some("tencnet"), None).await.unwrap_err();
-        assert!(err.to_string().contains("(did you mean \"tencent\"?)"), "{err}");
+        assert!(
+            err.to_string().contains("(did you mean \"tencent\"?)"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

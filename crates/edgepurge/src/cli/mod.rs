@@ -388,8 +388,14 @@ mod tests {
 
     /// Commands that print something but take no `--json`, and why.
     const NO_JSON: [(&str, &str); 5] = [
-        ("edgepurge serve", "runs until stopped; what it says is the log"),
-        ("edgepurge function", "a runtime loop; its answers go to the platform"),
+        (
+            "edgepurge serve",
+            "runs until stopped; what it says is the log",
+        ),
+        (
+            "edgepurge function",
+            "a runtime loop; its answers go to the platform",
+        ),
         ("edgepurge handle", "always prints one JSON object"),
         ("edgepurge completions", "prints a shell script"),
         ("edgepurge man", "prints a manual page"),
@@ -443,7 +449,10 @@ mod tests {
             "edgepurge x: no example",
             "edgepurge x: no --json",
         ] {
-            assert!(found.iter().any(|p| p.starts_with(want)), "{want}: {found:?}");
+            assert!(
+                found.iter().any(|p| p.starts_with(want)),
+                "{want}: {found:?}"
+            );
         }
     }
 }

@@ -122,7 +122,11 @@ pub struct AddArgs {
 
 /// The rules as the admin API shows them; `in_force` (whether a server with this config
 /// applies the rule) is known only with a config file, else `null`.
-fn views(admin: &crate::app::Admin, cfg: &crate::config::Config, rules: &[StoredRule]) -> Vec<Value> {
+fn views(
+    admin: &crate::app::Admin,
+    cfg: &crate::config::Config,
+    rules: &[StoredRule],
+) -> Vec<Value> {
     let (planner, _) = Planner::new(rules, &cfg.providers, false);
     rules
         .iter()

@@ -1,8 +1,8 @@
 //! `serve` and `config check`.
 
 use super::{input_error, CliResult, Ctx};
-use crate::validate::Problem;
 use crate::service::Service;
+use crate::validate::Problem;
 use anyhow::Context;
 use std::net::SocketAddr;
 
@@ -256,7 +256,10 @@ pub async fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
                         .await
                         .map_err(super::admin_failure)?;
                     problems.extend(stored.into_iter().map(|message| Problem {
-                        at: format!("{} (rules added with `edgepurge rule add`)", cfg.store.describe()),
+                        at: format!(
+                            "{} (rules added with `edgepurge rule add`)",
+                            cfg.store.describe()
+                        ),
                         message,
                     }));
                 }
@@ -286,7 +289,11 @@ pub async fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
             "warnings": warnings,
             "summary": summary,
         }))?;
-        return if problems.is_empty() { Ok(()) } else { Err(failed()) };
+        return if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(failed())
+        };
     }
     for w in &warnings {
         eprintln!("warning: {w}");
@@ -300,7 +307,10 @@ pub async fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
     if let Some(s) = summary {
         println!(
             "{file}: ok ({} provider(s), {} rule(s); store {}; listen {})",
-            s["providers"], s["rules"], s["store"].as_str().unwrap_or(""), s["listen"].as_str().unwrap_or("")
+            s["providers"],
+            s["rules"],
+            s["store"].as_str().unwrap_or(""),
+            s["listen"].as_str().unwrap_or("")
         );
     }
     Ok(())

@@ -140,7 +140,12 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
 fn merge<'a>(depths: &[LaneDepth], states: &'a [Value]) -> Vec<(LaneDepth, Option<&'a Value>)> {
     let mut out: Vec<(LaneDepth, Option<&Value>)> = depths
         .iter()
-        .map(|d| (d.clone(), states.iter().find(|s| s["lane"] == d.lane.as_str())))
+        .map(|d| {
+            (
+                d.clone(),
+                states.iter().find(|s| s["lane"] == d.lane.as_str()),
+            )
+        })
         .collect();
     for s in states {
         let Some(lane) = s["lane"].as_str() else {
@@ -203,7 +208,10 @@ fn state_text(s: &Value, quota_reset: Option<i64>) -> String {
 
 /// The running server's `/healthz` (with the admin token when one is configured; a server on
 /// this machine answers loopback callers without it). `Err` says why it could not be read.
-async fn server_health(cfg: &Config, server: Option<std::net::SocketAddr>) -> Result<Value, String> {
+async fn server_health(
+    cfg: &Config,
+    server: Option<std::net::SocketAddr>,
+) -> Result<Value, String> {
     let mut addr = server.unwrap_or(cfg.server.listen);
     if addr.ip().is_unspecified() {
         addr.set_ip(if addr.is_ipv4() {
@@ -288,4 +296,3 @@ fn print_sources(sources: Option<Result<Vec<serde_json::Value>, String>>) {
     }
     println!("{table}\n");
 }
-

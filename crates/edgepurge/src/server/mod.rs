@@ -16,7 +16,9 @@ mod webhook;
 /// The JSON shapes of log records, provider requests, rules and lane queues (times in RFC
 /// 3339), shared by the admin API and the command line's `--json`.
 pub mod views {
-    pub use super::admin::{lane_queue_view, lane_status_view, record_view, request_view, rule_view};
+    pub use super::admin::{
+        lane_queue_view, lane_status_view, record_view, request_view, rule_view,
+    };
 }
 pub use auth::Token;
 pub use health::Readiness;
