@@ -43,10 +43,15 @@ async function main() {
     assert.equal(await page.evaluate(() => sessionStorage.getItem("edgepurge.adminToken")), token);
     await page.reload();
     await page.waitForSelector('tr[data-rule="site"]');
-    // The header counts the rules in force; after a change it is read at once, no refresh
-    // later (the list and the count change together).
-    const inForce = async () => (await page.textContent("#clock")).match(/(\d+) rule\(s\) in force/)?.[1];
+    // The header counts the rules in force; it changes with the list (read at once after a
+    // change, not one refresh later), and agrees with the server's count.
+    const inForce = async () => (await page.textContent("#in-force")).match(/^(\d+) rule\(s\) in force$/)?.[1];
     assert.equal(await inForce(), "1");
+    const status = await page.evaluate(async (t) => {
+      const r = await fetch("/v1/status", { headers: { Authorization: `Bearer ${t}` } });
+      return r.json();
+    }, token);
+    assert.equal(String(status.rules_in_force), await inForce());
 
     // A config rule: listed with its last outcome, and no delete button.
     const site = page.locator('tr[data-rule="site"]');
@@ -77,11 +82,12 @@ async function main() {
     await shot(page, "rules");
 
     // Disable and enable.
-    await row.locator("text=Disable").click();
-    await row.locator("text=disabled").waitFor();
+    // (Exact texts: "text=disabled" also matched the actions cell, "…DisableDelete".)
+    await row.locator('button:text-is("Disable")').click();
+    await row.locator('.badge:text-is("disabled")').waitFor();
     assert.equal(await inForce(), "1", "a disabled rule is not in force");
-    await row.locator("text=Enable").click();
-    await row.locator("text=active").waitFor();
+    await row.locator('button:text-is("Enable")').click();
+    await row.locator('.badge:text-is("active")').waitFor();
     assert.equal(await inForce(), "2");
 
     // The log of "site" with a status filter; error details of a failed record.
