@@ -1170,6 +1170,13 @@ fn every_printing_command_has_json() {
         "https://cdn.example.com/a.css",
     ]);
     assert_eq!(queued["queued"], 1, "{queued}");
+    // A purge by hand shows its URL, not a bucket-less "manual /https://…".
+    let text = ep.ok(&["log"]);
+    assert!(
+        text.contains(" manual https://cdn.example.com/a.css  -> https://cdn.example.com/a.css"),
+        "{text}"
+    );
+    assert!(!text.contains("manual /"), "{text}");
     assert_eq!(json(&["retry", "--json"])["requeued"], 0);
 }
 

@@ -137,14 +137,19 @@ fn print_record(r: &LogRecord, json: bool) -> CliResult {
         [one] => one.clone(),
         [first, rest @ ..] => format!("{first} (+{} more)", rest.len()),
     };
+    // A purge by hand has no bucket: its "key" is the URL purged.
+    let object = if r.bucket.is_empty() {
+        r.key.clone()
+    } else {
+        format!("{}/{}", r.bucket, r.key)
+    };
     let line = format!(
-        "{}  {:<9}  rule={}  {} {}/{}  -> {}  provider={} attempts={}",
+        "{}  {:<9}  rule={}  {} {}  -> {}  provider={} attempts={}",
         local_time(r.time),
         r.status.as_str(),
         r.rule.as_deref().unwrap_or("-"),
         r.event,
-        r.bucket,
-        r.key,
+        object,
         target,
         r.provider.as_deref().unwrap_or("-"),
         r.attempts,
