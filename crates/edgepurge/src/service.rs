@@ -272,6 +272,7 @@ impl Service {
             .await
             .context("storing the config file's rules")?;
         // In force now, not at the next poll; planned for the providers that are running.
+        let _reloading = self.state.ingestor.reloading().await;
         let planner = load_planner(self.state.store.as_ref(), &self.cfg).await?;
         let in_force = planner.rules().len();
         self.state.ingestor.set_planner(planner);
@@ -321,6 +322,7 @@ async fn reload_rules(state: Arc<AppState>, cfg: Config, shutdown: CancellationT
         if seen == Some(version) {
             continue;
         }
+        let _reloading = state.ingestor.reloading().await;
         match load_planner(state.store.as_ref(), &cfg).await {
             Ok(planner) => {
                 tracing::info!(rules = planner.rules().len(), "rules reloaded");
