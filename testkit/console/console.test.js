@@ -43,6 +43,15 @@ async function main() {
     assert.equal(await page.evaluate(() => sessionStorage.getItem("edgepurge.adminToken")), token);
     await page.reload();
     await page.waitForSelector('tr[data-rule="site"]');
+    // The header counts the rules in force; it changes with the list (read at once after a
+    // change, not one refresh later), and agrees with the server's count.
+    const inForce = async () => (await page.textContent("#in-force")).match(/^(\d+) rule\(s\) in force$/)?.[1];
+    assert.equal(await inForce(), "1");
+    const status = await page.evaluate(async (t) => {
+      const r = await fetch("/v1/status", { headers: { Authorization: `Bearer ${t}` } });
+      return r.json();
+    }, token);
+    assert.equal(String(status.rules_in_force), await inForce());
 
     // A config rule: listed with its last outcome, and no delete button.
     const site = page.locator('tr[data-rule="site"]');
@@ -69,13 +78,17 @@ async function main() {
     assert.equal(await page.evaluate(() => document.querySelector("#rule-dialog").open), false);
     assert.match(await row.textContent(), /active/);
     assert.match(await row.textContent(), /suffix \.css/);
+    assert.equal(await inForce(), "2", "the count includes the rule just added");
     await shot(page, "rules");
 
     // Disable and enable.
-    await row.locator("text=Disable").click();
-    await row.locator("text=disabled").waitFor();
-    await row.locator("text=Enable").click();
-    await row.locator("text=active").waitFor();
+    // (Exact texts: "text=disabled" also matched the actions cell, "…DisableDelete".)
+    await row.locator('button:text-is("Disable")').click();
+    await row.locator('.badge:text-is("disabled")').waitFor();
+    assert.equal(await inForce(), "1", "a disabled rule is not in force");
+    await row.locator('button:text-is("Enable")').click();
+    await row.locator('.badge:text-is("active")').waitFor();
+    assert.equal(await inForce(), "2");
 
     // The log of "site" with a status filter; error details of a failed record.
     await site.locator("text=View log").click();
@@ -99,6 +112,7 @@ async function main() {
     await row.locator("text=Delete").click();
     await page.click("#confirm-ok");
     await row.waitFor({ state: "detached" });
+    assert.equal(await inForce(), "1", "the deleted rule is no longer counted");
 
     assert.deepEqual(errors, [], "no script errors");
     assert.deepEqual(outside, [], "nothing fetched from elsewhere");

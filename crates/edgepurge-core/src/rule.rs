@@ -303,144 +303,160 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 impl RuleSpec {
-    /// Checks every field; the error names the rule, the field and the reason.
+    /// Checks every field; the error names the rule, the field and the reason (the first
+    /// problem; [`RuleSpec::problems`] lists them all).
     pub fn validate(self) -> Result<Rule, RuleError> {
-        let err = |field: &'static str, reason: String| RuleError {
-            rule: self.name.clone(),
-            field,
-            reason,
-        };
-        if !valid_name(&self.name) {
-            return Err(err(
-                "name",
-                "must be 1-64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit"
-                    .into(),
-            ));
-        }
-        if self.bucket.trim().is_empty() || self.bucket.contains('/') {
-            return Err(err(
-                "bucket",
-                "must be a bucket name (for COS the name-appid form), without '/'".into(),
-            ));
-        }
-        if self.events.is_empty() {
-            return Err(err(
-                "events",
-                "list at least one event type, e.g. [\"created\", \"removed\"]".into(),
-            ));
-        }
-        let selectors = self
-            .events
-            .iter()
-            .map(|e| EventSelector::parse(e))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|r| err("events", r))?;
-        if self.domains.is_empty() {
-            return Err(err(
-                "domains",
-                "list at least one CDN domain with its scheme, e.g. [\"https://cdn.example.com\"]"
-                    .into(),
-            ));
-        }
-        let domains = self
-            .domains
-            .iter()
-            .map(|d| Domain::parse(d))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|r| err("domains", r))?;
-        match (self.provider.is_empty(), self.providers.is_empty()) {
-            (true, true) => {
-                return Err(err(
-                    "provider",
-                    "name the provider account to purge through, e.g. provider = \"tencent\" \
-                     (or several: providers = [\"tencent\", \"cloudflare\"])"
-                        .into(),
-                ))
-            }
-            (false, false) => {
-                return Err(err(
-                    "providers",
-                    "set either provider (one account) or providers (several), not both".into(),
-                ))
-            }
-            _ => {}
-        }
-        if self.providers.len() > MAX_PROVIDERS {
-            return Err(err(
-                "providers",
-                format!("at most {MAX_PROVIDERS} provider accounts per rule"),
-            ));
-        }
-        for (i, p) in self.provider_names().enumerate() {
-            if !valid_name(p) {
-                return Err(err(
-                    "provider",
-                    format!("{p:?} must name a provider account from [providers.NAME]"),
-                ));
-            }
-            if self.provider_names().take(i).any(|q| q == p) {
-                return Err(err("providers", format!("{p:?} is listed twice")));
-            }
-        }
-        if let Some(doc) = &self.index_document {
-            if doc.is_empty() || doc.contains('/') {
-                return Err(err(
-                    "index_document",
-                    "must be a file name without '/', e.g. index.html".into(),
-                ));
-            }
-        }
-        match (self.mode, self.tags.is_empty()) {
-            (Mode::Tag, true) => {
-                return Err(err(
-                    "tags",
-                    "mode = \"tag\" needs tags, e.g. [\"{seg1}\"] (see the README)".into(),
-                ))
-            }
-            (Mode::Url | Mode::Dir, false) => {
-                return Err(err("tags", "tags are only used with mode = \"tag\"".into()))
-            }
-            _ => {}
-        }
-        for t in &self.tags {
-            crate::tags::check_template(t).map_err(|r| err("tags", r))?;
-        }
-        if let Some(strip) = &self.strip_prefix {
-            if strip.is_empty() || !strip.ends_with('/') || has_dot_segment(strip) {
-                return Err(err(
-                    "strip_prefix",
-                    format!(
-                        "{strip:?} must be whole folders ending in '/', e.g. \"static/\" (a \
-                         partial name would join the rest of the key to the domain)"
-                    ),
-                ));
-            }
-        }
-        if self.mode == Mode::Dir && !self.allow_host_purge && self.reaches_domain_root() {
-            return Err(err(
-                "allow_host_purge",
-                "with mode = \"dir\" and no prefix naming a folder (e.g. prefix = \"img/\"), a \
-                 key at the bucket root purges the whole domain; set a prefix that ends in a \
-                 folder, or allow_host_purge = true if that is intended"
-                    .into(),
-            ));
-        }
-        if let (Some(strip), Some(prefix)) = (&self.strip_prefix, &self.prefix) {
-            if !prefix.starts_with(strip.as_str()) && !strip.starts_with(prefix.as_str()) {
-                return Err(err(
-                    "strip_prefix",
-                    format!(
-                        "{strip:?} conflicts with prefix {prefix:?}: no key matching the prefix \
-                         starts with it"
-                    ),
-                ));
-            }
+        let (mut problems, selectors, domains) = self.check();
+        if !problems.is_empty() {
+            return Err(problems.swap_remove(0));
         }
         Ok(Rule {
             selectors,
             domains,
             spec: self,
         })
+    }
+
+    /// Every problem of the rule, in field order (empty: the rule is valid).
+    pub fn problems(&self) -> Vec<RuleError> {
+        self.check().0
+    }
+
+    /// Every problem, and the event selectors and domains that parsed.
+    fn check(&self) -> (Vec<RuleError>, Vec<EventSelector>, Vec<Domain>) {
+        let mut problems = Vec::new();
+        let mut err = |field: &'static str, reason: String| {
+            problems.push(RuleError {
+                rule: self.name.clone(),
+                field,
+                reason,
+            })
+        };
+        if !valid_name(&self.name) {
+            err(
+                "name",
+                "must be 1-64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit"
+                    .into(),
+            );
+        }
+        if self.bucket.trim().is_empty() || self.bucket.contains('/') {
+            err(
+                "bucket",
+                "must be a bucket name (for COS the name-appid form), without '/'".into(),
+            );
+        }
+        if self.events.is_empty() {
+            err(
+                "events",
+                "list at least one event type, e.g. [\"created\", \"removed\"]".into(),
+            );
+        }
+        let mut selectors = Vec::new();
+        for e in &self.events {
+            match EventSelector::parse(e) {
+                Ok(s) => selectors.push(s),
+                Err(r) => err("events", r),
+            }
+        }
+        if self.domains.is_empty() {
+            err(
+                "domains",
+                "list at least one CDN domain with its scheme, e.g. [\"https://cdn.example.com\"]"
+                    .into(),
+            );
+        }
+        let mut domains = Vec::new();
+        for d in &self.domains {
+            match Domain::parse(d) {
+                Ok(d) => domains.push(d),
+                Err(r) => err("domains", r),
+            }
+        }
+        match (self.provider.is_empty(), self.providers.is_empty()) {
+            (true, true) => err(
+                "provider",
+                "name the provider account to purge through, e.g. provider = \"tencent\" \
+                 (or several: providers = [\"tencent\", \"cloudflare\"])"
+                    .into(),
+            ),
+            (false, false) => err(
+                "providers",
+                "set either provider (one account) or providers (several), not both".into(),
+            ),
+            _ => {}
+        }
+        if self.providers.len() > MAX_PROVIDERS {
+            err(
+                "providers",
+                format!("at most {MAX_PROVIDERS} provider accounts per rule"),
+            );
+        }
+        for (i, p) in self.provider_names().enumerate() {
+            if !valid_name(p) {
+                err(
+                    "provider",
+                    format!("{p:?} must name a provider account from [providers.NAME]"),
+                );
+            }
+            if self.provider_names().take(i).any(|q| q == p) {
+                err("providers", format!("{p:?} is listed twice"));
+            }
+        }
+        if let Some(doc) = &self.index_document {
+            if doc.is_empty() || doc.contains('/') {
+                err(
+                    "index_document",
+                    "must be a file name without '/', e.g. index.html".into(),
+                );
+            }
+        }
+        match (self.mode, self.tags.is_empty()) {
+            (Mode::Tag, true) => err(
+                "tags",
+                "mode = \"tag\" needs tags, e.g. [\"{seg1}\"] (see the README)".into(),
+            ),
+            (Mode::Url | Mode::Dir, false) => {
+                err("tags", "tags are only used with mode = \"tag\"".into())
+            }
+            _ => {}
+        }
+        for t in &self.tags {
+            if let Err(r) = crate::tags::check_template(t) {
+                err("tags", r);
+            }
+        }
+        if let Some(strip) = &self.strip_prefix {
+            if strip.is_empty() || !strip.ends_with('/') || has_dot_segment(strip) {
+                err(
+                    "strip_prefix",
+                    format!(
+                        "{strip:?} must be whole folders ending in '/', e.g. \"static/\" (a \
+                         partial name would join the rest of the key to the domain)"
+                    ),
+                );
+            }
+        }
+        if self.mode == Mode::Dir && !self.allow_host_purge && self.reaches_domain_root() {
+            err(
+                "allow_host_purge",
+                "with mode = \"dir\" and no prefix naming a folder (e.g. prefix = \"img/\"), a \
+                 key at the bucket root purges the whole domain; set a prefix that ends in a \
+                 folder, or allow_host_purge = true if that is intended"
+                    .into(),
+            );
+        }
+        if let (Some(strip), Some(prefix)) = (&self.strip_prefix, &self.prefix) {
+            if !prefix.starts_with(strip.as_str()) && !strip.starts_with(prefix.as_str()) {
+                err(
+                    "strip_prefix",
+                    format!(
+                        "{strip:?} conflicts with prefix {prefix:?}: no key matching the prefix \
+                         starts with it"
+                    ),
+                );
+            }
+        }
+        (problems, selectors, domains)
     }
 }
 

@@ -55,6 +55,17 @@ pub fn rfc3339_ms(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// `2026-11-27T01:33:01+08:00`: RFC 3339 in the machine's local time zone (`TZ`), to the
+/// second, for what the command line prints as text (its `--json` uses [`rfc3339_ms`]).
+pub fn local_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
 /// Reads an RFC 3339 time (any offset) as epoch milliseconds.
 pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(text)
@@ -74,5 +85,8 @@ mod tests {
         assert_eq!(parse_rfc3339_ms(&rfc3339_ms(ms)), Some(ms));
         assert_eq!(parse_rfc3339_ms("2026-11-30T08:46:59.123+08:00"), Some(ms));
         assert_eq!(parse_rfc3339_ms("yesterday"), None);
+        // Local or not, the same instant, to the second.
+        let local = local_time(ms);
+        assert_eq!(parse_rfc3339_ms(&local), Some(ms - 123), "{local}");
     }
 }

@@ -641,27 +641,27 @@ impl RawConfig {
                 p.push(&at, format!("rule name {:?} is used twice", spec.name));
                 continue;
             }
-            // A rule refused only for its provider is kept, so later checks see it.
-            let valid = spec.clone().validate();
-            match crate::rules::check(spec, Some(&providers)) {
-                Ok(rule) => rules.push(rule),
-                Err(crate::rules::RuleRefusal::UnknownProvider { rule, provider, .. })
-                    if broken.contains(&provider) =>
-                {
-                    p.push(
-                        &at,
-                        format!(
-                            "rule {rule:?}: provider {provider:?} has problems (listed above); \
-                             fix them first"
-                        ),
-                    );
-                }
-                Err(e) => {
-                    p.push(&at, e.to_string());
-                    if let Ok(rule) = valid {
-                        rules.push(rule);
+            // Every problem of the rule; one refused only for its provider is kept, so later
+            // checks see it.
+            let refusals = crate::rules::refusals(&spec, Some(&providers));
+            for refusal in &refusals {
+                match refusal {
+                    crate::rules::RuleRefusal::UnknownProvider { rule, provider, .. }
+                        if broken.contains(provider) =>
+                    {
+                        p.push(
+                            &at,
+                            format!(
+                                "rule {rule:?}: provider {provider:?} has problems (listed \
+                                 above); fix them first"
+                            ),
+                        );
                     }
+                    e => p.push(&at, e.to_string()),
                 }
+            }
+            if let Ok(rule) = spec.validate() {
+                rules.push(rule);
             }
         }
 
@@ -686,20 +686,27 @@ impl RawConfig {
 }
 
 impl Config {
-    /// Each provider secret that cannot be read now, naming the provider and what is missing.
-    pub fn missing_secrets(&self) -> Vec<String> {
+    /// Each provider or source secret that cannot be read now: where it is configured and
+    /// what is missing.
+    pub fn missing_secrets(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         for s in &self.sources {
             for secret in s.required_secrets() {
                 if let Err(e) = secret.check_present() {
-                    out.push(format!("sources {:?}: {e}", s.name()));
+                    out.push(Problem {
+                        at: format!("sources {:?}", s.name()),
+                        message: e,
+                    });
                 }
             }
         }
         for (name, p) in &self.providers {
             for s in p.required_secrets() {
                 if let Err(e) = s.check_present() {
-                    out.push(format!("providers.{name}: {e}"));
+                    out.push(Problem {
+                        at: format!("providers.{name}"),
+                        message: e,
+                    });
                 }
             }
         }

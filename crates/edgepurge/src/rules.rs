@@ -59,41 +59,76 @@ impl RuleRefusal {
     }
 }
 
+/// What refuses a change to a rule of the config file, the same for `rule add` (its name),
+/// `rule delete`, `enable` and `disable`, from the CLI, the admin API and the console.
+pub fn owned_by_config(name: &str) -> String {
+    format!(
+        "rule {name:?} comes from the config file: change or remove it there (a running server \
+         applies the file on SIGHUP or restart); a rule added here needs a name of its own"
+    )
+}
+
 /// Checks `spec`; with `providers` (the config's accounts) also that its account exists and
 /// supports its mode. Without them (no config at hand) only the rule's own fields are checked.
+/// The first problem is the answer ([`refusals`] lists them all).
 pub fn check(spec: RuleSpec, providers: Option<&Providers>) -> Result<Rule, RuleRefusal> {
-    let rule = spec.validate().map_err(RuleRefusal::Invalid)?;
+    if let Some(first) = refusals(&spec, providers).into_iter().next() {
+        return Err(first);
+    }
+    spec.validate().map_err(RuleRefusal::Invalid)
+}
+
+/// Every reason `spec` cannot be applied: each field at fault, then each account that is
+/// missing or cannot purge with the rule's mode. Empty: [`check`] accepts it.
+pub fn refusals(spec: &RuleSpec, providers: Option<&Providers>) -> Vec<RuleRefusal> {
+    let mut out: Vec<RuleRefusal> = spec
+        .problems()
+        .into_iter()
+        .map(RuleRefusal::Invalid)
+        .collect();
     let Some(providers) = providers else {
-        return Ok(rule);
+        return out;
     };
-    for name in rule.spec.provider_names() {
+    let names: Vec<&str> = spec.provider_names().collect();
+    for (i, name) in names.iter().copied().enumerate() {
+        // A malformed or repeated name is a problem of the rule's own fields, said above.
+        if !edgepurge_core::rule::valid_name(name) || names[..i].contains(&name) {
+            continue;
+        }
         let Some(account) = providers.get(name) else {
-            return Err(RuleRefusal::UnknownProvider {
-                rule: rule.spec.name.clone(),
+            out.push(RuleRefusal::UnknownProvider {
+                rule: spec.name.clone(),
                 provider: name.to_owned(),
                 suggestion: closest(name, providers.keys().map(String::as_str)),
             });
+            continue;
         };
-        let kind = rule.spec.mode.target_kind();
+        let kind = spec.mode.target_kind();
         if !account.supports(kind) {
             let supported: Vec<&str> = TargetKind::ALL
                 .into_iter()
                 .filter(|k| account.supports(*k))
                 .map(TargetKind::as_str)
                 .collect();
-            return Err(RuleRefusal::Unsupported {
-                rule: rule.spec.name.clone(),
+            out.push(RuleRefusal::Unsupported {
+                rule: spec.name.clone(),
                 provider: name.to_owned(),
                 kind: account.kind(),
-                mode: rule.spec.mode.as_str(),
+                mode: spec.mode.as_str(),
                 supported: supported.join(", "),
             });
         }
     }
-    Ok(rule)
+    out
 }
 
 /// The candidate nearest to `name` by edit distance, if it is a plausible typo.
+/// ` (did you mean "x"?)` when one of `candidates` is close to `name`, else nothing: for
+/// every message about a name that does not exist (rules, provider accounts).
+pub fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    Suggestion(&closest(name, candidates)).to_string()
+}
+
 fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
     candidates
         .map(|c| (edit_distance(name, c), c))

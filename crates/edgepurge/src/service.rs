@@ -159,10 +159,10 @@ impl Service {
             ingestor,
             admin,
             dispatcher,
-            webhook_token,
+            webhook_token: server::Token::new(webhook_token),
             pubsub_oidc: server::PubsubOidc::from_config(cfg.server.pubsub_oidc.as_ref())
                 .map_err(|e| anyhow::anyhow!("server.pubsub_oidc: {e}"))?,
-            admin_token,
+            admin_token: server::Token::new(admin_token),
             max_body_bytes: cfg.server.max_body_bytes,
             body_timeout: cfg.server.body_timeout,
             readiness: Default::default(),
@@ -220,14 +220,14 @@ impl Service {
                 "POST /v1/events accepts Pub/Sub push tokens"
             );
         }
-        if state.webhook_token.is_none() && state.pubsub_oidc.is_some() {
+        if !state.webhook_token.is_set() && state.pubsub_oidc.is_some() {
             tracing::warn!(
                 "server.pubsub_oidc without a webhook token: POST /v1/events now accepts only \
                  Pub/Sub push tokens, loopback callers included (set server.webhook_token_env \
                  for other senders)"
             );
         }
-        if state.webhook_token.is_none() && state.pubsub_oidc.is_none() {
+        if !state.webhook_token.is_set() && state.pubsub_oidc.is_none() {
             tracing::warn!(
                 "no webhook token configured: POST /v1/events accepts loopback callers only \
                  (set server.webhook_token_env to accept others)"
@@ -274,10 +274,32 @@ impl Service {
             .context("storing the config file's rules")?;
         report_config_rules(&change, cfg.store.is_shared());
         // In force now, not at the next poll; planned for the providers that are running.
+        let _reloading = self.state.ingestor.reloading().await;
         let planner = load_planner(self.state.store.as_ref(), &self.cfg).await?;
         let in_force = planner.rules().len();
         self.state.ingestor.set_planner(planner);
         Ok(in_force)
+    }
+
+    /// Reads the webhook and admin tokens again from where `cfg` says (a `token_file` is read
+    /// anew; an environment variable is the one this process started with) and puts them in
+    /// force: a caller with an old token is refused from the next request on. Both are read
+    /// before either is replaced, so a token that cannot be read changes nothing. Returns
+    /// which tokens changed.
+    pub async fn reload_tokens(&self, cfg: &Config) -> anyhow::Result<Vec<&'static str>> {
+        let webhook = load_token(cfg.server.webhook_token.as_ref(), "server webhook token").await?;
+        let admin = load_token(cfg.admin.token.as_ref(), "admin token").await?;
+        let mut changed = Vec::new();
+        for (name, slot, new) in [
+            ("webhook token", &self.state.webhook_token, webhook),
+            ("admin token", &self.state.admin_token, admin),
+        ] {
+            if slot.get() != new {
+                slot.set(new);
+                changed.push(name);
+            }
+        }
+        Ok(changed)
     }
 
     pub fn shutdown_token(&self) -> CancellationToken {
@@ -348,6 +370,7 @@ async fn reload_rules(state: Arc<AppState>, cfg: Config, shutdown: CancellationT
         if seen == Some(version) {
             continue;
         }
+        let _reloading = state.ingestor.reloading().await;
         match load_planner(state.store.as_ref(), &cfg).await {
             Ok(planner) => {
                 tracing::info!(rules = planner.rules().len(), "rules reloaded");

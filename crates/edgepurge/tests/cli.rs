@@ -68,6 +68,7 @@ fn config_check_reports_every_problem() {
     let out = bare_command(dir.path(), &["config", "check", "--config", "ok.toml"])
         .env("TENCENTCLOUD_SECRETID", "dummy-id")
         .env("TENCENTCLOUD_SECRETKEY", "dummy-key")
+        .env("EDGEPURGE_WEBHOOK_TOKEN", "dummy-webhook-token")
         .output()
         .unwrap();
     assert!(
@@ -92,6 +93,12 @@ fn config_check_reports_every_problem() {
         "{err}"
     );
     assert!(err.contains("rules[0]: rule \"x\": domains:"), "{err}");
+    // Every problem of one rule, not only its first.
+    assert!(
+        err.contains("rules[0]: rule \"x\": provider \"p\" is not defined"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ok"));
 }
 
 fn sim_env() -> (FakeTencent, Edgepurge) {
@@ -184,6 +191,26 @@ fn simulate_prints_one_json_line_per_target() {
         "{why}"
     );
 
+    // A `..` segment addresses no URL: said why, and with --json on standard output too.
+    std::fs::write(
+        &event,
+        ceph_body("assets", "ObjectCreated:Put", &["img/../secret.png".into()]),
+    )
+    .unwrap();
+    let out = ep.run(&["simulate", "--event", event.to_str().unwrap()]);
+    assert!(out.status.success() && out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'..' path segment"));
+    let out = ep.run(&["simulate", "--event", event.to_str().unwrap(), "--json"]);
+    assert!(out.status.success());
+    let why: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(why["key"], "img/../secret.png");
+    assert_eq!(why["purges_nothing"], "the matching rules give no target");
+    assert_eq!(why["rules"][0]["rule"], "imgs");
+    assert!(
+        why["rules"][0]["why"].as_str().unwrap().contains("'..'"),
+        "{why}"
+    );
+
     // Nothing matches: each rule says why.
     std::fs::write(
         &event,
@@ -198,6 +225,14 @@ fn simulate_prints_one_json_line_per_target() {
         why.contains("rule \"imgs\": bucket \"other-bucket\" is not the rule's \"assets\""),
         "{why}"
     );
+    let out = ep.run(&["simulate", "--event", event.to_str().unwrap(), "--json"]);
+    assert!(out.status.success());
+    let why: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(why["purges_nothing"], "no rule matches");
+    let rules = why["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 2, "every rule says why: {why}");
+    assert!(rules.iter().any(|r| r["rule"] == "imgs"
+        && r["why"] == "bucket \"other-bucket\" is not the rule's \"assets\""));
 
     // Unparseable: non-zero with the reason.
     std::fs::write(&event, "{\"Records\": [{\"s3\": {}}]}").unwrap();
@@ -206,6 +241,36 @@ fn simulate_prints_one_json_line_per_target() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("Records[0].eventName: missing"));
     // Nothing was stored or sent by simulate.
     assert!(!ep.dir.path().join("edgepurge.db").exists());
+}
+
+#[test]
+fn the_readme_simulate_example_says_why_nothing_matches() {
+    // The README's "try a rule" command: the example config and the COS fixture, whose
+    // buckets differ. Nothing to purge, exit 0, and the rule says why.
+    let dir = tempfile::tempdir().unwrap();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let out = bare_command(
+        dir.path(),
+        &[
+            "simulate",
+            "--config",
+            &format!("{root}/edgepurge.example.toml"),
+            "--event",
+            &format!("{root}/crates/edgepurge-core/fixtures/events/cos-put.json"),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        why.contains("purges nothing: no rule matches")
+            && why.contains(
+                "rule \"site-images\": bucket \"testpic-1253970026\" is not the rule's \
+                 \"assets-1250000000\""
+            ),
+        "{why}"
+    );
 }
 
 #[test]
@@ -281,7 +346,7 @@ fn rules_are_managed_from_the_cli_and_a_running_server_follows() {
     );
     let json: serde_json::Value =
         serde_json::from_str(&ep.ok(&["rule", "show", "media", "--json"])).unwrap();
-    assert_eq!(json["spec"]["events"], serde_json::json!(["put", "delete"]));
+    assert_eq!(json["events"], serde_json::json!(["put", "delete"]));
 
     // The running server applies it within about a second.
     edgepurge_testkit::wait_for(Duration::from_secs(10), "the new rule to apply", || {
@@ -690,5 +755,518 @@ fn completions_and_the_manual_page_are_printed_for_every_command() {
         "running server listens",
     ] {
         assert!(text.contains(word), "{word} missing from the manual page");
+    }
+}
+
+/// `2026-12-01T05:09:49.123Z` (UTC, milliseconds) as every `--json` output shows times.
+fn assert_utc_rfc3339(v: &serde_json::Value, what: &str) -> i64 {
+    let text = v
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: not a string: {v}"));
+    assert!(
+        text.ends_with('Z') && text.len() == "2026-12-01T05:09:49.123Z".len(),
+        "{what}: {text}"
+    );
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{what}: {text}: {e}"))
+        .timestamp_millis()
+}
+
+/// A local time with the offset of Asia/Tokyo (+09:00, no summer time), to the second.
+fn tokyo_times(text: &str) -> usize {
+    text.split_whitespace()
+        .filter(|w| {
+            let w = w.trim_start_matches("completed=");
+            w.ends_with("+09:00") && chrono::DateTime::parse_from_rfc3339(w).is_ok()
+        })
+        .count()
+}
+
+#[test]
+fn times_are_rfc3339_utc_in_json_and_local_in_text() {
+    let (_fake, ep) = sim_env();
+    let tokyo = |args: &[&str]| {
+        let out = ep.command(args).env("TZ", "Asia/Tokyo").output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let server = ep.serve();
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["img/t.png".into()],
+    ));
+    ep.settle(Duration::from_secs(20));
+    // Complete once the stand-in's purge task is done.
+    let log = edgepurge_testkit::wait_for(Duration::from_secs(20), "completion", || {
+        let log = ep.log(&[]);
+        log[0]["completed_at"].is_string().then_some(log)
+    });
+    let time = assert_utc_rfc3339(&log[0]["time"], "log time");
+    let now = chrono::Utc::now().timestamp_millis();
+    assert!(
+        (now - time).abs() < 60_000,
+        "a time of now: {}",
+        log[0]["time"]
+    );
+    assert_utc_rfc3339(&log[0]["updated"], "log updated");
+    assert_utc_rfc3339(&log[0]["completed_at"], "log completed_at");
+    assert!(
+        log[0].get("seq").is_none(),
+        "the admin API's shape: {}",
+        log[0]
+    );
+    // Text: local times with their offset (here +09:00), one per time shown.
+    let text = tokyo(&["log"]);
+    assert_eq!(tokyo_times(&text), 2, "time and completed=: {text}");
+
+    let reqs: Vec<serde_json::Value> = ep
+        .ok(&["log", "--requests", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let started = assert_utc_rfc3339(&reqs[0]["started_at"], "started_at");
+    let finished = assert_utc_rfc3339(&reqs[0]["finished_at"], "finished_at");
+    assert_eq!(reqs[0]["took_ms"], finished - started);
+    assert_eq!(tokyo_times(&tokyo(&["log", "--requests"])), 1);
+
+    // Rules: installed by the server, so with a creation time.
+    let rules: serde_json::Value =
+        serde_json::from_str(&ep.ok(&["rule", "list", "--json"])).unwrap();
+    let imgs = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "imgs")
+        .unwrap();
+    assert_utc_rfc3339(&imgs["created_at"], "created_at");
+    assert_eq!(imgs["origin"], "config");
+    assert_eq!(imgs["in_force"], true);
+    let show = tokyo(&["rule", "show", "imgs"]);
+    assert!(show.contains("# origin: config, created 20"), "{show}");
+    assert_eq!(tokyo_times(&show), 1, "{show}");
+
+    // Status with the server: each lane's state from it, its times in RFC 3339 too.
+    let addr = server.addr.to_string();
+    let status: serde_json::Value =
+        serde_json::from_str(&ep.ok(&["status", "--json", "--server", &addr])).unwrap();
+    assert!(status["server_error"].is_null(), "{status}");
+    let lane = &status["lanes"][0];
+    assert_eq!(lane["lane"], "tencent", "{status}");
+    assert!(lane["state"].is_string(), "{status}");
+    assert_utc_rfc3339(&lane["last_success_at"], "last_success_at");
+    let health = http::get(server.addr, "/healthz").unwrap().json();
+    assert_utc_rfc3339(
+        &health["lanes"][0]["last_success_at"],
+        "/healthz last_success_at",
+    );
+
+    // Status: a purge queued while no server runs waits in its lane, with its time.
+    drop(server);
+    ep.ok(&[
+        "purge",
+        "--no-wait",
+        "--provider",
+        "tencent",
+        "https://cdn.example.com/waiting.css",
+    ]);
+    // (No server answers at port 1: the lanes' states are unknown, and said so.)
+    let status: serde_json::Value =
+        serde_json::from_str(&ep.ok(&["status", "--json", "--server", "127.0.0.1:1"])).unwrap();
+    let lane = &status["lanes"][0];
+    assert_eq!(lane["lane"], "tencent", "{status}");
+    assert_eq!(lane["pending"], 1, "{status}");
+    assert_utc_rfc3339(&lane["oldest_pending_at"], "oldest_pending_at");
+    assert!(
+        status["server_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("does not answer")),
+        "{status}"
+    );
+    let text = tokyo(&["status", "--server", "127.0.0.1:1"]);
+    assert_eq!(tokyo_times(&text), 1, "{text}");
+    assert!(
+        text.contains("lane states: the server at 127.0.0.1:1 does not answer"),
+        "{text}"
+    );
+}
+
+#[test]
+fn log_requests_honours_status_and_unknown_names_get_a_suggestion() {
+    let (fake, ep) = sim_env();
+    let server = ep.serve();
+    // One purge given up (the host is not on the CDN; rule "docs" has one domain), one
+    // retried once and then done.
+    fake.fail("ResourceNotFound.CdnHostNotExists", 1);
+    server.send(&ceph_body(
+        "assets",
+        "ObjectRemoved:Delete",
+        &["gone/dead.css".into()],
+    ));
+    ep.settle(Duration::from_secs(20));
+    fake.fail("InternalError.CdnSystemError", 1);
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["img/late.png".into()],
+    ));
+    let log = ep.settle(Duration::from_secs(20));
+    assert_eq!(log.len(), 2, "{log:?}");
+    let outcomes = |status: &str| -> Vec<String> {
+        ep.ok(&["log", "--requests", "--json", "--status", status])
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["outcome"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(outcomes("dead"), vec!["dead"]);
+    assert_eq!(outcomes("retry"), vec!["retry"]);
+    assert_eq!(outcomes("succeeded"), vec!["succeeded"]);
+    assert_eq!(ep.ok(&["log", "--requests"]).lines().count(), 3);
+    let text = ep.ok(&["log", "--requests", "--status", "dead"]);
+    assert!(
+        text.lines().count() == 1 && text.contains("dead") && text.contains("CdnHostNotExists"),
+        "{text}"
+    );
+    let bad = ep.run(&["log", "--requests", "--status", "failed"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("succeeded, retry, split, quota, held, dead"),
+        "{err}"
+    );
+    // Requests serve many rules at once: --rule is refused with them, not ignored.
+    let bad = ep.run(&["log", "--requests", "--rule", "imgs"]);
+    assert_eq!(bad.status.code(), Some(2));
+
+    // A misspelled rule or provider: exit 2 and the name meant.
+    let bad = ep.run(&["log", "--rule", "imsg"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("no rule named \"imsg\" (did you mean \"imgs\"?)"),
+        "{err}"
+    );
+    let bad = ep.run(&["retry", "--provider", "tencnet"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("(did you mean \"tencent\"?)"), "{err}");
+    let bad = ep.run(&["rule", "show", "doc"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("did you mean \"docs\""));
+    // The dead one goes again.
+    let again: serde_json::Value =
+        serde_json::from_str(&ep.ok(&["retry", "--rule", "docs", "--json"])).unwrap();
+    assert_eq!(again["requeued"], 1);
+}
+
+#[test]
+fn config_check_lists_every_problem_with_its_place_and_never_says_ok_then_fails() {
+    let (_fake, ep) = sim_env();
+    let check = |json: bool| {
+        let mut args = vec!["config", "check"];
+        if json {
+            args.push("--json");
+        }
+        ep.run(&args)
+    };
+    let out = check(true);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["problems"], serde_json::json!([]));
+    assert_eq!(v["summary"]["rules"], 2);
+
+    // A rule added with the CLI that the file now also defines: a problem, not "ok".
+    drop(ep.serve());
+    ep.ok(&[
+        "rule",
+        "add",
+        "--name",
+        "media",
+        "--bucket",
+        "media",
+        "--event",
+        "put",
+        "--domain",
+        "https://cdn.example.com",
+        "--provider",
+        "tencent",
+    ]);
+    let text = std::fs::read_to_string(&ep.config).unwrap();
+    std::fs::write(
+        &ep.config,
+        format!(
+            "{text}\n[[rules]]\nname = \"media\"\nbucket = \"m\"\nevents = [\"put\"]\n\
+             domains = [\"https://cdn.example.com\"]\nprovider = \"tencent\"\n"
+        ),
+    )
+    .unwrap();
+    let out = check(false);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("ok"), "no ok before a failure: {stdout}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rule \"media\" is in the config file and was also added"),
+        "{err}"
+    );
+    let out = check(true);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 1, "{v}");
+    assert!(
+        v["problems"][0]["at"]
+            .as_str()
+            .unwrap()
+            .contains("rules added with `edgepurge rule add`"),
+        "{v}"
+    );
+
+    // Every problem of the file, each with its place; a missing secret too.
+    std::fs::write(
+        &ep.config,
+        "[dispatch]\nmax_attempts = 0\n[[rules]]\nname = \"x\"\nbucket = \"b\"\n\
+         events = [\"put\"]\ndomains = [\"cdn\"]\nprovider = \"p\"\n",
+    )
+    .unwrap();
+    let out = check(true);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let places: Vec<&str> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["at"].as_str().unwrap())
+        .collect();
+    let file = ep.config.display().to_string();
+    assert!(
+        places.contains(&format!("{file}: dispatch.max_attempts").as_str()),
+        "{v}"
+    );
+    assert!(
+        places
+            .iter()
+            .any(|p| p.starts_with(&format!("{file}: rules[0]"))),
+        "{v}"
+    );
+    assert_eq!(v["summary"], serde_json::Value::Null);
+
+    let fake = FakeTencent::start(Options::default());
+    std::fs::write(&ep.config, tencent_config(&fake, "", SITE_RULE)).unwrap();
+    let out = ep
+        .command(&["config", "check", "--json"])
+        .env_remove("EP_TEST_SECRET_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["problems"][0]["at"],
+        format!("{file}: providers.tencent"),
+        "{v}"
+    );
+    assert!(
+        v["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("EP_TEST_SECRET_KEY"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_config_rule_is_refused_with_one_message_whatever_the_change() {
+    let (_fake, ep) = sim_env();
+    drop(ep.serve());
+    let said = |args: &[&str]| {
+        let out = ep.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        err.lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let add = said(&[
+        "rule",
+        "add",
+        "--name",
+        "imgs",
+        "--bucket",
+        "x",
+        "--event",
+        "put",
+        "--domain",
+        "https://cdn.example.com",
+        "--provider",
+        "tencent",
+    ]);
+    assert!(
+        add.contains("rule \"imgs\" comes from the config file: change or remove it there"),
+        "{add}"
+    );
+    for verb in ["delete", "disable", "enable"] {
+        assert_eq!(said(&["rule", verb, "imgs"]), add, "rule {verb}");
+    }
+}
+
+#[test]
+fn every_printing_command_has_json() {
+    let (_fake, ep) = sim_env();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = ep.ok(args);
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    };
+    let m = json(&["migrate", "--json"]);
+    assert!(m["schema_version"].as_u64().unwrap() >= 1, "{m}");
+    assert!(m["store"].as_str().unwrap().contains("edgepurge.db"), "{m}");
+    let added = json(&[
+        "rule",
+        "add",
+        "--name",
+        "media",
+        "--bucket",
+        "media",
+        "--event",
+        "put",
+        "--domain",
+        "https://cdn.example.com",
+        "--provider",
+        "tencent",
+        "--json",
+    ]);
+    assert_eq!(added["name"], "media");
+    assert_eq!(added["origin"], "cli");
+    assert_eq!(added["in_force"], true);
+    assert_utc_rfc3339(&added["created_at"], "created_at");
+    assert_eq!(
+        json(&["rule", "show", "media", "--json"])["bucket"],
+        "media"
+    );
+    assert_eq!(
+        json(&["rule", "disable", "media", "--json"]),
+        serde_json::json!({"rule": "media", "enabled": false})
+    );
+    assert_eq!(
+        json(&["rule", "show", "media", "--json"])["in_force"],
+        false
+    );
+    assert_eq!(
+        json(&["rule", "enable", "media", "--json"]),
+        serde_json::json!({"rule": "media", "enabled": true})
+    );
+    assert_eq!(
+        json(&["rule", "delete", "media", "--json"]),
+        serde_json::json!({"deleted": "media"})
+    );
+    let queued = json(&[
+        "purge",
+        "--no-wait",
+        "--json",
+        "https://cdn.example.com/a.css",
+    ]);
+    assert_eq!(queued["queued"], 1, "{queued}");
+    // A purge by hand shows its URL, not a bucket-less "manual /https://…".
+    let text = ep.ok(&["log"]);
+    assert!(
+        text.contains(" manual https://cdn.example.com/a.css  -> https://cdn.example.com/a.css"),
+        "{text}"
+    );
+    assert!(!text.contains("manual /"), "{text}");
+    assert_eq!(json(&["retry", "--json"])["requeued"], 0);
+}
+
+#[test]
+fn sighup_rotates_the_token_files_and_the_old_tokens_are_refused() {
+    let fake = FakeTencent::start(Options::default());
+    let ep = Edgepurge::new("");
+    let hook = ep.dir.path().join("webhook-token");
+    let admin = ep.dir.path().join("admin-token");
+    let write = |path: &std::path::Path, token: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, token).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    write(&hook, "hook-one-0123456789");
+    write(&admin, "admin-one-0123456789");
+    let text = tencent_config(&fake, "", SITE_RULE).replace(
+        "webhook_token_env = \"EP_TEST_WEBHOOK_TOKEN\"",
+        &format!("webhook_token_file = {:?}", hook.display().to_string()),
+    );
+    std::fs::write(
+        &ep.config,
+        format!(
+            "{text}\n[admin]\ntoken_file = {:?}\n",
+            admin.display().to_string()
+        ),
+    )
+    .unwrap();
+    let log_path = ep.dir.path().join("server.log");
+    let server = ep.serve_with_stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()));
+    let hup = || {
+        let pid = server.proc.pid().to_string();
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    let said = |what: &str| {
+        edgepurge_testkit::wait_for(Duration::from_secs(5), what, || {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            text.contains(what).then_some(())
+        })
+    };
+    let body = ceph_body("assets", "ObjectCreated:Put", &["t.css".into()]);
+    let events = |token: &str| server.post(&body, Some(token)).status;
+    let api = |token: &str| {
+        let auth = format!("Bearer {token}");
+        let host = server.addr.to_string();
+        http::request(
+            server.addr,
+            "GET",
+            "/v1/rules",
+            &host,
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .unwrap()
+        .status
+    };
+    assert_eq!(events("hook-one-0123456789"), 200);
+    assert_eq!(api("admin-one-0123456789"), 200);
+
+    // New files, SIGHUP: the new tokens pass, the old ones are refused.
+    write(&hook, "hook-two-0123456789\n");
+    write(&admin, "admin-two-0123456789");
+    hup();
+    said("SIGHUP: admin token replaced");
+    said("SIGHUP: webhook token replaced");
+    assert_eq!(events("hook-one-0123456789"), 401);
+    assert_eq!(api("admin-one-0123456789"), 401);
+    assert_eq!(events("hook-two-0123456789"), 200);
+    assert_eq!(api("admin-two-0123456789"), 200);
+
+    // An empty admin token file refuses the reload whole: neither token changes.
+    write(&hook, "hook-three-0123456789");
+    write(&admin, "");
+    hup();
+    said("SIGHUP: refused, nothing reloaded");
+    assert_eq!(events("hook-two-0123456789"), 200);
+    assert_eq!(events("hook-three-0123456789"), 401);
+    assert_eq!(api("admin-two-0123456789"), 200);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    for secret in [
+        "hook-one",
+        "hook-two",
+        "hook-three",
+        "admin-one",
+        "admin-two",
+    ] {
+        assert!(!log.contains(secret), "a token in the log: {log}");
     }
 }

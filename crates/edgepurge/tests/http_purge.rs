@@ -70,7 +70,7 @@ provider = "edge"
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let mut requests = requests;
-    requests.sort_by_key(|r| r["started_at"].as_i64());
+    requests.sort_by_key(|r| ms(&r["started_at"]));
     assert_eq!(requests.len(), 3, "{requests:?}");
     // The first request carried all three and the node answered 200 for two of them.
     assert_eq!(requests[0]["targets"], 3);
@@ -78,8 +78,7 @@ provider = "edge"
     // Then only the refused URL, each time after the node's Retry-After (2 s).
     for pair in requests.windows(2) {
         assert_eq!(pair[1]["targets"], 1, "{}", pair[1]);
-        let gap =
-            pair[1]["started_at"].as_i64().unwrap() - pair[0]["finished_at"].as_i64().unwrap();
+        let gap = ms(&pair[1]["started_at"]).unwrap() - ms(&pair[0]["finished_at"]).unwrap();
         assert!(gap >= 1900, "Retry-After honoured: resent {gap} ms later");
     }
     assert_eq!(requests[2]["http_status"], 503);

@@ -335,7 +335,10 @@ fn the_daily_quota_stops_sending_and_says_why() {
         ..Default::default()
     });
     let ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE));
-    let server = ep.serve();
+    let log_path = ep.dir.path().join("server.log");
+    let server = ep.serve_with_stderr(std::process::Stdio::from(
+        std::fs::File::create(&log_path).unwrap(),
+    ));
     let keys: Vec<String> = (0..5).map(|i| format!("quota/{i}.png")).collect();
     server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
     edgepurge_testkit::wait_for(Duration::from_secs(20), "3 purged, 2 waiting", || {
@@ -353,8 +356,21 @@ fn the_daily_quota_stops_sending_and_says_why() {
             .is_none(),
         "{errors}"
     );
-    let status = ep.ok(&["status"]);
+    // `status` says why the rest waits (the server's lane state, with its reset time).
+    let status = ep.ok(&["status", "--server", &server.addr.to_string()]);
     assert!(status.contains("tencent"), "{status}");
+    assert!(
+        status.contains("until") && status.contains("quota"),
+        "the stall says why: {status}"
+    );
+    // ...and so does the log, once.
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(
+        log.matches("today's quota is used up: queued purges wait")
+            .count(),
+        1,
+        "{log}"
+    );
 }
 
 /// Hot keys can spend a 10,000-URL day in minutes: the operator hears of it at the share set

@@ -459,3 +459,50 @@ fn refused_callers_and_unknown_paths_are_logged_once_per_interval_and_answered_p
         "the token itself is never logged"
     );
 }
+
+#[test]
+fn forbidden_callers_are_logged_with_their_address() {
+    let fake = FakeTencent::start(Options::default());
+    // No webhook token: only loopback callers may post events.
+    let ep = Edgepurge::new(
+        &tencent_config(&fake, "", SITE_RULE)
+            .replace("webhook_token_env = \"EP_TEST_WEBHOOK_TOKEN\"\n", ""),
+    );
+    let log_path = ep.dir.path().join("server.log");
+    let mut cmd = ep.command(&["serve", "--listen", "0.0.0.0:0"]);
+    cmd.stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()));
+    let server = start_server(cmd);
+    let port = server.addr.port();
+    // The admin API refuses a request addressed by a host name (403), loopback or not.
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let host = format!("attacker.example:{port}");
+    let r = http::request(local, "GET", "/v1/rules", &host, &[], b"").unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    // A caller from another address may not post events without a token (403).
+    let remote = non_loopback_address();
+    if let Some(ip) = remote {
+        let body = ceph_body("assets", "ObjectCreated:Put", &["far.css".into()]);
+        let addr = std::net::SocketAddr::new(ip, port);
+        let r = http::request(addr, "POST", "/v1/events", &addr.to_string(), &[], &body).unwrap();
+        assert_eq!(r.status, 403, "{}", r.text());
+    } else {
+        eprintln!("no non-loopback address on this machine: the webhook's 403 is not tried");
+    }
+    drop(server);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("refused a caller: admin API authentication: GET /v1/rules"))
+        .unwrap_or_else(|| panic!("no admin refusal in {log}"));
+    assert!(
+        line.contains("(403)") && line.contains("peer=127.0.0.1:"),
+        "{line}"
+    );
+    if let Some(ip) = remote {
+        let line = log
+            .lines()
+            .find(|l| l.contains("refused a caller: webhook authentication: not loopback"))
+            .unwrap_or_else(|| panic!("no webhook refusal in {log}"));
+        assert!(line.contains(&format!("peer={ip}:")), "{line}");
+    }
+}

@@ -227,6 +227,19 @@ fn validation_names_rule_field_and_reason() {
 }
 
 #[test]
+fn every_problem_of_a_rule_is_listed_and_validate_names_the_first() {
+    let mut s = spec("several");
+    s.bucket = "a/b".into();
+    s.events = vec!["created".into(), "sometimes".into()];
+    s.domains = vec!["cdn.example.com".into(), "https://ok.example.com".into()];
+    s.index_document = Some("a/index.html".into());
+    let fields: Vec<&str> = s.problems().iter().map(|p| p.field).collect();
+    assert_eq!(fields, ["bucket", "events", "domains", "index_document"]);
+    assert_eq!(s.clone().validate().unwrap_err().field, "bucket");
+    assert!(spec("fine").problems().is_empty());
+}
+
+#[test]
 fn domains_normalize_to_a_base_without_trailing_slash() {
     let d = Domain::parse("HTTPS://CDN.Example.com:8443/static/").unwrap();
     assert_eq!(d.base(), "https://cdn.example.com:8443/static");

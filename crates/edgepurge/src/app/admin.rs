@@ -134,33 +134,33 @@ impl Admin {
 
     /// The rules a server started now would apply: the config file's as written now (not as
     /// last installed) and those added with `rule add`.
+    /// A config rule a server installed as it is written now keeps its installation time.
     pub async fn rules_as_configured(&self) -> AdminResult<Vec<StoredRule>> {
+        let stored = match &self.store {
+            Some(s) => s.rules().await?,
+            None => Vec::new(),
+        };
         let mut rules: Vec<StoredRule> = self
             .config_rules
             .iter()
-            .map(|r| StoredRule::from_config(&r.spec))
+            .map(|r| {
+                stored
+                    .iter()
+                    .find(|s| s.origin == RuleOrigin::Config && s.spec == r.spec)
+                    .cloned()
+                    .unwrap_or_else(|| StoredRule::from_config(&r.spec))
+            })
             .collect();
-        if let Some(s) = &self.store {
-            rules.extend(
-                s.rules()
-                    .await?
-                    .into_iter()
-                    .filter(|r| r.origin == RuleOrigin::Cli),
-            );
-        }
+        rules.extend(stored.into_iter().filter(|r| r.origin == RuleOrigin::Cli));
         Ok(rules)
     }
 
     pub async fn rule(&self, name: &str) -> AdminResult<StoredRule> {
-        self.rules()
-            .await?
-            .into_iter()
-            .find(|r| r.spec.name == name)
-            .ok_or_else(|| {
-                AdminError::NotFound(format!(
-                    "no rule named {name:?} (see `edgepurge rule list`)"
-                ))
-            })
+        let mut rules = self.rules().await?;
+        match rules.iter().position(|r| r.spec.name == name) {
+            Some(i) => Ok(rules.swap_remove(i)),
+            None => Err(no_such_rule(name, &rules)),
+        }
     }
 
     /// Adds a rule after the one rule check.
@@ -171,10 +171,8 @@ impl Admin {
             .iter()
             .any(|r| r.spec.name == rule.spec.name)
         {
-            return Err(AdminError::Conflict(format!(
-                "rule {:?} is defined in the config file; names are unique: choose another \
-                 name, or change the rule in the file",
-                rule.spec.name
+            return Err(AdminError::Conflict(crate::rules::owned_by_config(
+                &rule.spec.name,
             )));
         }
         self.store()?
@@ -184,15 +182,39 @@ impl Admin {
     }
 
     pub async fn delete_rule(&self, name: &str) -> AdminResult<()> {
+        self.changeable(name).await?;
         self.store()?.delete_rule(name).await?;
         Ok(())
     }
 
     pub async fn set_rule_enabled(&self, name: &str, enabled: bool) -> AdminResult<()> {
+        self.changeable(name).await?;
         self.store()?
             .set_rule_enabled(name, enabled, self.clock.now_ms())
             .await?;
         Ok(())
+    }
+
+    /// A rule that `delete` and `enable`/`disable` may change: one of the config file (as it
+    /// is now, even before a server installed it) is refused with the one message for that;
+    /// an unknown name gets a suggestion.
+    async fn changeable(&self, name: &str) -> AdminResult<()> {
+        if self.config_rules.iter().any(|r| r.spec.name == name) {
+            return Err(AdminError::Conflict(crate::rules::owned_by_config(name)));
+        }
+        self.require_rule(name).await
+    }
+
+    /// `Ok` when a rule of this name exists (added, or in the config file), else `NotFound`
+    /// naming the closest name: for filters (`log --rule`, `retry --rule`) that would
+    /// otherwise quietly match nothing.
+    pub async fn require_rule(&self, name: &str) -> AdminResult<()> {
+        let rules = self.rules().await?;
+        if rules.iter().any(|r| r.spec.name == name) {
+            Ok(())
+        } else {
+            Err(no_such_rule(name, &rules))
+        }
     }
 
     pub async fn log(&self, query: LogQuery) -> AdminResult<Vec<LogRecord>> {
@@ -214,6 +236,37 @@ impl Admin {
         Ok(self.store()?.requests(since, before, limit).await?)
     }
 
+    /// [`Admin::requests`] with the given outcome only (`succeeded`, `retry`, `split`,
+    /// `quota`, `held`, `dead`): the newest `limit` of them since `since`, oldest first,
+    /// read back in pages until enough are found.
+    pub async fn requests_with_outcome(
+        &self,
+        outcome: &str,
+        since: Option<Ms>,
+        limit: usize,
+    ) -> AdminResult<Vec<RequestRecord>> {
+        const PAGE: usize = 1000;
+        let store = self.store()?;
+        let mut found: Vec<RequestRecord> = Vec::new();
+        let mut before = None;
+        while found.len() < limit {
+            let page = store.requests(since, before, PAGE).await?;
+            let Some(first) = page.first() else {
+                break;
+            };
+            before = Some(first.id);
+            let full = page.len() == PAGE;
+            // Pages are oldest first: the newest matches of this page go first.
+            found.extend(page.into_iter().rev().filter(|r| r.outcome == outcome));
+            if !full {
+                break;
+            }
+        }
+        found.truncate(limit);
+        found.reverse();
+        Ok(found)
+    }
+
     pub async fn status(&self) -> AdminResult<Vec<LaneDepth>> {
         Ok(self.store()?.depths().await?)
     }
@@ -227,7 +280,8 @@ impl Admin {
                 Some(account) => Some(account.lanes()),
                 None => {
                     return Err(AdminError::NotFound(format!(
-                        "provider {p:?} is not in the config (configured: {})",
+                        "provider {p:?} is not in the config{} (configured: {})",
+                        crate::rules::did_you_mean(p, providers.keys().map(String::as_str)),
                         providers.keys().cloned().collect::<Vec<_>>().join(", ")
                     )))
                 }
@@ -237,11 +291,7 @@ impl Admin {
             (Some(p), None) => Some(vec![p.to_owned()]),
         };
         if let Some(r) = rule {
-            if !self.rules().await?.iter().any(|s| s.spec.name == r) {
-                return Err(AdminError::NotFound(format!(
-                    "no rule named {r:?} (see `edgepurge rule list`)"
-                )));
-            }
+            self.require_rule(r).await?;
         }
         Ok(self
             .store()?
@@ -254,6 +304,14 @@ impl Admin {
             )
             .await?)
     }
+}
+
+/// `no rule named "x" (did you mean "y"?)`, with where to look.
+fn no_such_rule(name: &str, rules: &[StoredRule]) -> AdminError {
+    AdminError::NotFound(format!(
+        "no rule named {name:?}{} (see `edgepurge rule list`)",
+        crate::rules::did_you_mean(name, rules.iter().map(|r| r.spec.name.as_str()))
+    ))
 }
 
 #[cfg(test)]
@@ -330,6 +388,38 @@ mod tests {
         assert_eq!(
             a.retry(Some("tencent"), Some("file-rule")).await.unwrap(),
             0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_config_rule_gets_one_message_for_every_change_and_names_get_suggestions() {
+        let (_d, a) = admin().await;
+        let said = |e: AdminError| {
+            assert!(matches!(e, AdminError::Conflict(_)), "{e}");
+            assert_eq!(e.exit_code(), 2);
+            e.to_string()
+        };
+        let add = said(a.add_rule(spec("file-rule", Mode::Url)).await.unwrap_err());
+        assert_eq!(add, crate::rules::owned_by_config("file-rule"));
+        assert_eq!(said(a.delete_rule("file-rule").await.unwrap_err()), add);
+        assert_eq!(
+            said(a.set_rule_enabled("file-rule", false).await.unwrap_err()),
+            add
+        );
+        let err = a.rule("file-rul").await.unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("no rule named \"file-rul\" (did you mean \"file-rule\"?)"),
+            "{err}"
+        );
+        assert!(a.require_rule("file-rule").await.is_ok());
+        let err = a.delete_rule("zzz").await.unwrap_err();
+        assert!(matches!(err, AdminError::NotFound(_)), "{err}");
+        assert!(!err.to_string().contains("did you mean"), "{err}");
+        let err = a.retry(Some("tencnet"), None).await.unwrap_err();
+        assert!(
+            err.to_string().contains("(did you mean \"tencent\"?)"),
+            "{err}"
         );
     }
 

@@ -116,6 +116,9 @@ pub struct Reservation {
 pub struct Ingestor {
     store: Arc<dyn Store>,
     planner: RwLock<Arc<Planner>>,
+    /// Held by whoever reads the stored rules to put them in force, until they are: a reload
+    /// that read the rules before a change cannot then replace the planner made after it.
+    reloading: tokio::sync::Mutex<()>,
     lanes: Arc<dyn LaneWaker>,
     outcomes: Arc<Outcomes>,
     clock: Clock,
@@ -143,6 +146,7 @@ impl Ingestor {
         Ingestor {
             store,
             planner: RwLock::new(Arc::new(planner)),
+            reloading: tokio::sync::Mutex::new(()),
             lanes,
             outcomes,
             clock,
@@ -194,6 +198,12 @@ impl Ingestor {
             Ok(p) => Arc::clone(&p),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
+    }
+
+    /// To hold from reading the stored rules until [`Ingestor::set_planner`] put them in
+    /// force, so reloads (the poll, an admin API change, SIGHUP) apply in the order they read.
+    pub async fn reloading(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.reloading.lock().await
     }
 
     /// Puts new rules in force (a reload).

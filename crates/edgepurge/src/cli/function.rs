@@ -28,7 +28,8 @@ pub struct HandleArgs {
     after_help = "Run by the function's `bootstrap` (see `edgepurge package`). The \
     platform is found from SCF_RUNTIME_API/SCF_RUNTIME_API_PORT (Tencent SCF) or \
     AWS_LAMBDA_RUNTIME_API (AWS Lambda). The config comes from EDGEPURGE_CONFIG_TOML (its \
-    text) or EDGEPURGE_CONFIG / --config (a file)."
+    text) or EDGEPURGE_CONFIG / --config (a file).\n\nExample (what the packaged \
+    `bootstrap` runs):\n  edgepurge function --config edgepurge.toml"
 )]
 pub struct FunctionArgs {}
 
@@ -57,6 +58,9 @@ pub struct PackageArgs {
     /// The edgepurge binary to ship (default: the one running).
     #[arg(long)]
     pub binary: Option<PathBuf>,
+    /// Print `{"output", "bytes", "platform", "warnings"}` instead of sentences.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Reads the config function mode runs with; a bad one is an input error (exit 2).
@@ -147,6 +151,16 @@ pub async fn package(ctx: &Ctx, args: PackageArgs) -> CliResult {
             .map_err(|e| anyhow::anyhow!("cannot find this binary: {e}; give --binary"))?,
     };
     let written = function::package::write_zip(&binary, &text, &args.output)?;
+    let scf = args.platform == PackagePlatform::Scf;
+    let warnings = function::package::warnings(&cfg, &binary, &args.output, scf);
+    if args.json {
+        return super::print_json(&serde_json::json!({
+            "output": args.output.display().to_string(),
+            "bytes": written,
+            "platform": if scf { "scf" } else { "lambda" },
+            "warnings": warnings,
+        }));
+    }
     println!(
         "wrote {} ({} bytes) for {}: bootstrap + edgepurge.toml",
         args.output.display(),
@@ -156,8 +170,7 @@ pub async fn package(ctx: &Ctx, args: PackageArgs) -> CliResult {
             PackagePlatform::Lambda => "AWS Lambda (runtime provided.al2023)",
         }
     );
-    let scf = args.platform == PackagePlatform::Scf;
-    for warning in function::package::warnings(&cfg, &binary, &args.output, scf) {
+    for warning in warnings {
         eprintln!("warning: {warning}");
     }
     Ok(())

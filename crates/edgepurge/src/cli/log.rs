@@ -1,35 +1,46 @@
 //! `log`: the purge log (one record per event and rule), or `--requests`: every provider
 //! request.
 
-use super::{admin_failure, fmt_time, parse_duration_ms, print_json, CliResult, Ctx};
-use crate::clock::now_ms;
+use super::{admin_failure, input_error, parse_duration_ms, print_json, CliResult, Ctx};
+use crate::clock::{local_time, now_ms};
+use crate::server::views::{record_view, request_view};
 use crate::store::{LogQuery, LogRecord, RequestRecord, Status};
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    edgepurge log --rule site --status dead --since 2h\n  \
+    edgepurge log --follow --json\n  \
+    edgepurge log --requests --status retry\n\n\
+    Times are local (RFC 3339, with the offset) in text and UTC (RFC 3339, milliseconds) in \
+    JSON.")]
 pub struct LogArgs {
-    /// Only records of this rule.
-    #[arg(long)]
+    /// Only records of this rule (an unknown name with no records is an error, exit 2).
+    #[arg(long, conflicts_with = "requests")]
     pub rule: Option<String>,
-    /// Only records in this status: queued, sent, succeeded, failed, dead, skipped.
+    /// Only records in this status: queued, sent, succeeded, failed, dead, skipped; with
+    /// --requests, requests with this outcome: succeeded, retry, split, quota, held, dead.
     #[arg(long)]
-    pub status: Option<Status>,
+    pub status: Option<String>,
     /// Only records newer than this, e.g. 10m, 2h, 1day.
     #[arg(long)]
     pub since: Option<String>,
-    /// One JSON object per line.
+    /// One JSON object per line, as the admin API's `/v1/log` (or `/v1/requests`) shows it.
     #[arg(long)]
     pub json: bool,
     /// Keep printing records as they are added or change status.
-    #[arg(long, short = 'f')]
+    #[arg(long, short = 'f', conflicts_with = "requests")]
     pub follow: bool,
     /// How many records to print (the newest).
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
-    /// Show provider requests instead of purge records.
+    /// Show provider requests (one per attempt of a batch) instead of purge records.
     #[arg(long)]
     pub requests: bool,
 }
+
+/// What a provider request's outcome can be (`--requests --status`).
+const OUTCOMES: [&str; 6] = ["succeeded", "retry", "split", "quota", "held", "dead"];
 
 const FOLLOW_PAGE: usize = 1000;
 
@@ -41,18 +52,34 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> CliResult {
         None => None,
     };
     if args.requests {
-        for r in store
-            .requests(since, None, args.limit)
-            .await
-            .map_err(admin_failure)?
-        {
+        let rows = match args.status.as_deref() {
+            None => store.requests(since, None, args.limit).await,
+            Some(outcome) if OUTCOMES.contains(&outcome) => {
+                store
+                    .requests_with_outcome(outcome, since, args.limit)
+                    .await
+            }
+            Some(other) => {
+                return Err(input_error(format!(
+                    "--status {other:?}: a provider request's outcome is one of {}",
+                    OUTCOMES.join(", ")
+                )))
+            }
+        };
+        for r in rows.map_err(admin_failure)? {
             print_request(&r, args.json)?;
         }
         return Ok(());
     }
+    let status = args
+        .status
+        .as_deref()
+        .map(str::parse::<Status>)
+        .transpose()
+        .map_err(|e| input_error(format!("--status: {e}")))?;
     let query = LogQuery {
         rule: args.rule.clone(),
-        status: args.status,
+        status,
         since,
         after: None,
         before: None,
@@ -61,7 +88,15 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> CliResult {
     };
     // Changes after this point are printed by --follow (some may repeat the first page).
     let mut cursor = (store.log_cursor().await.map_err(admin_failure)?, i64::MAX);
-    for r in &store.log(query.clone()).await.map_err(admin_failure)? {
+    let first = store.log(query.clone()).await.map_err(admin_failure)?;
+    if first.is_empty() {
+        // A misspelled rule matches nothing, quietly: say so (a deleted rule's records
+        // still show).
+        if let Some(rule) = &args.rule {
+            store.require_rule(rule).await.map_err(admin_failure)?;
+        }
+    }
+    for r in &first {
         print_record(r, args.json)?;
     }
     if !args.follow {
@@ -95,21 +130,26 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> CliResult {
 
 fn print_record(r: &LogRecord, json: bool) -> CliResult {
     if json {
-        return print_json(r);
+        return print_json(&record_view(r));
     }
     let target = match r.targets.as_slice() {
         [] => "-".to_owned(),
         [one] => one.clone(),
         [first, rest @ ..] => format!("{first} (+{} more)", rest.len()),
     };
+    // A purge by hand has no bucket: its "key" is the URL purged.
+    let object = if r.bucket.is_empty() {
+        r.key.clone()
+    } else {
+        format!("{}/{}", r.bucket, r.key)
+    };
     let line = format!(
-        "{}  {:<9}  rule={}  {} {}/{}  -> {}  provider={} attempts={}",
-        fmt_time(r.time),
+        "{}  {:<9}  rule={}  {} {}  -> {}  provider={} attempts={}",
+        local_time(r.time),
         r.status.as_str(),
         r.rule.as_deref().unwrap_or("-"),
         r.event,
-        r.bucket,
-        r.key,
+        object,
         target,
         r.provider.as_deref().unwrap_or("-"),
         r.attempts,
@@ -117,7 +157,7 @@ fn print_record(r: &LogRecord, json: bool) -> CliResult {
     // When every purge took effect at the provider (its task done, or its answer).
     let completed = r
         .completed_at
-        .map(|c| format!(" completed={}", fmt_time(c)))
+        .map(|c| format!(" completed={}", local_time(c)))
         .unwrap_or_default();
     let line = format!(
         "{line}{completed}{}",
@@ -130,11 +170,11 @@ fn print_record(r: &LogRecord, json: bool) -> CliResult {
 
 fn print_request(r: &RequestRecord, json: bool) -> CliResult {
     if json {
-        return print_json(r);
+        return print_json(&request_view(r));
     }
     let mut line = format!(
         "{}  {:<9}  lane={} batch={} attempt={} {} x{} took={}ms",
-        fmt_time(r.started_at),
+        local_time(r.started_at),
         r.outcome,
         r.lane,
         r.batch_id,

@@ -6,6 +6,7 @@ mod purge;
 mod rule;
 mod serve;
 mod simulate;
+mod status;
 
 use crate::app::{Admin, AdminError};
 use crate::clock::Clock;
@@ -45,15 +46,31 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service: webhook, queue and purgers.
+    #[command(after_help = "Example:\n  \
+        edgepurge serve --config /etc/edgepurge/edgepurge.toml --listen 127.0.0.1:8080\n\n\
+        SIGTERM or SIGINT stop it (requests in flight finish); SIGHUP reads the config file \
+        again: its rules, the webhook and admin tokens (see docs/production.md).")]
     Serve(serve::ServeArgs),
     /// Check a config file.
+    #[command(after_help = "Example:\n  \
+        edgepurge config check --config edgepurge.toml")]
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
     /// Show what an event would purge, without purging.
+    #[command(after_help = "Examples:\n  \
+        edgepurge simulate --config edgepurge.toml --event put.json\n  \
+        cat put.json | edgepurge simulate --event - --json\n\n\
+        Standard output: one JSON line {\"rule\",\"provider\",\"kind\",\"target\"} per \
+        target. When an event purges nothing, standard error says why, rule by rule (with \
+        --json, also a JSON line on standard output).")]
     Simulate(simulate::SimulateArgs),
     /// Add, list, show, delete, enable or disable rules.
+    #[command(after_help = "Examples:\n  \
+        edgepurge rule list --config edgepurge.toml\n  \
+        edgepurge rule add --name images --bucket assets --event created --prefix img/ \
+        --domain https://cdn.example.com --provider tencent")]
     Rule {
         #[command(subcommand)]
         command: rule::RuleCommand,
@@ -61,11 +78,22 @@ pub enum Command {
     /// Read the purge log.
     Log(log::LogArgs),
     /// Purge URLs or directories by hand through a provider account.
+    #[command(after_help = "Examples:\n  \
+        edgepurge purge https://cdn.example.com/a.css https://cdn.example.com/b.js\n  \
+        edgepurge purge --provider tencent --dir https://cdn.example.com/img/\n  \
+        edgepurge purge --file urls.txt --no-wait --json")]
     Purge(purge::PurgeArgs),
     /// Re-queue dead letters (purges that were given up).
+    #[command(after_help = "Examples:\n  \
+        edgepurge retry\n  \
+        edgepurge retry --provider tencent --rule images --json")]
     Retry(RetryArgs),
     /// Queue depth per lane.
-    Status(StatusArgs),
+    #[command(after_help = "Examples:\n  \
+        edgepurge status\n  \
+        edgepurge status --json --server 127.0.0.1:8080\n\n\
+        Times are local (RFC 3339, with the offset) in text and UTC (RFC 3339) in JSON.")]
+    Status(status::StatusArgs),
     /// Purge what one event body asks for, now, without store or server (function mode).
     Handle(function::HandleArgs),
     /// Run as a Tencent SCF or AWS Lambda custom-runtime function (function mode).
@@ -74,21 +102,39 @@ pub enum Command {
     Package(function::PackageArgs),
     /// Print a shell completion script, e.g. `edgepurge completions bash >
     /// /etc/bash_completion.d/edgepurge`.
+    #[command(after_help = "Examples:\n  \
+        edgepurge completions bash > /etc/bash_completion.d/edgepurge\n  \
+        edgepurge completions zsh > \"${fpath[1]}/_edgepurge\"")]
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
     /// Create the store or bring its schema up to date (SQLite file or PostgreSQL database),
     /// then exit. Run it once before starting upgraded nodes of a cluster.
-    Migrate,
+    #[command(after_help = "Example:\n  \
+        edgepurge migrate --config /etc/edgepurge/edgepurge.toml")]
+    Migrate(MigrateArgs),
     /// Print the manual page (roff), e.g. `edgepurge man > /usr/local/share/man/man1/edgepurge.1`.
+    #[command(after_help = "Example:\n  \
+        edgepurge man > /usr/local/share/man/man1/edgepurge.1")]
     Man,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Parse and validate the config (and the rules stored beside it).
-    Check,
+    /// Parse and validate the config (and the rules stored beside it), check that every named
+    /// secret is there; every problem is listed with its place (exit 2 when there is one).
+    #[command(after_help = "Examples:\n  \
+        edgepurge config check --config edgepurge.toml\n  \
+        edgepurge config check --config edgepurge.toml --json")]
+    Check(serve::CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Print `{"store", "schema_version"}` instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,17 +148,6 @@ pub struct RetryArgs {
     /// Print `{"requeued": N}` instead of a sentence.
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct StatusArgs {
-    /// One JSON object: `{"lanes": [...], "sources": [...] | null, "sources_error": ...}`.
-    #[arg(long)]
-    pub json: bool,
-    /// Where the running server listens, for its sources (default: the config's
-    /// `server.listen`).
-    #[arg(long, value_name = "HOST:PORT")]
-    pub server: Option<std::net::SocketAddr>,
 }
 
 /// An error to report with its exit code: 2 for bad input or usage, 1 for failures.
@@ -194,15 +229,15 @@ async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Serve(args) => serve::serve(&ctx, args).await,
         Command::Config {
-            command: ConfigCommand::Check,
-        } => serve::check(&ctx).await,
+            command: ConfigCommand::Check(args),
+        } => serve::check(&ctx, args).await,
         Command::Simulate(args) => simulate::run(&ctx, args).await,
         Command::Rule { command } => rule::run(&ctx, command).await,
         Command::Log(args) => log::run(&ctx, args).await,
         Command::Purge(args) => purge::run(&ctx, args).await,
         Command::Retry(args) => retry(&ctx, args).await,
-        Command::Status(args) => status(&ctx, args).await,
-        Command::Migrate => migrate(&ctx).await,
+        Command::Status(args) => status::run(&ctx, args).await,
+        Command::Migrate(args) => migrate(&ctx, args).await,
         Command::Handle(args) => function::handle(&ctx, args).await,
         Command::Function(args) => function::function(&ctx, args).await,
         Command::Package(args) => function::package(&ctx, args).await,
@@ -238,12 +273,15 @@ pub struct Ctx {
 
 impl Ctx {
     pub async fn config(&self) -> Result<Config, Failure> {
-        let mut cfg = config::load_or_default(self.config_path.as_deref())
-            .await
-            .map_err(|e| Failure {
-                code: 2,
-                error: anyhow::anyhow!("invalid configuration:\n{e}"),
-            })?;
+        self.config_checked().await.map_err(|e| Failure {
+            code: 2,
+            error: anyhow::anyhow!("invalid configuration:\n{e}"),
+        })
+    }
+
+    /// The config with `--db` applied, or every problem of the file.
+    pub async fn config_checked(&self) -> Result<Config, config::ConfigError> {
+        let mut cfg = config::load_or_default(self.config_path.as_deref()).await?;
         if let Some(db) = &self.db {
             cfg.store.path = db.clone();
             cfg.store.url = None;
@@ -284,8 +322,6 @@ impl Ctx {
     }
 }
 
-pub use crate::clock::fmt_time;
-
 /// Parses `10m`, `2h`, `1day` into milliseconds.
 pub fn parse_duration_ms(text: &str) -> Result<i64, Failure> {
     humantime::parse_duration(text)
@@ -317,160 +353,7 @@ async fn retry(ctx: &Ctx, args: RetryArgs) -> CliResult {
     Ok(())
 }
 
-async fn status(ctx: &Ctx, args: StatusArgs) -> CliResult {
-    let cfg = ctx.config().await?;
-    let depths = ctx
-        .admin(&cfg, false)
-        .await?
-        .status()
-        .await
-        .map_err(admin_failure)?;
-    // The sources run inside the server: asked over HTTP (`/healthz`), when there are any.
-    let sources = if cfg.sources.is_empty() {
-        None
-    } else {
-        Some(server_sources(&cfg, args.server).await)
-    };
-    if args.json {
-        let (list, error) = match &sources {
-            Some(Ok(list)) => (Some(list.clone()), None),
-            Some(Err(e)) => (None, Some(e.clone())),
-            None => (None, None),
-        };
-        return print_json(&serde_json::json!({
-            "lanes": depths,
-            "sources": list,
-            "sources_error": error,
-        }));
-    }
-    print_sources(sources);
-    if depths.is_empty() {
-        println!("no queued, waiting, in-flight or dead work");
-        return Ok(());
-    }
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::NOTHING);
-    table.set_header([
-        "LANE",
-        "PENDING",
-        "WAITING",
-        "IN FLIGHT",
-        "DEAD",
-        "OLDEST PENDING",
-    ]);
-    for d in depths {
-        table.add_row([
-            d.lane,
-            d.pending.to_string(),
-            d.waiting_batches.to_string(),
-            d.inflight_batches.to_string(),
-            d.dead_batches.to_string(),
-            d.oldest_pending_at
-                .map(fmt_time)
-                .unwrap_or_else(|| "-".into()),
-        ]);
-    }
-    println!("{table}");
-    Ok(())
-}
-
-/// The running server's sources, from its `/healthz` (with the admin token when one is
-/// configured; a server on this machine answers loopback callers without it).
-async fn server_sources(
-    cfg: &Config,
-    server: Option<std::net::SocketAddr>,
-) -> Result<Vec<serde_json::Value>, String> {
-    let mut addr = server.unwrap_or(cfg.server.listen);
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
-    let url = format!("http://{addr}/healthz");
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(3))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-    let mut req = http.get(&url);
-    // The admin token goes in the clear: only to this machine or the configured server.
-    let trusted = addr.ip().is_loopback() || server.is_none() || server == Some(cfg.server.listen);
-    match &cfg.admin.token {
-        Some(token) if trusted => {
-            let token = token.load().await?;
-            req = req.bearer_auth(token.expose());
-        }
-        Some(_) => eprintln!(
-            "note: the admin token is not sent to {addr} over plain HTTP (only to loopback or \
-             server.listen); without it only the status is shown"
-        ),
-        None => {}
-    }
-    let resp = req.send().await.map_err(|e| {
-        format!("the server at {addr} does not answer ({e}); is `edgepurge serve` running there? (--server HOST:PORT)")
-    })?;
-    let body: serde_json::Value = resp
-        .json()
-        .await
-        .map_err(|e| format!("{url}: not the JSON of /healthz: {e}"))?;
-    match body.get("sources").and_then(serde_json::Value::as_array) {
-        Some(list) => Ok(list.clone()),
-        None => Err(format!(
-            "{url} shows no sources (without the admin token only the status is shown; set \
-             [admin] token_env)"
-        )),
-    }
-}
-
-fn print_sources(sources: Option<Result<Vec<serde_json::Value>, String>>) {
-    let list = match sources {
-        None => return,
-        Some(Err(e)) => {
-            println!("sources: {e}\n");
-            return;
-        }
-        Some(Ok(list)) => list,
-    };
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::NOTHING);
-    table.set_header([
-        "SOURCE",
-        "KIND",
-        "CONNECTED",
-        "LAG",
-        "RECEIVED",
-        "ACKED",
-        "DEAD-LETTERED",
-        "RETRIED",
-        "LAST ERROR",
-    ]);
-    let text = |v: &serde_json::Value| match v {
-        serde_json::Value::Null => "-".to_owned(),
-        serde_json::Value::String(s) => crate::purgers::snippet(s, 80),
-        other => other.to_string(),
-    };
-    for s in &list {
-        table.add_row(
-            [
-                "name",
-                "kind",
-                "connected",
-                "lag",
-                "received",
-                "acked",
-                "dead_lettered",
-                "retried",
-                "last_error",
-            ]
-            .map(|k| text(&s[k])),
-        );
-    }
-    println!("{table}\n");
-}
-
-async fn migrate(ctx: &Ctx) -> CliResult {
+async fn migrate(ctx: &Ctx, args: MigrateArgs) -> CliResult {
     let cfg = ctx.config().await?;
     crate::service::open_configured(&cfg.store, true, true)
         .await
@@ -480,6 +363,12 @@ async fn migrate(ctx: &Ctx) -> CliResult {
     } else {
         SqliteStore::schema_version()
     };
+    if args.json {
+        return print_json(&serde_json::json!({
+            "store": cfg.store.describe(),
+            "schema_version": version,
+        }));
+    }
     println!(
         "store {}: schema version {version}, up to date",
         cfg.store.describe()
@@ -490,4 +379,80 @@ async fn migrate(ctx: &Ctx) -> CliResult {
 /// Whether `path` exists (for commands that only read an optional store).
 pub async fn exists(path: &Path) -> bool {
     tokio::fs::try_exists(path).await.unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Commands that print something but take no `--json`, and why.
+    const NO_JSON: [(&str, &str); 5] = [
+        (
+            "edgepurge serve",
+            "runs until stopped; what it says is the log",
+        ),
+        (
+            "edgepurge function",
+            "a runtime loop; its answers go to the platform",
+        ),
+        ("edgepurge handle", "always prints one JSON object"),
+        ("edgepurge completions", "prints a shell script"),
+        ("edgepurge man", "prints a manual page"),
+    ];
+
+    /// Every problem of `cmd` and its subcommands: an argument without help, a command
+    /// without a description or without an example of itself in its `after_help`, a command
+    /// that prints without `--json`.
+    fn walk(cmd: &clap::Command, path: &str, problems: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            if help.trim().is_empty() {
+                problems.push(format!("{path}: argument {} has no help", arg.get_id()));
+            }
+        }
+        if path != "edgepurge" && cmd.get_about().is_none() {
+            problems.push(format!("{path}: no description"));
+        }
+        let after = cmd
+            .get_after_help()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        if !after.contains(&format!("{path} ")) {
+            problems.push(format!("{path}: no example (`{path} ...` in after_help)"));
+        }
+        let leaf = cmd.get_subcommands().next().is_none();
+        let json = cmd.get_arguments().any(|a| a.get_id() == "json");
+        if leaf && !json && !NO_JSON.iter().any(|(p, _)| *p == path) {
+            problems.push(format!("{path}: no --json"));
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), problems);
+        }
+    }
+
+    #[test]
+    fn every_command_has_an_example_every_argument_help_and_every_printer_json() {
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        let mut problems = Vec::new();
+        walk(&cmd, "edgepurge", &mut problems);
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+        // The walk sees what it checks: a command without them is reported.
+        let bare = clap::Command::new("edgepurge")
+            .subcommand(clap::Command::new("x").arg(clap::Arg::new("y").long("y")));
+        let mut found = Vec::new();
+        walk(&bare, "edgepurge", &mut found);
+        for want in [
+            "edgepurge x: argument y has no help",
+            "edgepurge x: no description",
+            "edgepurge x: no example",
+            "edgepurge x: no --json",
+        ] {
+            assert!(
+                found.iter().any(|p| p.starts_with(want)),
+                "{want}: {found:?}"
+            );
+        }
+    }
 }

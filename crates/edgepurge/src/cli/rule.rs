@@ -1,33 +1,77 @@
 //! `rule add|list|show|delete|enable|disable`. Flags mirror the rule fields.
 
-use super::{admin_failure, fmt_time, print_json, CliResult, Ctx};
+use super::{admin_failure, print_json, CliResult, Ctx};
+use crate::app::Planner;
+use crate::clock::local_time;
+use crate::server::views::rule_view;
+use crate::store::StoredRule;
 use edgepurge_core::{Mode, RuleSpec};
+use serde_json::{json, Value};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RuleCommand {
     /// Add a rule (names are unique; rules are immutable: delete and add to change one).
+    #[command(after_help = "Examples:\n  \
+        edgepurge rule add --name images --bucket assets --event created --prefix img/ \
+        --domain https://cdn.example.com --provider tencent\n  \
+        edgepurge rule add --name docs --bucket assets --event created,removed --suffix .html \
+        --index-document index.html --domain https://www.example.com --provider cf --mode url")]
     Add(Box<AddArgs>),
     /// List every rule (config file rules and added ones).
+    #[command(after_help = "Example:\n  \
+        edgepurge rule list --json\n\n\
+        With --config, the config file's rules are listed as the file is now (what a server \
+        applies after its next start or SIGHUP).")]
     List {
+        /// One JSON array of rules, as the admin API's `GET /v1/rules` shows them.
         #[arg(long)]
         json: bool,
     },
     /// Show one rule.
+    #[command(after_help = "Example:\n  \
+        edgepurge rule show images")]
     Show {
+        /// The rule's name.
         name: String,
+        /// One JSON object, as the admin API's `GET /v1/rules/{name}` shows it.
         #[arg(long)]
         json: bool,
     },
-    /// Delete an added rule.
-    Delete { name: String },
+    /// Delete an added rule (config file rules are changed in the file).
+    #[command(after_help = "Example:\n  \
+        edgepurge rule delete images")]
+    Delete {
+        /// The rule's name.
+        name: String,
+        /// Print `{"deleted": NAME}` instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
     /// Enable an added rule.
-    Enable { name: String },
+    #[command(after_help = "Example:\n  \
+        edgepurge rule enable images")]
+    Enable {
+        /// The rule's name.
+        name: String,
+        /// Print `{"rule": NAME, "enabled": true}` instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
     /// Disable an added rule (events no longer match it; the rule is kept).
-    Disable { name: String },
+    #[command(after_help = "Example:\n  \
+        edgepurge rule disable images")]
+    Disable {
+        /// The rule's name.
+        name: String,
+        /// Print `{"rule": NAME, "enabled": false}` instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
 pub struct AddArgs {
+    /// The rule's name: unique, and how the log and `rule show|delete` refer to it.
     #[arg(long)]
     pub name: String,
     /// Bucket name (for COS: name-appid).
@@ -37,8 +81,10 @@ pub struct AddArgs {
     /// complete-multipart-upload, delete, delete-marker, created, removed, or native names.
     #[arg(long = "event", required = true, value_delimiter = ',')]
     pub events: Vec<String>,
+    /// Only keys starting with this, e.g. `img/` (without it: the whole bucket).
     #[arg(long)]
     pub prefix: Option<String>,
+    /// Only keys ending with this, e.g. `.html` (with --prefix: both must hold).
     #[arg(long)]
     pub suffix: Option<String>,
     /// CDN domain with scheme, repeatable.
@@ -51,8 +97,12 @@ pub struct AddArgs {
     /// url (purge the object's URL), dir (its parent directory) or tag (surrogate keys).
     #[arg(long, default_value = "url")]
     pub mode: Mode,
+    /// The file a directory URL serves, e.g. `index.html`: a change to `a/index.html` also
+    /// purges `a/`.
     #[arg(long)]
     pub index_document: Option<String>,
+    /// Leading part of the key that is not in the URL, e.g. `site/` when the CDN serves
+    /// `site/a.css` as `/a.css` (keys outside it purge nothing).
     #[arg(long)]
     pub strip_prefix: Option<String>,
     /// With --mode tag: surrogate-key template, repeatable, e.g. `{seg1}` or `product-{stem}`.
@@ -65,6 +115,35 @@ pub struct AddArgs {
     /// Add the rule disabled.
     #[arg(long)]
     pub disabled: bool,
+    /// Print the added rule as one JSON object (as `rule show --json`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The rules as the admin API shows them; `in_force` (whether a server with this config
+/// applies the rule) is known only with a config file, else `null`.
+fn views(
+    admin: &crate::app::Admin,
+    cfg: &crate::config::Config,
+    rules: &[StoredRule],
+) -> Vec<Value> {
+    let (planner, _) = Planner::new(rules, &cfg.providers, false);
+    rules
+        .iter()
+        .map(|r| {
+            let mut v = rule_view(r, &planner);
+            if !admin.checks_providers() {
+                if let Value::Object(map) = &mut v {
+                    map.insert("in_force".into(), Value::Null);
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+fn one_view(admin: &crate::app::Admin, cfg: &crate::config::Config, rule: StoredRule) -> Value {
+    views(admin, cfg, &[rule]).pop().unwrap_or(Value::Null)
 }
 
 pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
@@ -98,6 +177,7 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
                 allow_host_purge: a.allow_host_purge,
                 enabled: !a.disabled,
             };
+            let json = a.json;
             if !admin.checks_providers() {
                 eprintln!(
                     "note: no --config given, so provider {} was not checked",
@@ -105,6 +185,10 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
                 );
             }
             let rule = admin.add_rule(spec).await.map_err(admin_failure)?;
+            if json {
+                let stored = admin.rule(&rule.spec.name).await.map_err(admin_failure)?;
+                return print_json(&one_view(&admin, &cfg, stored));
+            }
             println!(
                 "rule {:?} added; a running server applies it within a second",
                 rule.spec.name
@@ -122,7 +206,7 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
             .map_err(admin_failure)?;
             rules.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
             if json {
-                return print_json(&rules);
+                return print_json(&views(&admin, &cfg, &rules));
             }
             if rules.is_empty() {
                 println!("no rules (add one with `edgepurge rule add` or [[rules]] in the config)");
@@ -156,37 +240,43 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
         RuleCommand::Show { name, json } => {
             let r = admin.rule(&name).await.map_err(admin_failure)?;
             if json {
-                return print_json(&r);
+                return print_json(&one_view(&admin, &cfg, r));
             }
             let mut text = toml::to_string_pretty(&r.spec)?;
-            text.push_str(&format!(
-                "# origin: {}, created {}\n",
-                r.origin.as_str(),
-                fmt_time(r.created_at)
-            ));
+            let created = match (r.origin, r.created_at) {
+                (crate::store::RuleOrigin::Config, 0) => {
+                    "not installed yet (a server installs it at its start or on SIGHUP)".into()
+                }
+                (_, t) => format!("created {}", local_time(t)),
+            };
+            text.push_str(&format!("# origin: {}, {created}\n", r.origin.as_str()));
             print!("{text}");
             Ok(())
         }
-        RuleCommand::Delete { name } => {
+        RuleCommand::Delete { name, json } => {
             admin.delete_rule(&name).await.map_err(admin_failure)?;
+            if json {
+                return print_json(&json!({ "deleted": name }));
+            }
             println!("rule {name:?} deleted");
             Ok(())
         }
-        RuleCommand::Enable { name } => {
-            admin
-                .set_rule_enabled(&name, true)
-                .await
-                .map_err(admin_failure)?;
-            println!("rule {name:?} enabled");
-            Ok(())
-        }
-        RuleCommand::Disable { name } => {
-            admin
-                .set_rule_enabled(&name, false)
-                .await
-                .map_err(admin_failure)?;
-            println!("rule {name:?} disabled");
-            Ok(())
-        }
+        RuleCommand::Enable { name, json } => switch(&admin, name, true, json).await,
+        RuleCommand::Disable { name, json } => switch(&admin, name, false, json).await,
     }
+}
+
+async fn switch(admin: &crate::app::Admin, name: String, enabled: bool, json: bool) -> CliResult {
+    admin
+        .set_rule_enabled(&name, enabled)
+        .await
+        .map_err(admin_failure)?;
+    if json {
+        return print_json(&json!({ "rule": name, "enabled": enabled }));
+    }
+    println!(
+        "rule {name:?} {}",
+        if enabled { "enabled" } else { "disabled" }
+    );
+    Ok(())
 }

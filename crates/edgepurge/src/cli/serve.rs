@@ -1,7 +1,8 @@
 //! `serve` and `config check`.
 
-use super::{input_error, CliResult, Ctx, Failure};
+use super::{input_error, CliResult, Ctx};
 use crate::service::Service;
+use crate::validate::Problem;
 use anyhow::Context;
 use std::net::SocketAddr;
 
@@ -60,9 +61,10 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> CliResult {
     Ok(())
 }
 
-/// SIGHUP: the config file's rules are read again and put in force. A file with problems,
-/// or one whose providers changed (their lanes are running), is refused and the rules in
-/// force stay; other sections take effect at the next restart. All of it is said in the log.
+/// SIGHUP: the config file's rules and the webhook and admin tokens are read again and put
+/// in force. A file with problems, one whose providers changed (their lanes are running), or
+/// a token that cannot be read is refused whole, and the rules and tokens in force stay;
+/// other sections take effect at the next restart. All of it is said in the log.
 async fn reload(ctx: &Ctx, service: &Service, running: &crate::config::Config) {
     let cfg = match ctx.config().await {
         Ok(cfg) => cfg,
@@ -82,10 +84,16 @@ async fn reload(ctx: &Ctx, service: &Service, running: &crate::config::Config) {
         );
         return;
     }
+    // Tokens are read again below: a changed token source is not a "restart" change.
+    let without_token = |server: &crate::config::ServerConfig| {
+        let mut s = server.clone();
+        s.webhook_token = None;
+        format!("{s:?}")
+    };
     let later: Vec<&str> = [
         (
             "[server]",
-            format!("{:?}", cfg.server) != format!("{:?}", running.server),
+            without_token(&cfg.server) != without_token(&running.server),
         ),
         (
             "[store]",
@@ -99,10 +107,6 @@ async fn reload(ctx: &Ctx, service: &Service, running: &crate::config::Config) {
             "[log]",
             format!("{:?}", cfg.log) != format!("{:?}", running.log),
         ),
-        (
-            "[admin]",
-            format!("{:?}", cfg.admin) != format!("{:?}", running.admin),
-        ),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))
@@ -112,6 +116,21 @@ async fn reload(ctx: &Ctx, service: &Service, running: &crate::config::Config) {
             "SIGHUP: {} changed in the file and take effect at the next restart",
             later.join(", ")
         );
+    }
+    match service.reload_tokens(&cfg).await {
+        Ok(changed) => {
+            for token in changed {
+                tracing::warn!(
+                    "SIGHUP: {token} replaced; callers with the old one are refused from now on"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::error!(
+                "SIGHUP: refused, nothing reloaded (the rules and tokens in force stay): {e:#}"
+            );
+            return;
+        }
     }
     match service.apply_config_rules(&cfg).await {
         Ok(in_force) => tracing::info!(rules_in_force = in_force, "SIGHUP: config rules reloaded"),
@@ -169,70 +188,130 @@ impl Signals {
     }
 }
 
-pub async fn check(ctx: &Ctx) -> CliResult {
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// One JSON object: `{"config", "ok", "problems": [{"at", "message"}], "warnings",
+    /// "summary"}` (exit status as without it).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `config check`: every problem found, each with its place (the file's problems, secrets
+/// that cannot be read, providers that cannot be built, rules added with `rule add` that
+/// this config breaks), and `ok` only when there is none. Any problem: exit 2.
+pub async fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
     let Some(path) = &ctx.config_path else {
         return Err(input_error(
             "config check needs --config FILE (or EDGEPURGE_CONFIG)",
         ));
     };
-    let cfg = ctx.config().await?;
-    if let Some(src) = &cfg.store.url {
-        // Never the URL itself: it holds the database password.
-        src.check_present().map_err(|e| {
-            input_error(format!(
-                "{}: store: the PostgreSQL URL cannot be read: {e}",
-                path.display()
-            ))
-        })?;
-    }
-    let missing = cfg.missing_secrets();
-    if !missing.is_empty() {
-        for m in &missing {
-            eprintln!("error: {m}");
+    let file = path.display().to_string();
+    let place = |at: &str| format!("{file}: {at}");
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    let mut summary = None;
+    match ctx.config_checked().await {
+        Err(e) => problems.extend(e.problems),
+        Ok(cfg) => {
+            // Never the PostgreSQL URL itself: it holds the database password.
+            let url_missing = match &cfg.store.url {
+                Some(src) => src.check_present().err().map(|e| Problem {
+                    at: place("store"),
+                    message: format!("the PostgreSQL URL cannot be read: {e}"),
+                }),
+                None => None,
+            };
+            let tokens = [
+                ("server.webhook_token", cfg.server.webhook_token.as_ref()),
+                ("admin.token", cfg.admin.token.as_ref()),
+            ];
+            for (at, src) in tokens {
+                if let Some(Err(e)) = src.map(|s| s.check_present()) {
+                    problems.push(Problem {
+                        at: place(at),
+                        message: e,
+                    });
+                }
+            }
+            problems.extend(cfg.missing_secrets().into_iter().map(|p| Problem {
+                at: place(&p.at),
+                message: p.message,
+            }));
+            for (name, p) in &cfg.providers {
+                if let Err(e) = p.build() {
+                    problems.push(Problem {
+                        at: place(&format!("providers.{name}")),
+                        message: e.to_string(),
+                    });
+                }
+            }
+            match url_missing {
+                Some(p) => problems.push(p),
+                // The rules added with `rule add` must still pass against this config.
+                None => {
+                    let stored = ctx
+                        .admin(&cfg, false)
+                        .await?
+                        .stored_rule_problems()
+                        .await
+                        .map_err(super::admin_failure)?;
+                    problems.extend(stored.into_iter().map(|message| Problem {
+                        at: format!(
+                            "{} (rules added with `edgepurge rule add`)",
+                            cfg.store.describe()
+                        ),
+                        message,
+                    }));
+                }
+            }
+            // Loose permissions are worth fixing but do not make the config wrong.
+            warnings.extend(cfg.secret_warnings());
+            summary = Some(serde_json::json!({
+                "providers": cfg.providers.len(),
+                "rules": cfg.rules.len(),
+                "store": cfg.store.describe(),
+                "listen": cfg.server.listen.to_string(),
+            }));
         }
-        return Err(input_error(format!(
-            "{}: {} provider credential(s) missing (listed above)",
-            path.display(),
-            missing.len()
-        )));
     }
-    let mut warnings = Vec::new();
-    for p in cfg.providers.values() {
-        if let Err(e) = p.build() {
-            warnings.push(e.to_string());
-        }
+    let failed = || {
+        input_error(format!(
+            "{file}: {} problem(s){}",
+            problems.len(),
+            if args.json { "" } else { " (listed above)" }
+        ))
+    };
+    if args.json {
+        super::print_json(&serde_json::json!({
+            "config": file,
+            "ok": problems.is_empty(),
+            "problems": problems,
+            "warnings": warnings,
+            "summary": summary,
+        }))?;
+        return if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(failed())
+        };
     }
-    warnings.extend(
-        ctx.admin(&cfg, false)
-            .await?
-            .stored_rule_problems()
-            .await
-            .map_err(super::admin_failure)?,
-    );
-    // Loose permissions are worth fixing but do not make the config wrong.
-    for w in cfg.secret_warnings() {
+    for w in &warnings {
         eprintln!("warning: {w}");
     }
-    println!(
-        "{}: ok ({} provider(s), {} rule(s); store {}; listen {})",
-        path.display(),
-        cfg.providers.len(),
-        cfg.rules.len(),
-        cfg.store.describe(),
-        cfg.server.listen
-    );
-    if warnings.is_empty() {
-        Ok(())
-    } else {
-        for w in &warnings {
-            eprintln!("warning: {w}");
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("error: {p}");
         }
-        Err(Failure {
-            code: 1,
-            error: anyhow::anyhow!(
-                "{} problem(s) with stored rules or providers",
-                warnings.len()
-            ),
-        })
+        return Err(failed());
     }
+    if let Some(s) = summary {
+        println!(
+            "{file}: ok ({} provider(s), {} rule(s); store {}; listen {})",
+            s["providers"],
+            s["rules"],
+            s["store"].as_str().unwrap_or(""),
+            s["listen"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
 }

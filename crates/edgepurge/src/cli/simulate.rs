@@ -1,4 +1,5 @@
-//! `simulate`: what an event would purge, one JSON line per target, nothing sent or stored.
+//! `simulate`: what an event would purge, one JSON line per target, nothing sent or stored;
+//! when an event purges nothing, why (on standard error, and with `--json` as a JSON line).
 
 use super::{input_error, CliResult, Ctx};
 use crate::app::Planner;
@@ -10,6 +11,10 @@ pub struct SimulateArgs {
     /// The event body (JSON as a sender posts it); `-` reads standard input.
     #[arg(long)]
     pub event: PathBuf,
+    /// Also print why an event purges nothing as one JSON line on standard output:
+    /// `{"event", "bucket", "key", "purges_nothing", "rules": [{"rule", "why"}]}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: SimulateArgs) -> CliResult {
@@ -45,7 +50,12 @@ pub async fn run(ctx: &Ctx, args: SimulateArgs) -> CliResult {
     }
     for event in &parsed.events {
         let matches = edgepurge_core::plan(planner.rules(), event);
-        explain(&planner, event, &matches);
+        if let Some(why) = explain(&planner, event, &matches) {
+            why.print();
+            if args.json && why.nothing {
+                super::print_json(&why.json(event))?;
+            }
+        }
         for m in matches {
             for t in m.targets {
                 super::print_json(&serde_json::json!({
@@ -60,9 +70,55 @@ pub async fn run(ctx: &Ctx, args: SimulateArgs) -> CliResult {
     Ok(())
 }
 
-/// Says on standard error why an event purges nothing: rule by rule when none matches, and
-/// why a matching rule gives no target (folder marker, dot segment, outside strip_prefix).
-fn explain(planner: &Planner, event: &edgepurge_core::Event, matches: &[edgepurge_core::Match]) {
+/// Why an event purges nothing: the reason, and rule by rule why each gives nothing.
+struct Nothing {
+    /// The event, printable.
+    what: String,
+    reason: &'static str,
+    rules: Vec<(String, String)>,
+    /// Nothing at all is purged (else other rules purge something).
+    nothing: bool,
+}
+
+impl Nothing {
+    /// On standard error, for a reader.
+    fn print(&self) {
+        // Keys and reasons come from senders: never raw to the terminal.
+        let verdict = if self.nothing { "purges nothing: " } else { "" };
+        eprintln!("note: {}: {verdict}{}", self.what, self.reason);
+        for (rule, why) in &self.rules {
+            eprintln!(
+                "  rule {:?}: {}",
+                edgepurge_core::printable(rule),
+                edgepurge_core::printable(why)
+            );
+        }
+    }
+
+    fn json(&self, event: &edgepurge_core::Event) -> serde_json::Value {
+        let rules: Vec<serde_json::Value> = self
+            .rules
+            .iter()
+            .map(|(rule, why)| serde_json::json!({ "rule": rule, "why": why }))
+            .collect();
+        serde_json::json!({
+            "event": event.name,
+            "bucket": event.bucket,
+            "key": event.key,
+            "purges_nothing": self.reason,
+            "rules": rules,
+        })
+    }
+}
+
+/// Why an event purges nothing (`None` when it purges something): rule by rule when none
+/// matches, and why a matching rule gives no target (folder marker, dot segment, outside
+/// strip_prefix).
+fn explain(
+    planner: &Planner,
+    event: &edgepurge_core::Event,
+    matches: &[edgepurge_core::Match],
+) -> Option<Nothing> {
     let what = format!(
         "{} {}/{}",
         edgepurge_core::printable(&event.name),
@@ -70,29 +126,31 @@ fn explain(planner: &Planner, event: &edgepurge_core::Event, matches: &[edgepurg
         edgepurge_core::printable(&event.key)
     );
     if planner.rules().is_empty() {
-        eprintln!("note: {what}: purges nothing: there are no rules");
-        return;
+        return Some(Nothing {
+            what,
+            reason: "there are no rules",
+            rules: Vec::new(),
+            nothing: true,
+        });
     }
     if matches.is_empty() {
-        eprintln!("note: {what}: purges nothing: no rule matches");
-        for rule in planner.rules() {
-            if let Some(why) = rule.why_not(event) {
-                eprintln!(
-                    "  rule {:?}: {}",
-                    rule.name(),
-                    edgepurge_core::printable(&why)
-                );
-            }
-        }
-        return;
+        return Some(Nothing {
+            what,
+            reason: "no rule matches",
+            rules: planner
+                .rules()
+                .iter()
+                .filter_map(|rule| rule.why_not(event).map(|why| (rule.name().to_owned(), why)))
+                .collect(),
+            nothing: true,
+        });
     }
     // A rule with several accounts has a match per account: explain it once.
-    let mut said: Vec<&str> = Vec::new();
+    let mut rules: Vec<(String, String)> = Vec::new();
     for m in matches.iter().filter(|m| m.targets.is_empty()) {
-        if said.contains(&m.rule.as_str()) {
+        if rules.iter().any(|(r, _)| *r == m.rule) {
             continue;
         }
-        said.push(&m.rule);
         let why = if event.key.ends_with('/') {
             "the key is a folder marker"
         } else if edgepurge_core::rule::has_dot_segment(&event.key) {
@@ -100,9 +158,20 @@ fn explain(planner: &Planner, event: &edgepurge_core::Event, matches: &[edgepurg
         } else {
             "the key is outside the rule's strip_prefix, or renders no tag"
         };
-        eprintln!(
-            "note: {what}: rule {:?} matches but purges nothing: {why}",
-            m.rule
-        );
+        rules.push((m.rule.clone(), format!("matches but purges nothing: {why}")));
     }
+    if rules.is_empty() {
+        return None;
+    }
+    let nothing = matches.iter().all(|m| m.targets.is_empty());
+    Some(Nothing {
+        what,
+        reason: if nothing {
+            "the matching rules give no target"
+        } else {
+            "some matching rules give no target"
+        },
+        rules,
+        nothing,
+    })
 }

@@ -122,10 +122,12 @@ fn every_problem_is_reported_with_its_place() {
         "rules[0]: rule \"a\": provider \"missing\" is not defined; add [providers.missing]",
         "rules[1]: rule name \"a\" is used twice",
         "rules[2]: rule \"bad\": events: unknown event type \"sometimes\"",
+        // Every problem of a rule, not only its first.
+        "rules[2]: rule \"bad\": provider \"tencent\" has problems (listed above)",
     ] {
         assert!(all.contains(want), "missing {want:?} in:\n{all}");
     }
-    assert_eq!(err.problems.len(), 10, "{all}");
+    assert_eq!(err.problems.len(), 11, "{all}");
 }
 
 #[test]

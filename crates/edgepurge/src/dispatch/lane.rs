@@ -224,6 +224,8 @@ impl Lane {
         let mut last_token: Option<i64> = None;
         self.check_credentials(false);
         let mut quota_at: Ms = 0;
+        // The quota reset this lane last said it waits for (said once per quota day).
+        let mut said_quota_wait: Ms = 0;
 
         loop {
             while sends.try_join_next().is_some() {}
@@ -359,6 +361,18 @@ impl Lane {
                 }
                 Ok(Claim::Wait { until, fill_after }) => {
                     drop(permit);
+                    // Nothing can go before the quota day resets: today's quota is used up
+                    // (as counted here). Said once, so a stall in `status` has its reason in
+                    // the log too.
+                    if until == reset_at && said_quota_wait != reset_at {
+                        said_quota_wait = reset_at;
+                        tracing::warn!(
+                            lane = self.purger.lane(),
+                            until = %crate::clock::fmt_time(reset_at),
+                            "today's quota is used up: queued purges wait for the provider's \
+                             quota day to reset"
+                        );
+                    }
                     if sends.is_empty() {
                         let parked_until = self
                             .parked

@@ -6,6 +6,31 @@ use crate::secret::Secret;
 use axum::http::{header, HeaderMap};
 use std::net::SocketAddr;
 
+/// A token the running server checks callers against, which a reload (SIGHUP) can replace:
+/// requests after the swap are checked against the new one only.
+#[derive(Debug, Default)]
+pub struct Token(std::sync::RwLock<Option<Secret>>);
+
+impl Token {
+    pub fn new(token: Option<Secret>) -> Token {
+        Token(std::sync::RwLock::new(token))
+    }
+
+    /// The token now (`None`: none is configured).
+    pub fn get(&self) -> Option<Secret> {
+        // A panic while holding the lock cannot leave a half-written token: take it as is.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, token: Option<Secret>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = token;
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+}
+
 /// Why a caller was turned away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denied {

@@ -55,7 +55,7 @@ pub async fn healthz(
     let lanes = state.dispatcher.statuses();
     let sources = crate::sources::snapshot(&state.sources);
     let (code, text) = status(state.dispatcher.is_stopping(), &lanes, &sources);
-    if auth::check(state.admin_token.as_ref(), &headers, None, peer).is_err() {
+    if auth::check(state.admin_token.get().as_ref(), &headers, None, peer).is_err() {
         return (code, Json(json!({ "status": text })));
     }
     (
@@ -63,7 +63,7 @@ pub async fn healthz(
         Json(json!({
             "status": text,
             "rules": state.ingestor.planner().rules().len(),
-            "lanes": lanes,
+            "lanes": lanes.iter().map(super::views::lane_status_view).collect::<Vec<_>>(),
             "sources": sources,
         })),
     )
@@ -119,7 +119,7 @@ pub async fn metrics(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> axum::response::Response {
-    if auth::check(state.admin_token.as_ref(), &headers, None, peer).is_err() {
+    if auth::check(state.admin_token.get().as_ref(), &headers, None, peer).is_err() {
         return super::answer::error(
             StatusCode::UNAUTHORIZED,
             "metrics need the admin token (`Authorization: Bearer`, [admin] token_env), or a \
@@ -165,7 +165,7 @@ pub async fn readyz(
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(e) => {
             let mut body = json!({"status": "unavailable"});
-            if auth::check(state.admin_token.as_ref(), &headers, None, peer).is_ok() {
+            if auth::check(state.admin_token.get().as_ref(), &headers, None, peer).is_ok() {
                 body["error"] = json!(e);
             }
             (StatusCode::SERVICE_UNAVAILABLE, Json(body))

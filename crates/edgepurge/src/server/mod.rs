@@ -13,13 +13,20 @@ mod oidc;
 mod refusals;
 mod webhook;
 
+/// The JSON shapes of log records, provider requests, rules and lane queues (times in RFC
+/// 3339), shared by the admin API and the command line's `--json`.
+pub mod views {
+    pub use super::admin::{
+        lane_queue_view, lane_status_view, record_view, request_view, rule_view,
+    };
+}
+pub use auth::Token;
 pub use health::Readiness;
 pub use listen::{fit_connection_cap, Limits, FD_RESERVE};
 pub use oidc::{PubsubOidc, PubsubOidcConfig, RawPubsubOidc};
 
 use crate::app::{Admin, Ingestor};
 use crate::dispatch::Dispatcher;
-use crate::secret::Secret;
 use crate::store::Store;
 use axum::routing::{get, post};
 use axum::Router;
@@ -33,11 +40,13 @@ pub struct AppState {
     pub admin: Arc<Admin>,
     pub dispatcher: Arc<Dispatcher>,
     /// `None`, and no `pubsub_oidc`: only loopback callers may post events.
-    pub webhook_token: Option<Secret>,
+    /// Replaced on SIGHUP (`Service::reload_tokens`).
+    pub webhook_token: auth::Token,
     /// Pub/Sub push tokens accepted beside the webhook token (`[server.pubsub_oidc]`).
     pub pubsub_oidc: Option<Arc<PubsubOidc>>,
     /// Who may read details (`/healthz` in full). `None`: loopback callers.
-    pub admin_token: Option<Secret>,
+    /// Replaced on SIGHUP (`Service::reload_tokens`).
+    pub admin_token: auth::Token,
     pub max_body_bytes: usize,
     /// How long a request's body may take to arrive.
     pub body_timeout: std::time::Duration,

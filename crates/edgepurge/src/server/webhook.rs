@@ -51,41 +51,36 @@ async fn authenticate(
     peer: SocketAddr,
 ) -> Result<(), Box<Response>> {
     let oidc = state.pubsub_oidc.as_deref();
-    let caller = auth::check_caller(
-        state.webhook_token.as_ref(),
-        oidc.is_some(),
-        headers,
-        query_token,
-        peer,
-    )
-    .map_err(|d| {
-        let why = match d {
-            Denied::WrongToken => "wrong bearer token",
-            Denied::MissingToken => "no bearer token",
-            Denied::NotLoopback => "not loopback and no webhook token is configured (403)",
-        };
-        state.refused.unauthorized.note(peer, why);
-        Box::new(match d {
-            Denied::WrongToken if oidc.is_some() => unauthorized(
-                "the bearer token is neither the webhook token nor a Pub/Sub push token (a \
+    let token = state.webhook_token.get();
+    let caller = auth::check_caller(token.as_ref(), oidc.is_some(), headers, query_token, peer)
+        .map_err(|d| {
+            let why = match d {
+                Denied::WrongToken => "wrong bearer token",
+                Denied::MissingToken => "no bearer token",
+                Denied::NotLoopback => "not loopback and no webhook token is configured (403)",
+            };
+            state.refused.unauthorized.note(peer, why);
+            Box::new(match d {
+                Denied::WrongToken if oidc.is_some() => unauthorized(
+                    "the bearer token is neither the webhook token nor a Pub/Sub push token (a \
                  Google-signed JWT)",
-            ),
-            Denied::WrongToken => unauthorized("the bearer token is wrong"),
-            Denied::MissingToken if oidc.is_some() => unauthorized(
-                "missing `Authorization: Bearer <token>`: a Pub/Sub push subscription with \
+                ),
+                Denied::WrongToken => unauthorized("the bearer token is wrong"),
+                Denied::MissingToken if oidc.is_some() => unauthorized(
+                    "missing `Authorization: Bearer <token>`: a Pub/Sub push subscription with \
                  authentication sends it; or the server's webhook_token (also as `?token=`)",
-            ),
-            Denied::MissingToken => unauthorized(
-                "missing `Authorization: Bearer <token>` or `?token=` (the server's \
+                ),
+                Denied::MissingToken => unauthorized(
+                    "missing `Authorization: Bearer <token>` or `?token=` (the server's \
                  webhook_token)",
-            ),
-            Denied::NotLoopback => error(
-                StatusCode::FORBIDDEN,
-                "no webhook token is configured, so only loopback callers are accepted; set \
+                ),
+                Denied::NotLoopback => error(
+                    StatusCode::FORBIDDEN,
+                    "no webhook token is configured, so only loopback callers are accepted; set \
                  server.webhook_token_env or server.webhook_token_file",
-            ),
-        })
-    })?;
+                ),
+            })
+        })?;
     let (Caller::Jwt(token), Some(oidc)) = (caller, oidc) else {
         return Ok(());
     };

@@ -126,6 +126,24 @@ impl Edgepurge {
     }
 }
 
+/// Epoch milliseconds of a time as the CLI's `--json` and the admin API show it (RFC 3339),
+/// `None` for anything else (`null`, a number).
+pub fn ms(v: &Value) -> Option<i64> {
+    let text = v.as_str()?;
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// This machine's address on its default route, if it has one (a UDP "connect" only picks
+/// the route; nothing is sent).
+pub fn non_loopback_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
 pub struct Server {
     pub addr: SocketAddr,
     pub proc: Proc,

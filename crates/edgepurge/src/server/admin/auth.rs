@@ -124,7 +124,8 @@ pub async fn require(
     request: Request,
     next: Next,
 ) -> Response {
-    match decide(state.admin_token.as_ref(), request.headers(), peer) {
+    let token = state.admin_token.get();
+    match decide(token.as_ref(), request.headers(), peer) {
         Ok(()) => next.run(request).await,
         Err(denied) => {
             let what = format!(

@@ -101,7 +101,7 @@ pub fn record_view(r: &LogRecord) -> Value {
     })
 }
 
-fn request_view(r: &RequestRecord) -> Value {
+pub fn request_view(r: &RequestRecord) -> Value {
     json!({
         "id": r.id,
         "batch_id": r.batch_id,

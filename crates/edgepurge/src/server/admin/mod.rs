@@ -17,6 +17,10 @@ mod providers;
 mod purge;
 mod rules;
 
+pub use log::{record_view, request_view};
+pub use providers::{lane_queue_view, lane_status_view};
+pub use rules::view as rule_view;
+
 use super::AppState;
 use axum::handler::Handler;
 use axum::http::{header, HeaderValue, Method, StatusCode};

@@ -23,28 +23,36 @@ fn time(ms: Option<i64>) -> Value {
     ms.map_or(Value::Null, |t| json!(rfc3339_ms(t)))
 }
 
-fn lane_view(status: Option<&LaneStatus>, depth: Option<&LaneDepth>, lane: &str) -> Value {
-    let mut v = match status {
-        Some(s) => serde_json::to_value(s).unwrap_or_else(|_| json!({})),
-        // A lane this server does not run (its account was added after the start).
-        None => json!({ "lane": lane, "state": "not_running" }),
-    };
+/// What a running lane is doing, its counters and last error, times in RFC 3339: in
+/// `GET /v1/providers` and `/healthz`.
+pub fn lane_status_view(s: &LaneStatus) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or_else(|_| json!({}));
     if let Value::Object(map) = &mut v {
         for key in STATE_TIMES {
             if let Some(ms) = map.get(key).and_then(Value::as_i64) {
                 map.insert(key.into(), json!(rfc3339_ms(ms)));
             }
         }
-        if let Some(s) = status {
-            map.insert("last_success_at".into(), time(s.last_success_at));
-        }
+        map.insert("last_success_at".into(), time(s.last_success_at));
+    }
+    v
+}
+
+fn lane_view(status: Option<&LaneStatus>, depth: Option<&LaneDepth>, lane: &str) -> Value {
+    let mut v = match status {
+        Some(s) => lane_status_view(s),
+        // A lane this server does not run (its account was added after the start).
+        None => json!({ "lane": lane, "state": "not_running" }),
+    };
+    if let Value::Object(map) = &mut v {
         map.remove("provider");
         map.insert("queue".into(), depth_view(depth));
     }
     v
 }
 
-fn depth_view(d: Option<&LaneDepth>) -> Value {
+/// A lane's queue: its depths and the time of its oldest pending purge (RFC 3339).
+pub fn depth_view(d: Option<&LaneDepth>) -> Value {
     let d = d.cloned().unwrap_or_default();
     json!({
         "pending": d.pending,
@@ -53,6 +61,15 @@ fn depth_view(d: Option<&LaneDepth>) -> Value {
         "dead_batches": d.dead_batches,
         "oldest_pending_at": time(d.oldest_pending_at),
     })
+}
+
+/// [`depth_view`] with the lane's name: `GET /v1/status` and `edgepurge status --json`.
+pub fn lane_queue_view(d: &LaneDepth) -> Value {
+    let mut v = depth_view(Some(d));
+    if let Value::Object(map) = &mut v {
+        map.insert("lane".into(), json!(d.lane));
+    }
+    v
 }
 
 pub async fn list(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
@@ -126,16 +143,7 @@ pub async fn status(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
     let lanes = state.dispatcher.statuses();
     let sources = crate::sources::snapshot(&state.sources);
     let (_, text) = super::super::health::status(state.dispatcher.is_stopping(), &lanes, &sources);
-    let queue: Vec<Value> = depths
-        .iter()
-        .map(|d| {
-            let mut v = depth_view(Some(d));
-            if let Value::Object(map) = &mut v {
-                map.insert("lane".into(), json!(d.lane));
-            }
-            v
-        })
-        .collect();
+    let queue: Vec<Value> = depths.iter().map(lane_queue_view).collect();
     let planner = state.ingestor.planner();
     Json(json!({
         "status": text,

@@ -127,6 +127,7 @@ async fn set_enabled(
 
 /// Puts the stored rules in force now, rather than at the next poll for changes.
 async fn apply(state: &AppState) {
+    let _reloading = state.ingestor.reloading().await;
     match state.store.rules().await {
         Ok(stored) => {
             let (planner, problems) = state.ingestor.planner().with_rules(&stored);

@@ -180,7 +180,11 @@ impl Handler {
         if !missing.is_empty() {
             anyhow::bail!(
                 "credentials missing (set them in the function's environment or role):\n  {}",
-                missing.join("\n  ")
+                missing
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
             );
         }
         let purgers = crate::service::build_purgers(cfg)?;

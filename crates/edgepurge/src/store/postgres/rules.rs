@@ -124,28 +124,26 @@ pub(super) async fn sync_config(
     Ok(change)
 }
 
-async fn require_cli_rule(t: &Tx<'_>, name: &str, action: &str) -> StoreResult<()> {
+async fn require_cli_rule(t: &Tx<'_>, name: &str) -> StoreResult<()> {
     match origin_of(t, name).await?.as_deref() {
         None => Err(StoreError::NotFound(format!(
             "no rule named {name:?} (see `edgepurge rule list`)"
         ))),
-        Some("config") => Err(StoreError::Conflict(format!(
-            "rule {name:?} comes from the config file; {action} it there and restart"
-        ))),
+        Some("config") => Err(StoreError::Conflict(crate::rules::owned_by_config(name))),
         Some(_) => Ok(()),
     }
 }
 
 pub(super) async fn delete(t: &Tx<'_>, name: &str) -> StoreResult<()> {
     lock(t).await?;
-    require_cli_rule(t, name, "remove").await?;
+    require_cli_rule(t, name).await?;
     t.execute(sql::RULE_DELETE, &[&name], "delete rule").await?;
     bump(t).await
 }
 
 pub(super) async fn set_enabled(t: &Tx<'_>, name: &str, enabled: bool, now: Ms) -> StoreResult<()> {
     lock(t).await?;
-    require_cli_rule(t, name, "change").await?;
+    require_cli_rule(t, name).await?;
     let text: String = col(
         &t.query_one(sql::RULE_SPEC, &[&name], "read rule").await?,
         0,

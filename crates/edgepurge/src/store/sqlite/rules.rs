@@ -124,20 +124,18 @@ pub(super) fn sync_config(
     Ok(change)
 }
 
-fn require_cli_rule(conn: &Connection, name: &str, action: &str) -> StoreResult<()> {
+fn require_cli_rule(conn: &Connection, name: &str) -> StoreResult<()> {
     match origin_of(conn, name)?.as_deref() {
         None => Err(StoreError::NotFound(format!(
             "no rule named {name:?} (see `edgepurge rule list`)"
         ))),
-        Some("config") => Err(StoreError::Conflict(format!(
-            "rule {name:?} comes from the config file; {action} it there and restart"
-        ))),
+        Some("config") => Err(StoreError::Conflict(crate::rules::owned_by_config(name))),
         Some(_) => Ok(()),
     }
 }
 
 pub(super) fn delete(conn: &Connection, name: &str) -> StoreResult<()> {
-    require_cli_rule(conn, name, "remove")?;
+    require_cli_rule(conn, name)?;
     conn.execute(sql::RULE_DELETE, [name])
         .map_err(db_err("delete rule"))?;
     bump_version(conn)
@@ -149,7 +147,7 @@ pub(super) fn set_enabled(
     enabled: bool,
     now: Ms,
 ) -> StoreResult<()> {
-    require_cli_rule(conn, name, "change")?;
+    require_cli_rule(conn, name)?;
     let text: String = conn
         .query_row(sql::RULE_SPEC, [name], |r| r.get(0))
         .map_err(db_err("read rule"))?;

@@ -104,12 +104,18 @@ function stopTimers() {
 
 // --- status and providers
 
+/** The last status asked for: an older answer arriving after a newer one (a periodic refresh
+ * overtaken by the one after a change) is dropped, so the header never goes back. */
+let statusAsked = 0;
+
 async function loadStatus() {
+  const asked = ++statusAsked;
   const s = await api("GET", "/v1/status");
+  if (asked !== statusAsked) return;
   const h = $("#health");
   h.textContent = s.status;
   h.className = `badge ${s.status}`;
-  $("#clock").textContent = `${s.rules_in_force} rule(s) in force · edgepurge ${s.version}`;
+  $("#version").textContent = `edgepurge ${s.version}`;
 }
 
 async function loadProviders() {
@@ -166,7 +172,11 @@ async function lastOutcome(name) {
   }
 }
 
+/** As for the status: only the answer to the last request for the rules is shown. */
+let rulesAsked = 0;
+
 async function loadRules() {
+  const asked = ++rulesAsked;
   const data = await api("GET", "/v1/rules");
   const body = $("#rules tbody");
   const rows = await Promise.all(
@@ -208,14 +218,25 @@ async function loadRules() {
       );
     }),
   );
+  if (asked !== rulesAsked) return;
   body.replaceChildren(...rows);
+  // Counted from the list shown, so the header and the list never disagree (a count from
+  // /v1/status lagged one refresh behind a rule just added or deleted).
+  const inForce = data.rules.filter((r) => r.in_force && r.enabled).length;
+  $("#in-force").textContent = `${inForce} rule(s) in force`;
   $("#rules-empty").hidden = rows.length > 0;
+}
+
+/** After a rule is added, enabled, disabled or deleted: the list and its count of rules in
+ * force (one answer), and the status. */
+async function rulesChanged() {
+  await Promise.all([loadRules(), loadStatus()]);
 }
 
 async function toggle(rule) {
   try {
     await api("POST", `/v1/rules/${encodeURIComponent(rule.name)}/${rule.enabled ? "disable" : "enable"}`);
-    await loadRules();
+    await rulesChanged();
   } catch (e) {
     handle(e);
   }
@@ -233,7 +254,7 @@ async function remove(name) {
       try {
         await api("DELETE", `/v1/rules/${encodeURIComponent(name)}`);
         if (logRule === name) closeLog();
-        await loadRules();
+        await rulesChanged();
       } catch (e) {
         handle(e);
       }
@@ -323,7 +344,7 @@ async function submitRule(event) {
   try {
     await api("POST", "/v1/rules", ruleFromForm($("#rule-form")));
     $("#rule-dialog").close();
-    await loadRules();
+    await rulesChanged();
   } catch (e) {
     if (e.status === 400) showFieldError(e);
     else if (e.status === 401) {
