@@ -14,6 +14,7 @@ pub mod ceph;
 pub mod cfqueues;
 pub mod cloudflare;
 pub mod cloudfront;
+pub mod fastly;
 pub mod http;
 pub mod moto;
 pub mod nats;
