@@ -803,9 +803,7 @@ fn a_purge_completes_once_akamais_estimate_has_passed() {
         log[0]
     );
     let rec = edgepurge_testkit::wait_for(Duration::from_secs(15), "the purge to complete", || {
-        ep.log(&[])
-            .into_iter()
-            .find(|r| r["completed_at"].is_i64())
+        ep.log(&[]).into_iter().find(|r| r["completed_at"].is_i64())
     });
     let completed = rec["completed_at"].as_i64().unwrap();
     let after = completed - answered_ms;

@@ -99,7 +99,10 @@ fn sorted(v: impl IntoIterator<Item = Value>) -> Vec<String> {
 fn check_headers(r: &Value, soft: bool) {
     assert_eq!(r["status"], 200, "{r}");
     assert_eq!(r["method"], "POST");
-    assert_eq!(r["headers"]["fastly-key"], "***", "sent (masked by the stand-in)");
+    assert_eq!(
+        r["headers"]["fastly-key"], "***",
+        "sent (masked by the stand-in)"
+    );
     assert_eq!(r["headers"]["accept"], "application/json");
     assert!(
         r["headers"]["user-agent"]
@@ -150,7 +153,10 @@ fn url_rules_purge_each_url_with_a_request_of_its_own() {
         assert_eq!(rec["attempts"], 1);
         let task = rec["task_id"].as_str().unwrap();
         assert!(ids.iter().any(|id| task.contains(id.as_str())), "{rec}");
-        assert!(rec["completed_at"].is_i64(), "complete when answered: {rec}");
+        assert!(
+            rec["completed_at"].is_i64(),
+            "complete when answered: {rec}"
+        );
     }
 }
 
@@ -162,7 +168,11 @@ fn tag_rules_purge_surrogate_keys_in_one_batch_request() {
     server.send(&ceph_body(
         "assets",
         "ObjectCreated:Put",
-        &["shoes/42.png".into(), "shoes/43.png".into(), "hats/猫.png".into()],
+        &[
+            "shoes/42.png".into(),
+            "shoes/43.png".into(),
+            "hats/猫.png".into(),
+        ],
     ));
     let log = ep.settle(Duration::from_secs(20));
     assert!(log.iter().all(|r| r["status"] == "succeeded"), "{log:#?}");
@@ -195,7 +205,11 @@ fn soft_purges_send_fastly_soft_purge_for_urls_and_keys() {
     let rules = format!("{SITE_RULE}\n{TAG_RULE}");
     let ep = edgepurge(&config(&fake, "soft = true", &rules));
     let server = ep.serve();
-    server.send(&ceph_body("assets", "ObjectCreated:Put", &["a/b.css".into()]));
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["a/b.css".into()],
+    ));
     let log = ep.settle(Duration::from_secs(20));
     assert!(log.iter().all(|r| r["status"] == "succeeded"), "{log:#?}");
     let reqs = fake.requests();
@@ -210,7 +224,13 @@ fn soft_purges_send_fastly_soft_purge_for_urls_and_keys() {
 #[test]
 fn throttling_waits_until_the_rate_limit_resets() {
     let fake = FakeFastly::start();
-    let ep = edgepurge(&config(&fake, "", SITE_RULE.replace(", \"https://www.example.com\"", "").as_str()));
+    let ep = edgepurge(&config(
+        &fake,
+        "",
+        SITE_RULE
+            .replace(", \"https://www.example.com\"", "")
+            .as_str(),
+    ));
     let server = ep.serve();
     fake.fail(429, "Too many requests", 1, Some(2.0));
     server.send(&ceph_body("assets", "ObjectCreated:Put", &["t.css".into()]));
@@ -243,11 +263,19 @@ fn server_errors_and_answers_that_are_not_fastlys_are_retried() {
     let server = ep.serve();
     fake.fail(503, "Service Unavailable", 1, None);
     fake.answer_raw(502, "text/html", "<html>bad gateway</html>", 1);
-    server.send(&ceph_body("assets", "ObjectCreated:Put", &["x/y.png".into()]));
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["x/y.png".into()],
+    ));
     let log = ep.settle(Duration::from_secs(20));
     assert_eq!(log[0]["status"], "succeeded", "{}", log[0]);
     assert_eq!(log[0]["attempts"], 3);
-    let statuses: Vec<Value> = fake.requests().iter().map(|r| r["status"].clone()).collect();
+    let statuses: Vec<Value> = fake
+        .requests()
+        .iter()
+        .map(|r| r["status"].clone())
+        .collect();
     assert_eq!(statuses, vec![json!(503), json!(502), json!(200)]);
     let requests = ep.ok(&["log", "--requests", "--json"]);
     for what in [
@@ -280,7 +308,11 @@ fn a_refused_token_is_dead_at_once_with_what_to_fix_and_nothing_is_lost() {
         let mut ep = edgepurge(&config(&fake, "", TAG_RULE));
         set_token(&mut ep, token);
         let (server, log_path) = serve_logged(&ep);
-        server.send(&ceph_body("assets", "ObjectCreated:Put", &["c/d.css".into()]));
+        server.send(&ceph_body(
+            "assets",
+            "ObjectCreated:Put",
+            &["c/d.css".into()],
+        ));
         let log = ep.settle(Duration::from_secs(20));
         assert_eq!(log[0]["status"], "dead", "{}", log[0]);
         assert_eq!(log[0]["attempts"], 1, "not retried");
@@ -320,7 +352,11 @@ fn an_unknown_service_is_a_clear_fatal_error() {
     let other = "NoSuchService000000000";
     let ep = edgepurge(&config(&fake, "", TAG_RULE).replace(SERVICE_ID, other));
     let server = ep.serve();
-    server.send(&ceph_body("assets", "ObjectCreated:Put", &["n/o.css".into()]));
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["n/o.css".into()],
+    ));
     let log = ep.settle(Duration::from_secs(20));
     assert_eq!(log[0]["status"], "dead");
     assert_eq!(log[0]["attempts"], 1);
@@ -382,6 +418,7 @@ events = ["created"]
 domains = ["https://cdn.example.com"]
 provider = "fy"
 mode = "dir"
+prefix = "img/"
 "#;
     let ep = edgepurge(&config(&fake, "", rules));
     let out = ep.run(&["config", "check"]);

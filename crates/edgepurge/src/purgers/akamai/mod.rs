@@ -86,7 +86,10 @@ impl Akamai {
     }
 
     fn remember_estimate(&self, purge_id: &str, estimate: Duration) {
-        let mut kept = self.estimates.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut kept = self
+            .estimates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if kept.len() >= ESTIMATES_KEPT {
             kept.pop_front();
         }
@@ -379,7 +382,10 @@ impl Purger for Akamai {
     }
 
     fn first_task_check(&self, task_id: &str) -> Option<Duration> {
-        let mut kept = self.estimates.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut kept = self
+            .estimates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let at = kept.iter().position(|(id, _)| id == task_id)?;
         kept.remove(at).map(|(_, estimate)| estimate)
     }
@@ -544,7 +550,9 @@ mod tests {
         }
         assert_eq!(ak.estimates.lock().unwrap().len(), ESTIMATES_KEPT);
         assert_eq!(ak.first_task_check("p-0"), None);
-        assert!(ak.first_task_check(&format!("p-{}", ESTIMATES_KEPT + 9)).is_some());
+        assert!(ak
+            .first_task_check(&format!("p-{}", ESTIMATES_KEPT + 9))
+            .is_some());
     }
 
     #[tokio::test]

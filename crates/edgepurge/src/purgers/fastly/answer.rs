@@ -81,7 +81,12 @@ mod tests {
             Some("108-1391560174-974124")
         );
         assert_eq!(url_purged(r#"{"status":"ok"}"#).as_deref(), Some(""));
-        for other in ["", "<html>ok</html>", r#"{"status":"error"}"#, r#"{"msg":"x"}"#] {
+        for other in [
+            "",
+            "<html>ok</html>",
+            r#"{"status":"error"}"#,
+            r#"{"msg":"x"}"#,
+        ] {
             assert_eq!(url_purged(other), None, "{other}");
         }
     }
@@ -103,8 +108,7 @@ mod tests {
 
     #[test]
     fn error_bodies_are_read_and_described() {
-        let p = Problem::parse(r#"{"msg":"Provided credentials are missing or invalid"}"#)
-            .unwrap();
+        let p = Problem::parse(r#"{"msg":"Provided credentials are missing or invalid"}"#).unwrap();
         assert_eq!(p.describe(), "Provided credentials are missing or invalid");
         let p = Problem::parse(r#"{"msg":"Record not found","detail":"Cannot find 'service'"}"#)
             .unwrap();

@@ -81,9 +81,9 @@ pub fn hint(status: u16, kind: TargetKind, service_id: &str, token: &str) -> Opt
             "check service_id: Fastly has no service {service_id} this token can see (the \
              service's ID from the control panel or `fastly service list`, not its name)"
         )),
-        404 | 405 => Some(
-            "check endpoint: it must be Fastly's API base, https://api.fastly.com".to_owned(),
-        ),
+        404 | 405 => {
+            Some("check endpoint: it must be Fastly's API base, https://api.fastly.com".to_owned())
+        }
         _ => None,
     }
 }
@@ -145,7 +145,10 @@ mod tests {
         let src = "environment variable FASTLY_API_TOKEN";
         let s = "SU1Z0isxPaozGVKXdv0eY";
         let h = hint(401, TargetKind::Url, s, src).unwrap();
-        assert!(h.contains("does not accept the API token from environment"), "{h}");
+        assert!(
+            h.contains("does not accept the API token from environment"),
+            "{h}"
+        );
         let h = hint(403, TargetKind::Tag, s, src).unwrap();
         assert!(h.contains("purge_select") && h.contains(s), "{h}");
         let h = hint(404, TargetKind::Tag, s, src).unwrap();

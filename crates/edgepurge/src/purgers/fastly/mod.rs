@@ -16,8 +16,8 @@ pub mod targets;
 pub use config::{default_limits, FastlySettings, DEFAULT_TOKEN_ENV, KIND};
 
 use super::{
-    describe_transport_error, redirect_target, snippet, Limits, PurgeError, PurgeResponse,
-    Purger, TargetFailure, Verdict,
+    describe_transport_error, redirect_target, snippet, Limits, PurgeError, PurgeResponse, Purger,
+    TargetFailure, Verdict,
 };
 use async_trait::async_trait;
 use classify::Class;
@@ -64,7 +64,10 @@ impl Fastly {
             Some((p, q)) => (p, Some(q)),
             None => (cached, None),
         };
-        let want = format!("{}/purge/{path}", self.settings.endpoint.path().trim_end_matches('/'));
+        let want = format!(
+            "{}/purge/{path}",
+            self.settings.endpoint.path().trim_end_matches('/')
+        );
         if u.path() != want || u.query() != query || u.fragment().is_some() {
             return Err(format!(
                 "{:?} would not be sent as a purge of itself (the API would see {:?})",
@@ -240,7 +243,10 @@ impl Fastly {
         }
         if status == 429 {
             if let Some(w) = wait {
-                message.push_str(&format!("; rate limit resets in {} s", w.as_secs_f64().ceil()));
+                message.push_str(&format!(
+                    "; rate limit resets in {} s",
+                    w.as_secs_f64().ceil()
+                ));
             }
         }
         let verdict = classify::verdict(class, items.len(), wait);
@@ -367,7 +373,9 @@ mod tests {
     fn requests_go_to_the_url_and_batch_key_endpoints() {
         let f = Fastly::new(settings()).unwrap();
         assert_eq!(
-            f.url_purge_url("cdn.example.com/a%20b.png").unwrap().as_str(),
+            f.url_purge_url("cdn.example.com/a%20b.png")
+                .unwrap()
+                .as_str(),
             "https://api.fastly.com/purge/cdn.example.com/a%20b.png"
         );
         assert_eq!(

@@ -98,21 +98,33 @@ mod tests {
                 "https://cdn.example.com/a%20b.png",
                 "cdn.example.com/a%20b.png",
             ),
-            ("http://cdn.example.com/a%20b.png", "cdn.example.com/a%20b.png"),
+            (
+                "http://cdn.example.com/a%20b.png",
+                "cdn.example.com/a%20b.png",
+            ),
             ("https://CDN.Example.com/", "cdn.example.com/"),
             ("https://cdn.example.com", "cdn.example.com/"),
             (
                 "https://cdn.example.com/img/%E7%8C%AB+1.jpg#frag",
                 "cdn.example.com/img/%E7%8C%AB+1.jpg",
             ),
-            ("https://cdn.example.com/p?v=1&w=2", "cdn.example.com/p?v=1&w=2"),
+            (
+                "https://cdn.example.com/p?v=1&w=2",
+                "cdn.example.com/p?v=1&w=2",
+            ),
             ("https://cdn.example.com:443/x", "cdn.example.com/x"),
             // A raw character in a hand-typed URL is encoded once by the parser.
-            ("https://cdn.example.com/猫 1.png", "cdn.example.com/%E7%8C%AB%201.png"),
+            (
+                "https://cdn.example.com/猫 1.png",
+                "cdn.example.com/%E7%8C%AB%201.png",
+            ),
             // Dot segments are resolved before the path is sent: never one that climbs out
             // of /purge/ on the API.
             ("https://cdn.example.com/a/../../x", "cdn.example.com/x"),
-            ("https://cdn.example.com/a/%2e%2e/%2E%2E/x", "cdn.example.com/x"),
+            (
+                "https://cdn.example.com/a/%2e%2e/%2E%2E/x",
+                "cdn.example.com/x",
+            ),
         ] {
             assert_eq!(cached_url(target).as_deref(), Ok(want), "{target}");
         }
@@ -150,7 +162,10 @@ mod tests {
             assert!(!err.contains('\n') && !err.contains('\r'), "{err:?}");
         }
         let err = surrogate_key(&"k".repeat(1025)).unwrap_err();
-        assert!(err.contains("1025 bytes long") && err.contains("at most 1024"), "{err}");
+        assert!(
+            err.contains("1025 bytes long") && err.contains("at most 1024"),
+            "{err}"
+        );
     }
 
     #[test]
