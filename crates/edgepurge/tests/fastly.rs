@@ -288,6 +288,56 @@ fn server_errors_and_answers_that_are_not_fastlys_are_retried() {
 }
 
 #[test]
+fn a_400_splits_the_batch_until_the_refused_key_is_alone() {
+    let fake = FakeFastly::start();
+    let rules = TAG_RULE.replace(
+        r#"tags = ["{seg1}", "product-{stem}"]"#,
+        r#"tags = ["{stem}"]"#,
+    );
+    let ep = edgepurge(&config(&fake, "", &rules));
+    let server = ep.serve();
+    // The batch of both keys is refused, then the first key alone.
+    fake.fail(400, "Bad request", 2, None);
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["a/one.png".into(), "a/two.png".into()],
+    ));
+    let log = ep.settle(Duration::from_secs(20));
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 3, "{reqs:#?}");
+    assert_eq!(
+        reqs[0]["json"]["surrogate_keys"].as_array().unwrap().len(),
+        2
+    );
+    let refused = reqs[1]["json"]["surrogate_keys"][0].as_str().unwrap();
+    let purged = reqs[2]["json"]["surrogate_keys"][0].as_str().unwrap();
+    assert_eq!(
+        (reqs[1]["status"].clone(), reqs[2]["status"].clone()),
+        (json!(400), json!(200))
+    );
+    assert_ne!(refused, purged);
+    for rec in &log {
+        let stem = rec["key"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("a/")
+            .trim_end_matches(".png");
+        if stem == refused {
+            assert_eq!(rec["status"], "dead", "{rec}");
+            let err = rec["error"].as_str().unwrap();
+            assert!(
+                err.contains(&format!("Fastly refused {refused:?}"))
+                    && err.contains("HTTP 400: Bad request"),
+                "{err}"
+            );
+        } else {
+            assert_eq!(rec["status"], "succeeded", "{rec}");
+        }
+    }
+}
+
+#[test]
 fn a_refused_token_is_dead_at_once_with_what_to_fix_and_nothing_is_lost() {
     for (token, status, msg, fix) in [
         (

@@ -84,20 +84,19 @@ impl Fastly {
 
     /// Each target's item once; targets that cannot be sent fail alone, for good.
     fn plan(&self, kind: TargetKind, targets: &[String]) -> Result<Plan, PurgeError> {
-        let item = |t: &str| match kind {
-            TargetKind::Url => targets::cached_url(t).and_then(|c| {
-                self.url_purge_url(&c)?;
-                Ok(c)
-            }),
-            TargetKind::Tag => targets::surrogate_key(t),
-            TargetKind::Dir => Err(String::new()),
-        };
         if kind == TargetKind::Dir {
             return Err(PurgeError::Request(
                 "Fastly cannot purge dir targets (it has no prefix purge): use url or tag rules"
                     .to_owned(),
             ));
         }
+        let item = |t: &str| match kind {
+            TargetKind::Tag => targets::surrogate_key(t),
+            _ => targets::cached_url(t).and_then(|c| {
+                self.url_purge_url(&c)?;
+                Ok(c)
+            }),
+        };
         let mut items: Vec<(String, Vec<usize>)> = Vec::new();
         let mut failed = Vec::new();
         for (i, t) in targets.iter().enumerate() {
@@ -146,7 +145,12 @@ impl Fastly {
                 (what, req)
             }
             _ => {
-                let cached = &items[0].0;
+                let Some((cached, _)) = items.first() else {
+                    return PurgeResponse::failed(
+                        Verdict::Fatal,
+                        PurgeError::Request("nothing to purge".into()),
+                    );
+                };
                 let what = format!("purge of {cached}");
                 match self.url_purge_url(cached) {
                     Ok(u) => (what, self.http.post(u)),
@@ -252,7 +256,8 @@ impl Fastly {
         let verdict = classify::verdict(class, items.len(), wait);
         let error = if class == Class::Items && verdict == Verdict::Fatal {
             // The one item left is what Fastly refuses: no later attempt can purge it.
-            PurgeError::Request(format!("Fastly refused {:?}: {message}", items[0].0))
+            let item = items.first().map_or("", |(t, _)| t.as_str());
+            PurgeError::Request(format!("Fastly refused {item:?}: {message}"))
         } else {
             PurgeError::Answer {
                 code: Some(status.to_string()),
