@@ -483,6 +483,48 @@ prefix = "img/"
 }
 
 #[test]
+fn config_check_and_simulate_need_no_fastly_and_name_a_missing_token() {
+    // Nothing is sent; the token defaults to FASTLY_API_TOKEN.
+    let ep = Edgepurge::new(&format!(
+        r#"
+[providers.fy]
+kind = "fastly"
+service_id = "{SERVICE_ID}"
+
+{SITE_RULE}
+"#
+    ));
+    let event = ep.dir.path().join("e.json");
+    std::fs::write(
+        &event,
+        ceph_body("assets", "ObjectCreated:Put", &["img/猫 1.png".into()]),
+    )
+    .unwrap();
+    let out = ep.ok(&["simulate", "--event", event.to_str().unwrap()]);
+    let targets: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["target"].clone())
+        .collect();
+    assert_eq!(
+        sorted(targets),
+        vec![
+            "https://cdn.example.com/img/%E7%8C%AB%201.png",
+            "https://www.example.com/img/%E7%8C%AB%201.png"
+        ]
+    );
+    let out = ep.run(&["config", "check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("FASTLY_API_TOKEN is not set"),
+        "{err}"
+    );
+    let mut ep = ep;
+    ep.env
+        .push(("FASTLY_API_TOKEN".to_owned(), API_TOKEN.to_owned()));
+    ep.ok(&["config", "check"]);
+}
+
+#[test]
 fn the_stand_in_passes_the_official_sdks_own_calls() {
     // The stand-in is checked against Fastly's Python SDK (fastly-py `PurgeApi` with its
     // `host`): what the SDK sends is accepted and read back by its models, and its refusals
