@@ -129,6 +129,19 @@ impl Fastly {
                 )
             }
         };
+        // Marked sensitive: never shown by a Debug print of the request.
+        let Ok(mut key) = reqwest::header::HeaderValue::from_str(token.expose()) else {
+            return PurgeResponse::failed(
+                Verdict::RetryLater { after: None },
+                PurgeError::Credentials(format!(
+                    "API token for provider {name} from {}: it holds a character a header \
+                     cannot carry (a line break or a non-ASCII character?); it must be the \
+                     token alone",
+                    self.settings.api_token
+                )),
+            );
+        };
+        key.set_sensitive(true);
         let (what, req) = match kind {
             TargetKind::Tag => {
                 let keys: Vec<String> = items.iter().map(|(k, _)| k.clone()).collect();
@@ -161,7 +174,7 @@ impl Fastly {
             }
         };
         let mut req = req
-            .header(TOKEN_HEADER, token.expose())
+            .header(TOKEN_HEADER, key)
             .header(reqwest::header::ACCEPT, "application/json");
         if self.settings.soft {
             req = req.header(SOFT_HEADER, "1");
@@ -490,6 +503,29 @@ mod tests {
             "{text}"
         );
         assert!(!f.refuses_target_for_good(&err));
+    }
+
+    #[tokio::test]
+    async fn a_token_a_header_cannot_carry_is_refused_before_sending() {
+        // A token file of two lines: the second would be a header of its own.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fastly-token");
+        std::fs::write(&path, "first-token\nX-Injected: 1\n").unwrap();
+        let mut s = settings();
+        s.api_token = SecretSource::File(path);
+        let f = Fastly::new(s).unwrap();
+        let r = f
+            .purge(TargetKind::Url, &strings(&["https://cdn.example.com/1"]))
+            .await;
+        assert_eq!(r.verdict, Verdict::RetryLater { after: None });
+        assert_eq!(r.http_status, None, "nothing was sent");
+        let err = r.error.unwrap();
+        assert!(matches!(err, PurgeError::Credentials(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("fastly-token") && !text.contains("first-token"),
+            "{text}"
+        );
     }
 
     #[tokio::test]
