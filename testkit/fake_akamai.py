@@ -36,11 +36,12 @@ describedBy):
     ("Rate Limit exceeded", "URL Rate Limit exceeded", "TAG …", "CPCODE …") with
     rateLimit, rateLimitCurrentRequestSize, rateLimitRemaining and the X-RateLimit-* headers;
   - success: 201 {"httpStatus": 201, "detail": "Request accepted", "estimatedSeconds": 5,
-    "purgeId": …, "supportId": …}.
+    "purgeId": …, "supportId": …} (estimatedSeconds from --estimated-seconds).
 
 Usage:
   python3 fake_akamai.py --port 0 --host HOST --client-token CT --client-secret CS
       --access-token AT [--hosts h1,h2] [--cpcodes 1,2] [--max-skew-s 120] [--no-grant]
+      [--estimated-seconds 5]
       [--url-burst N --url-per-min N --tag-burst N --tag-per-min N
        --cpcode-burst N --cpcode-per-min N --request-burst N --requests-per-s N]
 
@@ -415,7 +416,8 @@ class Handler(BaseHTTPRequestHandler):
                 headers = state.rate_headers(kind)
             status, ctype = 201, "application/json"
             payload = json.dumps({"httpStatus": 201, "detail": "Request accepted",
-                                  "estimatedSeconds": 5, "purgeId": purge_id,
+                                  "estimatedSeconds": self.state.cfg.estimated_seconds,
+                                  "purgeId": purge_id,
                                   "supportId": support_id}).encode("utf-8")
             rec["status"], rec["purge_id"] = 201, purge_id
         except Problem as p:
@@ -471,6 +473,8 @@ def main(argv=None):
     p.add_argument("--hosts", default="", help="URL hostnames of the account; empty = any")
     p.add_argument("--cpcodes", default="", help="CP codes of the account; empty = any")
     p.add_argument("--max-skew-s", type=float, default=120.0)
+    p.add_argument("--estimated-seconds", type=int, default=5,
+                   help="the estimatedSeconds of a 201 (Akamai's example: 5)")
     p.add_argument("--no-grant", action="store_true", help="the client lacks CCU APIs")
     p.add_argument("--request-burst", type=float, default=100)
     p.add_argument("--requests-per-s", type=float, default=50)

@@ -779,3 +779,46 @@ print("stale", send(auth(cs, timestamp=stale)))
     );
     assert_eq!(fake.purges().len(), 1);
 }
+
+#[test]
+fn a_purge_completes_once_akamais_estimate_has_passed() {
+    // Fast Purge has no status to poll: its 201 says how long the purge takes
+    // (estimatedSeconds). The log shows the purge complete once that time has passed since
+    // Akamai's answer, without asking Akamai anything more.
+    let fake = FakeAkamai::start(Options {
+        estimated_seconds: Some(3),
+        ..Options::default()
+    });
+    let ep = edgepurge(&config(&fake, "", SITE_RULE));
+    let (server, log_path) = serve_logged(&ep);
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["e.css".into()]));
+    let log = ep.settle(Duration::from_secs(20));
+    assert_eq!(log[0]["status"], "succeeded", "{}", log[0]);
+    let reqs = calls(&fake);
+    assert_eq!(reqs.len(), 1, "{reqs:#?}");
+    let answered_ms = (reqs[0]["time"].as_f64().unwrap() * 1000.0) as i64;
+    assert!(
+        log[0]["completed_at"].is_null(),
+        "accepted is not complete: {}",
+        log[0]
+    );
+    let rec = edgepurge_testkit::wait_for(Duration::from_secs(15), "the purge to complete", || {
+        ep.log(&[]).into_iter().find(|r| r["completed_at"].is_i64())
+    });
+    let completed = rec["completed_at"].as_i64().unwrap();
+    let after = completed - answered_ms;
+    assert!(
+        (2_950..8_000).contains(&after),
+        "completed {after} ms after Akamai's answer; it estimated 3 s"
+    );
+    assert_eq!(rec["task_id"], reqs[0]["purge_id"]);
+    assert!(rec["error"].is_null(), "{rec}");
+    let text = ep.ok(&["log"]);
+    assert_eq!(text.matches(" completed=").count(), 1, "{text}");
+    // Nothing but the purge itself went to Akamai.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(calls(&fake).len(), 1);
+    drop(server);
+    let serve_log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(serve_log.contains("purge completed"), "{serve_log}");
+}

@@ -39,6 +39,8 @@ pub struct Options {
     pub url_bucket: Option<Bucket>,
     pub tag_bucket: Option<Bucket>,
     pub cpcode_bucket: Option<Bucket>,
+    /// The `estimatedSeconds` of an accepted purge (default: 5, Akamai's example).
+    pub estimated_seconds: Option<u64>,
 }
 
 impl FakeAkamai {
@@ -61,6 +63,9 @@ impl FakeAkamai {
         if !opts.cpcodes.is_empty() {
             let codes: Vec<String> = opts.cpcodes.iter().map(u64::to_string).collect();
             cmd.args(["--cpcodes", &codes.join(",")]);
+        }
+        if let Some(s) = opts.estimated_seconds {
+            cmd.args(["--estimated-seconds", &s.to_string()]);
         }
         if opts.no_grant {
             cmd.arg("--no-grant");

@@ -16,6 +16,7 @@ pub mod cloudflare;
 pub mod cloudfront;
 pub mod edgeone;
 pub mod gcp;
+pub mod fastly;
 pub mod http;
 pub mod moto;
 pub mod nats;

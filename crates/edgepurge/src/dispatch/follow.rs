@@ -3,7 +3,10 @@
 //! `GetInvalidation`) asks about each task after its purge succeeded, at doubling intervals,
 //! until the provider says it completed or failed; the log then shows when the purge took
 //! effect. Status requests have their own rate limit (the lane's `rate_per_s`: providers
-//! limit each API action on its own) and run only while this process holds the lane.
+//! limit each API action on its own) and run only while this process holds the lane. A
+//! provider that says when its purge will be done instead (Akamai's `estimatedSeconds`, with
+//! no status to ask) gives that time through [`Purger::first_task_check`]: the task is first
+//! asked about then, and its `task_state` says done without a request.
 
 use crate::clock::Clock;
 use crate::purgers::{PurgeError, Purger, TaskState};

@@ -827,10 +827,18 @@ impl Sender {
             task_id: resp.task_id.clone(),
             error,
             detached,
-            follow_task_at: self
-                .purger
-                .follows_tasks()
-                .then(|| now + self.follow_first_check_ms),
+            // First asked about when the provider said it would be done, else after
+            // task_check_ms.
+            follow_task_at: self.purger.follows_tasks().then(|| {
+                let first = resp
+                    .task_id
+                    .as_deref()
+                    .and_then(|t| self.purger.first_task_check(t))
+                    .map_or(self.follow_first_check_ms, |d| {
+                        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+                    });
+                now.saturating_add(first)
+            }),
         };
         // The answer must be recorded; keep trying while the store is unavailable. If we
         // stop first, the batch stays in flight and is resent by the next lane holder.

@@ -10,6 +10,7 @@ pub mod cloudflare;
 pub mod cloudfront;
 pub mod edgeone;
 pub mod gcp;
+pub mod fastly;
 pub mod http_purge;
 pub mod tencent;
 
@@ -32,6 +33,7 @@ pub const KINDS: &[ProviderKind] = &[
     akamai::KIND,
     edgeone::KIND,
     gcp::KIND,
+    fastly::KIND,
 ];
 
 /// Checks a `[providers.NAME]` section (without its `kind` key), recording every problem at
@@ -304,6 +306,12 @@ pub trait Purger: Send + Sync {
     /// [`Purger::task_state`]: its purges are complete when the task is, not when answered.
     fn follows_tasks(&self) -> bool {
         false
+    }
+    /// How long after the answer carrying `task_id` to first ask about the task, when the
+    /// provider said when it will be done (Akamai's `estimatedSeconds`); `None`: the
+    /// dispatcher's `task_check_ms`. Asked once, right after [`Purger::purge`] answered.
+    fn first_task_check(&self, _task_id: &str) -> Option<Duration> {
+        None
     }
     /// How far the provider's task `task_id` (from an answer of [`Purger::purge`]) has got.
     async fn task_state(&self, _task_id: &str) -> Result<TaskState, PurgeError> {

@@ -7,7 +7,11 @@
 //! purge, so dir rules are refused when the rule is checked. A body holds at most 50,000
 //! bytes: what does not fit is sent in a later request (or the batch is split first when
 //! less than half of it fits). Akamai answers 201 with a `purgeId` (the log's task id) and
-//! `estimatedSeconds` (logged; status polling is not done here).
+//! `estimatedSeconds`. Fast Purge has no status to poll: a purge is complete once its
+//! estimate has passed. The lane's follower first asks about the purge id that long after
+//! the answer ([`Purger::first_task_check`]; the time is kept in the store with the batch, so
+//! a restart or a lane hand-over keeps it), and [`Purger::task_state`] then says done without
+//! a request: the estimate is Akamai's only word on completion.
 
 mod answer;
 mod body;
@@ -21,19 +25,39 @@ pub use config::{buckets, default_limits, AkamaiSettings, KIND};
 pub use credentials::CredentialSources;
 
 use super::{
-    retry_after, snippet, Limits, PurgeError, PurgeResponse, Purger, TargetFailure, Verdict,
+    retry_after, snippet, Limits, PurgeError, PurgeResponse, Purger, TargetFailure, TaskState,
+    Verdict,
 };
 use answer::Planned;
 use async_trait::async_trait;
 use edgepurge_core::TargetKind;
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 pub const API_BASE: &str = "/ccu/v3";
 const CONTENT_TYPE: &str = "application/json";
+/// A purge's completion time when the answer gives no `estimatedSeconds`: Akamai's stated
+/// "approximately five seconds" (apis.md §J.5).
+pub const DEFAULT_ESTIMATE: Duration = Duration::from_secs(5);
+/// The longest estimate believed; a longer one is waited for this long.
+pub const MAX_ESTIMATE: Duration = Duration::from_secs(3600);
+/// Estimates of answers not yet looked up, kept at most (function mode never looks them up).
+const ESTIMATES_KEPT: usize = 1024;
 
 pub struct Akamai {
     settings: AkamaiSettings,
     http: reqwest::Client,
+    /// `(purgeId, estimate)` of recent answers, until [`Purger::first_task_check`] takes them.
+    estimates: Mutex<VecDeque<(String, Duration)>>,
+}
+
+/// How long after its answer a purge is complete: `estimatedSeconds`, or
+/// [`DEFAULT_ESTIMATE`] when missing, at most [`MAX_ESTIMATE`].
+pub fn completion_estimate(estimated_seconds: Option<u64>) -> Duration {
+    estimated_seconds
+        .map_or(DEFAULT_ESTIMATE, Duration::from_secs)
+        .min(MAX_ESTIMATE)
 }
 
 /// The objects of one request: each once, with the targets it purges.
@@ -54,7 +78,22 @@ enum Fit {
 impl Akamai {
     pub fn new(settings: AkamaiSettings) -> Result<Akamai, String> {
         let http = super::api_client(settings.timeout)?;
-        Ok(Akamai { settings, http })
+        Ok(Akamai {
+            settings,
+            http,
+            estimates: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    fn remember_estimate(&self, purge_id: &str, estimate: Duration) {
+        let mut kept = self
+            .estimates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if kept.len() >= ESTIMATES_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back((purge_id.to_owned(), estimate));
     }
 
     /// The request path for objects of `ty`.
@@ -244,6 +283,7 @@ impl Akamai {
                     network = %self.settings.network,
                     "Akamai accepted the purge"
                 );
+                self.remember_estimate(&a.purge_id, completion_estimate(a.estimated_seconds));
                 PurgeResponse::done(status.as_u16(), a.support_id, Some(a.purge_id))
             }
             answer::Read::Failed(r) => r,
@@ -335,6 +375,25 @@ impl Purger for Akamai {
             } => classify::is_target_refusal(code),
             _ => false,
         }
+    }
+
+    fn follows_tasks(&self) -> bool {
+        true
+    }
+
+    fn first_task_check(&self, task_id: &str) -> Option<Duration> {
+        let mut kept = self
+            .estimates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let at = kept.iter().position(|(id, _)| id == task_id)?;
+        kept.remove(at).map(|(_, estimate)| estimate)
+    }
+
+    /// Asked once the purge's estimate has passed (its first check is the estimate): Fast
+    /// Purge has no status endpoint, and by Akamai's estimate the purge is done.
+    async fn task_state(&self, _task_id: &str) -> Result<TaskState, PurgeError> {
+        Ok(TaskState::Done)
     }
 
     fn credentials_missing(&self) -> bool {
@@ -464,6 +523,43 @@ mod tests {
         assert!(matches!(Akamai::fit(&objects), Fit::Split));
         let objects: Vec<_> = (0..3).map(long).collect();
         assert!(matches!(Akamai::fit(&objects), Fit::Send(3)));
+    }
+
+    #[test]
+    fn a_purge_is_first_checked_when_its_estimate_has_passed() {
+        assert_eq!(completion_estimate(Some(2)), Duration::from_secs(2));
+        assert_eq!(completion_estimate(Some(0)), Duration::ZERO);
+        assert_eq!(completion_estimate(None), DEFAULT_ESTIMATE);
+        assert_eq!(completion_estimate(Some(86_400)), MAX_ESTIMATE);
+        let ak = Akamai::new(settings()).unwrap();
+        assert!(ak.follows_tasks());
+        ak.remember_estimate("edcp-1", Duration::from_secs(5));
+        ak.remember_estimate("edcp-2", Duration::from_secs(420));
+        assert_eq!(
+            ak.first_task_check("edcp-2"),
+            Some(Duration::from_secs(420))
+        );
+        // Taken once: a purge id not from this process's answers is checked after
+        // task_check_ms.
+        assert_eq!(ak.first_task_check("edcp-2"), None);
+        assert_eq!(ak.first_task_check("edcp-9"), None);
+        assert_eq!(ak.first_task_check("edcp-1"), Some(Duration::from_secs(5)));
+        // Estimates never looked up (function mode) do not pile up.
+        for i in 0..ESTIMATES_KEPT + 10 {
+            ak.remember_estimate(&format!("p-{i}"), Duration::from_secs(1));
+        }
+        assert_eq!(ak.estimates.lock().unwrap().len(), ESTIMATES_KEPT);
+        assert_eq!(ak.first_task_check("p-0"), None);
+        assert!(ak
+            .first_task_check(&format!("p-{}", ESTIMATES_KEPT + 9))
+            .is_some());
+    }
+
+    #[tokio::test]
+    async fn once_asked_about_a_purge_is_done_without_a_request() {
+        // No credentials and no endpoint: nothing could be sent.
+        let ak = Akamai::new(settings()).unwrap();
+        assert_eq!(ak.task_state("edcp-1").await, Ok(TaskState::Done));
     }
 
     #[tokio::test]
