@@ -6,6 +6,7 @@
 //! Adding a provider: a folder here with a [`ProviderKind`] and one line in [`KINDS`].
 
 pub mod akamai;
+pub mod aliyun;
 pub mod cloudflare;
 pub mod cloudfront;
 pub mod http_purge;
@@ -28,6 +29,7 @@ pub const KINDS: &[ProviderKind] = &[
     cloudfront::KIND,
     cloudflare::KIND,
     akamai::KIND,
+    aliyun::KIND,
 ];
 
 /// Checks a `[providers.NAME]` section (without its `kind` key), recording every problem at
