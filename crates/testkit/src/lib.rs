@@ -9,6 +9,7 @@
 //! foreground as a child process with its own temporary directory, and stops when dropped.
 
 pub mod akamai;
+pub mod aliyun;
 pub mod caches;
 pub mod ceph;
 pub mod cfqueues;
