@@ -107,8 +107,10 @@ impl FakeAliyun {
     pub fn answer_raw(&self, status: u16, content_type: &str, body: &str, count: u32) {
         self.control(
             "/__control/fail",
-            Some(json!({"http_status": status, "raw": body, "content_type": content_type,
-                        "count": count})),
+            Some(
+                json!({"http_status": status, "raw": body, "content_type": content_type,
+                        "count": count}),
+            ),
         );
     }
 

@@ -105,12 +105,12 @@ impl AliyunCdn {
         let date = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let mut headers: Vec<(&str, &str)> = vec![
-            ("host", &self.host),
+            ("host", self.host.as_str()),
             ("x-acs-action", action),
             ("x-acs-version", API_VERSION),
-            ("x-acs-date", &date),
-            ("x-acs-signature-nonce", &nonce),
-            ("x-acs-content-sha256", &payload_hash),
+            ("x-acs-date", date.as_str()),
+            ("x-acs-signature-nonce", nonce.as_str()),
+            ("x-acs-content-sha256", payload_hash.as_str()),
         ];
         if !body.is_empty() {
             headers.push(("content-type", FORM));

@@ -50,7 +50,9 @@ pub fn state_of(ids: &[&str], entries: &[&Value]) -> TaskState {
     if entries.is_empty() {
         return TaskState::Unknown("DescribeRefreshTaskById lists nothing for it".to_owned());
     }
-    let field = |e: &Value, name: &str| e.get(name).and_then(Value::as_str).unwrap_or("");
+    fn field<'v>(e: &'v Value, name: &str) -> &'v str {
+        e.get(name).and_then(Value::as_str).unwrap_or("")
+    }
     let failed: Vec<String> = entries
         .iter()
         .filter(|e| field(e, "Status").eq_ignore_ascii_case("failed"))
