@@ -19,9 +19,10 @@ Usage:
       [--url-quota 10000] [--dir-quota 100] [--rate 50] [--quiet]
   python3 fake_aliyun_cdn.py --self-check
       starts the stand-in in-process and calls it through the official CDN client
-      (alibabacloud-cdn20180510): a refresh, a directory refresh, a tag refresh,
-      the task and the quota are answered; a wrong secret and an unknown key are
-      refused with Alibaba's codes. Exits 0 when all hold.
+      (alibabacloud-cdn20180510) with an STS token: a refresh, a directory refresh,
+      a tag refresh, the task and the quota are answered; a wrong secret, an unknown
+      key and a missing token are refused with Alibaba's codes. Prints one line per
+      check; exits 0 when all hold.
 
 Prints "LISTENING <port>" as the first stdout line, serves on 127.0.0.1 until
 SIGTERM/SIGINT. One log line per request goes to stderr (never secrets).
@@ -525,63 +526,66 @@ def serve(cfg):
 
 
 def self_check():
-    """Calls the stand-in through the official CDN client; returns the failures found."""
+    """Calls the stand-in through the official CDN client; returns (what held, what failed)."""
     from alibabacloud_cdn20180510 import models as cdn_models
     from alibabacloud_cdn20180510.client import Client as CdnClient
     from alibabacloud_tea_openapi.utils_models import Config
 
-    key_id, secret = "LTAI5tSelfCheckKeyId0000", "SelfCheckSecret000000000000000"
-    cfg = argparse.Namespace(port=0, access_key_id=key_id, access_key_secret=secret, token=None,
+    key_id, secret, token = "LTAI5tSelfCheckKeyId0000", "SelfCheckSecret000000000000000", "sts-self-check"
+    cfg = argparse.Namespace(port=0, access_key_id=key_id, access_key_secret=secret, token=token,
                              domains={"cdn.example.com"}, url_quota=10000, dir_quota=100,
                              rate=50)
     server = serve(cfg)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     endpoint = f"127.0.0.1:{server.server_address[1]}"
 
-    def client(k=key_id, s=secret):
-        return CdnClient(Config(access_key_id=k, access_key_secret=s, endpoint=endpoint,
-                                protocol="HTTP", read_timeout=5000, connect_timeout=5000))
+    def client(k=key_id, s=secret, t=token):
+        return CdnClient(Config(access_key_id=k, access_key_secret=s, security_token=t,
+                                endpoint=endpoint, protocol="HTTP", read_timeout=5000,
+                                connect_timeout=5000))
 
-    problems = []
+    held, problems = [], []
+
+    def expect(what, ok, detail):
+        (held if ok else problems).append(what if ok else f"{what}: {detail}")
+
     try:
         c = client()
         r = c.refresh_object_caches(cdn_models.RefreshObjectCachesRequest(
             object_path="https://cdn.example.com/a%20b.jpg\nhttps://cdn.example.com/%E7%8C%AB.png",
             object_type="File"))
         task = r.body.refresh_task_id
-        if not task:
-            problems.append("RefreshObjectCaches: no RefreshTaskId")
+        expect("File refresh: RefreshTaskId", bool(task), r.body.to_map())
         r = c.refresh_object_caches(cdn_models.RefreshObjectCachesRequest(
             object_path="https://cdn.example.com/docs/", object_type="Directory", force=True))
-        if not r.body.refresh_task_id:
-            problems.append("RefreshObjectCaches (Directory): no RefreshTaskId")
+        expect("Directory refresh: RefreshTaskId", bool(r.body.refresh_task_id), r.body.to_map())
         r = c.refresh_object_cache_by_cache_tag(cdn_models.RefreshObjectCacheByCacheTagRequest(
             domain_name="cdn.example.com", cache_tag="a,b", force=False))
-        if not r.body.refresh_task_id:
-            problems.append("RefreshObjectCacheByCacheTag: no RefreshTaskId")
+        expect("tag refresh: RefreshTaskId", bool(r.body.refresh_task_id), r.body.to_map())
         r = c.describe_refresh_task_by_id(cdn_models.DescribeRefreshTaskByIdRequest(task_id=task))
-        if [t.status for t in r.body.tasks] != ["Complete", "Complete"]:
-            problems.append(f"DescribeRefreshTaskById: {r.body.to_map()}")
+        statuses = [t.status for t in r.body.tasks]
+        expect("task: Complete, Complete", statuses == ["Complete", "Complete"], r.body.to_map())
         r = c.describe_refresh_quota(cdn_models.DescribeRefreshQuotaRequest())
-        if (r.body.url_remain, r.body.dir_remain) != ("9998", "99"):
-            problems.append(f"DescribeRefreshQuota: {r.body.to_map()}")
-        for k, s, want in ((key_id, "wrong-secret", "SignatureDoesNotMatch"),
-                           ("LTAI5tUnknown", secret, "InvalidAccessKeyId.NotFound")):
+        expect("quota: 9998 URLs and 99 directories left",
+               (r.body.url_remain, r.body.dir_remain) == ("9998", "99"), r.body.to_map())
+        for what, k, s, t, want in (
+                ("wrong secret", key_id, "wrong-secret", token, "SignatureDoesNotMatch"),
+                ("unknown key", "LTAI5tUnknown", secret, token, "InvalidAccessKeyId.NotFound"),
+                ("no STS token", key_id, secret, None, "MissingSecurityToken")):
             try:
-                client(k, s).describe_refresh_quota(cdn_models.DescribeRefreshQuotaRequest())
-                problems.append(f"{want}: a bad key was accepted")
+                client(k, s, t).describe_refresh_quota(cdn_models.DescribeRefreshQuotaRequest())
+                expect(f"{what}: {want}", False, "accepted")
             except Exception as exc:  # the SDK raises its own exception types
-                if want not in str(exc):
-                    problems.append(f"{want}: got {exc}")
+                expect(f"{what}: {want}", want in str(exc), exc)
         with Handler.state.lock:
-            if not all(r["signature_ok"] for r in Handler.state.requests[:5]):
-                problems.append("an SDK-signed call failed the signature check")
+            signed = all(r["signature_ok"] for r in Handler.state.requests[:5])
+        expect("SDK-signed calls pass the signature check", signed, Handler.state.requests[:5])
     except Exception as exc:
-        problems.append(f"official client call failed: {exc!r} {getattr(exc, 'message', '')} {getattr(exc, 'code', '')}")
+        problems.append(f"official client call failed: {exc!r} {getattr(exc, 'message', '')}")
     finally:
         server.shutdown()
         server.server_close()
-    return problems
+    return held, problems
 
 
 def main(argv=None):
@@ -599,10 +603,12 @@ def main(argv=None):
     cfg = p.parse_args(argv)
     if cfg.self_check:
         Handler.quiet = True
-        problems = self_check()
+        held, problems = self_check()
+        for line in held:
+            print(line)
         for problem in problems:
-            print(f"self-check: {problem}")
-        print("self-check: ok" if not problems else "self-check: FAILED")
+            print(f"FAILED {problem}")
+        print("self-check ok" if not problems else "self-check FAILED")
         return 1 if problems else 0
     if not cfg.access_key_id or not cfg.access_key_secret:
         p.error("--access-key-id and --access-key-secret are required")

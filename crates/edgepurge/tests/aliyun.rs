@@ -444,3 +444,35 @@ provider = "aliyun"
         "{err}"
     );
 }
+
+#[test]
+fn the_stand_in_passes_the_official_sdks_own_calls() {
+    // The stand-in is checked against Alibaba's official CDN client (alibabacloud-cdn20180510,
+    // with an STS token): what the SDK signs and sends is accepted, and its refusals carry
+    // Alibaba's codes.
+    let out = edgepurge_testkit::run(
+        "fake_aliyun_cdn.py --self-check",
+        std::process::Command::new(edgepurge_testkit::python()).args([
+            edgepurge_testkit::repo_root()
+                .join("testkit/fake_aliyun_cdn.py")
+                .to_str()
+                .unwrap(),
+            "--self-check",
+        ]),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    for want in [
+        "File refresh: RefreshTaskId",
+        "Directory refresh: RefreshTaskId",
+        "tag refresh: RefreshTaskId",
+        "task: Complete, Complete",
+        "quota: 9998 URLs and 99 directories left",
+        "wrong secret: SignatureDoesNotMatch",
+        "unknown key: InvalidAccessKeyId.NotFound",
+        "no STS token: MissingSecurityToken",
+        "SDK-signed calls pass the signature check",
+        "self-check ok",
+    ] {
+        assert!(lines.contains(&want), "{want:?} in {out}");
+    }
+}
