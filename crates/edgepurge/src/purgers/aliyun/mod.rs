@@ -11,7 +11,7 @@ pub use config::{default_limits, AliyunSettings, KIND};
 
 use super::{
     describe_transport_error, retry_after, snippet, Limits, ProviderQuota, PurgeError,
-    PurgeResponse, Purger, TargetFailure, TaskState, Verdict,
+    PurgeResponse, Purger, SharedRate, TargetFailure, TaskState, Verdict,
 };
 use crate::secret::{Secret, SecretSource};
 use async_trait::async_trait;
@@ -391,6 +391,19 @@ impl Purger for AliyunCdn {
         &self.settings.limits
     }
 
+    /// A tag batch costs one call per domain of `cache_tag_domains`: tag batches go at
+    /// `rate_per_s` / that many, so the calls stay within `rate_per_s`.
+    fn shared_rates(&self) -> Vec<SharedRate> {
+        let domains = self.settings.cache_tag_domains.len();
+        if domains <= 1 {
+            return Vec::new();
+        }
+        vec![SharedRate {
+            kinds: vec![TargetKind::Tag],
+            rate_per_s: self.settings.limits.rate_per_s / domains as f64,
+        }]
+    }
+
     async fn purge(&self, kind: TargetKind, targets: &[String]) -> PurgeResponse {
         match kind {
             TargetKind::Url | TargetKind::Dir => self.refresh(kind, targets).await,
@@ -543,6 +556,22 @@ mod tests {
             Some("17")
         );
         assert_eq!(task_id_of(&serde_json::json!({"RefreshTaskId": ""})), None);
+    }
+
+    #[test]
+    fn tag_batches_are_paced_by_the_calls_they_cost() {
+        let one = AliyunCdn::new(settings()).unwrap();
+        assert!(one.shared_rates().is_empty());
+        let mut s = settings();
+        s.cache_tag_domains = vec!["a.example".into(), "b.example".into()];
+        let two = AliyunCdn::new(s).unwrap();
+        assert_eq!(
+            two.shared_rates(),
+            vec![SharedRate {
+                kinds: vec![TargetKind::Tag],
+                rate_per_s: 12.5
+            }]
+        );
     }
 
     #[tokio::test]
