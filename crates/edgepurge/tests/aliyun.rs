@@ -476,3 +476,105 @@ fn the_stand_in_passes_the_official_sdks_own_calls() {
         assert!(lines.contains(&want), "{want:?} in {out}");
     }
 }
+
+#[test]
+fn a_batch_over_more_than_ten_domains_is_split_before_it_is_sent() {
+    let fake = FakeAliyun::start(Options::default());
+    let domains: Vec<String> = (0..11)
+        .map(|i| format!("\"https://d{i}.example.com\""))
+        .collect();
+    let rule = format!(
+        "[[rules]]\nname = \"wide\"\nbucket = \"assets\"\nevents = [\"created\"]\n\
+         domains = [{}]\nprovider = \"aliyun\"\n",
+        domains.join(", ")
+    );
+    let ep = edgepurge(&config(&fake, "", &rule));
+    let server = ep.serve();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["w.js".into()]));
+    let log = ep.settle(Duration::from_secs(20));
+    assert_eq!(log[0]["status"], "succeeded", "{}", log[0]);
+    let mut refreshed = fake.refreshed();
+    refreshed.sort();
+    assert_eq!(refreshed.len(), 11, "{refreshed:?}");
+    for call in fake.refreshes("RefreshObjectCaches") {
+        // One path per domain here: at most 10 domains in any call.
+        let paths = call["params"]["ObjectPath"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .count();
+        assert!(paths <= 10, "{call}");
+    }
+    let errors = fake.stats()["errors"].clone();
+    assert!(errors.as_object().is_none_or(|e| e.is_empty()), "{errors}");
+}
+
+#[test]
+fn tags_are_refreshed_on_every_configured_domain_and_an_unknown_one_is_named() {
+    let fake = fake();
+    let rule = r#"
+[[rules]]
+name = "tags"
+bucket = "assets"
+events = ["created"]
+domains = ["https://cdn.example.com"]
+provider = "aliyun"
+mode = "tag"
+tags = ["{seg1}", "all"]
+"#;
+    let ep = edgepurge(&config(
+        &fake,
+        "cache_tag_domains = [\"cdn.example.com\", \"img.example.com\"]",
+        rule,
+    ));
+    let server = ep.serve();
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["shoes/red.json".into()],
+    ));
+    let log = ep.settle(Duration::from_secs(20));
+    assert_eq!(log[0]["status"], "succeeded", "{}", log[0]);
+    let calls = fake.refreshes("RefreshObjectCacheByCacheTag");
+    let mut domains: Vec<&str> = calls
+        .iter()
+        .map(|c| c["params"]["DomainName"].as_str().unwrap())
+        .collect();
+    domains.sort();
+    assert_eq!(domains, vec!["cdn.example.com", "img.example.com"]);
+    for c in &calls {
+        let mut tags: Vec<&str> = c["params"]["CacheTag"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .collect();
+        tags.sort();
+        assert_eq!(tags, vec!["all", "shoes"], "{c}");
+    }
+    // Both tasks are followed: the record's task id names both.
+    assert_eq!(log[0]["task_id"].as_str().unwrap().split(',').count(), 2);
+    wait_for(Duration::from_secs(15), "completion", || {
+        ep.log(&[])[0]["completed_at"].is_i64().then_some(())
+    });
+    drop(server);
+
+    // A domain not in the account: the batch is dead with the domain named.
+    let ep = edgepurge(&config(
+        &fake,
+        "cache_tag_domains = [\"cdn.example.com\", \"gone.example.com\"]",
+        rule,
+    ));
+    let server = ep.serve();
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["hats/blue.json".into()],
+    ));
+    let log = ep.settle(Duration::from_secs(20));
+    assert_eq!(log[0]["status"], "dead", "{}", log[0]);
+    let err = log[0]["error"].as_str().unwrap();
+    assert!(
+        err.contains("InvalidDomain.NotFound") && err.contains("(domain gone.example.com)"),
+        "{err}"
+    );
+}
