@@ -9,14 +9,15 @@
 //! foreground as a child process with its own temporary directory, and stops when dropped.
 
 pub mod akamai;
+pub mod aliyun;
 pub mod caches;
 pub mod ceph;
 pub mod cfqueues;
 pub mod cloudflare;
 pub mod cloudfront;
 pub mod edgeone;
-pub mod gcp;
 pub mod fastly;
+pub mod gcp;
 pub mod http;
 pub mod moto;
 pub mod nats;

@@ -6,11 +6,12 @@
 //! Adding a provider: a folder here with a [`ProviderKind`] and one line in [`KINDS`].
 
 pub mod akamai;
+pub mod aliyun;
 pub mod cloudflare;
 pub mod cloudfront;
 pub mod edgeone;
-pub mod gcp;
 pub mod fastly;
+pub mod gcp;
 pub mod http_purge;
 pub mod tencent;
 
@@ -34,6 +35,7 @@ pub const KINDS: &[ProviderKind] = &[
     edgeone::KIND,
     gcp::KIND,
     fastly::KIND,
+    aliyun::KIND,
 ];
 
 /// Checks a `[providers.NAME]` section (without its `kind` key), recording every problem at
