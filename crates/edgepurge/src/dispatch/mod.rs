@@ -15,6 +15,7 @@ mod lane;
 pub mod policy;
 pub mod ratelimit;
 mod supervise;
+pub mod verify;
 mod wake;
 
 use crate::clock::Clock;
@@ -31,6 +32,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+pub use verify::VerifySettings;
 
 #[derive(Debug, Clone)]
 pub struct DispatchSettings {
@@ -46,6 +48,8 @@ pub struct DispatchSettings {
     pub health: HealthSettings,
     /// How provider tasks are followed until they complete.
     pub tasks: follow::FollowSettings,
+    /// How purged URLs are fetched to verify they are fresh (rules with `verify = true`).
+    pub verify: VerifySettings,
 }
 
 impl Default for DispatchSettings {
@@ -58,6 +62,7 @@ impl Default for DispatchSettings {
             drain: Duration::from_secs(10),
             health: HealthSettings::default(),
             tasks: follow::FollowSettings::default(),
+            verify: VerifySettings::default(),
         }
     }
 }
@@ -187,6 +192,9 @@ impl Dispatcher {
         );
         let mut lanes = BTreeMap::new();
         let mut tasks = JoinSet::new();
+        // Each provider account's lanes, and where its caches are asked, for its verifier.
+        let mut accounts: BTreeMap<String, (Vec<verify::LaneWake>, Vec<verify::probe::Route>)> =
+            BTreeMap::new();
         for purger in purgers {
             let notify = Arc::new(Notify::new());
             let added = Arc::new(AtomicU64::new(0));
@@ -204,6 +212,19 @@ impl Dispatcher {
                     status: Arc::clone(&status),
                 },
             );
+            let account = accounts.entry(purger.provider().to_owned()).or_default();
+            account.0.push(verify::LaneWake {
+                lane: purger.lane().to_owned(),
+                notify: Arc::clone(&notify),
+                added: Arc::clone(&added),
+            });
+            let route = match purger.probe_via() {
+                Some(node) => verify::probe::Route::Node(node),
+                None => verify::probe::Route::Direct,
+            };
+            if !account.1.contains(&route) {
+                account.1.push(route);
+            }
             let lane = lane::Lane {
                 store: Arc::clone(&store),
                 purger,
@@ -222,6 +243,21 @@ impl Dispatcher {
                 metrics: Arc::clone(&metrics),
             };
             tasks.spawn(supervise::run(lane));
+        }
+        for (provider, (lanes, routes)) in accounts {
+            tasks.spawn(
+                verify::Verifier {
+                    store: Arc::clone(&store),
+                    provider,
+                    routes,
+                    lanes,
+                    settings: settings.verify.clone(),
+                    clock,
+                    outcomes: Arc::clone(&outcomes),
+                    shutdown: shutdown.clone(),
+                }
+                .run(),
+            );
         }
         if let Some(notices) = store.work_notices() {
             let wakers: wake::Wakers = lanes

@@ -168,6 +168,7 @@ fn settings() -> DispatchSettings {
         drain: Duration::from_secs(5),
         health: HealthSettings::default(),
         tasks: crate::dispatch::FollowSettings::default(),
+        verify: crate::dispatch::VerifySettings::default(),
     }
 }
 
@@ -280,6 +281,25 @@ impl Store for Recording {
         now: Ms,
     ) -> crate::store::StoreResult<crate::store::FinishReceipt> {
         self.inner.note_tasks(updates, now).await
+    }
+    async fn verifications_due(
+        &self,
+        provider: &str,
+        now: Ms,
+        settled_before: Ms,
+        lease_ms: i64,
+        limit: usize,
+    ) -> crate::store::StoreResult<Vec<crate::store::DueVerification>> {
+        self.inner
+            .verifications_due(provider, now, settled_before, lease_ms, limit)
+            .await
+    }
+    async fn note_verifications(
+        &self,
+        updates: Vec<crate::store::VerifyUpdate>,
+        now: Ms,
+    ) -> crate::store::StoreResult<crate::store::FinishReceipt> {
+        self.inner.note_verifications(updates, now).await
     }
     async fn note_quota_used(
         &self,
@@ -412,6 +432,8 @@ fn rec(urls: &[String]) -> IngestRecord {
             bucket: "b".into(),
             key: "k".into(),
             id: None,
+            etag: None,
+            size: None,
         },
         rule: Some("r".into()),
         provider: Some("p".into()),
@@ -425,6 +447,7 @@ fn rec(urls: &[String]) -> IngestRecord {
             })
             .collect(),
         note: None,
+        verify: None,
     }
 }
 

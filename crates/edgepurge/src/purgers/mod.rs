@@ -301,6 +301,12 @@ pub trait Purger: Send + Sync {
     fn follows_tasks(&self) -> bool {
         false
     }
+    /// Where to fetch a purged URL to see what this lane's caches serve now (verification):
+    /// a self-hosted cache node, asked with the URL's `Host`; `None`: the URL itself, through
+    /// the CDN.
+    fn probe_via(&self) -> Option<url::Url> {
+        None
+    }
     /// How far the provider's task `task_id` (from an answer of [`Purger::purge`]) has got.
     async fn task_state(&self, _task_id: &str) -> Result<TaskState, PurgeError> {
         Err(PurgeError::Request(
