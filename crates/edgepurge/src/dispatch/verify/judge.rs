@@ -371,7 +371,7 @@ mod tests {
                 false
             )
         );
-        assert_eq!(conclude(stale(), 0, 0).2, false);
+        assert!(!conclude(stale(), 0, 0).2, "no re-purges allowed");
         let (v, note, again) = conclude(Finding::Fresh("ETag \"a\"".into()), 1, 1);
         assert_eq!((v, again), (Verified::Fresh, false));
         assert_eq!(note, "ETag \"a\" (after 1 re-purge)");
