@@ -109,6 +109,7 @@ fn purged_urls_are_verified_through_real_caches() {
 
     an_overwrite_is_verified_fresh_or_purged_again_then_stale(&ceph, &ep, &edge, &deaf);
     a_delete_is_fresh_when_the_cache_answers_404(&ceph, &ep, &edge, &deaf);
+    an_object_changed_again_is_not_reported_stale(&ceph, &ep);
     an_event_without_a_validator_is_unverifiable(&ep, &server);
     the_log_shows_the_verification(&ep);
     rule_add_takes_verify(&ep);
@@ -244,6 +245,34 @@ fn a_delete_is_fresh_when_the_cache_answers_404(
             .contains("still served after the delete"),
         "{deleted}"
     );
+}
+
+/// A hot key: overwritten again before the first overwrite's purge is verified. The cache
+/// then serves the newer copy, which is not the first event's: that record is not "stale"
+/// (nor purged again); the newer record is verified on its own.
+fn an_object_changed_again_is_not_reported_stale(ceph: &Ceph, ep: &Edgepurge) {
+    let key = "hot.txt";
+    ceph.put(BUCKET, key, "v1");
+    verified(ep, key, "edge", 1);
+    ceph.put(BUCKET, key, "v2");
+    ceph.put(BUCKET, key, "v3");
+    let recs = verified(ep, key, "edge", 3);
+    assert_eq!(recs.len(), 3, "no re-purge: {recs:#?}");
+    let v2 = &recs[1];
+    let note = v2["verify_note"].as_str().unwrap();
+    match v2["verified"].as_str() {
+        // Verified before v3 was written.
+        Some("fresh") => {}
+        Some("unverifiable") => assert!(
+            note.contains(&format!(
+                "the object changed again since (record #{}",
+                recs[2]["id"]
+            )),
+            "{note}"
+        ),
+        other => panic!("v2 is {other:?} ({note})"),
+    }
+    assert_eq!(recs[2]["verified"], "fresh", "{}", recs[2]);
 }
 
 fn an_event_without_a_validator_is_unverifiable(ep: &Edgepurge, server: &Server) {

@@ -294,6 +294,12 @@ impl Store for Recording {
             .verifications_due(provider, now, settled_before, lease_ms, limit)
             .await
     }
+    async fn newer_record(
+        &self,
+        of: &crate::store::DueVerification,
+    ) -> crate::store::StoreResult<Option<i64>> {
+        self.inner.newer_record(of).await
+    }
     async fn note_verifications(
         &self,
         updates: Vec<crate::store::VerifyUpdate>,

@@ -59,6 +59,7 @@ macro_rules! suite {
             a_verification_is_taken_for_a_lease_and_recorded_once,
             an_ended_purge_is_due_to_be_reported_unverifiable,
             records_keep_the_events_validators,
+            a_later_change_of_the_same_object_is_found,
         );
         $crate::store::conformance::suite!(@multi $factory;
             a_lease_holds_across_handles_and_fences_late_answers,
@@ -2008,4 +2009,39 @@ pub async fn two_handles_never_take_the_same_verification(backend: &Backend) {
     unique.dedup();
     assert_eq!(all, unique, "no record taken twice");
     assert_eq!(all.len(), 40, "every record taken");
+}
+
+pub async fn a_later_change_of_the_same_object_is_found(s: &dyn Store) {
+    let tok = lease(s).await;
+    let mut first = verified_record("https://c/a", Some("\"v1\""), Verified::Pending);
+    first.event.key = "a".into();
+    s.ingest(vec![first.clone()], 0).await.unwrap();
+    purge_all(s, tok, 100).await;
+    let due = s.verifications_due("p", 200, 200, 1000, 10).await.unwrap();
+    assert_eq!(s.newer_record(&due[0]).await.unwrap(), None);
+    // A re-purge of it is not a later change.
+    let mut again = first.clone();
+    if let Some(v) = again.verify.as_mut() {
+        v.round = 1;
+    }
+    s.ingest(vec![again], 300).await.unwrap();
+    assert_eq!(s.newer_record(&due[0]).await.unwrap(), None);
+    // Other objects, rules and accounts are not either.
+    let mut other_key = first.clone();
+    other_key.event.key = "b".into();
+    let mut other_rule = first.clone();
+    other_rule.rule = Some("r2".into());
+    let mut other_account = first.clone();
+    other_account.provider = Some("q".into());
+    s.ingest(vec![other_key, other_rule, other_account], 400)
+        .await
+        .unwrap();
+    assert_eq!(s.newer_record(&due[0]).await.unwrap(), None);
+    // The object changed again: the newest such record.
+    let mut v2 = first.clone();
+    v2.event.etag = Some("\"v2\"".into());
+    let mut v3 = first.clone();
+    v3.event.etag = Some("\"v3\"".into());
+    let ids = s.ingest(vec![v2, v3], 500).await.unwrap().purge_ids;
+    assert_eq!(s.newer_record(&due[0]).await.unwrap(), Some(ids[1]));
 }

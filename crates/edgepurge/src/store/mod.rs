@@ -470,6 +470,10 @@ pub trait Store: Send + Sync {
         lease_ms: i64,
         limit: usize,
     ) -> StoreResult<Vec<DueVerification>>;
+    /// The newest record after record `of` (same rule and provider account) for the same
+    /// object, if any. A verification that finds another copy asks whether the object changed
+    /// again meanwhile (that record is verified on its own).
+    async fn newer_record(&self, of: &DueVerification) -> StoreResult<Option<i64>>;
     /// Records what verifying found (an update of a record not pending changes nothing);
     /// returns the records that changed.
     async fn note_verifications(

@@ -182,6 +182,18 @@ pub fn combine(findings: impl IntoIterator<Item = (String, Finding)>) -> Finding
     }
 }
 
+/// A stale finding for an object that changed again since (record `newer` of the same rule
+/// and account): the copy seen may well be the newer one, and that record is verified (and
+/// purged again if need be) on its own, so this one is neither stale nor purged again.
+pub fn superseded(finding: Finding, newer: Option<i64>) -> Finding {
+    match (finding, newer) {
+        (Finding::Stale(n), Some(id)) => Finding::Unverifiable(format!(
+            "{n}; the object changed again since (record #{id}, verified on its own)"
+        )),
+        (f, _) => f,
+    }
+}
+
 /// What a record of `round` (re-purges before it) shows for `finding`, and whether to purge
 /// once more (a stale record of a round below `max_repurges`).
 pub fn conclude(finding: Finding, round: u32, max_repurges: u32) -> (Verified, String, bool) {
@@ -375,6 +387,24 @@ mod tests {
         let (v, note, again) = conclude(Finding::Fresh("ETag \"a\"".into()), 1, 1);
         assert_eq!((v, again), (Verified::Fresh, false));
         assert_eq!(note, "ETag \"a\" (after 1 re-purge)");
+    }
+
+    #[test]
+    fn a_stale_copy_of_an_object_changed_again_is_not_purged_again() {
+        let stale = Finding::Stale("ETag \"new\", the event's is \"old\"".into());
+        let f = superseded(stale.clone(), Some(9));
+        assert_eq!(
+            f,
+            Finding::Unverifiable(
+                "ETag \"new\", the event's is \"old\"; the object changed again since \
+                 (record #9, verified on its own)"
+                    .into()
+            )
+        );
+        assert!(!conclude(f, 0, 1).2, "no re-purge");
+        assert_eq!(superseded(stale.clone(), None), stale);
+        let fresh = Finding::Fresh("x".into());
+        assert_eq!(superseded(fresh.clone(), Some(9)), fresh);
     }
 
     #[test]

@@ -199,11 +199,17 @@ impl Verifier {
                 findings.push((place, self.probe(prober, limiter, route, url, &want).await));
             }
         }
-        let (verified, note, again) = judge::conclude(
-            judge::combine(findings),
-            d.round,
-            self.settings.max_repurges,
-        );
+        let mut finding = judge::combine(findings);
+        // Stale, or a later change of the object? (Asked only when stale: that is rare.)
+        if matches!(finding, Finding::Stale(_)) {
+            match self.store.newer_record(&d).await {
+                Ok(newer) => finding = judge::superseded(finding, newer),
+                Err(e) => {
+                    tracing::warn!(provider = %self.provider, record = d.id, error = %e, "cannot look for later changes of a stale object")
+                }
+            }
+        }
+        let (verified, note, again) = judge::conclude(finding, d.round, self.settings.max_repurges);
         tracing::info!(
             provider = %self.provider,
             record = d.id,

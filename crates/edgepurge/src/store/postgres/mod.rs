@@ -422,6 +422,9 @@ impl Store for PgStore {
             limit
         ))
     }
+    async fn newer_record(&self, of: &DueVerification) -> StoreResult<Option<i64>> {
+        in_tx!(self.inner, "read newer records", |t| verify::newer(&t, of))
+    }
     async fn note_verifications(
         &self,
         updates: Vec<VerifyUpdate>,

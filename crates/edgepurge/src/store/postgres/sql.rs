@@ -9,6 +9,7 @@ pub const BATCH_SPLIT_INSERT: &str = include_str!("sql/batch_split_insert.sql");
 pub const BATCH_START: &str = include_str!("sql/batch_start.sql");
 pub const TASK_UPDATE: &str = include_str!("sql/task_update.sql");
 pub const TASKS_DUE: &str = include_str!("sql/tasks_due.sql");
+pub const VERIFY_NEWER: &str = include_str!("sql/verify_newer.sql");
 pub const VERIFY_TAKE: &str = include_str!("sql/verify_take.sql");
 pub const VERIFY_UPDATE: &str = include_str!("sql/verify_update.sql");
 pub const BATCH_UPDATE: &str = include_str!("sql/batch_update.sql");

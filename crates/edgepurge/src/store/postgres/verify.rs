@@ -50,6 +50,20 @@ pub(super) async fn take(
     .collect()
 }
 
+pub(super) async fn newer(t: &Tx<'_>, of: &DueVerification) -> StoreResult<Option<i64>> {
+    let Some(rule) = &of.rule else {
+        return Ok(None);
+    };
+    let row = t
+        .query_opt(
+            sql::VERIFY_NEWER,
+            &[rule, &of.id, &of.provider, &of.event.bucket, &of.event.key],
+            "read newer records",
+        )
+        .await?;
+    row.map(|r| col(&r, 0)).transpose()
+}
+
 pub(super) async fn note(
     t: &mut Tx<'_>,
     updates: &[VerifyUpdate],

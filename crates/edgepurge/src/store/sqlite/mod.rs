@@ -351,6 +351,11 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn newer_record(&self, of: &DueVerification) -> StoreResult<Option<i64>> {
+        let of = of.clone();
+        self.readers.read(move |c| verify::newer(c, &of)).await
+    }
+
     async fn note_verifications(
         &self,
         updates: Vec<VerifyUpdate>,

@@ -70,6 +70,7 @@ pub const RULES_LIST: &str = include_str!("sql/rules_list.sql");
 pub const RULES_VERSION: &str = include_str!("sql/rules_version.sql");
 pub const TASK_UPDATE: &str = include_str!("sql/task_update.sql");
 pub const TASKS_DUE: &str = include_str!("sql/tasks_due.sql");
+pub const VERIFY_NEWER: &str = include_str!("sql/verify_newer.sql");
 pub const VERIFY_DUE: &str = include_str!("sql/verify_due.sql");
 pub const VERIFY_TAKE: &str = include_str!("sql/verify_take.sql");
 pub const VERIFY_UPDATE: &str = include_str!("sql/verify_update.sql");

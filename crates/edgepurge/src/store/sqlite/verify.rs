@@ -76,6 +76,21 @@ pub(super) fn take(
     Ok(out)
 }
 
+pub(super) fn newer(conn: &Connection, of: &DueVerification) -> StoreResult<Option<i64>> {
+    let Some(rule) = &of.rule else {
+        return Ok(None);
+    };
+    conn.prepare_cached(sql::VERIFY_NEWER)
+        .and_then(|mut s| {
+            s.query_row(
+                params![rule, of.id, of.provider, of.event.bucket, of.event.key],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .map_err(db_err("read newer records"))
+}
+
 pub(super) fn note(
     conn: &Connection,
     ctx: &mut TxCtx<'_>,
