@@ -112,7 +112,34 @@ fn purged_urls_are_verified_through_real_caches() {
     an_object_changed_again_is_not_reported_stale(&ceph, &ep);
     an_event_without_a_validator_is_unverifiable(&ep, &server);
     the_log_shows_the_verification(&ep);
+    metrics_count_the_verifications(&server);
     rule_add_takes_verify(&ep);
+}
+
+fn metrics_count_the_verifications(server: &Server) {
+    let r = edgepurge_testkit::http::request(
+        server.addr,
+        "GET",
+        "/metrics",
+        &server.addr.to_string(),
+        &[],
+        b"",
+    )
+    .expect("GET /metrics");
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let count = |provider: &str, verified: &str| -> u64 {
+        let prefix = format!(
+            "edgepurge_verifications_total{{provider=\"{provider}\",verified=\"{verified}\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    // Overwrite, delete, hot key: each records at least one of each below.
+    assert!(count("edge", "fresh") >= 3, "{text}");
+    assert!(count("deaf", "stale") >= 4, "{text}");
 }
 
 fn an_overwrite_is_verified_fresh_or_purged_again_then_stale(

@@ -254,6 +254,7 @@ impl Dispatcher {
                     settings: settings.verify.clone(),
                     clock,
                     outcomes: Arc::clone(&outcomes),
+                    metrics: Arc::clone(&metrics),
                     shutdown: shutdown.clone(),
                 }
                 .run(),

@@ -84,6 +84,7 @@ pub(super) struct Verifier {
     pub settings: VerifySettings,
     pub clock: Clock,
     pub outcomes: Arc<dyn OutcomeSink>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub shutdown: CancellationToken,
 }
 
@@ -136,12 +137,19 @@ impl Verifier {
                 // What was taken is taken again when its lease ends.
                 _ = self.shutdown.cancelled() => return,
             };
-            match self
+            let outcome = self
                 .store
-                .note_verifications(updates, self.clock.now_ms())
-                .await
-            {
+                .note_verifications(updates.clone(), self.clock.now_ms())
+                .await;
+            match outcome {
                 Ok(receipt) if !receipt.records.is_empty() => {
+                    for u in updates
+                        .iter()
+                        .filter(|u| receipt.records.iter().any(|r| r.id == u.id))
+                    {
+                        self.metrics
+                            .verification(&self.provider, u.verified.as_str());
+                    }
                     self.outcomes.changed(&receipt.records)
                 }
                 Ok(_) => {}
