@@ -75,6 +75,17 @@ pub fn start(
     }
 }
 
+/// The targets that address the object itself: a directory URL (an `index_document` rule
+/// also purges `dir/`) is served by a website endpoint as the index, or not at all by a plain
+/// bucket, so its answer says nothing about this object and is not compared.
+pub fn object_urls(targets: &[String]) -> Vec<&str> {
+    targets
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !t.ends_with('/'))
+        .collect()
+}
+
 /// An ETag compared as S3, COS and caches write it: quotes and a weak `W/` prefix dropped
 /// (a cache that compresses marks the ETag weak), hex case ignored.
 pub fn normalize_etag(etag: &str) -> String {
@@ -405,6 +416,23 @@ mod tests {
         assert_eq!(superseded(stale.clone(), None), stale);
         let fresh = Finding::Fresh("x".into());
         assert_eq!(superseded(fresh.clone(), Some(9)), fresh);
+    }
+
+    #[test]
+    fn an_index_documents_directory_url_is_not_compared() {
+        let targets = vec![
+            "https://cdn.example.com/docs/index.html".to_owned(),
+            "https://cdn.example.com/docs/".to_owned(),
+            "https://img.example.com/docs/index.html".to_owned(),
+        ];
+        assert_eq!(
+            object_urls(&targets),
+            vec![
+                "https://cdn.example.com/docs/index.html",
+                "https://img.example.com/docs/index.html"
+            ]
+        );
+        assert!(object_urls(&["https://cdn.example.com/".to_owned()]).is_empty());
     }
 
     #[test]

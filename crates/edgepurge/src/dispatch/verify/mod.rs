@@ -196,10 +196,17 @@ impl Verifier {
             );
         }
         let want = Expected::of(&d.event.name, d.event.etag.as_deref(), d.event.size);
+        let urls = judge::object_urls(&d.targets);
+        if urls.is_empty() {
+            return update(
+                Verified::Unverifiable,
+                "only directory URLs were purged: none is the object's own".to_owned(),
+            );
+        }
         let mut findings = Vec::new();
-        for url in &d.targets {
+        for url in &urls {
             for route in &self.routes {
-                let place = if d.targets.len() > 1 {
+                let place = if urls.len() > 1 {
                     format!("{url} via {}", route.label())
                 } else {
                     route.label()
