@@ -89,6 +89,11 @@ pub struct RuleSpec {
     /// upload at the bucket root cannot empty a site's cache by accident.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_host_purge: bool,
+    /// After each purge completed, fetch the purged URLs through the CDN and compare what it
+    /// serves with the event's ETag / size (a delete: 404 or 410); purge once more if still
+    /// stale. The log shows `verified=fresh|stale|unverifiable (reason)`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verify: bool,
     #[serde(default = "default_true")]
     pub enabled: bool,
 }

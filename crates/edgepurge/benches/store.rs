@@ -26,6 +26,8 @@ fn record(i: u64, j: u64) -> IngestRecord {
             bucket: "assets".into(),
             key,
             id: None,
+            etag: None,
+            size: None,
         },
         rule: Some("site".into()),
         provider: Some("tencent".into()),
@@ -36,6 +38,7 @@ fn record(i: u64, j: u64) -> IngestRecord {
             target: url,
         }],
         note: None,
+        verify: None,
     }
 }
 

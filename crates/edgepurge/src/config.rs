@@ -115,6 +115,11 @@ pub struct RawDispatch {
     pub task_check_ms: Option<usize>,
     pub task_timeout_s: Option<usize>,
     pub quota_warn_percent: Option<usize>,
+    pub verify_settle_ms: Option<u64>,
+    pub verify_rate_per_s: Option<f64>,
+    pub verify_concurrency: Option<usize>,
+    pub verify_timeout_s: Option<u64>,
+    pub verify_max_repurges: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -566,6 +571,48 @@ impl RawConfig {
                 "dispatch.quota_warn_percent",
                 &mut p,
             ) as u8,
+            verify: crate::dispatch::VerifySettings {
+                settle_ms: match d.verify_settle_ms {
+                    Some(v) if v > 3_600_000 => {
+                        p.push(
+                            "dispatch.verify_settle_ms",
+                            "must be 0 to 3600000 (an hour)",
+                        );
+                        defaults.verify.settle_ms
+                    }
+                    Some(v) => ms(v),
+                    None => defaults.verify.settle_ms,
+                },
+                rate_per_s: crate::validate::rate(
+                    d.verify_rate_per_s,
+                    defaults.verify.rate_per_s,
+                    None,
+                    "dispatch.verify_rate_per_s",
+                    &mut p,
+                ),
+                concurrency: within(
+                    d.verify_concurrency,
+                    defaults.verify.concurrency,
+                    256,
+                    "dispatch.verify_concurrency",
+                    &mut p,
+                ),
+                timeout: seconds(
+                    d.verify_timeout_s,
+                    defaults.verify.timeout.as_secs(),
+                    "dispatch.verify_timeout_s",
+                    &mut p,
+                ),
+                max_repurges: match d.verify_max_repurges {
+                    Some(n) if n > 10 => {
+                        p.push("dispatch.verify_max_repurges", "must be 0 to 10");
+                        defaults.verify.max_repurges
+                    }
+                    Some(n) => n,
+                    None => defaults.verify.max_repurges,
+                },
+                ..defaults.verify.clone()
+            },
         };
         if dispatch.tasks.timeout_ms <= dispatch.tasks.first_check_ms {
             p.push(

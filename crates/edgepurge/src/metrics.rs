@@ -31,6 +31,12 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerifiedLabels {
+    provider: String,
+    verified: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LaneLabel {
     lane: String,
 }
@@ -90,6 +96,7 @@ pub struct Metrics {
     dead_batches: Family<LaneLabel, Gauge>,
     lane_state: Family<LaneStateLabels, Gauge>,
     quota_left: Family<LaneKindLabels, Gauge>,
+    verifications: Family<VerifiedLabels, Counter>,
     /// Scrapes render one at a time (the gauges are set, then encoded).
     render: Mutex<()>,
 }
@@ -118,6 +125,7 @@ impl Metrics {
             dead_batches: Family::default(),
             lane_state: Family::default(),
             quota_left: Family::default(),
+            verifications: Family::default(),
             registry: Registry::default(),
             render: Mutex::new(()),
         };
@@ -194,6 +202,13 @@ impl Metrics {
             "Purges the provider says are left today, per lane and kind",
             m.quota_left.clone(),
         );
+        registry.register(
+            "edgepurge_verifications",
+            "Purged URLs fetched through the caches (rules with verify = true), by what the \
+             record shows: fresh, stale (after the re-purges allowed, or before one), \
+             unverifiable",
+            m.verifications.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -248,6 +263,16 @@ impl Metrics {
         if let Some(d) = done_s {
             self.to_done.get_or_create(&lane).observe(d.max(0.0));
         }
+    }
+
+    /// A record of `provider` was verified `verified` (`fresh`, `stale`, `unverifiable`).
+    pub fn verification(&self, provider: &str, verified: &str) {
+        self.verifications
+            .get_or_create(&VerifiedLabels {
+                provider: provider.to_owned(),
+                verified: verified.to_owned(),
+            })
+            .inc();
     }
 
     /// What the provider says is left of today's quota.
@@ -347,6 +372,7 @@ mod tests {
         m.targets(5, 2);
         m.request("tencent", "tencent", "succeeded", 3, 0.2, Some(0.25));
         m.quota_remaining("tencent", "url", 9_997);
+        m.verification("edge", "stale");
         let depths = [LaneDepth {
             lane: "tencent".into(),
             pending: 4,
@@ -381,6 +407,7 @@ mod tests {
             "edgepurge_lane_state{lane=\"tencent\",state=\"idle\"} 1",
             "edgepurge_lane_state{lane=\"tencent\",state=\"down\"} 0",
             "edgepurge_quota_remaining{lane=\"tencent\",kind=\"url\"} 9997",
+            "edgepurge_verifications_total{provider=\"edge\",verified=\"stale\"} 1",
             // A lane with nothing queued reports an empty queue.
             "edgepurge_queue_pending{lane=\"edge@10.0.0.1:6081\"} 0",
             "edgepurge_lane_state{lane=\"edge@10.0.0.1:6081\",state=\"down\"} 1",

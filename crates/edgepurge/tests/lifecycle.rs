@@ -284,3 +284,164 @@ fn a_task_of_many_urls_is_judged_by_all_of_them_not_the_first_page() {
         "{asked:#?}"
     );
 }
+
+/// The site's visitors' view of the CDN, for verification: a real HTTP server (Python's
+/// `http.server`) serving files from a temp dir on a free loopback port. It sends sizes
+/// (`Content-Length`) but no ETag. Stopped on drop.
+struct Edge {
+    _dir: tempfile::TempDir,
+    _proc: edgepurge_testkit::process::Proc,
+    port: u16,
+}
+
+impl Edge {
+    fn start(files: &[(&str, &str)]) -> Edge {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (path, body) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, body).expect("write");
+        }
+        let mut cmd = std::process::Command::new("python3");
+        cmd.args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
+            .current_dir(dir.path());
+        let (proc, line) = edgepurge_testkit::process::Proc::spawn_until(
+            "http.server",
+            cmd,
+            Duration::from_secs(10),
+            |l| l.starts_with("Serving HTTP on"),
+        );
+        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .expect("http.server port");
+        Edge {
+            _dir: dir,
+            _proc: proc,
+            port,
+        }
+    }
+}
+
+fn verified(log: &[Value], key: &str) -> Vec<Value> {
+    log.iter().filter(|r| r["key"] == key).cloned().collect()
+}
+
+/// Verification waits for the provider's task, then fetches through the CDN (the URL
+/// itself); a URL still stale is purged once more through Tencent (signed, its own task),
+/// and a CDN that cannot be reached leaves the record unverifiable, its purge succeeded.
+#[test]
+fn a_tencent_purge_is_verified_through_the_cdn_once_its_task_is_done() {
+    let fake = fake_tencent();
+    fake.task_status("process");
+    // img/0.png is served as the event describes it (1 byte); img/1.png is an old copy.
+    let edge = Edge::start(&[("img/0.png", "x"), ("img/1.png", "old copy")]);
+    let rule = format!(
+        r#"
+[[rules]]
+name = "checked"
+bucket = "assets"
+events = ["created"]
+domains = ["http://127.0.0.1:{}"]
+provider = "tencent"
+verify = true
+"#,
+        edge.port
+    );
+    let config = fast_tasks(tencent_config(&fake, "", &rule)).replacen(
+        "[dispatch]\n",
+        "[dispatch]\nverify_settle_ms = 0\n",
+        1,
+    );
+    let ep = Edgepurge::new(&config);
+    let server = ep.serve();
+    // ceph_body gives every object size 1 and no ETag.
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["img/0.png".into(), "img/1.png".into()],
+    ));
+    let log = ep.settle(Duration::from_secs(20));
+    assert!(log.iter().all(|r| r["status"] == "succeeded"), "{log:#?}");
+    // The task still runs: nothing fetched yet.
+    std::thread::sleep(Duration::from_millis(1500));
+    for r in ep.log(&[]) {
+        assert_eq!(r["verified"], "pending", "{r}");
+        assert!(r["completed_at"].is_null(), "{r}");
+    }
+
+    fake.task_status("done");
+    fake.set_tasks("done", None);
+    let log = wait_for(Duration::from_secs(30), "every record verified", || {
+        let log = ep.log(&[]);
+        let done = log.len() == 3 && log.iter().all(|r| r["verified"] != "pending");
+        done.then_some(log)
+    });
+    let fresh = &verified(&log, "img/0.png")[0];
+    assert_eq!(fresh["verified"], "fresh", "{fresh}");
+    assert_eq!(fresh["verify_note"], "cdn: size 1");
+    let stale = verified(&log, "img/1.png");
+    assert_eq!(
+        stale.len(),
+        2,
+        "the event's record and its re-purge: {stale:#?}"
+    );
+    let again = &stale[1];
+    assert_eq!(stale[0]["verified"], "stale");
+    assert_eq!(
+        stale[0]["verify_note"],
+        format!(
+            "cdn: size 8, the event's is 1; purged again as #{}",
+            again["id"]
+        )
+    );
+    assert_eq!(again["status"], "succeeded");
+    assert!(
+        again["completed_at"].is_i64(),
+        "verified after its own task: {again}"
+    );
+    assert_eq!(again["verified"], "stale");
+    assert_eq!(
+        again["verify_note"],
+        "cdn: size 8, the event's is 1 (after 1 re-purge)"
+    );
+    // The re-purge was a Tencent purge like any other: signed, its own task.
+    let url = Value::from(format!("http://127.0.0.1:{}/img/1.png", edge.port));
+    let purges: Vec<Value> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r["action"] == "PurgeUrlsCache")
+        .filter(|r| {
+            r["body"]["Urls"]
+                .as_array()
+                .is_some_and(|u| u.contains(&url))
+        })
+        .collect();
+    assert_eq!(purges.len(), 2, "{purges:#?}");
+    assert!(purges.iter().all(|r| r["signature_ok"] == true));
+    assert_ne!(again["task_id"], stale[0]["task_id"]);
+
+    // The CDN cannot be reached: unverifiable, with why; the purge itself succeeded.
+    drop(edge);
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["img/0.png".into()],
+    ));
+    let log = wait_for(Duration::from_secs(30), "the new record verified", || {
+        let log = ep.log(&[]);
+        let r = log
+            .iter()
+            .filter(|r| r["key"] == "img/0.png")
+            .nth(1)
+            .cloned();
+        r.filter(|r| r["verified"] != "pending")
+    });
+    assert_eq!(log["status"], "succeeded");
+    assert_eq!(log["verified"], "unverifiable", "{log}");
+    let note = log["verify_note"].as_str().expect("note");
+    assert!(note.starts_with("cdn: HEAD: connection failed"), "{note}");
+}

@@ -17,6 +17,7 @@ fn spec(name: &str) -> RuleSpec {
         strip_prefix: None,
         tags: Vec::new(),
         allow_host_purge: false,
+        verify: false,
         enabled: true,
     }
 }

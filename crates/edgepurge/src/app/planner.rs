@@ -127,6 +127,8 @@ impl Planner {
                     bucket: String::new(),
                     key: t.clone(),
                     id: None,
+                    etag: None,
+                    size: None,
                 },
                 rule: None,
                 provider: Some(provider.to_owned()),
@@ -140,6 +142,7 @@ impl Planner {
                     })
                     .collect(),
                 note: None,
+                verify: None,
             })
             .collect()
     }
@@ -174,6 +177,8 @@ impl Planner {
                 bucket: event.bucket.clone(),
                 key: event.key.clone(),
                 id: event.id.clone(),
+                etag: event.etag.clone(),
+                size: event.size,
             };
             let matches = plan(&self.rules, event);
             if matches.is_empty() {
@@ -184,6 +189,7 @@ impl Planner {
                         provider: None,
                         targets: Vec::new(),
                         jobs: Vec::new(),
+                        verify: None,
                         note: Some(format!(
                             "no enabled rule matches bucket {:?}, event {}, key {:?}",
                             event.bucket, event.name, event.key
@@ -225,8 +231,23 @@ impl Planner {
                         }
                     })
                 };
+                // Verified after the purge when its rule asks (nothing purged: nothing to verify).
+                let verify = self
+                    .rules
+                    .iter()
+                    .find(|r| r.spec.name == m.rule)
+                    .filter(|r| r.spec.verify && !m.targets.is_empty())
+                    .map(|_| {
+                        crate::dispatch::verify::judge::start(
+                            &event.name,
+                            event.etag.as_deref(),
+                            event.size,
+                            m.targets.iter().map(|t| t.kind),
+                        )
+                    });
                 out.push(IngestRecord {
                     event: info.clone(),
+                    verify,
                     jobs: self.jobs(&m.targets),
                     targets: m.targets.iter().map(|t| t.target.clone()).collect(),
                     rule: Some(m.rule),
@@ -264,6 +285,7 @@ impl Planner {
 mod tests {
     use super::*;
     use crate::config::parse;
+    use crate::store::Verified;
     use edgepurge_core::parse_body;
 
     fn planner(unmatched: bool) -> (Planner, Vec<String>) {
@@ -517,5 +539,98 @@ mod tests {
         let recs = p.records(&parse_body(body).unwrap().events);
         assert_eq!(recs[0].targets, vec!["product-42%2Chome".to_string()]);
         assert!(recs[0].note.as_deref().unwrap().contains("encoded"));
+    }
+
+    #[test]
+    fn a_verifying_rule_keeps_the_events_validators_for_its_records() {
+        let cfg = parse(
+            r#"
+            [providers.edge]
+            kind = "http-purge"
+            preset = "varnish"
+            nodes = ["127.0.0.1:6081"]
+            [[rules]]
+            name = "checked"
+            bucket = "assets"
+            events = ["created", "removed"]
+            prefix = "img/"
+            domains = ["https://cdn.example.com"]
+            provider = "edge"
+            verify = true
+            [[rules]]
+            name = "tags"
+            bucket = "assets"
+            events = ["created"]
+            prefix = "img/"
+            domains = ["https://cdn.example.com"]
+            provider = "edge"
+            mode = "tag"
+            tags = ["{seg1}"]
+            verify = true
+            [[rules]]
+            name = "plain"
+            bucket = "assets"
+            events = ["created"]
+            prefix = "img/"
+            domains = ["https://cdn.example.com"]
+            provider = "edge"
+            "#,
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        let stored: Vec<StoredRule> = cfg
+            .rules
+            .iter()
+            .map(|r| StoredRule::from_config(&r.spec))
+            .collect();
+        let (p, problems) = Planner::new(&stored, &cfg.providers, false);
+        assert!(problems.is_empty(), "{problems:?}");
+        let body = |name: &str, object: &str| {
+            format!(
+                r#"{{"Records":[{{"eventVersion":"2.2","eventSource":"ceph:s3",
+                "eventName":"{name}","s3":{{"bucket":{{"name":"assets"}},"object":{object}}}}}]}}"#
+            )
+        };
+        let put = body(
+            "ObjectCreated:Put",
+            r#"{"key":"img/a.png","size":3,"eTag":"0cc175b9c0f1b6a831c399e269772661"}"#,
+        );
+        let recs = p.records(&parse_body(put.as_bytes()).unwrap().events);
+        let by_rule = |name: &str| {
+            recs.iter()
+                .find(|r| r.rule.as_deref() == Some(name))
+                .unwrap()
+        };
+        let checked = by_rule("checked");
+        assert_eq!(
+            checked.event.etag.as_deref(),
+            Some("0cc175b9c0f1b6a831c399e269772661")
+        );
+        assert_eq!(checked.event.size, Some(3));
+        assert_eq!(
+            checked.verify.as_ref().map(|v| v.state),
+            Some(Verified::Pending)
+        );
+        let tags = by_rule("tags").verify.clone().unwrap();
+        assert_eq!(tags.state, Verified::Unverifiable);
+        assert!(tags.note.unwrap().starts_with("not a URL"));
+        assert_eq!(by_rule("plain").verify, None, "only rules that ask verify");
+        // No validator in the event: unverifiable from the start, with the reason.
+        let bare = body("ObjectCreated:Put", r#"{"key":"img/b.png"}"#);
+        let recs = p.records(&parse_body(bare.as_bytes()).unwrap().events);
+        let v = recs[0].verify.clone().unwrap();
+        assert_eq!(v.state, Verified::Unverifiable);
+        assert_eq!(
+            v.note.as_deref(),
+            Some("no validator in the event (no ETag or size)")
+        );
+        // A delete needs none: fresh is a 404.
+        let delete = body("ObjectRemoved:Delete", r#"{"key":"img/b.png"}"#);
+        let recs = p.records(&parse_body(delete.as_bytes()).unwrap().events);
+        assert_eq!(
+            recs[0].verify.as_ref().map(|v| v.state),
+            Some(Verified::Pending)
+        );
     }
 }

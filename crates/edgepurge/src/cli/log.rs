@@ -160,7 +160,8 @@ fn print_record(r: &LogRecord, json: bool) -> CliResult {
         .map(|c| format!(" completed={}", local_time(c)))
         .unwrap_or_default();
     let line = format!(
-        "{line}{completed}{}",
+        "{line}{completed}{}{}",
+        verified_suffix(r),
         outcome_suffix(&r.request_id, &r.task_id, &r.error)
     );
     // Keys and errors come from senders and providers: never raw to the terminal.
@@ -192,6 +193,15 @@ fn print_request(r: &RequestRecord, json: bool) -> CliResult {
     );
     println!("{}", edgepurge_core::printable(&line));
     Ok(())
+}
+
+/// ` verified=fresh (what was seen)` for a record of a rule with `verify = true`.
+fn verified_suffix(r: &LogRecord) -> String {
+    match (r.verified, &r.verify_note) {
+        (None, _) => String::new(),
+        (Some(v), Some(note)) => format!(" verified={} ({note})", v.as_str()),
+        (Some(v), None) => format!(" verified={}", v.as_str()),
+    }
 }
 
 /// ` request_id=… task_id=…  error: …` for the parts that are present.

@@ -112,6 +112,10 @@ pub struct AddArgs {
     /// the prefix names no folder).
     #[arg(long)]
     pub allow_host_purge: bool,
+    /// After each purge, fetch the purged URLs through the CDN and check they are fresh
+    /// (compared with the event's ETag or size); purge once more if still stale.
+    #[arg(long)]
+    pub verify: bool,
     /// Add the rule disabled.
     #[arg(long)]
     pub disabled: bool,
@@ -175,6 +179,7 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
                 strip_prefix: a.strip_prefix,
                 tags: a.tags,
                 allow_host_purge: a.allow_host_purge,
+                verify: a.verify,
                 enabled: !a.disabled,
             };
             let json = a.json;

@@ -15,6 +15,7 @@ mod lane;
 pub mod policy;
 pub mod ratelimit;
 mod supervise;
+pub mod verify;
 mod wake;
 
 use crate::clock::Clock;
@@ -31,6 +32,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+pub use verify::VerifySettings;
 
 #[derive(Debug, Clone)]
 pub struct DispatchSettings {
@@ -48,6 +50,8 @@ pub struct DispatchSettings {
     pub tasks: follow::FollowSettings,
     /// A lane warns (once a quota day per kind) when this share of a daily quota is used.
     pub quota_warn_percent: u8,
+    /// How purged URLs are fetched to verify they are fresh (rules with `verify = true`).
+    pub verify: VerifySettings,
 }
 
 impl Default for DispatchSettings {
@@ -61,6 +65,7 @@ impl Default for DispatchSettings {
             health: HealthSettings::default(),
             tasks: follow::FollowSettings::default(),
             quota_warn_percent: 80,
+            verify: VerifySettings::default(),
         }
     }
 }
@@ -190,6 +195,9 @@ impl Dispatcher {
         );
         let mut lanes = BTreeMap::new();
         let mut tasks = JoinSet::new();
+        // Each provider account's lanes, and where its caches are asked, for its verifier.
+        let mut accounts: BTreeMap<String, (Vec<verify::LaneWake>, Vec<verify::probe::Route>)> =
+            BTreeMap::new();
         for purger in purgers {
             let notify = Arc::new(Notify::new());
             let added = Arc::new(AtomicU64::new(0));
@@ -207,6 +215,19 @@ impl Dispatcher {
                     status: Arc::clone(&status),
                 },
             );
+            let account = accounts.entry(purger.provider().to_owned()).or_default();
+            account.0.push(verify::LaneWake {
+                lane: purger.lane().to_owned(),
+                notify: Arc::clone(&notify),
+                added: Arc::clone(&added),
+            });
+            let route = match purger.probe_via() {
+                Some(node) => verify::probe::Route::Node(node),
+                None => verify::probe::Route::Direct,
+            };
+            if !account.1.contains(&route) {
+                account.1.push(route);
+            }
             let lane = lane::Lane {
                 store: Arc::clone(&store),
                 purger,
@@ -225,6 +246,22 @@ impl Dispatcher {
                 metrics: Arc::clone(&metrics),
             };
             tasks.spawn(supervise::run(lane));
+        }
+        for (provider, (lanes, routes)) in accounts {
+            tasks.spawn(
+                verify::Verifier {
+                    store: Arc::clone(&store),
+                    provider,
+                    routes,
+                    lanes,
+                    settings: settings.verify.clone(),
+                    clock,
+                    outcomes: Arc::clone(&outcomes),
+                    metrics: Arc::clone(&metrics),
+                    shutdown: shutdown.clone(),
+                }
+                .run(),
+            );
         }
         if let Some(notices) = store.work_notices() {
             let wakers: wake::Wakers = lanes

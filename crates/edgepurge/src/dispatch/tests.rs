@@ -177,6 +177,7 @@ fn settings() -> DispatchSettings {
         health: HealthSettings::default(),
         tasks: crate::dispatch::FollowSettings::default(),
         quota_warn_percent: 80,
+        verify: crate::dispatch::VerifySettings::default(),
     }
 }
 
@@ -305,6 +306,31 @@ impl Store for Recording {
         now: Ms,
     ) -> crate::store::StoreResult<crate::store::FinishReceipt> {
         self.inner.note_tasks(updates, now).await
+    }
+    async fn verifications_due(
+        &self,
+        provider: &str,
+        now: Ms,
+        settled_before: Ms,
+        lease_ms: i64,
+        limit: usize,
+    ) -> crate::store::StoreResult<Vec<crate::store::DueVerification>> {
+        self.inner
+            .verifications_due(provider, now, settled_before, lease_ms, limit)
+            .await
+    }
+    async fn newer_record(
+        &self,
+        of: &crate::store::DueVerification,
+    ) -> crate::store::StoreResult<Option<i64>> {
+        self.inner.newer_record(of).await
+    }
+    async fn note_verifications(
+        &self,
+        updates: Vec<crate::store::VerifyUpdate>,
+        now: Ms,
+    ) -> crate::store::StoreResult<crate::store::FinishReceipt> {
+        self.inner.note_verifications(updates, now).await
     }
     async fn note_quota_used(
         &self,
@@ -443,6 +469,8 @@ fn rec(urls: &[String]) -> IngestRecord {
             bucket: "b".into(),
             key: "k".into(),
             id: None,
+            etag: None,
+            size: None,
         },
         rule: Some("r".into()),
         provider: Some("p".into()),
@@ -456,6 +484,7 @@ fn rec(urls: &[String]) -> IngestRecord {
             })
             .collect(),
         note: None,
+        verify: None,
     }
 }
 

@@ -315,6 +315,13 @@ pub trait Purger: Send + Sync {
     fn first_task_check(&self, _task_id: &str) -> Option<Duration> {
         None
     }
+
+    /// Where to fetch a purged URL to see what this lane's caches serve now (verification):
+    /// a self-hosted cache node, asked with the URL's `Host`; `None`: the URL itself, through
+    /// the CDN.
+    fn probe_via(&self) -> Option<url::Url> {
+        None
+    }
     /// How far the provider's task `task_id` (from an answer of [`Purger::purge`]) has got.
     async fn task_state(&self, _task_id: &str) -> Result<TaskState, PurgeError> {
         Err(PurgeError::Request(

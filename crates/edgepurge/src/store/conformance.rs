@@ -55,12 +55,18 @@ macro_rules! suite {
             a_failed_or_lost_task_leaves_its_record_unconfirmed_with_the_reason,
             a_followed_task_outlives_retention_until_settled,
             paging_back_in_time_sees_every_record_and_request_once,
+            a_verification_is_due_once_the_purge_completed_and_settled,
+            a_verification_is_taken_for_a_lease_and_recorded_once,
+            an_ended_purge_is_due_to_be_reported_unverifiable,
+            records_keep_the_events_validators,
+            a_later_change_of_the_same_object_is_found,
         );
         $crate::store::conformance::suite!(@multi $factory;
             a_lease_holds_across_handles_and_fences_late_answers,
             a_follower_misses_no_change_while_several_writers_commit,
             a_follower_misses_no_change_while_writers_of_every_kind_commit,
             concurrent_handles_merge_one_url_into_one_job,
+            two_handles_never_take_the_same_verification,
         );
     };
     (@single $factory:path; $($name:ident),* $(,)?) => {
@@ -169,6 +175,8 @@ pub fn record(rule: &str, jobs: &[(&str, &str)]) -> IngestRecord {
             bucket: "assets".into(),
             key: "k".into(),
             id: None,
+            etag: None,
+            size: None,
         },
         rule: Some(rule.into()),
         provider: Some("p".into()),
@@ -182,6 +190,7 @@ pub fn record(rule: &str, jobs: &[(&str, &str)]) -> IngestRecord {
             })
             .collect(),
         note: None,
+        verify: None,
     }
 }
 
@@ -1758,4 +1767,294 @@ pub async fn concurrent_handles_merge_one_url_into_one_job(backend: &Backend) {
         .await
         .unwrap();
     assert_eq!(receipt.records.len(), 200, "every record is told");
+}
+
+/// A record to verify: rule "r" through provider "p", the event's ETag and size.
+pub fn verified_record(url: &str, etag: Option<&str>, state: Verified) -> IngestRecord {
+    let mut r = record("r", &[("p", url)]);
+    r.event.etag = etag.map(str::to_owned);
+    r.event.size = Some(42);
+    r.verify = Some(VerifyStart {
+        state,
+        note: (state == Verified::Unverifiable).then(|| "no validator in the event".into()),
+        round: 0,
+    });
+    r
+}
+
+/// Purges every pending job of lane "p" at `at` (answered, no task to follow).
+async fn purge_all(s: &dyn Store, tok: i64, at: Ms) {
+    let b = claim_batch(s, claim_req(tok, at)).await;
+    s.finish(finish(tok, &b, at, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+}
+
+pub async fn records_keep_the_events_validators(s: &dyn Store) {
+    let plain = record("r", &[("p", "https://c/plain")]);
+    s.ingest(
+        vec![
+            verified_record("https://c/a", Some("\"abc\""), Verified::Pending),
+            verified_record("https://c/b", None, Verified::Unverifiable),
+            plain,
+        ],
+        0,
+    )
+    .await
+    .unwrap();
+    let recs = all_records(s).await;
+    assert_eq!(recs[0].etag.as_deref(), Some("\"abc\""));
+    assert_eq!(recs[0].size, Some(42));
+    assert_eq!(recs[0].verified, Some(Verified::Pending));
+    assert_eq!(recs[0].verify_note, None);
+    assert_eq!(recs[1].verified, Some(Verified::Unverifiable));
+    assert_eq!(
+        recs[1].verify_note.as_deref(),
+        Some("no validator in the event")
+    );
+    assert_eq!((recs[2].verified, recs[2].etag.as_ref()), (None, None));
+    // Only the pending one is ever due, once purged.
+    let tok = lease(s).await;
+    purge_all(s, tok, 100).await;
+    let due = s.verifications_due("p", 200, 200, 1000, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![recs[0].id]
+    );
+}
+
+pub async fn a_verification_is_due_once_the_purge_completed_and_settled(s: &dyn Store) {
+    let tok = lease(s).await;
+    let ids = s
+        .ingest(
+            vec![verified_record(
+                "https://c/a",
+                Some("\"abc\""),
+                Verified::Pending,
+            )],
+            0,
+        )
+        .await
+        .unwrap()
+        .purge_ids;
+    assert!(
+        s.verifications_due("p", 50, 50, 1000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not purged yet"
+    );
+    purge_all(s, tok, 120).await;
+    assert!(
+        s.verifications_due("p", 200, 100, 1000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "completed at 120: not settled by 100"
+    );
+    assert!(
+        s.verifications_due("q", 200, 200, 1000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "another provider's verifier does not take it"
+    );
+    let due = s.verifications_due("p", 200, 120, 1000, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let d = &due[0];
+    assert_eq!(d.id, ids[0]);
+    assert_eq!(d.provider, "p");
+    assert_eq!(d.rule.as_deref(), Some("r"));
+    assert_eq!(d.targets, vec!["https://c/a".to_owned()]);
+    assert_eq!(d.event.etag.as_deref(), Some("\"abc\""));
+    assert_eq!(d.event.size, Some(42));
+    assert_eq!(d.event.name, "ObjectCreated:Put");
+    assert_eq!(
+        (d.status, d.completed_at, d.round),
+        (Status::Succeeded, Some(120), 0)
+    );
+}
+
+pub async fn a_verification_is_taken_for_a_lease_and_recorded_once(s: &dyn Store) {
+    let tok = lease(s).await;
+    s.ingest(
+        vec![verified_record(
+            "https://c/a",
+            Some("\"abc\""),
+            Verified::Pending,
+        )],
+        0,
+    )
+    .await
+    .unwrap();
+    purge_all(s, tok, 100).await;
+    let first = s.verifications_due("p", 200, 200, 1000, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(
+        s.verifications_due("p", 300, 300, 1000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "taken until 1200"
+    );
+    // The taker crashed: due again when its lease ends. Undecided ("pending") changes nothing.
+    let receipt = s
+        .note_verifications(
+            vec![VerifyUpdate {
+                id: first[0].id,
+                verified: Verified::Pending,
+                note: None,
+            }],
+            400,
+        )
+        .await
+        .unwrap();
+    assert!(receipt.records.is_empty());
+    let again = s
+        .verifications_due("p", 1200, 1200, 1000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![first[0].id]
+    );
+    let cursor = s.log_cursor().await.unwrap();
+    let receipt = s
+        .note_verifications(
+            vec![VerifyUpdate {
+                id: first[0].id,
+                verified: Verified::Fresh,
+                note: Some("node a: ETag \"abc\"".into()),
+            }],
+            1300,
+        )
+        .await
+        .unwrap();
+    assert_eq!(receipt.records.len(), 1);
+    assert_eq!(receipt.records[0].id, first[0].id);
+    assert_eq!(receipt.records[0].status, Status::Succeeded);
+    let rec = &all_records(s).await[0];
+    assert_eq!(rec.verified, Some(Verified::Fresh));
+    assert_eq!(rec.verify_note.as_deref(), Some("node a: ETag \"abc\""));
+    assert_eq!(rec.status, Status::Succeeded, "the purge outcome stays");
+    assert_eq!(rec.updated, 1300);
+    // A follower of the log sees the change.
+    let changed = s
+        .log(LogQuery {
+            after: Some((cursor, i64::MAX)),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        changed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![rec.id]
+    );
+    // Recorded once: a late second answer changes nothing, and it is never due again.
+    let late = s
+        .note_verifications(
+            vec![VerifyUpdate {
+                id: rec.id,
+                verified: Verified::Stale,
+                note: Some("late".into()),
+            }],
+            1400,
+        )
+        .await
+        .unwrap();
+    assert!(late.records.is_empty());
+    assert_eq!(all_records(s).await[0].verified, Some(Verified::Fresh));
+    assert!(s
+        .verifications_due("p", i64::MAX / 2, i64::MAX / 2, 1000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn an_ended_purge_is_due_to_be_reported_unverifiable(s: &dyn Store) {
+    let tok = lease(s).await;
+    s.ingest(
+        vec![verified_record(
+            "https://c/a",
+            Some("\"abc\""),
+            Verified::Pending,
+        )],
+        0,
+    )
+    .await
+    .unwrap();
+    let b = claim_batch(s, claim_req(tok, 100)).await;
+    let mut f = finish(tok, &b, 100, FinishOutcome::Dead);
+    f.error = Some("HTTP 403: refused".into());
+    s.finish(f).await.unwrap();
+    let due = s.verifications_due("p", 200, 200, 1000, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].status, due[0].completed_at), (Status::Dead, None));
+    assert_eq!(due[0].error.as_deref(), Some("HTTP 403: refused"));
+}
+
+pub async fn two_handles_never_take_the_same_verification(backend: &Backend) {
+    let (one, two) = ((backend.open)().await, (backend.open)().await);
+    let tok = lease(one.as_ref()).await;
+    let recs: Vec<IngestRecord> = (0..40)
+        .map(|i| verified_record(&format!("https://c/{i}"), Some("\"e\""), Verified::Pending))
+        .collect();
+    one.ingest(recs, 0).await.unwrap();
+    purge_all(one.as_ref(), tok, 100).await;
+    let take = |s: Arc<dyn Store>| {
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let due = s.verifications_due("p", 200, 200, 60_000, 3).await.unwrap();
+                if due.is_empty() {
+                    return got;
+                }
+                got.extend(due.into_iter().map(|d| d.id));
+            }
+        })
+    };
+    let (a, b) = (take(Arc::clone(&one)), take(Arc::clone(&two)));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    let mut all: Vec<i64> = a.iter().chain(&b).copied().collect();
+    all.sort_unstable();
+    let mut unique = all.clone();
+    unique.dedup();
+    assert_eq!(all, unique, "no record taken twice");
+    assert_eq!(all.len(), 40, "every record taken");
+}
+
+pub async fn a_later_change_of_the_same_object_is_found(s: &dyn Store) {
+    let tok = lease(s).await;
+    let mut first = verified_record("https://c/a", Some("\"v1\""), Verified::Pending);
+    first.event.key = "a".into();
+    s.ingest(vec![first.clone()], 0).await.unwrap();
+    purge_all(s, tok, 100).await;
+    let due = s.verifications_due("p", 200, 200, 1000, 10).await.unwrap();
+    assert_eq!(s.newer_record(&due[0]).await.unwrap(), None);
+    // A re-purge of it is not a later change.
+    let mut again = first.clone();
+    if let Some(v) = again.verify.as_mut() {
+        v.round = 1;
+    }
+    s.ingest(vec![again], 300).await.unwrap();
+    assert_eq!(s.newer_record(&due[0]).await.unwrap(), None);
+    // Other objects, rules and accounts are not either.
+    let mut other_key = first.clone();
+    other_key.event.key = "b".into();
+    let mut other_rule = first.clone();
+    other_rule.rule = Some("r2".into());
+    let mut other_account = first.clone();
+    other_account.provider = Some("q".into());
+    s.ingest(vec![other_key, other_rule, other_account], 400)
+        .await
+        .unwrap();
+    assert_eq!(s.newer_record(&due[0]).await.unwrap(), None);
+    // The object changed again: the newest such record.
+    let mut v2 = first.clone();
+    v2.event.etag = Some("\"v2\"".into());
+    let mut v3 = first.clone();
+    v3.event.etag = Some("\"v3\"".into());
+    let ids = s.ingest(vec![v2, v3], 500).await.unwrap().purge_ids;
+    assert_eq!(s.newer_record(&due[0]).await.unwrap(), Some(ids[1]));
 }

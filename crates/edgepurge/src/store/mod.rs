@@ -197,6 +197,81 @@ pub struct EventInfo {
     pub bucket: String,
     pub key: String,
     pub id: Option<String>,
+    /// The object's ETag as the event gave it (what a fresh copy at the CDN shows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The object's size in bytes as the event gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// Whether the CDN serves the new object after a record's purge (a rule's `verify = true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verified {
+    /// To be checked once the purge completed.
+    Pending,
+    /// The CDN serves the object the event described (or, for a delete, answers 404/410).
+    Fresh,
+    /// The CDN still serves another copy (after the re-purges allowed).
+    Stale,
+    /// Could not be told (no validator in the event, not a URL, no answer); the note says why.
+    Unverifiable,
+}
+
+impl Verified {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verified::Pending => "pending",
+            Verified::Fresh => "fresh",
+            Verified::Stale => "stale",
+            Verified::Unverifiable => "unverifiable",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Verified> {
+        Some(match s {
+            "pending" => Verified::Pending,
+            "fresh" => Verified::Fresh,
+            "stale" => Verified::Stale,
+            "unverifiable" => Verified::Unverifiable,
+            _ => return None,
+        })
+    }
+}
+
+/// A record's verification as it is created: pending (checked after the purge completed),
+/// or unverifiable at once with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyStart {
+    pub state: Verified,
+    pub note: Option<String>,
+    /// Re-purges before this record (0 for an event's own record).
+    pub round: u32,
+}
+
+/// A record whose purge completed (or ended) and whose verification is due; taken for a
+/// while by the process that verifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueVerification {
+    pub id: i64,
+    pub event: EventInfo,
+    pub rule: Option<String>,
+    pub provider: String,
+    pub targets: Vec<String>,
+    pub status: Status,
+    pub completed_at: Option<Ms>,
+    pub error: Option<String>,
+    pub round: u32,
+}
+
+/// What verifying a record found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyUpdate {
+    pub id: i64,
+    /// `Fresh`, `Stale` or `Unverifiable` (`Pending`: not decided, left to be taken again).
+    pub verified: Verified,
+    pub note: Option<String>,
 }
 
 /// One log record to create: an event and what one rule (or nothing) made of it.
@@ -210,6 +285,8 @@ pub struct IngestRecord {
     pub jobs: Vec<LaneJob>,
     /// Why nothing is purged, when `jobs` is empty ("no rule matched", "folder marker").
     pub note: Option<String>,
+    /// Whether (and how) the CDN's copy is to be verified after the purge.
+    pub verify: Option<VerifyStart>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -289,6 +366,12 @@ pub struct LogRecord {
     /// When every purge of the record had completed at its provider (a provider with purge
     /// tasks says so; others complete when they answer).
     pub completed_at: Option<Ms>,
+    /// The event's ETag and size (what a fresh copy shows).
+    pub etag: Option<String>,
+    pub size: Option<u64>,
+    /// Whether the CDN serves the new object (rules with `verify = true`), and why so.
+    pub verified: Option<Verified>,
+    pub verify_note: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -435,6 +518,29 @@ pub trait Store: Send + Sync {
     /// Records what the provider said about followed tasks (an update for a batch no longer
     /// followed, e.g. resent meanwhile, changes nothing); returns the records that changed.
     async fn note_tasks(&self, updates: Vec<TaskUpdate>, now: Ms) -> StoreResult<FinishReceipt>;
+    /// Records of `provider` to verify at `now`: verification pending and due, and the purge
+    /// completed at or before `settled_before` (or ended: dead, or its completion given up);
+    /// at most `limit`, the longest due first. Each is taken until `now + lease_ms`: no other
+    /// caller gets it meanwhile, and after that (the taker crashed) it is due again.
+    async fn verifications_due(
+        &self,
+        provider: &str,
+        now: Ms,
+        settled_before: Ms,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DueVerification>>;
+    /// The newest record after record `of` (same rule and provider account) for the same
+    /// object, if any. A verification that finds another copy asks whether the object changed
+    /// again meanwhile (that record is verified on its own).
+    async fn newer_record(&self, of: &DueVerification) -> StoreResult<Option<i64>>;
+    /// Records what verifying found (an update of a record not pending changes nothing);
+    /// returns the records that changed.
+    async fn note_verifications(
+        &self,
+        updates: Vec<VerifyUpdate>,
+        now: Ms,
+    ) -> StoreResult<FinishReceipt>;
     /// Raises a day's used quota to at least `used` (the provider reported it).
     async fn note_quota_used(
         &self,

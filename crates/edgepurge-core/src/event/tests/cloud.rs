@@ -622,6 +622,7 @@ fn rules_select_the_new_formats_events_as_intended() {
             strip_prefix: None,
             tags: Vec::new(),
             allow_host_purge: false,
+            verify: false,
             enabled: true,
         }
         .validate()

@@ -261,6 +261,10 @@ impl Purger for HttpPurgeNode {
         &self.provider
     }
 
+    fn probe_via(&self) -> Option<url::Url> {
+        Some(self.node.clone())
+    }
+
     fn limits(&self) -> &Limits {
         &self.limits
     }

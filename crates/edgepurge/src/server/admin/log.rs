@@ -98,6 +98,10 @@ pub fn record_view(r: &LogRecord) -> Value {
         "task_id": r.task_id,
         "error": r.error,
         "completed_at": r.completed_at.map(rfc3339_ms),
+        "etag": r.etag,
+        "size": r.size,
+        "verified": r.verified.map(|v| v.as_str()),
+        "verify_note": r.verify_note,
     })
 }
 

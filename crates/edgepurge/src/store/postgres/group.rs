@@ -199,13 +199,19 @@ fn nul_in(r: &IngestRecord) -> Option<&'static str> {
     if has(&e.key) || has(&e.bucket) {
         return Some("object key or bucket");
     }
-    if has(&e.format) || has(&e.name) || e.id.as_deref().is_some_and(has) {
-        return Some("format, name or id");
+    if has(&e.format)
+        || has(&e.name)
+        || [&e.id, &e.etag]
+            .iter()
+            .any(|o| o.as_deref().is_some_and(has))
+    {
+        return Some("format, name, id or ETag");
     }
     if r.targets.iter().any(|t| has(t)) || r.jobs.iter().any(|j| has(&j.target) || has(&j.lane)) {
         return Some("target URL");
     }
-    if [&r.rule, &r.provider, &r.note]
+    let verify_note = r.verify.as_ref().and_then(|v| v.note.clone());
+    if [&r.rule, &r.provider, &r.note, &verify_note]
         .iter()
         .any(|o| o.as_deref().is_some_and(has))
     {

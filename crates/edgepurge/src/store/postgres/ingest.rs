@@ -161,6 +161,11 @@ pub(super) async fn ingest(
             &cols.job_ids,
             &cols.status,
             &cols.error,
+            &cols.etag,
+            &cols.size,
+            &cols.verify,
+            &cols.verify_note,
+            &cols.verify_round,
         ],
         "insert purge records",
     )
@@ -193,6 +198,11 @@ struct Columns<'a> {
     job_ids: Vec<Option<String>>,
     status: Vec<&'static str>,
     error: Vec<Option<&'a str>>,
+    etag: Vec<Option<&'a str>>,
+    size: Vec<Option<i64>>,
+    verify: Vec<Option<&'static str>>,
+    verify_note: Vec<Option<&'a str>>,
+    verify_round: Vec<i64>,
 }
 
 impl<'a> Columns<'a> {
@@ -211,6 +221,11 @@ impl<'a> Columns<'a> {
             job_ids: Vec::with_capacity(n),
             status: Vec::with_capacity(n),
             error: Vec::with_capacity(n),
+            etag: Vec::with_capacity(n),
+            size: Vec::with_capacity(n),
+            verify: Vec::with_capacity(n),
+            verify_note: Vec::with_capacity(n),
+            verify_round: Vec::with_capacity(n),
         }
     }
 
@@ -240,5 +255,14 @@ impl<'a> Columns<'a> {
             Status::Queued.as_str()
         });
         self.error.push(rec.note.as_deref());
+        self.etag.push(rec.event.etag.as_deref());
+        self.size
+            .push(rec.event.size.and_then(|s| i64::try_from(s).ok()));
+        self.verify
+            .push(rec.verify.as_ref().map(|v| v.state.as_str()));
+        self.verify_note
+            .push(rec.verify.as_ref().and_then(|v| v.note.as_deref()));
+        self.verify_round
+            .push(rec.verify.as_ref().map_or(0, |v| i64::from(v.round)));
     }
 }

@@ -30,6 +30,12 @@ fn record(r: &tokio_postgres::Row) -> StoreResult<LogRecord> {
         task_id: col(r, 15)?,
         error: col(r, 16)?,
         completed_at: col(r, 17)?,
+        etag: col(r, 18)?,
+        size: col::<Option<i64>>(r, 19)?.and_then(|s| s.try_into().ok()),
+        verified: col::<Option<String>>(r, 20)?
+            .as_deref()
+            .and_then(Verified::parse),
+        verify_note: col(r, 21)?,
     })
 }
 

@@ -37,6 +37,7 @@ mod tasks;
 mod tls;
 mod tx;
 mod url;
+mod verify;
 
 pub use url::{is_postgres_url, mask_url};
 
@@ -49,6 +50,7 @@ use tx::{pg_err, Tx};
 const MIGRATIONS: &[&str] = &[
     include_str!("schema/001_init.sql"),
     include_str!("schema/002_task_completion.sql"),
+    include_str!("schema/003_verification.sql"),
 ];
 
 /// Most times one operation is run again after a conflict with another transaction.
@@ -404,6 +406,35 @@ impl Store for PgStore {
     }
     async fn note_tasks(&self, updates: Vec<TaskUpdate>, now: Ms) -> StoreResult<FinishReceipt> {
         in_tx!(self.inner, "record task progress", |t| tasks::note(
+            &mut t, &updates, now
+        ))
+    }
+    async fn verifications_due(
+        &self,
+        provider: &str,
+        now: Ms,
+        settled_before: Ms,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DueVerification>> {
+        in_tx!(self.inner, "take records to verify", |t| verify::take(
+            &t,
+            provider,
+            now,
+            settled_before,
+            now.saturating_add(lease_ms.max(1)),
+            limit
+        ))
+    }
+    async fn newer_record(&self, of: &DueVerification) -> StoreResult<Option<i64>> {
+        in_tx!(self.inner, "read newer records", |t| verify::newer(&t, of))
+    }
+    async fn note_verifications(
+        &self,
+        updates: Vec<VerifyUpdate>,
+        now: Ms,
+    ) -> StoreResult<FinishReceipt> {
+        in_tx!(self.inner, "record verification", |t| verify::note(
             &mut t, &updates, now
         ))
     }

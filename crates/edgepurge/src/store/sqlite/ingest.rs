@@ -98,6 +98,11 @@ pub(super) fn ingest(
                 (!job_ids.is_empty()).then(|| ids_json(&job_ids)),
                 status.as_str(),
                 rec.note,
+                rec.event.etag,
+                rec.event.size.and_then(|s| i64::try_from(s).ok()),
+                rec.verify.as_ref().map(|v| v.state.as_str()),
+                rec.verify.as_ref().and_then(|v| v.note.as_deref()),
+                rec.verify.as_ref().map_or(0, |v| v.round),
             ])
             .map_err(db_err("insert purge record"))?;
         receipt.purge_ids.push(purge_id);

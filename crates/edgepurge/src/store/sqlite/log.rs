@@ -66,6 +66,13 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(LogRecord, String, String)
             task_id: r.get(15)?,
             error: r.get(16)?,
             completed_at: r.get(17)?,
+            etag: r.get(18)?,
+            size: r.get::<_, Option<i64>>(19)?.and_then(|s| s.try_into().ok()),
+            verified: r
+                .get::<_, Option<String>>(20)?
+                .as_deref()
+                .and_then(Verified::parse),
+            verify_note: r.get(21)?,
         },
         targets,
         status,

@@ -23,6 +23,7 @@ mod retry;
 mod rules;
 mod sql;
 mod tasks;
+mod verify;
 mod writer;
 
 use super::*;
@@ -36,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/002_lean_queue.sql"),
     include_str!("schema/003_listings.sql"),
     include_str!("schema/004_task_completion.sql"),
+    include_str!("schema/005_verification.sql"),
 ];
 
 /// How hard a commit is made durable.
@@ -329,6 +331,41 @@ impl Store for SqliteStore {
 
     async fn note_tasks(&self, updates: Vec<TaskUpdate>, now: Ms) -> StoreResult<FinishReceipt> {
         self.write(move |c, ctx| tasks::note(c, ctx, &updates, now))
+            .await
+    }
+
+    async fn verifications_due(
+        &self,
+        provider: &str,
+        now: Ms,
+        settled_before: Ms,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DueVerification>> {
+        let p = provider.to_owned();
+        let ids = self
+            .readers
+            .read(move |c| verify::due_ids(c, &p, now, settled_before, limit))
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let until = now.saturating_add(lease_ms.max(1));
+        self.write(move |c, _| verify::take(c, &ids, now, until))
+            .await
+    }
+
+    async fn newer_record(&self, of: &DueVerification) -> StoreResult<Option<i64>> {
+        let of = of.clone();
+        self.readers.read(move |c| verify::newer(c, &of)).await
+    }
+
+    async fn note_verifications(
+        &self,
+        updates: Vec<VerifyUpdate>,
+        now: Ms,
+    ) -> StoreResult<FinishReceipt> {
+        self.write(move |c, ctx| verify::note(c, ctx, &updates, now))
             .await
     }
 

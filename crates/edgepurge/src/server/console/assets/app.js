@@ -323,6 +323,7 @@ function ruleFromForm(form) {
   if (chosen.length === 1) rule.provider = chosen[0];
   else rule.providers = chosen;
   if (rule.mode === "tag") rule.tags = lines(f.get("tags") || "");
+  if (f.get("verify")) rule.verify = true;
   return rule;
 }
 
@@ -360,10 +361,12 @@ async function submitRule(event) {
 
 function logRow(r) {
   const targets = r.targets.length > 1 ? `${r.targets[0]} (+${r.targets.length - 1})` : r.targets[0] || "–";
+  const verified = r.verified ? `verified=${r.verified}${r.verify_note ? ` (${r.verify_note})` : ""}` : "";
   const details = r.error
     ? el("details", {}, el("summary", {}, r.error.length > 60 ? `${r.error.slice(0, 60)}…` : r.error),
-        el("pre", {}, r.error, r.request_id ? `\nrequest id: ${r.request_id}` : "", r.task_id ? `\ntask id: ${r.task_id}` : ""))
-    : el("span", { class: "muted" }, r.task_id ? `task ${r.task_id}` : "");
+        el("pre", {}, r.error, r.request_id ? `\nrequest id: ${r.request_id}` : "", r.task_id ? `\ntask id: ${r.task_id}` : "", verified ? `\n${verified}` : ""))
+    : el("span", { class: "muted", title: r.verify_note || "" },
+        [r.task_id ? `task ${r.task_id}` : "", r.verified ? `verified=${r.verified}` : ""].filter(Boolean).join(" "));
   return el(
     "tr",
     { "data-id": r.id },

@@ -1,0 +1,6 @@
+SELECT id FROM purges
+WHERE verify = 'pending' AND provider = ?1 AND verify_at <= ?2
+    AND (completed_at <= ?3 OR status = 'dead'
+         OR (status = 'succeeded' AND completed_at IS NULL AND error IS NOT NULL))
+ORDER BY verify_at, id
+LIMIT ?4

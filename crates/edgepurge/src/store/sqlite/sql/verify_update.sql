@@ -1,0 +1,3 @@
+UPDATE purges SET verify = ?2, verify_note = ?3, verify_at = NULL, updated_at = ?4, seq = ?5
+WHERE id = ?1 AND verify = 'pending'
+RETURNING id, status, completed_at, error
