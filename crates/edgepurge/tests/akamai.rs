@@ -803,9 +803,11 @@ fn a_purge_completes_once_akamais_estimate_has_passed() {
         log[0]
     );
     let rec = edgepurge_testkit::wait_for(Duration::from_secs(15), "the purge to complete", || {
-        ep.log(&[]).into_iter().find(|r| r["completed_at"].is_i64())
+        ep.log(&[])
+            .into_iter()
+            .find(|r| ms(&r["completed_at"]).is_some())
     });
-    let completed = rec["completed_at"].as_i64().unwrap();
+    let completed = ms(&rec["completed_at"]).unwrap();
     let after = completed - answered_ms;
     assert!(
         (2_950..8_000).contains(&after),

@@ -364,7 +364,7 @@ fn rule_add_takes_verify(ep: &Edgepurge) {
     ]);
     let json: Value =
         serde_json::from_str(&ep.ok(&["rule", "show", "cli-verified", "--json"])).unwrap();
-    assert_eq!(json["spec"]["verify"], true);
+    assert_eq!(json["verify"], true, "{json}");
     let toml = ep.ok(&["rule", "show", "cli-verified"]);
     assert!(toml.contains("verify = true"), "{toml}");
 }
