@@ -1,4 +1,4 @@
-# edgepurge container image (docs/production.md): a static release binary on a small base,
+# edgepurge container image (docs/production.md): the release binary (glibc, bookworm) on a slim base,
 # run as a non-root user, state in /var/lib/edgepurge.
 #
 #   docker build -t edgepurge .
