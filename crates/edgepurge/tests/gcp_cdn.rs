@@ -579,6 +579,13 @@ domains = ["https://cdn.example.com"]
 provider = "gcp"
 mode = "tag"
 tags = ["t1-{stem}", "t2-{stem}", "t3-{stem}", "t4-{stem}"]
+
+[[rules]]
+name = "stars"
+bucket = "stars"
+events = ["created"]
+domains = ["https://cdn.example.com"]
+provider = "gcp"
 "#;
     let ep = edgepurge(&config(&fake, "", rules), &fake.key_file());
     let server = ep.serve();
@@ -603,6 +610,28 @@ tags = ["t1-{stem}", "t2-{stem}", "t3-{stem}", "t4-{stem}"]
     tags.sort();
     assert_eq!(tags.len(), 12, "{tags:?}");
     assert!(fake.invalidations().len() >= 2);
+
+    // A key holding `*` is covered by its own directory, never wider: the key `*` (the whole
+    // host) and a `*` in a directory's name are refused without a call.
+    let before = fake.invalidations().len();
+    let keys: Vec<String> = ["img/b*c.png", "*", "img/a*/b.png"]
+        .map(String::from)
+        .to_vec();
+    server.send(&ceph_body("stars", "ObjectCreated:Put", &keys));
+    let log = ep.settle(Duration::from_secs(30));
+    let of = |key: &str| log.iter().find(|r| r["key"] == key).unwrap().clone();
+    assert_eq!(of("img/b*c.png")["status"], "succeeded");
+    for key in ["*", "img/a*/b.png"] {
+        let r = of(key);
+        assert_eq!(r["status"], "dead", "{r}");
+        let err = r["error"].as_str().unwrap_or_default();
+        assert!(err.contains("cannot invalidate a path holding `*`"), "{r}");
+    }
+    let sent: Vec<(Value, Value)> = fake.invalidations()[before..]
+        .iter()
+        .map(|i| (i["host"].clone(), i["path"].clone()))
+        .collect();
+    assert_eq!(sent, vec![(json!("cdn.example.com"), json!("/img/*"))]);
 }
 
 #[test]

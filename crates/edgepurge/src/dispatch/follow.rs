@@ -210,7 +210,14 @@ impl Follower {
             }
             TaskProgress::Running { .. } => {
                 if let Err(e) = answer {
-                    tracing::warn!(lane, batch, task_id, error = %e, "cannot ask about purge task");
+                    let error = e.to_string();
+                    tracing::warn!(
+                        lane,
+                        batch,
+                        task_id,
+                        error = %edgepurge_core::printable(&error),
+                        "cannot ask about purge task"
+                    );
                 }
             }
         }

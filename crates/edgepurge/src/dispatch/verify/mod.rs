@@ -229,7 +229,8 @@ impl Verifier {
             provider = %self.provider,
             record = d.id,
             verified = verified.as_str(),
-            note = %note,
+            // Holds the event's ETag and provider text: escaped, never a raw line break.
+            note = %edgepurge_core::printable(&note),
             "purge verified"
         );
         if !again {

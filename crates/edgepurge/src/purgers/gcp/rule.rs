@@ -63,17 +63,37 @@ pub fn path_rule(kind: TargetKind, target: &str) -> Result<Rule, String> {
         (None, _) => return Err(format!("{:?} has no host", shown())),
     };
     let path = u.path();
+    // Cloud CDN reads `*` only as a trailing wildcard, so a key holding one cannot be named
+    // exactly. A `*` in the object's own name is covered by its directory (`/a/b*c.png` →
+    // `/a/*`), never by a wider one: a `*` in a directory's name, or in a name at the top of
+    // the host, would invalidate other objects (a whole host for the key `*`), so it is refused.
+    let star_refused = || {
+        format!(
+            "{:?}: Cloud CDN cannot invalidate a path holding `*` except by a wildcard over \
+             its directory, and that would reach beyond this object's directory; purge it \
+             by hand if needed",
+            shown()
+        )
+    };
     let path = match kind {
         TargetKind::Url => match path.find('*') {
-            Some(i) => format!("{}*", &path[..=path[..i].rfind('/').unwrap_or(0)]),
+            Some(i) => {
+                let dir = path[..i].rfind('/').unwrap_or(0);
+                if dir == 0 || path[dir + 1..].contains('/') {
+                    return Err(star_refused());
+                }
+                format!("{}*", &path[..=dir])
+            }
             None => path.to_owned(),
         },
         TargetKind::Dir => {
             if !path.ends_with('/') {
                 return Err(format!("directory {:?} must end with /", shown()));
             }
-            let cut = path.find('*').unwrap_or(path.len());
-            format!("{}*", &path[..=path[..cut].rfind('/').unwrap_or(0)])
+            if path.contains('*') {
+                return Err(star_refused());
+            }
+            format!("{path}*")
         }
         TargetKind::Tag => return Err("a tag is not a path".to_owned()),
     };
@@ -148,9 +168,22 @@ mod tests {
                 "cdn.example.com",
                 "/a/*",
             ),
-            ("https://cdn.example.com/*x", "cdn.example.com", "/*"),
         ] {
             assert_eq!(rule(TargetKind::Url, target), want(host, path), "{target}");
+        }
+        // Never wider than the object's own directory: a `*` at the top of the host (the key
+        // `*` would have invalidated the whole host) or in a directory's name is refused.
+        for target in [
+            "https://cdn.example.com/*",
+            "https://cdn.example.com/*x",
+            "https://cdn.example.com/x*/a.png",
+            "https://cdn.example.com/img/a*/b.png",
+        ] {
+            let err = path_rule(TargetKind::Url, target).unwrap_err();
+            assert!(
+                err.contains("cannot invalidate a path holding `*`"),
+                "{err}"
+            );
         }
     }
 
@@ -164,10 +197,7 @@ mod tests {
             rule(TargetKind::Dir, "https://cdn.example.com/"),
             ("cdn.example.com".into(), "/*".into())
         );
-        assert_eq!(
-            rule(TargetKind::Dir, "https://cdn.example.com/st*r/x/"),
-            ("cdn.example.com".into(), "/*".into())
-        );
+        assert!(path_rule(TargetKind::Dir, "https://cdn.example.com/st*r/x/").is_err());
         assert!(path_rule(TargetKind::Dir, "https://cdn.example.com/file.css").is_err());
         assert!(path_rule(TargetKind::Url, "not a url").is_err());
         assert!(path_rule(TargetKind::Url, "ftp://cdn.example.com/x").is_err());

@@ -33,8 +33,12 @@ struct Cached {
     refresh_at: Instant,
 }
 
+/// The longest an access token is believed to live (Google's: one hour).
+const MAX_LIFETIME_S: u64 = 3600;
+
 /// When to fetch a new token for one that `expires_in` from `now`.
 pub fn refresh_at(now: Instant, expires_in: Duration) -> Instant {
+    let expires_in = expires_in.min(Duration::from_secs(MAX_LIFETIME_S));
     now + expires_in.saturating_sub(EARLY.min(expires_in / 4))
 }
 
@@ -177,7 +181,12 @@ impl Tokens {
                 .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
                 .unwrap_or(3600);
             return match token.filter(|t| !t.is_empty()) {
-                Some(t) => Ok((Secret::new(t), Duration::from_secs(expires_in.max(1)))),
+                // Google's tokens live an hour at most; a larger figure is not believed
+                // (and would overflow the refresh time).
+                Some(t) => Ok((
+                    Secret::new(t),
+                    Duration::from_secs(expires_in.clamp(1, MAX_LIFETIME_S)),
+                )),
                 None => Err(NoAnswer {
                     verdict: Verdict::RetryLater { after: wait },
                     http_status: Some(status),
