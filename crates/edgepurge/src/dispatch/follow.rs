@@ -154,11 +154,14 @@ impl Follower {
                 if self.held.borrow().is_none() {
                     break;
                 }
-                tokio::select! {
-                    _ = limiter.ready() => {},
-                    _ = self.shutdown.cancelled() => return,
+                // One place in the rate window per call the check may make (pages, chunks).
+                for _ in 0..self.purger.task_calls(&task.task_id).max(1) {
+                    tokio::select! {
+                        _ = limiter.ready() => {},
+                        _ = self.shutdown.cancelled() => return,
+                    }
+                    limiter.record();
                 }
-                limiter.record();
                 let answer = self.purger.task_state(&task.task_id).await;
                 let now = self.clock.now_ms();
                 let progress = self.settings.progress(task, &answer, now);

@@ -25,6 +25,19 @@ use std::time::Duration;
 
 pub use crate::limits::KindLimits;
 
+/// How many pages of `page` entries a task check reads at most, for a provider whose task
+/// holds at most one batch of this account's largest maximum, capped at `max_pages`.
+pub fn task_pages(limits: &Limits, page: u64, max_pages: usize) -> u32 {
+    let largest = limits
+        .kinds
+        .iter()
+        .map(|(_, l)| l.max_batch as u64)
+        .max()
+        .unwrap_or(1);
+    let pages = largest.div_ceil(page.max(1)).max(1);
+    u32::try_from(pages.min(max_pages as u64)).unwrap_or(1)
+}
+
 /// Every provider kind edgepurge speaks, by its `kind` key.
 pub const KINDS: &[ProviderKind] = &[
     tencent::KIND,
@@ -309,6 +322,11 @@ pub trait Purger: Send + Sync {
     fn follows_tasks(&self) -> bool {
         false
     }
+    /// The most calls to the provider one [`Purger::task_state`] of `task_id` may make
+    /// (pages, chunks of ids): the follower counts each against the rate before asking.
+    fn task_calls(&self, _task_id: &str) -> u32 {
+        1
+    }
     /// How long after the answer carrying `task_id` to first ask about the task, when the
     /// provider said when it will be done (Akamai's `estimatedSeconds`); `None`: the
     /// dispatcher's `task_check_ms`. Asked once, right after [`Purger::purge`] answered.
@@ -444,5 +462,29 @@ mod tests {
         let fatal = PurgeResponse::failed(Verdict::Fatal, PurgeError::Transport("x".into()));
         assert!(!fatal.is_outage());
         assert!(!PurgeResponse::done(200, None, None).is_outage());
+    }
+
+    /// A check of a task that may span pages costs a place in the rate window per page
+    /// (EdgeOne's 2,000-URL batches are two pages of 1,000), never more than the page cap.
+    #[test]
+    fn a_task_check_costs_one_call_per_page_it_may_read() {
+        let kind = |max_batch| KindLimits {
+            max_batch,
+            daily_quota: None,
+        };
+        let limits = |batches: &[usize]| Limits {
+            kinds: batches
+                .iter()
+                .map(|b| (TargetKind::Url, kind(*b)))
+                .collect(),
+            rate_per_s: 1.0,
+            concurrency: 1,
+            quota_utc_offset_s: 0,
+        };
+        assert_eq!(task_pages(&limits(&[1000, 20]), 1000, 5), 1);
+        assert_eq!(task_pages(&limits(&[2000, 1000, 100]), 1000, 5), 2);
+        assert_eq!(task_pages(&limits(&[1001]), 1000, 5), 2);
+        assert_eq!(task_pages(&limits(&[100_000]), 1000, 5), 5);
+        assert_eq!(task_pages(&limits(&[]), 1000, 5), 1);
     }
 }

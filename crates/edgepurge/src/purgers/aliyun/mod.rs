@@ -438,6 +438,12 @@ impl Purger for AliyunCdn {
         true
     }
 
+    fn task_calls(&self, task_id: &str) -> u32 {
+        tasks::task_ids(task_id).map_or(1, |ids| {
+            u32::try_from(ids.len().div_ceil(tasks::IDS_PER_CALL).max(1)).unwrap_or(u32::MAX)
+        })
+    }
+
     async fn task_state(&self, task_id: &str) -> Result<TaskState, PurgeError> {
         let Some(ids) = tasks::task_ids(task_id) else {
             return Ok(TaskState::Unknown(format!(

@@ -240,6 +240,10 @@ impl Purger for TencentCdn {
         true
     }
 
+    fn task_calls(&self, _task_id: &str) -> u32 {
+        super::task_pages(&self.settings.limits, tasks::PAGE, tasks::MAX_PAGES)
+    }
+
     async fn task_state(&self, task_id: &str) -> Result<TaskState, PurgeError> {
         if !tasks::is_task_id(task_id) {
             return Ok(TaskState::Unknown(format!(
