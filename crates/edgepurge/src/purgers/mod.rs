@@ -25,6 +25,34 @@ use std::time::Duration;
 
 pub use crate::limits::KindLimits;
 
+/// The most of a provider's answer edgepurge reads. Answers are small JSON or XML; a larger
+/// one (a broken or hostile endpoint streaming for the whole timeout) is not held in memory.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// An answer's body as text, at most [`MAX_ANSWER_BYTES`]; a longer one, or one that cannot
+/// be read, is an error describing why (the request counts as unanswered and is retried).
+pub async fn answer_text(mut resp: reqwest::Response) -> Result<String, String> {
+    let too_long = || format!("the answer is longer than {MAX_ANSWER_BYTES} bytes; not read");
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_long());
+    }
+    let mut body: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| describe_transport_error(&e))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_long());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 /// How many pages of `page` entries a task check reads at most, for a provider whose task
 /// holds at most one batch of this account's largest maximum, capped at `max_pages`.
 pub fn task_pages(limits: &Limits, page: u64, max_pages: usize) -> u32 {
@@ -462,6 +490,40 @@ mod tests {
         let fatal = PurgeResponse::failed(Verdict::Fatal, PurgeError::Transport("x".into()));
         assert!(!fatal.is_outage());
         assert!(!PurgeResponse::done(200, None, None).is_outage());
+    }
+
+    /// A provider (or something in its place) streaming a huge answer must not be held in
+    /// memory: past the cap the answer is refused, with or without a Content-Length.
+    #[tokio::test]
+    async fn answers_are_read_up_to_the_cap() {
+        use axum::{body::Body, routing::get, Router};
+        let chunk = || axum::body::Bytes::from(vec![b'x'; 64 * 1024]);
+        let app = Router::new()
+            .route("/small", get(|| async { "{\"ok\":true}" }))
+            .route("/long", get(|| async { "x".repeat(MAX_ANSWER_BYTES + 1) }))
+            .route(
+                "/stream",
+                get(move || async move {
+                    // No length given: 64 KiB chunks without end.
+                    let s =
+                        futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk()));
+                    Body::from_stream(s)
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = reqwest::Client::new();
+        let get = |path: &str| client.get(format!("http://{addr}{path}")).send();
+        assert_eq!(
+            answer_text(get("/small").await.unwrap()).await.unwrap(),
+            "{\"ok\":true}"
+        );
+        for path in ["/long", "/stream"] {
+            let err = answer_text(get(path).await.unwrap()).await.unwrap_err();
+            assert!(err.contains("longer than 1048576 bytes"), "{path}: {err}");
+        }
+        server.abort();
     }
 
     /// A check of a task that may span pages costs a place in the rate window per page

@@ -249,15 +249,12 @@ impl Akamai {
         let status = resp.status();
         let headers = resp.headers().clone();
         let wait = retry_after(&headers);
-        let text = match resp.text().await {
+        let text = match crate::purgers::answer_text(resp).await {
             Ok(t) => t,
             Err(e) => {
                 let mut r = PurgeResponse::failed(
                     Verdict::RetryLater { after: wait },
-                    PurgeError::Transport(format!(
-                        "{what}: reading the answer failed: {}",
-                        describe_transport_error(e)
-                    )),
+                    PurgeError::Transport(format!("{what}: reading the answer failed: {e}")),
                 );
                 r.http_status = Some(status.as_u16());
                 return r;

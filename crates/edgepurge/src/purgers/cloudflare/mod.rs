@@ -127,7 +127,7 @@ impl Cloudflare {
             .get("cf-ray")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let text = match resp.text().await {
+        let text = match crate::purgers::answer_text(resp).await {
             Ok(t) => t,
             Err(e) => {
                 let mut r = PurgeResponse::failed(

@@ -149,7 +149,7 @@ impl CloudFront {
             }),
             failed: Vec::new(),
         };
-        let text = match resp.text().await {
+        let text = match crate::purgers::answer_text(resp).await {
             Ok(t) => t,
             Err(e) => {
                 let mut r = PurgeResponse::failed(
@@ -266,7 +266,7 @@ impl CloudFront {
             ))
         })?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| {
+        let text = crate::purgers::answer_text(resp).await.map_err(|e| {
             PurgeError::Transport(format!(
                 "GetInvalidation {dist}/{id}: reading the answer failed: {e}"
             ))

@@ -195,7 +195,7 @@ impl Fastly {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let wait = classify::wait(&headers, crate::clock::now_ms());
-        let text = match resp.text().await {
+        let text = match crate::purgers::answer_text(resp).await {
             Ok(t) => t,
             Err(e) => {
                 let mut r = PurgeResponse::failed(

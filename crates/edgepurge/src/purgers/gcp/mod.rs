@@ -192,11 +192,13 @@ impl GcpCdn {
                     },
                 });
             }
-            let text = resp.text().await.map_err(|e| NoAnswer {
-                verdict: Verdict::RetryLater { after: wait },
-                http_status: Some(status),
-                error: PurgeError::Transport(format!("reading the answer failed: {e}")),
-            })?;
+            let text = crate::purgers::answer_text(resp)
+                .await
+                .map_err(|e| NoAnswer {
+                    verdict: Verdict::RetryLater { after: wait },
+                    http_status: Some(status),
+                    error: PurgeError::Transport(format!("reading the answer failed: {e}")),
+                })?;
             return Ok(Answer { status, text });
         }
     }

@@ -167,11 +167,13 @@ impl Tokens {
             })?;
         let status = resp.status().as_u16();
         let wait = crate::purgers::retry_after(resp.headers());
-        let text = resp.text().await.map_err(|e| NoAnswer {
-            verdict: Verdict::RetryLater { after: wait },
-            http_status: Some(status),
-            error: PurgeError::Transport(format!("{what}: reading the answer failed: {e}")),
-        })?;
+        let text = crate::purgers::answer_text(resp)
+            .await
+            .map_err(|e| NoAnswer {
+                verdict: Verdict::RetryLater { after: wait },
+                http_status: Some(status),
+                error: PurgeError::Transport(format!("{what}: reading the answer failed: {e}")),
+            })?;
         if (200..300).contains(&status) {
             let granted: Option<Granted> = serde_json::from_str(&text).ok();
             let token = granted.as_ref().and_then(|g| g.access_token.clone());

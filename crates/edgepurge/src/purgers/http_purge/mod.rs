@@ -125,7 +125,7 @@ impl HttpPurgeNode {
                         crate::purgers::redirect_target(resp.headers())
                     )
                 });
-                let body = resp.text().await.unwrap_or_default();
+                let body = crate::purgers::answer_text(resp).await.unwrap_or_default();
                 Err(Failure {
                     retry: retryable(status),
                     retry_after,

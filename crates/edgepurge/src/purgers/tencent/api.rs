@@ -160,7 +160,7 @@ impl Client {
         let status = resp.status();
         let wait = retry_after(resp.headers());
         let resp_headers = resp.headers().clone();
-        let text = resp.text().await.map_err(|e| {
+        let text = crate::purgers::answer_text(resp).await.map_err(|e| {
             let mut r = PurgeResponse::failed(
                 Verdict::RetryLater { after: wait },
                 PurgeError::Transport(format!("{action}: reading the answer failed: {e}")),
