@@ -248,20 +248,24 @@ impl Dispatcher {
             tasks.spawn(supervise::run(lane));
         }
         for (provider, (lanes, routes)) in accounts {
-            tasks.spawn(
-                verify::Verifier {
-                    store: Arc::clone(&store),
-                    provider,
-                    routes,
-                    lanes,
-                    settings: settings.verify.clone(),
-                    clock,
-                    outcomes: Arc::clone(&outcomes),
-                    metrics: Arc::clone(&metrics),
-                    shutdown: shutdown.clone(),
-                }
-                .run(),
-            );
+            let verifier = verify::Verifier {
+                store: Arc::clone(&store),
+                provider: provider.clone(),
+                routes,
+                lanes,
+                settings: settings.verify.clone(),
+                clock,
+                outcomes: Arc::clone(&outcomes),
+                metrics: Arc::clone(&metrics),
+                shutdown: shutdown.clone(),
+            };
+            // Like a lane, started again if it crashes (the records it held are taken again
+            // when their lease ends).
+            tasks.spawn(supervise::keep_running(
+                format!("verifier of {provider}"),
+                shutdown.clone(),
+                move || verifier.clone().run(),
+            ));
         }
         if let Some(notices) = store.work_notices() {
             let wakers: wake::Wakers = lanes

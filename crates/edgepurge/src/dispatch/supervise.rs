@@ -66,6 +66,42 @@ pub(super) async fn run(lane: Lane) {
     }
 }
 
+/// Keeps a task beside the lanes (a verifier) running: one that panics (a bug) is reported
+/// and started again, after a pause that grows while it keeps crashing. Returns when the
+/// task ends by itself or at shutdown.
+pub(super) async fn keep_running<F, Fut>(
+    what: String,
+    shutdown: tokio_util::sync::CancellationToken,
+    start: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let started = tokio::time::Instant::now();
+        let crash = match tokio::spawn(start()).await {
+            Ok(()) => return,
+            Err(e) if e.is_panic() => panic_message(e.into_panic()),
+            Err(_) => return,
+        };
+        if started.elapsed() >= STABLE {
+            pause = FIRST_PAUSE;
+        }
+        tracing::error!(
+            task = %what,
+            panic = %crash,
+            "{what} crashed (a bug: please report it with this line); starting it again in {:?}",
+            pause
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {},
+            _ = shutdown.cancelled() => return,
+        }
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
 /// The text a panic was raised with.
 pub(super) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     match payload.downcast::<String>() {
@@ -74,5 +110,49 @@ pub(super) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
             Ok(s) => (*s).to_owned(),
             Err(_) => "(no message)".to_owned(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_panics_is_started_again_after_a_growing_pause() {
+        let starts = Arc::new(AtomicU32::new(0));
+        let t0 = tokio::time::Instant::now();
+        let counted = Arc::clone(&starts);
+        keep_running(
+            "test task".into(),
+            tokio_util::sync::CancellationToken::new(),
+            move || {
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n < 2 {
+                        panic!("crash {n}");
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(starts.load(Ordering::SeqCst), 3);
+        // Paused 1 s, then 2 s.
+        assert_eq!(t0.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_ends_the_pause() {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopper = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                stop.cancel();
+            })
+        };
+        keep_running("test task".into(), stop, || async { panic!("always") }).await;
+        let _ = stopper.await;
     }
 }

@@ -69,12 +69,14 @@ impl Default for VerifySettings {
 }
 
 /// A lane of the provider: where a re-purge goes, and how to wake it.
+#[derive(Clone)]
 pub(super) struct LaneWake {
     pub lane: String,
     pub notify: Arc<Notify>,
     pub added: Arc<AtomicU64>,
 }
 
+#[derive(Clone)]
 pub(super) struct Verifier {
     pub store: Arc<dyn Store>,
     pub provider: String,

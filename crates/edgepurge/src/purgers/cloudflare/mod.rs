@@ -98,11 +98,26 @@ impl Cloudflare {
                 )
             }
         };
+        // A token a header cannot carry (a file of two lines) is a credentials problem to
+        // fix, said before anything is sent; marked sensitive: never in a Debug print.
+        let Ok(mut auth) =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        else {
+            return PurgeResponse::failed(
+                Verdict::RetryLater { after: None },
+                PurgeError::Credentials(format!(
+                    "API token for provider {} from {}: it holds a character a header cannot \
+                     carry (a line break or a non-ASCII character?); it must be the token alone",
+                    self.settings.name, self.settings.api_token
+                )),
+            );
+        };
+        auth.set_sensitive(true);
         let body = targets::body(kind, items).to_string();
         let resp = match self
             .http
             .post(&self.url)
-            .bearer_auth(token.expose())
+            .header(reqwest::header::AUTHORIZATION, auth)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()
@@ -312,6 +327,29 @@ mod tests {
         assert_eq!(rates.len(), 1);
         assert_eq!(rates[0].kinds, vec![TargetKind::Dir, TargetKind::Tag]);
         assert!((rates[0].rate_per_s - 5.0 / 60.0).abs() < 1e-9);
+    }
+
+    #[tokio::test]
+    async fn a_token_a_header_cannot_carry_is_refused_before_sending() {
+        // A token file of two lines: the second would be a header of its own. It was a
+        // request-builder error before, retried as if the network had failed.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cf-token");
+        std::fs::write(&path, "first-token\nX-Injected: 1\n").unwrap();
+        let mut s = settings();
+        s.api_token = SecretSource::File(path);
+        let cf = Cloudflare::new(s).unwrap();
+        let r = cf
+            .purge(TargetKind::Url, &["https://cdn.example.com/1".into()])
+            .await;
+        assert_eq!(r.http_status, None, "nothing was sent");
+        let err = r.error.unwrap();
+        assert!(matches!(err, PurgeError::Credentials(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("cf-token") && !text.contains("first-token"),
+            "{text}"
+        );
     }
 
     #[tokio::test]
