@@ -314,6 +314,11 @@ fn report_config_rules(change: &crate::store::ConfigRulesChange, shared: bool) {
     if change.is_empty() {
         return;
     }
+    if change.before == 0 {
+        // A new store (or one that had none): nothing of another node's was replaced.
+        tracing::info!(change = %change, "config rules installed");
+        return;
+    }
     if shared {
         tracing::warn!(
             change = %change,

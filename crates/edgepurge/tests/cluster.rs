@@ -425,8 +425,24 @@ fn a_node_with_a_different_config_file_names_the_shared_rules_it_changed() {
     let pg = Postgres::shared();
     let (url, db) = database(pg);
     let fake = fake_tencent();
+    // The first node installs the rules into a new store: not a warning.
     let a = node(&fake, &url, "url_daily_quota = 0");
-    let _server_a = a.serve_with_stderr(std::process::Stdio::null());
+    let a_log = a.dir.path().join("serve.log");
+    let _server_a = a.serve_with_stderr(std::process::Stdio::from(
+        std::fs::File::create(&a_log).unwrap(),
+    ));
+    let installed = edgepurge_testkit::wait_for(Duration::from_secs(10), "node A's line", || {
+        let text = std::fs::read_to_string(&a_log).unwrap_or_default();
+        text.lines()
+            .find(|l| l.contains("config rules installed"))
+            .map(str::to_owned)
+    });
+    assert!(
+        installed.contains("INFO") && installed.contains("added site"),
+        "{installed}"
+    );
+    let a_text = std::fs::read_to_string(&a_log).unwrap();
+    assert!(!a_text.contains("every node sharing"), "{a_text}");
 
     // Node B's file has the site rule as it was before a prefix was added, and an extra rule.
     let b = node(&fake, &url, "url_daily_quota = 0");

@@ -131,6 +131,8 @@ pub struct ConfigRulesChange {
     pub added: Vec<String>,
     pub changed: Vec<String>,
     pub removed: Vec<String>,
+    /// How many config rules the store held before (none: a new store, nothing replaced).
+    pub before: usize,
 }
 
 impl ConfigRulesChange {
@@ -152,6 +154,7 @@ impl ConfigRulesChange {
             .filter(|(n, _)| find(new, n).is_none())
             .map(|(n, _)| n.clone())
             .collect();
+        c.before = old.len();
         c
     }
 
