@@ -912,6 +912,11 @@ fn log_requests_honours_status_and_unknown_names_get_a_suggestion() {
     ));
     let log = ep.settle(Duration::from_secs(20));
     assert_eq!(log.len(), 2, "{log:?}");
+    // The record is dead as soon as its target on the refused domain is; its other target's
+    // retry may still be on its way: wait for the third request.
+    edgepurge_testkit::wait_for(Duration::from_secs(20), "the retried purge", || {
+        (ep.ok(&["log", "--requests", "--json"]).lines().count() == 3).then_some(())
+    });
     let outcomes = |status: &str| -> Vec<String> {
         ep.ok(&["log", "--requests", "--json", "--status", status])
             .lines()
