@@ -66,6 +66,33 @@ pub fn task_pages(limits: &Limits, page: u64, max_pages: usize) -> u32 {
     u32::try_from(pages.min(max_pages as u64)).unwrap_or(1)
 }
 
+/// The [`ProviderConfig`] methods of an account that is one lane named after it, for a
+/// settings struct with `name` and `limits` fields in a module whose kind is `KIND`.
+macro_rules! one_lane_account {
+    () => {
+        fn kind(&self) -> &'static str {
+            KIND.kind
+        }
+
+        fn name(&self) -> &str {
+            &self.name
+        }
+
+        fn lanes(&self) -> Vec<String> {
+            vec![self.name.clone()]
+        }
+
+        fn limits(&self) -> &crate::purgers::Limits {
+            &self.limits
+        }
+
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    };
+}
+pub(crate) use one_lane_account;
+
 /// Every provider kind edgepurge speaks, by its `kind` key.
 pub const KINDS: &[ProviderKind] = &[
     tencent::KIND,

@@ -137,25 +137,7 @@ impl AkamaiSettings {
 }
 
 impl ProviderConfig for AkamaiSettings {
-    fn kind(&self) -> &'static str {
-        KIND.kind
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn lanes(&self) -> Vec<String> {
-        vec![self.name.clone()]
-    }
-
-    fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
+    crate::purgers::one_lane_account!();
 
     fn build(&self) -> Result<Vec<Arc<dyn Purger>>, BuildError> {
         let akamai = Akamai::new(self.clone()).map_err(|reason| BuildError {

@@ -89,25 +89,7 @@ pub struct EdgeOneSettings {
 }
 
 impl ProviderConfig for EdgeOneSettings {
-    fn kind(&self) -> &'static str {
-        KIND.kind
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn lanes(&self) -> Vec<String> {
-        vec![self.name.clone()]
-    }
-
-    fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
+    crate::purgers::one_lane_account!();
 
     fn build(&self) -> Result<Vec<Arc<dyn Purger>>, BuildError> {
         let eo = EdgeOne::new(self.clone()).map_err(|reason| BuildError {
