@@ -376,6 +376,12 @@ mod tests {
             refresh_at(now, Duration::from_secs(8)),
             now + Duration::from_secs(6)
         );
+        // A hostile or broken endpoint's lifetime is not believed past an hour (it overflowed
+        // the refresh time and panicked before).
+        assert_eq!(
+            refresh_at(now, Duration::from_secs(u64::MAX)),
+            now + Duration::from_secs(3375)
+        );
     }
 
     #[tokio::test(start_paused = true)]
