@@ -94,6 +94,13 @@ pub struct RuleSpec {
     /// stale. The log shows `verified=fresh|stale|unverifiable (reason)`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub verify: bool,
+    /// After each purge completed (and was verified fresh, with `verify`), prefetch the
+    /// purged URLs into the CDN (Tencent `PushUrlsCache`, EdgeOne `CreatePrefetchTask`,
+    /// Alibaba `PushObjectCache`, a GET through each `http-purge` node), so the first visitor
+    /// gets a cache hit. Only for accounts that can prefetch. The log shows
+    /// `warmed=warmed|failed|skipped (reason)` and the prefetch task id.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warm: bool,
     #[serde(default = "default_true")]
     pub enabled: bool,
 }

@@ -39,6 +39,7 @@ fn record(i: u64, j: u64) -> IngestRecord {
         }],
         note: None,
         verify: None,
+        warm: None,
     }
 }
 

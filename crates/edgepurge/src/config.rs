@@ -120,6 +120,7 @@ pub struct RawDispatch {
     pub verify_concurrency: Option<usize>,
     pub verify_timeout_s: Option<u64>,
     pub verify_max_repurges: Option<u32>,
+    pub warm_rate_per_s: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -612,6 +613,16 @@ impl RawConfig {
                     None => defaults.verify.max_repurges,
                 },
                 ..defaults.verify.clone()
+            },
+            warm: crate::dispatch::WarmSettings {
+                rate_per_s: crate::validate::rate(
+                    d.warm_rate_per_s,
+                    defaults.warm.rate_per_s,
+                    None,
+                    "dispatch.warm_rate_per_s",
+                    &mut p,
+                ),
+                ..defaults.warm.clone()
             },
         };
         if dispatch.tasks.timeout_ms <= dispatch.tasks.first_check_ms {

@@ -35,6 +35,23 @@ pub enum RuleRefusal {
         mode: &'static str,
         supported: String,
     },
+    /// The rule asks `warm = true` of an account that cannot prefetch.
+    #[error(
+        "rule {rule:?}: warm = true, but provider {provider:?} ({kind}) has no prefetch API; \
+         warming works with tencent-cdn, edgeone, aliyun-cdn and http-purge accounts (remove \
+         warm, or list such an account)"
+    )]
+    CannotWarm {
+        rule: String,
+        provider: String,
+        kind: &'static str,
+    },
+    /// `warm = true` on a rule that purges directories or tags: nothing addresses one URL.
+    #[error(
+        "rule {rule:?}: warm = true needs mode = \"url\" (a {mode} purge has no URL to \
+         prefetch)"
+    )]
+    WarmNeedsUrls { rule: String, mode: &'static str },
 }
 
 struct Suggestion<'a>(&'a Option<String>);
@@ -55,6 +72,7 @@ impl RuleRefusal {
             RuleRefusal::Invalid(e) => e.field,
             RuleRefusal::UnknownProvider { .. } => "provider",
             RuleRefusal::Unsupported { .. } => "mode",
+            RuleRefusal::CannotWarm { .. } | RuleRefusal::WarmNeedsUrls { .. } => "warm",
         }
     }
 }
@@ -86,6 +104,12 @@ pub fn refusals(spec: &RuleSpec, providers: Option<&Providers>) -> Vec<RuleRefus
         .into_iter()
         .map(RuleRefusal::Invalid)
         .collect();
+    if spec.warm && spec.mode.target_kind() != TargetKind::Url {
+        out.push(RuleRefusal::WarmNeedsUrls {
+            rule: spec.name.clone(),
+            mode: spec.mode.as_str(),
+        });
+    }
     let Some(providers) = providers else {
         return out;
     };
@@ -103,6 +127,13 @@ pub fn refusals(spec: &RuleSpec, providers: Option<&Providers>) -> Vec<RuleRefus
             });
             continue;
         };
+        if spec.warm && !account.prefetches() {
+            out.push(RuleRefusal::CannotWarm {
+                rule: spec.name.clone(),
+                provider: name.to_owned(),
+                kind: account.kind(),
+            });
+        }
         let kind = spec.mode.target_kind();
         if !account.supports(kind) {
             let supported: Vec<&str> = TargetKind::ALL
@@ -176,6 +207,7 @@ pub(crate) fn example(name: &str, provider: &str, mode: edgepurge_core::Mode) ->
         // A dir rule without a folder prefix reaches the domain root.
         allow_host_purge: mode == edgepurge_core::Mode::Dir,
         verify: false,
+        warm: false,
         enabled: true,
     }
 }

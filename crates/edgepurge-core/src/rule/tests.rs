@@ -18,6 +18,7 @@ fn spec(name: &str) -> RuleSpec {
         tags: Vec::new(),
         allow_host_purge: false,
         verify: false,
+        warm: false,
         enabled: true,
     }
 }

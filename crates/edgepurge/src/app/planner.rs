@@ -143,6 +143,7 @@ impl Planner {
                     .collect(),
                 note: None,
                 verify: None,
+                warm: None,
             })
             .collect()
     }
@@ -190,6 +191,7 @@ impl Planner {
                         targets: Vec::new(),
                         jobs: Vec::new(),
                         verify: None,
+                        warm: None,
                         note: Some(format!(
                             "no enabled rule matches bucket {:?}, event {}, key {:?}",
                             event.bucket, event.name, event.key
@@ -245,9 +247,19 @@ impl Planner {
                             m.targets.iter().map(|t| t.kind),
                         )
                     });
+                // Warmed after the purge (and its verification) when its rule asks.
+                let warm = self
+                    .rules
+                    .iter()
+                    .find(|r| r.spec.name == m.rule)
+                    .filter(|r| r.spec.warm && !m.targets.is_empty())
+                    .map(|_| {
+                        crate::dispatch::warm::start(&event.name, m.targets.iter().map(|t| t.kind))
+                    });
                 out.push(IngestRecord {
                     event: info.clone(),
                     verify,
+                    warm,
                     jobs: self.jobs(&m.targets),
                     targets: m.targets.iter().map(|t| t.target.clone()).collect(),
                     rule: Some(m.rule),

@@ -160,8 +160,9 @@ fn print_record(r: &LogRecord, json: bool) -> CliResult {
         .map(|c| format!(" completed={}", local_time(c)))
         .unwrap_or_default();
     let line = format!(
-        "{line}{completed}{}{}",
+        "{line}{completed}{}{}{}",
         verified_suffix(r),
+        warmed_suffix(r),
         outcome_suffix(&r.request_id, &r.task_id, &r.error)
     );
     // Keys and errors come from senders and providers: never raw to the terminal.
@@ -202,6 +203,21 @@ fn verified_suffix(r: &LogRecord) -> String {
         (Some(v), Some(note)) => format!(" verified={} ({note})", v.as_str()),
         (Some(v), None) => format!(" verified={}", v.as_str()),
     }
+}
+
+/// ` warmed=warmed (what was done) warm_task=…` for a record of a rule with `warm = true`.
+fn warmed_suffix(r: &LogRecord) -> String {
+    let Some(w) = r.warmed else {
+        return String::new();
+    };
+    let mut out = format!(" warmed={}", w.as_str());
+    if let Some(note) = &r.warm_note {
+        out.push_str(&format!(" ({note})"));
+    }
+    if let Some(task) = &r.warm_task {
+        out.push_str(&format!(" warm_task={task}"));
+    }
+    out
 }
 
 /// ` request_id=… task_id=…  error: …` for the parts that are present.

@@ -116,6 +116,11 @@ pub struct AddArgs {
     /// (compared with the event's ETag or size); purge once more if still stale.
     #[arg(long)]
     pub verify: bool,
+    /// After each purge completed (and was verified, with --verify), prefetch the purged
+    /// URLs into the CDN, so the first visitor gets a cache hit (accounts that can prefetch:
+    /// tencent-cdn, edgeone, aliyun-cdn, http-purge).
+    #[arg(long)]
+    pub warm: bool,
     /// Add the rule disabled.
     #[arg(long)]
     pub disabled: bool,
@@ -180,6 +185,7 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
                 tags: a.tags,
                 allow_host_purge: a.allow_host_purge,
                 verify: a.verify,
+                warm: a.warm,
                 enabled: !a.disabled,
             };
             let json = a.json;

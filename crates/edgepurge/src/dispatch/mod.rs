@@ -17,6 +17,7 @@ pub mod ratelimit;
 mod supervise;
 pub mod verify;
 mod wake;
+pub mod warm;
 
 use crate::clock::Clock;
 use crate::purgers::Purger;
@@ -33,6 +34,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 pub use verify::VerifySettings;
+pub use warm::WarmSettings;
 
 #[derive(Debug, Clone)]
 pub struct DispatchSettings {
@@ -52,6 +54,8 @@ pub struct DispatchSettings {
     pub quota_warn_percent: u8,
     /// How purged URLs are fetched to verify they are fresh (rules with `verify = true`).
     pub verify: VerifySettings,
+    /// How purged URLs are prefetched after the purge (rules with `warm = true`).
+    pub warm: WarmSettings,
 }
 
 impl Default for DispatchSettings {
@@ -66,6 +70,7 @@ impl Default for DispatchSettings {
             tasks: follow::FollowSettings::default(),
             quota_warn_percent: 80,
             verify: VerifySettings::default(),
+            warm: WarmSettings::default(),
         }
     }
 }
@@ -198,6 +203,8 @@ impl Dispatcher {
         // Each provider account's lanes, and where its caches are asked, for its verifier.
         let mut accounts: BTreeMap<String, (Vec<verify::LaneWake>, Vec<verify::probe::Route>)> =
             BTreeMap::new();
+        // And its purgers, for its warmer.
+        let mut warmers: BTreeMap<String, Vec<Arc<dyn Purger>>> = BTreeMap::new();
         for purger in purgers {
             let notify = Arc::new(Notify::new());
             let added = Arc::new(AtomicU64::new(0));
@@ -215,6 +222,10 @@ impl Dispatcher {
                     status: Arc::clone(&status),
                 },
             );
+            warmers
+                .entry(purger.provider().to_owned())
+                .or_default()
+                .push(Arc::clone(&purger));
             let account = accounts.entry(purger.provider().to_owned()).or_default();
             account.0.push(verify::LaneWake {
                 lane: purger.lane().to_owned(),
@@ -265,6 +276,22 @@ impl Dispatcher {
                 format!("verifier of {provider}"),
                 shutdown.clone(),
                 move || verifier.clone().run(),
+            ));
+        }
+        for (provider, purgers) in warmers {
+            let warmer = warm::Warmer {
+                store: Arc::clone(&store),
+                provider: provider.clone(),
+                purgers,
+                settings: settings.warm.clone(),
+                clock,
+                outcomes: Arc::clone(&outcomes),
+                shutdown: shutdown.clone(),
+            };
+            tasks.spawn(supervise::keep_running(
+                format!("warmer of {provider}"),
+                shutdown.clone(),
+                move || warmer.clone().run(),
             ));
         }
         if let Some(notices) = store.work_notices() {

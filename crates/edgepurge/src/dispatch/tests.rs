@@ -485,6 +485,7 @@ fn rec(urls: &[String]) -> IngestRecord {
             .collect(),
         note: None,
         verify: None,
+        warm: None,
     }
 }
 

@@ -164,6 +164,12 @@ pub trait ProviderConfig: fmt::Debug + Send + Sync {
     fn required_secrets(&self) -> Vec<&crate::secret::SecretSource> {
         self.secrets()
     }
+    /// Whether this account can prefetch (warm) URLs into its caches: rules with
+    /// `warm = true` are refused for the others (Cloudflare, CloudFront, Fastly, Akamai and
+    /// Google Cloud CDN have no prefetch API).
+    fn prefetches(&self) -> bool {
+        false
+    }
     /// The concrete settings, for code that knows the kind (tests, kind-specific tools).
     fn as_any(&self) -> &dyn std::any::Any;
 }
@@ -329,6 +335,59 @@ pub struct SharedRate {
     pub rate_per_s: f64,
 }
 
+/// What a provider allows of prefetching (warming), apart from its purge limits: prefetch
+/// calls have their own per-request maximum, rate and daily quota.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PrefetchLimits {
+    /// URLs per request.
+    pub max_urls: usize,
+    /// At most this many prefetch requests in any one second.
+    pub rate_per_s: f64,
+    /// URLs a day, when known before asking the provider (its quota call, if any, says).
+    pub daily_quota: Option<u64>,
+}
+
+/// The answer to one prefetch request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefetchResponse {
+    /// `Done`, `RetryLater`, `Split`, `QuotaExhausted` or `Fatal`, as for purges.
+    pub verdict: Verdict,
+    /// The provider's prefetch task id, when it gives one.
+    pub task_id: Option<String>,
+    /// What was seen, for the log (`HTTP 200, X-Cache: MISS, 1234 bytes`).
+    pub note: Option<String>,
+    pub error: Option<PurgeError>,
+}
+
+impl PrefetchResponse {
+    pub fn failed(verdict: Verdict, error: PurgeError) -> PrefetchResponse {
+        PrefetchResponse {
+            verdict,
+            task_id: None,
+            note: None,
+            error: Some(error),
+        }
+    }
+
+    /// A prefetch answered by a provider's API the way its purges are (`Err`: classified).
+    pub fn from_call(answer: Result<Option<String>, PurgeResponse>) -> PrefetchResponse {
+        match answer {
+            Ok(task_id) => PrefetchResponse {
+                verdict: Verdict::Done,
+                task_id,
+                note: None,
+                error: None,
+            },
+            Err(r) => PrefetchResponse {
+                verdict: r.verdict,
+                task_id: None,
+                note: None,
+                error: r.error,
+            },
+        }
+    }
+}
+
 /// Per-kind quota reported by the provider itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KindQuota {
@@ -393,6 +452,21 @@ pub trait Purger: Send + Sync {
     /// a self-hosted cache node, asked with the URL's `Host`; `None`: the URL itself, through
     /// the CDN.
     fn probe_via(&self) -> Option<url::Url> {
+        None
+    }
+    /// What this lane allows of prefetching (warming); `None`: it cannot prefetch.
+    fn prefetch_limits(&self) -> Option<PrefetchLimits> {
+        None
+    }
+    /// Prefetches `urls` (at most [`PrefetchLimits::max_urls`]) into this lane's caches.
+    async fn prefetch(&self, _urls: &[String]) -> PrefetchResponse {
+        PrefetchResponse::failed(
+            Verdict::Fatal,
+            PurgeError::Request("this provider has no prefetch API".to_owned()),
+        )
+    }
+    /// Asks the provider for today's prefetch quota (URLs), when it can tell.
+    async fn prefetch_quota(&self) -> Option<Result<KindQuota, PurgeError>> {
         None
     }
     /// How far the provider's task `task_id` (from an answer of [`Purger::purge`]) has got.

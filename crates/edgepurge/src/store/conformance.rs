@@ -60,6 +60,8 @@ macro_rules! suite {
             an_ended_purge_is_due_to_be_reported_unverifiable,
             records_keep_the_events_validators,
             a_later_change_of_the_same_object_is_found,
+            a_warming_is_due_after_completion_and_verification,
+            a_warming_is_taken_for_a_lease_and_recorded_once,
         );
         $crate::store::conformance::suite!(@multi $factory;
             a_lease_holds_across_handles_and_fences_late_answers,
@@ -67,6 +69,7 @@ macro_rules! suite {
             a_follower_misses_no_change_while_writers_of_every_kind_commit,
             concurrent_handles_merge_one_url_into_one_job,
             two_handles_never_take_the_same_verification,
+            two_handles_never_take_the_same_warming,
         );
     };
     (@single $factory:path; $($name:ident),* $(,)?) => {
@@ -191,6 +194,7 @@ pub fn record(rule: &str, jobs: &[(&str, &str)]) -> IngestRecord {
             .collect(),
         note: None,
         verify: None,
+        warm: None,
     }
 }
 
@@ -2057,4 +2061,211 @@ pub async fn a_later_change_of_the_same_object_is_found(s: &dyn Store) {
     v3.event.etag = Some("\"v3\"".into());
     let ids = s.ingest(vec![v2, v3], 500).await.unwrap().purge_ids;
     assert_eq!(s.newer_record(&due[0]).await.unwrap(), Some(ids[1]));
+}
+
+/// A record to warm: rule "r" through provider "p" (and verified too, when `verify` is given).
+pub fn warmed_record(url: &str, verify: Option<Verified>) -> IngestRecord {
+    let mut r = match verify {
+        Some(state) => verified_record(url, Some("\"abc\""), state),
+        None => record("r", &[("p", url)]),
+    };
+    r.warm = Some(WarmStart {
+        state: Warmed::Pending,
+        note: None,
+    });
+    r
+}
+
+pub async fn a_warming_is_due_after_completion_and_verification(s: &dyn Store) {
+    let tok = lease(s).await;
+    let mut skipped = record("r", &[("p", "https://c/gone")]);
+    skipped.event.name = "ObjectRemoved:Delete".into();
+    skipped.warm = Some(WarmStart {
+        state: Warmed::Skipped,
+        note: Some("a delete: nothing to prefetch".into()),
+    });
+    let ids = s
+        .ingest(
+            vec![
+                warmed_record("https://c/a", None),
+                warmed_record("https://c/b", Some(Verified::Pending)),
+                skipped,
+                record("r", &[("p", "https://c/plain")]),
+            ],
+            0,
+        )
+        .await
+        .unwrap()
+        .purge_ids;
+    let recs = all_records(s).await;
+    assert_eq!(recs[0].warmed, Some(Warmed::Pending));
+    assert_eq!(recs[2].warmed, Some(Warmed::Skipped));
+    assert_eq!(
+        recs[2].warm_note.as_deref(),
+        Some("a delete: nothing to prefetch")
+    );
+    assert_eq!(recs[3].warmed, None, "only rules that ask warm");
+    assert!(
+        s.warmings_due("p", 50, 50, 1000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not purged yet"
+    );
+    purge_all(s, tok, 120).await;
+    assert!(
+        s.warmings_due("p", 200, 100, 1000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "completed at 120: not settled by 100"
+    );
+    assert!(
+        s.warmings_due("q", 200, 200, 1000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "another provider's warmer does not take it"
+    );
+    // The verified one waits for its verification.
+    let due = s.warmings_due("p", 200, 200, 1000, 10).await.unwrap();
+    assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![ids[0]]);
+    let d = &due[0];
+    assert_eq!(d.provider, "p");
+    assert_eq!(d.targets, vec!["https://c/a".to_owned()]);
+    assert_eq!(d.event, "ObjectCreated:Put");
+    assert_eq!(
+        (d.status, d.completed_at, d.verified),
+        (Status::Succeeded, Some(120), None)
+    );
+    // A verifier reads that the record is to be warmed (a re-purge of it is warmed too).
+    let v = s.verifications_due("p", 200, 200, 1000, 10).await.unwrap();
+    assert_eq!(v.iter().map(|d| (d.id, d.warm)).collect::<Vec<_>>(), vec![(ids[1], true)]);
+    s.note_verifications(
+        vec![VerifyUpdate {
+            id: ids[1],
+            verified: Verified::Stale,
+            note: Some("cdn: ETag \"old\"".into()),
+        }],
+        300,
+    )
+    .await
+    .unwrap();
+    let due = s.warmings_due("p", 400, 400, 1000, 10).await.unwrap();
+    assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![ids[1]]);
+    assert_eq!(due[0].verified, Some(Verified::Stale));
+}
+
+pub async fn a_warming_is_taken_for_a_lease_and_recorded_once(s: &dyn Store) {
+    let tok = lease(s).await;
+    s.ingest(vec![warmed_record("https://c/a", None)], 0)
+        .await
+        .unwrap();
+    purge_all(s, tok, 100).await;
+    let first = s.warmings_due("p", 200, 200, 1000, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(
+        s.warmings_due("p", 300, 300, 1000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "taken until 1200"
+    );
+    // Undecided ("pending") changes nothing: due again when the lease ends.
+    let pending = WarmUpdate {
+        id: first[0].id,
+        warmed: Warmed::Pending,
+        note: None,
+        task_id: None,
+    };
+    let receipt = s.note_warmings(vec![pending], 400).await.unwrap();
+    assert!(receipt.records.is_empty());
+    let again = s.warmings_due("p", 1200, 1200, 1000, 10).await.unwrap();
+    assert_eq!(
+        again.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![first[0].id]
+    );
+    let cursor = s.log_cursor().await.unwrap();
+    let receipt = s
+        .note_warmings(
+            vec![WarmUpdate {
+                id: first[0].id,
+                warmed: Warmed::Warmed,
+                note: Some("1 URL(s) prefetched".into()),
+                task_id: Some("15475444535871929928456".into()),
+            }],
+            1300,
+        )
+        .await
+        .unwrap();
+    assert_eq!(receipt.records.len(), 1);
+    assert_eq!(receipt.records[0].status, Status::Succeeded);
+    let rec = &all_records(s).await[0];
+    assert_eq!(rec.warmed, Some(Warmed::Warmed));
+    assert_eq!(rec.warm_note.as_deref(), Some("1 URL(s) prefetched"));
+    assert_eq!(rec.warm_task.as_deref(), Some("15475444535871929928456"));
+    assert_eq!(rec.status, Status::Succeeded, "the purge outcome stays");
+    assert_eq!(rec.updated, 1300);
+    let changed = s
+        .log(LogQuery {
+            after: Some((cursor, i64::MAX)),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        changed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![rec.id]
+    );
+    // Recorded once: a late second answer changes nothing, and it is never due again.
+    let late = s
+        .note_warmings(
+            vec![WarmUpdate {
+                id: rec.id,
+                warmed: Warmed::Failed,
+                note: Some("late".into()),
+                task_id: None,
+            }],
+            1400,
+        )
+        .await
+        .unwrap();
+    assert!(late.records.is_empty());
+    assert_eq!(all_records(s).await[0].warmed, Some(Warmed::Warmed));
+    assert!(s
+        .warmings_due("p", i64::MAX / 2, i64::MAX / 2, 1000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn two_handles_never_take_the_same_warming(backend: &Backend) {
+    let (one, two) = ((backend.open)().await, (backend.open)().await);
+    let tok = lease(one.as_ref()).await;
+    let recs: Vec<IngestRecord> = (0..40)
+        .map(|i| warmed_record(&format!("https://c/{i}"), None))
+        .collect();
+    one.ingest(recs, 0).await.unwrap();
+    purge_all(one.as_ref(), tok, 100).await;
+    let take = |s: Arc<dyn Store>| {
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let due = s.warmings_due("p", 200, 200, 60_000, 3).await.unwrap();
+                if due.is_empty() {
+                    return got;
+                }
+                got.extend(due.into_iter().map(|d| d.id));
+            }
+        })
+    };
+    let (a, b) = (take(Arc::clone(&one)), take(Arc::clone(&two)));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    let mut all: Vec<i64> = a.iter().chain(&b).copied().collect();
+    all.sort_unstable();
+    let mut unique = all.clone();
+    unique.dedup();
+    assert_eq!(all, unique, "no record taken twice");
+    assert_eq!(all.len(), 40, "every record taken");
 }

@@ -266,6 +266,8 @@ pub struct DueVerification {
     pub completed_at: Option<Ms>,
     pub error: Option<String>,
     pub round: u32,
+    /// The record is to be warmed (its re-purge is too).
+    pub warm: bool,
 }
 
 /// What verifying a record found.
@@ -275,6 +277,78 @@ pub struct VerifyUpdate {
     /// `Fresh`, `Stale` or `Unverifiable` (`Pending`: not decided, left to be taken again).
     pub verified: Verified,
     pub note: Option<String>,
+}
+
+/// Whether a record's purged URLs were prefetched into the CDN after its purge (a rule's
+/// `warm = true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Warmed {
+    /// To be prefetched once the purge completed (and was verified, when the rule verifies).
+    Pending,
+    /// The provider accepted the prefetch (its task id kept), or every cache node answered.
+    Warmed,
+    /// The prefetch was refused or failed (quota spent, bad URL, no answer); the note says why.
+    Failed,
+    /// Not prefetched, by design: a delete, not a URL, the purge failed, or the CDN still
+    /// served a stale copy; the note says which.
+    Skipped,
+}
+
+impl Warmed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Warmed::Pending => "pending",
+            Warmed::Warmed => "warmed",
+            Warmed::Failed => "failed",
+            Warmed::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Warmed> {
+        Some(match s {
+            "pending" => Warmed::Pending,
+            "warmed" => Warmed::Warmed,
+            "failed" => Warmed::Failed,
+            "skipped" => Warmed::Skipped,
+            _ => return None,
+        })
+    }
+}
+
+/// A record's warming as it is created: pending, or skipped at once with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarmStart {
+    pub state: Warmed,
+    pub note: Option<String>,
+}
+
+/// A record whose purge completed (or ended), verified when its rule verifies, and whose
+/// warming is due; taken for a while by the process that warms it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueWarming {
+    pub id: i64,
+    /// The event's name (a delete is never warmed).
+    pub event: String,
+    pub provider: String,
+    pub targets: Vec<String>,
+    pub status: Status,
+    pub completed_at: Option<Ms>,
+    pub error: Option<String>,
+    /// What verifying found, when the rule verifies.
+    pub verified: Option<Verified>,
+}
+
+/// What warming a record did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarmUpdate {
+    pub id: i64,
+    /// `Warmed`, `Failed` or `Skipped` (`Pending`: not decided, taken again when its lease
+    /// ends).
+    pub warmed: Warmed,
+    pub note: Option<String>,
+    /// The provider's prefetch task id(s), when it gives one.
+    pub task_id: Option<String>,
 }
 
 /// One log record to create: an event and what one rule (or nothing) made of it.
@@ -290,6 +364,8 @@ pub struct IngestRecord {
     pub note: Option<String>,
     /// Whether (and how) the CDN's copy is to be verified after the purge.
     pub verify: Option<VerifyStart>,
+    /// Whether the purged URLs are to be prefetched after the purge (and verification).
+    pub warm: Option<WarmStart>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -375,6 +451,11 @@ pub struct LogRecord {
     /// Whether the CDN serves the new object (rules with `verify = true`), and why so.
     pub verified: Option<Verified>,
     pub verify_note: Option<String>,
+    /// Whether the purged URLs were prefetched (rules with `warm = true`), why not, and the
+    /// provider's prefetch task id.
+    pub warmed: Option<Warmed>,
+    pub warm_note: Option<String>,
+    pub warm_task: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -544,6 +625,22 @@ pub trait Store: Send + Sync {
         updates: Vec<VerifyUpdate>,
         now: Ms,
     ) -> StoreResult<FinishReceipt>;
+    /// Records of `provider` to warm at `now`: warming pending and due, verification not
+    /// pending, and the purge completed at or before `settled_before` (or ended: dead, or its
+    /// completion given up); at most `limit`, the longest due first. Each is taken until
+    /// `now + lease_ms`, as [`Store::verifications_due`].
+    async fn warmings_due(
+        &self,
+        provider: &str,
+        now: Ms,
+        settled_before: Ms,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DueWarming>>;
+    /// Records what warming did (an update of a record not pending changes nothing); returns
+    /// the records that changed.
+    async fn note_warmings(&self, updates: Vec<WarmUpdate>, now: Ms)
+        -> StoreResult<FinishReceipt>;
     /// Raises a day's used quota to at least `used` (the provider reported it).
     async fn note_quota_used(
         &self,

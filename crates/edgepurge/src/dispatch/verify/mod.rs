@@ -310,6 +310,11 @@ impl Verifier {
                 note: Some(format!("re-purge of #{}, which was still stale", d.id)),
                 round: d.round.saturating_add(1),
             }),
+            // Warmed in turn if found fresh (this one, stale, is not).
+            warm: d.warm.then(|| crate::store::WarmStart {
+                state: crate::store::Warmed::Pending,
+                note: None,
+            }),
         };
         let jobs = record.jobs.len();
         let receipt = self.store.ingest(vec![record], self.clock.now_ms()).await?;

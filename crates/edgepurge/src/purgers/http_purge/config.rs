@@ -81,6 +81,11 @@ impl ProviderConfig for HttpPurgeSettings {
         self
     }
 
+    /// A GET through each node.
+    fn prefetches(&self) -> bool {
+        true
+    }
+
     fn build(&self) -> Result<Vec<Arc<dyn Purger>>, BuildError> {
         let nodes = HttpPurgeNode::build(self).map_err(|reason| BuildError {
             provider: self.name.clone(),

@@ -12,6 +12,7 @@
 
 mod config;
 mod preset;
+mod warm;
 
 pub use config::{HttpPurgeSettings, KIND};
 pub use preset::{default_limits, Methods, Preset};
@@ -263,6 +264,25 @@ impl Purger for HttpPurgeNode {
 
     fn probe_via(&self) -> Option<url::Url> {
         Some(self.node.clone())
+    }
+
+    /// One GET per URL, through this node; the node's own rate (`rate_per_s`) applies.
+    fn prefetch_limits(&self) -> Option<super::PrefetchLimits> {
+        Some(super::PrefetchLimits {
+            max_urls: 1,
+            rate_per_s: self.limits.rate_per_s,
+            daily_quota: None,
+        })
+    }
+
+    async fn prefetch(&self, urls: &[String]) -> super::PrefetchResponse {
+        match urls {
+            [url] => self.warm(url).await,
+            _ => super::PrefetchResponse::failed(
+                Verdict::Split,
+                PurgeError::Request("a cache node is warmed one URL at a time".into()),
+            ),
+        }
     }
 
     fn limits(&self) -> &Limits {

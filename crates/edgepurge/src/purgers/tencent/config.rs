@@ -86,6 +86,11 @@ pub struct TencentSettings {
 impl ProviderConfig for TencentSettings {
     crate::purgers::one_lane_account!();
 
+    /// `PushUrlsCache`.
+    fn prefetches(&self) -> bool {
+        true
+    }
+
     fn build(&self) -> Result<Vec<Arc<dyn Purger>>, BuildError> {
         let cdn = TencentCdn::new(self.clone()).map_err(|reason| BuildError {
             provider: self.name.clone(),

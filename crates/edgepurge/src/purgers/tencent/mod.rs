@@ -1,5 +1,6 @@
 //! Tencent Cloud CDN: `PurgeUrlsCache`, `PurgePathCache`, `DescribePurgeTasks` and
-//! `DescribePurgeQuota` over API 3.0 with TC3-HMAC-SHA256 (apis.md §A).
+//! `DescribePurgeQuota` over API 3.0 with TC3-HMAC-SHA256 (apis.md §A); warming with
+//! `PushUrlsCache` and its own quota, `DescribePushQuota` (apis.md §K.1).
 
 pub mod api;
 pub mod classify;
@@ -11,8 +12,8 @@ pub(crate) mod tasks;
 pub use config::{default_limits, TencentSettings, KIND};
 
 use super::{
-    snippet, KindQuota, Limits, ProviderQuota, PurgeError, PurgeResponse, Purger, TargetFailure,
-    TaskState, Verdict,
+    snippet, KindQuota, Limits, PrefetchLimits, PrefetchResponse, ProviderQuota, PurgeError,
+    PurgeResponse, Purger, TargetFailure, TaskState, Verdict,
 };
 use api::Call;
 use async_trait::async_trait;
@@ -25,6 +26,9 @@ pub const API_VERSION: &str = "2018-06-06";
 pub const SERVICE: &str = "cdn";
 pub const DEFAULT_ENDPOINT: &str = "https://cdn.tencentcloudapi.com";
 pub const INTL_ENDPOINT: &str = "https://cdn.intl.tencentcloudapi.com";
+/// URLs per `PushUrlsCache` by default (apis.md §K.1; `DescribePushQuota`'s `Batch` says the
+/// account's own).
+pub const PUSH_BATCH: usize = 500;
 
 pub struct TencentCdn {
     settings: TencentSettings,
@@ -70,6 +74,18 @@ impl TencentCdn {
         self.api
             .call(action, body, &|code| classify::classify_for(code, targets))
             .await
+    }
+
+    /// `PushUrlsCache`'s body: the URLs, the account's area and URL encoding.
+    fn push_body(&self, urls: &[String]) -> Value {
+        let mut body = json!({ "Urls": urls });
+        if let Some(area) = &self.settings.area {
+            body["Area"] = json!(area);
+        }
+        if self.settings.url_encode {
+            body["UrlEncode"] = json!(true);
+        }
+        body
     }
 
     fn purge_body(&self, kind: TargetKind, targets: &[String]) -> (&'static str, Value) {
@@ -276,6 +292,51 @@ impl Purger for TencentCdn {
         }
         // More entries than read this time: done only once all were seen.
         Ok(tasks::state_of(&logs.iter().collect::<Vec<_>>(), false))
+    }
+
+    /// `PushUrlsCache` has its own rate (20 calls/s per API, as purges) and quota.
+    fn prefetch_limits(&self) -> Option<PrefetchLimits> {
+        Some(PrefetchLimits {
+            max_urls: PUSH_BATCH,
+            rate_per_s: self.settings.limits.rate_per_s,
+            daily_quota: None,
+        })
+    }
+
+    async fn prefetch(&self, urls: &[String]) -> PrefetchResponse {
+        let answer = self
+            .call("PushUrlsCache", &self.push_body(urls), urls.len())
+            .await
+            .map(|call| {
+                call.response.get("TaskId").and_then(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+            });
+        PrefetchResponse::from_call(answer)
+    }
+
+    async fn prefetch_quota(&self) -> Option<Result<KindQuota, PurgeError>> {
+        let call = match self.call("DescribePushQuota", &json!({}), 0).await {
+            Ok(c) => c,
+            Err(r) => {
+                return Some(Err(r.error.unwrap_or_else(|| {
+                    PurgeError::Transport("DescribePushQuota failed".into())
+                })))
+            }
+        };
+        let area = self.settings.area.as_deref().unwrap_or("mainland");
+        let list = call.response.get("UrlPush").and_then(Value::as_array)?;
+        let entry = list
+            .iter()
+            .find(|q| q.get("Area").and_then(Value::as_str) == Some(area))
+            .or_else(|| list.first())?;
+        Some(Ok(KindQuota {
+            batch: entry.get("Batch")?.as_u64()?.try_into().ok()?,
+            total: entry.get("Total")?.as_u64()?,
+            available: entry.get("Available")?.as_u64()?,
+        }))
     }
 
     async fn quota(&self) -> Option<Result<ProviderQuota, PurgeError>> {

@@ -102,6 +102,9 @@ pub fn record_view(r: &LogRecord) -> Value {
         "size": r.size,
         "verified": r.verified.map(|v| v.as_str()),
         "verify_note": r.verify_note,
+        "warmed": r.warmed.map(|w| w.as_str()),
+        "warm_note": r.warm_note,
+        "warm_task": r.warm_task,
     })
 }
 

@@ -211,7 +211,8 @@ fn nul_in(r: &IngestRecord) -> Option<&'static str> {
         return Some("target URL");
     }
     let verify_note = r.verify.as_ref().and_then(|v| v.note.clone());
-    if [&r.rule, &r.provider, &r.note, &verify_note]
+    let warm_note = r.warm.as_ref().and_then(|w| w.note.clone());
+    if [&r.rule, &r.provider, &r.note, &verify_note, &warm_note]
         .iter()
         .any(|o| o.as_deref().is_some_and(has))
     {

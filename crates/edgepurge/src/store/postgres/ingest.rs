@@ -166,6 +166,8 @@ pub(super) async fn ingest(
             &cols.verify,
             &cols.verify_note,
             &cols.verify_round,
+            &cols.warm,
+            &cols.warm_note,
         ],
         "insert purge records",
     )
@@ -203,6 +205,8 @@ struct Columns<'a> {
     verify: Vec<Option<&'static str>>,
     verify_note: Vec<Option<&'a str>>,
     verify_round: Vec<i64>,
+    warm: Vec<Option<&'static str>>,
+    warm_note: Vec<Option<&'a str>>,
 }
 
 impl<'a> Columns<'a> {
@@ -226,6 +230,8 @@ impl<'a> Columns<'a> {
             verify: Vec::with_capacity(n),
             verify_note: Vec::with_capacity(n),
             verify_round: Vec::with_capacity(n),
+            warm: Vec::with_capacity(n),
+            warm_note: Vec::with_capacity(n),
         }
     }
 
@@ -264,5 +270,8 @@ impl<'a> Columns<'a> {
             .push(rec.verify.as_ref().and_then(|v| v.note.as_deref()));
         self.verify_round
             .push(rec.verify.as_ref().map_or(0, |v| i64::from(v.round)));
+        self.warm.push(rec.warm.as_ref().map(|w| w.state.as_str()));
+        self.warm_note
+            .push(rec.warm.as_ref().and_then(|w| w.note.as_deref()));
     }
 }

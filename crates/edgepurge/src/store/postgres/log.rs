@@ -36,6 +36,11 @@ fn record(r: &tokio_postgres::Row) -> StoreResult<LogRecord> {
             .as_deref()
             .and_then(Verified::parse),
         verify_note: col(r, 21)?,
+        warmed: col::<Option<String>>(r, 22)?
+            .as_deref()
+            .and_then(Warmed::parse),
+        warm_note: col(r, 23)?,
+        warm_task: col(r, 24)?,
     })
 }
 

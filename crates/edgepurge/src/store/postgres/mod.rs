@@ -38,6 +38,7 @@ mod tls;
 mod tx;
 mod url;
 mod verify;
+mod warm;
 
 pub use url::{is_postgres_url, mask_url};
 
@@ -51,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/001_init.sql"),
     include_str!("schema/002_task_completion.sql"),
     include_str!("schema/003_verification.sql"),
+    include_str!("schema/004_warming.sql"),
 ];
 
 /// Most times one operation is run again after a conflict with another transaction.
@@ -435,6 +437,32 @@ impl Store for PgStore {
         now: Ms,
     ) -> StoreResult<FinishReceipt> {
         in_tx!(self.inner, "record verification", |t| verify::note(
+            &mut t, &updates, now
+        ))
+    }
+    async fn warmings_due(
+        &self,
+        provider: &str,
+        now: Ms,
+        settled_before: Ms,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DueWarming>> {
+        in_tx!(self.inner, "take records to warm", |t| warm::take(
+            &t,
+            provider,
+            now,
+            settled_before,
+            now.saturating_add(lease_ms.max(1)),
+            limit
+        ))
+    }
+    async fn note_warmings(
+        &self,
+        updates: Vec<WarmUpdate>,
+        now: Ms,
+    ) -> StoreResult<FinishReceipt> {
+        in_tx!(self.inner, "record warming", |t| warm::note(
             &mut t, &updates, now
         ))
     }

@@ -45,6 +45,7 @@ pub(super) async fn take(
             completed_at: col(r, 12)?,
             error: col(r, 13)?,
             round: col::<i64>(r, 14)?.try_into().unwrap_or(u32::MAX),
+            warm: col(r, 15)?,
         })
     })
     .collect()

@@ -103,6 +103,8 @@ pub(super) fn ingest(
                 rec.verify.as_ref().map(|v| v.state.as_str()),
                 rec.verify.as_ref().and_then(|v| v.note.as_deref()),
                 rec.verify.as_ref().map_or(0, |v| v.round),
+                rec.warm.as_ref().map(|w| w.state.as_str()),
+                rec.warm.as_ref().and_then(|w| w.note.as_deref()),
             ])
             .map_err(db_err("insert purge record"))?;
         receipt.purge_ids.push(purge_id);

@@ -73,6 +73,12 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(LogRecord, String, String)
                 .as_deref()
                 .and_then(Verified::parse),
             verify_note: r.get(21)?,
+            warmed: r
+                .get::<_, Option<String>>(22)?
+                .as_deref()
+                .and_then(Warmed::parse),
+            warm_note: r.get(23)?,
+            warm_task: r.get(24)?,
         },
         targets,
         status,

@@ -24,6 +24,7 @@ mod rules;
 mod sql;
 mod tasks;
 mod verify;
+mod warm;
 mod writer;
 
 use super::*;
@@ -38,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/003_listings.sql"),
     include_str!("schema/004_task_completion.sql"),
     include_str!("schema/005_verification.sql"),
+    include_str!("schema/006_warming.sql"),
 ];
 
 /// How hard a commit is made durable.
@@ -366,6 +368,36 @@ impl Store for SqliteStore {
         now: Ms,
     ) -> StoreResult<FinishReceipt> {
         self.write(move |c, ctx| verify::note(c, ctx, &updates, now))
+            .await
+    }
+
+    async fn warmings_due(
+        &self,
+        provider: &str,
+        now: Ms,
+        settled_before: Ms,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DueWarming>> {
+        let p = provider.to_owned();
+        let ids = self
+            .readers
+            .read(move |c| warm::due_ids(c, &p, now, settled_before, limit))
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let until = now.saturating_add(lease_ms.max(1));
+        self.write(move |c, _| warm::take(c, &ids, now, until))
+            .await
+    }
+
+    async fn note_warmings(
+        &self,
+        updates: Vec<WarmUpdate>,
+        now: Ms,
+    ) -> StoreResult<FinishReceipt> {
+        self.write(move |c, ctx| warm::note(c, ctx, &updates, now))
             .await
     }
 

@@ -57,6 +57,7 @@ pub(super) fn take(
                         completed_at: r.get(12)?,
                         error: r.get(13)?,
                         round: r.get::<_, i64>(14)?.try_into().unwrap_or(u32::MAX),
+                        warm: r.get(15)?,
                     },
                     r.get::<_, String>(10)?,
                     r.get::<_, String>(11)?,

@@ -324,6 +324,7 @@ function ruleFromForm(form) {
   else rule.providers = chosen;
   if (rule.mode === "tag") rule.tags = lines(f.get("tags") || "");
   if (f.get("verify")) rule.verify = true;
+  if (f.get("warm")) rule.warm = true;
   return rule;
 }
 
@@ -362,11 +363,12 @@ async function submitRule(event) {
 function logRow(r) {
   const targets = r.targets.length > 1 ? `${r.targets[0]} (+${r.targets.length - 1})` : r.targets[0] || "–";
   const verified = r.verified ? `verified=${r.verified}${r.verify_note ? ` (${r.verify_note})` : ""}` : "";
+  const warmed = r.warmed ? `warmed=${r.warmed}${r.warm_note ? ` (${r.warm_note})` : ""}${r.warm_task ? ` task ${r.warm_task}` : ""}` : "";
   const details = r.error
     ? el("details", {}, el("summary", {}, r.error.length > 60 ? `${r.error.slice(0, 60)}…` : r.error),
-        el("pre", {}, r.error, r.request_id ? `\nrequest id: ${r.request_id}` : "", r.task_id ? `\ntask id: ${r.task_id}` : "", verified ? `\n${verified}` : ""))
-    : el("span", { class: "muted", title: r.verify_note || "" },
-        [r.task_id ? `task ${r.task_id}` : "", r.verified ? `verified=${r.verified}` : ""].filter(Boolean).join(" "));
+        el("pre", {}, r.error, r.request_id ? `\nrequest id: ${r.request_id}` : "", r.task_id ? `\ntask id: ${r.task_id}` : "", verified ? `\n${verified}` : "", warmed ? `\n${warmed}` : ""))
+    : el("span", { class: "muted", title: [r.verify_note, r.warm_note].filter(Boolean).join("; ") },
+        [r.task_id ? `task ${r.task_id}` : "", r.verified ? `verified=${r.verified}` : "", r.warmed ? `warmed=${r.warmed}` : ""].filter(Boolean).join(" "));
   return el(
     "tr",
     { "data-id": r.id },

@@ -8,4 +8,5 @@ WHERE id IN (
     LIMIT $4
     FOR UPDATE SKIP LOCKED)
 RETURNING id, format, event, bucket, key, event_id, etag, size, rule, provider, targets,
-    status, completed_at, error, verify_round
+    status, completed_at, error, verify_round,
+    warm IS NOT NULL

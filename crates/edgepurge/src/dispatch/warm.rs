@@ -1,0 +1,471 @@
+//! The purge lifecycle, step three: warming. For records of rules with `warm = true`, once
+//! their purge completed (and, when the rule verifies, was verified), the purged URLs are
+//! prefetched into the provider's caches: Tencent `PushUrlsCache`, EdgeOne
+//! `CreatePrefetchTask`, Alibaba `PushObjectCache`, or a GET through every node of an
+//! `http-purge` account ([`crate::purgers::Purger::prefetch`]).
+//!
+//! One warmer per provider account, apart from the lanes and the verifier: its own rate
+//! (the lower of `warm_rate_per_s` and the provider's prefetch rate), its own quota counter
+//! (lane `ACCOUNT#prefetch`: prefetch quotas are apart from purge quotas), read from the
+//! provider where it can tell. Records are taken from the store with a lease, so in a cluster
+//! each is warmed once. A record is warmed at most once: a refusal (quota spent, bad URL) or
+//! a failure that outlasts a few quick retries is recorded as `failed`, never retried later,
+//! and never changes the record's purge outcome.
+
+use crate::clock::Clock;
+use crate::purgers::{PrefetchLimits, PrefetchResponse, Purger, Verdict};
+use crate::store::{DueWarming, Status, Store, Verified, WarmStart, WarmUpdate, Warmed};
+use edgepurge_core::event::names;
+use edgepurge_core::TargetKind;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use super::ratelimit::RateLimiter;
+use super::OutcomeSink;
+
+/// Records taken per round.
+const ROUND: usize = 16;
+/// Attempts of one prefetch request that failed for a while (throttled, no answer).
+const ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarmSettings {
+    /// Prefetch requests per second, per provider account (each node's GET counts); the
+    /// provider's own prefetch rate applies too, whichever is lower.
+    pub rate_per_s: f64,
+    /// How long a taken record is this process's to warm.
+    pub lease_ms: i64,
+    /// How often an idle warmer looks for records.
+    pub poll_ms: u64,
+    /// First wait before a retry of a throttled or unanswered prefetch (doubling).
+    pub retry_ms: u64,
+}
+
+impl Default for WarmSettings {
+    fn default() -> Self {
+        WarmSettings {
+            rate_per_s: 5.0,
+            lease_ms: 300_000,
+            poll_ms: 1_000,
+            retry_ms: 1_000,
+        }
+    }
+}
+
+/// How a record of a rule with `warm = true` starts: pending (prefetched after its purge), or
+/// skipped at once with the reason.
+pub fn start(event_name: &str, kinds: impl IntoIterator<Item = TargetKind>) -> WarmStart {
+    let skipped = |why: String| WarmStart {
+        state: Warmed::Skipped,
+        note: Some(why),
+    };
+    if names::is_removal(event_name) {
+        return skipped("a delete: nothing to prefetch".to_owned());
+    }
+    if let Some(kind) = kinds.into_iter().find(|k| *k != TargetKind::Url) {
+        return skipped(format!("not a URL: a {} purge has nothing to prefetch", kind.as_str()));
+    }
+    WarmStart {
+        state: Warmed::Pending,
+        note: None,
+    }
+}
+
+/// Why a due record is not prefetched, if it is not: its purge failed or was never confirmed,
+/// or the CDN was still found serving a stale copy (its re-purge, if any, is warmed itself).
+pub fn skip_reason(d: &DueWarming) -> Option<String> {
+    if d.status == Status::Dead {
+        return Some(format!(
+            "the purge failed: {}",
+            d.error.as_deref().unwrap_or("dead-lettered")
+        ));
+    }
+    if d.completed_at.is_none() {
+        return Some(format!(
+            "the purge's completion was not confirmed: {}",
+            d.error.as_deref().unwrap_or("unknown")
+        ));
+    }
+    if d.verified == Some(Verified::Stale) {
+        return Some("the CDN still served a stale copy: not prefetched".to_owned());
+    }
+    if names::is_removal(&d.event) {
+        return Some("a delete: nothing to prefetch".to_owned());
+    }
+    if d.targets.is_empty() {
+        return Some("nothing was purged".to_owned());
+    }
+    None
+}
+
+/// The provider's prefetch quota for the current quota day, as counted here.
+struct Quota {
+    day: i64,
+    /// URLs a day (`None`: unknown, the provider refuses when spent).
+    total: Option<u64>,
+    /// The provider said today's quota is spent.
+    spent: bool,
+}
+
+#[derive(Clone)]
+pub(super) struct Warmer {
+    pub store: Arc<dyn Store>,
+    pub provider: String,
+    /// The account's lanes' purgers: one for a CDN, one per node for `http-purge`.
+    pub purgers: Vec<Arc<dyn Purger>>,
+    pub settings: WarmSettings,
+    pub clock: Clock,
+    pub outcomes: Arc<dyn OutcomeSink>,
+    pub shutdown: CancellationToken,
+}
+
+impl Warmer {
+    /// The lane whose quota counter holds this account's prefetches.
+    fn quota_lane(&self) -> String {
+        format!("{}#prefetch", self.provider)
+    }
+
+    pub async fn run(self) {
+        let limits = self
+            .purgers
+            .iter()
+            .filter_map(|p| p.prefetch_limits())
+            .next();
+        let rate = limits
+            .map_or(self.settings.rate_per_s, |l| l.rate_per_s)
+            .min(self.settings.rate_per_s);
+        let mut limiter = RateLimiter::per_second(rate);
+        let mut quota: Option<Quota> = None;
+        let idle = Duration::from_millis(self.settings.poll_ms.max(10));
+        loop {
+            if self.shutdown.is_cancelled() {
+                return;
+            }
+            let now = self.clock.now_ms();
+            let due = match self
+                .store
+                .warmings_due(&self.provider, now, now, self.settings.lease_ms, ROUND)
+                .await
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(provider = %self.provider, error = %e, "cannot read purges to warm");
+                    Vec::new()
+                }
+            };
+            if due.is_empty() {
+                tokio::select! {
+                    _ = tokio::time::sleep(idle) => {},
+                    _ = self.shutdown.cancelled() => return,
+                }
+                continue;
+            }
+            let mut updates = Vec::with_capacity(due.len());
+            for d in due {
+                let update = tokio::select! {
+                    u = self.warm(d, limits, &mut limiter, &mut quota) => u,
+                    // What was taken is taken again when its lease ends.
+                    _ = self.shutdown.cancelled() => return,
+                };
+                tracing::info!(
+                    provider = %self.provider,
+                    record = update.id,
+                    warmed = update.warmed.as_str(),
+                    note = %edgepurge_core::printable(update.note.as_deref().unwrap_or("")),
+                    "purge warmed"
+                );
+                updates.push(update);
+            }
+            match self
+                .store
+                .note_warmings(updates, self.clock.now_ms())
+                .await
+            {
+                Ok(receipt) if !receipt.records.is_empty() => {
+                    self.outcomes.changed(&receipt.records)
+                }
+                Ok(_) => {}
+                // Warmed again when the lease ends.
+                Err(e) => {
+                    tracing::warn!(provider = %self.provider, error = %e, "cannot record warming");
+                    tokio::select! {
+                        _ = tokio::time::sleep(idle) => {},
+                        _ = self.shutdown.cancelled() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Warms one record: every URL through every lane of the account.
+    async fn warm(
+        &self,
+        d: DueWarming,
+        limits: Option<PrefetchLimits>,
+        limiter: &mut RateLimiter,
+        quota: &mut Option<Quota>,
+    ) -> WarmUpdate {
+        let update = |warmed: Warmed, note: String, task_id: Option<String>| WarmUpdate {
+            id: d.id,
+            warmed,
+            note: Some(note),
+            task_id,
+        };
+        if let Some(why) = skip_reason(&d) {
+            return update(Warmed::Skipped, why, None);
+        }
+        let Some(limits) = limits else {
+            return update(
+                Warmed::Skipped,
+                "this provider account cannot prefetch".to_owned(),
+                None,
+            );
+        };
+        let mut notes: Vec<String> = Vec::new();
+        let mut tasks: Vec<String> = Vec::new();
+        let mut failed = false;
+        for purger in &self.purgers {
+            let mut chunks: Vec<Vec<String>> = d
+                .targets
+                .chunks(limits.max_urls.max(1))
+                .map(<[String]>::to_vec)
+                .collect();
+            while let Some(chunk) = chunks.pop() {
+                if let Err(why) = self.reserve(purger.as_ref(), quota, chunk.len()).await {
+                    notes.push(why);
+                    failed = true;
+                    continue;
+                }
+                let r = self.send(purger.as_ref(), &chunk, limiter).await;
+                match r.verdict {
+                    Verdict::Done => {
+                        self.count(quota, chunk.len()).await;
+                        tasks.extend(r.task_id);
+                        if let Some(n) = r.note {
+                            notes.push(n);
+                        }
+                    }
+                    Verdict::Split if chunk.len() > 1 => {
+                        let half = chunk.len() / 2;
+                        chunks.push(chunk[half..].to_vec());
+                        chunks.push(chunk[..half].to_vec());
+                    }
+                    Verdict::QuotaExhausted => {
+                        if let Some(q) = quota.as_mut() {
+                            q.spent = true;
+                        }
+                        failed = true;
+                        notes.push(format!(
+                            "the provider's daily prefetch quota is spent: {}",
+                            describe(&r)
+                        ));
+                    }
+                    _ => {
+                        failed = true;
+                        notes.push(describe(&r));
+                    }
+                }
+            }
+        }
+        let note = if notes.is_empty() {
+            format!("{} URL(s) prefetched", d.targets.len())
+        } else {
+            notes.join("; ")
+        };
+        let task = (!tasks.is_empty()).then(|| tasks.join(","));
+        if failed {
+            update(Warmed::Failed, note, task)
+        } else {
+            update(Warmed::Warmed, note, task)
+        }
+    }
+
+    /// One prefetch request, in the rate, tried again a few times while throttled or
+    /// unanswered (then failed: never retried forever).
+    async fn send(
+        &self,
+        purger: &dyn Purger,
+        urls: &[String],
+        limiter: &mut RateLimiter,
+    ) -> PrefetchResponse {
+        let mut wait = Duration::from_millis(self.settings.retry_ms.max(1));
+        let mut attempt = 1;
+        loop {
+            limiter.ready().await;
+            limiter.record();
+            let r = purger.prefetch(urls).await;
+            let after = match r.verdict {
+                Verdict::RetryLater { after } if attempt < ATTEMPTS => after,
+                _ => return r,
+            };
+            attempt += 1;
+            // The provider's own word, within reason.
+            let pause = after.map_or(wait, |a| a.min(Duration::from_secs(30)));
+            tokio::time::sleep(pause).await;
+            wait = wait.saturating_mul(2);
+        }
+    }
+
+    /// The quota day of `purger` now (the provider's quota day starts at its own midnight).
+    fn day(&self, purger: &dyn Purger) -> i64 {
+        let offset = i64::from(purger.limits().quota_utc_offset_s) * 1000;
+        (self.clock.now_ms() + offset).div_euclid(86_400_000)
+    }
+
+    /// Room for `n` more URLs today, asking the provider at the start of each quota day;
+    /// `Err`: why not (nothing is sent).
+    async fn reserve(
+        &self,
+        purger: &dyn Purger,
+        quota: &mut Option<Quota>,
+        n: usize,
+    ) -> Result<(), String> {
+        let day = self.day(purger);
+        if quota.as_ref().is_none_or(|q| q.day != day) {
+            let mut total = purger.prefetch_limits().and_then(|l| l.daily_quota);
+            match purger.prefetch_quota().await {
+                Some(Ok(q)) => {
+                    total = Some(q.total);
+                    let used = q.total.saturating_sub(q.available);
+                    if let Err(e) = self
+                        .store
+                        .note_quota_used(&self.quota_lane(), TargetKind::Url, day, used)
+                        .await
+                    {
+                        tracing::warn!(provider = %self.provider, error = %e, "cannot note the prefetch quota");
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(provider = %self.provider, error = %e, "cannot read the prefetch quota; the provider refuses when it is spent")
+                }
+                None => {}
+            }
+            *quota = Some(Quota {
+                day,
+                total,
+                spent: false,
+            });
+        }
+        let Some(q) = quota.as_ref() else {
+            return Ok(());
+        };
+        if q.spent {
+            return Err("the provider's daily prefetch quota is spent (not sent)".to_owned());
+        }
+        let Some(total) = q.total else {
+            return Ok(());
+        };
+        let used = self
+            .store
+            .quota_used(&self.quota_lane(), TargetKind::Url, day)
+            .await
+            .unwrap_or(0);
+        if used.saturating_add(n as u64) > total {
+            return Err(format!(
+                "the daily prefetch quota would be exceeded ({used} of {total} URLs used today; \
+                 not sent)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts `n` URLs prefetched today.
+    async fn count(&self, quota: &Option<Quota>, n: usize) {
+        let Some(q) = quota else {
+            return;
+        };
+        let lane = self.quota_lane();
+        let used = self
+            .store
+            .quota_used(&lane, TargetKind::Url, q.day)
+            .await
+            .unwrap_or(0);
+        if let Err(e) = self
+            .store
+            .note_quota_used(&lane, TargetKind::Url, q.day, used.saturating_add(n as u64))
+            .await
+        {
+            tracing::warn!(provider = %self.provider, error = %e, "cannot count prefetched URLs");
+        }
+    }
+}
+
+/// A failed prefetch, for the note: the provider's code and message.
+fn describe(r: &PrefetchResponse) -> String {
+    match &r.error {
+        Some(crate::purgers::PurgeError::Answer {
+            code: Some(code),
+            message,
+        }) if !message.starts_with(code.as_str()) => format!("{code}: {message}"),
+        Some(e) => e.to_string(),
+        None => format!("{:?}", r.verdict),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn due() -> DueWarming {
+        DueWarming {
+            id: 1,
+            event: "ObjectCreated:Put".into(),
+            provider: "p".into(),
+            targets: vec!["https://cdn.example.com/a.png".into()],
+            status: Status::Succeeded,
+            completed_at: Some(5),
+            error: None,
+            verified: None,
+        }
+    }
+
+    #[test]
+    fn deletes_and_non_urls_are_skipped_when_the_record_is_made() {
+        let s = start("ObjectCreated:Put", [TargetKind::Url]);
+        assert_eq!((s.state, s.note), (Warmed::Pending, None));
+        let s = start("ObjectRemoved:Delete", [TargetKind::Url]);
+        assert_eq!(s.state, Warmed::Skipped);
+        assert_eq!(s.note.as_deref(), Some("a delete: nothing to prefetch"));
+        let s = start("ObjectCreated:Put", [TargetKind::Url, TargetKind::Dir]);
+        assert_eq!(s.state, Warmed::Skipped);
+        assert!(s.note.unwrap().contains("dir purge"));
+    }
+
+    /// Only a purge that completed, and was not found stale, is prefetched.
+    #[test]
+    fn a_failed_unconfirmed_or_stale_purge_is_not_warmed() {
+        assert_eq!(skip_reason(&due()), None);
+        let fresh = DueWarming {
+            verified: Some(Verified::Fresh),
+            ..due()
+        };
+        assert_eq!(skip_reason(&fresh), None);
+        let unverifiable = DueWarming {
+            verified: Some(Verified::Unverifiable),
+            ..due()
+        };
+        assert_eq!(skip_reason(&unverifiable), None);
+        let stale = DueWarming {
+            verified: Some(Verified::Stale),
+            ..due()
+        };
+        assert!(skip_reason(&stale).unwrap().contains("stale copy"));
+        let dead = DueWarming {
+            status: Status::Dead,
+            completed_at: None,
+            error: Some("AuthFailure".into()),
+            ..due()
+        };
+        assert_eq!(
+            skip_reason(&dead).as_deref(),
+            Some("the purge failed: AuthFailure")
+        );
+        let lost = DueWarming {
+            completed_at: None,
+            error: Some("task unknown".into()),
+            ..due()
+        };
+        assert!(skip_reason(&lost).unwrap().contains("not confirmed: task unknown"));
+    }
+}
