@@ -11,7 +11,9 @@ Usage:
   python3 fake_tencent_cdn.py --port 0 --secret-id ID --secret-key KEY
       [--token TOKEN] [--domains cdn.example.com,img.example.com]
       [--url-quota 10000] [--path-quota 100] [--url-batch 1000]
-      [--path-batch 20] [--rate 20]
+      [--path-batch 20] [--rate 20] [--push-quota 1000] [--push-batch 500]
+
+  python3 fake_tencent_cdn.py --self-check   (calls it through the official cdn client)
 
 Prints "LISTENING <port>" as the first stdout line, serves on 127.0.0.1 until
 SIGTERM/SIGINT. One log line per request goes to stderr (never secrets).
@@ -20,7 +22,8 @@ Control API (same port, plain JSON, for tests):
   GET  /__control/requests  every POST / received, in order (secrets masked)
   POST /__control/connections {"close": true}: answer every API call with Connection: close
   POST /__control/fail      {"code","message","count"} or {"http_status","raw","count"}
-                            (raw answers may add "content_type" and "headers": {name: value})
+                            (raw answers may add "content_type" and "headers": {name: value});
+                            purge calls get it, or with "action": "PushUrlsCache" that action
   POST /__control/delay     {"ms","count"}
   POST /__control/outage    {"http_status": 503} (or {"code": ...}): every purge call fails
                             so until {"off": true}
@@ -30,7 +33,14 @@ Control API (same port, plain JSON, for tests):
                             (default "done"); with "all": true every existing task's URLs
                             are set to it too, with "url": "…" only that URL's entries
   POST /__control/reset     clear log, faults, delays, quota usage, rate windows
-  GET  /__control/stats     {"requests","purge_ok","urls_purged","paths_purged","errors"}
+  GET  /__control/stats     {"requests","purge_ok","urls_purged","paths_purged","push_ok",
+                            "urls_pushed","errors"}
+
+Prefetch (warming, apis.md §K.1): PushUrlsCache (Urls with scheme, Area mainland|overseas|
+global, a global push counting in both areas; --push-batch URLs per request, else
+LimitExceeded.CdnPushExceedBatchLimit; --push-quota URLs a day per area, else
+LimitExceeded.CdnPushExceedDayLimit), DescribePushQuota (UrlPush per area) and
+DescribePushTasks (PushLogs of a TaskId, Status "done").
   GET  /__control/health    {"ok": true}
 A raw-HTTP fault is recorded with error_code "HTTP<status>" (e.g. "HTTP502").
 """
@@ -61,8 +71,11 @@ API_VERSION = "2018-06-06"
 SERVICE = "cdn"
 MAX_SKEW_SECONDS = 300
 PURGE_ACTIONS = ("PurgeUrlsCache", "PurgePathCache")
-ACTIONS = PURGE_ACTIONS + ("DescribePurgeQuota", "DescribePurgeTasks")
+PUSH_ACTION = "PushUrlsCache"
+ACTIONS = PURGE_ACTIONS + ("DescribePurgeQuota", "DescribePurgeTasks", PUSH_ACTION,
+                           "DescribePushQuota", "DescribePushTasks")
 AREAS = ("mainland", "overseas")
+PUSH_AREAS = AREAS + ("global",)
 BEIJING = dt.timezone(dt.timedelta(hours=8))  # CreateTime is a Beijing-time string
 AUTH_RE = re.compile(
     r"^TC3-HMAC-SHA256 Credential=([^/\s,]+)/(\d{4}-\d{2}-\d{2})/([^/\s,]+)/tc3_request, "
@@ -94,12 +107,14 @@ class State:
         self.delays = collections.deque()       # [ms, remaining]
         self.outage = None                      # a fault every purge call gets, while set
         self.flaky = None                       # (rate, fault) for random failures
-        self.used = {(k, a): 0 for k in ("url", "path") for a in AREAS}
+        self.used = {(k, a): 0 for k in ("url", "path", "push") for a in AREAS}
         self.windows = collections.defaultdict(collections.deque)  # action -> times
         self.tasks = collections.OrderedDict()  # task id -> PurgeLogs entries
+        self.push_tasks = collections.OrderedDict()  # task id -> PushLogs entries
         self.task_status = "done"               # the status new tasks' URLs start with
         self.stats = {"requests": 0, "purge_ok": 0, "urls_purged": 0,
-                      "paths_purged": 0, "errors": collections.Counter()}
+                      "paths_purged": 0, "push_ok": 0, "urls_pushed": 0,
+                      "errors": collections.Counter()}
 
     @staticmethod
     def pop_use(queue):
@@ -272,6 +287,62 @@ def _purge(state, body, kind):
     return {"TaskId": task_id}
 
 
+def push_urls_cache(state, body):
+    """PushUrlsCache: prefetch URLs; its own per-request batch and daily quota per area (a
+    `global` push counts in both areas)."""
+    cfg = state.cfg
+    items = _targets(body, "Urls")
+    _check_params(body, ("Urls", "UserAgent", "Area", "Layer", "ParseM3U8", "DisableRange",
+                         "Headers", "UrlEncode"))
+    area = body.get("Area")
+    if area is not None and area not in PUSH_AREAS:
+        raise ApiError("InvalidParameterValue", f"The value `{area}` of parameter `Area` is invalid.")
+    if "UrlEncode" in body and not isinstance(body["UrlEncode"], bool):
+        raise ApiError("InvalidParameter", "The type of parameter `UrlEncode` is incorrect, expected bool.")
+    area = area or "mainland"
+    for item in items:
+        _check_target(cfg, item, directory=False)
+    if len(items) > cfg.push_batch:
+        raise ApiError("LimitExceeded.CdnPushExceedBatchLimit",
+                       f"{len(items)} URLs exceed the per-request prefetch limit {cfg.push_batch}.")
+    areas = AREAS if area == "global" else (area,)
+    for a in areas:
+        if state.used[("push", a)] + len(items) > cfg.push_quota:
+            raise ApiError("LimitExceeded.CdnPushExceedDayLimit",
+                           f"Daily prefetch quota {cfg.push_quota} for {a} exhausted.")
+    for a in areas:
+        state.used[("push", a)] += len(items)
+    now = time.time()
+    task_id = str(int(now * 1000)) + "".join(random.choices(string.digits, k=10))
+    created = dt.datetime.fromtimestamp(now, BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+    state.push_tasks[task_id] = [{"TaskId": task_id, "Url": item, "Status": "done", "Percent": 100,
+                                  "CreateTime": created, "UpdateTime": created, "Area": area}
+                                 for item in items]
+    state.stats["push_ok"] += 1
+    state.stats["urls_pushed"] += len(items)
+    return {"TaskId": task_id}
+
+
+def describe_push_quota(state, body):
+    _check_params(body, ("Area",))
+    cfg = state.cfg
+    return {"UrlPush": [{"Batch": cfg.push_batch, "Total": cfg.push_quota,
+                         "Available": max(0, cfg.push_quota - state.used[("push", a)]),
+                         "Area": a} for a in AREAS]}
+
+
+def describe_push_tasks(state, body):
+    _check_params(body, ("StartTime", "EndTime", "TaskId", "Keyword", "Offset", "Limit",
+                         "Area", "Status"))
+    task_id = body.get("TaskId")
+    if task_id is None and "StartTime" not in body:
+        raise ApiError("MissingParameter", "One of `TaskId` or `StartTime`/`EndTime` is required.")
+    logs = list(state.push_tasks.get(task_id, [])) if task_id is not None else [
+        e for entries in state.push_tasks.values() for e in entries]
+    offset, limit = body.get("Offset", 0), body.get("Limit", 20)
+    return {"PushLogs": logs[offset:offset + limit], "TotalCount": len(logs)}
+
+
 def describe_purge_quota(state, body):
     _check_params(body, ())
     cfg = state.cfg
@@ -309,6 +380,9 @@ ACTION_HANDLERS = {
     "PurgePathCache": lambda state, body: _purge(state, body, "path"),
     "DescribePurgeQuota": describe_purge_quota,
     "DescribePurgeTasks": describe_purge_tasks,
+    PUSH_ACTION: push_urls_cache,
+    "DescribePushQuota": describe_push_quota,
+    "DescribePushTasks": describe_push_tasks,
 }
 
 
@@ -405,9 +479,13 @@ class Handler(BaseHTTPRequestHandler):
             authenticate(cfg, self.headers, raw, rec)
             action, body = check_envelope(self.headers, raw)
             with state.lock:
-                if action in PURGE_ACTIONS:
-                    delay_ms = state.pop_use(state.delays) or 0
+                # A fault for PushUrlsCache waits for that action; others go to purges.
+                push_fault = bool(state.faults) and state.faults[0][0].get("action") == PUSH_ACTION
+                if action == PUSH_ACTION and push_fault:
                     fault = state.pop_use(state.faults)
+                elif action in PURGE_ACTIONS:
+                    delay_ms = state.pop_use(state.delays) or 0
+                    fault = None if push_fault else state.pop_use(state.faults)
                     if fault is None and state.outage is not None:
                         fault = state.outage
                     if fault is None and state.flaky and random.random() < state.flaky[0]:
@@ -534,7 +612,78 @@ CONTROL_ROUTES = {
 }
 
 
+def self_check():
+    """Calls the stand-in's prefetch actions through the official CDN client
+    (tencentcloud-sdk-python-cdn): what the SDK signs and sends must be accepted, and its
+    errors must come out as the SDK's exception with Tencent's codes."""
+    from tencentcloud.common import credential
+    from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
+        TencentCloudSDKException)
+    from tencentcloud.common.profile.client_profile import ClientProfile
+    from tencentcloud.common.profile.http_profile import HttpProfile
+    from tencentcloud.cdn.v20180606 import cdn_client, models
+
+    sid, key = "AKIDselfcheck000000000000000000000", "selfcheckkey000000000000000000"
+    cfg = argparse.Namespace(secret_id=sid, secret_key=key, token=None, rate=20,
+                             domains={"www.example.com"}, url_quota=10000, path_quota=100,
+                             url_batch=1000, path_batch=20, push_quota=5, push_batch=3)
+    Handler.state, Handler.stop_event, Handler.quiet = State(cfg), threading.Event(), True
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    http = HttpProfile(protocol="http", endpoint=f"127.0.0.1:{server.server_address[1]}")
+    c = cdn_client.CdnClient(credential.Credential(sid, key), "", ClientProfile(httpProfile=http))
+
+    def req(cls, **fields):
+        r = getattr(models, cls)()
+        r.from_json_string(json.dumps(fields))
+        return r
+
+    def expect_error(what, call, code):
+        try:
+            call()
+        except TencentCloudSDKException as e:
+            assert e.get_code() == code, (what, e.get_code(), e.get_message())
+            print(f"{what}: {code}")
+            return
+        raise AssertionError(f"{what}: accepted")
+
+    r = c.PushUrlsCache(req("PushUrlsCacheRequest", Urls=["http://www.example.com/a.png"]))
+    assert r.TaskId, r.to_json_string()
+    print("PushUrlsCache: task", r.TaskId)
+    t = c.DescribePushTasks(req("DescribePushTasksRequest", TaskId=r.TaskId))
+    assert t.TotalCount == 1 and t.PushLogs[0].Status == "done", t.to_json_string()
+    print("DescribePushTasks: done")
+    q = c.DescribePushQuota(req("DescribePushQuotaRequest"))
+    mainland = [e for e in q.UrlPush if e.Area == "mainland"][0]
+    assert (mainland.Batch, mainland.Total, mainland.Available) == (3, 5, 4), q.to_json_string()
+    print("DescribePushQuota: mainland 3/5, 4 left")
+    assert Handler.state.requests[0]["signature_ok"], Handler.state.requests[0]
+    expect_error("4 URLs over a batch of 3", lambda: c.PushUrlsCache(req(
+        "PushUrlsCacheRequest", Urls=[f"http://www.example.com/{i}" for i in range(4)])),
+        "LimitExceeded.CdnPushExceedBatchLimit")
+    c.PushUrlsCache(req("PushUrlsCacheRequest",
+                        Urls=[f"http://www.example.com/{i}" for i in range(3)]))
+    expect_error("daily quota (4 used)", lambda: c.PushUrlsCache(req(
+        "PushUrlsCacheRequest", Urls=["http://www.example.com/x", "http://www.example.com/y"])),
+        "LimitExceeded.CdnPushExceedDayLimit")
+    expect_error("domain not in the account", lambda: c.PushUrlsCache(req(
+        "PushUrlsCacheRequest", Urls=["http://other.example.net/a"])),
+        "ResourceNotFound.CdnHostNotExists")
+    expect_error("URL without scheme", lambda: c.PushUrlsCache(req(
+        "PushUrlsCacheRequest", Urls=["www.example.com/a"])), "InvalidParameter.CdnParamError")
+    bad = cdn_client.CdnClient(credential.Credential(sid, "x" * 30), "",
+                               ClientProfile(httpProfile=http))
+    expect_error("wrong key", lambda: bad.PushUrlsCache(req(
+        "PushUrlsCacheRequest", Urls=["http://www.example.com/a"])), "AuthFailure.SignatureFailure")
+    server.shutdown()
+    print("self-check ok")
+
+
 def main(argv=None):
+    if "--self-check" in (sys.argv[1:] if argv is None else argv):
+        self_check()
+        return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--secret-id", required=True)
@@ -546,6 +695,8 @@ def main(argv=None):
     p.add_argument("--url-batch", type=int, default=1000)
     p.add_argument("--path-batch", type=int, default=20)
     p.add_argument("--rate", type=int, default=20)
+    p.add_argument("--push-quota", type=int, default=1000)
+    p.add_argument("--push-batch", type=int, default=500)
     p.add_argument("--quiet", action="store_true", help="no log line per request")
     cfg = p.parse_args(argv)
     Handler.quiet = cfg.quiet

@@ -27,6 +27,9 @@ pub struct Options {
     pub url_batch: Option<u64>,
     pub path_batch: Option<u64>,
     pub rate: Option<u64>,
+    /// Prefetch (`PushUrlsCache`) URLs a day per area, and per request.
+    pub push_quota: Option<u64>,
+    pub push_batch: Option<u64>,
     /// Listen on this port (to restart on the same address); 0 picks a free one.
     pub port: u16,
     /// No log line per request (benchmarks send thousands).
@@ -55,6 +58,8 @@ impl FakeTencent {
             ("--url-batch", opts.url_batch),
             ("--path-batch", opts.path_batch),
             ("--rate", opts.rate),
+            ("--push-quota", opts.push_quota),
+            ("--push-batch", opts.push_batch),
         ] {
             if let Some(v) = v {
                 cmd.args([flag, &v.to_string()]);
@@ -110,6 +115,22 @@ impl FakeTencent {
                     .into_iter()
                     .filter_map(|v| v.as_str().map(str::to_owned))
             })
+            .collect()
+    }
+
+    /// The next `count` `PushUrlsCache` calls answer with Tencent error `code`.
+    pub fn fail_push(&self, code: &str, message: &str, count: u32) {
+        self.control(
+            "/__control/fail",
+            Some(json!({"code": code, "message": message, "count": count, "action": "PushUrlsCache"})),
+        );
+    }
+
+    /// Every `PushUrlsCache` call received, in order.
+    pub fn pushes(&self) -> Vec<Value> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r["action"] == "PushUrlsCache")
             .collect()
     }
 
