@@ -734,3 +734,213 @@ fn metrics_count_a_known_workload_exactly() {
         .collect();
     assert_eq!(states.len(), 1, "one state per lane: {states:?}");
 }
+
+// --- warming (rules with warm = true): PushUrlsCache after the purge completed
+
+const WARM_RULE: &str = r#"
+[[rules]]
+name = "warm"
+bucket = "assets"
+events = ["created", "removed"]
+domains = ["https://cdn.example.com"]
+provider = "tencent"
+warm = true
+"#;
+
+/// A config whose purge tasks are asked about 200 ms after the purge, plus `dispatch`.
+fn warm_config(fake: &FakeTencent, dispatch: &str) -> String {
+    tencent_config(fake, "", WARM_RULE).replacen(
+        "[dispatch]\n",
+        &format!("[dispatch]\ntask_check_ms = 200\n{dispatch}"),
+        1,
+    )
+}
+
+/// Waits until `n` records are there and none is waiting to be warmed.
+fn warmed(ep: &Edgepurge, n: usize) -> Vec<serde_json::Value> {
+    edgepurge_testkit::wait_for(Duration::from_secs(30), "every record warmed", || {
+        let log = ep.log(&[]);
+        let done = log.len() == n
+            && log
+                .iter()
+                .all(|r| r["warmed"].is_string() && r["warmed"] != "pending");
+        done.then_some(log)
+    })
+}
+
+#[test]
+fn a_warm_rule_prefetches_completed_purges_with_a_signed_push_urls_cache() {
+    let fake = fake();
+    let ep = Edgepurge::new(&warm_config(&fake, ""));
+    let server = ep.serve();
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["a.png".into(), "b c.png".into()],
+    ));
+    server.send(&ceph_body("assets", "ObjectRemoved:Delete", &["gone.png".into()]));
+    let log = warmed(&ep, 3);
+    let pushes = fake.pushes();
+    assert_eq!(pushes.len(), 2, "one push per record: {pushes:#?}");
+    for rec in log.iter().filter(|r| r["event"] == "ObjectCreated:Put") {
+        assert_eq!(rec["status"], "succeeded", "{rec}");
+        assert_eq!(rec["warmed"], "warmed", "{rec}");
+        assert_eq!(rec["warm_note"], "1 URL(s) prefetched", "{rec}");
+        // The push carried the purged URL, signed; its task id is the record's.
+        let push = pushes
+            .iter()
+            .find(|p| p["body"]["Urls"] == rec["targets"])
+            .unwrap_or_else(|| panic!("a push of {}: {pushes:#?}", rec["targets"]));
+        assert_eq!(push["signature_ok"], true, "{push}");
+        assert_eq!(push["error_code"], serde_json::Value::Null, "{push}");
+        assert_eq!(rec["warm_task"], push["task_id"], "{rec}");
+        // Pushed after the purge completed, never before.
+        let purge_done = ms(&rec["completed_at"]).expect("completed");
+        assert!(
+            (push["time"].as_f64().unwrap() * 1000.0) as i64 >= purge_done - 5,
+            "{push} before {rec}"
+        );
+    }
+    assert_eq!(
+        log.iter()
+            .find(|r| r["event"] == "ObjectRemoved:Delete")
+            .map(|r| (r["warmed"].clone(), r["warm_note"].clone())),
+        Some(("skipped".into(), "a delete: nothing to prefetch".into()))
+    );
+    let text = ep.ok(&["log"]);
+    assert!(text.contains("warmed=warmed (1 URL(s) prefetched) warm_task="), "{text}");
+    // Its quota was read (apart from the purge quota).
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|r| r["action"] == "DescribePushQuota" && r["signature_ok"] == true));
+}
+
+#[test]
+fn the_prefetch_quota_is_counted_and_not_exceeded() {
+    let fake = FakeTencent::start(Options {
+        token: Some(SESSION_TOKEN.into()),
+        push_quota: Some(2),
+        ..Default::default()
+    });
+    let ep = Edgepurge::new(&warm_config(&fake, ""));
+    let server = ep.serve();
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["1.png".into(), "2.png".into(), "3.png".into()],
+    ));
+    let log = warmed(&ep, 3);
+    let outcomes: Vec<&str> = log.iter().filter_map(|r| r["warmed"].as_str()).collect();
+    assert_eq!(outcomes, ["warmed", "warmed", "failed"], "{log:#?}");
+    assert_eq!(
+        log[2]["warm_note"],
+        "the daily prefetch quota would be exceeded (2 of 2 URLs used today; not sent)"
+    );
+    assert_eq!(fake.pushes().len(), 2, "nothing sent beyond the quota");
+    // Purges are not held back by the prefetch quota.
+    assert!(log.iter().all(|r| r["status"] == "succeeded"));
+}
+
+#[test]
+fn prefetch_refusals_are_recorded_with_tencents_code_and_never_retried() {
+    let fake = fake();
+    let ep = Edgepurge::new(&warm_config(&fake, ""));
+    let server = ep.serve();
+    // Throttled once: tried again, then warmed.
+    fake.fail_push(
+        "LimitExceeded.CdnHostOpTooOften",
+        "Domain name operation too frequent",
+        1,
+    );
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["1.png".into()]));
+    let log = warmed(&ep, 1);
+    assert_eq!(log[0]["warmed"], "warmed", "{log:#?}");
+    assert_eq!(fake.pushes().len(), 2);
+    // The domain is not the account's: failed at once, with Tencent's code.
+    fake.fail_push(
+        "ResourceNotFound.CdnHostNotExists",
+        "The domain name does not exist under this account",
+        1,
+    );
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["2.png".into()]));
+    let log = warmed(&ep, 2);
+    assert_eq!(log[1]["warmed"], "failed");
+    assert_eq!(
+        log[1]["warm_note"],
+        "PushUrlsCache: ResourceNotFound.CdnHostNotExists: The domain name does not exist under \
+         this account"
+    );
+    assert_eq!(fake.pushes().len(), 3);
+    // The day's quota is spent (Tencent says so): failed, and the next record is not sent.
+    fake.fail_push(
+        "LimitExceeded.CdnPushExceedDayLimit",
+        "The number of URLs to be prefetched exceeds the daily limit.",
+        1,
+    );
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["3.png".into()]));
+    let log = warmed(&ep, 3);
+    assert_eq!(log[2]["warmed"], "failed");
+    let note = log[2]["warm_note"].as_str().unwrap();
+    assert!(
+        note.starts_with(
+            "the provider's daily prefetch quota is spent: PushUrlsCache: \
+             LimitExceeded.CdnPushExceedDayLimit"
+        ),
+        "{note}"
+    );
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["4.png".into()]));
+    let log = warmed(&ep, 4);
+    assert_eq!(log[3]["warmed"], "failed");
+    assert_eq!(
+        log[3]["warm_note"],
+        "the provider's daily prefetch quota is spent (not sent)"
+    );
+    // Nothing is retried later: four pushes in all, and no more.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(fake.pushes().len(), 4);
+    assert!(ep.log(&[]).iter().all(|r| r["status"] == "succeeded"));
+}
+
+#[test]
+fn prefetches_keep_their_own_rate() {
+    let fake = fake();
+    let ep = Edgepurge::new(&warm_config(&fake, "warm_rate_per_s = 2\n"));
+    let server = ep.serve();
+    let keys: Vec<String> = (0..8).map(|i| format!("{i}.png")).collect();
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
+    warmed(&ep, 8);
+    let times: Vec<f64> = fake
+        .pushes()
+        .iter()
+        .map(|p| p["time"].as_f64().unwrap())
+        .collect();
+    assert_eq!(times.len(), 8);
+    for (i, t) in times.iter().enumerate() {
+        let in_window = times[i..].iter().filter(|u| **u < t + 0.95).count();
+        assert!(in_window <= 2, "{in_window} pushes within 1 s of {t}: {times:?}");
+    }
+}
+
+#[test]
+fn the_stand_in_accepts_the_official_cdn_client_for_prefetches() {
+    let out = std::process::Command::new(edgepurge_testkit::python())
+        .arg(edgepurge_testkit::repo_root().join("testkit/fake_tencent_cdn.py"))
+        .arg("--self-check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("self-check ok"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "DescribePushQuota: mainland 3/5, 4 left",
+        "4 URLs over a batch of 3: LimitExceeded.CdnPushExceedBatchLimit",
+        "daily quota (4 used): LimitExceeded.CdnPushExceedDayLimit",
+        "wrong key: AuthFailure.SignatureFailure",
+    ] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+}

@@ -391,13 +391,9 @@ impl Warmer {
     }
 }
 
-/// A failed prefetch, for the note: the provider's code and message.
+/// A failed prefetch, for the note: what the provider said (its code and message).
 fn describe(r: &PrefetchResponse) -> String {
     match &r.error {
-        Some(crate::purgers::PurgeError::Answer {
-            code: Some(code),
-            message,
-        }) if !message.starts_with(code.as_str()) => format!("{code}: {message}"),
         Some(e) => e.to_string(),
         None => format!("{:?}", r.verdict),
     }
