@@ -72,7 +72,9 @@ MAX_PATH_LEN = 1024
 MAX_FILES, MAX_DIRS, MAX_DOMAINS = 1000, 100, 10
 MAX_TASK_IDS = 10
 REFRESH_ACTIONS = ("RefreshObjectCaches", "RefreshObjectCacheByCacheTag")
-ACTIONS = REFRESH_ACTIONS + ("DescribeRefreshTaskById", "DescribeRefreshQuota")
+PUSH_ACTION = "PushObjectCache"
+ACTIONS = REFRESH_ACTIONS + ("DescribeRefreshTaskById", "DescribeRefreshQuota", PUSH_ACTION)
+MAX_PUSH = 100  # URLs per PushObjectCache (apis.md §K.3)
 TASK_STATUSES = ("Pending", "Refreshing", "Complete", "Failed")
 AUTH_RE = re.compile(
     r"^ACS3-HMAC-SHA256 Credential=([^,\s]+),SignedHeaders=([a-z0-9\-;]+),Signature=([0-9a-f]{64})$")
@@ -89,6 +91,7 @@ STATUS_OF = {
     "InternalError": 500, "InvalidDomain.NotFound": 404, "InvalidDomain.Offline": 400,
     "QuotaExceeded.Refresh": 400, "QuotaPerMinuteExceeded.Refresh": 400,
     "TooMany.Refresh": 400, "SingleRequest.OverLimit": 400,
+    "QuotaExceeded.Preload": 400, "PreloadQueueFull": 400,
     "InvalidObjectPath.Malformed": 400, "InvalidObjectType.Malformed": 400,
     "InvalidObjectPath.Size.Malformed": 400, "InvalidExtensiveDomain.ValueNotSupported": 400,
 }
@@ -113,7 +116,7 @@ class State:
         self.faults = collections.deque()      # [entry, remaining]
         self.denied = set()                    # actions the key may not call
         self.nonces = set()
-        self.used = {"file": 0, "directory": 0}
+        self.used = {"file": 0, "directory": 0, "preload": 0}
         self.window = collections.deque()      # call times, per account
         self.tasks = collections.OrderedDict()  # task id -> [entries]
         self.task_status = "Complete"
@@ -309,6 +312,35 @@ def refresh_by_cache_tag(state, params):
     return {"RefreshTaskId": task_id}
 
 
+def push_object_cache(state, params):
+    """PushObjectCache: URLs (newline-separated ObjectPath) prefetched; at most MAX_PUSH a
+    call and --preload-quota a day (QuotaExceeded.Preload, as the prefetch API documents)."""
+    cfg = state.cfg
+    paths = [p for p in re.split(r"\r?\n", _required(params, "ObjectPath")) if p]
+    if not paths:
+        raise ApiError("InvalidObjectPath.Malformed", "The specified ObjectPath is invalid.")
+    area = params.get("Area")
+    if area is not None and area not in ("domestic", "overseas", "global"):
+        raise ApiError("InvalidParameter", f"Specified parameter Area {area!r} is not valid.")
+    if len(paths) > MAX_PUSH:
+        raise ApiError("SingleRequest.OverLimit",
+                       f"A maximum of {MAX_PUSH} URLs are supported for each request.")
+    for p in paths:
+        parts = urlsplit(p if "://" in p else "http://" + p)
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c in p for c in " \t"):
+            raise ApiError("InvalidObjectPath.Malformed", "The specified ObjectPath is invalid.")
+        if parts.path.endswith("/"):
+            raise ApiError("InvalidObjectPath.Malformed",
+                           "The specified ObjectPath is invalid (directories are not prefetched).")
+        _check_domain(cfg, parts.hostname.lower())
+    if state.used["preload"] + len(paths) > cfg.preload_quota:
+        raise ApiError("QuotaExceeded.Preload", "Your refresh attempts have exceeded the daily limit.")
+    state.used["preload"] += len(paths)
+    task_id = _new_task(state, "preload", paths)
+    state.stats["push_ok"] = state.stats.get("push_ok", 0) + 1
+    return {"PushTaskId": task_id}
+
+
 def describe_refresh_task_by_id(state, params):
     ids = _required(params, "TaskId").split(",")
     if len(ids) > MAX_TASK_IDS or not all(i.strip().isdigit() for i in ids):
@@ -324,7 +356,8 @@ def describe_refresh_quota(state, _params):
             "DirQuota": str(cfg.dir_quota),
             "DirRemain": str(max(0, cfg.dir_quota - state.used["directory"])),
             "RegexQuota": "20", "RegexRemain": "20", "IgnoreParamsQuota": "100",
-            "IgnoreParamsRemain": "100", "PreloadQuota": "1000", "PreloadRemain": "1000",
+            "IgnoreParamsRemain": "100", "PreloadQuota": str(cfg.preload_quota),
+            "PreloadRemain": str(max(0, cfg.preload_quota - state.used["preload"])),
             "BlockQuota": "100", "BlockRemain": "100", "PreloadEdgeQuota": "0",
             "PreloadEdgeRemain": "0"}
 
@@ -334,6 +367,7 @@ ACTION_HANDLERS = {
     "RefreshObjectCacheByCacheTag": refresh_by_cache_tag,
     "DescribeRefreshTaskById": describe_refresh_task_by_id,
     "DescribeRefreshQuota": describe_refresh_quota,
+    PUSH_ACTION: push_object_cache,
 }
 
 
@@ -425,7 +459,10 @@ class Handler(BaseHTTPRequestHandler):
                                    "User not authorized to operate on the specified resource, "
                                    "or this API doesn't support RAM.")
                 state.check_rate(time.monotonic())
-                if action in REFRESH_ACTIONS:
+                # A fault for PushObjectCache ("action") waits for it; others go to refreshes.
+                push_fault = bool(state.faults) and state.faults[0][0].get("action") == PUSH_ACTION
+                if action in REFRESH_ACTIONS and not push_fault \
+                        or action == PUSH_ACTION and push_fault:
                     fault = state.pop_use(state.faults)
                 if fault is None:
                     result = ACTION_HANDLERS[action](state, params)
@@ -446,7 +483,8 @@ class Handler(BaseHTTPRequestHandler):
             payload, ctype, extra = {"RequestId": request_id, **result}, "application/json;charset=utf-8", {}
         with state.lock:
             rec["error_code"] = code
-            rec["task_id"] = (result or {}).get("RefreshTaskId") if not code else None
+            rec["task_id"] = None if code else \
+                (result or {}).get("RefreshTaskId") or (result or {}).get("PushTaskId")
             if code:
                 state.stats["errors"][code] += 1
         self._log(status, f"action={action} code={code or 'OK'} request_id={request_id}")
@@ -534,7 +572,7 @@ def self_check():
     key_id, secret, token = "LTAI5tSelfCheckKeyId0000", "SelfCheckSecret000000000000000", "sts-self-check"
     cfg = argparse.Namespace(port=0, access_key_id=key_id, access_key_secret=secret, token=token,
                              domains={"cdn.example.com"}, url_quota=10000, dir_quota=100,
-                             rate=50)
+                             rate=50, preload_quota=3)
     server = serve(cfg)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     endpoint = f"127.0.0.1:{server.server_address[1]}"
@@ -577,6 +615,19 @@ def self_check():
                 expect(f"{what}: {want}", False, "accepted")
             except Exception as exc:  # the SDK raises its own exception types
                 expect(f"{what}: {want}", want in str(exc), exc)
+        r = c.push_object_cache(cdn_models.PushObjectCacheRequest(
+            object_path="https://cdn.example.com/a.jpg\nhttps://cdn.example.com/b.jpg"))
+        expect("PushObjectCache: PushTaskId", bool(r.body.push_task_id), r.body.to_map())
+        r = c.describe_refresh_quota(cdn_models.DescribeRefreshQuotaRequest())
+        expect("quota: 1 of 3 prefetches left",
+               (r.body.preload_quota, r.body.preload_remain) == ("3", "1"), r.body.to_map())
+        try:
+            c.push_object_cache(cdn_models.PushObjectCacheRequest(
+                object_path="https://cdn.example.com/c.jpg\nhttps://cdn.example.com/d.jpg"))
+            expect("prefetch over the day's quota: QuotaExceeded.Preload", False, "accepted")
+        except Exception as exc:
+            expect("prefetch over the day's quota: QuotaExceeded.Preload",
+                   "QuotaExceeded.Preload" in str(exc), exc)
         with Handler.state.lock:
             signed = all(r["signature_ok"] for r in Handler.state.requests[:5])
         expect("SDK-signed calls pass the signature check", signed, Handler.state.requests[:5])
@@ -597,6 +648,7 @@ def main(argv=None):
     p.add_argument("--domains", default="", help="comma-separated; empty = any host")
     p.add_argument("--url-quota", type=int, default=10000)
     p.add_argument("--dir-quota", type=int, default=100)
+    p.add_argument("--preload-quota", type=int, default=1000)
     p.add_argument("--rate", type=int, default=50, help="calls per second per account")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--self-check", action="store_true")

@@ -7,14 +7,17 @@ authenticate; timestamp skew, credentials, session token, version, action,
 parameters), enforces the zone's per-request batch and daily quota per purge
 type and 20 calls per second per action, and answers with Tencent's response
 and error shapes. Actions: CreatePurgeTask, DescribePurgeTasks,
-DescribeContentQuota (field names from tencentcloud-sdk-python-teo's models).
+DescribeContentQuota, CreatePrefetchTask (warming: its own --prefetch-batch and
+--prefetch-daily, LimitExceeded.BatchQuota / LimitExceeded.DailyQuota as for purges,
+FailedList for rejected targets) (field names from tencentcloud-sdk-python-teo's models).
 
 Usage:
   python3 fake_edgeone.py --port 0 --secret-id ID --secret-key KEY --zone zone-…
       [--token TOKEN] [--domains cdn.example.com,img.example.com]
       [--url-batch 2000] [--url-daily 10000] [--prefix-batch 1000]
       [--prefix-daily 10000] [--tag-batch 100] [--tag-daily 10000] [--no-tags]
-      [--rate 20] [--deny DescribePurgeTasks,…]
+      [--rate 20] [--deny DescribePurgeTasks,…] [--prefetch-batch 1000]
+      [--prefetch-daily 1000]
   python3 fake_edgeone.py --self-check   (calls it through the official teo client)
 
 Prints "LISTENING <port>" as the first stdout line, serves on 127.0.0.1 until
@@ -23,7 +26,8 @@ SIGTERM/SIGINT. One log line per request goes to stderr (never secrets).
 Control API (same port, plain JSON, for tests):
   GET  /__control/requests  every POST / received, in order (secrets masked)
   POST /__control/fail      {"code","message","count"} or {"http_status","raw","count"}:
-                            the next CreatePurgeTask calls fail so
+                            the next CreatePurgeTask calls fail so (with "action":
+                            "CreatePrefetchTask", the next prefetches)
   POST /__control/tasks     {"status": processing|success|failed|timeout|canceled}: new jobs'
                             tasks start so (default success); with "all": true every existing
                             task is set to it, with "target": "…" only that target's; optional
@@ -57,7 +61,8 @@ from fake_tencent_cdn import ApiError  # noqa: E402
 
 API_VERSION = "2022-09-01"
 SERVICE = "teo"
-ACTIONS = ("CreatePurgeTask", "DescribePurgeTasks", "DescribeContentQuota")
+ACTIONS = ("CreatePurgeTask", "DescribePurgeTasks", "DescribeContentQuota",
+           "CreatePrefetchTask")
 PURGE_TYPES = ("purge_url", "purge_prefix", "purge_host", "purge_all", "purge_cache_tag")
 METHODS = ("invalidate", "delete")
 STATUSES = ("processing", "success", "failed", "timeout", "canceled")
@@ -89,7 +94,8 @@ class State:
 
     def limits(self, purge_type):
         c = self.cfg
-        return {"purge_url": (c.url_batch, c.url_daily),
+        return {"prefetch_url": (c.prefetch_batch, c.prefetch_daily),
+                "purge_url": (c.url_batch, c.url_daily),
                 "purge_prefix": (c.prefix_batch, c.prefix_daily),
                 "purge_host": (c.prefix_batch, c.prefix_daily),
                 "purge_all": (1, c.prefix_daily),
@@ -285,15 +291,56 @@ def describe_content_quota(state, body):
         batch, daily = state.limits(t)
         purge.append({"Type": t, "Batch": batch, "Daily": daily,
                       "DailyAvailable": max(0, daily - state.used[t])})
+    batch, daily = state.limits("prefetch_url")
     return {"PurgeQuota": purge,
-            "PrefetchQuota": [{"Type": "prefetch_url", "Batch": 1000, "Daily": 1000,
-                               "DailyAvailable": 1000}]}
+            "PrefetchQuota": [{"Type": "prefetch_url", "Batch": batch, "Daily": daily,
+                               "DailyAvailable": max(0, daily - state.used["prefetch_url"])}]}
+
+
+def create_prefetch_task(state, body):
+    """CreatePrefetchTask: URLs as purge_url's, counted in the zone's prefetch_url quota."""
+    check_params(body, ("ZoneId", "Targets", "Mode", "EncodeUrl", "Headers",
+                        "PrefetchMediaSegments"))
+    check_zone(state, body, "CreatePrefetchTask")
+    mode = body.get("Mode", "default")
+    if mode not in ("default", "edge"):
+        raise ApiError("InvalidParameter.ParameterError", f"参数错误。Mode `{mode}`")
+    if "EncodeUrl" in body and not isinstance(body["EncodeUrl"], bool):
+        raise ApiError("InvalidParameter", "The type of parameter `EncodeUrl` is incorrect, expected bool.")
+    targets = strings(body, "Targets")
+    if not targets:
+        raise ApiError("InvalidParameter.ParameterError", "参数错误。Targets is empty.")
+    for item in targets:
+        check_target(state, "purge_url", item)
+    batch, daily = state.limits("prefetch_url")
+    if len(targets) > batch:
+        raise ApiError("LimitExceeded.BatchQuota",
+                       f"本次提交的资源数超过上限。{len(targets)} > {batch}")
+    failed = [t for t in targets if t in state.rejected]
+    taken = [t for t in targets if t not in state.rejected]
+    if state.used["prefetch_url"] + len(taken) > daily:
+        raise ApiError("LimitExceeded.DailyQuota",
+                       f"当天提交的资源数超过上限。prefetch_url daily quota {daily}")
+    state.used["prefetch_url"] += len(taken)
+    job_id = "".join(random.choices(string.ascii_lowercase + string.digits, k=12))
+    now = time.time()
+    state.jobs[job_id] = [{"JobId": job_id, "Target": t, "Type": "prefetch_url",
+                           "Method": "", "Status": "success", "CreateTime": iso(now),
+                           "UpdateTime": iso(now), "FailType": "", "FailMessage": ""}
+                          for t in taken]
+    state.stats["prefetch_ok"] = state.stats.get("prefetch_ok", 0) + 1
+    reasons = collections.OrderedDict()
+    for t in failed:
+        reasons.setdefault(state.rejected[t], []).append(t)
+    return {"JobId": job_id,
+            "FailedList": [{"Reason": r, "Targets": ts} for r, ts in reasons.items()]}
 
 
 HANDLERS = {
     "CreatePurgeTask": create_purge_task,
     "DescribePurgeTasks": describe_purge_tasks,
     "DescribeContentQuota": describe_content_quota,
+    "CreatePrefetchTask": create_prefetch_task,
 }
 
 
@@ -346,8 +393,10 @@ class Handler(tc.Handler):
             tc.authenticate(cfg, self.headers, raw, rec, service=SERVICE)
             action, body = check_envelope(self.headers, raw)
             with state.lock:
-                if action == "CreatePurgeTask":
-                    fault = state.pop_use(state.faults) if state.faults else None
+                # A fault names its action (default CreatePurgeTask) and waits for it.
+                if state.faults and \
+                        state.faults[0][0].get("action", "CreatePurgeTask") == action:
+                    fault = state.pop_use(state.faults)
                 if fault is None:
                     check_rate(state, action, time.monotonic())
                     result = HANDLERS[action](state, body)
@@ -489,7 +538,8 @@ def self_check():
                  "(see testkit/requirements.txt)")
     cfg = parse_args(["--port", "0", "--secret-id", SELF_ID, "--secret-key", SELF_KEY,
                       "--zone", SELF_ZONE, "--domains", "www.example.com",
-                      "--url-batch", "3", "--url-daily", "5", "--quiet"])
+                      "--url-batch", "3", "--url-daily", "5", "--quiet",
+                      "--prefetch-batch", "2", "--prefetch-daily", "3"])
     server = start(cfg)
     port = server.server_address[1]
 
@@ -567,6 +617,24 @@ def self_check():
             Targets=["http://other.example.net/a"])), "InvalidParameter.DomainNotFound")
     expect_error("another zone", lambda: c.DescribeContentQuota(
         req("DescribeContentQuotaRequest", ZoneId="zone-other")), "ResourceNotFound.ZoneNotFound")
+    r = c.CreatePrefetchTask(req("CreatePrefetchTaskRequest", ZoneId=SELF_ZONE,
+                                 Targets=["http://www.example.com/a.txt"]))
+    assert r.JobId and r.FailedList == [], r.to_json_string()
+    print("CreatePrefetchTask: job", r.JobId)
+    r = c.DescribeContentQuota(req("DescribeContentQuotaRequest", ZoneId=SELF_ZONE))
+    pre = r.PrefetchQuota[0]
+    assert (pre.Type, pre.Batch, pre.Daily, pre.DailyAvailable) == \
+        ("prefetch_url", 2, 3, 2), r.to_json_string()
+    print("DescribeContentQuota: prefetch_url 2/3, 2 left")
+    expect_error("3 prefetches over a batch of 2", lambda: c.CreatePrefetchTask(
+        req("CreatePrefetchTaskRequest", ZoneId=SELF_ZONE,
+            Targets=[f"http://www.example.com/p{i}" for i in range(3)])),
+        "LimitExceeded.BatchQuota")
+    c.CreatePrefetchTask(req("CreatePrefetchTaskRequest", ZoneId=SELF_ZONE,
+                             Targets=["http://www.example.com/p1", "http://www.example.com/p2"]))
+    expect_error("prefetch daily quota (3 used)", lambda: c.CreatePrefetchTask(
+        req("CreatePrefetchTaskRequest", ZoneId=SELF_ZONE,
+            Targets=["http://www.example.com/p3"])), "LimitExceeded.DailyQuota")
     Handler.state.denied = {"DescribePurgeTasks"}
     expect_error("key without DescribePurgeTasks", lambda: c.DescribePurgeTasks(
         req("DescribePurgeTasksRequest", ZoneId=SELF_ZONE,
@@ -593,6 +661,8 @@ def parse_args(argv):
     p.add_argument("--no-tags", dest="tags", action="store_false",
                    help="the plan does not offer cache-tag purges (LimitExceeded.PackNotAllow)")
     p.add_argument("--rate", type=int, default=20)
+    p.add_argument("--prefetch-batch", type=int, default=1000)
+    p.add_argument("--prefetch-daily", type=int, default=1000)
     p.add_argument("--deny", default="", help="comma-separated actions the key may not call")
     p.add_argument("--self-check", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no log line per request")

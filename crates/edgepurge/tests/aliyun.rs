@@ -475,6 +475,9 @@ fn the_stand_in_passes_the_official_sdks_own_calls() {
         "wrong secret: SignatureDoesNotMatch",
         "unknown key: InvalidAccessKeyId.NotFound",
         "no STS token: MissingSecurityToken",
+        "PushObjectCache: PushTaskId",
+        "quota: 1 of 3 prefetches left",
+        "prefetch over the day's quota: QuotaExceeded.Preload",
         "SDK-signed calls pass the signature check",
         "self-check ok",
     ] {
@@ -582,4 +585,97 @@ tags = ["{seg1}", "all"]
         err.contains("InvalidDomain.NotFound") && err.contains("(domain gone.example.com)"),
         "{err}"
     );
+}
+
+// --- warming (rules with warm = true): PushObjectCache after the refresh completed
+
+const WARM_RULE: &str = r#"
+[[rules]]
+name = "warm"
+bucket = "assets"
+events = ["created"]
+domains = ["https://cdn.example.com"]
+provider = "aliyun"
+warm = true
+"#;
+
+/// Waits until `n` records are there and none is waiting to be warmed.
+fn warmed(ep: &Edgepurge, n: usize) -> Vec<Value> {
+    wait_for(Duration::from_secs(30), "every record warmed", || {
+        let log = ep.log(&[]);
+        let done = log.len() == n
+            && log
+                .iter()
+                .all(|r| r["warmed"].is_string() && r["warmed"] != "pending");
+        done.then_some(log)
+    })
+}
+
+fn pushes(fake: &FakeAliyun) -> Vec<Value> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r["action"] == "PushObjectCache")
+        .collect()
+}
+
+#[test]
+fn a_warm_rule_prefetches_with_push_object_cache_within_the_preload_quota() {
+    let fake = FakeAliyun::start(Options {
+        token: Some(SECURITY_TOKEN.into()),
+        preload_quota: Some(2),
+        ..Default::default()
+    });
+    let ep = edgepurge(&config(&fake, "", WARM_RULE));
+    let server = ep.serve();
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["1.png".into(), "2.png".into(), "3.png".into()],
+    ));
+    let log = warmed(&ep, 3);
+    let sent = pushes(&fake);
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    let outcomes: Vec<&str> = log.iter().filter_map(|r| r["warmed"].as_str()).collect();
+    assert_eq!(outcomes, ["warmed", "warmed", "failed"], "{log:#?}");
+    for (rec, p) in log.iter().zip(&sent) {
+        assert_eq!(p["signature_ok"], true, "{p}");
+        assert_eq!(p["error_code"], Value::Null, "{p}");
+        assert_eq!(
+            Value::from(vec![p["params"]["ObjectPath"].clone()]),
+            rec["targets"],
+            "{p}"
+        );
+        assert_eq!(rec["warm_task"], p["task_id"], "{rec}");
+    }
+    // PreloadQuota / PreloadRemain of DescribeRefreshQuota: 2 a day.
+    assert_eq!(
+        log[2]["warm_note"],
+        "the daily prefetch quota would be exceeded (2 of 2 URLs used today; not sent)"
+    );
+}
+
+#[test]
+fn a_spent_preload_quota_is_recorded_with_alibabas_code_and_not_retried() {
+    let fake = fake();
+    let ep = edgepurge(&config(&fake, "", WARM_RULE));
+    let server = ep.serve();
+    fake.fail_push("QuotaExceeded.Preload", 400, 1);
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["1.png".into()]));
+    let log = warmed(&ep, 1);
+    assert_eq!(log[0]["warmed"], "failed", "{log:#?}");
+    let note = log[0]["warm_note"].as_str().unwrap();
+    assert!(
+        note.starts_with("the provider's daily prefetch quota is spent:")
+            && note.contains("QuotaExceeded.Preload"),
+        "{note}"
+    );
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["2.png".into()]));
+    let log = warmed(&ep, 2);
+    assert_eq!(
+        log[1]["warm_note"],
+        "the provider's daily prefetch quota is spent (not sent)"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(pushes(&fake).len(), 1, "never retried");
+    assert!(ep.log(&[]).iter().all(|r| r["status"] == "succeeded"));
 }

@@ -675,7 +675,100 @@ fn the_stand_in_accepts_the_official_teo_client() {
         "wrong key: AuthFailure.SignatureFailure",
         "4 URLs over a batch of 3: LimitExceeded.BatchQuota",
         "daily quota (5 used): LimitExceeded.DailyQuota",
+        "DescribeContentQuota: prefetch_url 2/3, 2 left",
+        "prefetch daily quota (3 used): LimitExceeded.DailyQuota",
     ] {
         assert!(text.contains(line), "{line:?} in {text}");
     }
+}
+
+// --- warming (rules with warm = true): CreatePrefetchTask after the purge completed
+
+const WARM_RULE: &str = r#"
+[[rules]]
+name = "warm"
+bucket = "assets"
+events = ["created"]
+domains = ["https://cdn.example.com"]
+provider = "eo"
+warm = true
+"#;
+
+/// Waits until `n` records are there and none is waiting to be warmed.
+fn warmed(ep: &Edgepurge, n: usize) -> Vec<Value> {
+    wait_for(Duration::from_secs(30), "every record warmed", || {
+        let log = ep.log(&[]);
+        let done = log.len() == n
+            && log
+                .iter()
+                .all(|r| r["warmed"].is_string() && r["warmed"] != "pending");
+        done.then_some(log)
+    })
+}
+
+#[test]
+fn a_warm_rule_prefetches_with_create_prefetch_task_within_the_zones_prefetch_quota() {
+    let fake = fake(Options {
+        prefetch_daily: Some(2),
+        ..Default::default()
+    });
+    let ep = Edgepurge::new(&config(&fake, "", WARM_RULE));
+    let server = ep.serve();
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["1.png".into(), "2.png".into(), "3.png".into()],
+    ));
+    let log = warmed(&ep, 3);
+    let prefetches = fake.calls("CreatePrefetchTask");
+    assert_eq!(prefetches.len(), 2, "{prefetches:#?}");
+    for p in &prefetches {
+        assert_eq!(p["signature_ok"], true, "{p}");
+        assert_eq!(p["body"]["ZoneId"], ZONE_ID, "{p}");
+        assert_eq!(p["error_code"], Value::Null, "{p}");
+    }
+    let outcomes: Vec<&str> = log.iter().filter_map(|r| r["warmed"].as_str()).collect();
+    assert_eq!(outcomes, ["warmed", "warmed", "failed"], "{log:#?}");
+    for (rec, p) in log.iter().zip(&prefetches) {
+        assert_eq!(p["body"]["Targets"], rec["targets"], "{p}");
+        assert_eq!(rec["warm_task"], p["job_id"], "{rec}");
+    }
+    // The zone's prefetch_url quota (DescribeContentQuota) is 2 a day: the third is not sent.
+    assert_eq!(
+        log[2]["warm_note"],
+        "the daily prefetch quota would be exceeded (2 of 2 URLs used today; not sent)"
+    );
+    assert!(log.iter().all(|r| r["status"] == "succeeded"));
+}
+
+#[test]
+fn prefetch_refusals_are_recorded_with_edgeones_answer_and_never_retried() {
+    let fake = fake(Options::default());
+    let ep = Edgepurge::new(&config(&fake, "", WARM_RULE));
+    let server = ep.serve();
+    // FailedList names the URL: failed, with EdgeOne's reason.
+    fake.reject(&["https://cdn.example.com/1.png"], "url format error");
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["1.png".into()]));
+    let log = warmed(&ep, 1);
+    assert_eq!(log[0]["warmed"], "failed", "{log:#?}");
+    let note = log[0]["warm_note"].as_str().unwrap();
+    assert!(
+        note.contains("CreatePrefetchTask did not take") && note.contains("url format error"),
+        "{note}"
+    );
+    // The day's quota is spent (EdgeOne says so): failed, not sent again.
+    fake.control_fail_prefetch("LimitExceeded.DailyQuota");
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &["2.png".into()]));
+    let log = warmed(&ep, 2);
+    assert_eq!(log[1]["warmed"], "failed");
+    assert!(
+        log[1]["warm_note"]
+            .as_str()
+            .unwrap()
+            .starts_with("the provider's daily prefetch quota is spent: CreatePrefetchTask: LimitExceeded.DailyQuota"),
+        "{}",
+        log[1]["warm_note"]
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(fake.calls("CreatePrefetchTask").len(), 2, "never retried");
 }

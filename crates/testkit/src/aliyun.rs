@@ -24,6 +24,8 @@ pub struct Options {
     pub domains: Vec<String>,
     pub url_quota: Option<u64>,
     pub dir_quota: Option<u64>,
+    /// Prefetch (`PushObjectCache`) URLs a day.
+    pub preload_quota: Option<u64>,
     /// Calls per second per account.
     pub rate: Option<u64>,
 }
@@ -45,6 +47,7 @@ impl FakeAliyun {
         for (flag, v) in [
             ("--url-quota", opts.url_quota),
             ("--dir-quota", opts.dir_quota),
+            ("--preload-quota", opts.preload_quota),
             ("--rate", opts.rate),
         ] {
             if let Some(v) = v {
@@ -92,6 +95,16 @@ impl FakeAliyun {
                     .collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    /// The next `count` `PushObjectCache` calls fail with that Alibaba error.
+    pub fn fail_push(&self, code: &str, http_status: u16, count: u32) {
+        self.control(
+            "/__control/fail",
+            Some(json!({"code": code, "message": format!("injected {code}"),
+                        "http_status": http_status, "count": count,
+                        "action": "PushObjectCache"})),
+        );
     }
 
     /// The next `count` refresh requests fail with this Alibaba error code and HTTP status.

@@ -28,6 +28,9 @@ pub struct Options {
     pub prefix_batch: Option<u64>,
     pub tag_batch: Option<u64>,
     pub rate: Option<u64>,
+    /// Prefetch (`CreatePrefetchTask`) URLs per request and a day.
+    pub prefetch_batch: Option<u64>,
+    pub prefetch_daily: Option<u64>,
     /// Actions the key may not call (`UnauthorizedOperation.CamUnauthorized`).
     pub deny: Vec<String>,
 }
@@ -54,6 +57,8 @@ impl FakeEdgeOne {
             ("--prefix-batch", opts.prefix_batch),
             ("--tag-batch", opts.tag_batch),
             ("--rate", opts.rate),
+            ("--prefetch-batch", opts.prefetch_batch),
+            ("--prefetch-daily", opts.prefetch_daily),
         ] {
             if let Some(v) = v {
                 cmd.args([flag, &v.to_string()]);
@@ -119,6 +124,15 @@ impl FakeEdgeOne {
             }
         }
         out
+    }
+
+    /// The next `CreatePrefetchTask` call fails with this Tencent error code.
+    pub fn control_fail_prefetch(&self, code: &str) {
+        self.control(
+            "/__control/fail",
+            Some(json!({"code": code, "message": format!("injected {code}"), "count": 1,
+                        "action": "CreatePrefetchTask"})),
+        );
     }
 
     /// The next `count` `CreatePurgeTask` calls fail with this Tencent error code.

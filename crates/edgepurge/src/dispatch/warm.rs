@@ -104,6 +104,8 @@ struct Quota {
     day: i64,
     /// URLs a day (`None`: unknown, the provider refuses when spent).
     total: Option<u64>,
+    /// URLs per request, as the provider reported it.
+    batch: Option<usize>,
     /// The provider said today's quota is spent.
     spent: bool,
 }
@@ -226,13 +228,18 @@ impl Warmer {
         let mut tasks: Vec<String> = Vec::new();
         let mut failed = false;
         for purger in &self.purgers {
+            self.read_quota(purger.as_ref(), quota).await;
+            let max = quota
+                .as_ref()
+                .and_then(|q| q.batch)
+                .map_or(limits.max_urls, |b| b.min(limits.max_urls));
             let mut chunks: Vec<Vec<String>> = d
                 .targets
-                .chunks(limits.max_urls.max(1))
+                .chunks(max.max(1))
                 .map(<[String]>::to_vec)
                 .collect();
             while let Some(chunk) = chunks.pop() {
-                if let Err(why) = self.reserve(purger.as_ref(), quota, chunk.len()).await {
+                if let Err(why) = self.reserve(quota, chunk.len()).await {
                     notes.push(why);
                     failed = true;
                     continue;
@@ -313,20 +320,17 @@ impl Warmer {
         (self.clock.now_ms() + offset).div_euclid(86_400_000)
     }
 
-    /// Room for `n` more URLs today, asking the provider at the start of each quota day;
-    /// `Err`: why not (nothing is sent).
-    async fn reserve(
-        &self,
-        purger: &dyn Purger,
-        quota: &mut Option<Quota>,
-        n: usize,
-    ) -> Result<(), String> {
+    /// Asks the provider for its prefetch quota at the start of each quota day (and at the
+    /// warmer's start).
+    async fn read_quota(&self, purger: &dyn Purger, quota: &mut Option<Quota>) {
         let day = self.day(purger);
         if quota.as_ref().is_none_or(|q| q.day != day) {
             let mut total = purger.prefetch_limits().and_then(|l| l.daily_quota);
+            let mut batch = None;
             match purger.prefetch_quota().await {
                 Some(Ok(q)) => {
                     total = Some(q.total);
+                    batch = Some(q.batch).filter(|b| *b > 0);
                     let used = q.total.saturating_sub(q.available);
                     if let Err(e) = self
                         .store
@@ -344,9 +348,14 @@ impl Warmer {
             *quota = Some(Quota {
                 day,
                 total,
+                batch,
                 spent: false,
             });
         }
+    }
+
+    /// Room for `n` more URLs today; `Err`: why not (nothing is sent).
+    async fn reserve(&self, quota: &Option<Quota>, n: usize) -> Result<(), String> {
         let Some(q) = quota.as_ref() else {
             return Ok(());
         };
@@ -358,7 +367,7 @@ impl Warmer {
         };
         let used = self
             .store
-            .quota_used(&self.quota_lane(), TargetKind::Url, day)
+            .quota_used(&self.quota_lane(), TargetKind::Url, q.day)
             .await
             .unwrap_or(0);
         if used.saturating_add(n as u64) > total {

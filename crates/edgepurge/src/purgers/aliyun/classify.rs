@@ -46,10 +46,11 @@ pub fn classify(code: &str) -> Verdict {
     match code {
         // Too many targets in one request.
         "SingleRequest.OverLimit" | "InvalidObjectPath.Size.Malformed" => return Verdict::Split,
-        // The account's daily refresh quota is spent.
-        "QuotaExceeded.Refresh" => return Verdict::QuotaExhausted,
-        // Per-minute limit, a full refresh queue, a busy service.
-        "QuotaPerMinuteExceeded.Refresh" | "TooMany.Refresh" | "ServiceBusy" => return retry,
+        // The account's daily refresh (or prefetch: `PushObjectCache`) quota is spent.
+        "QuotaExceeded.Refresh" | "QuotaExceeded.Preload" => return Verdict::QuotaExhausted,
+        // Per-minute limit, a full refresh or prefetch queue, a busy service.
+        "QuotaPerMinuteExceeded.Refresh" | "TooMany.Refresh" | "PreloadQueueFull"
+        | "ServiceBusy" => return retry,
         // Clock skew or a reused nonce: the next attempt is signed afresh.
         "InvalidTimeStamp.Expired" | "SignatureNonceUsed" => return retry,
         _ => {}

@@ -95,6 +95,11 @@ pub struct AliyunSettings {
 impl ProviderConfig for AliyunSettings {
     crate::purgers::one_lane_account!();
 
+    /// `PushObjectCache`.
+    fn prefetches(&self) -> bool {
+        true
+    }
+
     fn build(&self) -> Result<Vec<Arc<dyn Purger>>, BuildError> {
         let cdn = AliyunCdn::new(self.clone()).map_err(|reason| BuildError {
             provider: self.name.clone(),

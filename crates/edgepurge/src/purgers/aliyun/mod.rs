@@ -1,6 +1,7 @@
 //! Alibaba Cloud CDN: `RefreshObjectCaches` (File / Directory), `RefreshObjectCacheByCacheTag`,
 //! `DescribeRefreshTaskById` and `DescribeRefreshQuota`, RPC style (API 2018-05-10) with
-//! ACS3-HMAC-SHA256 (apis.md §D.3, §J.3, §J.6).
+//! ACS3-HMAC-SHA256 (apis.md §D.3, §J.3, §J.6); warming with `PushObjectCache`, whose daily
+//! quota `DescribeRefreshQuota` gives as `PreloadQuota` / `PreloadRemain` (apis.md §K.3).
 
 pub mod classify;
 mod config;
@@ -10,8 +11,9 @@ mod tasks;
 pub use config::{default_limits, AliyunSettings, KIND};
 
 use super::{
-    describe_transport_error, retry_after, snippet, Limits, ProviderQuota, PurgeError,
-    PurgeResponse, Purger, SharedRate, TargetFailure, TaskState, Verdict,
+    describe_transport_error, retry_after, snippet, KindQuota, Limits, PrefetchLimits,
+    PrefetchResponse, ProviderQuota, PurgeError, PurgeResponse, Purger, SharedRate,
+    TargetFailure, TaskState, Verdict,
 };
 use crate::secret::{Secret, SecretSource};
 use async_trait::async_trait;
@@ -23,6 +25,8 @@ pub const DEFAULT_ENDPOINT: &str = "https://cdn.aliyuncs.com";
 const FORM: &str = "application/x-www-form-urlencoded";
 /// Distinct domains one `RefreshObjectCaches` call may name (apis.md §D.3).
 pub const MAX_DOMAINS_PER_CALL: usize = 10;
+/// URLs one `PushObjectCache` call may carry (apis.md §K.3).
+pub const MAX_PUSH_URLS: usize = 100;
 
 pub struct AliyunCdn {
     settings: AliyunSettings,
@@ -472,6 +476,44 @@ impl Purger for AliyunCdn {
             .flat_map(|a| tasks::entries_of(&ids, a))
             .collect();
         Ok(tasks::state_of(&ids, &entries))
+    }
+
+    /// `PushObjectCache`: at most 100 URLs a call, at the account's call rate.
+    fn prefetch_limits(&self) -> Option<PrefetchLimits> {
+        Some(PrefetchLimits {
+            max_urls: MAX_PUSH_URLS,
+            rate_per_s: self.settings.limits.rate_per_s,
+            daily_quota: None,
+        })
+    }
+
+    async fn prefetch(&self, urls: &[String]) -> PrefetchResponse {
+        // `ObjectPath` in the query, as the official client places it.
+        let params = Params {
+            query: vec![("ObjectPath", urls.join("\n"))],
+            form: Vec::new(),
+        };
+        let answer = self
+            .call("PushObjectCache", &params, urls.len())
+            .await
+            .map(|call| match call.response.get("PushTaskId") {
+                Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            });
+        PrefetchResponse::from_call(answer)
+    }
+
+    async fn prefetch_quota(&self) -> Option<Result<KindQuota, PurgeError>> {
+        match self
+            .call("DescribeRefreshQuota", &Params::default(), 0)
+            .await
+        {
+            Ok(call) => tasks::preload_quota_of(&call.response).map(Ok),
+            Err(r) => Some(Err(r.error.unwrap_or_else(|| {
+                PurgeError::Transport("DescribeRefreshQuota failed".into())
+            }))),
+        }
     }
 
     async fn quota(&self) -> Option<Result<ProviderQuota, PurgeError>> {

@@ -128,6 +128,18 @@ fn count(response: &Value, field: &str) -> Option<u64> {
 
 /// The URL and directory quotas of a `DescribeRefreshQuota` answer. The answer has no
 /// per-request maximum (`batch` 0: the configured one stays).
+/// The prefetch (`PushObjectCache`) quota of a `DescribeRefreshQuota` answer:
+/// `PreloadQuota` URLs a day, `PreloadRemain` left.
+pub fn preload_quota_of(response: &Value) -> Option<KindQuota> {
+    let total = count(response, "PreloadQuota")?;
+    let available = count(response, "PreloadRemain")?;
+    Some(KindQuota {
+        batch: 0,
+        total,
+        available: available.min(total),
+    })
+}
+
 pub fn quota_of(response: &Value) -> Vec<(TargetKind, KindQuota)> {
     let mut out = Vec::new();
     for (kind, total, remain) in [
@@ -234,6 +246,15 @@ mod tests {
 
     #[test]
     fn quota_is_read_from_strings_or_numbers() {
+        assert_eq!(
+            preload_quota_of(&json!({"PreloadQuota": "1000", "PreloadRemain": "998"})),
+            Some(KindQuota {
+                batch: 0,
+                total: 1000,
+                available: 998
+            })
+        );
+        assert_eq!(preload_quota_of(&json!({"UrlQuota": "10000"})), None);
         let q = quota_of(&json!({"UrlQuota": "10000", "UrlRemain": "9990",
                                   "DirQuota": 100, "DirRemain": 7, "RequestId": "r"}));
         assert_eq!(

@@ -91,6 +91,11 @@ pub struct EdgeOneSettings {
 impl ProviderConfig for EdgeOneSettings {
     crate::purgers::one_lane_account!();
 
+    /// `CreatePrefetchTask`.
+    fn prefetches(&self) -> bool {
+        true
+    }
+
     fn build(&self) -> Result<Vec<Arc<dyn Purger>>, BuildError> {
         let eo = EdgeOne::new(self.clone()).map_err(|reason| BuildError {
             provider: self.name.clone(),

@@ -1,7 +1,8 @@
 //! Tencent EdgeOne (`teo`, API 2022-09-01): `CreatePurgeTask` (`purge_url`, `purge_prefix`,
 //! `purge_cache_tag`), `DescribePurgeTasks` for completion and `DescribeContentQuota` for
-//! the zone's limits, over Tencent Cloud API 3.0 with TC3-HMAC-SHA256 (apis.md §A.8). The
-//! call, signing and envelope are Tencent CDN's ([`crate::purgers::tencent::api`]).
+//! the zone's limits, over Tencent Cloud API 3.0 with TC3-HMAC-SHA256 (apis.md §A.8); warming
+//! with `CreatePrefetchTask` and its `prefetch_url` quota (apis.md §K.2). The call, signing and
+//! envelope are Tencent CDN's ([`crate::purgers::tencent::api`]).
 
 pub mod classify;
 mod config;
@@ -11,8 +12,8 @@ pub use config::{default_limits, EdgeOneSettings, KIND};
 
 use super::tencent::api;
 use super::{
-    snippet, KindQuota, Limits, ProviderQuota, PurgeError, PurgeResponse, Purger, TargetFailure,
-    TaskState, Verdict,
+    snippet, KindQuota, Limits, PrefetchLimits, PrefetchResponse, ProviderQuota, PurgeError,
+    PurgeResponse, Purger, TargetFailure, TaskState, Verdict,
 };
 use async_trait::async_trait;
 use edgepurge_core::{printable, TargetKind};
@@ -318,6 +319,82 @@ impl Purger for EdgeOne {
         }
         // More tasks than read this time: done only once all were seen.
         Ok(tasks::state_of(&found.iter().collect::<Vec<_>>(), false))
+    }
+
+    /// `CreatePrefetchTask`: as many URLs as a URL purge takes (the zone's `prefetch_url`
+    /// quota says its own batch), at the purge rate (20 calls/s per action).
+    fn prefetch_limits(&self) -> Option<PrefetchLimits> {
+        Some(PrefetchLimits {
+            max_urls: self
+                .settings
+                .limits
+                .kind(TargetKind::Url)
+                .map_or(1000, |k| k.max_batch),
+            rate_per_s: self.settings.limits.rate_per_s,
+            daily_quota: None,
+        })
+    }
+
+    async fn prefetch(&self, urls: &[String]) -> PrefetchResponse {
+        if let Some(why) = urls
+            .iter()
+            .find_map(|u| check_target(TargetKind::Url, u).err())
+        {
+            return PrefetchResponse::failed(Verdict::Fatal, PurgeError::Request(why));
+        }
+        let body = json!({ "ZoneId": self.settings.zone_id, "Targets": urls });
+        let call = match self.call("CreatePrefetchTask", &body, urls.len()).await {
+            Ok(call) => call,
+            Err(r) => return PrefetchResponse::from_call(Err(r)),
+        };
+        let job_id = call
+            .response
+            .get("JobId")
+            .and_then(Value::as_str)
+            .filter(|j| !j.is_empty())
+            .map(str::to_owned);
+        let sending: Vec<usize> = (0..urls.len()).collect();
+        let refused = failed_list(&call.response, urls, &sending);
+        if refused.is_empty() {
+            return PrefetchResponse::from_call(Ok(job_id));
+        }
+        let why: Vec<String> = refused
+            .iter()
+            .map(|f| f.error.to_string().replace("CreatePurgeTask", "CreatePrefetchTask"))
+            .collect();
+        PrefetchResponse {
+            task_id: job_id,
+            ..PrefetchResponse::failed(
+                Verdict::Fatal,
+                PurgeError::Answer {
+                    code: Some(classify::FAILED_LIST.to_owned()),
+                    message: why.join("; "),
+                },
+            )
+        }
+    }
+
+    async fn prefetch_quota(&self) -> Option<Result<KindQuota, PurgeError>> {
+        let body = json!({ "ZoneId": self.settings.zone_id });
+        let call = match self.call("DescribeContentQuota", &body, 0).await {
+            Ok(c) => c,
+            Err(r) => {
+                return Some(Err(r.error.unwrap_or_else(|| {
+                    PurgeError::Transport("DescribeContentQuota failed".into())
+                })))
+            }
+        };
+        let q = call
+            .response
+            .get("PrefetchQuota")?
+            .as_array()?
+            .iter()
+            .find(|q| q.get("Type").and_then(Value::as_str) == Some("prefetch_url"))?;
+        Some(Ok(KindQuota {
+            batch: q.get("Batch")?.as_u64()?.try_into().ok()?,
+            total: q.get("Daily")?.as_u64()?,
+            available: q.get("DailyAvailable")?.as_u64()?,
+        }))
     }
 
     async fn quota(&self) -> Option<Result<ProviderQuota, PurgeError>> {
