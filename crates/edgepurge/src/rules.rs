@@ -247,6 +247,43 @@ mod tests {
         assert!(check(spec("varnish", Mode::Tag), Some(&p)).is_ok());
     }
 
+    /// Warming needs an account with a prefetch API and a rule that purges URLs; a stored
+    /// rule whose account can no longer prefetch still purges (the planner drops `warm`).
+    #[test]
+    fn warm_is_refused_where_nothing_can_be_prefetched() {
+        let p = config::parse(
+            "[providers.tencent]\nkind = \"tencent-cdn\"\n\
+             [providers.cf]\nkind = \"cloudflare\"\nzone_id = \"023e105f4ecef8ad9ca31a8372d0c353\"\n",
+        )
+        .unwrap()
+        .validate()
+        .unwrap()
+        .providers;
+        let warm = |provider: &str, mode| RuleSpec {
+            warm: true,
+            ..spec(provider, mode)
+        };
+        assert!(check(warm("tencent", Mode::Url), Some(&p)).is_ok());
+        let err = check(warm("cf", Mode::Url), Some(&p)).unwrap_err();
+        assert_eq!(err.field(), "warm");
+        assert_eq!(
+            err.to_string(),
+            "rule \"r\": warm = true, but provider \"cf\" (cloudflare) has no prefetch API; \
+             warming works with tencent-cdn, edgeone, aliyun-cdn and http-purge accounts (remove \
+             warm, or list such an account)"
+        );
+        let err = check(warm("tencent", Mode::Dir), None).unwrap_err();
+        assert_eq!(err.field(), "warm");
+        assert!(err.to_string().contains("needs mode = \"url\""), "{err}");
+        assert!(check(spec("cf", Mode::Url), Some(&p)).is_ok(), "without warm");
+        // Stored before the account changed: purged, not warmed, and said so.
+        let stored = crate::store::StoredRule::from_config(&warm("cf", Mode::Url));
+        let (planner, problems) = crate::app::Planner::new(&[stored], &p, false);
+        assert_eq!(planner.rules().len(), 1);
+        assert!(!planner.rules()[0].spec.warm);
+        assert!(problems[0].ends_with("its purges go on without warming"), "{problems:?}");
+    }
+
     #[test]
     fn a_misspelled_provider_gets_a_suggestion() {
         let p = providers();

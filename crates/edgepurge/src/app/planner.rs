@@ -52,6 +52,12 @@ impl Planner {
                         spec.providers.retain(|p| *p != provider);
                         dropped.push(provider);
                     }
+                    // Accepted once, and its account can no longer prefetch (the config
+                    // changed): it still purges, without warming.
+                    Err(ref e @ RuleRefusal::CannotWarm { .. }) => {
+                        problems.push(format!("{e}; its purges go on without warming"));
+                        spec.warm = false;
+                    }
                     other => break other,
                 }
             };
