@@ -37,6 +37,12 @@ struct VerifiedLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WarmedLabels {
+    provider: String,
+    warmed: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LaneLabel {
     lane: String,
 }
@@ -97,6 +103,7 @@ pub struct Metrics {
     lane_state: Family<LaneStateLabels, Gauge>,
     quota_left: Family<LaneKindLabels, Gauge>,
     verifications: Family<VerifiedLabels, Counter>,
+    warmings: Family<WarmedLabels, Counter>,
     /// Scrapes render one at a time (the gauges are set, then encoded).
     render: Mutex<()>,
 }
@@ -126,6 +133,7 @@ impl Metrics {
             lane_state: Family::default(),
             quota_left: Family::default(),
             verifications: Family::default(),
+            warmings: Family::default(),
             registry: Registry::default(),
             render: Mutex::new(()),
         };
@@ -209,6 +217,12 @@ impl Metrics {
              unverifiable",
             m.verifications.clone(),
         );
+        registry.register(
+            "edgepurge_warmings",
+            "Records whose purged URLs were to be prefetched (rules with warm = true), by \
+             outcome: warmed, failed, skipped",
+            m.warmings.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -271,6 +285,16 @@ impl Metrics {
             .get_or_create(&VerifiedLabels {
                 provider: provider.to_owned(),
                 verified: verified.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A record of `provider` was warmed `warmed` (`warmed`, `failed`, `skipped`).
+    pub fn warming(&self, provider: &str, warmed: &str) {
+        self.warmings
+            .get_or_create(&WarmedLabels {
+                provider: provider.to_owned(),
+                warmed: warmed.to_owned(),
             })
             .inc();
     }
@@ -373,6 +397,7 @@ mod tests {
         m.request("tencent", "tencent", "succeeded", 3, 0.2, Some(0.25));
         m.quota_remaining("tencent", "url", 9_997);
         m.verification("edge", "stale");
+        m.warming("edge", "warmed");
         let depths = [LaneDepth {
             lane: "tencent".into(),
             pending: 4,
@@ -408,6 +433,7 @@ mod tests {
             "edgepurge_lane_state{lane=\"tencent\",state=\"down\"} 0",
             "edgepurge_quota_remaining{lane=\"tencent\",kind=\"url\"} 9997",
             "edgepurge_verifications_total{provider=\"edge\",verified=\"stale\"} 1",
+            "edgepurge_warmings_total{provider=\"edge\",warmed=\"warmed\"} 1",
             // A lane with nothing queued reports an empty queue.
             "edgepurge_queue_pending{lane=\"edge@10.0.0.1:6081\"} 0",
             "edgepurge_lane_state{lane=\"edge@10.0.0.1:6081\",state=\"down\"} 1",

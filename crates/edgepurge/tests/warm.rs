@@ -146,6 +146,23 @@ fn a_warmed_url_is_a_cache_hit_with_the_new_object_after_an_overwrite() {
     assert!(text.contains("warmed=warmed (node "), "{text}");
     assert!(text.contains("warmed=skipped (a delete"), "{text}");
 
+    // Counted per account and outcome.
+    let r = edgepurge_testkit::http::request(
+        server.addr,
+        "GET",
+        "/metrics",
+        &server.addr.to_string(),
+        &[],
+        b"",
+    )
+    .expect("GET /metrics");
+    let text = r.text();
+    let warmed_count = text
+        .lines()
+        .find_map(|l| l.strip_prefix("edgepurge_warmings_total{provider=\"hot\",warmed=\"warmed\"} "))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert_eq!(warmed_count, Some(2), "{text}");
+
     a_rule_cannot_warm_through_an_account_without_prefetch(&ep);
 }
 

@@ -286,6 +286,7 @@ impl Dispatcher {
                 settings: settings.warm.clone(),
                 clock,
                 outcomes: Arc::clone(&outcomes),
+                metrics: Arc::clone(&metrics),
                 shutdown: shutdown.clone(),
             };
             tasks.spawn(supervise::keep_running(

@@ -119,6 +119,7 @@ pub(super) struct Warmer {
     pub settings: WarmSettings,
     pub clock: Clock,
     pub outcomes: Arc<dyn OutcomeSink>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub shutdown: CancellationToken,
 }
 
@@ -181,10 +182,16 @@ impl Warmer {
             }
             match self
                 .store
-                .note_warmings(updates, self.clock.now_ms())
+                .note_warmings(updates.clone(), self.clock.now_ms())
                 .await
             {
                 Ok(receipt) if !receipt.records.is_empty() => {
+                    for u in updates
+                        .iter()
+                        .filter(|u| receipt.records.iter().any(|r| r.id == u.id))
+                    {
+                        self.metrics.warming(&self.provider, u.warmed.as_str());
+                    }
                     self.outcomes.changed(&receipt.records)
                 }
                 Ok(_) => {}
