@@ -178,6 +178,7 @@ fn settings() -> DispatchSettings {
         tasks: crate::dispatch::FollowSettings::default(),
         quota_warn_percent: 80,
         verify: crate::dispatch::VerifySettings::default(),
+        warm: crate::dispatch::WarmSettings::default(),
     }
 }
 
@@ -331,6 +332,25 @@ impl Store for Recording {
         now: Ms,
     ) -> crate::store::StoreResult<crate::store::FinishReceipt> {
         self.inner.note_verifications(updates, now).await
+    }
+    async fn warmings_due(
+        &self,
+        provider: &str,
+        now: Ms,
+        settled_before: Ms,
+        lease_ms: i64,
+        limit: usize,
+    ) -> crate::store::StoreResult<Vec<crate::store::DueWarming>> {
+        self.inner
+            .warmings_due(provider, now, settled_before, lease_ms, limit)
+            .await
+    }
+    async fn note_warmings(
+        &self,
+        updates: Vec<crate::store::WarmUpdate>,
+        now: Ms,
+    ) -> crate::store::StoreResult<crate::store::FinishReceipt> {
+        self.inner.note_warmings(updates, now).await
     }
     async fn note_quota_used(
         &self,
