@@ -275,13 +275,19 @@ mod tests {
         let err = check(warm("tencent", Mode::Dir), None).unwrap_err();
         assert_eq!(err.field(), "warm");
         assert!(err.to_string().contains("needs mode = \"url\""), "{err}");
-        assert!(check(spec("cf", Mode::Url), Some(&p)).is_ok(), "without warm");
+        assert!(
+            check(spec("cf", Mode::Url), Some(&p)).is_ok(),
+            "without warm"
+        );
         // Stored before the account changed: purged, not warmed, and said so.
         let stored = crate::store::StoredRule::from_config(&warm("cf", Mode::Url));
         let (planner, problems) = crate::app::Planner::new(&[stored], &p, false);
         assert_eq!(planner.rules().len(), 1);
         assert!(!planner.rules()[0].spec.warm);
-        assert!(problems[0].ends_with("its purges go on without warming"), "{problems:?}");
+        assert!(
+            problems[0].ends_with("its purges go on without warming"),
+            "{problems:?}"
+        );
     }
 
     #[test]

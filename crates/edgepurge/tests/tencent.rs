@@ -778,7 +778,11 @@ fn a_warm_rule_prefetches_completed_purges_with_a_signed_push_urls_cache() {
         "ObjectCreated:Put",
         &["a.png".into(), "b c.png".into()],
     ));
-    server.send(&ceph_body("assets", "ObjectRemoved:Delete", &["gone.png".into()]));
+    server.send(&ceph_body(
+        "assets",
+        "ObjectRemoved:Delete",
+        &["gone.png".into()],
+    ));
     let log = warmed(&ep, 3);
     let pushes = fake.pushes();
     assert_eq!(pushes.len(), 2, "one push per record: {pushes:#?}");
@@ -808,7 +812,10 @@ fn a_warm_rule_prefetches_completed_purges_with_a_signed_push_urls_cache() {
         Some(("skipped".into(), "a delete: nothing to prefetch".into()))
     );
     let text = ep.ok(&["log"]);
-    assert!(text.contains("warmed=warmed (1 URL(s) prefetched) warm_task="), "{text}");
+    assert!(
+        text.contains("warmed=warmed (1 URL(s) prefetched) warm_task="),
+        "{text}"
+    );
     // Its quota was read (apart from the purge quota).
     assert!(fake
         .requests()
@@ -918,7 +925,10 @@ fn prefetches_keep_their_own_rate() {
     assert_eq!(times.len(), 8);
     for (i, t) in times.iter().enumerate() {
         let in_window = times[i..].iter().filter(|u| **u < t + 0.95).count();
-        assert!(in_window <= 2, "{in_window} pushes within 1 s of {t}: {times:?}");
+        assert!(
+            in_window <= 2,
+            "{in_window} pushes within 1 s of {t}: {times:?}"
+        );
     }
 }
 

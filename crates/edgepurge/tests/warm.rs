@@ -75,9 +75,9 @@ fn settled(ep: &Edgepurge, key: &str, provider: &str, n: usize) -> Vec<Value> {
                 .filter(|r| r["key"] == key && r["provider"] == provider)
                 .collect();
             let done = recs.len() >= n
-                && recs.iter().all(|r| {
-                    r["status"] == "succeeded" && r["warmed"] != "pending"
-                });
+                && recs
+                    .iter()
+                    .all(|r| r["status"] == "succeeded" && r["warmed"] != "pending");
             done.then_some(recs)
         },
     )
@@ -121,18 +121,33 @@ fn a_warmed_url_is_a_cache_hit_with_the_new_object_after_an_overwrite() {
         note.starts_with(&format!("node {}: HTTP 200", hot.addr)),
         "the note names the node and its answer: {note}"
     );
-    assert!(note.contains("x-cache: MISS"), "fetched from the origin: {note}");
-    assert!(note.ends_with(", 12 bytes"), "the whole body was read: {note}");
+    assert!(
+        note.contains("x-cache: MISS"),
+        "fetched from the origin: {note}"
+    );
+    assert!(
+        note.ends_with(", 12 bytes"),
+        "the whole body was read: {note}"
+    );
     assert!(ms(&rec["completed_at"]).is_some(), "{rec}");
     // The first visitor after the purge: a hit, with the new object.
     let (status, hit, body) = hot.get(HOST, &path(key));
-    assert_eq!((status, hit, body.as_str()), (200, Some(true), "v2 is longer"));
+    assert_eq!(
+        (status, hit, body.as_str()),
+        (200, Some(true), "v2 is longer")
+    );
 
     // Without warming, the first visitor pays the miss.
     let cold_recs = settled(&ep, key, "cold", 2);
-    assert!(cold_recs.iter().all(|r| r["warmed"].is_null()), "{cold_recs:?}");
+    assert!(
+        cold_recs.iter().all(|r| r["warmed"].is_null()),
+        "{cold_recs:?}"
+    );
     let (status, hit, body) = cold.get(HOST, &path(key));
-    assert_eq!((status, hit, body.as_str()), (200, Some(false), "v2 is longer"));
+    assert_eq!(
+        (status, hit, body.as_str()),
+        (200, Some(false), "v2 is longer")
+    );
 
     // A delete is purged, not warmed.
     ceph.delete(BUCKET, key);
@@ -159,7 +174,9 @@ fn a_warmed_url_is_a_cache_hit_with_the_new_object_after_an_overwrite() {
     let text = r.text();
     let warmed_count = text
         .lines()
-        .find_map(|l| l.strip_prefix("edgepurge_warmings_total{provider=\"hot\",warmed=\"warmed\"} "))
+        .find_map(|l| {
+            l.strip_prefix("edgepurge_warmings_total{provider=\"hot\",warmed=\"warmed\"} ")
+        })
         .and_then(|n| n.trim().parse::<u64>().ok());
     assert_eq!(warmed_count, Some(2), "{text}");
 
@@ -183,7 +200,8 @@ fn a_rule_cannot_warm_through_an_account_without_prefetch(ep: &Edgepurge) {
         "hot",
         "--warm",
     ]);
-    let json: Value = serde_json::from_str(&ep.ok(&["rule", "show", "cli-warm", "--json"])).unwrap();
+    let json: Value =
+        serde_json::from_str(&ep.ok(&["rule", "show", "cli-warm", "--json"])).unwrap();
     assert_eq!(json["warm"], true, "{json}");
     // A dir rule has no URL to prefetch: refused, with why, and nothing stored.
     let out = ep.run(&[

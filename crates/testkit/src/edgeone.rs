@@ -130,8 +130,10 @@ impl FakeEdgeOne {
     pub fn control_fail_prefetch(&self, code: &str) {
         self.control(
             "/__control/fail",
-            Some(json!({"code": code, "message": format!("injected {code}"), "count": 1,
-                        "action": "CreatePrefetchTask"})),
+            Some(
+                json!({"code": code, "message": format!("injected {code}"), "count": 1,
+                        "action": "CreatePrefetchTask"}),
+            ),
         );
     }
 

@@ -64,7 +64,10 @@ pub fn start(event_name: &str, kinds: impl IntoIterator<Item = TargetKind>) -> W
         return skipped("a delete: nothing to prefetch".to_owned());
     }
     if let Some(kind) = kinds.into_iter().find(|k| *k != TargetKind::Url) {
-        return skipped(format!("not a URL: a {} purge has nothing to prefetch", kind.as_str()));
+        return skipped(format!(
+            "not a URL: a {} purge has nothing to prefetch",
+            kind.as_str()
+        ));
     }
     WarmStart {
         state: Warmed::Pending,
@@ -478,6 +481,8 @@ mod tests {
             error: Some("task unknown".into()),
             ..due()
         };
-        assert!(skip_reason(&lost).unwrap().contains("not confirmed: task unknown"));
+        assert!(skip_reason(&lost)
+            .unwrap()
+            .contains("not confirmed: task unknown"));
     }
 }

@@ -2140,7 +2140,10 @@ pub async fn a_warming_is_due_after_completion_and_verification(s: &dyn Store) {
     );
     // A verifier reads that the record is to be warmed (a re-purge of it is warmed too).
     let v = s.verifications_due("p", 200, 200, 1000, 10).await.unwrap();
-    assert_eq!(v.iter().map(|d| (d.id, d.warm)).collect::<Vec<_>>(), vec![(ids[1], true)]);
+    assert_eq!(
+        v.iter().map(|d| (d.id, d.warm)).collect::<Vec<_>>(),
+        vec![(ids[1], true)]
+    );
     s.note_verifications(
         vec![VerifyUpdate {
             id: ids[1],

@@ -639,8 +639,7 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Vec<DueWarming>>;
     /// Records what warming did (an update of a record not pending changes nothing); returns
     /// the records that changed.
-    async fn note_warmings(&self, updates: Vec<WarmUpdate>, now: Ms)
-        -> StoreResult<FinishReceipt>;
+    async fn note_warmings(&self, updates: Vec<WarmUpdate>, now: Ms) -> StoreResult<FinishReceipt>;
     /// Raises a day's used quota to at least `used` (the provider reported it).
     async fn note_quota_used(
         &self,

@@ -49,7 +49,9 @@ pub fn classify(code: &str) -> Verdict {
         // The account's daily refresh (or prefetch: `PushObjectCache`) quota is spent.
         "QuotaExceeded.Refresh" | "QuotaExceeded.Preload" => return Verdict::QuotaExhausted,
         // Per-minute limit, a full refresh or prefetch queue, a busy service.
-        "QuotaPerMinuteExceeded.Refresh" | "TooMany.Refresh" | "PreloadQueueFull"
+        "QuotaPerMinuteExceeded.Refresh"
+        | "TooMany.Refresh"
+        | "PreloadQueueFull"
         | "ServiceBusy" => return retry,
         // Clock skew or a reused nonce: the next attempt is signed afresh.
         "InvalidTimeStamp.Expired" | "SignatureNonceUsed" => return retry,

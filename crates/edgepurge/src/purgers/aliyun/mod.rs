@@ -12,8 +12,8 @@ pub use config::{default_limits, AliyunSettings, KIND};
 
 use super::{
     describe_transport_error, retry_after, snippet, KindQuota, Limits, PrefetchLimits,
-    PrefetchResponse, ProviderQuota, PurgeError, PurgeResponse, Purger, SharedRate,
-    TargetFailure, TaskState, Verdict,
+    PrefetchResponse, ProviderQuota, PurgeError, PurgeResponse, Purger, SharedRate, TargetFailure,
+    TaskState, Verdict,
 };
 use crate::secret::{Secret, SecretSource};
 use async_trait::async_trait;

@@ -360,7 +360,11 @@ impl Purger for EdgeOne {
         }
         let why: Vec<String> = refused
             .iter()
-            .map(|f| f.error.to_string().replace("CreatePurgeTask", "CreatePrefetchTask"))
+            .map(|f| {
+                f.error
+                    .to_string()
+                    .replace("CreatePurgeTask", "CreatePrefetchTask")
+            })
             .collect();
         PrefetchResponse {
             task_id: job_id,

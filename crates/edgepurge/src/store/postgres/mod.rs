@@ -457,11 +457,7 @@ impl Store for PgStore {
             limit
         ))
     }
-    async fn note_warmings(
-        &self,
-        updates: Vec<WarmUpdate>,
-        now: Ms,
-    ) -> StoreResult<FinishReceipt> {
+    async fn note_warmings(&self, updates: Vec<WarmUpdate>, now: Ms) -> StoreResult<FinishReceipt> {
         in_tx!(self.inner, "record warming", |t| warm::note(
             &mut t, &updates, now
         ))

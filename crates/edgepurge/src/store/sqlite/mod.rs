@@ -392,11 +392,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn note_warmings(
-        &self,
-        updates: Vec<WarmUpdate>,
-        now: Ms,
-    ) -> StoreResult<FinishReceipt> {
+    async fn note_warmings(&self, updates: Vec<WarmUpdate>, now: Ms) -> StoreResult<FinishReceipt> {
         self.write(move |c, ctx| warm::note(c, ctx, &updates, now))
             .await
     }
