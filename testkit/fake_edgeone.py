@@ -34,7 +34,8 @@ Control API (same port, plain JSON, for tests):
                             "fail_type", "fail_message" for failed ones
   POST /__control/deny      {"actions": [...]}: the key may not call these (CAM refusal)
   POST /__control/reject    {"targets": [...], "reason": "…"}: CreatePurgeTask takes the
-                            others and lists these in FailedList
+                            others and lists these in FailedList (with "action":
+                            "CreatePrefetchTask", that action does)
   POST /__control/reset     clear log, faults, jobs, quota usage, rate windows, denials
   GET  /__control/stats     {"requests","purge_ok","targets_purged","errors"}
   GET  /__control/health    {"ok": true}
@@ -89,6 +90,7 @@ class State:
         self.task_status = "success"
         self.denied = set(self.cfg.deny)
         self.rejected = {}                      # target -> reason
+        self.rejected_prefetch = {}             # the same, for CreatePrefetchTask
         self.stats = {"requests": 0, "purge_ok": 0, "targets_purged": 0,
                       "errors": collections.Counter()}
 
@@ -316,8 +318,8 @@ def create_prefetch_task(state, body):
     if len(targets) > batch:
         raise ApiError("LimitExceeded.BatchQuota",
                        f"本次提交的资源数超过上限。{len(targets)} > {batch}")
-    failed = [t for t in targets if t in state.rejected]
-    taken = [t for t in targets if t not in state.rejected]
+    failed = [t for t in targets if t in state.rejected_prefetch]
+    taken = [t for t in targets if t not in state.rejected_prefetch]
     if state.used["prefetch_url"] + len(taken) > daily:
         raise ApiError("LimitExceeded.DailyQuota",
                        f"当天提交的资源数超过上限。prefetch_url daily quota {daily}")
@@ -331,7 +333,7 @@ def create_prefetch_task(state, body):
     state.stats["prefetch_ok"] = state.stats.get("prefetch_ok", 0) + 1
     reasons = collections.OrderedDict()
     for t in failed:
-        reasons.setdefault(state.rejected[t], []).append(t)
+        reasons.setdefault(state.rejected_prefetch[t], []).append(t)
     return {"JobId": job_id,
             "FailedList": [{"Reason": r, "Targets": ts} for r, ts in reasons.items()]}
 
@@ -476,8 +478,10 @@ def _control_reject(state, arg):
     if not isinstance(targets, list):
         raise ValueError("need `targets`: a list")
     with state.lock:
+        into = state.rejected_prefetch if arg.get("action") == "CreatePrefetchTask" \
+            else state.rejected
         for t in targets:
-            state.rejected[t] = str(arg.get("reason", "invalid target"))
+            into[t] = str(arg.get("reason", "invalid target"))
     return 200, {"ok": True}
 
 

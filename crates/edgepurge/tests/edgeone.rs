@@ -747,7 +747,7 @@ fn prefetch_refusals_are_recorded_with_edgeones_answer_and_never_retried() {
     let ep = Edgepurge::new(&config(&fake, "", WARM_RULE));
     let server = ep.serve();
     // FailedList names the URL: failed, with EdgeOne's reason.
-    fake.reject(&["https://cdn.example.com/1.png"], "url format error");
+    fake.reject_prefetch(&["https://cdn.example.com/1.png"], "url format error");
     server.send(&ceph_body("assets", "ObjectCreated:Put", &["1.png".into()]));
     let log = warmed(&ep, 1);
     assert_eq!(log[0]["warmed"], "failed", "{log:#?}");

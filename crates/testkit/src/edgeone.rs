@@ -126,6 +126,14 @@ impl FakeEdgeOne {
         out
     }
 
+    /// `CreatePrefetchTask` takes the others and lists these targets in `FailedList`.
+    pub fn reject_prefetch(&self, targets: &[&str], reason: &str) {
+        self.control(
+            "/__control/reject",
+            Some(json!({ "targets": targets, "reason": reason, "action": "CreatePrefetchTask" })),
+        );
+    }
+
     /// The next `CreatePrefetchTask` call fails with this Tencent error code.
     pub fn control_fail_prefetch(&self, code: &str) {
         self.control(
