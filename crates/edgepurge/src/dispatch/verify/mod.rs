@@ -311,7 +311,7 @@ impl Verifier {
                 round: d.round.saturating_add(1),
             }),
             // Warmed in turn if found fresh (this one, stale, is not).
-            warm: d.warm.then(|| crate::store::WarmStart {
+            warm: d.warm.then_some(crate::store::WarmStart {
                 state: crate::store::Warmed::Pending,
                 note: None,
             }),
