@@ -445,3 +445,67 @@ verify = true
     let note = log["verify_note"].as_str().expect("note");
     assert!(note.starts_with("cdn: HEAD: connection failed"), "{note}");
 }
+
+/// The whole lifecycle on one rule (`verify` and `warm`): a URL is prefetched only after its
+/// purge completed and it was found fresh; a URL still stale is not prefetched, nor is its
+/// re-purge while the CDN still serves the old copy.
+#[test]
+fn only_a_url_verified_fresh_is_warmed() {
+    let fake = fake_tencent();
+    let edge = Edge::start(&[("img/0.png", "x"), ("img/1.png", "old copy")]);
+    let rule = format!(
+        r#"
+[[rules]]
+name = "checked"
+bucket = "assets"
+events = ["created"]
+domains = ["http://127.0.0.1:{}"]
+provider = "tencent"
+verify = true
+warm = true
+"#,
+        edge.port
+    );
+    let config = fast_tasks(tencent_config(&fake, "", &rule)).replacen(
+        "[dispatch]\n",
+        "[dispatch]\nverify_settle_ms = 0\n",
+        1,
+    );
+    let ep = Edgepurge::new(&config);
+    let server = ep.serve();
+    server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &["img/0.png".into(), "img/1.png".into()],
+    ));
+    let log = wait_for(Duration::from_secs(30), "every record warmed or not", || {
+        let log = ep.log(&[]);
+        let done = log.len() == 3
+            && log
+                .iter()
+                .all(|r| r["verified"] != "pending" && r["warmed"] != "pending");
+        done.then_some(log)
+    });
+    let fresh = &verified(&log, "img/0.png")[0];
+    assert_eq!(
+        (fresh["verified"].as_str(), fresh["warmed"].as_str()),
+        (Some("fresh"), Some("warmed")),
+        "{fresh}"
+    );
+    for stale in verified(&log, "img/1.png") {
+        assert_eq!(stale["verified"], "stale", "{stale}");
+        assert_eq!(stale["warmed"], "skipped", "{stale}");
+        assert_eq!(
+            stale["warm_note"],
+            "the CDN still served a stale copy: not prefetched"
+        );
+    }
+    let pushes: Vec<Value> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r["action"] == "PushUrlsCache")
+        .collect();
+    assert_eq!(pushes.len(), 1, "{pushes:#?}");
+    assert_eq!(pushes[0]["body"]["Urls"], fresh["targets"]);
+    assert_eq!(fresh["warm_task"], pushes[0]["task_id"]);
+}
