@@ -132,11 +132,15 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// The lane's holder as the database says (`host/pid/id`), or "" when none.
+/// The lane's holder as the database says (`host/pid/id`), or "" when none (the account's
+/// prefetch lease, lane `tencent#prefetch`, is not the purge lane).
 fn lane_owner(pg: &Postgres, db: &str) -> String {
-    pg.psql(db, "SELECT owner FROM lanes WHERE lease_until > 0 LIMIT 1")
-        .trim()
-        .to_owned()
+    pg.psql(
+        db,
+        "SELECT owner FROM lanes WHERE lease_until > 0 AND name NOT LIKE '%#prefetch' LIMIT 1",
+    )
+    .trim()
+    .to_owned()
 }
 
 fn wait_all_purged(fake: &FakeTencent, n: usize, timeout: Duration) {
@@ -476,4 +480,72 @@ fn a_node_with_a_different_config_file_names_the_shared_rules_it_changed() {
         ["extra", "site"]
     );
     drop(server_b);
+}
+
+/// Two nodes warm one account's URLs: only the holder of the account's prefetch lease
+/// prefetches, so each URL is pushed once and the prefetch rate holds across the cluster.
+#[test]
+fn two_nodes_warm_each_url_once_within_one_prefetch_rate() {
+    let _serial = one_at_a_time();
+    let (url, _db) = database(Postgres::shared());
+    let fake = fake_tencent();
+    let node = |fake: &FakeTencent| {
+        let config = tencent_config(
+            fake,
+            "",
+            r#"
+[[rules]]
+name = "warm"
+bucket = "assets"
+events = ["created"]
+domains = ["https://cdn.example.com"]
+provider = "tencent"
+warm = true
+"#,
+        )
+        .replace(
+            "[store]\npath = \"edgepurge.db\"",
+            "[store]\nurl_env = \"EDGEPURGE_DATABASE_URL\"",
+        )
+        .replacen(
+            "[dispatch]\n",
+            "[dispatch]\ntask_check_ms = 200\nwarm_rate_per_s = 2\n",
+            1,
+        );
+        let mut ep = Edgepurge::new(&config);
+        ep.env.push(("EDGEPURGE_DATABASE_URL".into(), url.clone()));
+        ep
+    };
+    let (a, b) = (node(&fake), node(&fake));
+    let server_a = a.serve_with_stderr(std::process::Stdio::null());
+    let server_b = b.serve_with_stderr(std::process::Stdio::null());
+    for i in 0..6 {
+        let server = if i % 2 == 0 { &server_a } else { &server_b };
+        server.send(&ceph_body("assets", "ObjectCreated:Put", &[key(i)]));
+    }
+    let log = edgepurge_testkit::wait_for(Duration::from_secs(60), "every record warmed", || {
+        let log = a.log(&[]);
+        let done = log.len() == 6 && log.iter().all(|r| r["warmed"] == "warmed");
+        done.then_some(log)
+    });
+    let pushes: Vec<Value> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r["action"] == "PushUrlsCache")
+        .collect();
+    let pushed: Vec<String> = pushes
+        .iter()
+        .flat_map(|p| p["body"]["Urls"].as_array().cloned().unwrap_or_default())
+        .filter_map(|u| u.as_str().map(str::to_owned))
+        .collect();
+    let unique: BTreeSet<&String> = pushed.iter().collect();
+    assert_eq!(pushed.len(), 6, "each URL pushed once: {pushed:?}");
+    assert_eq!(unique.len(), 6, "{pushed:?}");
+    let times: Vec<f64> = pushes.iter().filter_map(|p| p["time"].as_f64()).collect();
+    let (most, at) = busiest_window(&times);
+    assert!(
+        most <= 2,
+        "{most} pushes in the second from {at}: {times:?}"
+    );
+    assert_eq!(log.len(), 6);
 }

@@ -478,14 +478,18 @@ warm = true
         "ObjectCreated:Put",
         &["img/0.png".into(), "img/1.png".into()],
     ));
-    let log = wait_for(Duration::from_secs(30), "every record warmed or not", || {
-        let log = ep.log(&[]);
-        let done = log.len() == 3
-            && log
-                .iter()
-                .all(|r| r["verified"] != "pending" && r["warmed"] != "pending");
-        done.then_some(log)
-    });
+    let log = wait_for(
+        Duration::from_secs(30),
+        "every record warmed or not",
+        || {
+            let log = ep.log(&[]);
+            let done = log.len() == 3
+                && log
+                    .iter()
+                    .all(|r| r["verified"] != "pending" && r["warmed"] != "pending");
+            done.then_some(log)
+        },
+    );
     let fresh = &verified(&log, "img/0.png")[0];
     assert_eq!(
         (fresh["verified"].as_str(), fresh["warmed"].as_str()),

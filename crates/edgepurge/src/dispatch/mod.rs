@@ -287,6 +287,7 @@ impl Dispatcher {
                 clock,
                 outcomes: Arc::clone(&outcomes),
                 metrics: Arc::clone(&metrics),
+                owner: owner.clone(),
                 shutdown: shutdown.clone(),
             };
             tasks.spawn(supervise::keep_running(

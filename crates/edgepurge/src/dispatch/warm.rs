@@ -7,8 +7,11 @@
 //! One warmer per provider account, apart from the lanes and the verifier: its own rate
 //! (the lower of `warm_rate_per_s` and the provider's prefetch rate), its own quota counter
 //! (lane `ACCOUNT#prefetch`: prefetch quotas are apart from purge quotas), read from the
-//! provider where it can tell. Records are taken from the store with a lease, so in a cluster
-//! each is warmed once. A record is warmed at most once: a refusal (quota spent, bad URL) or
+//! provider where it can tell. In a cluster, only the process holding the lease on lane
+//! `ACCOUNT#prefetch` warms (taken on the store's clock like a purge lane's, renewed every
+//! third of its 30 s), so the rate and the quota count hold across processes; a new holder waits
+//! one rate window before its first call. Records are taken from the store with a lease too,
+//! so each is warmed once. A record is warmed at most once: a refusal (quota spent, bad URL) or
 //! a failure that outlasts a few quick retries is recorded as `failed`, never retried later,
 //! and never changes the record's purge outcome.
 
@@ -28,6 +31,9 @@ use super::OutcomeSink;
 const ROUND: usize = 16;
 /// Attempts of one prefetch request that failed for a while (throttled, no answer).
 const ATTEMPTS: u32 = 3;
+/// How long the prefetch lease lasts unless renewed (renewed, or asked for by a process
+/// without it, every third of that).
+const LEASE_TTL_MS: i64 = 30_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WarmSettings {
@@ -102,6 +108,15 @@ pub fn skip_reason(d: &DueWarming) -> Option<String> {
     None
 }
 
+/// This process's hold on the account's prefetch lease.
+#[derive(Default)]
+struct Held {
+    /// Its fencing token while held.
+    token: Option<i64>,
+    /// When it was last taken, renewed or asked for.
+    asked: Option<tokio::time::Instant>,
+}
+
 /// The provider's prefetch quota for the current quota day, as counted here.
 struct Quota {
     day: i64,
@@ -123,10 +138,46 @@ pub(super) struct Warmer {
     pub clock: Clock,
     pub outcomes: Arc<dyn OutcomeSink>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// This process, as lane leases name it.
+    pub owner: String,
     pub shutdown: CancellationToken,
 }
 
 impl Warmer {
+    /// Whether this process holds the account's prefetch lease, taking or renewing it when a
+    /// third of its time passed since it was last asked for. A newly taken lease waits one
+    /// rate window first (the last holder may have just sent).
+    async fn hold(&self, lease: &mut Held) -> bool {
+        let every = Duration::from_millis(LEASE_TTL_MS as u64 / 3);
+        if lease.asked.is_some_and(|at| at.elapsed() < every) {
+            return lease.token.is_some();
+        }
+        lease.asked = Some(tokio::time::Instant::now());
+        match self
+            .store
+            .acquire_lane(&self.quota_lane(), &self.owner, LEASE_TTL_MS)
+            .await
+        {
+            Ok(Some(l)) => {
+                if lease.token != Some(l.token) {
+                    lease.token = Some(l.token);
+                    tracing::info!(provider = %self.provider, token = l.token, "warming for this account");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                true
+            }
+            Ok(None) => {
+                lease.token = None;
+                false
+            }
+            Err(e) => {
+                tracing::warn!(provider = %self.provider, error = %e, "cannot take the prefetch lease");
+                lease.token = None;
+                false
+            }
+        }
+    }
+
     /// The lane whose quota counter holds this account's prefetches.
     fn quota_lane(&self) -> String {
         format!("{}#prefetch", self.provider)
@@ -143,10 +194,22 @@ impl Warmer {
             .min(self.settings.rate_per_s);
         let mut limiter = RateLimiter::per_second(rate);
         let mut quota: Option<Quota> = None;
+        let mut lease = Held::default();
         let idle = Duration::from_millis(self.settings.poll_ms.max(10));
         loop {
             if self.shutdown.is_cancelled() {
-                return;
+                break;
+            }
+            let held = tokio::select! {
+                h = self.hold(&mut lease) => h,
+                _ = self.shutdown.cancelled() => break,
+            };
+            if !held {
+                tokio::select! {
+                    _ = tokio::time::sleep(idle) => {},
+                    _ = self.shutdown.cancelled() => break,
+                }
+                continue;
             }
             let now = self.clock.now_ms();
             let due = match self
@@ -163,16 +226,20 @@ impl Warmer {
             if due.is_empty() {
                 tokio::select! {
                     _ = tokio::time::sleep(idle) => {},
-                    _ = self.shutdown.cancelled() => return,
+                    _ = self.shutdown.cancelled() => break,
                 }
                 continue;
             }
             let mut updates = Vec::with_capacity(due.len());
             for d in due {
+                // Lost to another process: the rest is taken again when its lease ends.
+                if !self.hold(&mut lease).await {
+                    break;
+                }
                 let update = tokio::select! {
                     u = self.warm(d, limits, &mut limiter, &mut quota) => u,
                     // What was taken is taken again when its lease ends.
-                    _ = self.shutdown.cancelled() => return,
+                    _ = self.shutdown.cancelled() => break,
                 };
                 tracing::info!(
                     provider = %self.provider,
@@ -203,10 +270,17 @@ impl Warmer {
                     tracing::warn!(provider = %self.provider, error = %e, "cannot record warming");
                     tokio::select! {
                         _ = tokio::time::sleep(idle) => {},
-                        _ = self.shutdown.cancelled() => return,
+                        _ = self.shutdown.cancelled() => break,
                     }
                 }
             }
+        }
+        // Another process may take over at once.
+        if lease.token.is_some() {
+            let _ = self
+                .store
+                .release_lane(&self.quota_lane(), &self.owner)
+                .await;
         }
     }
 
