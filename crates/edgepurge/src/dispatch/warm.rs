@@ -322,6 +322,8 @@ impl Warmer {
                 .chunks(max.max(1))
                 .map(<[String]>::to_vec)
                 .collect();
+            // Taken from the end: in the targets' order.
+            chunks.reverse();
             while let Some(chunk) = chunks.pop() {
                 if let Err(why) = self.reserve(quota, chunk.len()).await {
                     notes.push(why);
@@ -495,6 +497,143 @@ fn describe(r: &PrefetchResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::purgers::{KindQuota, Limits, PurgeError, PurgeResponse};
+    use crate::store::{SqliteOptions, SqliteStore};
+    use std::sync::Mutex;
+
+    /// A provider that prefetches at most `batch` URLs a call (more: `Split`, as Tencent's
+    /// `CdnPushExceedBatchLimit`), throttles the first call, and reports a daily quota.
+    struct Prefetcher {
+        limits: Limits,
+        batch: usize,
+        quota: KindQuota,
+        calls: Mutex<Vec<Vec<String>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Purger for Prefetcher {
+        fn lane(&self) -> &str {
+            "p"
+        }
+        fn provider(&self) -> &str {
+            "p"
+        }
+        fn limits(&self) -> &Limits {
+            &self.limits
+        }
+        async fn purge(&self, _: TargetKind, _: &[String]) -> PurgeResponse {
+            PurgeResponse::done(200, None, None)
+        }
+        fn prefetch_limits(&self) -> Option<PrefetchLimits> {
+            Some(PrefetchLimits {
+                max_urls: 100,
+                rate_per_s: 1000.0,
+                daily_quota: None,
+            })
+        }
+        async fn prefetch(&self, urls: &[String]) -> PrefetchResponse {
+            let n = {
+                let mut calls = self.calls.lock().unwrap();
+                calls.push(urls.to_vec());
+                calls.len()
+            };
+            let answer = |code: &str| PurgeError::Answer {
+                code: Some(code.into()),
+                message: code.into(),
+            };
+            if n == 1 {
+                return PrefetchResponse::failed(
+                    Verdict::RetryLater { after: None },
+                    answer("RequestLimitExceeded"),
+                );
+            }
+            if urls.len() > self.batch {
+                return PrefetchResponse::failed(Verdict::Split, answer("ExceedBatchLimit"));
+            }
+            PrefetchResponse::from_call(Ok(Some(format!("t{n}"))))
+        }
+        async fn prefetch_quota(&self) -> Option<Result<KindQuota, PurgeError>> {
+            Some(Ok(self.quota))
+        }
+    }
+
+    /// Chunks of the quota's batch, halved when the provider says so, retried when throttled;
+    /// counted against the day's quota, and refused unsent beyond it.
+    #[tokio::test(start_paused = true)]
+    async fn urls_go_in_the_providers_batches_within_its_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::starting_at(1_700_000_000_000);
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(
+                &dir.path().join("q.db"),
+                SqliteOptions {
+                    clock,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        );
+        let purger = Arc::new(Prefetcher {
+            limits: crate::purgers::tencent::default_limits(),
+            batch: 2,
+            quota: KindQuota {
+                batch: 4,
+                total: 8,
+                available: 7,
+            },
+            calls: Mutex::new(Vec::new()),
+        });
+        let warmer = Warmer {
+            store: Arc::clone(&store),
+            provider: "p".into(),
+            purgers: vec![Arc::clone(&purger) as Arc<dyn Purger>],
+            settings: WarmSettings::default(),
+            clock,
+            outcomes: Arc::new(crate::dispatch::NoOutcomes),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            owner: "me".into(),
+            shutdown: CancellationToken::new(),
+        };
+        let urls: Vec<String> = (0..5).map(|i| format!("https://c/{i}")).collect();
+        let record = DueWarming {
+            targets: urls.clone(),
+            ..due()
+        };
+        let (limits, mut limiter) = (purger.prefetch_limits(), RateLimiter::per_second(1000.0));
+        let mut quota = None;
+        let u = warmer
+            .warm(record.clone(), limits, &mut limiter, &mut quota)
+            .await;
+        assert_eq!(u.warmed, Warmed::Warmed, "{u:?}");
+        // 4 (the quota's batch) then 1; the 4 throttled once, then halved.
+        let calls = purger.calls.lock().unwrap().clone();
+        let sizes: Vec<usize> = calls.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [4, 4, 2, 2, 1], "{calls:?}");
+        assert_eq!(calls[2], urls[..2]);
+        assert_eq!(u.task_id.as_deref(), Some("t3,t4,t5"));
+        // 1 used before (the provider said so) + 5: 2 of 8 left, so of 5 more, 4 are refused
+        // unsent and 1 goes.
+        let day = warmer.day(purger.as_ref());
+        assert_eq!(
+            store
+                .quota_used("p#prefetch", TargetKind::Url, day)
+                .await
+                .unwrap(),
+            6
+        );
+        let u = warmer.warm(record, limits, &mut limiter, &mut quota).await;
+        assert_eq!(u.warmed, Warmed::Failed);
+        assert_eq!(
+            u.note.as_deref(),
+            Some("the daily prefetch quota would be exceeded (6 of 8 URLs used today; not sent)")
+        );
+        assert_eq!(u.task_id.as_deref(), Some("t6"));
+        assert_eq!(
+            purger.calls.lock().unwrap().len(),
+            6,
+            "only the last URL sent"
+        );
+    }
 
     fn due() -> DueWarming {
         DueWarming {

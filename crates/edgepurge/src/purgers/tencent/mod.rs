@@ -406,6 +406,11 @@ mod tests {
             body,
             json!({"Paths": ["https://a/d/"], "FlushType": "flush", "Area": "overseas"})
         );
+        // A prefetch names the same area (a push to another region would miss the caches).
+        assert_eq!(
+            cdn.push_body(&["https://a/1".into()]),
+            json!({"Urls": ["https://a/1"], "Area": "overseas"})
+        );
     }
 
     #[test]
