@@ -278,6 +278,10 @@ impl Dispatcher {
                 move || verifier.clone().run(),
             ));
         }
+        // Accounts that cannot prefetch get no warmer (rules cannot ask them to warm).
+        let warmers = warmers
+            .into_iter()
+            .filter(|(_, purgers)| purgers.iter().any(|p| p.prefetch_limits().is_some()));
         for (provider, purgers) in warmers {
             let warmer = warm::Warmer {
                 store: Arc::clone(&store),
