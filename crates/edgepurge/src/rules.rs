@@ -176,6 +176,7 @@ pub(crate) fn example(name: &str, provider: &str, mode: edgepurge_core::Mode) ->
         // A dir rule without a folder prefix reaches the domain root.
         allow_host_purge: mode == edgepurge_core::Mode::Dir,
         verify: false,
+        min_interval_ms: 0,
         enabled: true,
     }
 }

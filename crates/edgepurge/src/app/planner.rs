@@ -141,6 +141,7 @@ impl Planner {
                         target: t.clone(),
                     })
                     .collect(),
+                min_interval_ms: 0,
                 note: None,
                 verify: None,
             })
@@ -190,6 +191,7 @@ impl Planner {
                         targets: Vec::new(),
                         jobs: Vec::new(),
                         verify: None,
+                        min_interval_ms: 0,
                         note: Some(format!(
                             "no enabled rule matches bucket {:?}, event {}, key {:?}",
                             event.bucket, event.name, event.key
@@ -231,11 +233,13 @@ impl Planner {
                         }
                     })
                 };
+                let rule = self.rules.iter().find(|r| r.spec.name == m.rule);
+                // Held after a purge of the same target for the rule's minimum interval.
+                let min_interval_ms = rule.map_or(0, |r| {
+                    i64::try_from(r.spec.min_interval_ms).unwrap_or(i64::MAX)
+                });
                 // Verified after the purge when its rule asks (nothing purged: nothing to verify).
-                let verify = self
-                    .rules
-                    .iter()
-                    .find(|r| r.spec.name == m.rule)
+                let verify = rule
                     .filter(|r| r.spec.verify && !m.targets.is_empty())
                     .map(|_| {
                         crate::dispatch::verify::judge::start(
@@ -248,6 +252,7 @@ impl Planner {
                 out.push(IngestRecord {
                     event: info.clone(),
                     verify,
+                    min_interval_ms,
                     jobs: self.jobs(&m.targets),
                     targets: m.targets.iter().map(|t| t.target.clone()).collect(),
                     rule: Some(m.rule),

@@ -290,6 +290,11 @@ pub struct IngestRecord {
     pub note: Option<String>,
     /// Whether (and how) the CDN's copy is to be verified after the purge.
     pub verify: Option<VerifyStart>,
+    /// The rule's `min_interval_ms` (0: none): a job of this record is not claimed before
+    /// the last purge of its target through its lane plus this long, and its purge holds
+    /// the target that long in turn. The store notes "held until <RFC 3339>
+    /// (min_interval_ms)" on a record so held.
+    pub min_interval_ms: Ms,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -375,6 +380,9 @@ pub struct LogRecord {
     /// Whether the CDN serves the new object (rules with `verify = true`), and why so.
     pub verified: Option<Verified>,
     pub verify_note: Option<String>,
+    /// What the queue did with the record besides purging it as queued: "held until <RFC
+    /// 3339> (min_interval_ms)", "collapsed into dir purge <dir>".
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -623,6 +623,7 @@ fn rules_select_the_new_formats_events_as_intended() {
             tags: Vec::new(),
             allow_host_purge: false,
             verify: false,
+            min_interval_ms: 0,
             enabled: true,
         }
         .validate()

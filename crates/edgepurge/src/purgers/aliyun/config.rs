@@ -72,6 +72,7 @@ pub fn default_limits() -> Limits {
         concurrency: 4,
         // The quota day is Beijing's (UTC+8), like Tencent's.
         quota_utc_offset_s: 8 * 3600,
+        collapse_to_dir_over: None,
     }
 }
 
@@ -261,6 +262,7 @@ fn check(name: &str, t: RawAliyun, at: &str, p: &mut Problems) -> Option<AliyunS
             p,
         ),
         quota_utc_offset_s: d.quota_utc_offset_s,
+        collapse_to_dir_over: None,
     };
     let timeout = validate::seconds(t.timeout_s, 30, &field(at, "timeout_s"), p);
     Some(AliyunSettings {

@@ -67,6 +67,7 @@ pub fn default_limits() -> Limits {
         concurrency: 4,
         // Quotas reset at midnight Beijing time, as Tencent CDN's.
         quota_utc_offset_s: 8 * 3600,
+        collapse_to_dir_over: None,
     }
 }
 
@@ -278,6 +279,7 @@ fn check(name: &str, t: RawEdgeOne, at: &str, p: &mut Problems) -> Option<EdgeOn
             p,
         ),
         quota_utc_offset_s: d.quota_utc_offset_s,
+        collapse_to_dir_over: None,
     };
     let timeout = validate::seconds(t.timeout_s, 30, &field(at, "timeout_s"), p);
     Some(EdgeOneSettings {

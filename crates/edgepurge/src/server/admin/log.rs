@@ -102,6 +102,7 @@ pub fn record_view(r: &LogRecord) -> Value {
         "size": r.size,
         "verified": r.verified.map(|v| v.as_str()),
         "verify_note": r.verify_note,
+        "note": r.note,
     })
 }
 

@@ -36,6 +36,7 @@ fn record(r: &tokio_postgres::Row) -> StoreResult<LogRecord> {
             .as_deref()
             .and_then(Verified::parse),
         verify_note: col(r, 21)?,
+        note: col(r, 22)?,
     })
 }
 
@@ -179,6 +180,9 @@ pub(super) async fn prune(t: &Tx<'_>, before: Ms, max_rows: usize) -> StoreResul
         .await?;
     n += t
         .execute(sql::PRUNE_REQUESTS, &[&before, &limit], "prune requests")
+        .await?;
+    n += t
+        .execute(sql::PRUNE_HOLDS, &[&before, &limit], "prune holds")
         .await?;
     t.execute(sql::PRUNE_QUOTA, &[], "prune quota").await?;
     Ok(n)

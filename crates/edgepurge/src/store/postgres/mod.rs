@@ -51,6 +51,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/001_init.sql"),
     include_str!("schema/002_task_completion.sql"),
     include_str!("schema/003_verification.sql"),
+    // 004 is another branch's step; the files keep their numbers, so order here at merge.
+    include_str!("schema/005_min_interval.sql"),
 ];
 
 /// Most times one operation is run again after a conflict with another transaction.

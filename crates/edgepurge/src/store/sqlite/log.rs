@@ -73,6 +73,7 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(LogRecord, String, String)
                 .as_deref()
                 .and_then(Verified::parse),
             verify_note: r.get(21)?,
+            note: r.get(22)?,
         },
         targets,
         status,
@@ -273,6 +274,10 @@ pub(super) fn prune(conn: &Connection, before: Ms, max_rows: usize) -> StoreResu
         .prepare_cached(sql::PRUNE_REQUESTS)
         .and_then(|mut s| s.execute(params![before, limit]))
         .map_err(db_err("prune requests"))? as u64;
+    n += conn
+        .prepare_cached(sql::PRUNE_HOLDS)
+        .and_then(|mut s| s.execute(params![before, limit]))
+        .map_err(db_err("prune holds"))? as u64;
     conn.prepare_cached(sql::PRUNE_QUOTA)
         .and_then(|mut s| s.execute([]))
         .map_err(db_err("prune quota"))?;

@@ -38,6 +38,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/003_listings.sql"),
     include_str!("schema/004_task_completion.sql"),
     include_str!("schema/005_verification.sql"),
+    // 006 is another branch's step; the files keep their numbers, so order here at merge.
+    include_str!("schema/007_min_interval.sql"),
 ];
 
 /// How hard a commit is made durable.

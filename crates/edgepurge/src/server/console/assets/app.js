@@ -324,6 +324,8 @@ function ruleFromForm(form) {
   else rule.providers = chosen;
   if (rule.mode === "tag") rule.tags = lines(f.get("tags") || "");
   if (f.get("verify")) rule.verify = true;
+  const interval = Number(f.get("min_interval_ms") || 0);
+  if (interval) rule.min_interval_ms = interval;
   return rule;
 }
 
@@ -364,9 +366,9 @@ function logRow(r) {
   const verified = r.verified ? `verified=${r.verified}${r.verify_note ? ` (${r.verify_note})` : ""}` : "";
   const details = r.error
     ? el("details", {}, el("summary", {}, r.error.length > 60 ? `${r.error.slice(0, 60)}…` : r.error),
-        el("pre", {}, r.error, r.request_id ? `\nrequest id: ${r.request_id}` : "", r.task_id ? `\ntask id: ${r.task_id}` : "", verified ? `\n${verified}` : ""))
-    : el("span", { class: "muted", title: r.verify_note || "" },
-        [r.task_id ? `task ${r.task_id}` : "", r.verified ? `verified=${r.verified}` : ""].filter(Boolean).join(" "));
+        el("pre", {}, r.error, r.request_id ? `\nrequest id: ${r.request_id}` : "", r.task_id ? `\ntask id: ${r.task_id}` : "", verified ? `\n${verified}` : "", r.note ? `\n${r.note}` : ""))
+    : el("span", { class: "muted", title: [r.verify_note, r.note].filter(Boolean).join("\n") },
+        [r.task_id ? `task ${r.task_id}` : "", r.verified ? `verified=${r.verified}` : "", r.note || ""].filter(Boolean).join(" "));
   return el(
     "tr",
     { "data-id": r.id },

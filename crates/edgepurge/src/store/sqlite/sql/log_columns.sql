@@ -1,4 +1,4 @@
 SELECT id, seq, created_at, updated_at, rule, provider, format, event, bucket, key,
     event_id, targets, status, attempts, request_id, task_id, error, completed_at, etag, size,
-    verify, verify_note
+    verify, verify_note, note
 FROM purges
