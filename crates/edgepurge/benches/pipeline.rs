@@ -270,7 +270,8 @@ async fn hot_keys(client: &reqwest::Client) {
         }
         let took = started.elapsed();
         // Settled when every key was purged after its last change (invariant 2).
-        let deadline = Instant::now() + Duration::from_millis(min_interval_ms) * 2 + Duration::from_secs(60);
+        let deadline =
+            Instant::now() + Duration::from_millis(min_interval_ms) * 2 + Duration::from_secs(60);
         let calls = loop {
             let calls = purges(client, rig.fake_addr).await;
             let after: BTreeSet<&String> = calls
@@ -292,9 +293,7 @@ async fn hot_keys(client: &reqwest::Client) {
             took.as_secs_f64(),
             KEYS * ROUNDS,
             calls.len(),
-            humantime::format_duration(Duration::from_secs(
-                (10_000.0 / per_day * 86_400.0) as u64
-            ))
+            humantime::format_duration(Duration::from_secs((10_000.0 / per_day * 86_400.0) as u64))
         );
         spent.push(urls);
         rig.server.terminate(Duration::from_secs(20));

@@ -3,8 +3,8 @@
 //! section share. Nothing here touches the network, the disk or the environment.
 
 use crate::limits::KindLimits;
-use edgepurge_core::TargetKind;
 use crate::secret::SecretSource;
+use edgepurge_core::TargetKind;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;

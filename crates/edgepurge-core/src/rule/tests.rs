@@ -773,5 +773,7 @@ fn min_interval_over_a_day_is_refused_with_its_field() {
     )
     .unwrap();
     assert_eq!(parsed.min_interval_ms, 0);
-    assert!(!serde_json::to_string(&parsed).unwrap().contains("min_interval"));
+    assert!(!serde_json::to_string(&parsed)
+        .unwrap()
+        .contains("min_interval"));
 }

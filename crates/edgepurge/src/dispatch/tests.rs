@@ -1444,7 +1444,11 @@ async fn urls_the_quota_cannot_cover_are_purged_as_their_directory() {
         .filter(|s| s.kind == TargetKind::Url)
         .flat_map(|s| s.targets.clone())
         .collect();
-    assert_eq!(url_targets, vec!["https://cdn.example.com/css/0"], "a lone URL stays");
+    assert_eq!(
+        url_targets,
+        vec!["https://cdn.example.com/css/0"],
+        "a lone URL stays"
+    );
     let records = rig.records().await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].status, Status::Succeeded);
@@ -1453,8 +1457,20 @@ async fn urls_the_quota_cannot_cover_are_purged_as_their_directory() {
         Some("collapsed into dir purge https://cdn.example.com/img/")
     );
     let day = policy::quota_day(rig.clock.now_ms(), 0).0;
-    assert_eq!(rig.store.quota_used("p", TargetKind::Url, day).await.unwrap(), 1);
-    assert_eq!(rig.store.quota_used("p", TargetKind::Dir, day).await.unwrap(), 1);
+    assert_eq!(
+        rig.store
+            .quota_used("p", TargetKind::Url, day)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        rig.store
+            .quota_used("p", TargetKind::Dir, day)
+            .await
+            .unwrap(),
+        1
+    );
     rig.dispatcher.stop().await;
 }
 

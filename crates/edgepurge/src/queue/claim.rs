@@ -81,7 +81,9 @@ pub enum Step {
     },
     /// Replace these pending URL jobs by directory jobs (`collapse_to_dir_over`), then plan
     /// again without collapsing.
-    Collapse { dirs: Vec<collapse::DirPurge> },
+    Collapse {
+        dirs: Vec<collapse::DirPurge>,
+    },
     /// Nothing to send before `until`; see [`crate::queue::Claim::Wait`] for `fill_after`.
     Wait {
         until: Ms,

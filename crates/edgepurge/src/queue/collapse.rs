@@ -63,7 +63,9 @@ pub fn plan(
     let Some((over, _, dir_limit)) = limits(req) else {
         return Vec::new();
     };
-    let room = dir_limit.saturating_sub(dirs_used).saturating_sub(dirs_pending);
+    let room = dir_limit
+        .saturating_sub(dirs_used)
+        .saturating_sub(dirs_pending);
     let mut groups: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
     for u in urls {
         if let Some(dir) = directory(&u.target) {
@@ -149,7 +151,10 @@ mod tests {
     #[test]
     fn a_directory_is_the_url_up_to_its_last_slash_and_never_the_host() {
         assert_eq!(directory("https://h/a/b.png"), Some("https://h/a/"));
-        assert_eq!(directory("https://h:8443/a/b/c%20d.png"), Some("https://h:8443/a/b/"));
+        assert_eq!(
+            directory("https://h:8443/a/b/c%20d.png"),
+            Some("https://h:8443/a/b/")
+        );
         assert_eq!(directory("https://h/a/"), Some("https://h/a/"));
         assert_eq!(directory("https://h/b.png"), None, "the host's root");
         assert_eq!(directory("https://h"), None);
@@ -171,8 +176,13 @@ mod tests {
         ] {
             assert_eq!(count_to(&off, 4), None);
             assert!(!short(&off, 4, 1_000));
-            assert!(plan(&off, &urls(&["https://h/a/1", "https://h/a/2", "https://h/a/3"]), 0, 0)
-                .is_empty());
+            assert!(plan(
+                &off,
+                &urls(&["https://h/a/1", "https://h/a/2", "https://h/a/3"]),
+                0,
+                0
+            )
+            .is_empty());
         }
     }
 
@@ -208,7 +218,10 @@ mod tests {
             "c/ has one URL, the root is never purged whole, a/x/ is not a/"
         );
         // Exactly N others is enough; fewer is not.
-        assert_eq!(plan(&req(Some(3), Some(1), Some(100)), &pending, 0, 0).len(), 1);
+        assert_eq!(
+            plan(&req(Some(3), Some(1), Some(100)), &pending, 0, 0).len(),
+            1
+        );
         assert!(plan(&req(Some(4), Some(1), Some(100)), &pending, 0, 0).is_empty());
         // One directory purge left today (99 reserved or waiting of 100): the largest group.
         let one = plan(&req(Some(2), Some(1), Some(100)), &pending, 98, 1);

@@ -2108,7 +2108,11 @@ pub async fn a_target_is_held_for_its_rules_min_interval_then_purged_once(s: &dy
     let recs = all_records(s).await;
     let by_id = |id: i64| recs.iter().find(|r| r.id == id).expect("record");
     let note = "held until 1970-01-01T00:00:06.100Z (min_interval_ms)";
-    assert_eq!(by_id(first.purge_ids[0]).note, None, "the first was not held");
+    assert_eq!(
+        by_id(first.purge_ids[0]).note,
+        None,
+        "the first was not held"
+    );
     for id in in_flight.purge_ids.iter().chain(&later.purge_ids) {
         let r = by_id(*id);
         assert_eq!(r.note.as_deref(), Some(note), "record {id}");
@@ -2136,7 +2140,11 @@ pub async fn a_target_is_held_for_its_rules_min_interval_then_purged_once(s: &dy
     for id in &held {
         let r = recs.iter().find(|r| r.id == *id).expect("record");
         assert_eq!(r.status, Status::Succeeded);
-        assert_eq!(r.note.as_deref(), Some(note), "the note stays after the purge");
+        assert_eq!(
+            r.note.as_deref(),
+            Some(note),
+            "the note stays after the purge"
+        );
     }
     // That purge (claimed at 6100) holds the target again until 11100 ...
     let again = s.ingest(vec![hot("https://c/hot")], 7_000).await.unwrap();

@@ -297,7 +297,11 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(cfg.unwrap().limits().collapse_to_dir_over, Some(3));
         let (cfg, _) = parse_text("");
-        assert_eq!(cfg.unwrap().limits().collapse_to_dir_over, None, "off by default");
+        assert_eq!(
+            cfg.unwrap().limits().collapse_to_dir_over,
+            None,
+            "off by default"
+        );
         let (_, problems) = parse_text("collapse_to_dir_over = 0");
         assert!(
             problems[0].starts_with("providers.t.collapse_to_dir_over: must be at least 1"),

@@ -38,7 +38,7 @@ pub(super) async fn claim(t: &mut Tx<'_>, req: &ClaimRequest) -> StoreResult<Cla
                     "the queue policy collapsed URLs twice in one claim".into(),
                 ));
             }
-            collapse(t, lane_id, dirs, req.now).await?;
+            collapse_jobs(t, lane_id, dirs, req.now).await?;
             may_collapse = false;
             continue;
         }
@@ -74,7 +74,7 @@ async fn carry_out(
 /// Replaces each group of pending URL jobs by one directory job (a pending one for that
 /// directory takes them, else a new one as old as the oldest of them); their records now
 /// wait for the directory job and say so.
-async fn collapse(
+async fn collapse_jobs(
     t: &mut Tx<'_>,
     lane_id: i64,
     dirs: &[collapse::DirPurge],

@@ -45,7 +45,7 @@ pub(super) fn claim(
                     "the queue policy collapsed URLs twice in one claim".into(),
                 ));
             }
-            collapse(conn, ctx, lane_id, dirs, req.now)?;
+            collapse_jobs(conn, ctx, lane_id, dirs, req.now)?;
             may_collapse = false;
             continue;
         }
@@ -80,7 +80,7 @@ fn carry_out(
 /// Replaces each group of pending URL jobs by one directory job (a pending one for that
 /// directory takes them, else a new one as old as the oldest of them); their records now
 /// wait for the directory job and say so.
-fn collapse(
+fn collapse_jobs(
     conn: &Connection,
     ctx: &mut TxCtx<'_>,
     lane_id: i64,
@@ -102,7 +102,9 @@ fn collapse(
         let mut gone = Vec::with_capacity(d.jobs.len());
         for &job in &d.jobs {
             let row: Option<(i64, String, String)> = get
-                .query_row(params![job, lane_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .query_row(params![job, lane_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
                 .optional()
                 .map_err(db_err("read URL job"))?;
             let Some((at, purges, solos)) = row else {
@@ -135,7 +137,9 @@ fn collapse(
                     continue;
                 };
                 insert
-                    .execute(params![id, lane_id, kind, d.dir, created_at, pid, solo, 0, 0])
+                    .execute(params![
+                        id, lane_id, kind, d.dir, created_at, pid, solo, 0, 0
+                    ])
                     .map_err(db_err("insert directory job"))?;
                 id
             }
@@ -232,7 +236,12 @@ fn lane_view(
             let Some(first) = first else { continue };
             let n: i64 = count
                 .query_row(
-                    params![lane_id, kind.as_str(), limits.max_batch.max(1) as i64, req.now],
+                    params![
+                        lane_id,
+                        kind.as_str(),
+                        limits.max_batch.max(1) as i64,
+                        req.now
+                    ],
                     |r| r.get(0),
                 )
                 .map_err(db_err("count pending jobs"))?;
@@ -261,9 +270,10 @@ fn lane_view(
         let n: i64 = conn
             .prepare_cached(sql::JOBS_COUNT_PENDING)
             .and_then(|mut s| {
-                s.query_row(params![lane_id, TargetKind::Url.as_str(), upto, req.now], |r| {
-                    r.get(0)
-                })
+                s.query_row(
+                    params![lane_id, TargetKind::Url.as_str(), upto, req.now],
+                    |r| r.get(0),
+                )
             })
             .map_err(db_err("count pending URLs"))?;
         if collapse::short(req, used, n.max(0) as u64) {
