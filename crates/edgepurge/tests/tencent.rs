@@ -813,3 +813,47 @@ fn urls_the_quota_covers_are_not_collapsed() {
     assert_eq!(fake.purged().len(), 9);
     assert!(ep.log(&[]).iter().all(|r| r["note"].is_null()));
 }
+
+/// A rule's `min_interval_ms` (config file): a key overwritten ten times right after its purge
+/// is held, and purged once more when the interval is over, after its last change; each held
+/// record says until when.
+#[test]
+fn a_hot_key_is_held_for_the_rules_min_interval_and_purged_after_its_last_change() {
+    let fake = fake();
+    let rule = format!("{SITE_RULE}min_interval_ms = 3000\n");
+    let ep = Edgepurge::new(&tencent_config(&fake, "", &rule));
+    let server = ep.serve();
+    let key = vec!["hot/feed.json".to_owned()];
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &key));
+    edgepurge_testkit::wait_for(Duration::from_secs(10), "the first purge", || {
+        (fake.purges().len() == 1).then_some(())
+    });
+    for _ in 0..10 {
+        server.send(&ceph_body("assets", "ObjectCreated:Put", &key));
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let last_change = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    ep.settle(Duration::from_secs(20));
+    let times: Vec<f64> = fake
+        .purges()
+        .iter()
+        .map(|p| p["time"].as_f64().unwrap())
+        .collect();
+    assert_eq!(times.len(), 2, "ten changes, one more purge: {times:?}");
+    assert!(times[1] > last_change, "purged after the last change");
+    assert!(
+        times[1] - times[0] >= 2.95,
+        "not again within the interval: {times:?}"
+    );
+    let log = ep.log(&[]);
+    assert_eq!(log.len(), 11);
+    let held: Vec<&str> = log.iter().filter_map(|r| r["note"].as_str()).collect();
+    assert_eq!(held.len(), 10, "{log:?}");
+    assert!(held
+        .iter()
+        .all(|n| n.starts_with("held until 20") && n.ends_with("Z (min_interval_ms)")));
+    assert!(log.iter().all(|r| r["status"] == "succeeded"));
+}

@@ -579,6 +579,7 @@ mod tests {
             prefix = "img/"
             domains = ["https://cdn.example.com"]
             provider = "edge"
+            min_interval_ms = 5000
             "#,
         )
         .unwrap()
@@ -621,6 +622,9 @@ mod tests {
         assert_eq!(tags.state, Verified::Unverifiable);
         assert!(tags.note.unwrap().starts_with("not a URL"));
         assert_eq!(by_rule("plain").verify, None, "only rules that ask verify");
+        // A rule's min_interval_ms goes with its records (for the store to hold them).
+        assert_eq!(by_rule("plain").min_interval_ms, 5_000);
+        assert_eq!(by_rule("checked").min_interval_ms, 0);
         // No validator in the event: unverifiable from the start, with the reason.
         let bare = body("ObjectCreated:Put", r#"{"key":"img/b.png"}"#);
         let recs = p.records(&parse_body(bare.as_bytes()).unwrap().events);

@@ -81,7 +81,7 @@ pub fn plan(
         })
         .collect();
     // Largest first (most quota saved); the sort is stable, so equal ones stay in name order.
-    out.sort_by(|a, b| b.jobs.len().cmp(&a.jobs.len()));
+    out.sort_by_key(|d| std::cmp::Reverse(d.jobs.len()));
     out.truncate(usize::try_from(room).unwrap_or(usize::MAX));
     out
 }
