@@ -45,6 +45,7 @@ struct RawEdgeOne {
     max_tags_per_request: Option<usize>,
     url_daily_quota: Option<u64>,
     dir_daily_quota: Option<u64>,
+    collapse_to_dir_over: Option<u32>,
     tag_daily_quota: Option<u64>,
 }
 
@@ -280,6 +281,15 @@ fn check(name: &str, t: RawEdgeOne, at: &str, p: &mut Problems) -> Option<EdgeOn
         ),
         quota_utc_offset_s: d.quota_utc_offset_s,
         collapse_to_dir_over: None,
+    };
+    let limits = Limits {
+        collapse_to_dir_over: validate::collapse_to_dir_over(
+            t.collapse_to_dir_over,
+            &limits.kinds,
+            &field(at, "collapse_to_dir_over"),
+            p,
+        ),
+        ..limits
     };
     let timeout = validate::seconds(t.timeout_s, 30, &field(at, "timeout_s"), p);
     Some(EdgeOneSettings {

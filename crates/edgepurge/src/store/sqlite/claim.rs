@@ -145,8 +145,9 @@ fn collapse_jobs(
             }
         };
         for (pid, solo) in rest {
+            // (It returns the job's not_before, of no use here.)
             merge
-                .execute(params![dir_job, pid, solo, 0, 0])
+                .query_row(params![dir_job, pid, solo, 0, 0], |r| r.get::<_, i64>(0))
                 .map_err(db_err("merge into directory job"))?;
         }
         for job in &gone {

@@ -65,20 +65,22 @@ pub(super) fn ingest(
             } else {
                 None
             };
-            let pending: Option<(i64, Ms)> = find
-                .query_row(params![lane_id, kind, job.target], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+            let pending: Option<i64> = find
+                .query_row(params![lane_id, kind, job.target], |r| r.get(0))
                 .optional()
                 .map_err(db_err("find pending job"))?;
             let id = match pending {
-                Some((id, _)) if job_ids.contains(&id) => continue,
-                Some((id, was)) => {
-                    let not_before = interval::not_before(now, hold, was);
-                    held = held.max(not_before);
-                    merge_job
-                        .execute(params![id, purge_id, solo, not_before, rec.min_interval_ms])
+                Some(id) if job_ids.contains(&id) => continue,
+                Some(id) => {
+                    // The job keeps the later of its own not_before and the hold's.
+                    let not_before = interval::not_before(now, hold, 0);
+                    let kept: Ms = merge_job
+                        .query_row(
+                            params![id, purge_id, solo, not_before, rec.min_interval_ms],
+                            |r| r.get(0),
+                        )
                         .map_err(db_err("merge job"))?;
+                    held = held.max(kept);
                     receipt.jobs_merged += 1;
                     id
                 }

@@ -4,3 +4,4 @@ UPDATE jobs SET
     not_before = MAX(not_before, ?4),
     min_interval_ms = MAX(min_interval_ms, ?5)
 WHERE id = ?1
+RETURNING not_before
