@@ -29,8 +29,10 @@ pub struct DirPurge {
     pub jobs: Vec<i64>,
 }
 
-/// Most pending URLs a backend reads to decide (the rest are judged at a later claim).
-pub const MAX_READ: usize = 100_000;
+/// Most pending URLs a backend reads to decide, oldest first (the rest are judged at a later
+/// claim). Twice a default Tencent URL day: a claim of a lane this short of quota reads them
+/// all, so the figure bounds that claim's cost.
+pub const MAX_READ: usize = 20_000;
 
 /// The collapse threshold and the quotas of `req`'s lane, when it collapses at all.
 fn limits(req: &ClaimRequest) -> Option<(u32, u64, u64)> {

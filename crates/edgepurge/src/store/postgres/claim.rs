@@ -112,6 +112,12 @@ async fn collapse_jobs(
             .await?,
             0,
         )?;
+        tracing::info!(
+            lane_id,
+            dir = %d.dir,
+            urls = gone.len(),
+            "URL quota short: URLs collapsed into one directory purge (collapse_to_dir_over)"
+        );
         t.execute(sql::JOB_DELETE, &[&gone], "delete collapsed URL jobs")
             .await?;
         t.execute(

@@ -153,6 +153,12 @@ fn collapse_jobs(
         for job in &gone {
             delete.execute([job]).map_err(db_err("delete URL job"))?;
         }
+        tracing::info!(
+            lane_id,
+            dir = %d.dir,
+            urls = gone.len(),
+            "URL quota short: URLs collapsed into one directory purge (collapse_to_dir_over)"
+        );
         let text = collapse::note(&d.dir);
         for (pid, _) in &records {
             let jobs: Option<String> = jobs_of
