@@ -101,9 +101,23 @@ pub struct RuleSpec {
     /// `warmed=warmed|failed|skipped (reason)` and the prefetch task id.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub warm: bool,
+    /// A URL (or directory, or tag) this rule purged at time t is not purged again before
+    /// t + `min_interval_ms`: a change inside the interval is held until then (several
+    /// coalesce into one purge), and always purged then. 0: no interval. Keeps hot keys from
+    /// spending a provider's daily quota.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_interval_ms: u64,
     #[serde(default = "default_true")]
     pub enabled: bool,
 }
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// The longest `min_interval_ms` a rule may set: one day (a longer hold would outlive the
+/// queue's `max_age_s` default and the provider's quota day).
+pub const MAX_MIN_INTERVAL_MS: u64 = 86_400_000;
 
 fn default_true() -> bool {
     true
@@ -455,6 +469,16 @@ impl RuleSpec {
                  key at the bucket root purges the whole domain; set a prefix that ends in a \
                  folder, or allow_host_purge = true if that is intended"
                     .into(),
+            );
+        }
+        if self.min_interval_ms > MAX_MIN_INTERVAL_MS {
+            err(
+                "min_interval_ms",
+                format!(
+                    "{} is more than one day ({MAX_MIN_INTERVAL_MS}); a changed object would \
+                     stay stale that long: use at most {MAX_MIN_INTERVAL_MS}, or 0 for none",
+                    self.min_interval_ms
+                ),
             );
         }
         if let (Some(strip), Some(prefix)) = (&self.strip_prefix, &self.prefix) {

@@ -15,7 +15,9 @@
 //! answers 20 % of calls with InternalError and then fails every call for 30 s; the time from
 //! its return to the last URL purged, against 5 s + ⌈URLs ÷ batch⌉ ÷ rate, and the URL
 //! submissions spent. `cargo bench -p edgepurge --bench pipeline -- outage` runs only that.
-//! `-- ingest` runs only the ingest figures. Memory (`-- memory` runs only that): the server's peak RSS growth for one body just under
+//! `-- ingest` runs only the ingest figures. Hot keys (`-- hotkeys` runs only that): 10
+//! objects overwritten 200 times each in 20 s; the quota URLs spent until each one's last
+//! change is purged, at the default linger without and with a rule's `min_interval_ms = 5000`. Memory (`-- memory` runs only that): the server's peak RSS growth for one body just under
 //! 10 MiB (48,000 records), and for 24 of them at once, against the bytes posted.
 
 use edgepurge_testkit::process::Proc;
@@ -48,6 +50,10 @@ fn start(linger_ms: u64) -> Rig {
 }
 
 fn start_with(linger_ms: u64, provider_extra: &str) -> Rig {
+    start_rule(linger_ms, provider_extra, "")
+}
+
+fn start_rule(linger_ms: u64, provider_extra: &str, rule_extra: &str) -> Rig {
     let fake = FakeTencent::start(Options {
         url_quota: Some(100_000_000),
         quiet: true,
@@ -78,10 +84,12 @@ bucket = "assets"
 events = ["created", "removed"]
 domains = ["https://cdn.example.com"]
 provider = "tencent"
+{rule_extra}
 "#,
         endpoint = fake.endpoint(),
         linger_ms = linger_ms,
-        provider_extra = provider_extra
+        provider_extra = provider_extra,
+        rule_extra = rule_extra
     );
     let path = dir.path().join("bench.toml");
     std::fs::write(&path, config).unwrap_or_else(|e| panic!("write config: {e}"));
@@ -236,6 +244,67 @@ async fn bursty(rig: &Rig, client: &reqwest::Client, linger_ms: u64) {
         calls as f64 * 1000.0 / events as f64,
         optimum as f64 * 1000.0 / events as f64
     );
+}
+
+/// Hot keys: 10 objects overwritten 200 times each in 20 s (one body of 10 events every
+/// 100 ms), at the default linger; the quota URLs spent (URLs in successful PurgeUrlsCache
+/// calls) until each object's last change is purged, without and with the rule's
+/// `min_interval_ms`.
+async fn hot_keys(client: &reqwest::Client) {
+    const KEYS: usize = 10;
+    const ROUNDS: usize = 200;
+    let mut spent = Vec::new();
+    for min_interval_ms in [0u64, 5_000] {
+        let extra = format!("min_interval_ms = {min_interval_ms}");
+        let mut rig = start_rule(200, "", &extra);
+        let keys: Vec<String> = (0..KEYS).map(|i| format!("hot/{i}.json")).collect();
+        let started = Instant::now();
+        let mut last_post = 0.0;
+        for round in 0..ROUNDS {
+            if !post(client, rig.addr, &keys).await {
+                panic!("hot keys: the server refused round {round}");
+            }
+            last_post = now_s();
+            let next = started + Duration::from_millis(100 * (round as u64 + 1));
+            tokio::time::sleep(next.saturating_duration_since(Instant::now())).await;
+        }
+        let took = started.elapsed();
+        // Settled when every key was purged after its last change (invariant 2).
+        let deadline =
+            Instant::now() + Duration::from_millis(min_interval_ms) * 2 + Duration::from_secs(60);
+        let calls = loop {
+            let calls = purges(client, rig.fake_addr).await;
+            let after: BTreeSet<&String> = calls
+                .iter()
+                .filter(|(t, _)| *t > last_post)
+                .flat_map(|(_, u)| u)
+                .collect();
+            if after.len() >= KEYS || Instant::now() > deadline {
+                break calls;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let urls: usize = calls.iter().map(|(_, u)| u.len()).sum();
+        let per_day = urls as f64 / took.as_secs_f64() * 86_400.0;
+        println!(
+            "hot keys ({KEYS} keys x {ROUNDS} overwrites in {:.1} s, linger_ms = 200, \
+             min_interval_ms = {min_interval_ms}): {} events -> {urls} quota URLs in {} calls \
+             (a 10,000/day URL quota lasts {})",
+            took.as_secs_f64(),
+            KEYS * ROUNDS,
+            calls.len(),
+            humantime::format_duration(Duration::from_secs((10_000.0 / per_day * 86_400.0) as u64))
+        );
+        spent.push(urls);
+        rig.server.terminate(Duration::from_secs(20));
+    }
+    if let [without, with] = spent[..] {
+        println!(
+            "hot keys: min_interval_ms = 5000 spends {with} quota URLs against {without} \
+             without ({:.1}x fewer)",
+            without as f64 / with.max(1) as f64
+        );
+    }
 }
 
 async fn latency(rig: &Rig, client: &reqwest::Client) {
@@ -563,6 +632,10 @@ fn main() {
         rt.block_on(memory(&client));
         return;
     }
+    if std::env::args().any(|a| a == "hotkeys") {
+        rt.block_on(hot_keys(&client));
+        return;
+    }
     let only_ingest = std::env::args().any(|a| a == "ingest");
     if wrk_path().is_none() {
         eprintln!(
@@ -594,6 +667,7 @@ fn main() {
         bursty(&slow, &client, 2000).await;
         drop(slow);
         outage(&client).await;
+        hot_keys(&client).await;
         memory(&client).await;
     });
 }

@@ -37,6 +37,7 @@ fn record(i: u64, j: u64) -> IngestRecord {
             kind: TargetKind::Url,
             target: url,
         }],
+        min_interval_ms: 0,
         note: None,
         verify: None,
         warm: None,
@@ -85,6 +86,7 @@ async fn drain(store: Arc<dyn Store>, stop: Arc<AtomicBool>) -> u64 {
             )],
             quota_day: 0,
             quota_reset_at: i64::MAX,
+            collapse_to_dir_over: None,
         };
         match store.claim(req).await {
             Ok(Claim::Batch(b)) => {

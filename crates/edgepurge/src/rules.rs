@@ -208,6 +208,7 @@ pub(crate) fn example(name: &str, provider: &str, mode: edgepurge_core::Mode) ->
         allow_host_purge: mode == edgepurge_core::Mode::Dir,
         verify: false,
         warm: false,
+        min_interval_ms: 0,
         enabled: true,
     }
 }

@@ -2,7 +2,9 @@
 //! place, and the field checks that the config file's top level and every provider's own
 //! section share. Nothing here touches the network, the disk or the environment.
 
+use crate::limits::KindLimits;
 use crate::secret::SecretSource;
+use edgepurge_core::TargetKind;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
@@ -100,6 +102,40 @@ pub fn within(v: Option<usize>, default: usize, max: usize, at: &str, p: &mut Pr
         Some(n) => n,
         None => default,
     }
+}
+
+/// `collapse_to_dir_over = N` of an account whose `kinds` are checked already: at least 1, and
+/// only where the account counts both a URL quota and a directory quota of its own (a
+/// directory purge must cost directory quota, not URL quota). `None`: off.
+pub fn collapse_to_dir_over(
+    v: Option<u32>,
+    kinds: &[(TargetKind, KindLimits)],
+    at: &str,
+    p: &mut Problems,
+) -> Option<u32> {
+    let n = v?;
+    let counted = |kind| {
+        kinds
+            .iter()
+            .any(|(k, l)| *k == kind && l.daily_quota.is_some())
+    };
+    if n == 0 {
+        p.push(
+            at,
+            "must be at least 1 (the fewest other pending URLs a directory needs to be purged \
+             whole); leave it out to never collapse",
+        );
+        return None;
+    }
+    if !counted(TargetKind::Url) || !counted(TargetKind::Dir) {
+        p.push(
+            at,
+            "needs the daily URL and directory quotas counted (neither url_daily_quota nor \
+             dir_daily_quota may be 0)",
+        );
+        return None;
+    }
+    Some(n)
 }
 
 /// A duration in whole seconds, from 1 s to a day.

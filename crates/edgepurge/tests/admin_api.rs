@@ -324,6 +324,11 @@ fn bad_rules_are_refused_naming_the_field_and_names_are_unique() {
         (with("events", json!(["sometimes"])), "events"),
         (with("provider", json!("tencnet")), "provider"),
         (with("name", json!("no spaces")), "name"),
+        (
+            with("min_interval_ms", json!(86_400_001u64)),
+            "min_interval_ms",
+        ),
+        (with("min_interval_ms", json!(-1)), "min_interval_ms"),
     ];
     for (body, field) in cases {
         let r = api.post("/v1/rules", &body);
@@ -348,8 +353,16 @@ fn bad_rules_are_refused_naming_the_field_and_names_are_unique() {
     let (status, text) = chunked(server.addr, "/v1/rules", 4 * 1024 * 1024 + 64 * 1024);
     assert_eq!(status, 413, "{text}");
 
+    // A minimum interval is kept and shown (0 too: the reader need not know the default).
+    let r = api.post("/v1/rules", &with("min_interval_ms", json!(5000)));
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["min_interval_ms"], 5000);
+    assert_eq!(api.get("/v1/rules/bad").json()["min_interval_ms"], 5000);
+    assert_eq!(api.call("DELETE", "/v1/rules/bad", None).status, 204);
+
     let r = api.post("/v1/rules", &api_rule("api-rule"));
     assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["min_interval_ms"], 0);
     assert_eq!(r.header("location"), Some("/v1/rules/api-rule"));
     let created = r.json();
     assert_eq!(created["origin"], "cli");

@@ -491,6 +491,46 @@ fn a_tag_rule_for_a_provider_without_tags_is_refused_with_the_reason() {
 }
 
 #[test]
+fn rule_add_takes_a_min_interval_and_refuses_one_over_a_day() {
+    let (_fake, ep) = sim_env();
+    let add = |interval: &str| {
+        ep.run(&[
+            "rule",
+            "add",
+            "--name",
+            "hot",
+            "--bucket",
+            "assets",
+            "--event",
+            "created",
+            "--domain",
+            "https://cdn.example.com",
+            "--provider",
+            "tencent",
+            "--min-interval-ms",
+            interval,
+            "--json",
+        ])
+    };
+    let out = add("86400001");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("min_interval_ms") && err.contains("one day"),
+        "{err}"
+    );
+    assert!(!ep.ok(&["rule", "list"]).contains("hot"), "nothing stored");
+    let out = add("5000");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rule: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rule["min_interval_ms"], 5000);
+}
+
+#[test]
 fn a_dir_rule_that_could_purge_a_whole_domain_needs_the_opt_in() {
     let (_fake, ep) = sim_env();
     let add = |extra: &[&str]| {

@@ -954,3 +954,126 @@ fn the_stand_in_accepts_the_official_cdn_client_for_prefetches() {
         assert!(text.contains(line), "{line:?} in {text}");
     }
 }
+
+/// Eight images and a stylesheet, one event each, with 5 URLs of quota left today.
+fn collapse_run(url_quota: u64) -> (FakeTencent, Edgepurge) {
+    let fake = FakeTencent::start(Options {
+        url_quota: Some(url_quota),
+        ..Default::default()
+    });
+    let extra = format!("url_daily_quota = {url_quota}\ncollapse_to_dir_over = 3");
+    let ep = Edgepurge::new(&tencent_config(&fake, &extra, SITE_RULE));
+    let server = ep.serve();
+    let mut keys: Vec<String> = (0..8).map(|i| format!("img/{i}.png")).collect();
+    keys.push("css/site.css".into());
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &keys));
+    ep.settle(Duration::from_secs(20));
+    drop(server);
+    (fake, ep)
+}
+
+/// `collapse_to_dir_over`: the day's URL quota (enforced by the stand-in) would not cover the
+/// pending URLs, so the eight in img/ go as one directory purge, counted against the
+/// directory quota; the lone stylesheet stays a URL. Every record says what happened.
+#[test]
+fn urls_the_quota_cannot_cover_are_purged_as_their_directory() {
+    let (fake, ep) = collapse_run(5);
+    let purges = fake.purges();
+    let actions: Vec<&str> = purges
+        .iter()
+        .map(|p| p["action"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(actions.len(), 2, "{purges:?}");
+    assert!(actions.contains(&"PurgePathCache") && actions.contains(&"PurgeUrlsCache"));
+    let mut purged = fake.purged();
+    purged.sort();
+    assert_eq!(
+        purged,
+        vec![
+            "https://cdn.example.com/css/site.css",
+            "https://cdn.example.com/img/"
+        ]
+    );
+    let errors = fake.stats()["errors"].clone();
+    assert!(
+        errors.as_object().is_none_or(|e| e.is_empty()),
+        "no call beyond a quota: {errors}"
+    );
+    let log = ep.log(&[]);
+    assert_eq!(log.len(), 9);
+    for r in &log {
+        assert_eq!(r["status"], "succeeded", "{r}");
+        let key = r["key"].as_str().unwrap();
+        if key.starts_with("img/") {
+            assert_eq!(
+                r["note"], "collapsed into dir purge https://cdn.example.com/img/",
+                "{r}"
+            );
+        } else {
+            assert!(r["note"].is_null(), "{r}");
+        }
+    }
+    let text = ep.ok(&["log"]);
+    assert_eq!(
+        text.matches("note: collapsed into dir purge https://cdn.example.com/img/")
+            .count(),
+        8,
+        "{text}"
+    );
+}
+
+/// With the quota ample, nothing collapses: nine URLs, no directory purge, no notes.
+#[test]
+fn urls_the_quota_covers_are_not_collapsed() {
+    let (fake, ep) = collapse_run(100);
+    assert!(fake
+        .purges()
+        .iter()
+        .all(|p| p["action"] == "PurgeUrlsCache"));
+    assert_eq!(fake.purged().len(), 9);
+    assert!(ep.log(&[]).iter().all(|r| r["note"].is_null()));
+}
+
+/// A rule's `min_interval_ms` (config file): a key overwritten ten times right after its purge
+/// is held, and purged once more when the interval is over, after its last change; each held
+/// record says until when.
+#[test]
+fn a_hot_key_is_held_for_the_rules_min_interval_and_purged_after_its_last_change() {
+    let fake = fake();
+    let rule = format!("{SITE_RULE}min_interval_ms = 3000\n");
+    let ep = Edgepurge::new(&tencent_config(&fake, "", &rule));
+    let server = ep.serve();
+    let key = vec!["hot/feed.json".to_owned()];
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &key));
+    edgepurge_testkit::wait_for(Duration::from_secs(10), "the first purge", || {
+        (fake.purges().len() == 1).then_some(())
+    });
+    for _ in 0..10 {
+        server.send(&ceph_body("assets", "ObjectCreated:Put", &key));
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let last_change = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    ep.settle(Duration::from_secs(20));
+    let times: Vec<f64> = fake
+        .purges()
+        .iter()
+        .map(|p| p["time"].as_f64().unwrap())
+        .collect();
+    assert_eq!(times.len(), 2, "ten changes, one more purge: {times:?}");
+    assert!(times[1] > last_change, "purged after the last change");
+    assert!(
+        times[1] - times[0] >= 2.95,
+        "not again within the interval: {times:?}"
+    );
+    let log = ep.log(&[]);
+    assert_eq!(log.len(), 11);
+    let held: Vec<&str> = log.iter().filter_map(|r| r["note"].as_str()).collect();
+    assert_eq!(held.len(), 10, "{log:?}");
+    assert!(held
+        .iter()
+        .all(|n| n.starts_with("held until 20") && n.ends_with("Z (min_interval_ms)")));
+    assert!(log.iter().all(|r| r["status"] == "succeeded"));
+}

@@ -19,6 +19,7 @@ fn spec(name: &str) -> RuleSpec {
         allow_host_purge: false,
         verify: false,
         warm: false,
+        min_interval_ms: 0,
         enabled: true,
     }
 }
@@ -750,4 +751,30 @@ fn dir_rules_purge_a_whole_domain_only_when_allowed() {
     // The opt-in is kept in the stored form only when set.
     let json = serde_json::to_string(&spec("r")).unwrap();
     assert!(!json.contains("allow_host_purge"), "{json}");
+}
+
+#[test]
+fn min_interval_over_a_day_is_refused_with_its_field() {
+    let ok = RuleSpec {
+        min_interval_ms: MAX_MIN_INTERVAL_MS,
+        ..spec("hot")
+    };
+    assert!(ok.validate().is_ok());
+    let e = RuleSpec {
+        min_interval_ms: MAX_MIN_INTERVAL_MS + 1,
+        ..spec("hot")
+    }
+    .validate()
+    .unwrap_err();
+    assert_eq!(e.field, "min_interval_ms");
+    assert!(e.reason.contains("one day"), "{}", e.reason);
+    // Absent in TOML and JSON means 0, and 0 is not written back.
+    let parsed: RuleSpec = serde_json::from_str(
+        r#"{"name":"a","bucket":"b","events":["created"],"domains":["https://c"],"provider":"t"}"#,
+    )
+    .unwrap();
+    assert_eq!(parsed.min_interval_ms, 0);
+    assert!(!serde_json::to_string(&parsed)
+        .unwrap()
+        .contains("min_interval"));
 }

@@ -364,6 +364,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_min_interval_over_a_day_is_refused_and_a_valid_one_is_kept() {
+        let (_d, a) = admin().await;
+        let too_long = RuleSpec {
+            min_interval_ms: edgepurge_core::rule::MAX_MIN_INTERVAL_MS + 1,
+            ..spec("hot", Mode::Url)
+        };
+        let err = a.add_rule(too_long).await.unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("min_interval_ms"), "{err}");
+        assert!(a.rule("hot").await.is_err(), "nothing stored");
+        let ok = RuleSpec {
+            min_interval_ms: 5_000,
+            ..spec("hot", Mode::Url)
+        };
+        a.add_rule(ok).await.unwrap();
+        assert_eq!(a.rule("hot").await.unwrap().spec.min_interval_ms, 5_000);
+    }
+
+    #[tokio::test]
     async fn config_rules_are_listed_and_their_names_are_taken() {
         let (_d, a) = admin().await;
         let names: Vec<String> = a

@@ -147,6 +147,7 @@ impl Planner {
                         target: t.clone(),
                     })
                     .collect(),
+                min_interval_ms: 0,
                 note: None,
                 verify: None,
                 warm: None,
@@ -198,6 +199,7 @@ impl Planner {
                         jobs: Vec::new(),
                         verify: None,
                         warm: None,
+                        min_interval_ms: 0,
                         note: Some(format!(
                             "no enabled rule matches bucket {:?}, event {}, key {:?}",
                             event.bucket, event.name, event.key
@@ -239,11 +241,13 @@ impl Planner {
                         }
                     })
                 };
+                let rule = self.rules.iter().find(|r| r.spec.name == m.rule);
+                // Held after a purge of the same target for the rule's minimum interval.
+                let min_interval_ms = rule.map_or(0, |r| {
+                    i64::try_from(r.spec.min_interval_ms).unwrap_or(i64::MAX)
+                });
                 // Verified after the purge when its rule asks (nothing purged: nothing to verify).
-                let verify = self
-                    .rules
-                    .iter()
-                    .find(|r| r.spec.name == m.rule)
+                let verify = rule
                     .filter(|r| r.spec.verify && !m.targets.is_empty())
                     .map(|_| {
                         crate::dispatch::verify::judge::start(
@@ -266,6 +270,7 @@ impl Planner {
                     event: info.clone(),
                     verify,
                     warm,
+                    min_interval_ms,
                     jobs: self.jobs(&m.targets),
                     targets: m.targets.iter().map(|t| t.target.clone()).collect(),
                     rule: Some(m.rule),
@@ -592,6 +597,7 @@ mod tests {
             prefix = "img/"
             domains = ["https://cdn.example.com"]
             provider = "edge"
+            min_interval_ms = 5000
             "#,
         )
         .unwrap()
@@ -634,6 +640,9 @@ mod tests {
         assert_eq!(tags.state, Verified::Unverifiable);
         assert!(tags.note.unwrap().starts_with("not a URL"));
         assert_eq!(by_rule("plain").verify, None, "only rules that ask verify");
+        // A rule's min_interval_ms goes with its records (for the store to hold them).
+        assert_eq!(by_rule("plain").min_interval_ms, 5_000);
+        assert_eq!(by_rule("checked").min_interval_ms, 0);
         // No validator in the event: unverifiable from the start, with the reason.
         let bare = body("ObjectCreated:Put", r#"{"key":"img/b.png"}"#);
         let recs = p.records(&parse_body(bare.as_bytes()).unwrap().events);

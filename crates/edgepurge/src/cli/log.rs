@@ -159,8 +159,14 @@ fn print_record(r: &LogRecord, json: bool) -> CliResult {
         .completed_at
         .map(|c| format!(" completed={}", local_time(c)))
         .unwrap_or_default();
+    // What the queue did with it (held for min_interval_ms, collapsed into a dir purge).
+    let note = r
+        .note
+        .as_deref()
+        .map(|n| format!("  note: {n}"))
+        .unwrap_or_default();
     let line = format!(
-        "{line}{completed}{}{}{}",
+        "{line}{completed}{}{}{}{note}",
         verified_suffix(r),
         warmed_suffix(r),
         outcome_suffix(&r.request_id, &r.task_id, &r.error)

@@ -121,6 +121,10 @@ pub struct AddArgs {
     /// tencent-cdn, edgeone, aliyun-cdn, http-purge).
     #[arg(long)]
     pub warm: bool,
+    /// Purge an object's URL at most once per this many milliseconds: a change inside the
+    /// interval is held until it ends (several coalesce), and always purged then. 0: none.
+    #[arg(long, default_value_t = 0)]
+    pub min_interval_ms: u64,
     /// Add the rule disabled.
     #[arg(long)]
     pub disabled: bool,
@@ -186,6 +190,7 @@ pub async fn run(ctx: &Ctx, cmd: RuleCommand) -> CliResult {
                 allow_host_purge: a.allow_host_purge,
                 verify: a.verify,
                 warm: a.warm,
+                min_interval_ms: a.min_interval_ms,
                 enabled: !a.disabled,
             };
             let json = a.json;

@@ -336,6 +336,7 @@ impl Lane {
                 kinds,
                 quota_day: day,
                 quota_reset_at: reset_at,
+                collapse_to_dir_over: limits.collapse_to_dir_over,
             };
             match self.store.claim(req).await {
                 Ok(Claim::Batch(batch)) => {

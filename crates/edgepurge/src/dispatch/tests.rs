@@ -160,6 +160,7 @@ fn limits() -> Limits {
         rate_per_s: 20.0,
         concurrency: 4,
         quota_utc_offset_s: 0,
+        collapse_to_dir_over: None,
     }
 }
 
@@ -503,6 +504,7 @@ fn rec(urls: &[String]) -> IngestRecord {
                 target: u.clone(),
             })
             .collect(),
+        min_interval_ms: 0,
         note: None,
         verify: None,
         warm: None,
@@ -1356,4 +1358,151 @@ mod lease_check {
         assert!(!lease_still_held(&mut rx, 3, &renew, &stop).await);
         let _ = stopper.await;
     }
+}
+
+/// Hot keys: `keys` URLs each overwritten every `every_ms` until `for_ms`, through a rule with
+/// `min_interval_ms`. Returns each URL's event times and the purges sent.
+async fn hot_keys(
+    rig: &Rig,
+    keys: usize,
+    every_ms: u64,
+    for_ms: u64,
+    min_interval_ms: Ms,
+) -> (Vec<(String, Vec<Ms>)>, Vec<Sent>) {
+    let hot = urls(keys, "hot");
+    let mut events: Vec<(String, Vec<Ms>)> = hot.iter().map(|u| (u.clone(), Vec::new())).collect();
+    let start = rig.clock.now_ms();
+    while rig.clock.now_ms() - start < i64::try_from(for_ms).unwrap() {
+        let records: Vec<IngestRecord> = hot
+            .iter()
+            .map(|u| IngestRecord {
+                min_interval_ms,
+                ..rec(std::slice::from_ref(u))
+            })
+            .collect();
+        let now = rig.clock.now_ms();
+        rig.store.ingest(records, now).await.unwrap();
+        for e in &mut events {
+            e.1.push(now);
+        }
+        rig.dispatcher.notify("p", keys);
+        tokio::time::sleep(Duration::from_millis(every_ms)).await;
+    }
+    rig.settle(Duration::from_secs(60)).await;
+    (events, rig.purger.sent())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hot_key_is_purged_once_per_min_interval_and_after_its_last_change() {
+    let rig = rig();
+    let (events, sent) = hot_keys(&rig, 3, 100, 12_000, 5_000).await;
+    for (url, times) in &events {
+        let at: Vec<Ms> = sent
+            .iter()
+            .filter(|s| s.targets.contains(url))
+            .map(|s| s.at)
+            .collect();
+        // Never again within the interval of the one before.
+        for w in at.windows(2) {
+            // (Stamped as the request reaches the purger, a few ms after its claim.)
+            assert!(w[1] - w[0] >= 4_950, "{url} purged at {at:?}");
+        }
+        // Invariant 2: the last change is purged after it happened.
+        let last_event = *times.last().unwrap();
+        assert!(
+            at.last().is_some_and(|l| *l > last_event),
+            "{url}: last change at {last_event}, purges at {at:?}"
+        );
+        // 12 s of changes every 100 ms: the first purge, one per 5 s after it, and the last.
+        assert!((3..=4).contains(&at.len()), "{url} purged at {at:?}");
+    }
+    // Every record succeeded, and those held say until when.
+    let records = rig.records().await;
+    assert!(records.iter().all(|r| r.status == Status::Succeeded));
+    let held = records.iter().filter(|r| r.note.is_some()).count();
+    assert!(held > records.len() / 2, "{held} of {} held", records.len());
+    assert!(records
+        .iter()
+        .filter_map(|r| r.note.as_deref())
+        .all(|n| n.starts_with("held until ") && n.ends_with("Z (min_interval_ms)")));
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_min_interval_a_hot_key_is_purged_once_per_linger() {
+    let rig = rig();
+    let (_, sent) = hot_keys(&rig, 3, 100, 12_000, 0).await;
+    let per_key = sent
+        .iter()
+        .filter(|s| s.targets.iter().any(|t| t.ends_with("/hot/0")))
+        .count();
+    // One purge per linger (200 ms) while it changes: some 60, against 3 or 4 above.
+    assert!(per_key >= 40, "{per_key} purges");
+    rig.dispatcher.stop().await;
+}
+
+fn collapsing(url_quota: u64) -> Limits {
+    let mut l = limits();
+    l.kinds[0].1.daily_quota = Some(url_quota);
+    l.kinds[1].1.daily_quota = Some(10);
+    l.collapse_to_dir_over = Some(2);
+    l
+}
+
+#[tokio::test(start_paused = true)]
+async fn urls_the_quota_cannot_cover_are_purged_as_their_directory() {
+    let rig = rig_with(|c| Scripted::new(c, collapsing(5)), settings());
+    let mut batch = urls(6, "img");
+    batch.extend(urls(1, "css"));
+    rig.ingest(&batch).await;
+    rig.settle(Duration::from_secs(10)).await;
+    let sent = rig.purger.sent();
+    let dirs: Vec<&Sent> = sent.iter().filter(|s| s.kind == TargetKind::Dir).collect();
+    assert_eq!(dirs.len(), 1, "{sent:?}");
+    assert_eq!(dirs[0].targets, vec!["https://cdn.example.com/img/"]);
+    let url_targets: Vec<String> = sent
+        .iter()
+        .filter(|s| s.kind == TargetKind::Url)
+        .flat_map(|s| s.targets.clone())
+        .collect();
+    assert_eq!(
+        url_targets,
+        vec!["https://cdn.example.com/css/0"],
+        "a lone URL stays"
+    );
+    let records = rig.records().await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].status, Status::Succeeded);
+    assert_eq!(
+        records[0].note.as_deref(),
+        Some("collapsed into dir purge https://cdn.example.com/img/")
+    );
+    let day = policy::quota_day(rig.clock.now_ms(), 0).0;
+    assert_eq!(
+        rig.store
+            .quota_used("p", TargetKind::Url, day)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        rig.store
+            .quota_used("p", TargetKind::Dir, day)
+            .await
+            .unwrap(),
+        1
+    );
+    rig.dispatcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn urls_the_quota_covers_are_not_collapsed() {
+    let rig = rig_with(|c| Scripted::new(c, collapsing(100)), settings());
+    rig.ingest(&urls(6, "img")).await;
+    rig.settle(Duration::from_secs(10)).await;
+    let sent = rig.purger.sent();
+    assert!(sent.iter().all(|s| s.kind == TargetKind::Url), "{sent:?}");
+    assert_eq!(sent.iter().map(|s| s.targets.len()).sum::<usize>(), 6);
+    assert_eq!(rig.records().await[0].note, None);
+    rig.dispatcher.stop().await;
 }

@@ -321,6 +321,11 @@ pub struct Limits {
     pub concurrency: usize,
     /// Offset of the provider's quota day from UTC, in seconds (Tencent: +8 h).
     pub quota_utc_offset_s: i32,
+    /// `collapse_to_dir_over = N`: when the day's URL quota left would not cover the pending
+    /// URLs, URLs sharing a directory with at least N others pending are purged as that one
+    /// directory instead (see [`crate::queue::collapse`]). Only for accounts whose directory
+    /// purges have a daily quota of their own; `None`: off.
+    pub collapse_to_dir_over: Option<u32>,
 }
 
 /// A rate that requests of some kinds share, besides the lane's `rate_per_s`: a provider that
@@ -643,6 +648,7 @@ mod tests {
             rate_per_s: 1.0,
             concurrency: 1,
             quota_utc_offset_s: 0,
+            collapse_to_dir_over: None,
         };
         assert_eq!(task_pages(&limits(&[1000, 20]), 1000, 5), 1);
         assert_eq!(task_pages(&limits(&[2000, 1000, 100]), 1000, 5), 2);

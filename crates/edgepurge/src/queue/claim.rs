@@ -5,7 +5,7 @@
 //! oldest job has waited `linger_ms`. Daily quotas are reserved when a batch is formed or
 //! resent on a new quota day, and a batch that would exceed the quota waits for the reset.
 
-use super::{ClaimRequest, KindLimits, Ms, QuotaChange};
+use super::{collapse, ClaimRequest, KindLimits, Ms, QuotaChange};
 use edgepurge_core::TargetKind;
 
 /// A ready batch whose `not_before` has passed.
@@ -38,10 +38,18 @@ pub struct LaneView {
     pub next_ready: Option<Ms>,
     /// Quota used (reserved) today per kind, for kinds with a daily quota.
     pub used_today: Vec<(TargetKind, u64)>,
+    /// When the first pending job held by a rule's `min_interval_ms` may go (held jobs are
+    /// not in `pending`).
+    pub held_until: Option<Ms>,
+    /// The pending URL jobs that may go now, read only when the lane collapses
+    /// (`collapse_to_dir_over`) and its URL quota left would not cover them
+    /// ([`collapse::short`]).
+    pub pending_urls: Option<Vec<collapse::PendingUrl>>,
 }
 
 impl LaneView {
-    fn used(&self, kind: TargetKind) -> u64 {
+    /// Quota used (reserved) today for `kind`.
+    pub fn used(&self, kind: TargetKind) -> u64 {
         self.used_today
             .iter()
             .find(|(k, _)| *k == kind)
@@ -70,6 +78,11 @@ pub enum Step {
         kind: TargetKind,
         take: u64,
         quota_day: Option<i64>,
+    },
+    /// Replace these pending URL jobs by directory jobs (`collapse_to_dir_over`), then plan
+    /// again without collapsing.
+    Collapse {
+        dirs: Vec<collapse::DirPurge>,
     },
     /// Nothing to send before `until`; see [`crate::queue::Claim::Wait`] for `fill_after`.
     Wait {
@@ -166,7 +179,21 @@ pub fn plan(req: &ClaimRequest, view: &LaneView) -> ClaimPlan {
         }
     }
 
-    // 2. A new batch from pending jobs, once full or lingered long enough.
+    // 2. Pending URLs the day's URL quota would not cover: those sharing a directory with
+    // enough others become one directory purge each.
+    if let Some(urls) = &view.pending_urls {
+        let dirs_pending = view.pending(TargetKind::Dir).map_or(0, |p| p.count);
+        let dirs = collapse::plan(req, urls, view.used(TargetKind::Dir), dirs_pending);
+        if !dirs.is_empty() {
+            return ClaimPlan {
+                quota,
+                clear_quota_day,
+                step: Step::Collapse { dirs },
+            };
+        }
+    }
+
+    // 3. A new batch from pending jobs, once full or lingered long enough.
     for &(kind, limits) in &req.kinds {
         let Some(pending) = view.pending(kind) else {
             continue;
@@ -201,7 +228,12 @@ pub fn plan(req: &ClaimRequest, view: &LaneView) -> ClaimPlan {
         }
     }
 
-    // 3. Nothing to send now: when is the next thing due?
+    // 4. Nothing to send now: when is the next thing due? A job held by a rule's
+    // min_interval_ms goes when its hold ends, whatever else arrives.
+    if let Some(t) = view.held_until.filter(|t| *t > req.now) {
+        wake_at(t);
+        only_linger = false;
+    }
     if let Some(t) = view.next_ready {
         // A due batch skipped for quota already put the reset time in `wake`.
         if t > req.now {
@@ -282,6 +314,7 @@ mod tests {
             ],
             quota_day: now.div_euclid(DAY),
             quota_reset_at: (now.div_euclid(DAY) + 1) * DAY,
+            collapse_to_dir_over: None,
         }
     }
 
@@ -331,6 +364,83 @@ mod tests {
             plan(&req(1000, 1000, None), &big).step,
             Step::Form { take: 1000, .. }
         ));
+    }
+
+    #[test]
+    fn jobs_held_for_min_interval_wake_the_lane_when_their_hold_ends() {
+        let held = LaneView {
+            held_until: Some(5_000),
+            ..Default::default()
+        };
+        assert_eq!(
+            plan(&req(1_000, 10, None), &held).step,
+            Step::Wait {
+                until: 5_000,
+                fill_after: None
+            }
+        );
+        // Lingering jobs besides: the sooner of the two, and any new work may change it.
+        let both = LaneView {
+            pending: pending(3, 1_000),
+            ..held.clone()
+        };
+        assert_eq!(
+            plan(&req(1_050, 10, None), &both).step,
+            Step::Wait {
+                until: 1_100,
+                fill_after: None
+            }
+        );
+        // A hold already over holds nothing back.
+        let over = LaneView {
+            held_until: Some(500),
+            ..Default::default()
+        };
+        assert_eq!(plan(&req(1_000, 10, None), &over).step, Step::Idle);
+    }
+
+    #[test]
+    fn urls_the_quota_would_not_cover_collapse_before_a_batch_is_formed() {
+        let mut r = req(1_000, 100, Some(10));
+        r.kinds[1].1.daily_quota = Some(100);
+        r.collapse_to_dir_over = Some(2);
+        let urls: Vec<collapse::PendingUrl> = ["a/1", "a/2", "a/3", "b/1"]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| collapse::PendingUrl {
+                job: i as i64 + 1,
+                target: format!("https://h/{p}"),
+            })
+            .collect();
+        let view = LaneView {
+            pending: pending(4, 0),
+            used_today: vec![(TargetKind::Url, 8), (TargetKind::Dir, 0)],
+            pending_urls: Some(urls.clone()),
+            ..Default::default()
+        };
+        let p = plan(&r, &view);
+        assert_eq!(
+            p.step,
+            Step::Collapse {
+                dirs: vec![collapse::DirPurge {
+                    dir: "https://h/a/".into(),
+                    jobs: vec![1, 2, 3]
+                }]
+            }
+        );
+        assert!(p.quota.is_empty(), "nothing is reserved by a collapse");
+        // Planned again without the URLs (the backend's second pass): a batch as usual.
+        let after = LaneView {
+            pending_urls: None,
+            ..view.clone()
+        };
+        assert!(matches!(plan(&r, &after).step, Step::Form { take: 2, .. }));
+        // Nothing qualifies: a batch as usual, within the quota left.
+        let few = LaneView {
+            pending_urls: Some(urls[2..].to_vec()),
+            ..view
+        };
+        assert!(matches!(plan(&r, &few).step, Step::Form { take: 2, .. }));
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! Nothing here performs I/O or reads a clock: times are passed in.
 
 pub mod claim;
+pub mod collapse;
 pub mod finish;
+pub mod interval;
 pub mod lease;
 pub mod record;
 
@@ -136,6 +138,8 @@ pub struct ClaimRequest {
     /// that day ends.
     pub quota_day: i64,
     pub quota_reset_at: Ms,
+    /// The account's `collapse_to_dir_over` (see [`collapse`]); `None`: never collapse.
+    pub collapse_to_dir_over: Option<u32>,
 }
 
 impl ClaimRequest {

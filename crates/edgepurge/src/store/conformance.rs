@@ -62,6 +62,8 @@ macro_rules! suite {
             a_later_change_of_the_same_object_is_found,
             a_warming_is_due_after_completion_and_verification,
             a_warming_is_taken_for_a_lease_and_recorded_once,
+            a_target_is_held_for_its_rules_min_interval_then_purged_once,
+            urls_the_quota_cannot_cover_collapse_into_their_directory,
         );
         $crate::store::conformance::suite!(@multi $factory;
             a_lease_holds_across_handles_and_fences_late_answers,
@@ -192,6 +194,7 @@ pub fn record(rule: &str, jobs: &[(&str, &str)]) -> IngestRecord {
                 target: t.to_string(),
             })
             .collect(),
+        min_interval_ms: 0,
         note: None,
         verify: None,
         warm: None,
@@ -229,6 +232,7 @@ pub fn claim_req(token: i64, now: Ms) -> ClaimRequest {
         ],
         quota_day: now.div_euclid(DAY_MS),
         quota_reset_at: (now.div_euclid(DAY_MS) + 1) * DAY_MS,
+        collapse_to_dir_over: None,
     }
 }
 
@@ -2271,4 +2275,203 @@ pub async fn two_handles_never_take_the_same_warming(backend: &Backend) {
     unique.dedup();
     assert_eq!(all, unique, "no record taken twice");
     assert_eq!(all.len(), 40, "every record taken");
+}
+
+/// A record of rule "hot" (min_interval_ms 5000) purging `url` through lane "p".
+fn hot(url: &str) -> IngestRecord {
+    IngestRecord {
+        min_interval_ms: 5_000,
+        ..record("hot", &[("p", url)])
+    }
+}
+
+pub async fn a_target_is_held_for_its_rules_min_interval_then_purged_once(s: &dyn Store) {
+    let tok = lease(s).await;
+    // Never purged: nothing holds it.
+    let first = s.ingest(vec![hot("https://c/hot")], 1_000).await.unwrap();
+    let b1 = claim_batch(s, claim_req(tok, 1_100)).await;
+    assert_eq!(b1.targets, vec!["https://c/hot"]);
+    // Claimed (sent) at 1100: held until 6100, even before the answer.
+    let in_flight = s.ingest(vec![hot("https://c/hot")], 1_500).await.unwrap();
+    s.finish(finish(tok, &b1, 1_600, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    // More changes inside the interval coalesce into the held job; one of a rule without
+    // an interval joins it too (it is not purged sooner for that).
+    let later = s
+        .ingest(
+            vec![
+                hot("https://c/hot"),
+                record("plain", &[("p", "https://c/hot")]),
+            ],
+            4_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!((later.jobs_new, later.jobs_merged), (0, 2));
+    // Other targets are not held.
+    s.ingest(vec![hot("https://c/other")], 4_000).await.unwrap();
+    let other = claim_batch(s, claim_req(tok, 4_100)).await;
+    assert_eq!(other.targets, vec!["https://c/other"]);
+    s.finish(finish(tok, &other, 4_100, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    // Nothing else may go before the hold ends, and the lane is told when that is.
+    assert_wait(s.claim(claim_req(tok, 4_200)).await.unwrap(), 6_100);
+    assert_wait(s.claim(claim_req(tok, 6_099)).await.unwrap(), 6_100);
+    let recs = all_records(s).await;
+    let by_id = |id: i64| recs.iter().find(|r| r.id == id).expect("record");
+    let note = "held until 1970-01-01T00:00:06.100Z (min_interval_ms)";
+    assert_eq!(
+        by_id(first.purge_ids[0]).note,
+        None,
+        "the first was not held"
+    );
+    for id in in_flight.purge_ids.iter().chain(&later.purge_ids) {
+        let r = by_id(*id);
+        assert_eq!(r.note.as_deref(), Some(note), "record {id}");
+        assert_eq!(r.status, Status::Queued);
+    }
+    // At the hold's end the held job goes at once (it lingered long ago): one purge for
+    // the three changes, after the last of them (invariant 2).
+    let b2 = claim_batch(s, claim_req(tok, 6_100)).await;
+    assert_eq!(b2.targets, vec!["https://c/hot"]);
+    let done = s
+        .finish(finish(tok, &b2, 6_200, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let mut changed: Vec<i64> = done.records.iter().map(|r| r.id).collect();
+    changed.sort_unstable();
+    let mut held: Vec<i64> = in_flight
+        .purge_ids
+        .iter()
+        .chain(&later.purge_ids)
+        .copied()
+        .collect();
+    held.sort_unstable();
+    assert_eq!(changed, held, "one purge answers every held record");
+    let recs = all_records(s).await;
+    for id in &held {
+        let r = recs.iter().find(|r| r.id == *id).expect("record");
+        assert_eq!(r.status, Status::Succeeded);
+        assert_eq!(
+            r.note.as_deref(),
+            Some(note),
+            "the note stays after the purge"
+        );
+    }
+    // That purge (claimed at 6100) holds the target again until 11100 ...
+    let again = s.ingest(vec![hot("https://c/hot")], 7_000).await.unwrap();
+    assert_wait(s.claim(claim_req(tok, 7_100)).await.unwrap(), 11_100);
+    assert!(all_records(s)
+        .await
+        .iter()
+        .any(|r| r.id == again.purge_ids[0]
+            && r.note.as_deref() == Some("held until 1970-01-01T00:00:11.100Z (min_interval_ms)")));
+    let b3 = claim_batch(s, claim_req(tok, 11_100)).await;
+    assert_eq!(b3.targets, vec!["https://c/hot"]);
+    s.finish(finish(tok, &b3, 11_100, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    // ... and a change after the interval is purged as usual (linger only).
+    let free = s.ingest(vec![hot("https://c/hot")], 20_000).await.unwrap();
+    assert_wait(s.claim(claim_req(tok, 20_000)).await.unwrap(), 20_100);
+    let b4 = claim_batch(s, claim_req(tok, 20_100)).await;
+    assert_eq!(b4.targets, vec!["https://c/hot"]);
+    assert!(all_records(s)
+        .await
+        .iter()
+        .any(|r| r.id == free.purge_ids[0] && r.note.is_none()));
+}
+
+/// Lane "p" with `url_quota` URLs and 10 directories a day, collapsing over 2.
+fn collapsing_req(tok: i64, now: Ms, url_quota: u64) -> ClaimRequest {
+    let mut req = claim_req(tok, now);
+    req.kinds[0].1.daily_quota = Some(url_quota);
+    req.kinds[1].1.daily_quota = Some(10);
+    req.collapse_to_dir_over = Some(2);
+    req
+}
+
+pub async fn urls_the_quota_cannot_cover_collapse_into_their_directory(s: &dyn Store) {
+    let tok = lease(s).await;
+    // Ample quota: nothing collapses.
+    s.ingest(
+        (1..=4)
+            .map(|i| record("r", &[("p", &format!("https://c/ok/{i}.png"))]))
+            .collect(),
+        0,
+    )
+    .await
+    .unwrap();
+    let b = claim_batch(s, collapsing_req(tok, 100, 100)).await;
+    assert_eq!((b.kind, b.targets.len()), (TargetKind::Url, 4));
+    s.finish(finish(tok, &b, 100, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    assert!(all_records(s).await.iter().all(|r| r.note.is_none()));
+
+    // 4 used of 7: three URLs left today, for six pending.
+    let mut dir_record = record("d", &[]);
+    dir_record.targets = vec!["https://c/a/".into()];
+    dir_record.jobs = vec![LaneJob {
+        lane: "p".into(),
+        kind: TargetKind::Dir,
+        target: "https://c/a/".into(),
+    }];
+    let mut batch: Vec<IngestRecord> = (1..=4)
+        .map(|i| record("r", &[("p", &format!("https://c/a/{i}.png"))]))
+        .collect();
+    // One record purging a URL in a/ and one elsewhere: it follows both jobs.
+    batch.push(record(
+        "r",
+        &[("p", "https://c/a/5.png"), ("p", "https://c/b/1.png")],
+    ));
+    batch.push(dir_record);
+    let r = s.ingest(batch, 1_000).await.unwrap();
+    let first = claim_batch(s, collapsing_req(tok, 1_100, 7)).await;
+    // The lone URL goes as a URL (within the quota); a/ goes as one directory purge that the
+    // pending directory job of record "d" takes.
+    assert_eq!(
+        (first.kind, first.targets.clone()),
+        (TargetKind::Url, vec!["https://c/b/1.png".to_owned()])
+    );
+    let second = claim_batch(s, collapsing_req(tok, 1_100, 7)).await;
+    assert_eq!(
+        (second.kind, second.targets.clone()),
+        (TargetKind::Dir, vec!["https://c/a/".to_owned()])
+    );
+    assert_eq!(
+        s.claim(collapsing_req(tok, 1_100, 7)).await.unwrap(),
+        Claim::Idle,
+        "no URL of a/ is left to purge on its own"
+    );
+    let recs = all_records(s).await;
+    let note = "collapsed into dir purge https://c/a/";
+    for id in &r.purge_ids[..5] {
+        let rec = recs.iter().find(|x| x.id == *id).expect("record");
+        assert_eq!(rec.note.as_deref(), Some(note), "record {id}");
+        assert_eq!(rec.status, Status::Sent);
+    }
+    assert_eq!(
+        recs.iter().find(|x| x.id == r.purge_ids[5]).unwrap().note,
+        None,
+        "the directory's own record was not collapsed"
+    );
+    s.finish(finish(tok, &second, 1_200, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    // The record with a URL elsewhere waits for that one too.
+    let both = r.purge_ids[4];
+    let status = |recs: &[LogRecord], id: i64| recs.iter().find(|x| x.id == id).unwrap().status;
+    assert_eq!(status(&all_records(s).await, both), Status::Sent);
+    s.finish(finish(tok, &first, 1_200, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let recs = all_records(s).await;
+    for id in &r.purge_ids {
+        assert_eq!(status(&recs, *id), Status::Succeeded, "record {id}");
+    }
+    assert_eq!(s.quota_used("p", TargetKind::Url, 0).await.unwrap(), 5);
+    assert_eq!(s.quota_used("p", TargetKind::Dir, 0).await.unwrap(), 1);
 }

@@ -366,6 +366,11 @@ pub struct IngestRecord {
     pub verify: Option<VerifyStart>,
     /// Whether the purged URLs are to be prefetched after the purge (and verification).
     pub warm: Option<WarmStart>,
+    /// The rule's `min_interval_ms` (0: none): a job of this record is not claimed before
+    /// the last purge of its target through its lane plus this long, and its purge holds
+    /// the target that long in turn. The store notes "held until <RFC 3339>
+    /// (min_interval_ms)" on a record so held.
+    pub min_interval_ms: Ms,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -456,6 +461,9 @@ pub struct LogRecord {
     pub warmed: Option<Warmed>,
     pub warm_note: Option<String>,
     pub warm_task: Option<String>,
+    /// What the queue did with the record besides purging it as queued: "held until <RFC
+    /// 3339> (min_interval_ms)", "collapsed into dir purge <dir>".
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

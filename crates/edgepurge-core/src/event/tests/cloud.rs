@@ -624,6 +624,7 @@ fn rules_select_the_new_formats_events_as_intended() {
             allow_host_purge: false,
             verify: false,
             warm: false,
+            min_interval_ms: 0,
             enabled: true,
         }
         .validate()

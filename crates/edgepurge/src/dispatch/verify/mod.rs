@@ -304,6 +304,7 @@ impl Verifier {
                     })
                 })
                 .collect(),
+            min_interval_ms: 0,
             note: None,
             verify: Some(VerifyStart {
                 state: Verified::Pending,

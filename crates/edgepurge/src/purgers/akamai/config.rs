@@ -103,6 +103,7 @@ fn limits_for(
         rate_per_s: rate,
         concurrency: 2,
         quota_utc_offset_s: 0,
+        collapse_to_dir_over: None,
     }
 }
 

@@ -47,6 +47,7 @@ struct RawAliyun {
     max_tags_per_request: Option<usize>,
     url_daily_quota: Option<u64>,
     dir_daily_quota: Option<u64>,
+    collapse_to_dir_over: Option<u32>,
 }
 
 /// Provider defaults (apis.md §D.3): 10,000 URLs and 100 directories a day.
@@ -72,6 +73,7 @@ pub fn default_limits() -> Limits {
         concurrency: 4,
         // The quota day is Beijing's (UTC+8), like Tencent's.
         quota_utc_offset_s: 8 * 3600,
+        collapse_to_dir_over: None,
     }
 }
 
@@ -266,6 +268,16 @@ fn check(name: &str, t: RawAliyun, at: &str, p: &mut Problems) -> Option<AliyunS
             p,
         ),
         quota_utc_offset_s: d.quota_utc_offset_s,
+        collapse_to_dir_over: None,
+    };
+    let limits = Limits {
+        collapse_to_dir_over: validate::collapse_to_dir_over(
+            t.collapse_to_dir_over,
+            &limits.kinds,
+            &field(at, "collapse_to_dir_over"),
+            p,
+        ),
+        ..limits
     };
     let timeout = validate::seconds(t.timeout_s, 30, &field(at, "timeout_s"), p);
     Some(AliyunSettings {

@@ -62,6 +62,7 @@ pub fn default_limits() -> Limits {
         rate_per_s: DEFAULT_RATE,
         concurrency: 2,
         quota_utc_offset_s: 0,
+        collapse_to_dir_over: None,
     }
 }
 
@@ -276,6 +277,7 @@ fn check(name: &str, t: RawCloudflare, at: &str, p: &mut Problems) -> Option<Clo
             p,
         ),
         quota_utc_offset_s: d.quota_utc_offset_s,
+        collapse_to_dir_over: None,
     };
     let timeout = validate::seconds(t.timeout_s, 30, &field(at, "timeout_s"), p);
     Some(CloudflareSettings {

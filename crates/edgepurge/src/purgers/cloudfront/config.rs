@@ -72,6 +72,7 @@ pub fn default_limits() -> Limits {
         rate_per_s: 1.0,
         concurrency: 2,
         quota_utc_offset_s: 0,
+        collapse_to_dir_over: None,
     }
 }
 
@@ -245,6 +246,7 @@ fn check(name: &str, t: RawCloudFront, at: &str, p: &mut Problems) -> Option<Clo
             p,
         ),
         quota_utc_offset_s: d.quota_utc_offset_s,
+        collapse_to_dir_over: None,
     };
     let timeout = validate::seconds(t.timeout_s, 30, &field(at, "timeout_s"), p);
     let busy_retry = validate::seconds(t.busy_retry_s, 30, &field(at, "busy_retry_s"), p);

@@ -45,6 +45,7 @@ struct RawEdgeOne {
     max_tags_per_request: Option<usize>,
     url_daily_quota: Option<u64>,
     dir_daily_quota: Option<u64>,
+    collapse_to_dir_over: Option<u32>,
     tag_daily_quota: Option<u64>,
 }
 
@@ -67,6 +68,7 @@ pub fn default_limits() -> Limits {
         concurrency: 4,
         // Quotas reset at midnight Beijing time, as Tencent CDN's.
         quota_utc_offset_s: 8 * 3600,
+        collapse_to_dir_over: None,
     }
 }
 
@@ -283,6 +285,16 @@ fn check(name: &str, t: RawEdgeOne, at: &str, p: &mut Problems) -> Option<EdgeOn
             p,
         ),
         quota_utc_offset_s: d.quota_utc_offset_s,
+        collapse_to_dir_over: None,
+    };
+    let limits = Limits {
+        collapse_to_dir_over: validate::collapse_to_dir_over(
+            t.collapse_to_dir_over,
+            &limits.kinds,
+            &field(at, "collapse_to_dir_over"),
+            p,
+        ),
+        ..limits
     };
     let timeout = validate::seconds(t.timeout_s, 30, &field(at, "timeout_s"), p);
     Some(EdgeOneSettings {

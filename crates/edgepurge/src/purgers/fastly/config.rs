@@ -60,6 +60,7 @@ pub fn default_limits() -> Limits {
         rate_per_s: DEFAULT_RATE,
         concurrency: DEFAULT_CONCURRENCY,
         quota_utc_offset_s: 0,
+        collapse_to_dir_over: None,
     }
 }
 
@@ -186,6 +187,7 @@ fn check(name: &str, t: RawFastly, at: &str, p: &mut Problems) -> Option<FastlyS
             p,
         ),
         quota_utc_offset_s: d.quota_utc_offset_s,
+        collapse_to_dir_over: None,
     };
     let timeout = validate::seconds(t.timeout_s, 30, &field(at, "timeout_s"), p);
     Some(FastlySettings {

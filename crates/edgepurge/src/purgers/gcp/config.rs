@@ -62,6 +62,7 @@ fn limits_for(rate: f64, tags: usize) -> Limits {
         rate_per_s: rate,
         concurrency: 2,
         quota_utc_offset_s: 0,
+        collapse_to_dir_over: None,
     }
 }
 

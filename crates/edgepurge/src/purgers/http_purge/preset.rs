@@ -97,5 +97,6 @@ pub fn default_limits(methods: &Methods) -> Limits {
         rate_per_s: 50.0,
         concurrency: 2,
         quota_utc_offset_s: 0,
+        collapse_to_dir_over: None,
     }
 }

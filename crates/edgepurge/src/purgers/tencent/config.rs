@@ -39,6 +39,7 @@ struct RawTencent {
     max_dirs_per_request: Option<usize>,
     url_daily_quota: Option<u64>,
     dir_daily_quota: Option<u64>,
+    collapse_to_dir_over: Option<u32>,
 }
 
 /// Provider defaults (apis.md §A.2, §A.3).
@@ -63,6 +64,7 @@ pub fn default_limits() -> Limits {
         rate_per_s: MAX_RATE,
         concurrency: 4,
         quota_utc_offset_s: 8 * 3600,
+        collapse_to_dir_over: None,
     }
 }
 
@@ -228,6 +230,16 @@ fn check(name: &str, t: RawTencent, at: &str, p: &mut Problems) -> Option<Tencen
             p,
         ),
         quota_utc_offset_s: d.quota_utc_offset_s,
+        collapse_to_dir_over: None,
+    };
+    let limits = Limits {
+        collapse_to_dir_over: validate::collapse_to_dir_over(
+            t.collapse_to_dir_over,
+            &limits.kinds,
+            &field(at, "collapse_to_dir_over"),
+            p,
+        ),
+        ..limits
     };
     let timeout = validate::seconds(t.timeout_s, 30, &field(at, "timeout_s"), p);
     Some(TencentSettings {
@@ -282,6 +294,29 @@ mod tests {
         ] {
             assert!(all.contains(want), "missing {want:?} in:\n{all}");
         }
+    }
+
+    #[test]
+    fn collapse_needs_both_quotas_counted_and_at_least_one() {
+        let (cfg, problems) = parse_text("collapse_to_dir_over = 3");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(cfg.unwrap().limits().collapse_to_dir_over, Some(3));
+        let (cfg, _) = parse_text("");
+        assert_eq!(
+            cfg.unwrap().limits().collapse_to_dir_over,
+            None,
+            "off by default"
+        );
+        let (_, problems) = parse_text("collapse_to_dir_over = 0");
+        assert!(
+            problems[0].starts_with("providers.t.collapse_to_dir_over: must be at least 1"),
+            "{problems:?}"
+        );
+        let (_, problems) = parse_text("collapse_to_dir_over = 3\ndir_daily_quota = 0");
+        assert!(
+            problems[0].contains("collapse_to_dir_over: needs the daily URL and directory"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -105,6 +105,7 @@ pub fn record_view(r: &LogRecord) -> Value {
         "warmed": r.warmed.map(|w| w.as_str()),
         "warm_note": r.warm_note,
         "warm_task": r.warm_task,
+        "note": r.note,
     })
 }
 

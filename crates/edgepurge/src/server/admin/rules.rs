@@ -24,6 +24,7 @@ pub fn view(r: &StoredRule, planner: &Planner) -> Value {
         // Shown whatever its value, so a reader need not know the default.
         map.insert("enabled".into(), json!(r.spec.enabled));
         map.insert("mode".into(), json!(r.spec.mode.as_str()));
+        map.insert("min_interval_ms".into(), json!(r.spec.min_interval_ms));
         map.insert("origin".into(), json!(r.origin.as_str()));
         let in_force = planner
             .rules()

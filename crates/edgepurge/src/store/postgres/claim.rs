@@ -5,7 +5,7 @@ use super::quota::{add_quota, quota_used, set_quota_day};
 use super::records::{recompute, BatchRecords, BatchView, Known};
 use super::sql;
 use super::tx::{col, parse_kind, Tx};
-use crate::queue::{claim, lease};
+use crate::queue::{claim, collapse, lease};
 use crate::store::*;
 use std::collections::{BTreeSet, HashMap};
 
@@ -20,15 +20,39 @@ pub(super) async fn claim(t: &mut Tx<'_>, req: &ClaimRequest) -> StoreResult<Cla
     if !lease::holds(Some(&row), &req.owner, req.token, store_now) {
         return Err(lost("the lease lapsed or changed hands"));
     }
-    let view = lane_view(t, lane_id, req).await?;
-    let plan = claim::plan(req, &view);
-    for q in &plan.quota {
-        add_quota(t, &req.lane, q.kind, q.day, q.delta).await?;
+    // At most one collapse (collapse_to_dir_over) per claim: the plan after it is made
+    // without the pending URLs.
+    let mut may_collapse = true;
+    loop {
+        let view = lane_view(t, lane_id, req, may_collapse).await?;
+        let plan = claim::plan(req, &view);
+        for q in &plan.quota {
+            add_quota(t, &req.lane, q.kind, q.day, q.delta).await?;
+        }
+        for id in &plan.clear_quota_day {
+            set_quota_day(t, *id, None).await?;
+        }
+        if let claim::Step::Collapse { dirs } = &plan.step {
+            if !may_collapse {
+                return Err(StoreError::Corrupt(
+                    "the queue policy collapsed URLs twice in one claim".into(),
+                ));
+            }
+            collapse_jobs(t, lane_id, dirs, req.now).await?;
+            may_collapse = false;
+            continue;
+        }
+        return carry_out(t, lane_id, req, plan.step).await;
     }
-    for id in &plan.clear_quota_day {
-        set_quota_day(t, *id, None).await?;
-    }
-    match plan.step {
+}
+
+async fn carry_out(
+    t: &mut Tx<'_>,
+    lane_id: i64,
+    req: &ClaimRequest,
+    step: claim::Step,
+) -> StoreResult<Claim> {
+    match step {
         claim::Step::Resend { batch, quota_day } => {
             if let Some(day) = quota_day {
                 set_quota_day(t, batch, day).await?;
@@ -43,11 +67,76 @@ pub(super) async fn claim(t: &mut Tx<'_>, req: &ClaimRequest) -> StoreResult<Cla
             .await
             .map(Claim::Batch),
         claim::Step::Wait { until, fill_after } => Ok(Claim::Wait { until, fill_after }),
-        claim::Step::Idle => Ok(Claim::Idle),
+        claim::Step::Idle | claim::Step::Collapse { .. } => Ok(Claim::Idle),
     }
 }
 
-async fn lane_view(t: &Tx<'_>, lane_id: i64, req: &ClaimRequest) -> StoreResult<claim::LaneView> {
+/// Replaces each group of pending URL jobs by one directory job (a pending one for that
+/// directory takes them, else a new one as old as the oldest of them); their records now
+/// wait for the directory job and say so.
+async fn collapse_jobs(
+    t: &mut Tx<'_>,
+    lane_id: i64,
+    dirs: &[collapse::DirPurge],
+    now: Ms,
+) -> StoreResult<()> {
+    for d in dirs {
+        let mut created_at = now;
+        let mut purges: BTreeSet<i64> = BTreeSet::new();
+        let mut solos: BTreeSet<i64> = BTreeSet::new();
+        let mut gone: Vec<i64> = Vec::with_capacity(d.jobs.len());
+        for r in t
+            .query(
+                sql::JOB_PENDING_LOCK,
+                &[&d.jobs, &lane_id],
+                "read URL jobs to collapse",
+            )
+            .await?
+        {
+            gone.push(col(&r, 0)?);
+            created_at = created_at.min(col(&r, 1)?);
+            purges.extend(col::<Vec<i64>>(&r, 2)?);
+            solos.extend(col::<Vec<i64>>(&r, 3)?);
+        }
+        if gone.is_empty() {
+            continue;
+        }
+        let purges: Vec<i64> = purges.into_iter().collect();
+        let solos: Vec<i64> = solos.into_iter().collect();
+        let dir_job: i64 = col(
+            &t.query_one(
+                sql::JOB_DIR_UPSERT,
+                &[&lane_id, &d.dir, &created_at, &purges, &solos],
+                "queue directory job",
+            )
+            .await?,
+            0,
+        )?;
+        tracing::info!(
+            lane_id,
+            dir = %d.dir,
+            urls = gone.len(),
+            "URL quota short: URLs collapsed into one directory purge (collapse_to_dir_over)"
+        );
+        t.execute(sql::JOB_DELETE, &[&gone], "delete collapsed URL jobs")
+            .await?;
+        t.execute(
+            sql::PURGES_COLLAPSE,
+            &[&purges, &gone, &dir_job, &collapse::note(&d.dir), &now],
+            "note collapsed records",
+        )
+        .await?;
+        t.touched = true;
+    }
+    Ok(())
+}
+
+async fn lane_view(
+    t: &Tx<'_>,
+    lane_id: i64,
+    req: &ClaimRequest,
+    may_collapse: bool,
+) -> StoreResult<claim::LaneView> {
     let mut view = claim::LaneView::default();
     for r in t
         .query(sql::BATCHES_DUE, &[&lane_id, &req.now], "find due batches")
@@ -63,11 +152,25 @@ async fn lane_view(t: &Tx<'_>, lane_id: i64, req: &ClaimRequest) -> StoreResult<
     }
     // Pending jobs per kind: the oldest, and how many up to one full batch (the policy only
     // compares the count with the batch size), so a long backlog costs no scan.
+    // Jobs held by a rule's min_interval_ms are neither counted nor taken; the first to be
+    // released wakes the lane (`held_until`).
     for (kind, limits) in &req.kinds {
+        let until: Option<i64> = col(
+            &t.query_one(
+                sql::JOB_HELD_UNTIL,
+                &[&lane_id, &kind.as_str(), &req.now],
+                "read held jobs",
+            )
+            .await?,
+            0,
+        )?;
+        if let Some(until) = until {
+            view.held_until = Some(view.held_until.map_or(until, |h: Ms| h.min(until)));
+        }
         let first = t
             .query_opt(
                 sql::JOB_OLDEST_PENDING,
-                &[&lane_id, &kind.as_str()],
+                &[&lane_id, &kind.as_str(), &req.now],
                 "read pending jobs",
             )
             .await?;
@@ -76,7 +179,7 @@ async fn lane_view(t: &Tx<'_>, lane_id: i64, req: &ClaimRequest) -> StoreResult<
         let n: i64 = col(
             &t.query_one(
                 sql::JOBS_COUNT_PENDING,
-                &[&lane_id, &kind.as_str(), &max],
+                &[&lane_id, &kind.as_str(), &max, &req.now],
                 "count pending jobs",
             )
             .await?,
@@ -99,6 +202,39 @@ async fn lane_view(t: &Tx<'_>, lane_id: i64, req: &ClaimRequest) -> StoreResult<
                 .push((*kind, quota_used(t, &req.lane, *kind, req.quota_day).await?));
         }
     }
+    // collapse_to_dir_over: the pending URLs, read only when the URL quota left would not
+    // cover them.
+    let used = view.used(TargetKind::Url);
+    if let Some(upto) = collapse::count_to(req, used).filter(|_| may_collapse) {
+        let upto = i64::try_from(upto).unwrap_or(i64::MAX);
+        let n: i64 = col(
+            &t.query_one(
+                sql::JOBS_COUNT_PENDING,
+                &[&lane_id, &TargetKind::Url.as_str(), &upto, &req.now],
+                "count pending URLs",
+            )
+            .await?,
+            0,
+        )?;
+        if collapse::short(req, used, n.max(0) as u64) {
+            let max = collapse::MAX_READ as i64;
+            let mut urls = Vec::new();
+            for r in t
+                .query(
+                    sql::JOBS_PENDING_URLS,
+                    &[&lane_id, &req.now, &max],
+                    "read pending URLs",
+                )
+                .await?
+            {
+                urls.push(collapse::PendingUrl {
+                    job: col(&r, 0)?,
+                    target: col(&r, 1)?,
+                });
+            }
+            view.pending_urls = Some(urls);
+        }
+    }
     Ok(view)
 }
 
@@ -116,16 +252,22 @@ async fn form_batch(
     let mut solo_ids = BTreeSet::new();
     let mut created_at = req.now;
     let take = i64::try_from(take).unwrap_or(i64::MAX);
+    // Targets purged now that their rules' min_interval_ms holds, and until when.
+    let mut held: Vec<(String, Ms)> = Vec::new();
     for r in t
         .query(
             sql::JOBS_TAKE_PENDING,
-            &[&lane_id, &kind.as_str(), &take],
+            &[&lane_id, &kind.as_str(), &take, &req.now],
             "select pending jobs",
         )
         .await?
     {
         job_ids.push(col::<i64>(&r, 0)?);
-        targets.push(col::<String>(&r, 1)?);
+        let target = col::<String>(&r, 1)?;
+        if let Some(until) = crate::queue::interval::hold_after_claim(req.now, col(&r, 5)?) {
+            held.push((target.clone(), until));
+        }
+        targets.push(target);
         created_at = created_at.min(col(&r, 2)?);
         purge_ids.extend(col::<Vec<i64>>(&r, 3)?);
         solo_ids.extend(col::<Vec<i64>>(&r, 4)?);
@@ -136,6 +278,15 @@ async fn form_batch(
             "pending jobs are being written; claim again (transactions in conflict; run again)"
                 .into(),
         ));
+    }
+    if !held.is_empty() {
+        let (held_targets, until): (Vec<String>, Vec<Ms>) = held.into_iter().unzip();
+        t.execute(
+            sql::HOLDS_SET,
+            &[&lane_id, &kind.as_str(), &held_targets, &until],
+            "hold targets",
+        )
+        .await?;
     }
     let purge_ids: Vec<i64> = purge_ids.into_iter().collect();
     let solo_ids: Vec<i64> = solo_ids.into_iter().collect();

@@ -3,6 +3,7 @@
 use super::group::Op;
 use super::sql;
 use super::tx::{array_text, col, Tx};
+use crate::queue::interval;
 use crate::store::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -14,6 +15,10 @@ struct Pending {
     created_at: Ms,
     purge_ids: Vec<i64>,
     solo_ids: Vec<i64>,
+    /// The longest `min_interval_ms` of its records' rules.
+    min_interval_ms: Ms,
+    /// Not claimed before (a hold on the target, for a job with an interval).
+    not_before: Ms,
 }
 
 /// Commits the records of `ops`; one receipt per op, in order.
@@ -68,6 +73,7 @@ pub(super) async fn ingest(
                     ..Default::default()
                 });
                 p.purge_ids.push(purge_id);
+                p.min_interval_ms = p.min_interval_ms.max(rec.min_interval_ms);
                 if solo {
                     p.solo_ids.push(purge_id);
                 }
@@ -77,8 +83,11 @@ pub(super) async fn ingest(
         }
     }
 
+    // Jobs of rules with a min_interval_ms wait for a hold on their target.
+    hold_jobs(t, &mut jobs, ops.iter().map(|o| o.now).min().unwrap_or(0)).await?;
+
     // Upsert the distinct jobs.
-    let mut found: HashMap<Key, (i64, bool)> = HashMap::with_capacity(jobs.len());
+    let mut found: HashMap<Key, (i64, bool, Ms)> = HashMap::with_capacity(jobs.len());
     if !jobs.is_empty() {
         let mut lanes = Vec::with_capacity(jobs.len());
         let mut kinds = Vec::with_capacity(jobs.len());
@@ -86,6 +95,8 @@ pub(super) async fn ingest(
         let mut created = Vec::with_capacity(jobs.len());
         let mut purges = Vec::with_capacity(jobs.len());
         let mut solos = Vec::with_capacity(jobs.len());
+        let mut not_before = Vec::with_capacity(jobs.len());
+        let mut intervals = Vec::with_capacity(jobs.len());
         for ((lane, kind, target), p) in &jobs {
             lanes.push(*lane);
             kinds.push(*kind);
@@ -93,11 +104,22 @@ pub(super) async fn ingest(
             created.push(p.created_at);
             purges.push(array_text(&p.purge_ids));
             solos.push(array_text(&p.solo_ids));
+            not_before.push(p.not_before);
+            intervals.push(p.min_interval_ms);
         }
         let rows = t
             .query(
                 sql::JOBS_UPSERT,
-                &[&lanes, &kinds, &targets, &created, &purges, &solos],
+                &[
+                    &lanes,
+                    &kinds,
+                    &targets,
+                    &created,
+                    &purges,
+                    &solos,
+                    &not_before,
+                    &intervals,
+                ],
                 "queue jobs",
             )
             .await?;
@@ -108,7 +130,10 @@ pub(super) async fn ingest(
                 .map(TargetKind::as_str)
                 .find(|k| *k == kind)
                 .ok_or_else(|| StoreError::Corrupt(format!("target kind {kind:?}")))?;
-            found.insert((col(r, 2)?, kind, col(r, 4)?), (col(r, 0)?, col(r, 1)?));
+            found.insert(
+                (col(r, 2)?, kind, col(r, 4)?),
+                (col(r, 0)?, col(r, 1)?, col(r, 5)?),
+            );
         }
     }
 
@@ -128,10 +153,13 @@ pub(super) async fn ingest(
         for (rec, targets) in op.records.iter().zip(&op.targets) {
             let keys = &record_keys[at];
             let mut job_ids = Vec::with_capacity(keys.len());
+            // The latest time any of its jobs is held to (min_interval_ms).
+            let mut held: Ms = 0;
             for key in keys {
-                let (id, inserted) = *found.get(key).ok_or_else(|| {
+                let (id, inserted, not_before) = *found.get(key).ok_or_else(|| {
                     StoreError::Unavailable(format!("job for {} was not queued", key.2))
                 })?;
+                held = held.max(not_before);
                 if seen.insert(key) && inserted {
                     receipt.jobs_new += 1;
                 } else {
@@ -139,7 +167,8 @@ pub(super) async fn ingest(
                 }
                 job_ids.push(id);
             }
-            cols.push(ids[at], created, rec, targets, &job_ids);
+            let note = (held > op.now).then(|| interval::held_note(held));
+            cols.push(ids[at], created, rec, targets, &job_ids, note);
             receipt.purge_ids.push(ids[at]);
             at += 1;
         }
@@ -168,6 +197,7 @@ pub(super) async fn ingest(
             &cols.verify_round,
             &cols.warm,
             &cols.warm_note,
+            &cols.note,
         ],
         "insert purge records",
     )
@@ -207,6 +237,7 @@ struct Columns<'a> {
     verify_round: Vec<i64>,
     warm: Vec<Option<&'static str>>,
     warm_note: Vec<Option<&'a str>>,
+    note: Vec<Option<String>>,
 }
 
 impl<'a> Columns<'a> {
@@ -232,6 +263,7 @@ impl<'a> Columns<'a> {
             verify_round: Vec::with_capacity(n),
             warm: Vec::with_capacity(n),
             warm_note: Vec::with_capacity(n),
+            note: Vec::with_capacity(n),
         }
     }
 
@@ -242,7 +274,9 @@ impl<'a> Columns<'a> {
         rec: &'a IngestRecord,
         targets: &'a str,
         jobs: &[i64],
+        note: Option<String>,
     ) {
+        self.note.push(note);
         self.created.push(created);
         self.id.push(id);
         self.rule.push(rec.rule.as_deref());
@@ -274,4 +308,46 @@ impl<'a> Columns<'a> {
         self.warm_note
             .push(rec.warm.as_ref().and_then(|w| w.note.as_deref()));
     }
+}
+
+/// Sets `not_before` of the jobs with a `min_interval_ms` whose target is held at `now` (one
+/// query for all of them; jobs without an interval look nothing up).
+async fn hold_jobs(t: &Tx<'_>, jobs: &mut BTreeMap<Key, Pending>, now: Ms) -> StoreResult<()> {
+    let mut lanes = Vec::new();
+    let mut kinds = Vec::new();
+    let mut targets = Vec::new();
+    for ((lane, kind, target), p) in jobs.iter() {
+        if p.min_interval_ms > 0 {
+            lanes.push(*lane);
+            kinds.push(*kind);
+            targets.push(target.as_str());
+        }
+    }
+    if lanes.is_empty() {
+        return Ok(());
+    }
+    let rows = t
+        .query(
+            sql::HOLDS_GET,
+            &[&lanes, &kinds, &targets, &now],
+            "read target holds",
+        )
+        .await?;
+    for r in &rows {
+        let kind: String = col(r, 1)?;
+        let target: String = col(r, 2)?;
+        let until: Ms = col(r, 3)?;
+        let lane: i64 = col(r, 0)?;
+        let Some(kind) = TargetKind::ALL
+            .into_iter()
+            .map(TargetKind::as_str)
+            .find(|k| *k == kind)
+        else {
+            continue;
+        };
+        if let Some(p) = jobs.get_mut(&(lane, kind, target)) {
+            p.not_before = interval::not_before(now, Some(until), p.not_before);
+        }
+    }
+    Ok(())
 }

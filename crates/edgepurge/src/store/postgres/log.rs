@@ -41,6 +41,7 @@ fn record(r: &tokio_postgres::Row) -> StoreResult<LogRecord> {
             .and_then(Warmed::parse),
         warm_note: col(r, 23)?,
         warm_task: col(r, 24)?,
+        note: col(r, 25)?,
     })
 }
 
@@ -184,6 +185,9 @@ pub(super) async fn prune(t: &Tx<'_>, before: Ms, max_rows: usize) -> StoreResul
         .await?;
     n += t
         .execute(sql::PRUNE_REQUESTS, &[&before, &limit], "prune requests")
+        .await?;
+    n += t
+        .execute(sql::PRUNE_HOLDS, &[&before, &limit], "prune holds")
         .await?;
     t.execute(sql::PRUNE_QUOTA, &[], "prune quota").await?;
     Ok(n)

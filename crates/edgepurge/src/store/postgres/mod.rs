@@ -53,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/002_task_completion.sql"),
     include_str!("schema/003_verification.sql"),
     include_str!("schema/004_warming.sql"),
+    include_str!("schema/005_min_interval.sql"),
 ];
 
 /// Most times one operation is run again after a conflict with another transaction.

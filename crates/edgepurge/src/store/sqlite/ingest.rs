@@ -4,6 +4,7 @@
 use super::ids::ids_json;
 use super::writer::TxCtx;
 use super::{db_err, sql};
+use crate::queue::interval;
 use crate::store::*;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -35,6 +36,7 @@ pub(super) fn ingest(
     let mut insert_job = prep(sql::JOB_INSERT)?;
     let mut merge_job = prep(sql::JOB_MERGE)?;
     let mut insert_purge = prep(sql::PURGE_INSERT)?;
+    let mut hold_get = prep(sql::HOLD_GET)?;
     let mut job_ids: Vec<i64> = Vec::new();
     // Records are numbered and timed in commit order: a record's time is never before the
     // previous record's, whatever the callers' clocks said (jobs keep the caller's time, for
@@ -47,11 +49,22 @@ pub(super) fn ingest(
         job_ids.clear();
         // A record with one job follows that job's batch directly.
         let solo = rec.jobs.len() == 1;
+        // The latest time any of its jobs is held to (min_interval_ms).
+        let mut held: Ms = 0;
         for job in &rec.jobs {
             let lane_id = ctx
                 .lane_id(conn, &job.lane, true)?
                 .ok_or_else(|| StoreError::Unavailable(format!("lane {} not created", job.lane)))?;
             let kind = job.kind.as_str();
+            // Only a rule with an interval looks for a hold on the target.
+            let hold: Option<Ms> = if rec.min_interval_ms > 0 {
+                hold_get
+                    .query_row(params![lane_id, kind, job.target, now], |r| r.get(0))
+                    .optional()
+                    .map_err(db_err("read target hold"))?
+            } else {
+                None
+            };
             let pending: Option<i64> = find
                 .query_row(params![lane_id, kind, job.target], |r| r.get(0))
                 .optional()
@@ -59,17 +72,35 @@ pub(super) fn ingest(
             let id = match pending {
                 Some(id) if job_ids.contains(&id) => continue,
                 Some(id) => {
-                    merge_job
-                        .execute(params![id, purge_id, solo])
+                    // The job keeps the later of its own not_before and the hold's.
+                    let not_before = interval::not_before(now, hold, 0);
+                    let kept: Ms = merge_job
+                        .query_row(
+                            params![id, purge_id, solo, not_before, rec.min_interval_ms],
+                            |r| r.get(0),
+                        )
                         .map_err(db_err("merge job"))?;
+                    held = held.max(kept);
                     receipt.jobs_merged += 1;
                     id
                 }
                 None => {
                     let id = ctx.next_job_id;
                     ctx.next_job_id += 1;
+                    let not_before = interval::not_before(now, hold, 0);
+                    held = held.max(not_before);
                     insert_job
-                        .execute(params![id, lane_id, kind, job.target, now, purge_id, solo])
+                        .execute(params![
+                            id,
+                            lane_id,
+                            kind,
+                            job.target,
+                            now,
+                            purge_id,
+                            solo,
+                            not_before,
+                            rec.min_interval_ms
+                        ])
                         .map_err(db_err("insert job"))?;
                     receipt.jobs_new += 1;
                     id
@@ -105,6 +136,7 @@ pub(super) fn ingest(
                 rec.verify.as_ref().map_or(0, |v| v.round),
                 rec.warm.as_ref().map(|w| w.state.as_str()),
                 rec.warm.as_ref().and_then(|w| w.note.as_deref()),
+                (held > now).then(|| interval::held_note(held)),
             ])
             .map_err(db_err("insert purge record"))?;
         receipt.purge_ids.push(purge_id);

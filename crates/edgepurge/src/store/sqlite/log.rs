@@ -79,6 +79,7 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(LogRecord, String, String)
                 .and_then(Warmed::parse),
             warm_note: r.get(23)?,
             warm_task: r.get(24)?,
+            note: r.get(25)?,
         },
         targets,
         status,
@@ -279,6 +280,10 @@ pub(super) fn prune(conn: &Connection, before: Ms, max_rows: usize) -> StoreResu
         .prepare_cached(sql::PRUNE_REQUESTS)
         .and_then(|mut s| s.execute(params![before, limit]))
         .map_err(db_err("prune requests"))? as u64;
+    n += conn
+        .prepare_cached(sql::PRUNE_HOLDS)
+        .and_then(|mut s| s.execute(params![before, limit]))
+        .map_err(db_err("prune holds"))? as u64;
     conn.prepare_cached(sql::PRUNE_QUOTA)
         .and_then(|mut s| s.execute([]))
         .map_err(db_err("prune quota"))?;

@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/004_task_completion.sql"),
     include_str!("schema/005_verification.sql"),
     include_str!("schema/006_warming.sql"),
+    include_str!("schema/007_min_interval.sql"),
 ];
 
 /// How hard a commit is made durable.

@@ -325,6 +325,8 @@ function ruleFromForm(form) {
   if (rule.mode === "tag") rule.tags = lines(f.get("tags") || "");
   if (f.get("verify")) rule.verify = true;
   if (f.get("warm")) rule.warm = true;
+  const interval = Number(f.get("min_interval_ms") || 0);
+  if (interval) rule.min_interval_ms = interval;
   return rule;
 }
 
@@ -366,9 +368,9 @@ function logRow(r) {
   const warmed = r.warmed ? `warmed=${r.warmed}${r.warm_note ? ` (${r.warm_note})` : ""}${r.warm_task ? ` task ${r.warm_task}` : ""}` : "";
   const details = r.error
     ? el("details", {}, el("summary", {}, r.error.length > 60 ? `${r.error.slice(0, 60)}…` : r.error),
-        el("pre", {}, r.error, r.request_id ? `\nrequest id: ${r.request_id}` : "", r.task_id ? `\ntask id: ${r.task_id}` : "", verified ? `\n${verified}` : "", warmed ? `\n${warmed}` : ""))
-    : el("span", { class: "muted", title: [r.verify_note, r.warm_note].filter(Boolean).join("; ") },
-        [r.task_id ? `task ${r.task_id}` : "", r.verified ? `verified=${r.verified}` : "", r.warmed ? `warmed=${r.warmed}` : ""].filter(Boolean).join(" "));
+        el("pre", {}, r.error, r.request_id ? `\nrequest id: ${r.request_id}` : "", r.task_id ? `\ntask id: ${r.task_id}` : "", verified ? `\n${verified}` : "", warmed ? `\n${warmed}` : "", r.note ? `\n${r.note}` : ""))
+    : el("span", { class: "muted", title: [r.verify_note, r.warm_note, r.note].filter(Boolean).join("\n") },
+        [r.task_id ? `task ${r.task_id}` : "", r.verified ? `verified=${r.verified}` : "", r.warmed ? `warmed=${r.warmed}` : "", r.note || ""].filter(Boolean).join(" "));
   return el(
     "tr",
     { "data-id": r.id },

@@ -1,3 +1,4 @@
-SELECT id, target, created_at, purge_ids, solo_ids FROM jobs
-WHERE lane_id = ?1 AND kind = ?2 AND batch_id IS NULL
+-- Jobs held by a rule's min_interval_ms (not_before after ?4) wait.
+SELECT id, target, created_at, purge_ids, solo_ids, min_interval_ms FROM jobs
+WHERE lane_id = ?1 AND kind = ?2 AND batch_id IS NULL AND not_before <= ?4
 ORDER BY id LIMIT ?3
