@@ -37,6 +37,7 @@ fn record(i: u64, j: u64) -> IngestRecord {
             kind: TargetKind::Url,
             target: url,
         }],
+        fanout: Vec::new(),
         note: None,
         verify: None,
     }

@@ -483,6 +483,7 @@ fn rec(urls: &[String]) -> IngestRecord {
                 target: u.clone(),
             })
             .collect(),
+        fanout: Vec::new(),
         note: None,
         verify: None,
     }

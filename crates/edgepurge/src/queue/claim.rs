@@ -282,6 +282,7 @@ mod tests {
             ],
             quota_day: now.div_euclid(DAY),
             quota_reset_at: (now.div_euclid(DAY) + 1) * DAY,
+            fanout: None,
         }
     }
 

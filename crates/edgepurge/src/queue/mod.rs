@@ -7,10 +7,13 @@
 //!   two, park until the quota resets, or dead letter.
 //! * [`record`]: the status of a log record from the states of its jobs.
 //! * [`lease`]: who holds a lane, on the store's clock, with a fencing token.
+//! * [`fanout`]: a target of an account with several lanes, stored once and expanded into
+//!   the lanes' jobs in bounded slices just ahead of sending.
 //!
 //! Nothing here performs I/O or reads a clock: times are passed in.
 
 pub mod claim;
+pub mod fanout;
 pub mod finish;
 pub mod lease;
 pub mod record;
@@ -19,6 +22,7 @@ use edgepurge_core::TargetKind;
 use serde::{Deserialize, Serialize};
 
 pub use crate::limits::KindLimits;
+pub use fanout::FanoutClaim;
 
 /// Milliseconds since the Unix epoch.
 pub type Ms = i64;
@@ -136,6 +140,10 @@ pub struct ClaimRequest {
     /// that day ends.
     pub quota_day: i64,
     pub quota_reset_at: Ms,
+    /// A lane of a provider account with several lanes: expand a slice of the account's
+    /// fan-out targets into the lanes' jobs first, when this lane's backlog is low
+    /// ([`fanout`]).
+    pub fanout: Option<FanoutClaim>,
 }
 
 impl ClaimRequest {

@@ -189,6 +189,7 @@ pub fn record(rule: &str, jobs: &[(&str, &str)]) -> IngestRecord {
                 target: t.to_string(),
             })
             .collect(),
+        fanout: Vec::new(),
         note: None,
         verify: None,
     }
@@ -225,6 +226,7 @@ pub fn claim_req(token: i64, now: Ms) -> ClaimRequest {
         ],
         quota_day: now.div_euclid(DAY_MS),
         quota_reset_at: (now.div_euclid(DAY_MS) + 1) * DAY_MS,
+        fanout: None,
     }
 }
 

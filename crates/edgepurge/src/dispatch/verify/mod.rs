@@ -304,6 +304,7 @@ impl Verifier {
                     })
                 })
                 .collect(),
+            fanout: Vec::new(),
             note: None,
             verify: Some(VerifyStart {
                 state: Verified::Pending,

@@ -20,6 +20,7 @@
 //! what they decide.
 
 mod claim;
+mod fanout;
 mod finish;
 mod group;
 mod ingest;
@@ -51,6 +52,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/001_init.sql"),
     include_str!("schema/002_task_completion.sql"),
     include_str!("schema/003_verification.sql"),
+    // Numbered after the schema steps of work merged alongside (warming, quota guard).
+    include_str!("schema/006_fanout.sql"),
 ];
 
 /// Most times one operation is run again after a conflict with another transaction.
@@ -349,7 +352,20 @@ impl Store for PgStore {
     }
 
     async fn claim(&self, req: ClaimRequest) -> StoreResult<Claim> {
-        in_tx!(self.inner, "claim", |t| claim::claim(&mut t, &req))
+        // The lanes a fan-out slice queues jobs for, made once outside the claim.
+        let fanout_lanes = match &req.fanout {
+            Some(f) => {
+                let names: Vec<&str> = f.lanes.iter().map(String::as_str).collect();
+                lanes::lane_ids(&self.inner, &names).await?
+            }
+            None => std::collections::HashMap::new(),
+        };
+        in_tx!(self.inner, "claim", |t| claim::claim(
+            &mut t,
+            &req,
+            &fanout_lanes,
+            &self.inner.instance
+        ))
     }
 
     async fn finish(&self, finish: Finish) -> StoreResult<FinishReceipt> {

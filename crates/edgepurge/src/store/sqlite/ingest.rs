@@ -77,7 +77,7 @@ pub(super) fn ingest(
             };
             job_ids.push(id);
         }
-        let status = if job_ids.is_empty() {
+        let status = if job_ids.is_empty() && rec.fanout.is_empty() {
             Status::Skipped
         } else {
             Status::Queued
@@ -105,6 +105,8 @@ pub(super) fn ingest(
                 rec.verify.as_ref().map_or(0, |v| v.round),
             ])
             .map_err(db_err("insert purge record"))?;
+        // Targets for every lane of an account with several: stored once each.
+        super::fanout::ingest(conn, rec, purge_id, now, &mut receipt)?;
         receipt.purge_ids.push(purge_id);
     }
     Ok(receipt)

@@ -10,6 +10,7 @@
 //! The store's clock (for leases) is the one it is opened with: the system clock, or a test's.
 
 mod claim;
+mod fanout;
 mod finish;
 mod ids;
 mod ingest;
@@ -38,6 +39,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/003_listings.sql"),
     include_str!("schema/004_task_completion.sql"),
     include_str!("schema/005_verification.sql"),
+    // Numbered after the schema steps of work merged alongside (warming, quota guard).
+    include_str!("schema/008_fanout.sql"),
 ];
 
 /// How hard a commit is made durable.

@@ -1,1 +1,1 @@
-SELECT id, job_ids FROM purges WHERE id = ANY($1)
+SELECT id, job_ids, fanout_left FROM purges WHERE id = ANY($1)
