@@ -60,6 +60,8 @@ macro_rules! suite {
             an_ended_purge_is_due_to_be_reported_unverifiable,
             records_keep_the_events_validators,
             a_later_change_of_the_same_object_is_found,
+            fanned_out_targets_are_stored_once_and_reach_every_lane,
+            fan_out_expands_in_bounded_slices_and_a_silent_lane_catches_up,
         );
         $crate::store::conformance::suite!(@multi $factory;
             a_lease_holds_across_handles_and_fences_late_answers,
@@ -2059,4 +2061,212 @@ pub async fn a_later_change_of_the_same_object_is_found(s: &dyn Store) {
     v3.event.etag = Some("\"v3\"".into());
     let ids = s.ingest(vec![v2, v3], 500).await.unwrap().purge_ids;
     assert_eq!(s.newer_record(&due[0]).await.unwrap(), Some(ids[1]));
+}
+
+/// A record whose targets go to every lane of account `edge` (stored once each).
+pub fn fanout_record(lanes: &[String], targets: &[&str]) -> IngestRecord {
+    let mut r = record("r", &[]);
+    r.provider = Some("edge".into());
+    r.targets = targets.iter().map(|t| t.to_string()).collect();
+    let lanes: Arc<[String]> = lanes.into();
+    r.fanout = targets
+        .iter()
+        .map(|t| FanoutJob {
+            account: "edge".into(),
+            lanes: Arc::clone(&lanes),
+            kind: TargetKind::Url,
+            target: t.to_string(),
+        })
+        .collect();
+    r
+}
+
+/// A claim by `lane` of account `edge` (whose lanes are `lanes`), batches of `max_batch`.
+fn fanout_req(lane: &str, lanes: &[String], token: i64, now: Ms, max_batch: usize) -> ClaimRequest {
+    let mut req = claim_req(token, now);
+    req.lane = lane.into();
+    req.kinds[0].1.max_batch = max_batch;
+    req.linger_ms = 0;
+    req.fanout = Some(FanoutClaim {
+        account: "edge".into(),
+        lanes: lanes.into(),
+    });
+    req
+}
+
+async fn take_lane(s: &dyn Store, lane: &str) -> i64 {
+    s.acquire_lane(lane, "A", 60_000)
+        .await
+        .unwrap()
+        .expect("lane is free")
+        .token
+}
+
+async fn pending_of(s: &dyn Store, lane: &str) -> u64 {
+    s.depths()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.lane == lane)
+        .map_or(0, |d| d.pending)
+}
+
+pub async fn fanned_out_targets_are_stored_once_and_reach_every_lane(s: &dyn Store) {
+    let lanes: Vec<String> = ["edge@a", "edge@b", "edge@c"]
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    let r = s
+        .ingest(
+            vec![
+                fanout_record(&lanes, &["https://c/1", "https://c/2"]),
+                // The same target again merges into the row no lane has yet.
+                fanout_record(&lanes, &["https://c/1"]),
+            ],
+            1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.jobs_new, r.jobs_merged), (2, 1), "{r:?}");
+    // No lane has a job yet: the targets are stored once, not once per lane.
+    for l in &lanes {
+        assert_eq!(pending_of(s, l).await, 0, "{l}");
+    }
+    let recs = all_records(s).await;
+    assert!(
+        recs.iter().all(|r| r.status == Status::Queued),
+        "{recs:?}"
+    );
+
+    // Lane a claims: the rows become one job per lane, a's batch holds both targets.
+    let ta = take_lane(s, "edge@a").await;
+    let a = claim_batch(s, fanout_req("edge@a", &lanes, ta, 1100, 100)).await;
+    assert_eq!(a.targets, vec!["https://c/1", "https://c/2"]);
+    assert_eq!(pending_of(s, "edge@b").await, 2);
+    assert_eq!(pending_of(s, "edge@c").await, 2);
+    // A new event for c/1 now: a new row (c/1 is pending on b and c, sent on a).
+    let late = s
+        .ingest(vec![fanout_record(&lanes, &["https://c/1"])], 1150)
+        .await
+        .unwrap();
+    assert_eq!((late.jobs_new, late.jobs_merged), (1, 0));
+    s.finish(finish(ta, &a, 1200, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let recs = all_records(s).await;
+    assert!(
+        recs.iter().all(|r| r.status == Status::Queued),
+        "b and c have not sent: {recs:?}"
+    );
+
+    // Lane b expands the new row: it merges into b's (and c's) pending c/1, and a gets it
+    // again (its c/1 was sent before that event).
+    let tb = take_lane(s, "edge@b").await;
+    let b = claim_batch(s, fanout_req("edge@b", &lanes, tb, 1300, 100)).await;
+    assert_eq!(b.targets, vec!["https://c/1", "https://c/2"], "deduplicated");
+    assert_eq!(pending_of(s, "edge@a").await, 1);
+    assert_eq!(pending_of(s, "edge@c").await, 2);
+    s.finish(finish(tb, &b, 1300, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let tc = take_lane(s, "edge@c").await;
+    let c = claim_batch(s, fanout_req("edge@c", &lanes, tc, 1400, 100)).await;
+    assert_eq!(c.targets, vec!["https://c/1", "https://c/2"]);
+    s.finish(finish(tc, &c, 1400, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let recs = all_records(s).await;
+    let mut by_id: Vec<&LogRecord> = recs.iter().collect();
+    by_id.sort_by_key(|r| r.id);
+    assert_eq!(by_id.len(), 3);
+    assert_eq!(by_id[0].status, Status::Succeeded, "{:?}", by_id[0]);
+    assert_eq!(by_id[1].status, Status::Succeeded, "{:?}", by_id[1]);
+    // The late record waits for lane a's second purge of c/1.
+    assert_eq!(by_id[2].status, Status::Queued, "{:?}", by_id[2]);
+    let a2 = claim_batch(s, fanout_req("edge@a", &lanes, ta, 1500, 100)).await;
+    assert_eq!(a2.targets, vec!["https://c/1"]);
+    let done = s
+        .finish(finish(ta, &a2, 1500, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    assert!(
+        done.records
+            .iter()
+            .any(|c| c.id == by_id[2].id && c.status == Status::Succeeded),
+        "{done:?}"
+    );
+    // Every lane sent what it had; nothing is left to expand.
+    for (l, t) in [("edge@a", ta), ("edge@b", tb), ("edge@c", tc)] {
+        assert_eq!(
+            s.claim(fanout_req(l, &lanes, t, 1600, 100)).await.unwrap(),
+            Claim::Idle,
+            "{l}"
+        );
+    }
+}
+
+pub async fn fan_out_expands_in_bounded_slices_and_a_silent_lane_catches_up(s: &dyn Store) {
+    // 200 nodes, 50 targets: a slice is 20 targets (4,000 jobs), expanded only while the
+    // claiming lane's backlog is below two batches or a slice.
+    let lanes: Vec<String> = (0..200).map(|i| format!("edge@n{i}")).collect();
+    let urls: Vec<String> = (0..50).map(|i| format!("https://c/{i:02}")).collect();
+    let records: Vec<IngestRecord> = urls
+        .iter()
+        .map(|u| fanout_record(&lanes, &[u.as_str()]))
+        .collect();
+    let r = s.ingest(records, 1000).await.unwrap();
+    assert_eq!(r.jobs_new, 50);
+    let t0 = take_lane(s, "edge@n0").await;
+    let first = claim_batch(s, fanout_req("edge@n0", &lanes, t0, 1100, 5)).await;
+    assert_eq!(first.targets, urls[..5].to_vec(), "oldest first");
+    // One slice: every lane got its 20 jobs, no more.
+    assert_eq!(pending_of(s, "edge@n199").await, 20);
+    assert_eq!(pending_of(s, "edge@n0").await, 15);
+    s.finish(finish(t0, &first, 1100, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    // Lane n0 goes on alone; n199 (a node that is down) never claims meanwhile.
+    let mut sent = first.targets.clone();
+    let mut now = 1200;
+    loop {
+        match s
+            .claim(fanout_req("edge@n0", &lanes, t0, now, 5))
+            .await
+            .unwrap()
+        {
+            Claim::Batch(b) => {
+                assert!(b.targets.len() <= 5);
+                sent.extend(b.targets.clone());
+                s.finish(finish(t0, &b, now, FinishOutcome::Succeeded))
+                    .await
+                    .unwrap();
+            }
+            Claim::Idle => break,
+            other => panic!("{other:?}"),
+        }
+        now += 10;
+        assert!(now < 100_000, "lane n0 never ran out of work");
+    }
+    assert_eq!(sent, urls, "n0 sent every target once, in order");
+    // Everything is expanded: the silent lane holds every target, and no record is
+    // settled while it has not sent them.
+    assert_eq!(pending_of(s, "edge@n199").await, 50);
+    let recs = all_records(s).await;
+    assert_eq!(recs.len(), 50);
+    assert!(recs.iter().all(|r| r.status == Status::Queued), "{recs:?}");
+    // The node is back: it catches up on all of it.
+    let t199 = take_lane(s, "edge@n199").await;
+    let mut caught = Vec::new();
+    while let Claim::Batch(b) = s
+        .claim(fanout_req("edge@n199", &lanes, t199, now, 100))
+        .await
+        .unwrap()
+    {
+        caught.extend(b.targets.clone());
+        s.finish(finish(t199, &b, now, FinishOutcome::Succeeded))
+            .await
+            .unwrap();
+        now += 10;
+    }
+    assert_eq!(caught, urls);
 }
