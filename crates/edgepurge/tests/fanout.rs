@@ -161,11 +161,9 @@ fn statuses(db: &std::path::Path) -> BTreeMap<String, i64> {
 
 /// Waits until every record succeeded.
 fn all_succeeded(db: &std::path::Path, n: usize) {
-    edgepurge_testkit::wait_for(
-        Duration::from_secs(180),
-        "every record to succeed",
-        || (statuses(db) == BTreeMap::from([("succeeded".to_owned(), n as i64)])).then_some(()),
-    );
+    edgepurge_testkit::wait_for(Duration::from_secs(180), "every record to succeed", || {
+        (statuses(db) == BTreeMap::from([("succeeded".to_owned(), n as i64)])).then_some(())
+    });
 }
 
 #[test]
@@ -178,7 +176,11 @@ fn a_body_of_50000_records_on_200_nodes_is_accepted_stored_once_and_holds_nobody
 
     // 50,000 records × 200 nodes would be 10 million jobs: refused (413) by the jobs cap
     // before, or minutes in one transaction before that.
-    let big = server.send(&ceph_body("assets", "ObjectCreated:Put", &keys("big", 50_000)));
+    let big = server.send(&ceph_body(
+        "assets",
+        "ObjectCreated:Put",
+        &keys("big", 50_000),
+    ));
     assert_eq!(big["targets"], 50_000, "one row per target, not per node");
     // A one-record body sent right after is acknowledged while the big fan-out is far
     // from done.
@@ -263,7 +265,12 @@ fn a_node_down_during_the_fan_out_gets_its_urls_when_it_is_back_and_others_are_u
     edgepurge_testkit::wait_for(
         Duration::from_secs(180),
         "every node but the down one purged every URL",
-        || (0..50).filter(|i| *i != 7).all(|i| nodes.paths(i) == n).then_some(()),
+        || {
+            (0..50)
+                .filter(|i| *i != 7)
+                .all(|i| nodes.paths(i) == n)
+                .then_some(())
+        },
     );
     let db = ep.dir.path().join("edgepurge.db");
     assert_eq!(

@@ -328,10 +328,7 @@ impl Ingestor {
                 *lanes.entry(lane.clone()).or_default() += n;
             }
         }
-        let targets: usize = records
-            .iter()
-            .map(|r| r.jobs.len() + r.fanout.len())
-            .sum();
+        let targets: usize = records.iter().map(|r| r.jobs.len() + r.fanout.len()).sum();
         if targets > self.max_jobs {
             return Err(self.too_many(self.max_jobs));
         }

@@ -183,7 +183,11 @@ impl Planner {
                 fanout: if fans_out {
                     vec![FanoutJob {
                         account: provider.to_owned(),
-                        lanes: self.lanes.get(provider).cloned().unwrap_or_else(|| Arc::from([])),
+                        lanes: self
+                            .lanes
+                            .get(provider)
+                            .cloned()
+                            .unwrap_or_else(|| Arc::from([])),
                         kind,
                         target: t.clone(),
                     }]
@@ -522,7 +526,10 @@ mod tests {
         assert_eq!(recs[1].fanout[0].target, recs[1].targets[0]);
         assert_eq!(recs[0].targets, recs[1].targets);
         // Planned for sending at once (no store): one job per lane.
-        let recs = p.clone().expanded().records(&parse_body(&body).unwrap().events);
+        let recs = p
+            .clone()
+            .expanded()
+            .records(&parse_body(&body).unwrap().events);
         assert_eq!(
             lanes(&recs[1]),
             vec!["edge@127.0.0.1:6081", "edge@127.0.0.2:6081"]
@@ -561,7 +568,9 @@ mod tests {
 
     #[test]
     fn the_jobs_cap_counts_a_fanned_out_target_once_whatever_the_node_count() {
-        let nodes: Vec<String> = (0..200).map(|i| format!("\"127.0.0.1:{}\"", 7000 + i)).collect();
+        let nodes: Vec<String> = (0..200)
+            .map(|i| format!("\"127.0.0.1:{}\"", 7000 + i))
+            .collect();
         let cfg = parse(&format!(
             r#"
             [providers.edge]

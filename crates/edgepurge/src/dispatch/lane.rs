@@ -7,9 +7,7 @@ use super::ratelimit::{Reservation, SharedLimiter};
 use super::{DispatchSettings, LaneState, LaneStatus, OutcomeSink};
 use crate::clock::Clock;
 use crate::purgers::{KindLimits, Limits, PurgeError, PurgeResponse, Purger, Verdict};
-use crate::store::{
-    Claim, ClaimRequest, ClaimedBatch, FanoutClaim, Finish, Ms, Store, StoreError,
-};
+use crate::store::{Claim, ClaimRequest, ClaimedBatch, FanoutClaim, Finish, Ms, Store, StoreError};
 use edgepurge_core::TargetKind;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2133,10 +2133,7 @@ pub async fn fanned_out_targets_are_stored_once_and_reach_every_lane(s: &dyn Sto
         assert_eq!(pending_of(s, l).await, 0, "{l}");
     }
     let recs = all_records(s).await;
-    assert!(
-        recs.iter().all(|r| r.status == Status::Queued),
-        "{recs:?}"
-    );
+    assert!(recs.iter().all(|r| r.status == Status::Queued), "{recs:?}");
 
     // Lane a claims: the rows become one job per lane, a's batch holds both targets.
     let ta = take_lane(s, "edge@a").await;
@@ -2163,7 +2160,11 @@ pub async fn fanned_out_targets_are_stored_once_and_reach_every_lane(s: &dyn Sto
     // again (its c/1 was sent before that event).
     let tb = take_lane(s, "edge@b").await;
     let b = claim_batch(s, fanout_req("edge@b", &lanes, tb, 1300, 100)).await;
-    assert_eq!(b.targets, vec!["https://c/1", "https://c/2"], "deduplicated");
+    assert_eq!(
+        b.targets,
+        vec!["https://c/1", "https://c/2"],
+        "deduplicated"
+    );
     assert_eq!(pending_of(s, "edge@a").await, 1);
     assert_eq!(pending_of(s, "edge@c").await, 2);
     s.finish(finish(tb, &b, 1300, FinishOutcome::Succeeded))

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::queue::lease::Lease;
 pub use crate::queue::{
-    Claim, ClaimRequest, FanoutClaim, ClaimedBatch, Detached, Finish, FinishOutcome, FollowedTask, KindLimits,
-    Ms, Status, TaskProgress, TaskUpdate,
+    Claim, ClaimRequest, ClaimedBatch, Detached, FanoutClaim, Finish, FinishOutcome, FollowedTask,
+    KindLimits, Ms, Status, TaskProgress, TaskUpdate,
 };
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};

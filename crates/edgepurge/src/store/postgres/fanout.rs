@@ -72,7 +72,11 @@ pub(super) async fn ingest<'a>(
     }
     for (account, kind, target) in rows.keys() {
         let new = back
-            .get(&((*account).to_owned(), (*kind).to_owned(), (*target).to_owned()))
+            .get(&(
+                (*account).to_owned(),
+                (*kind).to_owned(),
+                (*target).to_owned(),
+            ))
             .copied()
             .ok_or_else(|| {
                 StoreError::Unavailable(format!("fan-out target {target} was not queued"))
@@ -90,9 +94,13 @@ pub(super) async fn set_counts(t: &mut Tx<'_>, ids: &[i64], counts: &[i64]) -> S
     if ids.is_empty() {
         return Ok(());
     }
-    t.execute(sql::PURGES_SET_FANOUT, &[&ids, &counts], "count fan-out targets")
-        .await
-        .map(drop)
+    t.execute(
+        sql::PURGES_SET_FANOUT,
+        &[&ids, &counts],
+        "count fan-out targets",
+    )
+    .await
+    .map(drop)
 }
 
 /// Expands one slice of the account's fan-out targets into its lanes' jobs, when the
@@ -205,8 +213,12 @@ pub(super) async fn expand(
     )
     .await?;
     let gone: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    t.execute(sql::FANOUT_DELETE, &[&gone], "delete expanded fan-out targets")
-        .await?;
+    t.execute(
+        sql::FANOUT_DELETE,
+        &[&gone],
+        "delete expanded fan-out targets",
+    )
+    .await?;
     // The lanes of other nodes hear of their new jobs at commit.
     let per_lane: Vec<(String, u64)> = f
         .lanes

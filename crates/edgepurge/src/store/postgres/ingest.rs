@@ -287,11 +287,12 @@ impl<'a> Columns<'a> {
         self.targets.push(targets);
         self.job_ids
             .push((!jobs.is_empty()).then(|| array_text(jobs)));
-        self.status.push(if jobs.is_empty() && rec.fanout.is_empty() {
-            Status::Skipped.as_str()
-        } else {
-            Status::Queued.as_str()
-        });
+        self.status
+            .push(if jobs.is_empty() && rec.fanout.is_empty() {
+                Status::Skipped.as_str()
+            } else {
+                Status::Queued.as_str()
+            });
         self.error.push(rec.note.as_deref());
         self.etag.push(rec.event.etag.as_deref());
         self.size
