@@ -69,6 +69,7 @@ macro_rules! suite {
             a_follower_misses_no_change_while_writers_of_every_kind_commit,
             concurrent_handles_merge_one_url_into_one_job,
             two_handles_never_take_the_same_verification,
+            handles_expanding_and_ingesting_at_once_give_every_lane_every_target,
         );
     };
     (@single $factory:path; $($name:ident),* $(,)?) => {
@@ -2270,4 +2271,104 @@ pub async fn fan_out_expands_in_bounded_slices_and_a_silent_lane_catches_up(s: &
         now += 10;
     }
     assert_eq!(caught, urls);
+}
+
+pub async fn handles_expanding_and_ingesting_at_once_give_every_lane_every_target(
+    backend: &Backend,
+) {
+    // Four lanes of one account, each held by its own handle ("process"), expanding and
+    // sending while two more handles ingest the same 100 URLs (10 per body) at once.
+    let lanes: Vec<String> = (0..4).map(|i| format!("edge@n{i}")).collect();
+    let urls: Vec<String> = (0..100).map(|i| format!("https://c/{i:03}")).collect();
+    let ingested = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut ingests = Vec::new();
+    for h in 0..2 {
+        let store = (backend.open)().await;
+        let (lanes, urls, ingested) = (lanes.clone(), urls.clone(), Arc::clone(&ingested));
+        ingests.push(tokio::spawn(async move {
+            for (n, chunk) in urls.chunks(10).enumerate() {
+                let records = chunk
+                    .iter()
+                    .map(|u| fanout_record(&lanes, &[u.as_str()]))
+                    .collect();
+                store
+                    .ingest(records, 1000 + n as i64 * 2 + h)
+                    .await
+                    .unwrap();
+            }
+            ingested.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+    }
+    let mut senders = Vec::new();
+    for (i, lane) in lanes.iter().enumerate() {
+        let store = (backend.open)().await;
+        let (lane, lanes, ingested) = (lane.clone(), lanes.clone(), Arc::clone(&ingested));
+        senders.push(tokio::spawn(async move {
+            let owner = format!("node{i}");
+            let token = store
+                .acquire_lane(&lane, &owner, 60_000)
+                .await
+                .unwrap()
+                .expect("lane is free")
+                .token;
+            let mut sent: Vec<String> = Vec::new();
+            let mut idle = 0;
+            for step in 0..10_000i64 {
+                let now = 10_000 + step;
+                let mut req = fanout_req(&lane, &lanes, token, now, 7);
+                req.owner = owner.clone();
+                match store.claim(req).await.unwrap() {
+                    Claim::Batch(b) => {
+                        idle = 0;
+                        sent.extend(b.targets.clone());
+                        store
+                            .finish(finish(token, &b, now, FinishOutcome::Succeeded))
+                            .await
+                            .unwrap();
+                    }
+                    _ if ingested.load(std::sync::atomic::Ordering::SeqCst) == 2 => {
+                        idle += 1;
+                        if idle == 3 {
+                            return (sent, owner, token);
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(2)).await,
+                }
+            }
+            panic!("{lane} never ran out of work");
+        }));
+    }
+    for t in ingests {
+        t.await.unwrap();
+    }
+    let s = (backend.open)().await;
+    for (lane, t) in lanes.iter().zip(senders) {
+        let (mut sent, owner, token) = t.await.unwrap();
+        // A lane that found nothing while others held the last slices (PostgreSQL skips
+        // locked rows) drains what they queued for it since.
+        loop {
+            let mut req = fanout_req(lane, &lanes, token, 30_000, 7);
+            req.owner = owner.clone();
+            match s.claim(req).await.unwrap() {
+                Claim::Batch(b) => {
+                    sent.extend(b.targets.clone());
+                    s.finish(finish(token, &b, 30_000, FinishOutcome::Succeeded))
+                        .await
+                        .unwrap();
+                }
+                _ => break,
+            }
+        }
+        sent.sort();
+        sent.dedup();
+        assert_eq!(sent, urls, "{lane} sent every target");
+    }
+    let recs = all_records(s.as_ref()).await;
+    assert_eq!(recs.len(), 200);
+    assert!(
+        recs.iter().all(|r| r.status == Status::Succeeded),
+        "{:?}",
+        recs.iter().find(|r| r.status != Status::Succeeded)
+    );
 }
