@@ -70,6 +70,10 @@ pub(super) fn expand(
     let Some(f) = &req.fanout else {
         return Ok(0);
     };
+    // Another claim of this group expanded a slice already: the next group expands more.
+    if ctx.fanout_jobs >= fanout::SLICE_JOBS {
+        return Ok(0);
+    }
     let low_water = fanout::low_water(req);
     let pending: i64 = conn
         .prepare_cached(sql::JOBS_COUNT_LANE_PENDING)
@@ -110,6 +114,7 @@ pub(super) fn expand(
         return Ok(0);
     }
     let plan = fanout::expand(&rows, &f.lanes);
+    ctx.fanout_jobs += plan.jobs.len();
     let prep = |s: &'static str| conn.prepare_cached(s).map_err(db_err("prepare expansion"));
     let mut find = prep(sql::JOB_FIND_PENDING)?;
     let mut insert_job = prep(sql::JOB_INSERT)?;
