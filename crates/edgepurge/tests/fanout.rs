@@ -184,11 +184,18 @@ fn a_body_of_50000_records_on_200_nodes_is_accepted_stored_once_and_holds_nobody
     assert_eq!(big["targets"], 50_000, "one row per target, not per node");
     // A one-record body sent right after is acknowledged while the big fan-out is far
     // from done.
+    let sent_at = std::time::Instant::now();
     let small = server.send(&ceph_body(
         "assets",
         "ObjectCreated:Put",
         &["small/one.png".to_owned()],
     ));
+    // A figure for the reader, not a threshold: the machine may be shared.
+    eprintln!(
+        "the one-record POST was answered in {:?} ({} purges sent so far)",
+        sent_at.elapsed(),
+        nodes.total()
+    );
     assert_eq!(small["targets"], 1);
     let unexpanded = count(&db, "SELECT COUNT(*) FROM fanout");
     let jobs = count(&db, "SELECT COUNT(*) FROM jobs");
