@@ -187,7 +187,8 @@ pub struct StoreConfig {
     pub write_queue: usize,
     /// Below this much free space on the store's disk the store says it is not ready.
     pub min_free_bytes: u64,
-    /// Most queue jobs one body may add (one transaction).
+    /// Most queue rows one body may add (one transaction); a target fanned out to an
+    /// account's lanes counts once.
     pub max_jobs_per_body: usize,
 }
 

@@ -559,8 +559,9 @@ provider = "edge"
         nodes.join(", ")
     ));
     let server = ep.serve();
-    // 20 events × 10 nodes = 200 queue jobs in one transaction: refused whole, with why.
-    let keys: Vec<String> = (0..20).map(|i| format!("fan/{i}.css")).collect();
+    // A target is stored once whatever the node count (expanded into the nodes' jobs
+    // later, in bounded slices): the cap counts targets. 101 events: refused whole, with why.
+    let keys: Vec<String> = (0..101).map(|i| format!("fan/{i}.css")).collect();
     let r = server.post(
         &ceph_body("assets", "ObjectCreated:Put", &keys),
         Some(WEBHOOK_TOKEN),
@@ -573,7 +574,8 @@ provider = "edge"
         r.text()
     );
     assert!(ep.log(&[]).is_empty(), "nothing stored");
-    // Within the cap: accepted.
-    let answer = server.send(&ceph_body("assets", "ObjectCreated:Put", &keys[..10]));
+    // Within the cap: accepted, 100 targets × 10 nodes as 100 rows (they were 1,000 jobs,
+    // refused by this cap, before).
+    let answer = server.send(&ceph_body("assets", "ObjectCreated:Put", &keys[..100]));
     assert_eq!(answer["targets"], 100);
 }

@@ -235,7 +235,8 @@ impl DirectPurge {
             })
             .collect();
         DirectPurge {
-            planner: Arc::new(planner),
+            // Sent from here, not stored: every lane's job planned at once.
+            planner: Arc::new(planner.expanded()),
             lanes,
             max_jobs,
             backoff: short_backoff(),

@@ -19,10 +19,12 @@ use tokio_util::sync::CancellationToken;
 /// take, whatever their number.
 pub const DEFAULT_PARSE_BUDGET: usize = 32 * 1024 * 1024;
 
-/// Most queue jobs one body may add by default (`store.max_jobs_per_body`): events × targets
-/// × lanes. Everything of a body is one transaction, and the single writer is held while it
-/// runs (about 20 µs a job), so this bounds how long one body can keep every other sender
-/// waiting (a few seconds).
+/// Most queue rows one body may add by default (`store.max_jobs_per_body`): events × targets
+/// × lanes, where a target of an account with several lanes (`http-purge` cache nodes)
+/// counts once: it is stored once and expanded into the nodes' jobs later, in small
+/// transactions. Everything of a body is one
+/// transaction, and the single writer is held while it runs (about 20 µs a row), so this
+/// bounds how long one body can keep every other sender waiting (a few seconds).
 pub const DEFAULT_MAX_JOBS: usize = 250_000;
 
 /// Limits on what one body may take.
@@ -161,8 +163,8 @@ impl Ingestor {
     fn too_many(&self, max: usize) -> IngestError {
         IngestError::TooLarge(format!(
             "this body would queue more than store.max_jobs_per_body ({max}) purges (events × \
-             targets × the lanes of their providers) in one transaction; send it in smaller \
-             parts (nothing was stored)"
+             targets; a target of an http-purge account counts once, whatever its nodes) in one \
+             transaction; send it in smaller parts (nothing was stored)"
         ))
     }
 
@@ -315,7 +317,18 @@ impl Ingestor {
         for job in records.iter().flat_map(|r| &r.jobs) {
             *lanes.entry(job.lane.clone()).or_default() += 1;
         }
-        let targets: usize = records.iter().map(|r| r.jobs.len()).sum();
+        // A fan-out target wakes every lane of its account: any of them expands it (counted
+        // per account first: a body's cost stays O(targets), whatever the node count).
+        let mut accounts: BTreeMap<&str, (&[String], usize)> = BTreeMap::new();
+        for f in records.iter().flat_map(|r| &r.fanout) {
+            accounts.entry(&f.account).or_insert((&f.lanes, 0)).1 += 1;
+        }
+        for (of, n) in accounts.into_values() {
+            for lane in of {
+                *lanes.entry(lane.clone()).or_default() += n;
+            }
+        }
+        let targets: usize = records.iter().map(|r| r.jobs.len() + r.fanout.len()).sum();
         if targets > self.max_jobs {
             return Err(self.too_many(self.max_jobs));
         }

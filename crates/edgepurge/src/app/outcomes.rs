@@ -429,6 +429,7 @@ mod tests {
                 quota_day: 0,
                 quota_reset_at: 86_400_000,
                 collapse_to_dir_over: None,
+                fanout: None,
             };
             let crate::store::Claim::Batch(b) = s2.claim(req).await.unwrap() else {
                 panic!("no batch")

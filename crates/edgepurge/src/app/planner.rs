@@ -1,22 +1,32 @@
 //! From events to log records and queue jobs: match rules, expand each target to the lanes
 //! of its provider account. Pure; the [`super::Ingestor`] stores the result.
+//!
+//! A target of an account with several lanes (an `http-purge` account: one lane per cache
+//! node) is planned once, as a fan-out target the store expands into the lanes' jobs in
+//! bounded slices ([`crate::queue::fanout`]), so a body's size in rows and time does not grow
+//! with the node count. [`Planner::expanded`] plans every lane's job at once instead (function
+//! mode sends them itself, with no store).
 
 use crate::purgers::Providers;
 use crate::rules::RuleRefusal;
-use crate::store::{EventInfo, IngestRecord, LaneJob, RuleOrigin, StoredRule};
+use crate::store::{EventInfo, FanoutJob, IngestRecord, LaneJob, RuleOrigin, StoredRule};
 use edgepurge_core::{plan, Event, Rule, Target, TargetKind};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The rules in force, with where each provider account's targets go.
 #[derive(Debug, Clone, Default)]
 pub struct Planner {
     rules: Vec<Rule>,
     providers: Providers,
-    lanes: BTreeMap<String, Vec<String>>,
+    lanes: BTreeMap<String, Arc<[String]>>,
     record_unmatched: bool,
+    /// Targets of accounts with several lanes are planned once (fan-out), not per lane.
+    fanout: bool,
 }
 
-/// Planning stopped: the records would hold more than `max` queue jobs.
+/// Planning stopped: the records would hold more than `max` queue jobs (a fan-out target,
+/// stored once whatever its account's lane count, counts as one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooManyJobs {
     pub max: usize,
@@ -31,9 +41,9 @@ impl Planner {
         providers: &Providers,
         record_unmatched: bool,
     ) -> (Planner, Vec<String>) {
-        let lanes: BTreeMap<String, Vec<String>> = providers
+        let lanes: BTreeMap<String, Arc<[String]>> = providers
             .iter()
-            .map(|(name, p)| (name.clone(), p.lanes()))
+            .map(|(name, p)| (name.clone(), p.lanes().into()))
             .collect();
         let mut problems = Vec::new();
         let mut rules = Vec::new();
@@ -92,15 +102,39 @@ impl Planner {
                 providers: providers.clone(),
                 lanes,
                 record_unmatched,
+                fanout: true,
             },
             problems,
         )
     }
 
+    /// This planner, planning one job per lane for every target (no fan-out targets): for
+    /// callers that send the jobs themselves rather than store them.
+    pub fn expanded(mut self) -> Planner {
+        self.fanout = false;
+        self
+    }
+
+    /// Whether `provider`'s targets are planned as fan-out targets.
+    fn fans_out(&self, provider: &str) -> bool {
+        self.fanout && self.lanes_of(provider).len() > 1
+    }
+
+    /// Queue rows one target of `provider` adds: one, or one per lane.
+    fn rows_per_target(&self, provider: &str) -> usize {
+        if self.fans_out(provider) {
+            1
+        } else {
+            self.lanes_of(provider).len()
+        }
+    }
+
     /// A planner for `stored` rules with this one's providers and settings (rules changed
     /// while the server runs).
     pub fn with_rules(&self, stored: &[StoredRule]) -> (Planner, Vec<String>) {
-        Planner::new(stored, &self.providers, self.record_unmatched)
+        let (mut p, problems) = Planner::new(stored, &self.providers, self.record_unmatched);
+        p.fanout = self.fanout;
+        (p, problems)
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -112,7 +146,7 @@ impl Planner {
     }
 
     pub fn lanes_of(&self, provider: &str) -> &[String] {
-        self.lanes.get(provider).map(Vec::as_slice).unwrap_or(&[])
+        self.lanes.get(provider).map(|l| &l[..]).unwrap_or(&[])
     }
 
     /// One record per target purged by hand through `provider` (already checked to exist and
@@ -124,6 +158,7 @@ impl Planner {
         targets: &[String],
     ) -> Vec<IngestRecord> {
         let lanes = self.lanes_of(provider);
+        let fans_out = self.fans_out(provider);
         targets
             .iter()
             .map(|t| IngestRecord {
@@ -139,14 +174,32 @@ impl Planner {
                 rule: None,
                 provider: Some(provider.to_owned()),
                 targets: vec![t.clone()],
-                jobs: lanes
-                    .iter()
-                    .map(|lane| LaneJob {
-                        lane: lane.clone(),
+                jobs: if fans_out {
+                    Vec::new()
+                } else {
+                    lanes
+                        .iter()
+                        .map(|lane| LaneJob {
+                            lane: lane.clone(),
+                            kind,
+                            target: t.clone(),
+                        })
+                        .collect()
+                },
+                fanout: if fans_out {
+                    vec![FanoutJob {
+                        account: provider.to_owned(),
+                        lanes: self
+                            .lanes
+                            .get(provider)
+                            .cloned()
+                            .unwrap_or_else(|| Arc::from([])),
                         kind,
                         target: t.clone(),
-                    })
-                    .collect(),
+                    }]
+                } else {
+                    Vec::new()
+                },
                 min_interval_ms: 0,
                 note: None,
                 verify: None,
@@ -200,6 +253,7 @@ impl Planner {
                         verify: None,
                         warm: None,
                         min_interval_ms: 0,
+                        fanout: Vec::new(),
                         note: Some(format!(
                             "no enabled rule matches bucket {:?}, event {}, key {:?}",
                             event.bucket, event.name, event.key
@@ -212,7 +266,7 @@ impl Planner {
                 let n: usize = m
                     .targets
                     .iter()
-                    .map(|t| self.lanes_of(&t.provider).len())
+                    .map(|t| self.rows_per_target(&t.provider))
                     .sum();
                 jobs = jobs.saturating_add(n);
                 if jobs > max_jobs {
@@ -274,6 +328,7 @@ impl Planner {
                     jobs: self.jobs(&m.targets),
                     targets: m.targets.iter().map(|t| t.target.clone()).collect(),
                     rule: Some(m.rule),
+                    fanout: self.fanout_jobs(&m.targets),
                     provider: Some(m.provider),
                     note,
                 });
@@ -282,16 +337,35 @@ impl Planner {
         Ok(out)
     }
 
-    /// A target becomes one job per lane of its provider account.
+    /// The fan-out targets among `targets`: those of accounts with several lanes, each
+    /// stored once for all of its account's lanes.
+    pub fn fanout_jobs(&self, targets: &[Target]) -> Vec<FanoutJob> {
+        targets
+            .iter()
+            .filter(|t| self.fans_out(&t.provider))
+            .filter_map(|t| {
+                Some(FanoutJob {
+                    account: t.provider.clone(),
+                    lanes: Arc::clone(self.lanes.get(&t.provider)?),
+                    kind: t.kind,
+                    target: t.target.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// A target becomes one job per lane of its provider account (unless it fans out:
+    /// [`Planner::fanout_jobs`]).
     pub fn jobs(&self, targets: &[Target]) -> Vec<LaneJob> {
         // Sized once: a body's records hold tens of thousands of these lists, and a list
         // grown by pushing keeps room for four.
         let n = targets
             .iter()
+            .filter(|t| !self.fans_out(&t.provider))
             .map(|t| self.lanes_of(&t.provider).len())
             .sum();
         let mut jobs = Vec::with_capacity(n);
-        for t in targets {
+        for t in targets.iter().filter(|t| !self.fans_out(&t.provider)) {
             for lane in self.lanes_of(&t.provider) {
                 jobs.push(LaneJob {
                     lane: lane.clone(),
@@ -463,11 +537,27 @@ mod tests {
         );
         let lanes = |r: &IngestRecord| r.jobs.iter().map(|j| j.lane.clone()).collect::<Vec<_>>();
         assert_eq!(lanes(&recs[0]), vec!["tencent"]);
+        assert!(recs[0].fanout.is_empty(), "one lane: its job, no fan-out");
+        // Two nodes: each target once, for both lanes (expanded by the store later).
+        assert!(recs[1].jobs.is_empty());
+        assert_eq!(recs[1].fanout.len(), 1);
+        assert_eq!(recs[1].fanout[0].account, "edge");
+        assert_eq!(
+            recs[1].fanout[0].lanes.to_vec(),
+            vec!["edge@127.0.0.1:6081", "edge@127.0.0.2:6081"]
+        );
+        assert_eq!(recs[1].fanout[0].target, recs[1].targets[0]);
+        assert_eq!(recs[0].targets, recs[1].targets);
+        // Planned for sending at once (no store): one job per lane.
+        let recs = p
+            .clone()
+            .expanded()
+            .records(&parse_body(&body).unwrap().events);
         assert_eq!(
             lanes(&recs[1]),
             vec!["edge@127.0.0.1:6081", "edge@127.0.0.2:6081"]
         );
-        assert_eq!(recs[0].targets, recs[1].targets);
+        assert!(recs[1].fanout.is_empty());
     }
 
     #[test]
@@ -497,6 +587,55 @@ mod tests {
             TooManyJobs { max: 1 }
         );
         assert_eq!(p.records_within(events, 2).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_jobs_cap_counts_a_fanned_out_target_once_whatever_the_node_count() {
+        let nodes: Vec<String> = (0..200)
+            .map(|i| format!("\"127.0.0.1:{}\"", 7000 + i))
+            .collect();
+        let cfg = parse(&format!(
+            r#"
+            [providers.edge]
+            kind = "http-purge"
+            preset = "varnish"
+            nodes = [{}]
+            [[rules]]
+            name = "site"
+            bucket = "assets"
+            events = ["created"]
+            domains = ["https://cdn.example.com"]
+            provider = "edge"
+            "#,
+            nodes.join(", ")
+        ))
+        .unwrap()
+        .validate()
+        .unwrap();
+        let stored: Vec<StoredRule> = cfg
+            .rules
+            .iter()
+            .map(|r| StoredRule::from_config(&r.spec))
+            .collect();
+        let (p, _) = Planner::new(&stored, &cfg.providers, false);
+        let body = br#"{"Records":[{"eventSource":"ceph:s3","eventName":"ObjectCreated:Put",
+            "s3":{"bucket":{"name":"assets"},"object":{"key":"a.png"}}},
+            {"eventSource":"ceph:s3","eventName":"ObjectCreated:Put",
+            "s3":{"bucket":{"name":"assets"},"object":{"key":"b.png"}}}]}"#;
+        let events = parse_body(body).unwrap().events;
+        // Two targets on 200 nodes: two rows, not 400.
+        let recs = p.records_within(events.clone(), 2).unwrap();
+        assert_eq!(recs.iter().map(|r| r.fanout.len()).sum::<usize>(), 2);
+        assert!(recs.iter().all(|r| r.jobs.is_empty()));
+        assert_eq!(
+            p.records_within(events.clone(), 1).unwrap_err(),
+            TooManyJobs { max: 1 }
+        );
+        // Sent at once, every lane's job counts.
+        assert_eq!(
+            p.expanded().records_within(events, 399).unwrap_err(),
+            TooManyJobs { max: 399 }
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::ratelimit::{Reservation, SharedLimiter};
 use super::{DispatchSettings, LaneState, LaneStatus, OutcomeSink};
 use crate::clock::Clock;
 use crate::purgers::{KindLimits, Limits, PurgeError, PurgeResponse, Purger, Verdict};
-use crate::store::{Claim, ClaimRequest, ClaimedBatch, Finish, Ms, Store, StoreError};
+use crate::store::{Claim, ClaimRequest, ClaimedBatch, FanoutClaim, Finish, Ms, Store, StoreError};
 use edgepurge_core::TargetKind;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,6 +42,9 @@ pub(super) struct Lane {
     /// Whether the provider answers (shared with the senders and across restarts).
     pub health: Arc<Health>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// A lane of an account with several (an `http-purge` node): the account and its lanes,
+    /// whose fan-out targets this lane's claims expand ([`crate::queue::fanout`]).
+    pub fanout: Option<FanoutClaim>,
 }
 
 /// Per kind, when the provider's spent day ends.
@@ -337,6 +340,7 @@ impl Lane {
                 quota_day: day,
                 quota_reset_at: reset_at,
                 collapse_to_dir_over: limits.collapse_to_dir_over,
+                fanout: self.fanout.clone(),
             };
             match self.store.claim(req).await {
                 Ok(Claim::Batch(batch)) => {

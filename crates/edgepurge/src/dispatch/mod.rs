@@ -205,6 +205,26 @@ impl Dispatcher {
             BTreeMap::new();
         // And its purgers, for its warmer.
         let mut warmers: BTreeMap<String, Vec<Arc<dyn Purger>>> = BTreeMap::new();
+        // Accounts with several lanes: their targets are stored once and expanded by any of
+        // their lanes (crate::queue::fanout).
+        let mut account_lanes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for p in &purgers {
+            account_lanes
+                .entry(p.provider().to_owned())
+                .or_default()
+                .push(p.lane().to_owned());
+        }
+        let fanouts: BTreeMap<String, crate::store::FanoutClaim> = account_lanes
+            .into_iter()
+            .filter(|(_, lanes)| lanes.len() > 1)
+            .map(|(account, lanes)| {
+                let claim = crate::store::FanoutClaim {
+                    account: account.clone(),
+                    lanes: lanes.into(),
+                };
+                (account, claim)
+            })
+            .collect();
         for purger in purgers {
             let notify = Arc::new(Notify::new());
             let added = Arc::new(AtomicU64::new(0));
@@ -239,6 +259,7 @@ impl Dispatcher {
             if !account.1.contains(&route) {
                 account.1.push(route);
             }
+            let fanout = fanouts.get(purger.provider()).cloned();
             let lane = lane::Lane {
                 store: Arc::clone(&store),
                 purger,
@@ -255,6 +276,7 @@ impl Dispatcher {
                 parked: Default::default(),
                 health: Arc::new(health::Health::new(settings.health)),
                 metrics: Arc::clone(&metrics),
+                fanout,
             };
             tasks.spawn(supervise::run(lane));
         }

@@ -505,6 +505,7 @@ fn rec(urls: &[String]) -> IngestRecord {
             })
             .collect(),
         min_interval_ms: 0,
+        fanout: Vec::new(),
         note: None,
         verify: None,
         warm: None,

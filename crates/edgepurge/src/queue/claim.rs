@@ -315,6 +315,7 @@ mod tests {
             quota_day: now.div_euclid(DAY),
             quota_reset_at: (now.div_euclid(DAY) + 1) * DAY,
             collapse_to_dir_over: None,
+            fanout: None,
         }
     }
 

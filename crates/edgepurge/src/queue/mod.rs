@@ -7,11 +7,14 @@
 //!   two, park until the quota resets, or dead letter.
 //! * [`record`]: the status of a log record from the states of its jobs.
 //! * [`lease`]: who holds a lane, on the store's clock, with a fencing token.
+//! * [`fanout`]: a target of an account with several lanes, stored once and expanded into
+//!   the lanes' jobs in bounded slices just ahead of sending.
 //!
 //! Nothing here performs I/O or reads a clock: times are passed in.
 
 pub mod claim;
 pub mod collapse;
+pub mod fanout;
 pub mod finish;
 pub mod interval;
 pub mod lease;
@@ -21,6 +24,7 @@ use edgepurge_core::TargetKind;
 use serde::{Deserialize, Serialize};
 
 pub use crate::limits::KindLimits;
+pub use fanout::FanoutClaim;
 
 /// Milliseconds since the Unix epoch.
 pub type Ms = i64;
@@ -140,6 +144,10 @@ pub struct ClaimRequest {
     pub quota_reset_at: Ms,
     /// The account's `collapse_to_dir_over` (see [`collapse`]); `None`: never collapse.
     pub collapse_to_dir_over: Option<u32>,
+    /// A lane of a provider account with several lanes: expand a slice of the account's
+    /// fan-out targets into the lanes' jobs first, when this lane's backlog is low
+    /// ([`fanout`]).
+    pub fanout: Option<FanoutClaim>,
 }
 
 impl ClaimRequest {

@@ -64,6 +64,8 @@ macro_rules! suite {
             a_warming_is_taken_for_a_lease_and_recorded_once,
             a_target_is_held_for_its_rules_min_interval_then_purged_once,
             urls_the_quota_cannot_cover_collapse_into_their_directory,
+            fanned_out_targets_are_stored_once_and_reach_every_lane,
+            fan_out_expands_in_bounded_slices_and_a_silent_lane_catches_up,
         );
         $crate::store::conformance::suite!(@multi $factory;
             a_lease_holds_across_handles_and_fences_late_answers,
@@ -72,6 +74,7 @@ macro_rules! suite {
             concurrent_handles_merge_one_url_into_one_job,
             two_handles_never_take_the_same_verification,
             two_handles_never_take_the_same_warming,
+            handles_expanding_and_ingesting_at_once_give_every_lane_every_target,
         );
     };
     (@single $factory:path; $($name:ident),* $(,)?) => {
@@ -195,6 +198,7 @@ pub fn record(rule: &str, jobs: &[(&str, &str)]) -> IngestRecord {
             })
             .collect(),
         min_interval_ms: 0,
+        fanout: Vec::new(),
         note: None,
         verify: None,
         warm: None,
@@ -233,6 +237,7 @@ pub fn claim_req(token: i64, now: Ms) -> ClaimRequest {
         quota_day: now.div_euclid(DAY_MS),
         quota_reset_at: (now.div_euclid(DAY_MS) + 1) * DAY_MS,
         collapse_to_dir_over: None,
+        fanout: None,
     }
 }
 
@@ -2474,4 +2479,313 @@ pub async fn urls_the_quota_cannot_cover_collapse_into_their_directory(s: &dyn S
     }
     assert_eq!(s.quota_used("p", TargetKind::Url, 0).await.unwrap(), 5);
     assert_eq!(s.quota_used("p", TargetKind::Dir, 0).await.unwrap(), 1);
+}
+
+/// A record whose targets go to every lane of account `edge` (stored once each).
+pub fn fanout_record(lanes: &[String], targets: &[&str]) -> IngestRecord {
+    let mut r = record("r", &[]);
+    r.provider = Some("edge".into());
+    r.targets = targets.iter().map(|t| t.to_string()).collect();
+    let lanes: Arc<[String]> = lanes.into();
+    r.fanout = targets
+        .iter()
+        .map(|t| FanoutJob {
+            account: "edge".into(),
+            lanes: Arc::clone(&lanes),
+            kind: TargetKind::Url,
+            target: t.to_string(),
+        })
+        .collect();
+    r
+}
+
+/// A claim by `lane` of account `edge` (whose lanes are `lanes`), batches of `max_batch`.
+fn fanout_req(lane: &str, lanes: &[String], token: i64, now: Ms, max_batch: usize) -> ClaimRequest {
+    let mut req = claim_req(token, now);
+    req.lane = lane.into();
+    req.kinds[0].1.max_batch = max_batch;
+    req.linger_ms = 0;
+    req.fanout = Some(FanoutClaim {
+        account: "edge".into(),
+        lanes: lanes.into(),
+    });
+    req
+}
+
+async fn take_lane(s: &dyn Store, lane: &str) -> i64 {
+    s.acquire_lane(lane, "A", 60_000)
+        .await
+        .unwrap()
+        .expect("lane is free")
+        .token
+}
+
+async fn pending_of(s: &dyn Store, lane: &str) -> u64 {
+    s.depths()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.lane == lane)
+        .map_or(0, |d| d.pending)
+}
+
+pub async fn fanned_out_targets_are_stored_once_and_reach_every_lane(s: &dyn Store) {
+    let lanes: Vec<String> = ["edge@a", "edge@b", "edge@c"]
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    let r = s
+        .ingest(
+            vec![
+                fanout_record(&lanes, &["https://c/1", "https://c/2"]),
+                // The same target again merges into the row no lane has yet.
+                fanout_record(&lanes, &["https://c/1"]),
+            ],
+            1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.jobs_new, r.jobs_merged), (2, 1), "{r:?}");
+    // No lane has a job yet: the targets are stored once, not once per lane.
+    for l in &lanes {
+        assert_eq!(pending_of(s, l).await, 0, "{l}");
+    }
+    let recs = all_records(s).await;
+    assert!(recs.iter().all(|r| r.status == Status::Queued), "{recs:?}");
+
+    // Lane a claims: the rows become one job per lane, a's batch holds both targets.
+    let ta = take_lane(s, "edge@a").await;
+    let a = claim_batch(s, fanout_req("edge@a", &lanes, ta, 1100, 100)).await;
+    assert_eq!(a.targets, vec!["https://c/1", "https://c/2"]);
+    assert_eq!(pending_of(s, "edge@b").await, 2);
+    assert_eq!(pending_of(s, "edge@c").await, 2);
+    // A new event for c/1 now: a new row (c/1 is pending on b and c, sent on a).
+    let late = s
+        .ingest(vec![fanout_record(&lanes, &["https://c/1"])], 1150)
+        .await
+        .unwrap();
+    assert_eq!((late.jobs_new, late.jobs_merged), (1, 0));
+    s.finish(finish(ta, &a, 1200, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let recs = all_records(s).await;
+    assert!(
+        recs.iter().all(|r| r.status == Status::Queued),
+        "b and c have not sent: {recs:?}"
+    );
+
+    // Lane b expands the new row: it merges into b's (and c's) pending c/1, and a gets it
+    // again (its c/1 was sent before that event).
+    let tb = take_lane(s, "edge@b").await;
+    let b = claim_batch(s, fanout_req("edge@b", &lanes, tb, 1300, 100)).await;
+    assert_eq!(
+        b.targets,
+        vec!["https://c/1", "https://c/2"],
+        "deduplicated"
+    );
+    assert_eq!(pending_of(s, "edge@a").await, 1);
+    assert_eq!(pending_of(s, "edge@c").await, 2);
+    s.finish(finish(tb, &b, 1300, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let tc = take_lane(s, "edge@c").await;
+    let c = claim_batch(s, fanout_req("edge@c", &lanes, tc, 1400, 100)).await;
+    assert_eq!(c.targets, vec!["https://c/1", "https://c/2"]);
+    s.finish(finish(tc, &c, 1400, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let recs = all_records(s).await;
+    let mut by_id: Vec<&LogRecord> = recs.iter().collect();
+    by_id.sort_by_key(|r| r.id);
+    assert_eq!(by_id.len(), 3);
+    assert_eq!(by_id[0].status, Status::Succeeded, "{:?}", by_id[0]);
+    assert_eq!(by_id[1].status, Status::Succeeded, "{:?}", by_id[1]);
+    // The late record waits for lane a's second purge of c/1.
+    assert_eq!(by_id[2].status, Status::Queued, "{:?}", by_id[2]);
+    let a2 = claim_batch(s, fanout_req("edge@a", &lanes, ta, 1500, 100)).await;
+    assert_eq!(a2.targets, vec!["https://c/1"]);
+    let done = s
+        .finish(finish(ta, &a2, 1500, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    assert!(
+        done.records
+            .iter()
+            .any(|c| c.id == by_id[2].id && c.status == Status::Succeeded),
+        "{done:?}"
+    );
+    // Every lane sent what it had; nothing is left to expand.
+    for (l, t) in [("edge@a", ta), ("edge@b", tb), ("edge@c", tc)] {
+        assert_eq!(
+            s.claim(fanout_req(l, &lanes, t, 1600, 100)).await.unwrap(),
+            Claim::Idle,
+            "{l}"
+        );
+    }
+}
+
+pub async fn fan_out_expands_in_bounded_slices_and_a_silent_lane_catches_up(s: &dyn Store) {
+    // 200 nodes, 50 targets: a slice is 20 targets (4,000 jobs), expanded only while the
+    // claiming lane's backlog is below two batches or a slice.
+    let lanes: Vec<String> = (0..200).map(|i| format!("edge@n{i}")).collect();
+    let urls: Vec<String> = (0..50).map(|i| format!("https://c/{i:02}")).collect();
+    let records: Vec<IngestRecord> = urls
+        .iter()
+        .map(|u| fanout_record(&lanes, &[u.as_str()]))
+        .collect();
+    let r = s.ingest(records, 1000).await.unwrap();
+    assert_eq!(r.jobs_new, 50);
+    let t0 = take_lane(s, "edge@n0").await;
+    let first = claim_batch(s, fanout_req("edge@n0", &lanes, t0, 1100, 5)).await;
+    assert_eq!(first.targets, urls[..5].to_vec(), "oldest first");
+    // One slice: every lane got its 20 jobs, no more.
+    assert_eq!(pending_of(s, "edge@n199").await, 20);
+    assert_eq!(pending_of(s, "edge@n0").await, 15);
+    s.finish(finish(t0, &first, 1100, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    // Lane n0 goes on alone; n199 (a node that is down) never claims meanwhile.
+    let mut sent = first.targets.clone();
+    let mut now = 1200;
+    loop {
+        match s
+            .claim(fanout_req("edge@n0", &lanes, t0, now, 5))
+            .await
+            .unwrap()
+        {
+            Claim::Batch(b) => {
+                assert!(b.targets.len() <= 5);
+                sent.extend(b.targets.clone());
+                s.finish(finish(t0, &b, now, FinishOutcome::Succeeded))
+                    .await
+                    .unwrap();
+            }
+            Claim::Idle => break,
+            other => panic!("{other:?}"),
+        }
+        now += 10;
+        assert!(now < 100_000, "lane n0 never ran out of work");
+    }
+    assert_eq!(sent, urls, "n0 sent every target once, in order");
+    // Everything is expanded: the silent lane holds every target, and no record is
+    // settled while it has not sent them.
+    assert_eq!(pending_of(s, "edge@n199").await, 50);
+    let recs = all_records(s).await;
+    assert_eq!(recs.len(), 50);
+    assert!(recs.iter().all(|r| r.status == Status::Queued), "{recs:?}");
+    // The node is back: it catches up on all of it.
+    let t199 = take_lane(s, "edge@n199").await;
+    let mut caught = Vec::new();
+    while let Claim::Batch(b) = s
+        .claim(fanout_req("edge@n199", &lanes, t199, now, 100))
+        .await
+        .unwrap()
+    {
+        caught.extend(b.targets.clone());
+        s.finish(finish(t199, &b, now, FinishOutcome::Succeeded))
+            .await
+            .unwrap();
+        now += 10;
+    }
+    assert_eq!(caught, urls);
+}
+
+pub async fn handles_expanding_and_ingesting_at_once_give_every_lane_every_target(
+    backend: &Backend,
+) {
+    // Four lanes of one account, each held by its own handle ("process"), expanding and
+    // sending while two more handles ingest the same 100 URLs (10 per body) at once.
+    let lanes: Vec<String> = (0..4).map(|i| format!("edge@n{i}")).collect();
+    let urls: Vec<String> = (0..100).map(|i| format!("https://c/{i:03}")).collect();
+    let ingested = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut ingests = Vec::new();
+    for h in 0..2 {
+        let store = (backend.open)().await;
+        let (lanes, urls, ingested) = (lanes.clone(), urls.clone(), Arc::clone(&ingested));
+        ingests.push(tokio::spawn(async move {
+            for (n, chunk) in urls.chunks(10).enumerate() {
+                let records = chunk
+                    .iter()
+                    .map(|u| fanout_record(&lanes, &[u.as_str()]))
+                    .collect();
+                store
+                    .ingest(records, 1000 + n as i64 * 2 + h)
+                    .await
+                    .unwrap();
+            }
+            ingested.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+    }
+    let mut senders = Vec::new();
+    for (i, lane) in lanes.iter().enumerate() {
+        let store = (backend.open)().await;
+        let (lane, lanes, ingested) = (lane.clone(), lanes.clone(), Arc::clone(&ingested));
+        senders.push(tokio::spawn(async move {
+            let owner = format!("node{i}");
+            let token = store
+                .acquire_lane(&lane, &owner, 60_000)
+                .await
+                .unwrap()
+                .expect("lane is free")
+                .token;
+            let mut sent: Vec<String> = Vec::new();
+            let mut idle = 0;
+            for step in 0..10_000i64 {
+                let now = 10_000 + step;
+                let mut req = fanout_req(&lane, &lanes, token, now, 7);
+                req.owner = owner.clone();
+                match store.claim(req).await.unwrap() {
+                    Claim::Batch(b) => {
+                        idle = 0;
+                        sent.extend(b.targets.clone());
+                        store
+                            .finish(finish(token, &b, now, FinishOutcome::Succeeded))
+                            .await
+                            .unwrap();
+                    }
+                    _ if ingested.load(std::sync::atomic::Ordering::SeqCst) == 2 => {
+                        idle += 1;
+                        if idle == 3 {
+                            return (sent, owner, token);
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(2)).await,
+                }
+            }
+            panic!("{lane} never ran out of work");
+        }));
+    }
+    for t in ingests {
+        t.await.unwrap();
+    }
+    let s = (backend.open)().await;
+    for (lane, t) in lanes.iter().zip(senders) {
+        let (mut sent, owner, token) = t.await.unwrap();
+        // A lane that found nothing while others held the last slices (PostgreSQL skips
+        // locked rows) drains what they queued for it since.
+        loop {
+            let mut req = fanout_req(lane, &lanes, token, 30_000, 7);
+            req.owner = owner.clone();
+            match s.claim(req).await.unwrap() {
+                Claim::Batch(b) => {
+                    sent.extend(b.targets.clone());
+                    s.finish(finish(token, &b, 30_000, FinishOutcome::Succeeded))
+                        .await
+                        .unwrap();
+                }
+                _ => break,
+            }
+        }
+        sent.sort();
+        sent.dedup();
+        assert_eq!(sent, urls, "{lane} sent every target");
+    }
+    let recs = all_records(s.as_ref()).await;
+    assert_eq!(recs.len(), 200);
+    assert!(
+        recs.iter().all(|r| r.status == Status::Succeeded),
+        "{:?}",
+        recs.iter().find(|r| r.status != Status::Succeeded)
+    );
 }

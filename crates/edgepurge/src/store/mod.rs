@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::queue::lease::Lease;
 pub use crate::queue::{
-    Claim, ClaimRequest, ClaimedBatch, Detached, Finish, FinishOutcome, FollowedTask, KindLimits,
-    Ms, Status, TaskProgress, TaskUpdate,
+    Claim, ClaimRequest, ClaimedBatch, Detached, FanoutClaim, Finish, FinishOutcome, FollowedTask,
+    KindLimits, Ms, Status, TaskProgress, TaskUpdate,
 };
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
@@ -186,6 +186,20 @@ impl std::fmt::Display for ConfigRulesChange {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LaneJob {
     pub lane: String,
+    pub kind: TargetKind,
+    pub target: String,
+}
+
+/// One target to purge on every lane (cache node) of a provider account with several, stored
+/// once at ingest and expanded into the lanes' jobs just ahead of sending (see
+/// [`crate::queue::fanout`]): a body costs O(targets) rows and time, whatever the node count.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FanoutJob {
+    /// The provider account.
+    pub account: String,
+    /// Its lanes as configured when the target was planned (the lanes woken at commit; the
+    /// expansion uses the lanes configured when it runs).
+    pub lanes: std::sync::Arc<[String]>,
     pub kind: TargetKind,
     pub target: String,
 }
@@ -360,7 +374,11 @@ pub struct IngestRecord {
     /// The URLs, directories or tags, for the log.
     pub targets: Vec<String>,
     pub jobs: Vec<LaneJob>,
-    /// Why nothing is purged, when `jobs` is empty ("no rule matched", "folder marker").
+    /// Targets for every lane of a provider account with several lanes, stored once each
+    /// (expanded into `jobs` of each lane later, in bounded slices). A record has either
+    /// `jobs` or `fanout`.
+    pub fanout: Vec<FanoutJob>,
+    /// Why nothing is purged, when `jobs` and `fanout` are empty ("no rule matched", "folder marker").
     pub note: Option<String>,
     /// Whether (and how) the CDN's copy is to be verified after the purge.
     pub verify: Option<VerifyStart>,

@@ -9,7 +9,14 @@ use crate::queue::{claim, collapse, lease};
 use crate::store::*;
 use std::collections::{BTreeSet, HashMap};
 
-pub(super) async fn claim(t: &mut Tx<'_>, req: &ClaimRequest) -> StoreResult<Claim> {
+/// `fanout_lanes`: the ids of the lanes of `req.fanout`'s account (a slice of its fan-out
+/// targets is expanded first); `instance` announces their new jobs.
+pub(super) async fn claim(
+    t: &mut Tx<'_>,
+    req: &ClaimRequest,
+    fanout_lanes: &HashMap<String, i64>,
+    instance: &str,
+) -> StoreResult<Claim> {
     let lost = |why: &str| StoreError::LeaseLost {
         lane: req.lane.clone(),
         why: why.to_owned(),
@@ -20,6 +27,8 @@ pub(super) async fn claim(t: &mut Tx<'_>, req: &ClaimRequest) -> StoreResult<Cla
     if !lease::holds(Some(&row), &req.owner, req.token, store_now) {
         return Err(lost("the lease lapsed or changed hands"));
     }
+    // A lane of an account with several: a slice of its fan-out targets becomes jobs first.
+    super::fanout::expand(t, lane_id, req, fanout_lanes, instance).await?;
     // At most one collapse (collapse_to_dir_over) per claim: the plan after it is made
     // without the pending URLs.
     let mut may_collapse = true;

@@ -49,6 +49,20 @@ pub(super) async fn ingest(
         0,
     )?;
 
+    // Fan-out targets first (before any job: an expander holds fan-out rows, then jobs).
+    let fan = {
+        let mut at = ids.iter();
+        let mut of: Vec<(&IngestRecord, i64, Ms)> = Vec::new();
+        for op in ops {
+            for rec in &op.records {
+                if let Some(id) = at.next() {
+                    of.push((rec, *id, op.now));
+                }
+            }
+        }
+        super::fanout::ingest(t, &of).await?
+    };
+
     // Each record's distinct jobs, and each distinct job's records, in key order.
     let mut jobs: BTreeMap<Key, Pending> = BTreeMap::new();
     let mut record_keys: Vec<Vec<Key>> = Vec::with_capacity(ids.len());
@@ -140,6 +154,9 @@ pub(super) async fn ingest(
     // The records, and what each op is told.
     let mut receipts = Vec::with_capacity(ops.len());
     let mut seen: HashSet<&Key> = HashSet::new();
+    let mut fan_seen: HashSet<&super::fanout::Key> = HashSet::new();
+    let mut fan_ids: Vec<i64> = Vec::new();
+    let mut fan_counts: Vec<i64> = Vec::new();
     let cols = Columns::with_capacity(ids.len());
     let mut cols = cols;
     let mut at = 0;
@@ -166,6 +183,18 @@ pub(super) async fn ingest(
                     receipt.jobs_merged += 1;
                 }
                 job_ids.push(id);
+            }
+            let rows = &fan.per_record[at];
+            for key in rows {
+                if fan_seen.insert(key) && fan.inserted.get(key).copied().unwrap_or(false) {
+                    receipt.jobs_new += 1;
+                } else {
+                    receipt.jobs_merged += 1;
+                }
+            }
+            if !rows.is_empty() {
+                fan_ids.push(ids[at]);
+                fan_counts.push(rows.len() as i64);
             }
             let note = (held > op.now).then(|| interval::held_note(held));
             cols.push(ids[at], created, rec, targets, &job_ids, note);
@@ -202,6 +231,7 @@ pub(super) async fn ingest(
         "insert purge records",
     )
     .await?;
+    super::fanout::set_counts(t, &fan_ids, &fan_counts).await?;
     t.touched = true;
     // Other nodes' idle lanes hear of the work at commit.
     let mut per_lane: Vec<(String, u64)> = Vec::new();
@@ -210,6 +240,14 @@ pub(super) async fn ingest(
         if n > 0 {
             per_lane.push((name.clone(), n));
         }
+    }
+    // A fan-out target: every lane of its account (any of them expands it).
+    let mut accounts: BTreeMap<&str, (&[String], u64)> = BTreeMap::new();
+    for f in ops.iter().flat_map(|o| &o.records).flat_map(|r| &r.fanout) {
+        accounts.entry(&f.account).or_insert((&f.lanes, 0)).1 += 1;
+    }
+    for (lanes, n) in accounts.into_values() {
+        per_lane.extend(lanes.iter().map(|l| (l.clone(), n)));
     }
     super::notices::announce(t, instance, &per_lane).await?;
     Ok(receipts)
@@ -289,11 +327,12 @@ impl<'a> Columns<'a> {
         self.targets.push(targets);
         self.job_ids
             .push((!jobs.is_empty()).then(|| array_text(jobs)));
-        self.status.push(if jobs.is_empty() {
-            Status::Skipped.as_str()
-        } else {
-            Status::Queued.as_str()
-        });
+        self.status
+            .push(if jobs.is_empty() && rec.fanout.is_empty() {
+                Status::Skipped.as_str()
+            } else {
+                Status::Queued.as_str()
+            });
         self.error.push(rec.note.as_deref());
         self.etag.push(rec.event.etag.as_deref());
         self.size

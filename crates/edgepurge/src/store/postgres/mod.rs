@@ -20,6 +20,7 @@
 //! what they decide.
 
 mod claim;
+mod fanout;
 mod finish;
 mod group;
 mod ingest;
@@ -54,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/003_verification.sql"),
     include_str!("schema/004_warming.sql"),
     include_str!("schema/005_min_interval.sql"),
+    include_str!("schema/006_fanout.sql"),
 ];
 
 /// Most times one operation is run again after a conflict with another transaction.
@@ -352,7 +354,20 @@ impl Store for PgStore {
     }
 
     async fn claim(&self, req: ClaimRequest) -> StoreResult<Claim> {
-        in_tx!(self.inner, "claim", |t| claim::claim(&mut t, &req))
+        // The lanes a fan-out slice queues jobs for, made once outside the claim.
+        let fanout_lanes = match &req.fanout {
+            Some(f) => {
+                let names: Vec<&str> = f.lanes.iter().map(String::as_str).collect();
+                lanes::lane_ids(&self.inner, &names).await?
+            }
+            None => std::collections::HashMap::new(),
+        };
+        in_tx!(self.inner, "claim", |t| claim::claim(
+            &mut t,
+            &req,
+            &fanout_lanes,
+            &self.inner.instance
+        ))
     }
 
     async fn finish(&self, finish: Finish) -> StoreResult<FinishReceipt> {

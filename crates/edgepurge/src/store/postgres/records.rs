@@ -128,19 +128,20 @@ pub(super) async fn recompute(
         return Ok(changes);
     }
     // Each remaining record's jobs, and each of those jobs' batch.
-    let mut record_jobs: HashMap<i64, Vec<i64>> = HashMap::with_capacity(rest.len());
+    // With the record's fan-out rows not expanded yet (jobs still to come).
+    let mut record_jobs: HashMap<i64, (Vec<i64>, i64)> = HashMap::with_capacity(rest.len());
     for r in t
         .query(sql::PURGE_JOB_IDS, &[&rest], "read record jobs")
         .await?
     {
         if let Some(jobs) = col::<Option<Vec<i64>>>(&r, 1)? {
-            record_jobs.insert(col(&r, 0)?, jobs);
+            record_jobs.insert(col(&r, 0)?, (jobs, col(&r, 2)?));
         }
     }
     let mut batch_of: HashMap<i64, Option<i64>> = HashMap::new();
     let mut batches: HashMap<i64, BatchView> = HashMap::new();
     for &pid in &rest {
-        let Some(jobs) = record_jobs.get(&pid) else {
+        let Some((jobs, fanout_left)) = record_jobs.get(&pid) else {
             continue;
         };
         let mut views: Vec<Option<i64>> = Vec::new();
@@ -171,17 +172,22 @@ pub(super) async fn recompute(
             }
             views.push(batch);
         }
-        let s = record::summarize(views.iter().map(|b| {
-            match b {
-                Some(b) => match known.as_ref().filter(|k| k.batch == *b) {
-                    Some(k) => k.view.job(),
-                    None => batches
-                        .get(b)
-                        .map_or(record::JobView::PENDING, BatchView::job),
-                },
-                None => record::JobView::PENDING,
-            }
-        }));
+        // Fan-out targets not expanded yet are jobs still to come: pending.
+        let unexpanded = (*fanout_left > 0).then_some(record::JobView::PENDING);
+        let s = record::summarize(
+            views
+                .iter()
+                .map(|b| match b {
+                    Some(b) => match known.as_ref().filter(|k| k.batch == *b) {
+                        Some(k) => k.view.job(),
+                        None => batches
+                            .get(b)
+                            .map_or(record::JobView::PENDING, BatchView::job),
+                    },
+                    None => record::JobView::PENDING,
+                })
+                .chain(unexpanded),
+        );
         t.execute(
             sql::PURGE_UPDATE,
             &[

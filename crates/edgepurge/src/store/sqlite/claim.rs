@@ -27,6 +27,8 @@ pub(super) fn claim(
     if !lease::holds(Some(&row), &req.owner, req.token, store_now) {
         return Err(lost("the lease lapsed or changed hands"));
     }
+    // A lane of an account with several: a slice of its fan-out targets becomes jobs first.
+    super::fanout::expand(conn, ctx, lane_id, req)?;
     // At most one collapse (collapse_to_dir_over) per claim: the plan after it is made
     // without the pending URLs.
     let mut may_collapse = true;

@@ -108,7 +108,7 @@ pub(super) fn ingest(
             };
             job_ids.push(id);
         }
-        let status = if job_ids.is_empty() {
+        let status = if job_ids.is_empty() && rec.fanout.is_empty() {
             Status::Skipped
         } else {
             Status::Queued
@@ -139,6 +139,8 @@ pub(super) fn ingest(
                 (held > now).then(|| interval::held_note(held)),
             ])
             .map_err(db_err("insert purge record"))?;
+        // Targets for every lane of an account with several: stored once each.
+        super::fanout::ingest(conn, rec, purge_id, now, &mut receipt)?;
         receipt.purge_ids.push(purge_id);
     }
     Ok(receipt)

@@ -10,6 +10,7 @@
 //! The store's clock (for leases) is the one it is opened with: the system clock, or a test's.
 
 mod claim;
+mod fanout;
 mod finish;
 mod ids;
 mod ingest;
@@ -41,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/005_verification.sql"),
     include_str!("schema/006_warming.sql"),
     include_str!("schema/007_min_interval.sql"),
+    include_str!("schema/008_fanout.sql"),
 ];
 
 /// How hard a commit is made durable.

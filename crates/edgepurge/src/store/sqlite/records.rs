@@ -153,12 +153,13 @@ pub(super) fn recompute(
     let mut update = prep(sql::PURGE_UPDATE)?;
     let mut batches: HashMap<i64, BatchView> = HashMap::new();
     for &pid in rest {
-        let jobs: Option<String> = jobs_of
-            .query_row([pid], |r| r.get(0))
+        let row: Option<(Option<String>, i64)> = jobs_of
+            .query_row([pid], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
-            .map_err(db_err("read record jobs"))?
-            .flatten();
-        let Some(jobs) = jobs else { continue };
+            .map_err(db_err("read record jobs"))?;
+        let Some((Some(jobs), fanout_left)) = row else {
+            continue;
+        };
         let mut views: Vec<Option<i64>> = Vec::new();
         for job in parse_ids(&jobs)? {
             let batch: Option<i64> = match &known {
@@ -183,17 +184,22 @@ pub(super) fn recompute(
             }
             views.push(batch);
         }
-        let summary = record::summarize(views.iter().map(|b| {
-            match b {
-                Some(b) => match known.as_ref().filter(|k| k.batch == *b) {
-                    Some(k) => k.view.job(),
-                    None => batches
-                        .get(b)
-                        .map_or(record::JobView::PENDING, BatchView::job),
-                },
-                None => record::JobView::PENDING,
-            }
-        }));
+        // Fan-out targets not expanded yet are jobs still to come: pending.
+        let unexpanded = (fanout_left > 0).then_some(record::JobView::PENDING);
+        let summary = record::summarize(
+            views
+                .iter()
+                .map(|b| match b {
+                    Some(b) => match known.as_ref().filter(|k| k.batch == *b) {
+                        Some(k) => k.view.job(),
+                        None => batches
+                            .get(b)
+                            .map_or(record::JobView::PENDING, BatchView::job),
+                    },
+                    None => record::JobView::PENDING,
+                })
+                .chain(unexpanded),
+        );
         update
             .execute(params![
                 pid,

@@ -348,6 +348,7 @@ async fn a_version_1_store_is_upgraded_with_its_queue_and_log() {
             quota_day: 0,
             quota_reset_at: 86_400_000,
             collapse_to_dir_over: None,
+            fanout: None,
         })
         .await
         .unwrap();

@@ -34,6 +34,9 @@ pub(super) struct TxCtx<'a> {
     pub next_job_id: i64,
     /// The time of the newest record: a new record's is never earlier.
     pub last_created: i64,
+    /// Jobs made by fan-out expansion in this transaction (one slice per group at most, so
+    /// claims grouped together do not add up to a large transaction).
+    pub fanout_jobs: usize,
     known_lanes: &'a HashMap<String, i64>,
     new_lanes: HashMap<String, i64>,
 }
@@ -320,6 +323,7 @@ fn run_group(
         next_purge_id: last_purge + 1,
         next_job_id: last_job + 1,
         last_created,
+        fanout_jobs: 0,
         known_lanes: &known,
         new_lanes: HashMap::new(),
     };

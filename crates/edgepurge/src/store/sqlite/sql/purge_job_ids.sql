@@ -1,1 +1,1 @@
-SELECT job_ids FROM purges WHERE id = ?1
+SELECT job_ids, fanout_left FROM purges WHERE id = ?1

@@ -1,0 +1,1 @@
+DELETE FROM fanout WHERE id = ?1

@@ -1,0 +1,1 @@
+UPDATE purges SET fanout_left = ?2 WHERE id = ?1
