@@ -137,6 +137,7 @@ mod tests {
             quota_day: 0,
             quota_reset_at: 0,
             collapse_to_dir_over: over,
+            fanout: None,
         }
     }
 

@@ -142,6 +142,7 @@ mod tests {
             quota_day: 0,
             quota_reset_at: 1,
             fanout: Some(claim(200)),
+            collapse_to_dir_over: None,
         };
         assert_eq!(low_water(&req), 200, "two batches of 100");
         req.kinds[0].1.max_batch = 1;
