@@ -7,6 +7,9 @@
 //!   two, park until the quota resets, or dead letter.
 //! * [`record`]: the status of a log record from the states of its jobs.
 //! * [`lease`]: who holds a lane, on the store's clock, with a fencing token.
+//! * [`interval`]: a rule's `min_interval_ms`: a purged target is held, and jobs for it wait.
+//! * [`collapse`]: `collapse_to_dir_over`: URLs the day's quota would not cover become one
+//!   directory purge per crowded directory.
 //!
 //! Nothing here performs I/O or reads a clock: times are passed in.
 
