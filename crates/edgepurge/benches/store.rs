@@ -38,6 +38,7 @@ fn record(i: u64, j: u64) -> IngestRecord {
             target: url,
         }],
         min_interval_ms: 0,
+        allow_host_purge: false,
         note: None,
         verify: None,
     }

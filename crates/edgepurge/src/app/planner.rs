@@ -142,6 +142,7 @@ impl Planner {
                     })
                     .collect(),
                 min_interval_ms: 0,
+                allow_host_purge: false,
                 note: None,
                 verify: None,
             })
@@ -192,6 +193,7 @@ impl Planner {
                         jobs: Vec::new(),
                         verify: None,
                         min_interval_ms: 0,
+                        allow_host_purge: false,
                         note: Some(format!(
                             "no enabled rule matches bucket {:?}, event {}, key {:?}",
                             event.bucket, event.name, event.key
@@ -253,6 +255,7 @@ impl Planner {
                     event: info.clone(),
                     verify,
                     min_interval_ms,
+                    allow_host_purge: rule.is_some_and(|r| r.spec.allow_host_purge),
                     jobs: self.jobs(&m.targets),
                     targets: m.targets.iter().map(|t| t.target.clone()).collect(),
                     rule: Some(m.rule),

@@ -485,6 +485,7 @@ fn rec(urls: &[String]) -> IngestRecord {
             })
             .collect(),
         min_interval_ms: 0,
+        allow_host_purge: false,
         note: None,
         verify: None,
     }

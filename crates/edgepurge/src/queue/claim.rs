@@ -413,6 +413,7 @@ mod tests {
             .map(|(i, p)| collapse::PendingUrl {
                 job: i as i64 + 1,
                 target: format!("https://h/{p}"),
+                host_ok: false,
             })
             .collect();
         let view = LaneView {

@@ -62,6 +62,7 @@ macro_rules! suite {
             a_later_change_of_the_same_object_is_found,
             a_target_is_held_for_its_rules_min_interval_then_purged_once,
             urls_the_quota_cannot_cover_collapse_into_their_directory,
+            a_hosts_root_is_collapsed_only_when_every_rule_allows_it,
         );
         $crate::store::conformance::suite!(@multi $factory;
             a_lease_holds_across_handles_and_fences_late_answers,
@@ -192,6 +193,7 @@ pub fn record(rule: &str, jobs: &[(&str, &str)]) -> IngestRecord {
             })
             .collect(),
         min_interval_ms: 0,
+        allow_host_purge: false,
         note: None,
         verify: None,
     }
@@ -2260,4 +2262,38 @@ pub async fn urls_the_quota_cannot_cover_collapse_into_their_directory(s: &dyn S
     }
     assert_eq!(s.quota_used("p", TargetKind::Url, 0).await.unwrap(), 5);
     assert_eq!(s.quota_used("p", TargetKind::Dir, 0).await.unwrap(), 1);
+}
+
+pub async fn a_hosts_root_is_collapsed_only_when_every_rule_allows_it(s: &dyn Store) {
+    let tok = lease(s).await;
+    let root = |i: u32, allow_host_purge: bool| IngestRecord {
+        allow_host_purge,
+        ..record("r", &[("p", &format!("https://c/{i}.png"))])
+    };
+    s.ingest(vec![root(1, true), root(2, true), root(3, true)], 0)
+        .await
+        .unwrap();
+    // No URL quota left today: the three go as the host's root, which their rule allows.
+    let b = claim_batch(s, collapsing_req(tok, 100, 0)).await;
+    assert_eq!(
+        (b.kind, b.targets.clone()),
+        (TargetKind::Dir, vec!["https://c/".to_owned()])
+    );
+    s.finish(finish(tok, &b, 100, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    // One of the next three is also purged by a rule without leave: the root is not purged
+    // whole, and the URLs wait for the URL quota.
+    s.ingest(
+        vec![root(4, true), root(5, true), root(6, true), root(4, false)],
+        1_000,
+    )
+    .await
+    .unwrap();
+    assert_wait(
+        s.claim(collapsing_req(tok, 1_100, 0)).await.unwrap(),
+        DAY_MS,
+    );
+    let b = claim_batch(s, collapsing_req(tok, 1_200, 10)).await;
+    assert_eq!((b.kind, b.targets.len()), (TargetKind::Url, 3));
 }

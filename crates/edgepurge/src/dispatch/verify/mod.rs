@@ -305,6 +305,7 @@ impl Verifier {
                 })
                 .collect(),
             min_interval_ms: 0,
+            allow_host_purge: false,
             note: None,
             verify: Some(VerifyStart {
                 state: Verified::Pending,
