@@ -43,6 +43,7 @@ fn record(i: u64, j: u64) -> IngestRecord {
         }],
         min_interval_ms: 0,
         fanout: Vec::new(),
+        allow_host_purge: false,
         note: None,
         verify: None,
         warm: None,

@@ -201,6 +201,7 @@ impl Planner {
                     Vec::new()
                 },
                 min_interval_ms: 0,
+                allow_host_purge: false,
                 note: None,
                 verify: None,
                 warm: None,
@@ -254,6 +255,7 @@ impl Planner {
                         warm: None,
                         min_interval_ms: 0,
                         fanout: Vec::new(),
+                        allow_host_purge: false,
                         note: Some(format!(
                             "no enabled rule matches bucket {:?}, event {}, key {:?}",
                             event.bucket, event.name, event.key
@@ -325,6 +327,7 @@ impl Planner {
                     verify,
                     warm,
                     min_interval_ms,
+                    allow_host_purge: rule.is_some_and(|r| r.spec.allow_host_purge),
                     jobs: self.jobs(&m.targets),
                     targets: m.targets.iter().map(|t| t.target.clone()).collect(),
                     rule: Some(m.rule),

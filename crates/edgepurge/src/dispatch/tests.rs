@@ -506,6 +506,7 @@ fn rec(urls: &[String]) -> IngestRecord {
             .collect(),
         min_interval_ms: 0,
         fanout: Vec::new(),
+        allow_host_purge: false,
         note: None,
         verify: None,
         warm: None,

@@ -4,6 +4,9 @@
 //! pending jobs, kind by kind in the lane's order. A new batch is formed once it is full or its
 //! oldest job has waited `linger_ms`. Daily quotas are reserved when a batch is formed or
 //! resent on a new quota day, and a batch that would exceed the quota waits for the reset.
+//! Jobs held by a rule's `min_interval_ms` are not pending until their hold ends (the lane is
+//! woken then), and a lane that collapses URLs into directories ([`super::collapse`]) does so
+//! before it forms a batch.
 
 use super::{collapse, ClaimRequest, KindLimits, Ms, QuotaChange};
 use edgepurge_core::TargetKind;
@@ -411,6 +414,7 @@ mod tests {
             .map(|(i, p)| collapse::PendingUrl {
                 job: i as i64 + 1,
                 target: format!("https://h/{p}"),
+                host_ok: false,
             })
             .collect();
         let view = LaneView {

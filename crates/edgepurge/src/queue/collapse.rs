@@ -7,7 +7,8 @@
 //! the pending URLs are grouped by their directory: the URL up to and including its last
 //! `/`. A group of more than N URLs (each shares the directory with at least N others) is
 //! replaced by one directory job for exactly that directory, never a wider one, and never a
-//! whole host (a directory that is the host's root is left alone). Groups go largest first,
+//! whole host unless every URL's rule allows host purges (`allow_host_purge`). Groups go
+//! largest first,
 //! as many as the directory quota left today allows. Each record of a collapsed URL notes
 //! "collapsed into dir purge <dir>". The directory job then queues like any other: batched,
 //! rate limited, and reserved against the directory quota when its batch is formed.
@@ -20,6 +21,8 @@ use edgepurge_core::TargetKind;
 pub struct PendingUrl {
     pub job: i64,
     pub target: String,
+    /// Every record of the job allows a whole-host purge (its rule's `allow_host_purge`).
+    pub host_ok: bool,
 }
 
 /// One directory purge replacing the URL jobs `jobs`.
@@ -68,16 +71,20 @@ pub fn plan(
     let room = dir_limit
         .saturating_sub(dirs_used)
         .saturating_sub(dirs_pending);
-    let mut groups: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+    // Per directory: its jobs, and whether it may be purged (a host's root only when every
+    // URL's rule allows host purges).
+    let mut groups: std::collections::BTreeMap<&str, (Vec<i64>, bool)> = Default::default();
     for u in urls {
-        if let Some(dir) = directory(&u.target) {
-            groups.entry(dir).or_default().push(u.job);
+        if let Some((dir, root)) = directory(&u.target) {
+            let g = groups.entry(dir).or_insert((Vec::new(), true));
+            g.0.push(u.job);
+            g.1 &= !root || u.host_ok;
         }
     }
     let mut out: Vec<DirPurge> = groups
         .into_iter()
-        .filter(|(_, jobs)| jobs.len() > over as usize)
-        .map(|(dir, jobs)| DirPurge {
+        .filter(|(_, (jobs, allowed))| *allowed && jobs.len() > over as usize)
+        .map(|(dir, (jobs, _))| DirPurge {
             dir: dir.to_owned(),
             jobs,
         })
@@ -88,17 +95,17 @@ pub fn plan(
     out
 }
 
-/// The directory of a URL (`https://h/a/b.png` → `https://h/a/`), or `None` when that would
-/// be the whole host or the URL has a query or fragment (its directory is not a plain path).
-pub fn directory(url: &str) -> Option<&str> {
+/// The directory of a URL (`https://h/a/b.png` → `https://h/a/`) and whether it is the
+/// host's root (`https://h/`: a purge of the whole host); `None` when the URL has a query or
+/// fragment (its directory is not a plain path) or no path.
+pub fn directory(url: &str) -> Option<(&str, bool)> {
     let after_scheme = url.find("://")? + 3;
     let path_start = after_scheme + url[after_scheme..].find('/')?;
     if url[path_start..].contains(['?', '#']) {
         return None;
     }
     let last = url.rfind('/')?;
-    // The host's root ("https://h/") would purge the whole host.
-    (last > path_start).then(|| &url[..=last])
+    Some((&url[..=last], last == path_start))
 }
 
 /// The note of a record whose URL went into a directory purge.
@@ -147,19 +154,23 @@ mod tests {
             .map(|(i, t)| PendingUrl {
                 job: i as i64 + 1,
                 target: (*t).to_owned(),
+                host_ok: false,
             })
             .collect()
     }
 
     #[test]
-    fn a_directory_is_the_url_up_to_its_last_slash_and_never_the_host() {
-        assert_eq!(directory("https://h/a/b.png"), Some("https://h/a/"));
+    fn a_directory_is_the_url_up_to_its_last_slash_and_says_when_it_is_the_host() {
+        assert_eq!(
+            directory("https://h/a/b.png"),
+            Some(("https://h/a/", false))
+        );
         assert_eq!(
             directory("https://h:8443/a/b/c%20d.png"),
-            Some("https://h:8443/a/b/")
+            Some(("https://h:8443/a/b/", false))
         );
-        assert_eq!(directory("https://h/a/"), Some("https://h/a/"));
-        assert_eq!(directory("https://h/b.png"), None, "the host's root");
+        assert_eq!(directory("https://h/a/"), Some(("https://h/a/", false)));
+        assert_eq!(directory("https://h/b.png"), Some(("https://h/", true)));
         assert_eq!(directory("https://h"), None);
         assert_eq!(directory("https://h/a/b.png?v=1"), None);
         assert_eq!(directory("not a url"), None);
@@ -218,7 +229,26 @@ mod tests {
                     jobs: vec![1, 3, 4]
                 },
             ],
-            "c/ has one URL, the root is never purged whole, a/x/ is not a/"
+            "c/ has one URL, the root is not purged whole without leave, a/x/ is not a/"
+        );
+        // The host's root goes whole only when every URL there allows it.
+        let mut allowed = pending.clone();
+        for u in allowed
+            .iter_mut()
+            .filter(|u| u.target.matches('/').count() == 3)
+        {
+            u.host_ok = true;
+        }
+        let got = plan(&req(Some(2), Some(1), Some(100)), &allowed, 0, 0);
+        assert_eq!(got.len(), 3);
+        assert!(got.contains(&DirPurge {
+            dir: "https://h/".into(),
+            jobs: vec![9, 10, 11]
+        }));
+        allowed[9].host_ok = false;
+        assert_eq!(
+            plan(&req(Some(2), Some(1), Some(100)), &allowed, 0, 0).len(),
+            2
         );
         // Exactly N others is enough; fewer is not.
         assert_eq!(
@@ -235,30 +265,35 @@ mod tests {
 
     proptest! {
         /// Whatever the URLs: each collapsed job is a pending URL whose directory is exactly
-        /// the purge's (never wider, never a host root), no job goes into two purges, each
+        /// the purge's (never wider; a host's root only with leave), no job goes into two
+        /// purges, each
         /// purge has more than N jobs, and no more purges than the directory quota allows.
         #[test]
         fn collapse_never_widens_and_never_overspends(
-            paths in proptest::collection::vec("(/[ab]){0,3}/[xyz]\\.png", 0..60),
+            paths in proptest::collection::vec(("(/[ab]){0,3}/[xyz]\\.png", any::<bool>()), 0..60),
             over in 1u32..5,
             dir_left in 0u64..6,
         ) {
-            let list: Vec<String> = paths.iter().map(|p| format!("https://h{p}")).collect();
-            let pending: Vec<PendingUrl> = list
+            let pending: Vec<PendingUrl> = paths
                 .iter()
                 .enumerate()
-                .map(|(i, t)| PendingUrl { job: i as i64, target: t.clone() })
+                .map(|(i, (p, ok))| PendingUrl {
+                    job: i as i64,
+                    target: format!("https://h{p}"),
+                    host_ok: *ok,
+                })
                 .collect();
             let got = plan(&req(Some(over), Some(1), Some(10)), &pending, 10 - dir_left, 0);
             prop_assert!(got.len() as u64 <= dir_left);
             let mut seen = std::collections::HashSet::new();
             for d in &got {
                 prop_assert!(d.jobs.len() > over as usize);
-                prop_assert!(d.dir != "https://h/");
                 for j in &d.jobs {
                     prop_assert!(seen.insert(*j), "job {} twice", j);
-                    let url = &pending[*j as usize].target;
-                    prop_assert_eq!(directory(url), Some(d.dir.as_str()));
+                    let u = &pending[*j as usize];
+                    let (dir, root) = directory(&u.target).unwrap_or_default();
+                    prop_assert_eq!(dir, d.dir.as_str());
+                    prop_assert!(!root || u.host_ok, "the host's root without leave");
                 }
             }
         }

@@ -9,6 +9,9 @@
 //! * [`lease`]: who holds a lane, on the store's clock, with a fencing token.
 //! * [`fanout`]: a target of an account with several lanes, stored once and expanded into
 //!   the lanes' jobs in bounded slices just ahead of sending.
+//! * [`interval`]: a rule's `min_interval_ms`: a purged target is held, and jobs for it wait.
+//! * [`collapse`]: `collapse_to_dir_over`: URLs the day's quota would not cover become one
+//!   directory purge per crowded directory.
 //!
 //! Nothing here performs I/O or reads a clock: times are passed in.
 

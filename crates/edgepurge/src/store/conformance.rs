@@ -66,6 +66,7 @@ macro_rules! suite {
             urls_the_quota_cannot_cover_collapse_into_their_directory,
             fanned_out_targets_are_stored_once_and_reach_every_lane,
             fan_out_expands_in_bounded_slices_and_a_silent_lane_catches_up,
+            a_hosts_root_is_collapsed_only_when_every_rule_allows_it,
         );
         $crate::store::conformance::suite!(@multi $factory;
             a_lease_holds_across_handles_and_fences_late_answers,
@@ -199,6 +200,7 @@ pub fn record(rule: &str, jobs: &[(&str, &str)]) -> IngestRecord {
             .collect(),
         min_interval_ms: 0,
         fanout: Vec::new(),
+        allow_host_purge: false,
         note: None,
         verify: None,
         warm: None,
@@ -2788,4 +2790,38 @@ pub async fn handles_expanding_and_ingesting_at_once_give_every_lane_every_targe
         "{:?}",
         recs.iter().find(|r| r.status != Status::Succeeded)
     );
+}
+
+pub async fn a_hosts_root_is_collapsed_only_when_every_rule_allows_it(s: &dyn Store) {
+    let tok = lease(s).await;
+    let root = |i: u32, allow_host_purge: bool| IngestRecord {
+        allow_host_purge,
+        ..record("r", &[("p", &format!("https://c/{i}.png"))])
+    };
+    s.ingest(vec![root(1, true), root(2, true), root(3, true)], 0)
+        .await
+        .unwrap();
+    // No URL quota left today: the three go as the host's root, which their rule allows.
+    let b = claim_batch(s, collapsing_req(tok, 100, 0)).await;
+    assert_eq!(
+        (b.kind, b.targets.clone()),
+        (TargetKind::Dir, vec!["https://c/".to_owned()])
+    );
+    s.finish(finish(tok, &b, 100, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    // One of the next three is also purged by a rule without leave: the root is not purged
+    // whole, and the URLs wait for the URL quota.
+    s.ingest(
+        vec![root(4, true), root(5, true), root(6, true), root(4, false)],
+        1_000,
+    )
+    .await
+    .unwrap();
+    assert_wait(
+        s.claim(collapsing_req(tok, 1_100, 0)).await.unwrap(),
+        DAY_MS,
+    );
+    let b = claim_batch(s, collapsing_req(tok, 1_200, 10)).await;
+    assert_eq!((b.kind, b.targets.len()), (TargetKind::Url, 3));
 }

@@ -389,6 +389,9 @@ pub struct IngestRecord {
     /// the target that long in turn. The store notes "held until <RFC 3339>
     /// (min_interval_ms)" on a record so held.
     pub min_interval_ms: Ms,
+    /// The rule's `allow_host_purge`: its URLs may be collapsed into their host's root
+    /// directory (`collapse_to_dir_over`) when every URL collapsed there allows it.
+    pub allow_host_purge: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

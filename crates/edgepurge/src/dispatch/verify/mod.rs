@@ -306,6 +306,7 @@ impl Verifier {
                 .collect(),
             min_interval_ms: 0,
             fanout: Vec::new(),
+            allow_host_purge: false,
             note: None,
             verify: Some(VerifyStart {
                 state: Verified::Pending,

@@ -239,6 +239,7 @@ async fn lane_view(
                 urls.push(collapse::PendingUrl {
                     job: col(&r, 0)?,
                     target: col(&r, 1)?,
+                    host_ok: col(&r, 2)?,
                 });
             }
             view.pending_urls = Some(urls);

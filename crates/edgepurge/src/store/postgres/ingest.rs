@@ -19,6 +19,8 @@ struct Pending {
     min_interval_ms: Ms,
     /// Not claimed before (a hold on the target, for a job with an interval).
     not_before: Ms,
+    /// Whether every record of it allows a whole-host purge (`None` before the first).
+    allow_host: Option<bool>,
 }
 
 /// Commits the records of `ops`; one receipt per op, in order.
@@ -88,6 +90,7 @@ pub(super) async fn ingest(
                 });
                 p.purge_ids.push(purge_id);
                 p.min_interval_ms = p.min_interval_ms.max(rec.min_interval_ms);
+                p.allow_host = Some(p.allow_host.unwrap_or(true) && rec.allow_host_purge);
                 if solo {
                     p.solo_ids.push(purge_id);
                 }
@@ -111,6 +114,7 @@ pub(super) async fn ingest(
         let mut solos = Vec::with_capacity(jobs.len());
         let mut not_before = Vec::with_capacity(jobs.len());
         let mut intervals = Vec::with_capacity(jobs.len());
+        let mut host = Vec::with_capacity(jobs.len());
         for ((lane, kind, target), p) in &jobs {
             lanes.push(*lane);
             kinds.push(*kind);
@@ -120,6 +124,7 @@ pub(super) async fn ingest(
             solos.push(array_text(&p.solo_ids));
             not_before.push(p.not_before);
             intervals.push(p.min_interval_ms);
+            host.push(p.allow_host.unwrap_or(false));
         }
         let rows = t
             .query(
@@ -133,6 +138,7 @@ pub(super) async fn ingest(
                     &solos,
                     &not_before,
                     &intervals,
+                    &host,
                 ],
                 "queue jobs",
             )

@@ -140,7 +140,7 @@ fn collapse_jobs(
                 };
                 insert
                     .execute(params![
-                        id, lane_id, kind, d.dir, created_at, pid, solo, 0, 0
+                        id, lane_id, kind, d.dir, created_at, pid, solo, 0, 0, false
                     ])
                     .map_err(db_err("insert directory job"))?;
                 id
@@ -149,7 +149,9 @@ fn collapse_jobs(
         for (pid, solo) in rest {
             // (It returns the job's not_before, of no use here.)
             merge
-                .query_row(params![dir_job, pid, solo, 0, 0], |r| r.get::<_, i64>(0))
+                .query_row(params![dir_job, pid, solo, 0, 0, false], |r| {
+                    r.get::<_, i64>(0)
+                })
                 .map_err(db_err("merge into directory job"))?;
         }
         for job in &gone {
@@ -294,6 +296,7 @@ fn lane_view(
                     Ok(collapse::PendingUrl {
                         job: r.get(0)?,
                         target: r.get(1)?,
+                        host_ok: r.get(2)?,
                     })
                 })
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())

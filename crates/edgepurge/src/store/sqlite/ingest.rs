@@ -76,7 +76,14 @@ pub(super) fn ingest(
                     let not_before = interval::not_before(now, hold, 0);
                     let kept: Ms = merge_job
                         .query_row(
-                            params![id, purge_id, solo, not_before, rec.min_interval_ms],
+                            params![
+                                id,
+                                purge_id,
+                                solo,
+                                not_before,
+                                rec.min_interval_ms,
+                                rec.allow_host_purge
+                            ],
                             |r| r.get(0),
                         )
                         .map_err(db_err("merge job"))?;
@@ -99,7 +106,8 @@ pub(super) fn ingest(
                             purge_id,
                             solo,
                             not_before,
-                            rec.min_interval_ms
+                            rec.min_interval_ms,
+                            rec.allow_host_purge
                         ])
                         .map_err(db_err("insert job"))?;
                     receipt.jobs_new += 1;

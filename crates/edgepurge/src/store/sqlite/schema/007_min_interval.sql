@@ -12,6 +12,9 @@
 
 ALTER TABLE jobs ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN min_interval_ms INTEGER NOT NULL DEFAULT 0;
+-- Whether every record of the job allows a whole-host purge (its rule's allow_host_purge):
+-- only then may collapse_to_dir_over purge the URL's host root.
+ALTER TABLE jobs ADD COLUMN allow_host INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE purges ADD COLUMN note TEXT;
 
 CREATE TABLE holds (
