@@ -178,10 +178,26 @@ pub(super) async fn expand(
         created.push(*at);
         purges.push(array_text(ids));
     }
+    // Claimable at once, no interval, no host-root collapse: a fan-out row does not carry
+    // its rules' min_interval_ms or allow_host_purge (documented as not applying to accounts
+    // with several lanes); a merge keeps the job's own hold.
+    let not_before = created.clone();
+    let intervals: Vec<i64> = vec![0; jobs.len()];
+    let host: Vec<bool> = vec![false; jobs.len()];
     let answer = t
         .query(
             sql::JOBS_UPSERT,
-            &[&lanes, &kinds, &targets, &created, &purges, &solos],
+            &[
+                &lanes,
+                &kinds,
+                &targets,
+                &created,
+                &purges,
+                &solos,
+                &not_before,
+                &intervals,
+                &host,
+            ],
             "queue expanded jobs",
         )
         .await?;

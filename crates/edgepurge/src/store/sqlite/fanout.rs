@@ -146,6 +146,12 @@ pub(super) fn expand(
                         job.target,
                         job.created_at,
                         first,
+                        false,
+                        // Claimable at once, no interval, no host-root collapse: the fan-out
+                        // row does not carry its rules' min_interval_ms or allow_host_purge
+                        // (both documented as not applying to accounts with several lanes).
+                        job.created_at,
+                        0_i64,
                         false
                     ])
                     .map_err(db_err("insert job"))?;
@@ -153,8 +159,10 @@ pub(super) fn expand(
             }
         };
         for p in merged {
-            merge_job
-                .execute(params![id, p, false])
+            // Keeps the job's own hold (not_before, interval); as in PostgreSQL, a job that
+            // serves a fan-out record never collapses into a host root.
+            let _kept: Ms = merge_job
+                .query_row(params![id, p, false, 0_i64, 0_i64, false], |r| r.get(0))
                 .map_err(db_err("merge job"))?;
         }
         for p in &job.purge_ids {
