@@ -211,6 +211,14 @@ pub(super) fn open_conn(
 
 fn migrate(conn: &mut Connection, path: &Path, upgrade: bool) -> StoreResult<()> {
     let ctx = format!("migrate {}", path.display());
+    // Up to date: nothing to write, so no write lock either. A busy server's writer holds
+    // it most of the time, and `edgepurge log` or `status` must still open the store then.
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db_err(&ctx))?;
+    if current == MIGRATIONS.len() as i64 {
+        return Ok(());
+    }
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err(&ctx))?;
