@@ -15,8 +15,9 @@
 //! answers 20 % of calls with InternalError and then fails every call for 30 s; the time from
 //! its return to the last URL purged, against 5 s + ⌈URLs ÷ batch⌉ ÷ rate, and the URL
 //! submissions spent. `cargo bench -p edgepurge --bench pipeline -- outage` runs only that.
-//! `-- ingest` runs only the ingest figures. Memory (`-- memory` runs only that): the server's peak RSS growth for one body just under
-//! 10 MiB (48,000 records), and for 24 of them at once, against the bytes posted.
+//! `-- ingest` runs only the ingest figures. Memory (`-- memory` runs only that): the server's
+//! peak RSS growth for one body of 48,000 records (7.1 MiB), and for 24 of them at once,
+//! against the bytes posted, with the server's CPU time per event accepted.
 
 use edgepurge_testkit::process::Proc;
 use edgepurge_testkit::tencent::{self, FakeTencent, Options};

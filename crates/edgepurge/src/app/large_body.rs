@@ -21,7 +21,8 @@ pub(super) struct Survey {
     pub formats: BTreeMap<&'static str, u64>,
 }
 
-/// Reads `body` once through the fast path, planning each event and letting it go: `None`
+/// Reads `body` once through the fast path, counting what each event's records would hold
+/// and letting the event go: `None`
 /// when the body is not plainly S3-shaped records (it is then parsed whole, with the precise
 /// errors), `Err` when its records would hold more than `max_jobs` jobs.
 pub(super) fn survey(
@@ -33,18 +34,17 @@ pub(super) fn survey(
     let mut refused = None;
     let read = edgepurge_core::event::each_event(body, &mut |event| {
         *s.formats.entry(event.format.as_str()).or_default() += 1;
-        let (records, lanes) = (&mut s.records, &mut s.lanes);
-        let planned = planner.event_records(&event, &mut s.jobs, max_jobs, &mut |r| {
-            *records += 1;
-            for job in &r.jobs {
-                match lanes.get_mut(&job.lane) {
-                    Some(n) => *n += 1,
-                    None => {
-                        lanes.insert(job.lane.clone(), 1);
-                    }
+        let lanes = &mut s.lanes;
+        let planned = planner
+            .count_event_records(&event, &mut s.jobs, max_jobs, &mut |lane| match lanes
+                .get_mut(lane)
+            {
+                Some(n) => *n += 1,
+                None => {
+                    lanes.insert(lane.to_owned(), 1);
                 }
-            }
-        });
+            })
+            .map(|n| s.records += n);
         match planned {
             Ok(()) => true,
             Err(e) => {
@@ -155,6 +155,8 @@ mod tests {
         let s = survey(&p, &body, 100).unwrap().unwrap();
         let whole = p.records(&edgepurge_core::parse_body(&body).unwrap().events);
         assert_eq!((s.events, s.records, s.jobs), (3, 3, 4));
+        assert_eq!(s.records, whole.len());
+        assert_eq!(s.jobs, whole.iter().map(|r| r.jobs.len()).sum::<usize>());
         assert_eq!(s.formats.get("ceph"), Some(&3));
         assert_eq!(
             s.lanes.into_iter().collect::<Vec<_>>(),

@@ -175,6 +175,31 @@ impl Planner {
         Ok(out)
     }
 
+    /// What [`Planner::event_records`] would make of `event`, counted without making it: the
+    /// number of records, each job's lane handed to `lane`, and `jobs` counted against
+    /// `max_jobs` in the same way.
+    pub fn count_event_records(
+        &self,
+        event: &Event,
+        jobs: &mut usize,
+        max_jobs: usize,
+        lane: &mut dyn FnMut(&str),
+    ) -> Result<usize, TooManyJobs> {
+        let matches = plan(&self.rules, event);
+        if matches.is_empty() {
+            return Ok(usize::from(self.record_unmatched));
+        }
+        for m in &matches {
+            let lanes = m.targets.iter().map(|t| self.lanes_of(&t.provider));
+            *jobs = jobs.saturating_add(lanes.clone().map(<[String]>::len).sum());
+            if *jobs > max_jobs {
+                return Err(TooManyJobs { max: max_jobs });
+            }
+            lanes.flatten().for_each(|l| lane(l));
+        }
+        Ok(matches.len())
+    }
+
     /// The records of one event, each handed to `f`: one per matching rule and account, or
     /// one if nothing matches and unmatched events are recorded. `jobs` counts the jobs of
     /// every record so far; planning stops before a record would take it over `max_jobs`.
