@@ -17,8 +17,10 @@
 //! submissions spent. `cargo bench -p edgepurge --bench pipeline -- outage` runs only that.
 //! `-- ingest` runs only the ingest figures. Hot keys (`-- hotkeys` runs only that): 10
 //! objects overwritten 200 times each in 20 s; the quota URLs spent until each one's last
-//! change is purged, at the default linger without and with a rule's `min_interval_ms = 5000`. Memory (`-- memory` runs only that): the server's peak RSS growth for one body just under
-//! 10 MiB (48,000 records), and for 24 of them at once, against the bytes posted.
+//! change is purged, at the default linger without and with a rule's `min_interval_ms = 5000`.
+//! Memory (`-- memory` runs only that): the server's peak RSS growth for one body of 48,000
+//! records (7.1 MiB), and for 24 of them at once, against the bytes posted, with the server's
+//! CPU time per event accepted.
 
 use edgepurge_testkit::process::Proc;
 use edgepurge_testkit::tencent::{self, FakeTencent, Options};
@@ -562,6 +564,7 @@ async fn memory(client: &reqwest::Client) {
         let bodies: Vec<String> = (0..n).map(|t| body(&big(t))).collect();
         let bytes: usize = bodies.iter().map(String::len).sum();
         let (base, _) = rss_kib(rig.server.pid());
+        let cpu_before = cpu_ms(rig.server.pid());
         let mut posts = Vec::new();
         for b in bodies {
             let (client, addr) = (client.clone(), rig.addr);
@@ -583,19 +586,38 @@ async fn memory(client: &reqwest::Client) {
             }
         }
         let (_, peak) = rss_kib(rig.server.pid());
+        let cpu = cpu_ms(rig.server.pid()) - cpu_before;
         tokio::time::sleep(Duration::from_secs(3)).await;
         let (after, _) = rss_kib(rig.server.pid());
         let growth = peak.saturating_sub(base) as f64 * 1024.0;
         println!(
             "memory: {n} body(ies) of {:.1} MiB at once ({ok} accepted): peak RSS {:.0} MiB over \
-             the idle {:.0} MiB = {:.1} × the bytes posted; {:.0} MiB 3 s later",
+             the idle {:.0} MiB = {:.1} × the bytes posted; {:.0} MiB 3 s later; server CPU \
+             {cpu:.0} ms ({:.1} µs per event accepted)",
             bytes as f64 / n as f64 / 1048576.0,
             growth / 1048576.0,
             base as f64 / 1024.0,
             growth / bytes as f64,
-            after as f64 / 1024.0
+            after as f64 / 1024.0,
+            cpu * 1000.0 / (ok as f64 * 48_000.0).max(1.0)
         );
     }
+}
+
+/// User + system CPU time of `pid` so far, in ms (what the machine's other work does not
+/// distort, unlike wall time).
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // Clock ticks are 100 per second on Linux.
+    ticks.iter().sum::<f64>() * 10.0
 }
 
 fn rss(pid: u32) -> String {

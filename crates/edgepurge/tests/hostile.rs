@@ -579,3 +579,63 @@ provider = "edge"
     let answer = server.send(&ceph_body("assets", "ObjectCreated:Put", &keys[..100]));
     assert_eq!(answer["targets"], 100);
 }
+
+/// `VmRSS` and `VmHWM` (the process's peak) of `pid`, in bytes.
+fn rss_and_peak(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib = |name: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line[name.len()..]
+            .trim()
+            .trim_end_matches(" kB")
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    };
+    (kib("VmRSS:"), kib("VmHWM:"))
+}
+
+#[test]
+fn a_large_body_took_ten_times_its_size_in_memory() {
+    // One 10 MiB body once took the server from 10 MB to 276 MB, and 48,000 records of
+    // 7 MiB still took 9.7 × their size: every event, then every log record with its jobs,
+    // held at once. Now it takes at most 4 × the body, plus the store's page cache and
+    // allocator pages (the allowance), measured on a fresh process: VmHWM is its lifetime peak.
+    let fake = FakeTencent::start(Options {
+        quiet: true,
+        ..Default::default()
+    });
+    let ep = Edgepurge::new(&config(&fake, "", ""));
+    let server = ep.serve();
+    let keys: Vec<String> = (0..40_000)
+        .map(|i| format!("mem/{i:07}/some/longer/path/name-{i}.png"))
+        .collect();
+    let body = ceph_body("assets", "ObjectCreated:Put", &keys);
+    assert!(
+        body.len() > 8 << 20 && body.len() < 10 << 20,
+        "{}",
+        body.len()
+    );
+    // Idle, as started (its peak so far is its start-up's).
+    let (idle, _) = rss_and_peak(server.proc.pid());
+    let answer = server.send(&body);
+    let (_, peak) = rss_and_peak(server.proc.pid());
+    assert_eq!(answer["accepted"], 40_000);
+    let growth = peak.saturating_sub(idle);
+    let allowance = 16 << 20;
+    println!(
+        "one body of {:.1} MiB: peak RSS {:.1} MiB over the idle {:.1} MiB = {:.2} × the body",
+        body.len() as f64 / 1048576.0,
+        growth as f64 / 1048576.0,
+        idle as f64 / 1048576.0,
+        growth as f64 / body.len() as f64
+    );
+    assert!(
+        growth <= 4 * body.len() as u64 + allowance,
+        "peak RSS grew by {} MiB for a body of {} MiB",
+        growth >> 20,
+        body.len() >> 20
+    );
+    // Every record is stored.
+    assert_eq!(ep.log(&[]).len(), 40_000);
+}

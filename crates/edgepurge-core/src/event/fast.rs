@@ -39,36 +39,65 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     IgnoredAny::deserialize(d).map(|_| true)
 }
 
-#[derive(Deserialize)]
-struct Body {
-    /// Each record becomes an [`Event`] as soon as it is read, so the records themselves are
-    /// never all held at once (a 10 MiB body has about 50,000).
-    #[serde(rename = "Records")]
-    records: Events,
+/// The body: an object whose `Records` list is read record by record, each handed to the
+/// seed's callback as an [`Event`] as soon as it is read, so the events are never all held
+/// at once (a 10 MiB body has about 50,000). Other fields are skipped (the strict pass has
+/// checked them); `Records` must be there.
+struct Body<'f>(&'f mut dyn FnMut(Event) -> bool);
+
+impl<'de> de::DeserializeSeed<'de> for Body<'_> {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_map(self)
+    }
 }
 
-struct Events(Vec<Event>);
-
-impl<'de> Deserialize<'de> for Events {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct EachRecord;
-        impl<'de> Visitor<'de> for EachRecord {
-            type Value = Events;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a list of records")
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Events, A::Error> {
-                let mut events = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-                while let Some(Obj(rec)) = seq.next_element::<Obj<Record<'de>>>()? {
-                    // Anything the fast path is unsure of: give up, the tree parser decides.
-                    let event =
-                        event(rec).ok_or_else(|| de::Error::custom("not for the fast path"))?;
-                    events.push(event);
-                }
-                Ok(Events(events))
+impl<'de> Visitor<'de> for Body<'_> {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+        let mut events = None;
+        while let Some(field) = map.next_key::<Cow<'de, str>>()? {
+            if field == "Records" && events.is_none() {
+                events = Some(map.next_value_seed(Records(&mut *self.0))?);
+            } else if field == "Records" {
+                return Err(de::Error::duplicate_field("Records"));
+            } else {
+                map.next_value::<IgnoredAny>()?;
             }
         }
-        d.deserialize_seq(EachRecord)
+        events.ok_or_else(|| de::Error::missing_field("Records"))
+    }
+}
+
+/// The `Records` list: each record to the callback as an event; the number of events.
+struct Records<'f>(&'f mut dyn FnMut(Event) -> bool);
+
+impl<'de> de::DeserializeSeed<'de> for Records<'_> {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Records<'_> {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of records")
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        let mut n = 0;
+        while let Some(Obj(rec)) = seq.next_element::<Obj<Record<'de>>>()? {
+            // Anything the fast path is unsure of: give up, the tree parser decides.
+            let event = event(rec).ok_or_else(|| de::Error::custom("not for the fast path"))?;
+            if !(self.0)(event) {
+                return Err(de::Error::custom("stopped by the caller"));
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 }
 
@@ -134,16 +163,30 @@ fn text(v: Option<Cow<'_, str>>) -> Option<String> {
 /// The events of `body` if it is plainly a list of S3-shaped records; `None` to let the tree
 /// parser decide (including every error).
 pub(super) fn parse(body: &[u8]) -> Option<Parsed> {
-    // What the typed pass skips (unknown fields) is checked here as the tree parser would:
-    // a key twice in one object, a bad escape or number anywhere makes the tree decide.
-    super::strict::check(body).ok()?;
-    let Obj(body): Obj<Body> = serde_json::from_slice(body).ok()?;
-    let mut events = body.records.0;
+    let mut events = Vec::new();
+    each(body, &mut |e| {
+        events.push(e);
+        true
+    })?;
     events.shrink_to_fit();
     Some(Parsed {
         events,
         notices: Vec::new(),
     })
+}
+
+/// Hands each event of `body` to `f` in order, as it is read, if the body is plainly a list
+/// of S3-shaped records: the number of events. `None` to let the tree parser decide
+/// (including every error), or when `f` returned false; `f` may have been called for the
+/// events before the point where the fast path gave up.
+pub(super) fn each(body: &[u8], f: &mut dyn FnMut(Event) -> bool) -> Option<usize> {
+    // What the typed pass skips (unknown fields) is checked here as the tree parser would:
+    // a key twice in one object, a bad escape or number anywhere makes the tree decide.
+    super::strict::check(body).ok()?;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let n = de::DeserializeSeed::deserialize(Body(f), &mut de).ok()?;
+    de.end().ok()?;
+    Some(n)
 }
 
 /// One record as an event; `None` when the fast path is not sure of it.

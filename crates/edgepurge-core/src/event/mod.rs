@@ -147,6 +147,15 @@ pub fn parse_body(body: &[u8]) -> Result<Parsed, ParseError> {
     parse_tree(body)
 }
 
+/// The events of `body` handed to `f` one at a time as they are read, never all held at once,
+/// when the body is plainly a list of S3-shaped records (the commonest large body): the number
+/// of events, the same events [`parse_body`] would return, in order. `None` for any other body
+/// or any error (use [`parse_body`]), and when `f` returned false to stop; `f` may have been
+/// called for some events before that.
+pub fn each_event(body: &[u8], f: &mut dyn FnMut(Event) -> bool) -> Option<usize> {
+    fast::each(body, f)
+}
+
 /// [`parse_body`] without the fast path: a JSON tree, walked with precise errors.
 pub fn parse_tree(body: &[u8]) -> Result<Parsed, ParseError> {
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -476,6 +476,45 @@ mod fast_path {
         }
     }
 
+    #[test]
+    fn events_handed_over_one_at_a_time_are_the_parsed_events_and_stop_when_asked() {
+        let keys: Vec<String> = (0..5).map(|i| format!("img/{i}.png")).collect();
+        let records: Vec<String> = keys
+            .iter()
+            .map(|k| {
+                format!(
+                    r#"{{"eventSource":"ceph:s3","eventName":"ObjectCreated:Put","s3":{{"bucket":{{"name":"assets"}},"object":{{"key":"{k}"}}}}}}"#
+                )
+            })
+            .collect();
+        let body = format!(r#"{{"other":[1],"Records":[{}]}}"#, records.join(","));
+        let mut seen = Vec::new();
+        let n = crate::event::each_event(body.as_bytes(), &mut |e| {
+            seen.push(e);
+            true
+        });
+        assert_eq!(n, Some(5));
+        assert_eq!(seen, parse_body(body.as_bytes()).unwrap().events);
+        // Stopped after the second: no count, two seen.
+        let mut calls = 0;
+        let stopped = crate::event::each_event(body.as_bytes(), &mut |_| {
+            calls += 1;
+            calls < 2
+        });
+        assert_eq!((stopped, calls), (None, 2));
+        // Not plainly S3 records (no Records, trailing text, a COS record): left to parse_body.
+        for other in [
+            r#"{"Recs":[]}"#.to_owned(),
+            format!("{body} x"),
+            String::from_utf8(fixture("cos-put.json")).unwrap(),
+        ] {
+            assert_eq!(
+                crate::event::each_event(other.as_bytes(), &mut |_| true),
+                None
+            );
+        }
+    }
+
     fn json_leaf() -> impl Strategy<Value = serde_json::Value> {
         prop_oneof![
             Just(serde_json::Value::Null),

@@ -3,6 +3,7 @@
 //! outcome. The webhook, `edgepurge purge` and every future source (queue consumers, function
 //! mode) call it; none of them repeats any of it.
 
+use super::large_body;
 use super::outcomes::{Outcomes, WaitFor, WaitOutcome};
 use super::planner::Planner;
 use crate::clock::Clock;
@@ -225,21 +226,64 @@ impl Ingestor {
         opts: &IngestOptions,
     ) -> Result<Accepted, IngestError> {
         let reservation = self.reserve(body.as_ref().len(), within).await?;
-        self.accept_reserved(reservation, body, opts).await
-    }
-
-    /// [`Ingestor::accept`] with room already reserved (before the body was read). The body,
-    /// the parsed events and the reservation are let go as soon as each is no longer
-    /// needed, so memory peaks at a small multiple of the body's size.
-    pub async fn accept_reserved<B: AsRef<[u8]>>(
-        &self,
-        reservation: Reservation,
-        body: B,
-        opts: &IngestOptions,
-    ) -> Result<Accepted, IngestError> {
         let parsed = edgepurge_core::parse_body(body.as_ref())?;
         drop(body);
         self.accept_parsed(reservation, parsed, opts).await
+    }
+
+    /// [`Ingestor::accept`] with room already reserved (before the body was read). A large
+    /// body of S3-shaped records is written record by record from the body itself
+    /// ([`super::large_body`]); others are parsed whole, and the body, the parsed events and
+    /// the reservation are let go as soon as each is no longer needed.
+    pub async fn accept_reserved(
+        &self,
+        reservation: Reservation,
+        body: Vec<u8>,
+        opts: &IngestOptions,
+    ) -> Result<Accepted, IngestError> {
+        if body.len() > SMALL_BODY {
+            let planner = self.planner();
+            let survey = large_body::survey(&planner, &body, self.max_jobs)
+                .map_err(|e| self.too_many(e.max))?;
+            if let Some(survey) = survey {
+                return self
+                    .accept_surveyed(reservation, body, planner, survey, opts)
+                    .await;
+            }
+        }
+        let parsed = edgepurge_core::parse_body(&body)?;
+        drop(body);
+        self.accept_parsed(reservation, parsed, opts).await
+    }
+
+    async fn accept_surveyed(
+        &self,
+        reservation: Reservation,
+        body: Vec<u8>,
+        planner: Arc<Planner>,
+        survey: large_body::Survey,
+        opts: &IngestOptions,
+    ) -> Result<Accepted, IngestError> {
+        let receipt = if survey.records == 0 {
+            IngestReceipt::default()
+        } else {
+            let source = large_body::BodyRecords {
+                body,
+                planner,
+                records: survey.records,
+            };
+            self.store
+                .ingest_from(Arc::new(source), self.clock.now_ms())
+                .await?
+        };
+        let mut accepted = self
+            .committed(receipt, survey.lanes, survey.jobs, Some(reservation), opts)
+            .await;
+        for (format, n) in survey.formats {
+            self.metrics.events(format, n);
+        }
+        accepted.events = survey.events;
+        Ok(accepted)
     }
 
     /// Accepts events a source made itself (the bucket poller), committed whole.
@@ -338,6 +382,20 @@ impl Ingestor {
         } else {
             self.store.ingest(records, self.clock.now_ms()).await?
         };
+        Ok(self
+            .committed(receipt, lanes, targets, reservation, opts)
+            .await)
+    }
+
+    /// After the commit: frees the budget, wakes the lanes, waits if asked.
+    async fn committed(
+        &self,
+        receipt: IngestReceipt,
+        lanes: BTreeMap<String, usize>,
+        targets: usize,
+        reservation: Option<Reservation>,
+        opts: &IngestOptions,
+    ) -> Accepted {
         // Committed: the budget is free for the next body, also while this one waits.
         drop(reservation);
         self.metrics
@@ -363,14 +421,14 @@ impl Ingestor {
             ),
             None => None,
         };
-        Ok(Accepted {
+        Accepted {
             events: 0,
             records: receipt.purge_ids,
             targets,
             merged: receipt.jobs_merged,
             notices: Vec::new(),
             wait,
-        })
+        }
     }
 
     /// Waits for records committed earlier (e.g. by `accept` with no wait).

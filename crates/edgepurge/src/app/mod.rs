@@ -7,6 +7,7 @@
 mod admin;
 mod direct;
 mod ingest;
+mod large_body;
 mod manual;
 mod outcomes;
 mod planner;

@@ -232,112 +232,165 @@ impl Planner {
         let mut out = Vec::with_capacity(events.len());
         let mut jobs = 0usize;
         for event in events {
-            let event = &event;
-            let info = EventInfo {
-                format: event.format.as_str().to_owned(),
-                name: event.name.clone(),
-                bucket: event.bucket.clone(),
-                key: event.key.clone(),
-                id: event.id.clone(),
-                etag: event.etag.clone(),
-                size: event.size,
-            };
-            let matches = plan(&self.rules, event);
-            if matches.is_empty() {
-                if self.record_unmatched {
-                    out.push(IngestRecord {
-                        event: info,
-                        rule: None,
-                        provider: None,
-                        targets: Vec::new(),
-                        jobs: Vec::new(),
-                        verify: None,
-                        warm: None,
-                        min_interval_ms: 0,
-                        fanout: Vec::new(),
-                        allow_host_purge: false,
-                        note: Some(format!(
-                            "no enabled rule matches bucket {:?}, event {}, key {:?}",
-                            event.bucket, event.name, event.key
-                        )),
-                    });
-                }
-                continue;
-            }
-            for m in matches {
-                let n: usize = m
-                    .targets
-                    .iter()
-                    .map(|t| self.rows_per_target(&t.provider))
-                    .sum();
-                jobs = jobs.saturating_add(n);
-                if jobs > max_jobs {
-                    return Err(TooManyJobs { max: max_jobs });
-                }
-                let tags_encoded = edgepurge_core::tags::has_separator(&event.key)
-                    && m.targets.iter().any(|t| t.kind == TargetKind::Tag);
-                let note = if tags_encoded {
-                    Some(
-                        "key holds ',' or ';', which separate cache tags: they are encoded \
-                         (%2C, %3B) in its tags, so the key cannot name another tag"
-                            .to_owned(),
-                    )
-                } else {
-                    m.targets.is_empty().then(|| {
-                        if event.key.ends_with('/') {
-                            "folder marker: nothing to purge".to_owned()
-                        } else if edgepurge_core::rule::has_dot_segment(&event.key) {
-                            "key has a '.' or '..' path segment, which no URL addresses: nothing \
-                         purged"
-                                .to_owned()
-                        } else {
-                            "key is outside the rule's strip_prefix or renders no tag: nothing to \
-                         purge"
-                                .to_owned()
-                        }
-                    })
-                };
-                let rule = self.rules.iter().find(|r| r.spec.name == m.rule);
-                // Held after a purge of the same target for the rule's minimum interval.
-                let min_interval_ms = rule.map_or(0, |r| {
-                    i64::try_from(r.spec.min_interval_ms).unwrap_or(i64::MAX)
-                });
-                // Verified after the purge when its rule asks (nothing purged: nothing to verify).
-                let verify = rule
-                    .filter(|r| r.spec.verify && !m.targets.is_empty())
-                    .map(|_| {
-                        crate::dispatch::verify::judge::start(
-                            &event.name,
-                            event.etag.as_deref(),
-                            event.size,
-                            m.targets.iter().map(|t| t.kind),
-                        )
-                    });
-                // Warmed after the purge (and its verification) when its rule asks.
-                let warm = self
-                    .rules
-                    .iter()
-                    .find(|r| r.spec.name == m.rule)
-                    .filter(|r| r.spec.warm && !m.targets.is_empty())
-                    .map(|_| {
-                        crate::dispatch::warm::start(&event.name, m.targets.iter().map(|t| t.kind))
-                    });
-                out.push(IngestRecord {
-                    event: info.clone(),
-                    verify,
-                    warm,
-                    min_interval_ms,
-                    allow_host_purge: rule.is_some_and(|r| r.spec.allow_host_purge),
-                    jobs: self.jobs(&m.targets),
-                    targets: m.targets.iter().map(|t| t.target.clone()).collect(),
-                    rule: Some(m.rule),
-                    fanout: self.fanout_jobs(&m.targets),
-                    provider: Some(m.provider),
-                    note,
-                });
-            }
+            self.event_records(&event, &mut jobs, max_jobs, &mut |r| out.push(r))?;
         }
         Ok(out)
+    }
+
+    /// What [`Planner::event_records`] would make of `event`, counted without making it: the
+    /// number of records, each job's lane handed to `lane`, and `jobs` counted against
+    /// `max_jobs` in the same way.
+    pub fn count_event_records(
+        &self,
+        event: &Event,
+        jobs: &mut usize,
+        max_jobs: usize,
+        lane: &mut dyn FnMut(&str),
+    ) -> Result<usize, TooManyJobs> {
+        let matches = plan(&self.rules, event);
+        if matches.is_empty() {
+            return Ok(usize::from(self.record_unmatched));
+        }
+        for m in &matches {
+            let rows: usize = m
+                .targets
+                .iter()
+                .map(|t| self.rows_per_target(&t.provider))
+                .sum();
+            *jobs = jobs.saturating_add(rows);
+            if *jobs > max_jobs {
+                return Err(TooManyJobs { max: max_jobs });
+            }
+            // Every lane of the target's account hears of it (a fan-out target too: any of
+            // its lanes expands it), as `Ingestor::commit` counts them.
+            m.targets
+                .iter()
+                .flat_map(|t| self.lanes_of(&t.provider))
+                .for_each(|l| lane(l));
+        }
+        Ok(matches.len())
+    }
+
+    /// The records of one event, each handed to `f`: one per matching rule and account, or
+    /// one if nothing matches and unmatched events are recorded. `jobs` counts the jobs of
+    /// every record so far; planning stops before a record would take it over `max_jobs`.
+    pub fn event_records(
+        &self,
+        event: &Event,
+        jobs: &mut usize,
+        max_jobs: usize,
+        f: &mut dyn FnMut(IngestRecord),
+    ) -> Result<(), TooManyJobs> {
+        let info = EventInfo {
+            format: event.format.as_str().to_owned(),
+            name: event.name.clone(),
+            bucket: event.bucket.clone(),
+            key: event.key.clone(),
+            id: event.id.clone(),
+            etag: event.etag.clone(),
+            size: event.size,
+        };
+        let matches = plan(&self.rules, event);
+        if matches.is_empty() {
+            if self.record_unmatched {
+                f(IngestRecord {
+                    event: info,
+                    rule: None,
+                    provider: None,
+                    targets: Vec::new(),
+                    jobs: Vec::new(),
+                    verify: None,
+                    warm: None,
+                    min_interval_ms: 0,
+                    fanout: Vec::new(),
+                    allow_host_purge: false,
+                    note: Some(format!(
+                        "no enabled rule matches bucket {:?}, event {}, key {:?}",
+                        event.bucket, event.name, event.key
+                    )),
+                });
+            }
+            return Ok(());
+        }
+        let last = matches.len() - 1;
+        let mut info = Some(info);
+        for (i, m) in matches.into_iter().enumerate() {
+            let n: usize = m
+                .targets
+                .iter()
+                .map(|t| self.rows_per_target(&t.provider))
+                .sum();
+            *jobs = jobs.saturating_add(n);
+            if *jobs > max_jobs {
+                return Err(TooManyJobs { max: max_jobs });
+            }
+            let tags_encoded = edgepurge_core::tags::has_separator(&event.key)
+                && m.targets.iter().any(|t| t.kind == TargetKind::Tag);
+            let note = if tags_encoded {
+                Some(
+                    "key holds ',' or ';', which separate cache tags: they are encoded \
+                     (%2C, %3B) in its tags, so the key cannot name another tag"
+                        .to_owned(),
+                )
+            } else {
+                m.targets.is_empty().then(|| {
+                    if event.key.ends_with('/') {
+                        "folder marker: nothing to purge".to_owned()
+                    } else if edgepurge_core::rule::has_dot_segment(&event.key) {
+                        "key has a '.' or '..' path segment, which no URL addresses: nothing \
+                         purged"
+                            .to_owned()
+                    } else {
+                        "key is outside the rule's strip_prefix or renders no tag: nothing to \
+                         purge"
+                            .to_owned()
+                    }
+                })
+            };
+            let rule = self.rules.iter().find(|r| r.spec.name == m.rule);
+            // Held after a purge of the same target for the rule's minimum interval.
+            let min_interval_ms = rule.map_or(0, |r| {
+                i64::try_from(r.spec.min_interval_ms).unwrap_or(i64::MAX)
+            });
+            // Verified after the purge when its rule asks (nothing purged: nothing to verify).
+            let verify = rule
+                .filter(|r| r.spec.verify && !m.targets.is_empty())
+                .map(|_| {
+                    crate::dispatch::verify::judge::start(
+                        &event.name,
+                        event.etag.as_deref(),
+                        event.size,
+                        m.targets.iter().map(|t| t.kind),
+                    )
+                });
+            // Warmed after the purge (and its verification) when its rule asks.
+            let warm = rule
+                .filter(|r| r.spec.warm && !m.targets.is_empty())
+                .map(|_| {
+                    crate::dispatch::warm::start(&event.name, m.targets.iter().map(|t| t.kind))
+                });
+            let allow_host_purge = rule.is_some_and(|r| r.spec.allow_host_purge);
+            // The last record takes the event's fields; earlier ones copy them.
+            let event = if i == last {
+                info.take().unwrap_or_default()
+            } else {
+                info.clone().unwrap_or_default()
+            };
+            f(IngestRecord {
+                event,
+                verify,
+                warm,
+                min_interval_ms,
+                allow_host_purge,
+                jobs: self.jobs(&m.targets),
+                fanout: self.fanout_jobs(&m.targets),
+                targets: m.targets.into_iter().map(|t| t.target).collect(),
+                rule: Some(m.rule),
+                provider: Some(m.provider),
+                note,
+            });
+        }
+        Ok(())
     }
 
     /// The fan-out targets among `targets`: those of accounts with several lanes, each

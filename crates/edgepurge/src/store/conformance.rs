@@ -26,6 +26,7 @@ macro_rules! suite {
         $crate::store::conformance::suite!(@single $factory;
             rules_are_unique_and_config_rules_are_read_only,
             pending_targets_merge_per_lane_kind_and_url,
+            records_made_while_written_commit_as_a_list_does_all_or_nothing,
             a_target_never_merges_into_a_sent_batch,
             batches_wait_for_linger_unless_full,
             success_is_recorded_with_provider_ids,
@@ -370,6 +371,73 @@ pub async fn pending_targets_merge_per_lane_kind_and_url(s: &dyn Store) {
     let p = depths.iter().find(|d| d.lane == "p").unwrap();
     assert_eq!(p.pending, 2);
     assert_eq!(p.oldest_pending_at, Some(0));
+}
+
+/// Records handed over one by one; fails instead of handing over record `fail_at`.
+struct Made {
+    records: Vec<IngestRecord>,
+    fail_at: Option<usize>,
+}
+
+impl RecordSource for Made {
+    fn records(&self) -> usize {
+        self.records.len()
+    }
+
+    fn each(&self, f: &mut dyn FnMut(IngestRecord) -> StoreResult<()>) -> StoreResult<()> {
+        for (i, r) in self.records.iter().enumerate() {
+            if self.fail_at == Some(i) {
+                return Err(StoreError::Unavailable("the source failed".into()));
+            }
+            f(r.clone())?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn records_made_while_written_commit_as_a_list_does_all_or_nothing(s: &dyn Store) {
+    let records = vec![
+        record("r", &[("p", "https://c/a"), ("p", "https://c/b")]),
+        record("r", &[("p", "https://c/a")]),
+        record("r", &[("q", "https://c/a")]),
+        record("unmatched", &[]),
+    ];
+    // A source failing part-way stores nothing of what it made before.
+    let failing = Made {
+        records: records.clone(),
+        fail_at: Some(2),
+    };
+    let err = s.ingest_from(Arc::new(failing), 0).await.unwrap_err();
+    assert!(err.to_string().contains("the source failed"), "{err}");
+    assert!(all_records(s).await.is_empty());
+    assert!(s.depths().await.unwrap().iter().all(|d| d.pending == 0));
+    // Made one by one: the same records, jobs and merges as the list gives.
+    let made = Made {
+        records: records.clone(),
+        fail_at: None,
+    };
+    let r = s.ingest_from(Arc::new(made), 0).await.unwrap();
+    assert_eq!(r.purge_ids.len(), 4);
+    assert_eq!((r.jobs_new, r.jobs_merged), (3, 1));
+    let listed = s.ingest(records, 0).await.unwrap();
+    assert_eq!((listed.jobs_new, listed.jobs_merged), (0, 4));
+    let mut log = all_records(s).await;
+    log.sort_by_key(|l| l.id);
+    let fields = |l: &LogRecord| {
+        (
+            l.rule.clone(),
+            l.targets.clone(),
+            l.status,
+            l.key.clone(),
+            l.format.clone(),
+        )
+    };
+    let (made, list): (Vec<_>, Vec<_>) = log.iter().partition(|l| r.purge_ids.contains(&l.id));
+    assert_eq!(
+        made.iter().map(|l| fields(l)).collect::<Vec<_>>(),
+        list.iter().map(|l| fields(l)).collect::<Vec<_>>()
+    );
+    assert_eq!(made[3].status, Status::Skipped);
 }
 
 pub async fn a_target_never_merges_into_a_sent_batch(s: &dyn Store) {

@@ -25,6 +25,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 use edgepurge_core::{RuleSpec, TargetKind};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 pub use crate::queue::lease::Lease;
 pub use crate::queue::{
@@ -394,6 +395,17 @@ pub struct IngestRecord {
     pub allow_host_purge: bool,
 }
 
+/// Records made as they are written, for [`Store::ingest_from`]: a large body's records are
+/// made one at a time from the body itself, so they are never all held at once.
+pub trait RecordSource: Send + Sync {
+    /// How many records [`RecordSource::each`] makes (what counts against the write queue).
+    fn records(&self) -> usize;
+    /// Hands each record to `f`, in order, stopping at `f`'s first error. Makes the same
+    /// records every time it is called (a backend may call it again, e.g. to retry its
+    /// transaction).
+    fn each(&self, f: &mut dyn FnMut(IngestRecord) -> StoreResult<()>) -> StoreResult<()>;
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestReceipt {
     /// Log record ids, in the order given.
@@ -605,6 +617,21 @@ pub trait Store: Send + Sync {
     // --- ingest
     /// Commits records and their jobs; `Busy` when too much is already waiting to be written.
     async fn ingest(&self, records: Vec<IngestRecord>, now: Ms) -> StoreResult<IngestReceipt>;
+    /// Commits the records `source` makes exactly as [`Store::ingest`] commits a list of them
+    /// (one transaction: all or none). A backend may make them while it writes, so they are
+    /// never all held at once; this default makes the list first.
+    async fn ingest_from(
+        &self,
+        source: Arc<dyn RecordSource>,
+        now: Ms,
+    ) -> StoreResult<IngestReceipt> {
+        let mut records = Vec::with_capacity(source.records());
+        source.each(&mut |r| {
+            records.push(r);
+            Ok(())
+        })?;
+        self.ingest(records, now).await
+    }
 
     // --- lanes
     /// Takes or extends the lease on `lane` for `ttl_ms` of the store's clock; `None` when

@@ -306,6 +306,24 @@ impl Store for SqliteStore {
         receipt
     }
 
+    async fn ingest_from(
+        &self,
+        source: Arc<dyn RecordSource>,
+        now: Ms,
+    ) -> StoreResult<IngestReceipt> {
+        // Each record is made, encoded and written by the writer, then let go: only the
+        // source (for a body, the body itself) is held.
+        let shared = Arc::clone(&source);
+        let receipt = self
+            .writer
+            .run(source.records(), true, move |c, ctx| {
+                ingest::ingest_from(c, ctx, shared.as_ref(), now)
+            })
+            .await;
+        drop(source);
+        receipt
+    }
+
     async fn acquire_lane(
         &self,
         lane: &str,
