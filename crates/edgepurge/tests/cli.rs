@@ -631,8 +631,16 @@ fn missing_provider_credentials_are_named_by_config_check_and_stop_serve() {
     assert_eq!(h["status"], "degraded");
     assert_eq!(h["lanes"][0]["missing_credentials"], true, "{h}");
     server.send(&ceph_body("assets", "ObjectCreated:Put", &["k.css".into()]));
-    std::thread::sleep(Duration::from_millis(500));
+    // Longer than every retry of max_attempts = 5 put together: the batch is held, not
+    // tried (it was once dead-lettered within a second, before the file appeared).
+    std::thread::sleep(Duration::from_millis(2500));
     assert!(fake.purges().is_empty(), "nothing was sent unsigned");
+    let held = ep.log(&[]);
+    assert_eq!(
+        (held[0]["status"].as_str(), held[0]["attempts"].as_u64()),
+        (Some("queued"), Some(0)),
+        "{held:?}"
+    );
     // The key file appears: the lane clears the flag by itself and the purge goes out.
     std::fs::write(&key, edgepurge_testkit::tencent::SECRET_KEY).unwrap();
     let log = ep.settle(Duration::from_secs(30));

@@ -173,6 +173,10 @@ impl Lane {
         }
     }
 
+    fn missing_credentials(&self) -> bool {
+        self.status.lock().is_ok_and(|s| s.missing_credentials)
+    }
+
     pub async fn run(self) {
         let lane = self.name().to_owned();
         let mut limits = self.purger.limits().clone();
@@ -288,6 +292,25 @@ impl Lane {
                 }
                 if now < next_probe_at {
                     let wait = Duration::from_millis((next_probe_at - now) as u64);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {},
+                        _ = self.shutdown.cancelled() => break,
+                    }
+                    continue;
+                }
+            }
+
+            // Credentials that cannot be read (started with --allow-missing-secrets, or a
+            // secret file gone): nothing could be signed, so no batch is claimed and no
+            // attempt is spent; they are looked at again every poll, and fixing them sends
+            // at once. (Claiming here once dead-lettered batches within a second.)
+            if self.missing_credentials() {
+                self.check_credentials(true);
+                if self.missing_credentials() {
+                    if sends.is_empty() {
+                        self.set_state(LaneState::Idle);
+                    }
+                    let wait = Duration::from_millis(self.settings.poll_ms.max(100));
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {},
                         _ = self.shutdown.cancelled() => break,
