@@ -284,6 +284,7 @@ async fn fanout_expansion(store: &SqliteStore, lanes: &Arc<[String]>) {
             quota_day: 0,
             quota_reset_at: i64::MAX,
             fanout: Some(claim.clone()),
+            collapse_to_dir_over: None,
         };
         match store.claim(req).await {
             Ok(Claim::Batch(b)) => {
