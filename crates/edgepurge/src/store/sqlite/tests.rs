@@ -374,3 +374,44 @@ async fn a_version_1_store_is_upgraded_with_its_queue_and_log() {
     let depth = store.depths().await.unwrap();
     assert!(depth.iter().all(|d| d.pending == 0), "{depth:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_queued_while_a_group_runs_join_its_transaction() {
+    let (_dir, store) = open();
+    let store = Arc::new(store);
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .writer
+                .run(0, false, move |_, ctx| {
+                    let _ = started_tx.send(());
+                    // Holds the group open until the others are queued.
+                    let _ = go_rx.recv_timeout(std::time::Duration::from_secs(10));
+                    Ok(ctx.seq)
+                })
+                .await
+        })
+    };
+    tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+        .await
+        .unwrap();
+    let later: Vec<_> = (0..3)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.writer.run(0, false, |_, ctx| Ok(ctx.seq)).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    go_tx.send(()).unwrap();
+    let seq = first.await.unwrap().unwrap();
+    for t in later {
+        assert_eq!(
+            t.await.unwrap().unwrap(),
+            seq,
+            "a write queued while the group ran waited for another transaction"
+        );
+    }
+}
