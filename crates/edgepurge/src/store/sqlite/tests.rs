@@ -375,8 +375,9 @@ async fn a_version_1_store_is_upgraded_with_its_queue_and_log() {
     assert!(depth.iter().all(|d| d.pending == 0), "{depth:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_queued_while_a_group_runs_join_its_transaction() {
+/// The change number of a write of `records` records that holds its group open, and those
+/// of three writes queued meanwhile.
+async fn seqs_of_writes_queued_during_a_group(records: usize) -> (i64, Vec<i64>) {
     let (_dir, store) = open();
     let store = Arc::new(store);
     let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
@@ -386,7 +387,7 @@ async fn writes_queued_while_a_group_runs_join_its_transaction() {
         tokio::spawn(async move {
             store
                 .writer
-                .run(0, false, move |_, ctx| {
+                .run(records, true, move |_, ctx| {
                     let _ = started_tx.send(());
                     // Holds the group open until the others are queued.
                     let _ = go_rx.recv_timeout(std::time::Duration::from_secs(10));
@@ -401,17 +402,35 @@ async fn writes_queued_while_a_group_runs_join_its_transaction() {
     let later: Vec<_> = (0..3)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.writer.run(0, false, |_, ctx| Ok(ctx.seq)).await })
+            tokio::spawn(async move { store.writer.run(1, true, |_, ctx| Ok(ctx.seq)).await })
         })
         .collect();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     go_tx.send(()).unwrap();
     let seq = first.await.unwrap().unwrap();
+    let mut seqs = Vec::new();
     for t in later {
-        assert_eq!(
-            t.await.unwrap().unwrap(),
-            seq,
-            "a write queued while the group ran waited for another transaction"
-        );
+        seqs.push(t.await.unwrap().unwrap());
     }
+    (seq, seqs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_queued_while_a_group_runs_join_its_transaction() {
+    let (seq, later) = seqs_of_writes_queued_during_a_group(1).await;
+    assert_eq!(
+        later,
+        vec![seq; 3],
+        "a write queued while the group ran waited for another transaction"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_group_commits_without_waiting_for_more() {
+    let (seq, later) = seqs_of_writes_queued_during_a_group(writer::JOIN_BELOW_RECORDS).await;
+    assert!(
+        later.iter().all(|s| *s > seq),
+        "writes queued behind a group of {} records joined it: {seq} {later:?}",
+        writer::JOIN_BELOW_RECORDS
+    );
 }

@@ -1,7 +1,7 @@
 //! The write path: one writer per store, running on the blocking pool only while there is
 //! work. Operations queued while it commits are committed together in its next transaction
-//! (group commit), and those queued while a group's statements run join that group before
-//! its commit, so a burst costs one fsync per group, and each caller hears back only after
+//! (group commit), and those queued while a small group's statements run join that group
+//! before its commit, so a burst costs one fsync per group, and each caller hears back only after
 //! the commit that holds its operation.
 //!
 //! The queue is bounded in records: an ingest that would overflow it is refused at once with
@@ -26,6 +26,10 @@ use tokio::sync::oneshot;
 const MAX_GROUP_OPS: usize = 512;
 /// Most records committed in one transaction (a larger single operation still goes alone).
 const MAX_GROUP_RECORDS: usize = 50_000;
+/// Operations queued while a group's statements run join it while it holds fewer records
+/// than this: in a small group the commit is most of the cost; a large one has already
+/// spread it (and 100-record bodies measured no better for joining).
+pub(super) const JOIN_BELOW_RECORDS: usize = 1_000;
 
 /// What an operation may use besides the transaction: numbers assigned once per transaction.
 pub(super) struct TxCtx<'a> {
@@ -355,7 +359,8 @@ fn run_group(
         // What was queued while these ran joins this transaction rather than waiting for
         // the next: the commit (WAL frames, fsync) is most of a small group's cost. (The
         // savepoint run repeats a group as it was.)
-        if savepoints || !take(&mut lock(&shared.queue), ops) {
+        let records: usize = ops.iter().map(|op| op.records()).sum();
+        if savepoints || records >= JOIN_BELOW_RECORDS || !take(&mut lock(&shared.queue), ops) {
             break;
         }
     }
