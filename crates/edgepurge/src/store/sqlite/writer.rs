@@ -1,8 +1,8 @@
 //! The write path: one writer per store, running on the blocking pool only while there is
 //! work. Operations queued while it commits are committed together in its next transaction
 //! (group commit), and those queued while a small group's statements run join that group
-//! before its commit, so a burst costs one fsync per group, and each caller hears back only after
-//! the commit that holds its operation.
+//! before its commit, so a burst costs one fsync per group, and each caller hears back only
+//! after the commit that holds its operation.
 //!
 //! The queue is bounded in records: an ingest that would overflow it is refused at once with
 //! [`StoreError::Busy`] (the webhook answers 503 + `Retry-After`), so a stalled disk or a
