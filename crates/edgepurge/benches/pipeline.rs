@@ -435,6 +435,29 @@ struct Wrk {
     ok_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The server's CPU time (user + system, all its threads) per successful request, in µs,
+    /// over the counted run. Unlike the rates, it hardly moves when other work shares the
+    /// cores.
+    cpu_us_per_ok: f64,
+}
+
+/// CPU time (user + system, every thread) the process `pid` has used so far, in seconds.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces), from field 3 on: utime is field
+    // 14 and stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Clock ticks are 1/100 s on Linux (USER_HZ).
+    (ticks(14) + ticks(15)) / 100.0
 }
 
 fn wrk_path() -> Option<std::path::PathBuf> {
@@ -445,8 +468,8 @@ fn wrk_path() -> Option<std::path::PathBuf> {
     })
 }
 
-/// One wrk run: `connections` for 5 s after a 1 s warm-up.
-fn wrk(addr: SocketAddr, dir: &std::path::Path, script: &str, connections: u32) -> Wrk {
+/// One wrk run against the server `pid`: `connections` for 5 s after a 1 s warm-up.
+fn wrk(addr: SocketAddr, pid: u32, dir: &std::path::Path, script: &str, connections: u32) -> Wrk {
     let url = format!("http://{addr}/v1/events");
     let run = |secs: &str| {
         let nonce = format!("{:x}", now_s().to_bits());
@@ -468,7 +491,9 @@ fn wrk(addr: SocketAddr, dir: &std::path::Path, script: &str, connections: u32) 
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     run("1s");
+    let cpu_before = cpu_s(pid);
     let text = run("5s");
+    let cpu = cpu_s(pid) - cpu_before;
     let num = |prefix: &str| -> Option<f64> {
         text.lines()
             .find(|l| l.trim_start().starts_with(prefix))
@@ -497,6 +522,7 @@ fn wrk(addr: SocketAddr, dir: &std::path::Path, script: &str, connections: u32) 
         } else {
             0.0
         },
+        cpu_us_per_ok: cpu * 1e6 / (requests - bad).max(1.0),
         p50_ms: num("50%").unwrap_or(0.0),
         p99_ms: num("99%").unwrap_or(0.0),
     }
@@ -509,13 +535,14 @@ fn ingest_against_the_floor(rig: &Rig) {
             .replace("TOKEN", TOKEN)
             .replace("PER_BODY", &n.to_string())
     };
+    let pid = rig.server.pid();
     let mut floor_32 = 0.0;
     for conns in [32, 256] {
-        let floor = wrk(rig.addr, dir.path(), HEAD_LUA, conns);
+        let floor = wrk(rig.addr, pid, dir.path(), HEAD_LUA, conns);
         if conns == 32 {
             floor_32 = floor.ok_per_s;
         }
-        let one = wrk(rig.addr, dir.path(), &post(1), conns);
+        let one = wrk(rig.addr, pid, dir.path(), &post(1), conns);
         println!(
             "{conns:>3} connections: floor (HEAD) {:>7.0} requests/s; single-record POST \
              {:>6.0} events/s = {:>4.1} % of the floor (p50 {:.1} ms, p99 {:.1} ms)",
@@ -525,16 +552,22 @@ fn ingest_against_the_floor(rig: &Rig) {
             one.p50_ms,
             one.p99_ms
         );
+        println!(
+            "{conns:>3} connections: server CPU {:.1} µs per HEAD, {:.1} µs per single-record \
+             event",
+            floor.cpu_us_per_ok, one.cpu_us_per_ok
+        );
     }
     // Last: it leaves the longest backlog (the provider purges at most 20,000 URLs/s).
-    let hundred = wrk(rig.addr, dir.path(), &post(100), 32);
+    let hundred = wrk(rig.addr, pid, dir.path(), &post(100), 32);
     println!(
         " 32 connections: 100-record POST {:>7.0} events/s = {:.2} × the floor's requests/s \
-         (p50 {:.1} ms, p99 {:.1} ms)",
+         (p50 {:.1} ms, p99 {:.1} ms); server CPU {:.2} µs per event",
         hundred.ok_per_s * 100.0,
         hundred.ok_per_s * 100.0 / floor_32.max(1.0),
         hundred.p50_ms,
-        hundred.p99_ms
+        hundred.p99_ms,
+        hundred.cpu_us_per_ok / 100.0
     );
     println!("after the ingest runs: {}", rss(rig.server.pid()));
 }

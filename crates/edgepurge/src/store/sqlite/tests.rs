@@ -404,3 +404,63 @@ async fn a_version_1_store_is_upgraded_with_its_queue_and_log() {
     let depth = store.depths().await.unwrap();
     assert!(depth.iter().all(|d| d.pending == 0), "{depth:?}");
 }
+
+/// The change number of a write of `records` records that holds its group open, and those
+/// of three writes queued meanwhile.
+async fn seqs_of_writes_queued_during_a_group(records: usize) -> (i64, Vec<i64>) {
+    let (_dir, store) = open();
+    let store = Arc::new(store);
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .writer
+                .run(records, true, move |_, ctx| {
+                    let _ = started_tx.send(());
+                    // Holds the group open until the others are queued.
+                    let _ = go_rx.recv_timeout(std::time::Duration::from_secs(10));
+                    Ok(ctx.seq)
+                })
+                .await
+        })
+    };
+    tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+        .await
+        .unwrap();
+    let later: Vec<_> = (0..3)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.writer.run(1, true, |_, ctx| Ok(ctx.seq)).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    go_tx.send(()).unwrap();
+    let seq = first.await.unwrap().unwrap();
+    let mut seqs = Vec::new();
+    for t in later {
+        seqs.push(t.await.unwrap().unwrap());
+    }
+    (seq, seqs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_queued_while_a_group_runs_join_its_transaction() {
+    let (seq, later) = seqs_of_writes_queued_during_a_group(1).await;
+    assert_eq!(
+        later,
+        vec![seq; 3],
+        "a write queued while the group ran waited for another transaction"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_group_commits_without_waiting_for_more() {
+    let (seq, later) = seqs_of_writes_queued_during_a_group(writer::JOIN_BELOW_RECORDS).await;
+    assert!(
+        later.iter().all(|s| *s > seq),
+        "writes queued behind a group of {} records joined it: {seq} {later:?}",
+        writer::JOIN_BELOW_RECORDS
+    );
+}

@@ -1,6 +1,7 @@
 //! The write path: one writer per store, running on the blocking pool only while there is
 //! work. Operations queued while it commits are committed together in its next transaction
-//! (group commit), so a burst costs one fsync per group, and each caller hears back only
+//! (group commit), and those queued while a small group's statements run join that group
+//! before its commit, so a burst costs one fsync per group, and each caller hears back only
 //! after the commit that holds its operation.
 //!
 //! The queue is bounded in records: an ingest that would overflow it is refused at once with
@@ -25,6 +26,10 @@ use tokio::sync::oneshot;
 const MAX_GROUP_OPS: usize = 512;
 /// Most records committed in one transaction (a larger single operation still goes alone).
 const MAX_GROUP_RECORDS: usize = 50_000;
+/// Operations queued while a group's statements run join it while it holds fewer records
+/// than this: in a small group the commit is most of the cost; a large one has already
+/// spread it (and 100-record bodies measured no better for joining).
+pub(super) const JOIN_BELOW_RECORDS: usize = 1_000;
 
 /// What an operation may use besides the transaction: numbers assigned once per transaction.
 pub(super) struct TxCtx<'a> {
@@ -237,20 +242,7 @@ fn drain(shared: &Shared) {
                 return;
             }
             let mut group = Vec::new();
-            let mut records = 0;
-            while let Some(op) = q.ops.front() {
-                let n = op.records();
-                if !group.is_empty()
-                    && (group.len() >= MAX_GROUP_OPS || records + n > MAX_GROUP_RECORDS)
-                {
-                    break;
-                }
-                records += n;
-                if let Some(op) = q.ops.pop_front() {
-                    group.push(op);
-                }
-            }
-            q.records -= records;
+            take(&mut q, &mut group);
             group
         };
         if let Err(e) = commit_group(&mut conn, shared, group) {
@@ -273,6 +265,27 @@ fn drain(shared: &Shared) {
             }
         }
     }
+}
+
+/// Moves operations from the queue to `group` while it stays within the group limits (a
+/// larger single operation still goes alone); whether any moved.
+fn take(q: &mut Queue, group: &mut Vec<Box<dyn WriteOp>>) -> bool {
+    let before = group.len();
+    let mut records: usize = group.iter().map(|op| op.records()).sum();
+    let mut taken = 0;
+    while let Some(op) = q.ops.front() {
+        let n = op.records();
+        if !group.is_empty() && (group.len() >= MAX_GROUP_OPS || records + n > MAX_GROUP_RECORDS) {
+            break;
+        }
+        records += n;
+        taken += n;
+        if let Some(op) = q.ops.pop_front() {
+            group.push(op);
+        }
+    }
+    q.records -= taken;
+    group.len() > before
 }
 
 /// Commits a group and answers its callers; the error when the group as a whole failed
@@ -303,7 +316,7 @@ fn commit_group(
 fn run_group(
     conn: &mut Connection,
     shared: &Shared,
-    ops: &mut [Box<dyn WriteOp>],
+    ops: &mut Vec<Box<dyn WriteOp>>,
     savepoints: bool,
 ) -> StoreResult<bool> {
     let tx = conn
@@ -327,21 +340,32 @@ fn run_group(
         known_lanes: &known,
         new_lanes: HashMap::new(),
     };
-    for op in ops.iter_mut() {
-        if savepoints {
-            tx.execute_batch("SAVEPOINT op")
+    let mut next = 0;
+    loop {
+        for op in ops[next..].iter_mut() {
+            if savepoints {
+                tx.execute_batch("SAVEPOINT op")
+                    .map_err(db_err("savepoint"))?;
+                let lanes_before = ctx.new_lanes.clone();
+                let ok = op.run(&tx, &mut ctx);
+                if ok {
+                    tx.execute_batch("RELEASE op")
+                } else {
+                    ctx.new_lanes = lanes_before;
+                    tx.execute_batch("ROLLBACK TO op; RELEASE op")
+                }
                 .map_err(db_err("savepoint"))?;
-            let lanes_before = ctx.new_lanes.clone();
-            let ok = op.run(&tx, &mut ctx);
-            if ok {
-                tx.execute_batch("RELEASE op")
-            } else {
-                ctx.new_lanes = lanes_before;
-                tx.execute_batch("ROLLBACK TO op; RELEASE op")
+            } else if !op.run(&tx, &mut ctx) {
+                return Ok(false); // dropping `tx` rolls back
             }
-            .map_err(db_err("savepoint"))?;
-        } else if !op.run(&tx, &mut ctx) {
-            return Ok(false); // dropping `tx` rolls back
+        }
+        next = ops.len();
+        // What was queued while these ran joins this transaction rather than waiting for
+        // the next: the commit (WAL frames, fsync) is most of a small group's cost. (The
+        // savepoint run repeats a group as it was.)
+        let records: usize = ops.iter().map(|op| op.records()).sum();
+        if savepoints || records >= JOIN_BELOW_RECORDS || !take(&mut lock(&shared.queue), ops) {
+            break;
         }
     }
     let counters = (ctx.next_purge_id - 1, ctx.next_job_id - 1, ctx.last_created);
