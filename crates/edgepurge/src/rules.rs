@@ -46,6 +46,18 @@ pub enum RuleRefusal {
         provider: String,
         kind: &'static str,
     },
+    /// `min_interval_ms` on a rule whose account has several lanes: its targets are fanned
+    /// out to the lanes after ingest, where no interval is kept yet.
+    #[error(
+        "rule {rule:?}: min_interval_ms is not supported for provider {provider:?}, which \
+         purges {lanes} cache nodes (its targets are fanned out to the nodes after ingest); \
+         remove min_interval_ms, or use an account with one node"
+    )]
+    IntervalNeedsOneLane {
+        rule: String,
+        provider: String,
+        lanes: usize,
+    },
     /// `warm = true` on a rule that purges directories or tags: nothing addresses one URL.
     #[error(
         "rule {rule:?}: warm = true needs mode = \"url\" (a {mode} purge has no URL to \
@@ -73,6 +85,7 @@ impl RuleRefusal {
             RuleRefusal::UnknownProvider { .. } => "provider",
             RuleRefusal::Unsupported { .. } => "mode",
             RuleRefusal::CannotWarm { .. } | RuleRefusal::WarmNeedsUrls { .. } => "warm",
+            RuleRefusal::IntervalNeedsOneLane { .. } => "min_interval_ms",
         }
     }
 }
@@ -127,6 +140,14 @@ pub fn refusals(spec: &RuleSpec, providers: Option<&Providers>) -> Vec<RuleRefus
             });
             continue;
         };
+        let lanes = account.lanes().len();
+        if spec.min_interval_ms > 0 && lanes > 1 {
+            out.push(RuleRefusal::IntervalNeedsOneLane {
+                rule: spec.name.clone(),
+                provider: name.to_owned(),
+                lanes,
+            });
+        }
         if spec.warm && !account.prefetches() {
             out.push(RuleRefusal::CannotWarm {
                 rule: spec.name.clone(),
@@ -250,6 +271,48 @@ mod tests {
 
     /// Warming needs an account with a prefetch API and a rule that purges URLs; a stored
     /// rule whose account can no longer prefetch still purges (the planner drops `warm`).
+    #[test]
+    fn min_interval_is_refused_where_targets_fan_out_to_several_nodes() {
+        let p = config::parse(
+            "[providers.tencent]\nkind = \"tencent-cdn\"\n\
+             [providers.one]\nkind = \"http-purge\"\npreset = \"varnish\"\n\
+             nodes = [\"127.0.0.1:6081\"]\n\
+             [providers.edge]\nkind = \"http-purge\"\npreset = \"varnish\"\n\
+             nodes = [\"127.0.0.1:6081\", \"127.0.0.2:6081\"]\n",
+        )
+        .unwrap()
+        .validate()
+        .unwrap()
+        .providers;
+        let held = |provider: &str| RuleSpec {
+            min_interval_ms: 5_000,
+            ..spec(provider, Mode::Url)
+        };
+        assert!(check(held("tencent"), Some(&p)).is_ok());
+        assert!(check(held("one"), Some(&p)).is_ok(), "one node: no fan-out");
+        let err = check(held("edge"), Some(&p)).unwrap_err();
+        assert_eq!(err.field(), "min_interval_ms");
+        assert_eq!(
+            err.to_string(),
+            "rule \"r\": min_interval_ms is not supported for provider \"edge\", which purges \
+             2 cache nodes (its targets are fanned out to the nodes after ingest); remove \
+             min_interval_ms, or use an account with one node"
+        );
+        assert!(
+            check(spec("edge", Mode::Url), Some(&p)).is_ok(),
+            "without it"
+        );
+        // Stored before the account had several nodes: purged after every change, said so.
+        let stored = crate::store::StoredRule::from_config(&held("edge"));
+        let (planner, problems) = crate::app::Planner::new(&[stored], &p, false);
+        assert_eq!(planner.rules().len(), 1);
+        assert_eq!(planner.rules()[0].spec.min_interval_ms, 0);
+        assert!(
+            problems[0].ends_with("its purges go on without an interval"),
+            "{problems:?}"
+        );
+    }
+
     #[test]
     fn warm_is_refused_where_nothing_can_be_prefetched() {
         let p = config::parse(

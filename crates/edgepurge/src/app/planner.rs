@@ -68,6 +68,12 @@ impl Planner {
                         problems.push(format!("{e}; its purges go on without warming"));
                         spec.warm = false;
                     }
+                    // Accepted once, and its account now has several nodes: it still
+                    // purges, after every change.
+                    Err(ref e @ RuleRefusal::IntervalNeedsOneLane { .. }) => {
+                        problems.push(format!("{e}; its purges go on without an interval"));
+                        spec.min_interval_ms = 0;
+                    }
                     other => break other,
                 }
             };
