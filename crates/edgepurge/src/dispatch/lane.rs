@@ -243,6 +243,8 @@ impl Lane {
             let Some(token) = held else {
                 was_held = false;
                 self.set_state(LaneState::Standby);
+                let missing = self.missing_credentials();
+                let recheck = Duration::from_millis(self.settings.poll_ms.max(100));
                 tokio::select! {
                     changed = held_rx.changed() => {
                         if changed.is_err() {
@@ -250,6 +252,9 @@ impl Lane {
                             self.pause(Duration::from_millis(self.settings.poll_ms)).await;
                         }
                     }
+                    // Standing by for want of credentials: fixing them lets the renewer
+                    // take the lane again.
+                    _ = tokio::time::sleep(recheck), if missing => self.check_credentials(true),
                     _ = self.shutdown.cancelled() => {},
                 }
                 continue;
@@ -614,6 +619,29 @@ async fn renew_lease(
     let mut failures: u32 = 0;
     loop {
         let was = *held.borrow();
+        // Credentials that cannot be read here: this process could sign nothing, so it leaves
+        // the lane to one that can (another node of a cluster) and does not take it
+        // meanwhile; the lane looks at them again while it stands by.
+        if status.lock().is_ok_and(|s| s.missing_credentials) {
+            if was.is_some() {
+                match store.release_lane(&lane, &owner).await {
+                    Ok(()) => tracing::warn!(
+                        lane = %lane,
+                        "lane released: its credentials cannot be read in this process"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(lane = %lane, error = %e, "could not release lane lease")
+                    }
+                }
+                view.send_replace(LeaseView::NotHeld);
+                held.send_replace(None);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(1000)) => {},
+                _ = stop.cancelled() => return,
+            }
+            continue;
+        }
         let asked = Instant::now();
         let (now_held, seen) = match store.acquire_lane(&lane, &owner, ttl_ms).await {
             Ok(Some(lease)) => (

@@ -206,7 +206,9 @@ impl Dispatcher {
         // And its purgers, for its warmer.
         let mut warmers: BTreeMap<String, Vec<Arc<dyn Purger>>> = BTreeMap::new();
         // Accounts with several lanes: their targets are stored once and expanded by any of
-        // their lanes (crate::queue::fanout).
+        // their lanes (crate::queue::fanout). An account with one lane named for its node
+        // (an http-purge account whose nodes were cut to one) expands too: targets stored
+        // for its former nodes would otherwise wait forever.
         let mut account_lanes: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for p in &purgers {
             account_lanes
@@ -216,7 +218,7 @@ impl Dispatcher {
         }
         let fanouts: BTreeMap<String, crate::store::FanoutClaim> = account_lanes
             .into_iter()
-            .filter(|(_, lanes)| lanes.len() > 1)
+            .filter(|(account, lanes)| lanes.len() > 1 || lanes.iter().any(|l| l != account))
             .map(|(account, lanes)| {
                 let claim = crate::store::FanoutClaim {
                     account: account.clone(),

@@ -237,7 +237,7 @@ impl Warmer {
                     break;
                 }
                 let update = tokio::select! {
-                    u = self.warm(d, limits, &mut limiter, &mut quota) => u,
+                    u = self.warm(d, limits, &mut limiter, &mut quota, &mut lease) => u,
                     // What was taken is taken again when its lease ends.
                     _ = self.shutdown.cancelled() => break,
                 };
@@ -291,6 +291,7 @@ impl Warmer {
         limits: Option<PrefetchLimits>,
         limiter: &mut RateLimiter,
         quota: &mut Option<Quota>,
+        lease: &mut Held,
     ) -> WarmUpdate {
         let update = |warmed: Warmed, note: String, task_id: Option<String>| WarmUpdate {
             id: d.id,
@@ -329,6 +330,17 @@ impl Warmer {
                     notes.push(why);
                     failed = true;
                     continue;
+                }
+                // A record can take longer than the lease (many nodes at a low rate): it is
+                // renewed before each request, and lost, the rest is left to the new holder
+                // (undecided: the record is taken again when its own lease ends).
+                if !self.hold(lease).await {
+                    return WarmUpdate {
+                        id: d.id,
+                        warmed: Warmed::Pending,
+                        note: None,
+                        task_id: None,
+                    };
                 }
                 let r = self.send(purger.as_ref(), &chunk, limiter).await;
                 match r.verdict {
@@ -451,11 +463,14 @@ impl Warmer {
         let Some(total) = q.total else {
             return Ok(());
         };
+        // Unknown is not zero: a store that cannot say what was used today sends nothing.
         let used = self
             .store
             .quota_used(&self.quota_lane(), TargetKind::Url, q.day)
             .await
-            .unwrap_or(0);
+            .map_err(|e| {
+                format!("today's prefetch count could not be read from the store (not sent): {e}")
+            })?;
         if used.saturating_add(n as u64) > total {
             return Err(format!(
                 "the daily prefetch quota would be exceeded ({used} of {total} URLs used today; \
@@ -471,11 +486,19 @@ impl Warmer {
             return;
         };
         let lane = self.quota_lane();
-        let used = self
-            .store
-            .quota_used(&lane, TargetKind::Url, q.day)
-            .await
-            .unwrap_or(0);
+        let used = match self.store.quota_used(&lane, TargetKind::Url, q.day).await {
+            Ok(used) => used,
+            Err(e) => {
+                // Raising the count from 0 would not add these: say so instead.
+                tracing::warn!(
+                    provider = %self.provider,
+                    urls = n,
+                    error = %e,
+                    "cannot count prefetched URLs: today's count could not be read"
+                );
+                return;
+            }
+        };
         if let Err(e) = self
             .store
             .note_quota_used(&lane, TargetKind::Url, q.day, used.saturating_add(n as u64))
@@ -601,8 +624,9 @@ mod tests {
         };
         let (limits, mut limiter) = (purger.prefetch_limits(), RateLimiter::per_second(1000.0));
         let mut quota = None;
+        let mut lease = Held::default();
         let u = warmer
-            .warm(record.clone(), limits, &mut limiter, &mut quota)
+            .warm(record.clone(), limits, &mut limiter, &mut quota, &mut lease)
             .await;
         assert_eq!(u.warmed, Warmed::Warmed, "{u:?}");
         // 4 (the quota's batch) then 1; the 4 throttled once, then halved.
@@ -621,7 +645,9 @@ mod tests {
                 .unwrap(),
             6
         );
-        let u = warmer.warm(record, limits, &mut limiter, &mut quota).await;
+        let u = warmer
+            .warm(record, limits, &mut limiter, &mut quota, &mut lease)
+            .await;
         assert_eq!(u.warmed, Warmed::Failed);
         assert_eq!(
             u.note.as_deref(),

@@ -97,7 +97,9 @@ pub fn plan(
 
 /// The directory of a URL (`https://h/a/b.png` → `https://h/a/`) and whether it is the
 /// host's root (`https://h/`: a purge of the whole host); `None` when the URL has a query or
-/// fragment (its directory is not a plain path) or no path.
+/// fragment (its directory is not a plain path) or no path, and when its directory has an
+/// empty segment (`https://h//x.png` from a key `/x.png`: a cache that merges slashes would
+/// read `https://h//` as the host's root, so such URLs are never collapsed).
 pub fn directory(url: &str) -> Option<(&str, bool)> {
     let after_scheme = url.find("://")? + 3;
     let path_start = after_scheme + url[after_scheme..].find('/')?;
@@ -105,6 +107,9 @@ pub fn directory(url: &str) -> Option<(&str, bool)> {
         return None;
     }
     let last = url.rfind('/')?;
+    if url[path_start..=last].contains("//") {
+        return None;
+    }
     Some((&url[..=last], last == path_start))
 }
 
@@ -117,6 +122,19 @@ pub fn note(dir: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A sender's key `/1.png` gives `https://h//1.png`; its directory `https://h//` is the
+    /// host's root to a cache that merges slashes. It once collapsed without allow_host_purge.
+    #[test]
+    fn a_directory_with_an_empty_segment_is_never_collapsed_into() {
+        assert_eq!(directory("https://h//1.png"), None);
+        assert_eq!(directory("https://h/a//b/1.png"), None);
+        assert_eq!(
+            directory("https://h/a/1.png"),
+            Some(("https://h/a/", false))
+        );
+        assert_eq!(directory("https://h/1.png"), Some(("https://h/", true)));
+    }
 
     fn req(over: Option<u32>, url_quota: Option<u64>, dir_quota: Option<u64>) -> ClaimRequest {
         ClaimRequest {

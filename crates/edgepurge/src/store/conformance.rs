@@ -66,6 +66,7 @@ macro_rules! suite {
             a_target_is_held_for_its_rules_min_interval_then_purged_once,
             urls_the_quota_cannot_cover_collapse_into_their_directory,
             fanned_out_targets_are_stored_once_and_reach_every_lane,
+            fan_out_targets_reach_the_one_lane_left_when_nodes_were_cut,
             fan_out_expands_in_bounded_slices_and_a_silent_lane_catches_up,
             a_hosts_root_is_collapsed_only_when_every_rule_allows_it,
         );
@@ -2597,6 +2598,27 @@ async fn pending_of(s: &dyn Store, lane: &str) -> u64 {
         .into_iter()
         .find(|d| d.lane == lane)
         .map_or(0, |d| d.pending)
+}
+
+/// Stored for an account of two nodes, then the config cut it to one: the lane left expands
+/// the rows (they once waited forever, the record queued).
+pub async fn fan_out_targets_reach_the_one_lane_left_when_nodes_were_cut(s: &dyn Store) {
+    let two: Vec<String> = vec!["edge@a".into(), "edge@b".into()];
+    let ids = s
+        .ingest(vec![fanout_record(&two, &["https://c/1"])], 1000)
+        .await
+        .unwrap()
+        .purge_ids;
+    let one: Vec<String> = vec!["edge@a".into()];
+    let ta = take_lane(s, "edge@a").await;
+    let a = claim_batch(s, fanout_req("edge@a", &one, ta, 1100, 100)).await;
+    assert_eq!(a.targets, vec!["https://c/1"]);
+    s.finish(finish(ta, &a, 1200, FinishOutcome::Succeeded))
+        .await
+        .unwrap();
+    let recs = all_records(s).await;
+    let rec = recs.iter().find(|r| r.id == ids[0]).expect("record");
+    assert_eq!(rec.status, Status::Succeeded, "{rec:?}");
 }
 
 pub async fn fanned_out_targets_are_stored_once_and_reach_every_lane(s: &dyn Store) {
