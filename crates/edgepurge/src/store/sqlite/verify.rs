@@ -15,13 +15,34 @@ pub(super) fn due_ids(
     settled_before: Ms,
     limit: usize,
 ) -> StoreResult<Vec<i64>> {
+    due_ids_by(
+        conn,
+        sql::VERIFY_DUE,
+        "read records to verify",
+        provider,
+        now,
+        settled_before,
+        limit,
+    )
+}
+
+/// Ids of records a lifecycle step's `due` query finds (verification's, warming's).
+pub(super) fn due_ids_by(
+    conn: &Connection,
+    due: &'static str,
+    what: &'static str,
+    provider: &str,
+    now: Ms,
+    settled_before: Ms,
+    limit: usize,
+) -> StoreResult<Vec<i64>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    conn.prepare_cached(sql::VERIFY_DUE)
+    conn.prepare_cached(due)
         .and_then(|mut s| {
             s.query_map(params![provider, now, settled_before, limit], |r| r.get(0))?
                 .collect()
         })
-        .map_err(db_err("read records to verify"))
+        .map_err(db_err(what))
 }
 
 /// Takes the records of `ids` still due at `now` until `until`.

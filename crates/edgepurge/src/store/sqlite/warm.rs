@@ -15,13 +15,15 @@ pub(super) fn due_ids(
     settled_before: Ms,
     limit: usize,
 ) -> StoreResult<Vec<i64>> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    conn.prepare_cached(sql::WARM_DUE)
-        .and_then(|mut s| {
-            s.query_map(params![provider, now, settled_before, limit], |r| r.get(0))?
-                .collect()
-        })
-        .map_err(db_err("read records to warm"))
+    super::verify::due_ids_by(
+        conn,
+        sql::WARM_DUE,
+        "read records to warm",
+        provider,
+        now,
+        settled_before,
+        limit,
+    )
 }
 
 /// Takes the records of `ids` still due at `now` until `until`.
