@@ -3,7 +3,7 @@
 //! and quotas are read at scrape time, so they are never stale.
 
 use crate::dispatch::LaneStatus;
-use crate::store::LaneDepth;
+use crate::store::{FanoutDepth, LaneDepth};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -45,6 +45,11 @@ struct WarmedLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LaneLabel {
     lane: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AccountLabel {
+    account: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -98,6 +103,10 @@ pub struct Metrics {
     to_done: Seconds,
     pending: Family<LaneLabel, Gauge>,
     oldest_pending: Family<LaneLabel, FloatGauge>,
+    fanout_pending: Family<AccountLabel, Gauge>,
+    fanout_oldest: Family<AccountLabel, FloatGauge>,
+    /// Accounts that had fan-out targets at a scrape: shown as 0 once expanded.
+    fanout_seen: Mutex<std::collections::BTreeSet<String>>,
     waiting_batches: Family<LaneLabel, Gauge>,
     dead_batches: Family<LaneLabel, Gauge>,
     lane_state: Family<LaneStateLabels, Gauge>,
@@ -128,6 +137,9 @@ impl Metrics {
             to_done: Family::new_with_constructor(seconds_histogram),
             pending: Family::default(),
             oldest_pending: Family::default(),
+            fanout_pending: Family::default(),
+            fanout_oldest: Family::default(),
+            fanout_seen: Mutex::new(Default::default()),
             waiting_batches: Family::default(),
             dead_batches: Family::default(),
             lane_state: Family::default(),
@@ -189,6 +201,18 @@ impl Metrics {
             "edgepurge_queue_oldest_pending_seconds",
             "Age of the oldest target waiting to be sent, per lane (0 when none waits)",
             m.oldest_pending.clone(),
+        );
+        registry.register(
+            "edgepurge_queue_fanout_pending",
+            "Targets of a provider account with several lanes (http-purge nodes) not yet \
+             expanded into its lanes' jobs: each becomes one more pending target on every lane",
+            m.fanout_pending.clone(),
+        );
+        registry.register(
+            "edgepurge_queue_fanout_oldest_seconds",
+            "Age of the oldest event among an account's fan-out targets not yet expanded (0 \
+             when none waits)",
+            m.fanout_oldest.clone(),
         );
         registry.register(
             "edgepurge_queue_waiting_batches",
@@ -310,8 +334,39 @@ impl Metrics {
     }
 
     /// The text exposition, with queue depths and lane states as of now.
-    pub fn render(&self, depths: &[LaneDepth], lanes: &[LaneStatus], now_ms: i64) -> String {
+    pub fn render(
+        &self,
+        depths: &[LaneDepth],
+        fanout: &[FanoutDepth],
+        lanes: &[LaneStatus],
+        now_ms: i64,
+    ) -> String {
         let _one = self.render.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let mut seen = self.fanout_seen.lock().unwrap_or_else(|p| p.into_inner());
+            for account in seen.iter() {
+                if !fanout.iter().any(|f| &f.account == account) {
+                    let l = AccountLabel {
+                        account: account.clone(),
+                    };
+                    self.fanout_pending.get_or_create(&l).set(0);
+                    self.fanout_oldest.get_or_create(&l).set(0.0);
+                }
+            }
+            for f in fanout {
+                let l = AccountLabel {
+                    account: f.account.clone(),
+                };
+                self.fanout_pending
+                    .get_or_create(&l)
+                    .set(i64::try_from(f.targets).unwrap_or(i64::MAX));
+                let age = f
+                    .oldest_at
+                    .map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0);
+                self.fanout_oldest.get_or_create(&l).set(age);
+                seen.insert(f.account.clone());
+            }
+        }
         // Lanes with nothing queued have no depth row: they count as empty.
         let empty: Vec<LaneDepth> = lanes
             .iter()
@@ -416,7 +471,12 @@ mod tests {
                 },
             ),
         ];
-        let text = m.render(&depths, &lanes, 31_000);
+        let fanout = [FanoutDepth {
+            account: "edge".into(),
+            targets: 7,
+            oldest_at: Some(11_000),
+        }];
+        let text = m.render(&depths, &fanout, &lanes, 31_000);
         for line in [
             "edgepurge_bodies_total{outcome=\"accepted\"} 2",
             "edgepurge_bodies_total{outcome=\"refused\"} 1",
@@ -437,9 +497,22 @@ mod tests {
             // A lane with nothing queued reports an empty queue.
             "edgepurge_queue_pending{lane=\"edge@10.0.0.1:6081\"} 0",
             "edgepurge_lane_state{lane=\"edge@10.0.0.1:6081\",state=\"down\"} 1",
+            "edgepurge_queue_fanout_pending{account=\"edge\"} 7",
+            "edgepurge_queue_fanout_oldest_seconds{account=\"edge\"} 20.0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+        // Expanded since: the account reads 0 rather than its last figure.
+        let text = m.render(&depths, &[], &lanes, 32_000);
+        for line in [
+            "edgepurge_queue_fanout_pending{account=\"edge\"} 0",
+            "edgepurge_queue_fanout_oldest_seconds{account=\"edge\"} 0.0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
     }
 }

@@ -596,6 +596,12 @@ fn providers_show_lanes_and_quota_and_never_a_secret() {
     assert_eq!(tencent["name"], "tencent");
     assert_eq!(tencent["kind"], "tencent-cdn");
     assert_eq!(tencent["supports"], json!(["url", "dir"]));
+    // One lane: nothing stored for fan-out.
+    assert_eq!(
+        tencent["fanout"],
+        json!({"targets": 0, "oldest_at": null}),
+        "{tencent}"
+    );
     let lane = &tencent["lanes"][0];
     assert_eq!(lane["lane"], "tencent");
     assert!(lane["state"].is_string(), "{lane}");

@@ -204,6 +204,19 @@ fn a_body_of_50000_records_on_200_nodes_is_accepted_stored_once_and_holds_nobody
         "acknowledged before the fan-out completed ({unexpanded} targets left, {} purges sent)",
         nodes.total()
     );
+    // The metrics show what waits to be fanned out (the lanes' pending counts do not hold it).
+    let metrics = edgepurge_testkit::http::get(server.addr, "/metrics")
+        .unwrap()
+        .text();
+    let waiting: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("edgepurge_queue_fanout_pending{account=\"edge\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no fan-out depth in:\n{metrics}"));
+    assert!(
+        waiting > 0 && waiting <= 50_001,
+        "{waiting} targets waiting to be fanned out"
+    );
     // What is stored is bounded by the targets plus a few slices per node, not by
     // targets × nodes.
     assert!(

@@ -390,6 +390,9 @@ impl Store for Recording {
     async fn depths(&self) -> crate::store::StoreResult<Vec<crate::store::LaneDepth>> {
         self.inner.depths().await
     }
+    async fn fanout_depths(&self) -> crate::store::StoreResult<Vec<crate::store::FanoutDepth>> {
+        self.inner.fanout_depths().await
+    }
     async fn release_held(&self, lane: &str, now: Ms) -> crate::store::StoreResult<u64> {
         self.inner.release_held(lane, now).await
     }

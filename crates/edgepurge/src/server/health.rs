@@ -135,9 +135,21 @@ pub async fn metrics(
             )
         }
     };
-    let text = state
-        .metrics
-        .render(&depths, &state.dispatcher.statuses(), state.clock.now_ms());
+    let fanout = match state.store.fanout_depths().await {
+        Ok(f) => f,
+        Err(e) => {
+            return super::answer::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot read the queue: {e}"),
+            )
+        }
+    };
+    let text = state.metrics.render(
+        &depths,
+        &fanout,
+        &state.dispatcher.statuses(),
+        state.clock.now_ms(),
+    );
     (
         [(
             axum::http::header::CONTENT_TYPE,

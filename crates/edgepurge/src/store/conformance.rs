@@ -2638,10 +2638,19 @@ pub async fn fanned_out_targets_are_stored_once_and_reach_every_lane(s: &dyn Sto
         .await
         .unwrap();
     assert_eq!((r.jobs_new, r.jobs_merged), (2, 1), "{r:?}");
-    // No lane has a job yet: the targets are stored once, not once per lane.
+    // No lane has a job yet: the targets are stored once, not once per lane, and the queue
+    // shows them as the account's fan-out depth.
     for l in &lanes {
         assert_eq!(pending_of(s, l).await, 0, "{l}");
     }
+    assert_eq!(
+        s.fanout_depths().await.unwrap(),
+        vec![FanoutDepth {
+            account: "edge".into(),
+            targets: 2,
+            oldest_at: Some(1000),
+        }]
+    );
     let recs = all_records(s).await;
     assert!(recs.iter().all(|r| r.status == Status::Queued), "{recs:?}");
 
@@ -2651,12 +2660,19 @@ pub async fn fanned_out_targets_are_stored_once_and_reach_every_lane(s: &dyn Sto
     assert_eq!(a.targets, vec!["https://c/1", "https://c/2"]);
     assert_eq!(pending_of(s, "edge@b").await, 2);
     assert_eq!(pending_of(s, "edge@c").await, 2);
+    assert_eq!(s.fanout_depths().await.unwrap(), vec![], "expanded");
     // A new event for c/1 now: a new row (c/1 is pending on b and c, sent on a).
     let late = s
         .ingest(vec![fanout_record(&lanes, &["https://c/1"])], 1150)
         .await
         .unwrap();
     assert_eq!((late.jobs_new, late.jobs_merged), (1, 0));
+    let depth = s.fanout_depths().await.unwrap();
+    assert_eq!(
+        (depth.len(), depth[0].targets, depth[0].oldest_at),
+        (1, 1, Some(1150)),
+        "{depth:?}"
+    );
     s.finish(finish(ta, &a, 1200, FinishOutcome::Succeeded))
         .await
         .unwrap();

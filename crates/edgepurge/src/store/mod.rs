@@ -543,6 +543,17 @@ pub struct LaneDepth {
     pub oldest_pending_at: Option<Ms>,
 }
 
+/// Targets stored once for a provider account with several lanes (http-purge nodes) and not
+/// yet expanded into its lanes' jobs: each will be one pending job on every lane, beyond
+/// what [`LaneDepth::pending`] counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FanoutDepth {
+    pub account: String,
+    pub targets: u64,
+    /// Arrival of the oldest event among them.
+    pub oldest_at: Option<Ms>,
+}
+
 /// Which dead batches `retry_dead` re-queues.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetryFilter {
@@ -719,6 +730,9 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> StoreResult<Vec<RequestRecord>>;
     async fn depths(&self) -> StoreResult<Vec<LaneDepth>>;
+    /// Per account with fan-out targets waiting to be expanded into its lanes' jobs, by
+    /// account name.
+    async fn fanout_depths(&self) -> StoreResult<Vec<FanoutDepth>>;
     /// Makes the lane's batches waiting after a failure (backoff, or held while the provider
     /// was down) due at `now`: the provider answers again. Batches waiting for quota stay.
     /// Returns how many.

@@ -8,7 +8,7 @@ use super::input::query;
 use crate::clock::rfc3339_ms;
 use crate::dispatch::policy::quota_day;
 use crate::dispatch::LaneStatus;
-use crate::store::LaneDepth;
+use crate::store::{FanoutDepth, LaneDepth};
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Json, Response};
@@ -63,6 +63,14 @@ pub fn depth_view(d: Option<&LaneDepth>) -> Value {
     })
 }
 
+/// An account's targets waiting to be expanded into one job per lane (http-purge nodes).
+fn fanout_view(f: Option<&FanoutDepth>) -> Value {
+    json!({
+        "targets": f.map_or(0, |f| f.targets),
+        "oldest_at": time(f.and_then(|f| f.oldest_at)),
+    })
+}
+
 /// [`depth_view`] with the lane's name: `GET /v1/status` and `edgepurge status --json`.
 pub fn lane_queue_view(d: &LaneDepth) -> Value {
     let mut v = depth_view(Some(d));
@@ -79,6 +87,10 @@ pub async fn list(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
     let depths = match state.admin.status().await {
         Ok(d) => d,
         Err(e) => return e.into_response(),
+    };
+    let fanout = match state.store.fanout_depths().await {
+        Ok(f) => f,
+        Err(e) => return crate::app::AdminError::from(e).into_response(),
     };
     let statuses = state.dispatcher.statuses();
     let now = state.clock.now_ms();
@@ -127,6 +139,7 @@ pub async fn list(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
             "supports": supports,
             "rate_per_s": limits.rate_per_s,
             "lanes": lanes,
+            "fanout": fanout_view(fanout.iter().find(|f| f.account == *name)),
         }));
     }
     Json(json!({ "providers": out })).into_response()

@@ -163,6 +163,18 @@ pub(super) async fn depths(t: &Tx<'_>) -> StoreResult<Vec<LaneDepth>> {
     Ok(out.into_values().collect())
 }
 
+pub(super) async fn fanout_depths(t: &Tx<'_>) -> StoreResult<Vec<FanoutDepth>> {
+    let mut out = Vec::new();
+    for r in t.query(sql::DEPTH_FANOUT, &[], "fan-out depth").await? {
+        out.push(FanoutDepth {
+            account: col(&r, 0)?,
+            targets: col::<i64>(&r, 1)?.max(0) as u64,
+            oldest_at: col(&r, 2)?,
+        });
+    }
+    Ok(out)
+}
+
 /// Deletes up to about `max_rows` rows of what is finished and older than `before`: succeeded
 /// and dead batches with their jobs, records whose every job is gone, and old request
 /// records. Returns how many rows went.

@@ -417,6 +417,10 @@ impl Store for PgStore {
         in_tx!(self.inner, "queue depth", |t| log::depths(&t))
     }
 
+    async fn fanout_depths(&self) -> StoreResult<Vec<FanoutDepth>> {
+        in_tx!(self.inner, "fan-out depth", |t| log::fanout_depths(&t))
+    }
+
     async fn tasks_due(&self, lane: &str, now: Ms, limit: usize) -> StoreResult<Vec<FollowedTask>> {
         in_tx!(self.inner, "read tasks to follow", |t| tasks::due(
             &t, lane, now, limit

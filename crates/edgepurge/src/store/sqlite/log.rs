@@ -243,6 +243,23 @@ pub(super) fn depths(conn: &Connection) -> StoreResult<Vec<LaneDepth>> {
     Ok(out.into_values().collect())
 }
 
+pub(super) fn fanout_depths(conn: &Connection) -> StoreResult<Vec<FanoutDepth>> {
+    let mut stmt = conn
+        .prepare_cached(sql::DEPTH_FANOUT)
+        .map_err(db_err("fan-out depth"))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(FanoutDepth {
+                account: r.get(0)?,
+                targets: r.get::<_, i64>(1)?.max(0) as u64,
+                oldest_at: r.get(2)?,
+            })
+        })
+        .map_err(db_err("fan-out depth"))?;
+    rows.collect::<Result<_, _>>()
+        .map_err(db_err("fan-out depth"))
+}
+
 /// Deletes up to about `max_rows` rows of what is finished and older than `before`: succeeded
 /// and dead batches with their jobs, records whose every job is gone, and old request
 /// records. Returns how many rows went.

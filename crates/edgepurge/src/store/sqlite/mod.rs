@@ -473,6 +473,10 @@ impl Store for SqliteStore {
         self.readers.read(log::depths).await
     }
 
+    async fn fanout_depths(&self) -> StoreResult<Vec<FanoutDepth>> {
+        self.readers.read(log::fanout_depths).await
+    }
+
     async fn release_held(&self, lane: &str, now: Ms) -> StoreResult<u64> {
         let lane = lane.to_owned();
         self.write(move |c, ctx| retry::release_held(c, ctx, &lane, now))
