@@ -549,3 +549,52 @@ warm = true
     );
     assert_eq!(log.len(), 6);
 }
+
+#[test]
+fn a_node_that_cannot_sign_leaves_the_lane_to_one_that_can_and_takes_it_back_later() {
+    let _serial = one_at_a_time();
+    let (url, db) = database(Postgres::shared());
+    let fake = fake_tencent();
+    // Node A's key is in a file that does not exist yet; node B has its key.
+    let a = node(&fake, &url, "url_daily_quota = 0");
+    let key_file = a.dir.path().join("secret-key");
+    let a_config = std::fs::read_to_string(a.dir.path().join("edgepurge.toml"))
+        .unwrap()
+        .replace(
+            "secret_key_env = \"EP_TEST_SECRET_KEY\"",
+            &format!("secret_key_file = {:?}", key_file.display().to_string()),
+        );
+    std::fs::write(a.dir.path().join("edgepurge.toml"), a_config).unwrap();
+    let b = node(&fake, &url, "url_daily_quota = 0");
+    let server_a = start_server(a.command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--allow-missing-secrets",
+    ]));
+    // A alone: it holds no lane it cannot sign for, and sends nothing.
+    let first = ceph_body("assets", "ObjectCreated:Put", &[key(0)]);
+    assert_eq!(server_a.send(&first)["targets"], 1);
+    std::thread::sleep(Duration::from_secs(LEASE_S + 1));
+    assert!(fake.purges().is_empty(), "nothing sent unsigned");
+    assert_eq!(lane_owner(Postgres::shared(), &db), "", "A left the lane");
+    // B starts: it takes the lane and purges what A took in.
+    let server_b = b.serve_with_stderr(std::process::Stdio::null());
+    wait_all_purged(&fake, 1, Duration::from_secs(30));
+    let owner = lane_owner(Postgres::shared(), &db);
+    assert!(
+        owner.contains(&format!("/{}/", server_b.proc.pid())),
+        "B holds the lane: {owner:?}"
+    );
+    // A's key appears and B stops: A takes the lane back and purges what it takes in.
+    std::fs::write(&key_file, edgepurge_testkit::tencent::SECRET_KEY).unwrap();
+    drop(server_b);
+    let second = ceph_body("assets", "ObjectCreated:Put", &[key(1)]);
+    assert_eq!(server_a.send(&second)["targets"], 1);
+    wait_all_purged(&fake, 2, Duration::from_secs(30));
+    let owner = lane_owner(Postgres::shared(), &db);
+    assert!(
+        owner.contains(&format!("/{}/", server_a.proc.pid())),
+        "A holds the lane: {owner:?}"
+    );
+}

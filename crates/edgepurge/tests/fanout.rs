@@ -224,6 +224,18 @@ fn a_body_of_50000_records_on_200_nodes_is_accepted_stored_once_and_holds_nobody
         "{jobs} jobs after ingest of 50,000 targets on 200 nodes"
     );
     drop(server);
+    // `status` says what waits to be fanned out (from the store; no server answers at port 1).
+    let status: serde_json::Value =
+        serde_json::from_str(&ep.ok(&["status", "--json", "--server", "127.0.0.1:1"])).unwrap();
+    let left = count(&db, "SELECT COUNT(*) FROM fanout");
+    assert_eq!(status["fanout"][0]["account"], "edge", "{status}");
+    assert_eq!(status["fanout"][0]["targets"], left, "{status}");
+    assert!(status["fanout"][0]["oldest_at"].is_string(), "{status}");
+    let text = ep.ok(&["status", "--server", "127.0.0.1:1"]);
+    assert!(
+        text.contains(&format!("account edge: {left} targets not yet fanned out")),
+        "{text}"
+    );
 }
 
 #[test]

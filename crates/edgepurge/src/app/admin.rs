@@ -271,6 +271,11 @@ impl Admin {
         Ok(self.store()?.depths().await?)
     }
 
+    /// Per account, the targets stored once and not yet fanned out into its lanes' jobs.
+    pub async fn fanout_status(&self) -> AdminResult<Vec<crate::store::FanoutDepth>> {
+        Ok(self.store()?.fanout_depths().await?)
+    }
+
     /// Re-queues dead letters, of one provider account's lanes and/or holding a purge of one
     /// rule.
     pub async fn retry(&self, provider: Option<&str>, rule: Option<&str>) -> AdminResult<u64> {

@@ -10,9 +10,10 @@ use serde_json::{json, Value};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// One JSON object: `{"lanes": [...], "server_error": ..., "sources": [...] | null,
-    /// "sources_error": ...}`, each lane's queue as in the admin API's `GET /v1/status` and,
-    /// when the server answers, its state as in `GET /v1/providers`.
+    /// One JSON object: `{"lanes": [...], "fanout": [...], "server_error": ..., "sources":
+    /// [...] | null, "sources_error": ...}`, each lane's queue as in the admin API's `GET
+    /// /v1/status` and, when the server answers, its state as in `GET /v1/providers`;
+    /// `fanout`: per account, targets not yet fanned out into its nodes' lanes.
     #[arg(long)]
     pub json: bool,
     /// Where the running server listens, for its lanes' states and its sources (default:
@@ -23,12 +24,9 @@ pub struct StatusArgs {
 
 pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
     let cfg = ctx.config().await?;
-    let depths = ctx
-        .admin(&cfg, false)
-        .await?
-        .status()
-        .await
-        .map_err(admin_failure)?;
+    let admin = ctx.admin(&cfg, false).await?;
+    let depths = admin.status().await.map_err(admin_failure)?;
+    let fanout = admin.fanout_status().await.map_err(admin_failure)?;
     // What lanes are doing, and the sources, live in the server: asked over HTTP.
     let health = server_health(&cfg, args.server).await;
     let states: Vec<Value> = match &health {
@@ -80,8 +78,13 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
                 v
             })
             .collect();
+        let fanout: Vec<Value> = fanout
+            .iter()
+            .map(crate::server::views::fanout_queue_view)
+            .collect();
         return print_json(&json!({
             "lanes": lanes,
+            "fanout": fanout,
             "server_error": server_error,
             "sources": list,
             "sources_error": error,
@@ -91,8 +94,19 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
     if let Some(e) = &server_error {
         println!("lane states: {e}\n");
     }
+    for f in &fanout {
+        println!(
+            "account {}: {} targets not yet fanned out to its nodes (in no lane's PENDING \
+             yet), oldest from {}",
+            f.account,
+            f.targets,
+            f.oldest_at.map(local_time).unwrap_or_else(|| "-".into())
+        );
+    }
     if lanes.is_empty() {
-        println!("no queued, waiting, in-flight or dead work");
+        if fanout.is_empty() {
+            println!("no queued, waiting, in-flight or dead work");
+        }
         return Ok(());
     }
     let mut table = comfy_table::Table::new();

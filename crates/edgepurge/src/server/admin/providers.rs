@@ -71,6 +71,15 @@ fn fanout_view(f: Option<&FanoutDepth>) -> Value {
     })
 }
 
+/// [`fanout_view`] with the account's name: `GET /v1/status` and `edgepurge status --json`.
+pub fn fanout_queue_view(f: &FanoutDepth) -> Value {
+    let mut v = fanout_view(Some(f));
+    if let Value::Object(map) = &mut v {
+        map.insert("account".into(), json!(f.account));
+    }
+    v
+}
+
 /// [`depth_view`] with the lane's name: `GET /v1/status` and `edgepurge status --json`.
 pub fn lane_queue_view(d: &LaneDepth) -> Value {
     let mut v = depth_view(Some(d));
@@ -153,6 +162,10 @@ pub async fn status(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
         Ok(d) => d,
         Err(e) => return e.into_response(),
     };
+    let fanout = match state.admin.fanout_status().await {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
     let lanes = state.dispatcher.statuses();
     let sources = crate::sources::snapshot(&state.sources);
     let (_, text) = super::super::health::status(state.dispatcher.is_stopping(), &lanes, &sources);
@@ -164,6 +177,7 @@ pub async fn status(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "rules_in_force": planner.rules().iter().filter(|r| r.spec.enabled).count(),
         "lanes": queue,
+        "fanout": fanout.iter().map(fanout_queue_view).collect::<Vec<_>>(),
         "sources": sources,
     }))
     .into_response()
