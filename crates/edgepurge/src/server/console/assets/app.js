@@ -155,6 +155,14 @@ async function loadProviders() {
         { class: "card" },
         el("h3", {}, p.name, " ", el("span", { class: "muted" }, p.kind)),
         el("div", { class: "muted" }, `purges ${p.supports.join(", ")} · ${p.rate_per_s} requests/s`),
+        p.fanout && p.fanout.targets > 0
+          ? el(
+              "div",
+              {},
+              `${p.fanout.targets} targets not yet fanned out to the nodes (in no lane's pending yet), oldest from `,
+              time(p.fanout.oldest_at),
+            )
+          : null,
         ...lanes,
       ),
     );
