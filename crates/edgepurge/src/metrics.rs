@@ -344,6 +344,12 @@ impl Metrics {
         let _one = self.render.lock().unwrap_or_else(|p| p.into_inner());
         {
             let mut seen = self.fanout_seen.lock().unwrap_or_else(|p| p.into_inner());
+            // Every account this process runs several lanes of has a series from the start.
+            for s in lanes {
+                if lanes.iter().filter(|o| o.provider == s.provider).count() > 1 {
+                    seen.insert(s.provider.clone());
+                }
+            }
             for account in seen.iter() {
                 if !fanout.iter().any(|f| &f.account == account) {
                     let l = AccountLabel {
@@ -439,6 +445,24 @@ mod tests {
 
     fn status(lane: &str, state: LaneState) -> LaneStatus {
         LaneStatus::in_state(lane, state)
+    }
+
+    #[test]
+    fn an_account_of_several_lanes_shows_an_empty_fan_out_before_any_backlog() {
+        let m = Metrics::new();
+        let lanes = [
+            LaneStatus::new("edge@a", "edge"),
+            LaneStatus::new("edge@b", "edge"),
+            LaneStatus::new("tencent", "tencent"),
+        ];
+        let text = m.render(&[], &[], &lanes, 1_000);
+        assert!(
+            text.lines()
+                .any(|l| l == "edgepurge_queue_fanout_pending{account=\"edge\"} 0"),
+            "{text}"
+        );
+        // One lane: nothing is ever fanned out.
+        assert!(!text.contains("account=\"tencent\""), "{text}");
     }
 
     #[test]

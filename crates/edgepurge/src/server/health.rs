@@ -126,17 +126,12 @@ pub async fn metrics(
              loopback caller when none is set",
         );
     }
-    let depths = match state.store.depths().await {
-        Ok(d) => d,
-        Err(e) => {
-            return super::answer::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("cannot read the queue: {e}"),
-            )
-        }
+    let queue = async {
+        let depths = state.store.depths().await?;
+        Ok::<_, crate::store::StoreError>((depths, state.store.fanout_depths().await?))
     };
-    let fanout = match state.store.fanout_depths().await {
-        Ok(f) => f,
+    let (depths, fanout) = match queue.await {
+        Ok(q) => q,
         Err(e) => {
             return super::answer::error(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -97,9 +97,9 @@ pub async fn list(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
         Ok(d) => d,
         Err(e) => return e.into_response(),
     };
-    let fanout = match state.store.fanout_depths().await {
+    let fanout = match state.admin.fanout_status().await {
         Ok(f) => f,
-        Err(e) => return crate::app::AdminError::from(e).into_response(),
+        Err(e) => return e.into_response(),
     };
     let statuses = state.dispatcher.statuses();
     let now = state.clock.now_ms();
