@@ -412,8 +412,11 @@ fn a_rate_limit_is_retried_then_succeeds() {
         .iter()
         .map(|r| r["attempts"].as_u64().unwrap())
         .collect();
+    // Two attempts when the token's failure and the rate limit fell in one attempt's calls,
+    // three when each cost its own (both seen: it depends on when the lane first asks for a
+    // token); either way the refused request went out again.
     assert!(
-        attempts.contains(&2),
+        attempts.iter().any(|a| (2..=3).contains(a)),
         "the refused request was sent again: {attempts:?}"
     );
     let requests = ep.ok(&["log", "--requests", "--json"]);
