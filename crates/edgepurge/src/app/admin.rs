@@ -267,13 +267,11 @@ impl Admin {
         Ok(found)
     }
 
-    pub async fn status(&self) -> AdminResult<Vec<LaneDepth>> {
-        Ok(self.store()?.depths().await?)
-    }
-
-    /// Per account, the targets stored once and not yet fanned out into its lanes' jobs.
-    pub async fn fanout_status(&self) -> AdminResult<Vec<crate::store::FanoutDepth>> {
-        Ok(self.store()?.fanout_depths().await?)
+    /// The queue: each lane's depths, and per account the targets stored once and not yet
+    /// fanned out into its lanes' jobs.
+    pub async fn status(&self) -> AdminResult<(Vec<LaneDepth>, Vec<crate::store::FanoutDepth>)> {
+        let store = self.store()?;
+        Ok((store.depths().await?, store.fanout_depths().await?))
     }
 
     /// Re-queues dead letters, of one provider account's lanes and/or holding a purge of one

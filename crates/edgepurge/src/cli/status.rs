@@ -25,8 +25,7 @@ pub struct StatusArgs {
 pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
     let cfg = ctx.config().await?;
     let admin = ctx.admin(&cfg, false).await?;
-    let depths = admin.status().await.map_err(admin_failure)?;
-    let fanout = admin.fanout_status().await.map_err(admin_failure)?;
+    let (depths, fanout) = admin.status().await.map_err(admin_failure)?;
     // What lanes are doing, and the sources, live in the server: asked over HTTP.
     let health = server_health(&cfg, args.server).await;
     let states: Vec<Value> = match &health {

@@ -93,12 +93,8 @@ pub async fn list(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
     if let Err(r) = query(uri.query(), &[]) {
         return r.into_response();
     }
-    let depths = match state.admin.status().await {
-        Ok(d) => d,
-        Err(e) => return e.into_response(),
-    };
-    let fanout = match state.admin.fanout_status().await {
-        Ok(f) => f,
+    let (depths, fanout) = match state.admin.status().await {
+        Ok(q) => q,
         Err(e) => return e.into_response(),
     };
     let statuses = state.dispatcher.statuses();
@@ -158,12 +154,8 @@ pub async fn status(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
     if let Err(r) = query(uri.query(), &[]) {
         return r.into_response();
     }
-    let depths = match state.admin.status().await {
-        Ok(d) => d,
-        Err(e) => return e.into_response(),
-    };
-    let fanout = match state.admin.fanout_status().await {
-        Ok(f) => f,
+    let (depths, fanout) = match state.admin.status().await {
+        Ok(q) => q,
         Err(e) => return e.into_response(),
     };
     let lanes = state.dispatcher.statuses();
