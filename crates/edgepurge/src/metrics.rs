@@ -107,6 +107,8 @@ pub struct Metrics {
     fanout_oldest: Family<AccountLabel, FloatGauge>,
     /// Accounts that had fan-out targets at a scrape: shown as 0 once expanded.
     fanout_seen: Mutex<std::collections::BTreeSet<String>>,
+    /// Lanes with work that no lane of this process serves, seen so far (zeroed once gone).
+    unserved_seen: Mutex<std::collections::BTreeSet<String>>,
     waiting_batches: Family<LaneLabel, Gauge>,
     dead_batches: Family<LaneLabel, Gauge>,
     lane_state: Family<LaneStateLabels, Gauge>,
@@ -140,6 +142,7 @@ impl Metrics {
             fanout_pending: Family::default(),
             fanout_oldest: Family::default(),
             fanout_seen: Mutex::new(Default::default()),
+            unserved_seen: Mutex::new(Default::default()),
             waiting_batches: Family::default(),
             dead_batches: Family::default(),
             lane_state: Family::default(),
@@ -373,17 +376,36 @@ impl Metrics {
                 seen.insert(f.account.clone());
             }
         }
+        // Lanes with work that no lane of this process runs (their account was removed from
+        // the config or renamed): nothing sends it; state `unserved` says so.
+        let unserved_now: std::collections::BTreeSet<String> = depths
+            .iter()
+            .filter(|d| !lanes.iter().any(|s| s.lane == d.lane))
+            .map(|d| d.lane.clone())
+            .collect();
+        let gone: Vec<String> = {
+            let mut seen = self.unserved_seen.lock().unwrap_or_else(|p| p.into_inner());
+            let gone = seen.difference(&unserved_now).cloned().collect();
+            *seen = unserved_now.clone();
+            gone
+        };
+        for lane in unserved_now.iter().chain(&gone) {
+            self.lane_state
+                .get_or_create(&LaneStateLabels {
+                    lane: lane.clone(),
+                    state: "unserved".to_owned(),
+                })
+                .set(i64::from(unserved_now.contains(lane)));
+        }
         // Lanes with nothing queued have no depth row: they count as empty.
         let empty: Vec<LaneDepth> = lanes
             .iter()
-            .filter(|s| !depths.iter().any(|d| d.lane == s.lane))
-            .map(|s| LaneDepth {
-                lane: s.lane.clone(),
-                pending: 0,
-                waiting_batches: 0,
-                inflight_batches: 0,
-                dead_batches: 0,
-                oldest_pending_at: None,
+            .map(|s| &s.lane)
+            .chain(&gone)
+            .filter(|lane| !depths.iter().any(|d| &d.lane == *lane))
+            .map(|lane| LaneDepth {
+                lane: lane.clone(),
+                ..LaneDepth::default()
             })
             .collect();
         for d in depths.iter().chain(&empty) {
@@ -463,6 +485,46 @@ mod tests {
         );
         // One lane: nothing is ever fanned out.
         assert!(!text.contains("account=\"tencent\""), "{text}");
+    }
+
+    #[test]
+    fn a_lane_with_work_that_no_running_lane_serves_is_unserved_until_its_work_is_gone() {
+        let m = Metrics::new();
+        let lanes = [status("tencent", LaneState::Idle)];
+        let old = LaneDepth {
+            lane: "old".into(),
+            pending: 3,
+            oldest_pending_at: Some(1_000),
+            ..LaneDepth::default()
+        };
+        let text = m.render(std::slice::from_ref(&old), &[], &lanes, 11_000);
+        for line in [
+            "edgepurge_lane_state{lane=\"old\",state=\"unserved\"} 1",
+            "edgepurge_queue_pending{lane=\"old\"} 3",
+            "edgepurge_queue_oldest_pending_seconds{lane=\"old\"} 10.0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        // A served lane is never unserved.
+        assert!(
+            !text.contains("lane=\"tencent\",state=\"unserved\""),
+            "{text}"
+        );
+        // Its work discarded and pruned: every gauge of it reads 0, not its last figure.
+        let text = m.render(&[], &[], &lanes, 12_000);
+        for line in [
+            "edgepurge_lane_state{lane=\"old\",state=\"unserved\"} 0",
+            "edgepurge_queue_pending{lane=\"old\"} 0",
+            "edgepurge_queue_oldest_pending_seconds{lane=\"old\"} 0.0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
     }
 
     #[test]

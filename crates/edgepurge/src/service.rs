@@ -154,6 +154,7 @@ impl Service {
         // The running server's providers are the truth, config file or not: rules added
         // through the admin API are checked against them.
         let admin = Arc::new(Admin::new(Some(Arc::clone(&store)), &cfg, true, clock));
+        report_unserved(&admin).await;
         let state = Arc::new(AppState {
             store: Arc::clone(&store),
             ingestor,
@@ -310,6 +311,29 @@ impl Service {
 /// Says which config rules this node's file changed. On a shared store that is every node's
 /// rules: a node started with an older or different file replaces them for all, so it is a
 /// warning naming the rules.
+/// Says which lanes hold work that no provider account of the config serves (an account
+/// removed or renamed): it stays queued, and their queue age grows, until the account is back
+/// or the work is discarded.
+async fn report_unserved(admin: &Admin) {
+    match admin.unserved_lanes().await {
+        Ok(lanes) => {
+            for d in lanes {
+                tracing::warn!(
+                    lane = %d.lane,
+                    pending = d.pending,
+                    waiting_batches = d.waiting_batches,
+                    "no provider account of the config serves lane {:?}, so nothing sends its \
+                     queued work: add the account back under its old name, or run `edgepurge \
+                     discard --lane {}` to move it to the dead letters",
+                    d.lane,
+                    d.lane
+                );
+            }
+        }
+        Err(e) => tracing::warn!("cannot read the queue's lanes at start: {e}"),
+    }
+}
+
 fn report_config_rules(change: &crate::store::ConfigRulesChange, shared: bool) {
     if change.is_empty() {
         return;

@@ -1323,3 +1323,135 @@ fn sighup_rotates_the_token_files_and_the_old_tokens_are_refused() {
         assert!(!log.contains(secret), "a token in the log: {log}");
     }
 }
+
+#[test]
+fn work_of_a_removed_account_is_shown_unserved_then_discarded_and_retried_once_it_is_back() {
+    let fake = FakeTencent::start(Options::default());
+    let text = tencent_config(&fake, "", SITE_RULE);
+    let ep = Edgepurge::new(&text);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = ep.ok(args);
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    };
+    // Queued while no server runs: lane "tencent".
+    let urls = [
+        "https://cdn.example.com/a.css",
+        "https://cdn.example.com/b.css",
+    ];
+    let mut args = vec!["purge", "--no-wait", "--json"];
+    args.extend(urls);
+    assert_eq!(json(&args)["queued"], 2);
+    // The account is renamed: nothing serves lane "tencent" any more.
+    let renamed = text
+        .replace("[providers.tencent]", "[providers.cdn]")
+        .replace("provider = \"tencent\"", "provider = \"cdn\"");
+    std::fs::write(&ep.config, &renamed).unwrap();
+
+    let status = json(&["status", "--json"]);
+    let lane = &status["lanes"][0];
+    assert_eq!(
+        (
+            lane["lane"].as_str(),
+            lane["served"].as_bool(),
+            lane["pending"].as_u64()
+        ),
+        (Some("tencent"), Some(false), Some(2)),
+        "{status}"
+    );
+    let text_status = ep.ok(&["status"]);
+    assert!(
+        text_status.contains("unserved: no account of the config serves it")
+            && text_status.contains("edgepurge discard --lane tencent"),
+        "{text_status}"
+    );
+    let check = ep.run(&["config", "check"]);
+    assert_eq!(check.status.code(), Some(0), "a warning, not a problem");
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        err.contains("lane \"tencent\" holds 2 pending job(s)") && err.contains("discard"),
+        "{err}"
+    );
+
+    // A server on the renamed config says so at start, in /metrics and in GET /v1/status.
+    let log_path = ep.dir.path().join("serve.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let server = ep.serve_with_stderr(std::process::Stdio::from(log_file));
+    let started = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        started.contains("no provider account of the config serves lane \"tencent\""),
+        "{started}"
+    );
+    let metrics = edgepurge_testkit::http::get(server.addr, "/metrics").unwrap();
+    assert!(
+        metrics
+            .text()
+            .lines()
+            .any(|l| l == "edgepurge_lane_state{lane=\"tencent\",state=\"unserved\"} 1"),
+        "{}",
+        metrics.text()
+    );
+    let st = edgepurge_testkit::http::get(server.addr, "/v1/status").unwrap();
+    let lanes = st.json()["lanes"].clone();
+    let served: Vec<(String, bool)> = lanes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["lane"].as_str().unwrap().to_owned(), l["served"] == true))
+        .collect();
+    assert_eq!(served, vec![("tencent".to_owned(), false)], "{lanes}");
+    drop(server);
+    assert!(
+        fake.purges().is_empty(),
+        "nothing was sent for the unserved lane"
+    );
+
+    // Only a lane nothing serves, and one with work, can be discarded; each refusal says why.
+    let out = ep.run(&["discard", "--lane", "cdn"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("served by provider account \"cdn\""), "{err}");
+    let out = ep.run(&["discard", "--lane", "tencnet"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds no queued work") && err.contains("did you mean \"tencent\""),
+        "{err}"
+    );
+    let d = json(&["discard", "--lane", "tencent", "--json"]);
+    assert_eq!(
+        d,
+        serde_json::json!({"lane": "tencent", "batches": 1, "targets": 2, "dead_before": 0,
+            "waiting_until": null})
+    );
+    let log = ep.log(&[]);
+    assert_eq!(log.len(), 2);
+    for r in &log {
+        assert_eq!(r["status"], "dead", "{r}");
+        assert!(
+            r["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("not sent: discarded"),
+            "{r}"
+        );
+    }
+    let status = json(&["status", "--json"]);
+    assert_eq!(status["lanes"][0]["pending"], 0, "{status}");
+    assert_eq!(status["lanes"][0]["dead_batches"], 1, "{status}");
+    assert!(!ep.ok(&["status"]).contains("nothing sends"));
+    let check = ep.run(&["config", "check"]);
+    assert!(!String::from_utf8_lossy(&check.stderr).contains("discard"));
+
+    // The account is back under its old name: retry queues the dead letters and they go out.
+    std::fs::write(&ep.config, &text).unwrap();
+    assert_eq!(
+        json(&["retry", "--provider", "tencent", "--json"])["requeued"],
+        1
+    );
+    let _server = ep.serve();
+    let log = ep.settle(Duration::from_secs(30));
+    assert!(log.iter().all(|r| r["status"] == "succeeded"), "{log:?}");
+    let mut purged = fake.purged();
+    purged.sort();
+    assert_eq!(purged, urls.map(str::to_owned).to_vec());
+}

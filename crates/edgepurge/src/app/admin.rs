@@ -309,6 +309,182 @@ impl Admin {
     }
 }
 
+impl Admin {
+    /// Whether a provider account of the config serves `lane` (`None`: no config file at
+    /// hand, so it cannot be told).
+    pub fn serves(&self, lane: &str) -> Option<bool> {
+        let providers = self.providers.as_ref()?;
+        Some(serving_account(providers, lane).is_some())
+    }
+
+    /// Lanes holding work (pending, waiting or in flight) that no provider account of the
+    /// config serves: nothing will ever send it. Empty without a config at hand.
+    pub async fn unserved_lanes(&self) -> AdminResult<Vec<LaneDepth>> {
+        let (Some(providers), Some(store)) = (&self.providers, &self.store) else {
+            return Ok(Vec::new());
+        };
+        Ok(store
+            .depths()
+            .await?
+            .into_iter()
+            .filter(|d| d.pending + d.waiting_batches + d.inflight_batches > 0)
+            .filter(|d| serving_account(providers, &d.lane).is_none())
+            .collect())
+    }
+
+    /// Moves the queued work of a lane that no provider account of the config serves (its
+    /// account was removed or renamed, so nothing will ever send it) to the dead letters: its
+    /// log records show `dead` with the reason, and `edgepurge retry` queues them again once
+    /// the account is back. What waits for a quota day or a rule's `min_interval_ms` is left
+    /// and said (`waiting_until`); batches in flight under a live holder's lease are not
+    /// touched (the lane is refused while another process holds it).
+    pub async fn discard(&self, lane: &str) -> AdminResult<Discarded> {
+        let Some(providers) = &self.providers else {
+            return Err(AdminError::Conflict(
+                "discard needs the config file (--config or EDGEPURGE_CONFIG) to tell which \
+                 lanes its provider accounts serve"
+                    .to_owned(),
+            ));
+        };
+        if let Some(account) = serving_account(providers, lane) {
+            return Err(AdminError::Conflict(format!(
+                "lane {lane:?} is served by provider account {account:?} of the config: its \
+                 work is being purged (only a lane no account serves any more can be discarded)"
+            )));
+        }
+        let store = self.store()?;
+        let depths = store.depths().await?;
+        let has_work =
+            |d: &LaneDepth| d.pending + d.waiting_batches + d.inflight_batches + d.dead_batches > 0;
+        let Some(depth) = depths.iter().find(|d| d.lane == lane && has_work(d)) else {
+            let unserved: Vec<&str> = depths
+                .iter()
+                .filter(|d| has_work(d) && serving_account(providers, &d.lane).is_none())
+                .map(|d| d.lane.as_str())
+                .collect();
+            return Err(AdminError::NotFound(format!(
+                "lane {lane:?} holds no queued work{} (lanes no account serves: {})",
+                crate::rules::did_you_mean(lane, unserved.iter().copied()),
+                if unserved.is_empty() {
+                    "none".to_owned()
+                } else {
+                    unserved.join(", ")
+                }
+            )));
+        };
+        let owner = format!("discard:{}", std::process::id());
+        let Some(lease) = store.acquire_lane(lane, &owner, DISCARD_LEASE_MS).await? else {
+            return Err(AdminError::Conflict(format!(
+                "lane {lane:?} is held by another process (a node whose config still serves \
+                 it?): stop it or remove the account from its config, then discard again"
+            )));
+        };
+        let result = self
+            .discard_held(store.as_ref(), lane, &owner, lease.token)
+            .await;
+        let _ = store.release_lane(lane, &owner).await;
+        let mut out = result?;
+        out.dead_before = depth.dead_batches;
+        Ok(out)
+    }
+
+    async fn discard_held(
+        &self,
+        store: &dyn Store,
+        lane: &str,
+        owner: &str,
+        token: i64,
+    ) -> AdminResult<Discarded> {
+        use crate::limits::KindLimits;
+        use crate::queue::{Claim, ClaimRequest, Finish, FinishOutcome};
+        use edgepurge_core::TargetKind;
+        let now = self.clock.now_ms();
+        // Batches waiting after a failure are due now.
+        store.release_held(lane, now).await?;
+        let limits = KindLimits {
+            max_batch: DISCARD_BATCH,
+            daily_quota: None,
+        };
+        let mut out = Discarded::default();
+        loop {
+            let now = self.clock.now_ms();
+            let claim = store
+                .claim(ClaimRequest {
+                    lane: lane.to_owned(),
+                    owner: owner.to_owned(),
+                    token,
+                    now,
+                    linger_ms: 0,
+                    kinds: [TargetKind::Url, TargetKind::Dir, TargetKind::Tag]
+                        .into_iter()
+                        .map(|k| (k, limits))
+                        .collect(),
+                    quota_day: 0,
+                    quota_reset_at: 0,
+                    collapse_to_dir_over: None,
+                    fanout: None,
+                })
+                .await?;
+            let batch = match claim {
+                Claim::Batch(b) => b,
+                Claim::Wait { until, .. } => {
+                    out.waiting_until = Some(until);
+                    break;
+                }
+                Claim::Idle => break,
+            };
+            store
+                .finish(Finish {
+                    batch_id: batch.id,
+                    token,
+                    started_at: now,
+                    now,
+                    outcome: FinishOutcome::Dead,
+                    http_status: None,
+                    request_id: None,
+                    task_id: None,
+                    error: Some(format!(
+                        "not sent: discarded (`edgepurge discard --lane {lane}`): no provider \
+                         account of the config serves lane {lane:?}; `edgepurge retry` queues \
+                         it again once the account is back"
+                    )),
+                    detached: Vec::new(),
+                    follow_task_at: None,
+                })
+                .await?;
+            out.batches += 1;
+            out.targets += batch.targets.len() as u64;
+        }
+        Ok(out)
+    }
+}
+
+/// The account of the config whose lanes include `lane`.
+fn serving_account<'a>(providers: &'a Providers, lane: &str) -> Option<&'a str> {
+    providers
+        .iter()
+        .find(|(_, p)| p.lanes().iter().any(|l| l == lane))
+        .map(|(name, _)| name.as_str())
+}
+
+/// How long `discard` holds the lane (released when done).
+const DISCARD_LEASE_MS: i64 = 60_000;
+/// Targets per dead batch `discard` makes.
+const DISCARD_BATCH: usize = 1000;
+
+/// What `discard` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Discarded {
+    /// Batches moved to the dead letters, and the targets in them.
+    pub batches: u64,
+    pub targets: u64,
+    /// Dead batches the lane held before (dead letters already, left as they are).
+    pub dead_before: u64,
+    /// Work left because it waits for a quota day or a rule's `min_interval_ms`: discard
+    /// again after this time.
+    pub waiting_until: Option<Ms>,
+}
+
 /// `no rule named "x" (did you mean "y"?)`, with where to look.
 fn no_such_rule(name: &str, rules: &[StoredRule]) -> AdminError {
     AdminError::NotFound(format!(

@@ -88,6 +88,13 @@ pub enum Command {
         edgepurge retry\n  \
         edgepurge retry --provider tencent --rule images --json")]
     Retry(RetryArgs),
+    /// Move the queued work of a lane no provider account serves any more (account removed
+    /// or renamed) to the dead letters.
+    #[command(after_help = "Examples:\n  \
+        edgepurge status            # lanes no account serves say so\n  \
+        edgepurge discard --lane old-tencent\n  \
+        edgepurge retry --provider old-tencent   # once the account is back")]
+    Discard(DiscardArgs),
     /// Queue depth per lane.
     #[command(after_help = "Examples:\n  \
         edgepurge status\n  \
@@ -133,6 +140,17 @@ pub enum ConfigCommand {
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
     /// Print `{"store", "schema_version"}` instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiscardArgs {
+    /// The lane (as `edgepurge status` names it).
+    #[arg(long)]
+    pub lane: String,
+    /// Print `{"lane", "batches", "targets", "dead_before", "waiting_until"}` instead of a
+    /// sentence.
     #[arg(long)]
     pub json: bool,
 }
@@ -236,6 +254,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Log(args) => log::run(&ctx, args).await,
         Command::Purge(args) => purge::run(&ctx, args).await,
         Command::Retry(args) => retry(&ctx, args).await,
+        Command::Discard(args) => discard(&ctx, args).await,
         Command::Status(args) => status::run(&ctx, args).await,
         Command::Migrate(args) => migrate(&ctx, args).await,
         Command::Handle(args) => function::handle(&ctx, args).await,
@@ -336,6 +355,39 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, Failure> {
 pub fn print_json<T: serde::Serialize>(value: &T) -> CliResult {
     let line = serde_json::to_string(value)?;
     println!("{line}");
+    Ok(())
+}
+
+async fn discard(ctx: &Ctx, args: DiscardArgs) -> CliResult {
+    let cfg = ctx.config().await?;
+    let admin = ctx.admin(&cfg, false).await?;
+    let d = admin.discard(&args.lane).await.map_err(admin_failure)?;
+    let waiting_until = d.waiting_until.map(crate::clock::rfc3339_ms);
+    if args.json {
+        return print_json(&serde_json::json!({
+            "lane": args.lane,
+            "batches": d.batches,
+            "targets": d.targets,
+            "dead_before": d.dead_before,
+            "waiting_until": waiting_until,
+        }));
+    }
+    println!(
+        "lane {}: {} target(s) in {} batch(es) moved to the dead letters (their log records \
+         say why); `edgepurge retry --provider ACCOUNT` queues them again once the account is \
+         back",
+        args.lane, d.targets, d.batches
+    );
+    if d.dead_before > 0 {
+        println!("{} batch(es) were dead letters already", d.dead_before);
+    }
+    if let Some(at) = d.waiting_until {
+        println!(
+            "left: work waiting for a quota day or a rule's min_interval_ms; run discard again \
+             after {}",
+            crate::clock::local_time(at)
+        );
+    }
     Ok(())
 }
 

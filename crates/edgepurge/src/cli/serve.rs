@@ -249,12 +249,27 @@ pub async fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
                 Some(p) => problems.push(p),
                 // The rules added with `rule add` must still pass against this config.
                 None => {
-                    let stored = ctx
-                        .admin(&cfg, false)
-                        .await?
+                    let admin = ctx.admin(&cfg, false).await?;
+                    let stored = admin
                         .stored_rule_problems()
                         .await
                         .map_err(super::admin_failure)?;
+                    // Work queued for an account this config no longer has is not wrong,
+                    // but nothing will send it.
+                    let unserved = admin.unserved_lanes().await.map_err(super::admin_failure)?;
+                    warnings.extend(unserved.iter().map(|d| {
+                        format!(
+                            "{}: lane {:?} holds {} pending job(s) and {} waiting batch(es) \
+                             that no provider account of this config serves (removed or \
+                             renamed?): add the account back under its old name, or run \
+                             `edgepurge discard --lane {}`",
+                            cfg.store.describe(),
+                            d.lane,
+                            d.pending,
+                            d.waiting_batches,
+                            d.lane
+                        )
+                    }));
                     problems.extend(stored.into_iter().map(|message| Problem {
                         at: format!(
                             "{} (rules added with `edgepurge rule add`)",

@@ -66,7 +66,7 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
         let lanes: Vec<Value> = lanes
             .iter()
             .map(|(depth, state)| {
-                let mut v = crate::server::views::lane_queue_view(depth);
+                let mut v = crate::server::views::lane_queue_view(depth, admin.serves(&depth.lane));
                 if let (Value::Object(map), Some(Value::Object(s))) = (&mut v, state) {
                     for (k, val) in s {
                         if k != "lane" {
@@ -120,7 +120,7 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
         "OLDEST PENDING",
         "LAST ERROR",
     ]);
-    for (d, state) in lanes {
+    for (d, state) in &lanes {
         let (text, error) = match state {
             Some(s) => (
                 state_text(s, quota_reset(&cfg, &d.lane)),
@@ -128,6 +128,10 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
                     .as_str()
                     .map(|e| crate::purgers::snippet(e, 80))
                     .unwrap_or_else(|| "-".into()),
+            ),
+            None if admin.serves(&d.lane) == Some(false) => (
+                "unserved: no account of the config serves it".to_owned(),
+                "-".to_owned(),
             ),
             None => ("-".to_owned(), "-".to_owned()),
         };
@@ -146,6 +150,21 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
     }
     // Errors come from providers: never raw to the terminal.
     println!("{}", edgepurge_core::printable(&table.to_string()));
+    for (d, _) in lanes.iter().filter(|(d, _)| {
+        admin.serves(&d.lane) == Some(false)
+            && d.pending + d.waiting_batches + d.inflight_batches > 0
+    }) {
+        println!(
+            "\nlane {}: no provider account of the config serves it (removed or renamed?), so \
+             nothing sends its {} pending job(s) and {} waiting batch(es). Add the account back \
+             under its old name to purge them, or `edgepurge discard --lane {}` to move them to \
+             the dead letters.",
+            edgepurge_core::printable(&d.lane),
+            d.pending,
+            d.waiting_batches,
+            edgepurge_core::printable(&d.lane)
+        );
+    }
     Ok(())
 }
 

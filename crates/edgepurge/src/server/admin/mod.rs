@@ -72,6 +72,7 @@ pub fn routes() -> Vec<Route> {
         route(Method::GET, "/v1/providers", providers::list),
         route(Method::GET, "/v1/status", providers::status),
         route(Method::POST, "/v1/retry", purge::retry),
+        route(Method::POST, "/v1/discard", purge::discard),
         route(Method::POST, "/v1/purge", purge::purge),
     ]
 }

@@ -81,10 +81,14 @@ pub fn fanout_queue_view(f: &FanoutDepth) -> Value {
 }
 
 /// [`depth_view`] with the lane's name: `GET /v1/status` and `edgepurge status --json`.
-pub fn lane_queue_view(d: &LaneDepth) -> Value {
+/// One lane's queue; `served`: whether a provider account of the config serves the lane
+/// (false: its account was removed or renamed and nothing sends its work; null: not known,
+/// no config file at hand).
+pub fn lane_queue_view(d: &LaneDepth, served: Option<bool>) -> Value {
     let mut v = depth_view(Some(d));
     if let Value::Object(map) = &mut v {
         map.insert("lane".into(), json!(d.lane));
+        map.insert("served".into(), json!(served));
     }
     v
 }
@@ -161,7 +165,10 @@ pub async fn status(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
     let lanes = state.dispatcher.statuses();
     let sources = crate::sources::snapshot(&state.sources);
     let (_, text) = super::super::health::status(state.dispatcher.is_stopping(), &lanes, &sources);
-    let queue: Vec<Value> = depths.iter().map(lane_queue_view).collect();
+    let queue: Vec<Value> = depths
+        .iter()
+        .map(|d| lane_queue_view(d, state.admin.serves(&d.lane)))
+        .collect();
     let planner = state.ingestor.planner();
     Json(json!({
         "status": text,

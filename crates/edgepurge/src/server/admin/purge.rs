@@ -229,3 +229,34 @@ pub async fn retry(
     }
     Json(json!({ "requeued": requeued })).into_response()
 }
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscardBody {
+    /// The lane no provider account serves any more.
+    lane: String,
+}
+
+/// `POST /v1/discard`: the queued work of a lane no provider account of the config serves
+/// moved to the dead letters, as `edgepurge discard` does.
+pub async fn discard(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+    JsonBody(body): JsonBody<DiscardBody>,
+) -> Response {
+    if let Err(r) = query(uri.query(), &[]) {
+        return r.into_response();
+    }
+    match state.admin.discard(&body.lane).await {
+        Ok(d) => Json(json!({
+            "lane": body.lane,
+            "batches": d.batches,
+            "targets": d.targets,
+            "dead_before": d.dead_before,
+            "waiting_until": d.waiting_until.map(crate::clock::rfc3339_ms),
+        }))
+        .into_response(),
+        Err(crate::app::AdminError::NotFound(m)) => invalid("lane", m).into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -115,6 +115,7 @@ fn body_for(method: &str, path: &str) -> Option<&'static str> {
         ),
         ("POST", "/v1/purge") => Some(r#"{"targets": ["https://cdn.example.com/a.css"]}"#),
         ("POST", "/v1/retry") => Some("{}"),
+        ("POST", "/v1/discard") => Some("{\"lane\":\"x\"}"),
         _ => None,
     }
 }
@@ -146,6 +147,19 @@ async fn the_running_router_answers_every_documented_operation_as_documented() {
             .await
             .expect("rule added");
     }
+    // Work on lane "x", which no account of the config serves: what POST /v1/discard takes.
+    service
+        .state
+        .store
+        .ingest(
+            vec![crate::store::conformance::record(
+                "walk-a",
+                &[("x", "https://cdn.example.com/x.css")],
+            )],
+            1_000,
+        )
+        .await
+        .expect("ingest");
     let peer: SocketAddr = "127.0.0.1:40000".parse().expect("address");
     let mut router =
         crate::server::router(std::sync::Arc::clone(&service.state)).layer(MockConnectInfo(peer));
