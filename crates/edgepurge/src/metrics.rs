@@ -381,6 +381,8 @@ impl Metrics {
         let unserved_now: std::collections::BTreeSet<String> = depths
             .iter()
             .filter(|d| !lanes.iter().any(|s| s.lane == d.lane))
+            // Dead letters alone wait for nobody (`edgepurge retry` brings them back).
+            .filter(|d| d.pending + d.waiting_batches + d.inflight_batches > 0)
             .map(|d| d.lane.clone())
             .collect();
         let gone: Vec<String> = {
@@ -513,8 +515,26 @@ mod tests {
             !text.contains("lane=\"tencent\",state=\"unserved\""),
             "{text}"
         );
-        // Its work discarded and pruned: every gauge of it reads 0, not its last figure.
-        let text = m.render(&[], &[], &lanes, 12_000);
+        // Its work discarded: dead letters are left, which nothing waits on.
+        let dead = LaneDepth {
+            lane: "old".into(),
+            dead_batches: 1,
+            ..LaneDepth::default()
+        };
+        let text = m.render(std::slice::from_ref(&dead), &[], &lanes, 12_000);
+        for line in [
+            "edgepurge_lane_state{lane=\"old\",state=\"unserved\"} 0",
+            "edgepurge_queue_pending{lane=\"old\"} 0",
+            "edgepurge_queue_dead_batches{lane=\"old\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        // Back with work, then pruned: every gauge of it reads 0, not its last figure.
+        m.render(std::slice::from_ref(&old), &[], &lanes, 12_500);
+        let text = m.render(&[], &[], &lanes, 13_000);
         for line in [
             "edgepurge_lane_state{lane=\"old\",state=\"unserved\"} 0",
             "edgepurge_queue_pending{lane=\"old\"} 0",

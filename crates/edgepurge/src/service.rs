@@ -308,9 +308,6 @@ impl Service {
     }
 }
 
-/// Says which config rules this node's file changed. On a shared store that is every node's
-/// rules: a node started with an older or different file replaces them for all, so it is a
-/// warning naming the rules.
 /// Says which lanes hold work that no provider account of the config serves (an account
 /// removed or renamed): it stays queued, and their queue age grows, until the account is back
 /// or the work is discarded.
@@ -322,6 +319,7 @@ async fn report_unserved(admin: &Admin) {
                     lane = %d.lane,
                     pending = d.pending,
                     waiting_batches = d.waiting_batches,
+                    inflight_batches = d.inflight_batches,
                     "no provider account of the config serves lane {:?}, so nothing sends its \
                      queued work: add the account back under its old name, or run `edgepurge \
                      discard --lane {}` to move it to the dead letters",
@@ -334,6 +332,9 @@ async fn report_unserved(admin: &Admin) {
     }
 }
 
+/// Says which config rules this node's file changed. On a shared store that is every node's
+/// rules: a node started with an older or different file replaces them for all, so it is a
+/// warning naming the rules.
 fn report_config_rules(change: &crate::store::ConfigRulesChange, shared: bool) {
     if change.is_empty() {
         return;

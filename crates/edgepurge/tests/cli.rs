@@ -1435,6 +1435,24 @@ fn work_of_a_removed_account_is_shown_unserved_then_discarded_and_retried_once_i
             "{r}"
         );
     }
+    // Discarded already: dead letters alone are not queued work.
+    let out = ep.run(&["discard", "--lane", "tencent"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1 dead batch(es) are dead letters already"),
+        "{err}"
+    );
+    let out = ep.run(&["discard", "--lane", "a\u{1b}[31m b"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not a lane name") && !err.contains('\u{1b}'),
+        "{err}"
+    );
+    // A plain retry leaves the dead letters of a lane no account serves: they would only
+    // queue up again, unsent.
+    assert_eq!(json(&["retry", "--json"])["requeued"], 0);
     let status = json(&["status", "--json"]);
     assert_eq!(status["lanes"][0]["pending"], 0, "{status}");
     assert_eq!(status["lanes"][0]["dead_batches"], 1, "{status}");

@@ -278,7 +278,15 @@ impl Admin {
     /// rule.
     pub async fn retry(&self, provider: Option<&str>, rule: Option<&str>) -> AdminResult<u64> {
         let lanes = match (provider, &self.providers) {
-            (None, _) => None,
+            // Every lane an account serves: dead letters of a lane no account serves (work
+            // discarded when its account went away) would only queue up again, unsent.
+            (None, Some(providers)) => Some(
+                providers
+                    .values()
+                    .flat_map(|p| p.lanes())
+                    .collect::<Vec<String>>(),
+            ),
+            (None, None) => None,
             (Some(p), Some(providers)) => match providers.get(p) {
                 Some(account) => Some(account.lanes()),
                 None => {
@@ -339,6 +347,7 @@ impl Admin {
     /// and said (`waiting_until`); batches in flight under a live holder's lease are not
     /// touched (the lane is refused while another process holds it).
     pub async fn discard(&self, lane: &str) -> AdminResult<Discarded> {
+        check_lane_name(lane)?;
         let Some(providers) = &self.providers else {
             return Err(AdminError::Conflict(
                 "discard needs the config file (--config or EDGEPURGE_CONFIG) to tell which \
@@ -354,16 +363,24 @@ impl Admin {
         }
         let store = self.store()?;
         let depths = store.depths().await?;
-        let has_work =
-            |d: &LaneDepth| d.pending + d.waiting_batches + d.inflight_batches + d.dead_batches > 0;
+        let has_work = |d: &LaneDepth| d.pending + d.waiting_batches + d.inflight_batches > 0;
         let Some(depth) = depths.iter().find(|d| d.lane == lane && has_work(d)) else {
+            let dead = depths
+                .iter()
+                .find(|d| d.lane == lane)
+                .map_or(0, |d| d.dead_batches);
             let unserved: Vec<&str> = depths
                 .iter()
                 .filter(|d| has_work(d) && serving_account(providers, &d.lane).is_none())
                 .map(|d| d.lane.as_str())
                 .collect();
             return Err(AdminError::NotFound(format!(
-                "lane {lane:?} holds no queued work{} (lanes no account serves: {})",
+                "lane {lane:?} holds no queued work{}{} (lanes no account serves: {})",
+                if dead > 0 {
+                    format!(" (its {dead} dead batch(es) are dead letters already)")
+                } else {
+                    String::new()
+                },
                 crate::rules::did_you_mean(lane, unserved.iter().copied()),
                 if unserved.is_empty() {
                     "none".to_owned()
@@ -372,20 +389,32 @@ impl Admin {
                 }
             )));
         };
-        let owner = format!("discard:{}", std::process::id());
+        // Unique: two discards never share (and release) one lease.
+        let owner = format!("discard:{}:{}", std::process::id(), uuid::Uuid::new_v4());
         let Some(lease) = store.acquire_lane(lane, &owner, DISCARD_LEASE_MS).await? else {
             return Err(AdminError::Conflict(format!(
                 "lane {lane:?} is held by another process (a node whose config still serves \
                  it?): stop it or remove the account from its config, then discard again"
             )));
         };
+        let mut out = Discarded {
+            dead_before: depth.dead_batches,
+            ..Discarded::default()
+        };
         let result = self
-            .discard_held(store.as_ref(), lane, &owner, lease.token)
+            .discard_held(store.as_ref(), lane, &owner, lease.token, &mut out)
             .await;
         let _ = store.release_lane(lane, &owner).await;
-        let mut out = result?;
-        out.dead_before = depth.dead_batches;
-        Ok(out)
+        match result {
+            Ok(()) => Ok(out),
+            Err(StoreError::LeaseLost { why, .. }) => Err(AdminError::Conflict(format!(
+                "lane {lane:?} was taken by another process while its work was being discarded \
+                 ({why}): {} target(s) in {} batch(es) were moved to the dead letters before; \
+                 see `edgepurge status`",
+                out.targets, out.batches
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn discard_held(
@@ -394,7 +423,8 @@ impl Admin {
         lane: &str,
         owner: &str,
         token: i64,
-    ) -> AdminResult<Discarded> {
+        out: &mut Discarded,
+    ) -> crate::store::StoreResult<()> {
         use crate::limits::KindLimits;
         use crate::queue::{Claim, ClaimRequest, Finish, FinishOutcome};
         use edgepurge_core::TargetKind;
@@ -405,8 +435,18 @@ impl Admin {
             max_batch: DISCARD_BATCH,
             daily_quota: None,
         };
-        let mut out = Discarded::default();
         loop {
+            // Renewed before each batch: a large lane may take longer than one lease.
+            if store
+                .acquire_lane(lane, owner, DISCARD_LEASE_MS)
+                .await?
+                .is_none_or(|l| l.token != token)
+            {
+                return Err(StoreError::LeaseLost {
+                    lane: lane.to_owned(),
+                    why: "its lease went to another holder".to_owned(),
+                });
+            }
             let now = self.clock.now_ms();
             let claim = store
                 .claim(ClaimRequest {
@@ -455,8 +495,20 @@ impl Admin {
             out.batches += 1;
             out.targets += batch.targets.len() as u64;
         }
-        Ok(out)
+        Ok(())
     }
+}
+
+/// A lane name as the config makes them (`ACCOUNT` or `ACCOUNT@NODE`): printable ASCII
+/// without spaces, at most 300 bytes; anything else is refused before any lookup.
+fn check_lane_name(lane: &str) -> AdminResult<()> {
+    if lane.is_empty() || lane.len() > 300 || !lane.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AdminError::NotFound(format!(
+            "{:?} is not a lane name (see `edgepurge status` for the lanes)",
+            crate::purgers::snippet(lane, 80)
+        )));
+    }
+    Ok(())
 }
 
 /// The account of the config whose lanes include `lane`.

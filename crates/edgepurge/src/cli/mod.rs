@@ -93,7 +93,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         edgepurge status            # lanes no account serves say so\n  \
         edgepurge discard --lane old-tencent\n  \
-        edgepurge retry --provider old-tencent   # once the account is back")]
+        edgepurge retry --provider old-tencent   # once the account is back\n\n\
+        A plain `edgepurge retry` leaves the dead letters of lanes no account serves.")]
     Discard(DiscardArgs),
     /// Queue depth per lane.
     #[command(after_help = "Examples:\n  \

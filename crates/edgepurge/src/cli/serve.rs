@@ -259,14 +259,15 @@ pub async fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
                     let unserved = admin.unserved_lanes().await.map_err(super::admin_failure)?;
                     warnings.extend(unserved.iter().map(|d| {
                         format!(
-                            "{}: lane {:?} holds {} pending job(s) and {} waiting batch(es) \
-                             that no provider account of this config serves (removed or \
-                             renamed?): add the account back under its old name, or run \
+                            "{}: lane {:?} holds {} pending job(s), {} waiting and {} in-flight \
+                             batch(es) that no provider account of this config serves (removed \
+                             or renamed?): add the account back under its old name, or run \
                              `edgepurge discard --lane {}`",
                             cfg.store.describe(),
                             d.lane,
                             d.pending,
                             d.waiting_batches,
+                            d.inflight_batches,
                             d.lane
                         )
                     }));

@@ -247,7 +247,19 @@ pub async fn discard(
     if let Err(r) = query(uri.query(), &[]) {
         return r.into_response();
     }
-    match state.admin.discard(&body.lane).await {
+    // Run to the end (and the lane's lease released) even if the caller hangs up.
+    let admin = Arc::clone(&state.admin);
+    let lane = body.lane.clone();
+    let done = match tokio::spawn(async move { admin.discard(&lane).await }).await {
+        Ok(done) => done,
+        Err(e) => {
+            return crate::app::AdminError::Store(crate::store::StoreError::Unavailable(format!(
+                "the discard stopped: {e}"
+            )))
+            .into_response()
+        }
+    };
+    match done {
         Ok(d) => Json(json!({
             "lane": body.lane,
             "batches": d.batches,
