@@ -105,6 +105,17 @@ async function main() {
     assert.match(providers, /tencent/);
     assert.match(providers, /quota: \d+ of \d+ left/);
 
+    // A lane whose account left the config: said, and discarded after confirmation.
+    const unserved = page.locator('#unserved [data-lane="old"]');
+    await unserved.waitFor();
+    assert.match(await unserved.textContent(), /no provider account of the config serves this lane/);
+    await unserved.locator("text=Discard").click();
+    await page.click("#confirm-dialog button[value=cancel]");
+    assert.equal(await unserved.count(), 1);
+    await unserved.locator("text=Discard").click();
+    await page.click("#confirm-ok");
+    await unserved.waitFor({ state: "detached" });
+
     // Delete asks first; cancelling keeps the rule.
     await row.locator("text=Delete").click();
     await page.click("#confirm-dialog button[value=cancel]");

@@ -330,6 +330,23 @@ async fn report_unserved(admin: &Admin) {
         }
         Err(e) => tracing::warn!("cannot read the queue's lanes at start: {e}"),
     }
+    match admin.unserved_fanout().await {
+        Ok(accounts) => {
+            for f in accounts {
+                tracing::warn!(
+                    account = %f.account,
+                    targets = f.targets,
+                    "the config has no provider account {:?}, so nothing fans out its {} \
+                     stored target(s) to cache nodes: add the account back under its old name, \
+                     or run `edgepurge discard --provider {}` to move them to the dead letters",
+                    f.account,
+                    f.targets,
+                    f.account
+                );
+            }
+        }
+        Err(e) => tracing::warn!("cannot read the fan-out queue at start: {e}"),
+    }
 }
 
 /// Says which config rules this node's file changed. On a shared store that is every node's

@@ -1420,7 +1420,7 @@ fn work_of_a_removed_account_is_shown_unserved_then_discarded_and_retried_once_i
     let d = json(&["discard", "--lane", "tencent", "--json"]);
     assert_eq!(
         d,
-        serde_json::json!({"lane": "tencent", "batches": 1, "targets": 2, "dead_before": 0,
+        serde_json::json!({"lanes": ["tencent"], "batches": 1, "targets": 2, "dead_before": 0,
             "waiting_until": null})
     );
     let log = ep.log(&[]);

@@ -24,15 +24,34 @@ fn the_console_manages_rules_and_shows_the_log_in_a_browser() {
         tests.display()
     );
     let fake = fake_tencent();
-    let mut ep = Edgepurge::new(&tencent_config(&fake, "", SITE_RULE).replace(
+    let config = tencent_config(&fake, "", SITE_RULE).replace(
         "[store]",
         "[admin]\ntoken_env = \"EP_TEST_ADMIN_TOKEN\"\n\n[store]",
-    ));
+    );
+    // Work queued through an account named "old", which the config then no longer has: a
+    // lane nothing serves, for the console to show and discard.
+    let mut ep = Edgepurge::new(
+        &config
+            .replace("[providers.tencent]", "[providers.old]")
+            .replace("provider = \"tencent\"", "provider = \"old\""),
+    );
+    ep.ok(&[
+        "purge",
+        "--no-wait",
+        "--provider",
+        "old",
+        "https://cdn.example.com/left.css",
+    ]);
+    std::fs::write(&ep.config, &config).expect("write the config");
     ep.env
         .push(("EP_TEST_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()));
     let server = ep.serve();
     server.send(&ceph_body("assets", "ObjectCreated:Put", &["a.css".into()]));
-    ep.settle(Duration::from_secs(20));
+    // The rule's record purged (the one of lane "old" stays queued: nothing serves it).
+    edgepurge_testkit::wait_for(Duration::from_secs(20), "the site purge", || {
+        let log = ep.log(&["--rule", "site"]);
+        (!log.is_empty() && log.iter().all(|r| r["status"] == "succeeded")).then_some(())
+    });
 
     // Screenshots of the rule list and a rule's log: test artifacts (docs/console.png is one).
     let shots = edgepurge_testkit::repo_root().join("target/console-screenshots");
@@ -57,6 +76,16 @@ fn the_console_manages_rules_and_shows_the_log_in_a_browser() {
     assert!(
         rules.contains("site") && !rules.contains("ui-rule"),
         "{rules}"
+    );
+    // The browser discarded lane "old": its record is a dead letter with the reason.
+    let left = ep.log(&["--status", "dead"]);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        left[0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not sent: discarded"),
+        "{left:?}"
     );
     for name in ["rules.png", "log.png"] {
         let png = std::fs::read(shots.join(name)).expect("screenshot written");

@@ -324,3 +324,97 @@ fn a_node_down_during_the_fan_out_gets_its_urls_when_it_is_back_and_others_are_u
     }
     drop(server);
 }
+
+#[test]
+fn a_removed_account_of_several_nodes_is_discarded_whole_then_reaches_every_node_after_retry() {
+    // Node 2 is down: its lane keeps the 30 URLs the others purge. Then 5 more URLs are
+    // queued with no server running: they wait in the fan-out, given to no node yet.
+    let mut nodes = Nodes::start(3, &[2]);
+    let addrs: Vec<String> = nodes.addrs.iter().map(|a| a.to_string()).collect();
+    let text = config(&addrs, "");
+    let ep = Edgepurge::new(&text);
+    let server = ep.serve();
+    let n = 30;
+    server.send(&ceph_body("assets", "ObjectCreated:Put", &keys("gone", n)));
+    edgepurge_testkit::wait_for(Duration::from_secs(60), "nodes 0 and 1 purged", || {
+        (nodes.paths(0) == n && nodes.paths(1) == n).then_some(())
+    });
+    drop(server);
+    let mut args = vec!["purge", "--no-wait", "--provider", "edge"];
+    let late: Vec<String> = (0..5)
+        .map(|i| format!("http://cdn.test/late/{i}.png"))
+        .collect();
+    args.extend(late.iter().map(String::as_str));
+    ep.ok(&args);
+    let json =
+        |args: &[&str]| -> serde_json::Value { serde_json::from_str(ep.ok(args).trim()).unwrap() };
+
+    // The account is removed (a new one takes the rule): nothing serves what "edge" left.
+    let removed = text
+        .replace("[providers.edge]", "[providers.edge2]")
+        .replace("provider = \"edge\"", "provider = \"edge2\"");
+    std::fs::write(&ep.config, &removed).unwrap();
+    let status = json(&["status", "--json"]);
+    assert_eq!(
+        status["fanout"],
+        serde_json::json!([{"account": "edge", "targets": 5,
+            "oldest_at": status["fanout"][0]["oldest_at"], "served": false}]),
+        "{status}"
+    );
+    let down_lane = format!("edge@{}", addrs[2]);
+    let lane = status["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["lane"] == down_lane.as_str())
+        .unwrap_or_else(|| panic!("{down_lane} in {status}"));
+    assert_eq!(lane["served"], false, "{status}");
+    let text_status = ep.ok(&["status"]);
+    assert!(
+        text_status.contains("`edgepurge discard --provider edge`"),
+        "{text_status}"
+    );
+    let check = ep.run(&["config", "check"]);
+    assert!(
+        String::from_utf8_lossy(&check.stderr).contains("5 target(s) wait to be fanned out"),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // The account in the config now is refused; the removed one is discarded whole: the
+    // down node's jobs and the fan-out targets, given to every node the account had.
+    let out = ep.run(&["discard", "--provider", "edge2"]);
+    assert_eq!(out.status.code(), Some(2));
+    let d = json(&["discard", "--provider", "edge", "--json"]);
+    let mut lanes: Vec<String> = addrs.iter().map(|a| format!("edge@{a}")).collect();
+    lanes.sort();
+    let mut got: Vec<String> = serde_json::from_value(d["lanes"].clone()).unwrap();
+    got.sort();
+    assert_eq!(got, lanes, "{d}");
+    assert_eq!(d["targets"], n + 5 * 3, "{d}");
+    assert_eq!(d["waiting_until"], serde_json::Value::Null, "{d}");
+    let status = json(&["status", "--json"]);
+    assert_eq!(status["fanout"], serde_json::json!([]), "{status}");
+    for l in status["lanes"].as_array().unwrap() {
+        assert_eq!(
+            (l["pending"].as_u64(), l["waiting_batches"].as_u64()),
+            (Some(0), Some(0)),
+            "{l}"
+        );
+    }
+    let log = ep.log(&[]);
+    assert_eq!(log.len(), n + 5);
+    for r in &log {
+        assert_eq!(r["status"], "dead", "{r}");
+    }
+
+    // The account is back (and node 2 with it): a retry sends everything to every node.
+    std::fs::write(&ep.config, &text).unwrap();
+    nodes.up(2);
+    assert!(json(&["retry", "--provider", "edge", "--json"])["requeued"].as_u64() >= Some(3));
+    let server = ep.serve();
+    let db = ep.dir.path().join("edgepurge.db");
+    all_succeeded(&db, n + 5);
+    assert_eq!(nodes.paths(2), n + 5, "the down node got everything");
+    assert_eq!((nodes.paths(0), nodes.paths(1)), (n + 5, n + 5));
+    drop(server);
+}

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub use admin::{Admin, AdminError, AdminResult, Discarded};
+pub use admin::{Admin, AdminError, AdminResult, DiscardTarget, Discarded};
 pub use direct::{
     short_backoff, DirectError, DirectPurge, DirectReport, Outcome, Skipped, TargetReport,
 };

@@ -93,6 +93,7 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         edgepurge status            # lanes no account serves say so\n  \
         edgepurge discard --lane old-tencent\n  \
+        edgepurge discard --provider old-varnish   # every node's lane, and its fan-out\n  \
         edgepurge retry --provider old-tencent   # once the account is back\n\n\
         A plain `edgepurge retry` leaves the dead letters of lanes no account serves.")]
     Discard(DiscardArgs),
@@ -146,12 +147,18 @@ pub struct MigrateArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["lane", "provider"])))]
 pub struct DiscardArgs {
-    /// The lane (as `edgepurge status` names it).
+    /// One lane (as `edgepurge status` names it), e.g. a removed node's of an http-purge
+    /// account.
     #[arg(long)]
-    pub lane: String,
-    /// Print `{"lane", "batches", "targets", "dead_before", "waiting_until"}` instead of a
-    /// sentence.
+    pub lane: Option<String>,
+    /// Every lane of a provider account removed from the config, and the targets it never
+    /// fanned out to its nodes.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Print `{"lanes", "batches", "targets", "dead_before", "waiting_until"}` instead of
+    /// sentences.
     #[arg(long)]
     pub json: bool,
 }
@@ -362,22 +369,22 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> CliResult {
 async fn discard(ctx: &Ctx, args: DiscardArgs) -> CliResult {
     let cfg = ctx.config().await?;
     let admin = ctx.admin(&cfg, false).await?;
-    let d = admin.discard(&args.lane).await.map_err(admin_failure)?;
-    let waiting_until = d.waiting_until.map(crate::clock::rfc3339_ms);
+    let target = match (args.lane, args.provider) {
+        (Some(lane), None) => crate::app::DiscardTarget::Lane(lane),
+        (None, Some(provider)) => crate::app::DiscardTarget::Provider(provider),
+        _ => return Err(input_error("give --lane or --provider, not both")),
+    };
+    let d = admin.discard(&target).await.map_err(admin_failure)?;
     if args.json {
-        return print_json(&serde_json::json!({
-            "lane": args.lane,
-            "batches": d.batches,
-            "targets": d.targets,
-            "dead_before": d.dead_before,
-            "waiting_until": waiting_until,
-        }));
+        return print_json(&crate::server::views::discarded_view(&d));
     }
     println!(
-        "lane {}: {} target(s) in {} batch(es) moved to the dead letters (their log records \
-         say why); `edgepurge retry --provider ACCOUNT` queues them again once the account is \
-         back",
-        args.lane, d.targets, d.batches
+        "{} target(s) in {} batch(es) moved to the dead letters from lane(s) {} (their log \
+         records say why); `edgepurge retry --provider ACCOUNT` queues them again once the \
+         account is back",
+        d.targets,
+        d.batches,
+        d.lanes.join(", ")
     );
     if d.dead_before > 0 {
         println!("{} batch(es) were dead letters already", d.dead_before);

@@ -271,6 +271,22 @@ pub async fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
                             d.lane
                         )
                     }));
+                    let fanout = admin
+                        .unserved_fanout()
+                        .await
+                        .map_err(super::admin_failure)?;
+                    warnings.extend(fanout.iter().map(|f| {
+                        format!(
+                            "{}: {} target(s) wait to be fanned out to the nodes of provider \
+                             account {:?}, which this config does not have (removed or \
+                             renamed?): add it back under its old name, or run `edgepurge \
+                             discard --provider {}`",
+                            cfg.store.describe(),
+                            f.targets,
+                            f.account,
+                            f.account
+                        )
+                    }));
                     problems.extend(stored.into_iter().map(|message| Problem {
                         at: format!(
                             "{} (rules added with `edgepurge rule add`)",

@@ -79,7 +79,7 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
             .collect();
         let fanout: Vec<Value> = fanout
             .iter()
-            .map(crate::server::views::fanout_queue_view)
+            .map(|f| crate::server::views::fanout_queue_view(f, admin.has_account(&f.account)))
             .collect();
         return print_json(&json!({
             "lanes": lanes,
@@ -96,10 +96,20 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
     for f in &fanout {
         println!(
             "account {}: {} targets not yet fanned out to its nodes (in no lane's PENDING \
-             yet), oldest from {}",
+             yet), oldest from {}{}",
             f.account,
             f.targets,
-            f.oldest_at.map(local_time).unwrap_or_else(|| "-".into())
+            f.oldest_at.map(local_time).unwrap_or_else(|| "-".into()),
+            if admin.has_account(&f.account) == Some(false) {
+                format!(
+                    "; unserved: the config has no account {0:?} (removed or renamed?), so \
+                     nothing sends them. Add it back under its old name, or `edgepurge \
+                     discard --provider {0}`",
+                    f.account
+                )
+            } else {
+                String::new()
+            }
         );
     }
     if lanes.is_empty() {

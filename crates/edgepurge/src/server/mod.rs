@@ -17,7 +17,8 @@ mod webhook;
 /// 3339), shared by the admin API and the command line's `--json`.
 pub mod views {
     pub use super::admin::{
-        fanout_queue_view, lane_queue_view, lane_status_view, record_view, request_view, rule_view,
+        discarded_view, fanout_queue_view, lane_queue_view, lane_status_view, record_view,
+        request_view, rule_view,
     };
 }
 pub use auth::Token;

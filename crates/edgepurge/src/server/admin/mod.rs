@@ -19,6 +19,7 @@ mod rules;
 
 pub use log::{record_view, request_view};
 pub use providers::{fanout_queue_view, lane_queue_view, lane_status_view};
+pub use purge::discarded_view;
 pub use rules::view as rule_view;
 
 use super::AppState;

@@ -72,16 +72,17 @@ fn fanout_view(f: Option<&FanoutDepth>) -> Value {
 }
 
 /// [`fanout_view`] with the account's name: `GET /v1/status` and `edgepurge status --json`.
-pub fn fanout_queue_view(f: &FanoutDepth) -> Value {
+pub fn fanout_queue_view(f: &FanoutDepth, served: Option<bool>) -> Value {
     let mut v = fanout_view(Some(f));
     if let Value::Object(map) = &mut v {
         map.insert("account".into(), json!(f.account));
+        map.insert("served".into(), json!(served));
     }
     v
 }
 
 /// [`depth_view`] with the lane's name: `GET /v1/status` and `edgepurge status --json`.
-/// One lane's queue; `served`: whether a provider account of the config serves the lane
+/// `served`: whether a provider account of the config serves the lane
 /// (false: its account was removed or renamed and nothing sends its work; null: not known,
 /// no config file at hand).
 pub fn lane_queue_view(d: &LaneDepth, served: Option<bool>) -> Value {
@@ -176,7 +177,10 @@ pub async fn status(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "rules_in_force": planner.rules().iter().filter(|r| r.spec.enabled).count(),
         "lanes": queue,
-        "fanout": fanout.iter().map(fanout_queue_view).collect::<Vec<_>>(),
+        "fanout": fanout
+            .iter()
+            .map(|f| fanout_queue_view(f, state.admin.has_account(&f.account)))
+            .collect::<Vec<_>>(),
         "sources": sources,
     }))
     .into_response()

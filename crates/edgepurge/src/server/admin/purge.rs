@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Json, Response};
 use edgepurge_core::TargetKind;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -233,12 +233,27 @@ pub async fn retry(
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscardBody {
-    /// The lane no provider account serves any more.
-    lane: String,
+    /// One lane no provider account serves any more.
+    #[serde(default)]
+    lane: Option<String>,
+    /// Every lane of a provider account removed from the config, and its fan-out targets.
+    #[serde(default)]
+    provider: Option<String>,
 }
 
-/// `POST /v1/discard`: the queued work of a lane no provider account of the config serves
-/// moved to the dead letters, as `edgepurge discard` does.
+/// What `POST /v1/discard` and `edgepurge discard --json` answer.
+pub fn discarded_view(d: &crate::app::Discarded) -> Value {
+    json!({
+        "lanes": d.lanes,
+        "batches": d.batches,
+        "targets": d.targets,
+        "dead_before": d.dead_before,
+        "waiting_until": d.waiting_until.map(crate::clock::rfc3339_ms),
+    })
+}
+
+/// `POST /v1/discard`: the queued work of a lane, or of a provider account, that no account
+/// of the config serves moved to the dead letters, as `edgepurge discard` does.
 pub async fn discard(
     State(state): State<Arc<AppState>>,
     uri: Uri,
@@ -247,10 +262,17 @@ pub async fn discard(
     if let Err(r) = query(uri.query(), &[]) {
         return r.into_response();
     }
-    // Run to the end (and the lane's lease released) even if the caller hangs up.
+    let (target, field) = match (body.lane, body.provider) {
+        (Some(lane), None) => (crate::app::DiscardTarget::Lane(lane), "lane"),
+        (None, Some(provider)) => (crate::app::DiscardTarget::Provider(provider), "provider"),
+        _ => {
+            return invalid("lane", "give \"lane\" or \"provider\", not both".to_owned())
+                .into_response()
+        }
+    };
+    // Run to the end (and the lanes' leases released) even if the caller hangs up.
     let admin = Arc::clone(&state.admin);
-    let lane = body.lane.clone();
-    let done = match tokio::spawn(async move { admin.discard(&lane).await }).await {
+    let done = match tokio::spawn(async move { admin.discard(&target).await }).await {
         Ok(done) => done,
         Err(e) => {
             return crate::app::AdminError::Store(crate::store::StoreError::Unavailable(format!(
@@ -260,15 +282,8 @@ pub async fn discard(
         }
     };
     match done {
-        Ok(d) => Json(json!({
-            "lane": body.lane,
-            "batches": d.batches,
-            "targets": d.targets,
-            "dead_before": d.dead_before,
-            "waiting_until": d.waiting_until.map(crate::clock::rfc3339_ms),
-        }))
-        .into_response(),
-        Err(crate::app::AdminError::NotFound(m)) => invalid("lane", m).into_response(),
+        Ok(d) => Json(discarded_view(&d)).into_response(),
+        Err(crate::app::AdminError::NotFound(m)) => invalid(field, m).into_response(),
         Err(e) => e.into_response(),
     }
 }

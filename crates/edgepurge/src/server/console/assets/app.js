@@ -116,6 +116,48 @@ async function loadStatus() {
   h.textContent = s.status;
   h.className = `badge ${s.status}`;
   $("#version").textContent = `edgepurge ${s.version}`;
+  showUnserved(s.lanes);
+}
+
+/** Lanes whose provider account is no longer in the config (removed or renamed): nothing sends
+ * their work. Each can be discarded (moved to the dead letters) after confirmation. */
+function showUnserved(lanes) {
+  const box = $("#unserved");
+  box.replaceChildren();
+  for (const l of lanes) {
+    const live = l.pending + l.waiting_batches + l.inflight_batches;
+    if (l.served !== false || live === 0) continue;
+    box.append(
+      el(
+        "div",
+        { class: "card unserved", "data-lane": l.lane },
+        el("strong", {}, l.lane),
+        ` — no provider account of the config serves this lane (removed or renamed?), so nothing sends its ${l.pending} pending job(s) and ${l.waiting_batches} waiting batch(es). Add the account back under its old name, or `,
+        el("button", { type: "button", class: "link danger", onclick: () => discard(l.lane) }, "Discard"),
+        " them to the dead letters.",
+      ),
+    );
+  }
+}
+
+async function discard(lane) {
+  const dialog = $("#confirm-dialog");
+  $("#confirm-text").textContent = `Discard the queued work of lane "${lane}"? It is not sent; its records show "dead" with the reason, and a retry of the account queues them again once it is back.`;
+  dialog.returnValue = "";
+  dialog.showModal();
+  dialog.addEventListener(
+    "close",
+    async () => {
+      if (dialog.returnValue !== "ok") return;
+      try {
+        await api("POST", "/v1/discard", { lane });
+        await loadStatus();
+      } catch (e) {
+        handle(e);
+      }
+    },
+    { once: true },
+  );
 }
 
 async function loadProviders() {
