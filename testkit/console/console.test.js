@@ -111,10 +111,21 @@ async function main() {
     assert.match(await unserved.textContent(), /no provider account of the config serves this lane/);
     await unserved.locator("text=Discard").click();
     await page.click("#confirm-dialog button[value=cancel]");
+    // Cancelled: nothing was asked of the server (its queue still holds the job).
+    await page.waitForTimeout(300);
     assert.equal(await unserved.count(), 1);
+    const queued = await page.evaluate(async (t) => {
+      const r = await fetch("/v1/status", { headers: { Authorization: `Bearer ${t}` } });
+      return (await r.json()).lanes.find((l) => l.lane === "old");
+    }, token);
+    assert.equal(queued.pending, 1);
     await unserved.locator("text=Discard").click();
     await page.click("#confirm-ok");
     await unserved.waitFor({ state: "detached" });
+    // A removed account's targets never fanned out to its nodes: said, with no discard.
+    const fanned = page.locator('#unserved [data-account="oldedge"]');
+    assert.match(await fanned.textContent(), /1 target\(s\) wait to be fanned out/);
+    assert.equal(await fanned.locator("text=Discard").count(), 0);
 
     // Delete asks first; cancelling keeps the rule.
     await row.locator("text=Delete").click();

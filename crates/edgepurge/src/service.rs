@@ -337,11 +337,10 @@ async fn report_unserved(admin: &Admin) {
                     account = %f.account,
                     targets = f.targets,
                     "the config has no provider account {:?}, so nothing fans out its {} \
-                     stored target(s) to cache nodes: add the account back under its old name, \
-                     or run `edgepurge discard --provider {}` to move them to the dead letters",
+                     stored target(s) to cache nodes: they wait until the account is back \
+                     under that name (and go to the nodes it has then)",
                     f.account,
-                    f.targets,
-                    f.account
+                    f.targets
                 );
             }
         }

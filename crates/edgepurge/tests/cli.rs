@@ -1421,7 +1421,7 @@ fn work_of_a_removed_account_is_shown_unserved_then_discarded_and_retried_once_i
     assert_eq!(
         d,
         serde_json::json!({"lanes": ["tencent"], "batches": 1, "targets": 2, "dead_before": 0,
-            "waiting_until": null})
+            "fanout_left": 0, "waiting_until": null})
     );
     let log = ep.log(&[]);
     assert_eq!(log.len(), 2);

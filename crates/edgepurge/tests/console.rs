@@ -28,19 +28,29 @@ fn the_console_manages_rules_and_shows_the_log_in_a_browser() {
         "[store]",
         "[admin]\ntoken_env = \"EP_TEST_ADMIN_TOKEN\"\n\n[store]",
     );
-    // Work queued through an account named "old", which the config then no longer has: a
-    // lane nothing serves, for the console to show and discard.
-    let mut ep = Edgepurge::new(
-        &config
+    // Work queued through an account named "old", and through "oldedge" (two cache nodes:
+    // stored once for them, never fanned out), which the config then no longer has: a lane
+    // and fan-out targets nothing serves, for the console to show (and the lane to discard).
+    let mut ep = Edgepurge::new(&format!(
+        "{}\n[providers.oldedge]\nkind = \"http-purge\"\npreset = \"varnish\"\n\
+         nodes = [\"127.0.0.1:9\", \"127.0.0.2:9\"]\n",
+        config
             .replace("[providers.tencent]", "[providers.old]")
-            .replace("provider = \"tencent\"", "provider = \"old\""),
-    );
+            .replace("provider = \"tencent\"", "provider = \"old\"")
+    ));
     ep.ok(&[
         "purge",
         "--no-wait",
         "--provider",
         "old",
         "https://cdn.example.com/left.css",
+    ]);
+    ep.ok(&[
+        "purge",
+        "--no-wait",
+        "--provider",
+        "oldedge",
+        "https://cdn.example.com/edge.css",
     ]);
     std::fs::write(&ep.config, &config).expect("write the config");
     ep.env

@@ -326,7 +326,7 @@ fn a_node_down_during_the_fan_out_gets_its_urls_when_it_is_back_and_others_are_u
 }
 
 #[test]
-fn a_removed_account_of_several_nodes_is_discarded_whole_then_reaches_every_node_after_retry() {
+fn a_removed_account_of_several_nodes_is_discarded_and_its_unfanned_targets_wait_for_it() {
     // Node 2 is down: its lane keeps the 30 URLs the others purge. Then 5 more URLs are
     // queued with no server running: they wait in the fan-out, given to no node yet.
     let mut nodes = Nodes::start(3, &[2]);
@@ -371,7 +371,8 @@ fn a_removed_account_of_several_nodes_is_discarded_whole_then_reaches_every_node
     assert_eq!(lane["served"], false, "{status}");
     let text_status = ep.ok(&["status"]);
     assert!(
-        text_status.contains("`edgepurge discard --provider edge`"),
+        text_status.contains("unserved: the config has no account \"edge\"")
+            && text_status.contains(&format!("edgepurge discard --lane {down_lane}")),
         "{text_status}"
     );
     let check = ep.run(&["config", "check"]);
@@ -380,20 +381,18 @@ fn a_removed_account_of_several_nodes_is_discarded_whole_then_reaches_every_node
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    // The account in the config now is refused; the removed one is discarded whole: the
-    // down node's jobs and the fan-out targets, given to every node the account had.
+    // The account in the config now is refused; the removed one's queued lane work goes to
+    // the dead letters, its unfanned targets stay (and say so).
     let out = ep.run(&["discard", "--provider", "edge2"]);
     assert_eq!(out.status.code(), Some(2));
     let d = json(&["discard", "--provider", "edge", "--json"]);
-    let mut lanes: Vec<String> = addrs.iter().map(|a| format!("edge@{a}")).collect();
-    lanes.sort();
-    let mut got: Vec<String> = serde_json::from_value(d["lanes"].clone()).unwrap();
-    got.sort();
-    assert_eq!(got, lanes, "{d}");
-    assert_eq!(d["targets"], n + 5 * 3, "{d}");
-    assert_eq!(d["waiting_until"], serde_json::Value::Null, "{d}");
+    assert_eq!(
+        d,
+        serde_json::json!({"lanes": [down_lane], "batches": d["batches"], "targets": n,
+            "dead_before": 0, "fanout_left": 5, "waiting_until": null})
+    );
     let status = json(&["status", "--json"]);
-    assert_eq!(status["fanout"], serde_json::json!([]), "{status}");
+    assert_eq!(status["fanout"][0]["targets"], 5, "{status}");
     for l in status["lanes"].as_array().unwrap() {
         assert_eq!(
             (l["pending"].as_u64(), l["waiting_batches"].as_u64()),
@@ -402,19 +401,25 @@ fn a_removed_account_of_several_nodes_is_discarded_whole_then_reaches_every_node
         );
     }
     let log = ep.log(&[]);
-    assert_eq!(log.len(), n + 5);
-    for r in &log {
-        assert_eq!(r["status"], "dead", "{r}");
-    }
+    let by_status = |s: &str| log.iter().filter(|r| r["status"] == s).count();
+    assert_eq!((by_status("dead"), by_status("queued")), (n, 5), "{log:?}");
+    // Only the fan-out is left: the account has nothing else to discard, and says why.
+    let out = ep.run(&["discard", "--provider", "edge"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("5 target(s) never fanned out"), "{err}");
 
-    // The account is back (and node 2 with it): a retry sends everything to every node.
+    // The account is back (node 2 with it): a retry sends the dead letters, and the waiting
+    // targets reach every node; each node purges each URL once.
     std::fs::write(&ep.config, &text).unwrap();
     nodes.up(2);
-    assert!(json(&["retry", "--provider", "edge", "--json"])["requeued"].as_u64() >= Some(3));
+    assert!(json(&["retry", "--provider", "edge", "--json"])["requeued"].as_u64() >= Some(1));
     let server = ep.serve();
     let db = ep.dir.path().join("edgepurge.db");
     all_succeeded(&db, n + 5);
-    assert_eq!(nodes.paths(2), n + 5, "the down node got everything");
-    assert_eq!((nodes.paths(0), nodes.paths(1)), (n + 5, n + 5));
+    for i in 0..3 {
+        assert_eq!(nodes.paths(i), n + 5, "node {i}");
+        assert_eq!(nodes.purges(i), (n + 5) as u32, "node {i}: each URL once");
+    }
     drop(server);
 }

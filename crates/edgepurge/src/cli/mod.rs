@@ -93,7 +93,7 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         edgepurge status            # lanes no account serves say so\n  \
         edgepurge discard --lane old-tencent\n  \
-        edgepurge discard --provider old-varnish   # every node's lane, and its fan-out\n  \
+        edgepurge discard --provider old-varnish   # every node's lane\n  \
         edgepurge retry --provider old-tencent   # once the account is back\n\n\
         A plain `edgepurge retry` leaves the dead letters of lanes no account serves.")]
     Discard(DiscardArgs),
@@ -153,12 +153,12 @@ pub struct DiscardArgs {
     /// account.
     #[arg(long)]
     pub lane: Option<String>,
-    /// Every lane of a provider account removed from the config, and the targets it never
-    /// fanned out to its nodes.
+    /// Every lane of a provider account removed from the config (targets it never fanned out
+    /// to its nodes stay queued: they go to the nodes it has if it comes back).
     #[arg(long)]
     pub provider: Option<String>,
-    /// Print `{"lanes", "batches", "targets", "dead_before", "waiting_until"}` instead of
-    /// sentences.
+    /// Print `{"lanes", "batches", "targets", "dead_before", "fanout_left", "waiting_until"}`
+    /// instead of sentences.
     #[arg(long)]
     pub json: bool,
 }
@@ -372,22 +372,33 @@ async fn discard(ctx: &Ctx, args: DiscardArgs) -> CliResult {
     let target = match (args.lane, args.provider) {
         (Some(lane), None) => crate::app::DiscardTarget::Lane(lane),
         (None, Some(provider)) => crate::app::DiscardTarget::Provider(provider),
-        _ => return Err(input_error("give --lane or --provider, not both")),
+        _ => return Err(input_error("give exactly one of --lane and --provider")),
     };
     let d = admin.discard(&target).await.map_err(admin_failure)?;
     if args.json {
         return print_json(&crate::server::views::discarded_view(&d));
     }
-    println!(
-        "{} target(s) in {} batch(es) moved to the dead letters from lane(s) {} (their log \
-         records say why); `edgepurge retry --provider ACCOUNT` queues them again once the \
-         account is back",
-        d.targets,
-        d.batches,
-        d.lanes.join(", ")
-    );
+    if d.batches == 0 {
+        println!("nothing moved");
+    } else {
+        println!(
+            "{} target(s) in {} batch(es) moved to the dead letters from lane(s) {} (their log \
+             records say why); `edgepurge retry --provider ACCOUNT` queues them again once the \
+             account is back",
+            d.targets,
+            d.batches,
+            d.lanes.join(", ")
+        );
+    }
     if d.dead_before > 0 {
         println!("{} batch(es) were dead letters already", d.dead_before);
+    }
+    if d.fanout_left > 0 {
+        println!(
+            "left: {} target(s) the account never fanned out to its nodes; they stay queued \
+             and go to the nodes it has if it comes back",
+            d.fanout_left
+        );
     }
     if let Some(at) = d.waiting_until {
         println!(

@@ -279,11 +279,9 @@ pub async fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
                         format!(
                             "{}: {} target(s) wait to be fanned out to the nodes of provider \
                              account {:?}, which this config does not have (removed or \
-                             renamed?): add it back under its old name, or run `edgepurge \
-                             discard --provider {}`",
+                             renamed?): they wait until it is back under that name",
                             cfg.store.describe(),
                             f.targets,
-                            f.account,
                             f.account
                         )
                     }));

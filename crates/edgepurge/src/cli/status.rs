@@ -102,9 +102,9 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
             f.oldest_at.map(local_time).unwrap_or_else(|| "-".into()),
             if admin.has_account(&f.account) == Some(false) {
                 format!(
-                    "; unserved: the config has no account {0:?} (removed or renamed?), so \
-                     nothing sends them. Add it back under its old name, or `edgepurge \
-                     discard --provider {0}`",
+                    "; unserved: the config has no account {:?} (removed or renamed?), so \
+                     nothing sends them until it is back under that name (they go to the \
+                     nodes it has then; they are not discarded)",
                     f.account
                 )
             } else {

@@ -393,9 +393,6 @@ impl Store for Recording {
     async fn fanout_depths(&self) -> crate::store::StoreResult<Vec<crate::store::FanoutDepth>> {
         self.inner.fanout_depths().await
     }
-    async fn lane_names(&self) -> crate::store::StoreResult<Vec<String>> {
-        self.inner.lane_names().await
-    }
     async fn release_held(&self, lane: &str, now: Ms) -> crate::store::StoreResult<u64> {
         self.inner.release_held(lane, now).await
     }

@@ -733,9 +733,6 @@ pub trait Store: Send + Sync {
     /// Per account with fan-out targets waiting to be expanded into its lanes' jobs, by
     /// account name.
     async fn fanout_depths(&self) -> StoreResult<Vec<FanoutDepth>>;
-    /// Every lane the store has known, by name, sorted (made by a lane's first lease or job;
-    /// kept after its work is gone).
-    async fn lane_names(&self) -> StoreResult<Vec<String>>;
     /// Makes the lane's batches waiting after a failure (backoff, or held while the provider
     /// was down) due at `now`: the provider answers again. Batches waiting for quota stay.
     /// Returns how many.

@@ -5,7 +5,6 @@
 use super::{Admin, AdminError, AdminResult};
 use crate::limits::KindLimits;
 use crate::purgers::Providers;
-use crate::queue::fanout::FanoutClaim;
 use crate::queue::{Claim, ClaimRequest, Finish, FinishOutcome};
 use crate::store::{FanoutDepth, LaneDepth, Ms, Store, StoreError, StoreResult};
 use edgepurge_core::TargetKind;
@@ -15,9 +14,6 @@ use std::sync::Arc;
 const LEASE_MS: i64 = 60_000;
 /// Targets per dead batch a discard makes.
 const BATCH: usize = 1000;
-/// Passes over an account's lanes at most (each pass empties them; fan-out expanded while a
-/// lane is emptied gives the others jobs, which the next pass takes).
-const MAX_PASSES: usize = 64;
 
 /// What to discard: one lane, or everything a removed provider account left.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,13 +25,16 @@ pub enum DiscardTarget {
 /// What a discard did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Discarded {
-    /// The lanes whose work was moved.
+    /// The lanes whose work was moved (at least one batch each).
     pub lanes: Vec<String>,
     /// Batches moved to the dead letters, and the targets in them.
     pub batches: u64,
     pub targets: u64,
     /// Dead batches the lanes held before (dead letters already, left as they are).
     pub dead_before: u64,
+    /// Targets of the account stored once for its nodes and never fanned out to them: left
+    /// where they are (they go to the nodes the account has when it is back).
+    pub fanout_left: u64,
     /// Work left because it waits for a quota day or a rule's `min_interval_ms`: discard
     /// again after this time.
     pub waiting_until: Option<Ms>,
@@ -86,8 +85,9 @@ impl Admin {
     /// Moves queued work that no provider account of the config serves to the dead letters:
     /// its log records show `dead` with the reason, and `edgepurge retry` queues them again
     /// once the account is back. One lane (an account's, or a removed node's of an account
-    /// still configured), or every lane of a removed account together with the targets it
-    /// never fanned out to its nodes. What waits for a quota day or a rule's
+    /// still configured), or every lane of a removed account with queued work. Targets a
+    /// removed `http-purge` account never fanned out to its nodes stay queued
+    /// (`fanout_left`): they go to the nodes the account has if it comes back. What waits for a quota day or a rule's
     /// `min_interval_ms` is left and said (`waiting_until`); a lane another process holds is
     /// refused.
     pub async fn discard(&self, target: &DiscardTarget) -> AdminResult<Discarded> {
@@ -122,8 +122,7 @@ impl Admin {
                     dead_before: depth.dead_batches,
                     ..Discarded::default()
                 };
-                self.discard_lanes(store, std::slice::from_ref(lane), None, &mut out)
-                    .await?;
+                self.discard_lane(store, lane, &mut out).await?;
                 Ok(out)
             }
             DiscardTarget::Provider(account) => {
@@ -135,28 +134,21 @@ impl Admin {
                     )));
                 }
                 let depths = store.depths().await?;
-                // Every lane the account ever had, work or not: fan-out targets go to all of
-                // them, so a retry once the account is back reaches every node.
-                let mut lanes: Vec<String> = store
-                    .lane_names()
-                    .await?
-                    .into_iter()
-                    .filter(|l| lane_account(l) == account && !l.contains('#'))
+                let lanes: Vec<String> = depths
+                    .iter()
+                    .filter(|d| lane_account(&d.lane) == account && has_work(d))
+                    .map(|d| d.lane.clone())
                     .collect();
-                let fanned = store
+                let fanout_left = store
                     .fanout_depths()
                     .await?
                     .into_iter()
-                    .any(|f| f.account == *account && f.targets > 0);
-                if fanned && lanes.is_empty() {
-                    // Never given to any node: they go to the dead letters under the
-                    // account's own name.
-                    lanes.push(account.clone());
-                }
-                let live = depths
-                    .iter()
-                    .any(|d| lane_account(&d.lane) == account && has_work(d));
-                if !live && !fanned {
+                    .find(|f| f.account == *account)
+                    .map_or(0, |f| f.targets);
+                if lanes.is_empty() {
+                    if fanout_left > 0 {
+                        return Err(AdminError::NotFound(fanout_stays(account, fanout_left)));
+                    }
                     return Err(nothing_to_discard(
                         &format!("provider account {account:?}"),
                         account,
@@ -170,39 +162,15 @@ impl Admin {
                         .filter(|d| lane_account(&d.lane) == account)
                         .map(|d| d.dead_batches)
                         .sum(),
+                    fanout_left,
                     ..Discarded::default()
                 };
-                let fanout = fanned.then(|| FanoutClaim {
-                    account: account.clone(),
-                    lanes: Arc::from(lanes.clone()),
-                });
-                self.discard_lanes(store, &lanes, fanout, &mut out).await?;
+                for lane in &lanes {
+                    self.discard_lane(store, lane, &mut out).await?;
+                }
                 Ok(out)
             }
         }
-    }
-
-    /// Empties `lanes` into the dead letters, pass after pass until one moves nothing (with
-    /// `fanout`, each claim first expands a slice of the account's fan-out targets into every
-    /// one of `lanes`).
-    async fn discard_lanes(
-        &self,
-        store: &Arc<dyn Store>,
-        lanes: &[String],
-        fanout: Option<FanoutClaim>,
-        out: &mut Discarded,
-    ) -> AdminResult<()> {
-        for _ in 0..MAX_PASSES {
-            let before = out.batches;
-            out.waiting_until = None;
-            for lane in lanes {
-                self.discard_lane(store, lane, fanout.clone(), out).await?;
-            }
-            if out.batches == before {
-                return Ok(());
-            }
-        }
-        Ok(())
     }
 
     /// One lane, under its lease (refused while another process holds it).
@@ -210,7 +178,6 @@ impl Admin {
         &self,
         store: &Arc<dyn Store>,
         lane: &str,
-        fanout: Option<FanoutClaim>,
         out: &mut Discarded,
     ) -> AdminResult<()> {
         // Unique: two discards never share (and release) one lease.
@@ -223,16 +190,11 @@ impl Admin {
             )));
         };
         let result = self
-            .empty_lane(store.as_ref(), lane, &owner, lease.token, fanout, out)
+            .empty_lane(store.as_ref(), lane, &owner, lease.token, out)
             .await;
         let _ = store.release_lane(lane, &owner).await;
         match result {
-            Ok(()) => {
-                if !out.lanes.iter().any(|l| l == lane) {
-                    out.lanes.push(lane.to_owned());
-                }
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(StoreError::LeaseLost { why, .. }) => Err(AdminError::Conflict(format!(
                 "lane {lane:?} was taken by another process while its work was being discarded \
                  ({why}){}",
@@ -248,7 +210,6 @@ impl Admin {
         lane: &str,
         owner: &str,
         token: i64,
-        fanout: Option<FanoutClaim>,
         out: &mut Discarded,
     ) -> StoreResult<()> {
         // Batches waiting after a failure are due now.
@@ -284,7 +245,9 @@ impl Admin {
                     quota_day: 0,
                     quota_reset_at: 0,
                     collapse_to_dir_over: None,
-                    fanout: fanout.clone(),
+                    // An account's fan-out targets stay where they are: they go to the nodes
+                    // the account has when it is back.
+                    fanout: None,
                 })
                 .await?;
             let batch = match claim {
@@ -316,8 +279,20 @@ impl Admin {
                 .await?;
             out.batches += 1;
             out.targets += batch.targets.len() as u64;
+            if !out.lanes.iter().any(|l| l == lane) {
+                out.lanes.push(lane.to_owned());
+            }
         }
     }
+}
+
+/// Why an account's fan-out targets are not discarded, and what happens to them.
+pub fn fanout_stays(account: &str, targets: u64) -> String {
+    format!(
+        "provider account {account:?} has no queued work in its nodes' lanes; its {targets} \
+         target(s) never fanned out to its nodes stay queued (they are not discarded: they go \
+         to the nodes the account has if it comes back under that name)"
+    )
 }
 
 /// Pending, waiting or in flight: work someone should send (dead letters wait for nobody).

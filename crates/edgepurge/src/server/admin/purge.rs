@@ -248,6 +248,7 @@ pub fn discarded_view(d: &crate::app::Discarded) -> Value {
         "batches": d.batches,
         "targets": d.targets,
         "dead_before": d.dead_before,
+        "fanout_left": d.fanout_left,
         "waiting_until": d.waiting_until.map(crate::clock::rfc3339_ms),
     })
 }
@@ -266,8 +267,11 @@ pub async fn discard(
         (Some(lane), None) => (crate::app::DiscardTarget::Lane(lane), "lane"),
         (None, Some(provider)) => (crate::app::DiscardTarget::Provider(provider), "provider"),
         _ => {
-            return invalid("lane", "give \"lane\" or \"provider\", not both".to_owned())
-                .into_response()
+            return invalid(
+                "lane",
+                "give exactly one of \"lane\" and \"provider\"".to_owned(),
+            )
+            .into_response()
         }
     };
     // Run to the end (and the lanes' leases released) even if the caller hangs up.

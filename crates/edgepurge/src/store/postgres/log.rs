@@ -175,15 +175,6 @@ pub(super) async fn fanout_depths(t: &Tx<'_>) -> StoreResult<Vec<FanoutDepth>> {
     Ok(out)
 }
 
-/// Every lane the store has known (each made by its first lease or job).
-pub(super) async fn lane_names(t: &Tx<'_>) -> StoreResult<Vec<String>> {
-    let mut out = Vec::new();
-    for r in t.query(sql::LANES_NAMES, &[], "list lanes").await? {
-        out.push(col(&r, 0)?);
-    }
-    Ok(out)
-}
-
 /// Deletes up to about `max_rows` rows of what is finished and older than `before`: succeeded
 /// and dead batches with their jobs, records whose every job is gone, and old request
 /// records. Returns how many rows went.

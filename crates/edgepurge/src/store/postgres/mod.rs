@@ -421,10 +421,6 @@ impl Store for PgStore {
         in_tx!(self.inner, "fan-out depth", |t| log::fanout_depths(&t))
     }
 
-    async fn lane_names(&self) -> StoreResult<Vec<String>> {
-        in_tx!(self.inner, "list lanes", |t| log::lane_names(&t))
-    }
-
     async fn tasks_due(&self, lane: &str, now: Ms, limit: usize) -> StoreResult<Vec<FollowedTask>> {
         in_tx!(self.inner, "read tasks to follow", |t| tasks::due(
             &t, lane, now, limit

@@ -25,7 +25,6 @@ pub const CHANGE_LOCK: &str = include_str!("sql/change_lock.sql");
 pub const CHANGE_STAMP: &str = include_str!("sql/change_stamp.sql");
 pub const DEPTH_BATCHES: &str = include_str!("sql/depth_batches.sql");
 pub const DEPTH_FANOUT: &str = include_str!("sql/depth_fanout.sql");
-pub const LANES_NAMES: &str = include_str!("sql/lanes_names.sql");
 pub const DEPTH_PENDING: &str = include_str!("sql/depth_pending.sql");
 pub const FANOUT_DELETE: &str = include_str!("sql/fanout_delete.sql");
 pub const FANOUT_TAKE: &str = include_str!("sql/fanout_take.sql");

@@ -260,17 +260,6 @@ pub(super) fn fanout_depths(conn: &Connection) -> StoreResult<Vec<FanoutDepth>> 
         .map_err(db_err("fan-out depth"))
 }
 
-/// Every lane the store has known (each made by its first lease or job).
-pub(super) fn lane_names(conn: &Connection) -> StoreResult<Vec<String>> {
-    let mut stmt = conn
-        .prepare_cached(sql::LANES_NAMES)
-        .map_err(db_err("list lanes"))?;
-    let rows = stmt
-        .query_map([], |r| r.get(0))
-        .map_err(db_err("list lanes"))?;
-    rows.collect::<Result<_, _>>().map_err(db_err("list lanes"))
-}
-
 /// Deletes up to about `max_rows` rows of what is finished and older than `before`: succeeded
 /// and dead batches with their jobs, records whose every job is gone, and old request
 /// records. Returns how many rows went.

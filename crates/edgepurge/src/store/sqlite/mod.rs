@@ -477,10 +477,6 @@ impl Store for SqliteStore {
         self.readers.read(log::fanout_depths).await
     }
 
-    async fn lane_names(&self) -> StoreResult<Vec<String>> {
-        self.readers.read(log::lane_names).await
-    }
-
     async fn release_held(&self, lane: &str, now: Ms) -> StoreResult<u64> {
         let lane = lane.to_owned();
         self.write(move |c, ctx| retry::release_held(c, ctx, &lane, now))

@@ -16,7 +16,6 @@ pub const BATCHES_RELEASE_HELD: &str = include_str!("sql/batches_release_held.sq
 pub const BATCHES_NEXT_READY: &str = include_str!("sql/batches_next_ready.sql");
 pub const DEPTH_BATCHES: &str = include_str!("sql/depth_batches.sql");
 pub const DEPTH_FANOUT: &str = include_str!("sql/depth_fanout.sql");
-pub const LANES_NAMES: &str = include_str!("sql/lanes_names.sql");
 pub const DEPTH_PENDING: &str = include_str!("sql/depth_pending.sql");
 pub const FANOUT_DELETE: &str = include_str!("sql/fanout_delete.sql");
 pub const FANOUT_FIND: &str = include_str!("sql/fanout_find.sql");

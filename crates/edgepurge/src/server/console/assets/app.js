@@ -116,14 +116,28 @@ async function loadStatus() {
   h.textContent = s.status;
   h.className = `badge ${s.status}`;
   $("#version").textContent = `edgepurge ${s.version}`;
-  showUnserved(s.lanes);
+  showUnserved(s.lanes, s.fanout);
 }
 
 /** Lanes whose provider account is no longer in the config (removed or renamed): nothing sends
- * their work. Each can be discarded (moved to the dead letters) after confirmation. */
-function showUnserved(lanes) {
+ * their work. Each can be discarded (moved to the dead letters) after confirmation. Targets such
+ * an account never fanned out to its nodes wait for it (they cannot be discarded). */
+function showUnserved(lanes, fanout) {
   const box = $("#unserved");
   box.replaceChildren();
+  for (const f of fanout) {
+    if (f.served !== false || f.targets === 0) continue;
+    box.append(
+      el(
+        "div",
+        { class: "card unserved", "data-account": f.account },
+        el("strong", {}, f.account),
+        ` — the config no longer has this provider account (removed or renamed?): ${f.targets} target(s) wait to be fanned out to its nodes, oldest from `,
+        time(f.oldest_at),
+        ". They go out if it comes back under that name.",
+      ),
+    );
+  }
   for (const l of lanes) {
     const live = l.pending + l.waiting_batches + l.inflight_batches;
     if (l.served !== false || live === 0) continue;
