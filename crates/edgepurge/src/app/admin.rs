@@ -274,7 +274,7 @@ impl Admin {
     /// fanned out into its lanes' jobs.
     pub async fn status(&self) -> AdminResult<(Vec<LaneDepth>, Vec<crate::store::FanoutDepth>)> {
         let store = self.store()?;
-        Ok((store.depths().await?, store.fanout_depths().await?))
+        Ok(store.queue_depths().await?)
     }
 
     /// Re-queues dead letters, of one provider account's lanes and/or holding a purge of one

@@ -126,11 +126,7 @@ pub async fn metrics(
              loopback caller when none is set",
         );
     }
-    let queue = async {
-        let depths = state.store.depths().await?;
-        Ok::<_, crate::store::StoreError>((depths, state.store.fanout_depths().await?))
-    };
-    let (depths, fanout) = match queue.await {
+    let (depths, fanout) = match state.store.queue_depths().await {
         Ok(q) => q,
         Err(e) => {
             return super::answer::error(

@@ -2653,6 +2653,10 @@ pub async fn fanned_out_targets_are_stored_once_and_reach_every_lane(s: &dyn Sto
     );
     let recs = all_records(s).await;
     assert!(recs.iter().all(|r| r.status == Status::Queued), "{recs:?}");
+    // Both depths in one read agree with each read alone.
+    let (lanes_now, fanout_now) = s.queue_depths().await.unwrap();
+    assert_eq!(fanout_now, s.fanout_depths().await.unwrap());
+    assert_eq!(lanes_now, s.depths().await.unwrap());
 
     // Lane a claims: the rows become one job per lane, a's batch holds both targets.
     let ta = take_lane(s, "edge@a").await;
@@ -2661,6 +2665,21 @@ pub async fn fanned_out_targets_are_stored_once_and_reach_every_lane(s: &dyn Sto
     assert_eq!(pending_of(s, "edge@b").await, 2);
     assert_eq!(pending_of(s, "edge@c").await, 2);
     assert_eq!(s.fanout_depths().await.unwrap(), vec![], "expanded");
+    let (lanes_now, fanout_now) = s.queue_depths().await.unwrap();
+    assert_eq!(fanout_now, vec![], "expanded");
+    let pending: Vec<(String, u64)> = lanes_now
+        .iter()
+        .map(|d| (d.lane.clone(), d.pending))
+        .collect();
+    assert_eq!(
+        pending,
+        vec![
+            ("edge@a".to_owned(), 0),
+            ("edge@b".to_owned(), 2),
+            ("edge@c".to_owned(), 2)
+        ],
+        "a's jobs are in its batch in flight, b's and c's pending, in one read"
+    );
     // A new event for c/1 now: a new row (c/1 is pending on b and c, sent on a).
     let late = s
         .ingest(vec![fanout_record(&lanes, &["https://c/1"])], 1150)

@@ -733,6 +733,10 @@ pub trait Store: Send + Sync {
     /// Per account with fan-out targets waiting to be expanded into its lanes' jobs, by
     /// account name.
     async fn fanout_depths(&self) -> StoreResult<Vec<FanoutDepth>>;
+    /// [`Store::depths`] and [`Store::fanout_depths`] from one snapshot: a target fanned out
+    /// between two separate reads would count in neither (or both), a dip or spike in the
+    /// gauges and alerts that read them.
+    async fn queue_depths(&self) -> StoreResult<(Vec<LaneDepth>, Vec<FanoutDepth>)>;
     /// Makes the lane's batches waiting after a failure (backoff, or held while the provider
     /// was down) due at `now`: the provider answers again. Batches waiting for quota stay.
     /// Returns how many.

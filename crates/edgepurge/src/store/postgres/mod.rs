@@ -421,6 +421,19 @@ impl Store for PgStore {
         in_tx!(self.inner, "fan-out depth", |t| log::fanout_depths(&t))
     }
 
+    async fn queue_depths(&self) -> StoreResult<(Vec<LaneDepth>, Vec<FanoutDepth>)> {
+        in_tx!(self.inner, "queue depth", |t| async {
+            // READ COMMITTED takes a snapshot per statement: one for both.
+            t.execute(
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                &[],
+                "queue depth",
+            )
+            .await?;
+            Ok::<_, StoreError>((log::depths(&t).await?, log::fanout_depths(&t).await?))
+        })
+    }
+
     async fn tasks_due(&self, lane: &str, now: Ms, limit: usize) -> StoreResult<Vec<FollowedTask>> {
         in_tx!(self.inner, "read tasks to follow", |t| tasks::due(
             &t, lane, now, limit

@@ -477,6 +477,20 @@ impl Store for SqliteStore {
         self.readers.read(log::fanout_depths).await
     }
 
+    async fn queue_depths(&self) -> StoreResult<(Vec<LaneDepth>, Vec<FanoutDepth>)> {
+        self.readers
+            .read(|c| {
+                // One read transaction: both queries see the same snapshot of the WAL.
+                let tx = c
+                    .unchecked_transaction()
+                    .map_err(db_err("begin a queue-depth read"))?;
+                let out = (log::depths(&tx)?, log::fanout_depths(&tx)?);
+                tx.commit().map_err(db_err("end a queue-depth read"))?;
+                Ok(out)
+            })
+            .await
+    }
+
     async fn release_held(&self, lane: &str, now: Ms) -> StoreResult<u64> {
         let lane = lane.to_owned();
         self.write(move |c, ctx| retry::release_held(c, ctx, &lane, now))
