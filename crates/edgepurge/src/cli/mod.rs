@@ -369,9 +369,15 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> CliResult {
 async fn discard(ctx: &Ctx, args: DiscardArgs) -> CliResult {
     let cfg = ctx.config().await?;
     let admin = ctx.admin(&cfg, false).await?;
-    let target = match (args.lane, args.provider) {
-        (Some(lane), None) => crate::app::DiscardTarget::Lane(lane),
-        (None, Some(provider)) => crate::app::DiscardTarget::Provider(provider),
+    let (target, account) = match (args.lane, args.provider) {
+        (Some(lane), None) => {
+            let account = lane.split('@').next().unwrap_or_default().to_owned();
+            (crate::app::DiscardTarget::Lane(lane), account)
+        }
+        (None, Some(provider)) => (
+            crate::app::DiscardTarget::Provider(provider.clone()),
+            provider,
+        ),
         _ => return Err(input_error("give exactly one of --lane and --provider")),
     };
     let d = admin.discard(&target).await.map_err(admin_failure)?;
@@ -383,11 +389,12 @@ async fn discard(ctx: &Ctx, args: DiscardArgs) -> CliResult {
     } else {
         println!(
             "{} target(s) in {} batch(es) moved to the dead letters from lane(s) {} (their log \
-             records say why); `edgepurge retry --provider ACCOUNT` queues them again once the \
-             account is back",
+             records say why); `edgepurge retry --provider {}` queues them again once the \
+             account is back under that name",
             d.targets,
             d.batches,
-            d.lanes.join(", ")
+            d.lanes.join(", "),
+            edgepurge_core::printable(&account)
         );
     }
     if d.dead_before > 0 {
@@ -421,6 +428,23 @@ async fn retry(ctx: &Ctx, args: RetryArgs) -> CliResult {
         return print_json(&serde_json::json!({ "requeued": n }));
     }
     println!("re-queued {n} dead batch(es); a running server sends them within its poll interval");
+    if args.provider.is_none() {
+        // Said, so a 0 is not read as "nothing is dead".
+        let (lanes, _) = admin.status().await.map_err(admin_failure)?;
+        let left: Vec<String> = lanes
+            .iter()
+            .filter(|d| d.dead_batches > 0 && admin.serves(&d.lane) == Some(false))
+            .map(|d| format!("{} ({})", d.lane, d.dead_batches))
+            .collect();
+        if !left.is_empty() {
+            println!(
+                "left: dead batches of lanes no provider account of the config serves (they \
+                 would only queue up again, unsent): {}; `edgepurge retry --provider ACCOUNT` \
+                 once the account is back",
+                edgepurge_core::printable(&left.join(", "))
+            );
+        }
+    }
     Ok(())
 }
 

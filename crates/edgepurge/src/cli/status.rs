@@ -139,15 +139,22 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
                     .map(|e| crate::purgers::snippet(e, 80))
                     .unwrap_or_else(|| "-".into()),
             ),
-            None if admin.serves(&d.lane) == Some(false) => (
-                "unserved: no account of the config serves it".to_owned(),
-                "-".to_owned(),
-            ),
+            // Dead letters alone wait for nobody: only live work is "unserved".
+            None if admin.serves(&d.lane) == Some(false)
+                && d.pending + d.waiting_batches + d.inflight_batches > 0 =>
+            {
+                (
+                    "unserved: no account of the config serves it".to_owned(),
+                    "-".to_owned(),
+                )
+            }
             None => ("-".to_owned(), "-".to_owned()),
         };
+        // Every cell printable (what the server or a provider said never reaches the terminal
+        // raw), the table's own line breaks kept.
         table.add_row([
-            d.lane.clone(),
-            text,
+            edgepurge_core::printable(&d.lane).into_owned(),
+            edgepurge_core::printable(&text).into_owned(),
             d.pending.to_string(),
             d.waiting_batches.to_string(),
             d.inflight_batches.to_string(),
@@ -158,8 +165,7 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
             error,
         ]);
     }
-    // Errors come from providers: never raw to the terminal.
-    println!("{}", edgepurge_core::printable(&table.to_string()));
+    println!("{table}");
     for (d, _) in lanes.iter().filter(|(d, _)| {
         admin.serves(&d.lane) == Some(false)
             && d.pending + d.waiting_batches + d.inflight_batches > 0

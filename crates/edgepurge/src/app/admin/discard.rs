@@ -322,6 +322,17 @@ fn nothing_to_discard(
         .filter(|d| has_work(d) && serving_account(providers, &d.lane).is_none())
         .map(|d| d.lane.as_str())
         .collect();
+    // A name the store knows needs no suggestion.
+    let known = depths
+        .iter()
+        .any(|d| d.lane == name || lane_account(&d.lane) == name);
+    let suggest = if known {
+        String::new()
+    } else {
+        let mut names: Vec<&str> = unserved.clone();
+        names.extend(unserved.iter().map(|l| lane_account(l)));
+        crate::rules::did_you_mean(name, names.into_iter())
+    };
     AdminError::NotFound(format!(
         "{what} holds no queued work{}{} (lanes no account serves: {})",
         if dead > 0 {
@@ -329,7 +340,7 @@ fn nothing_to_discard(
         } else {
             String::new()
         },
-        crate::rules::did_you_mean(name, unserved.iter().copied()),
+        suggest,
         if unserved.is_empty() {
             "none".to_owned()
         } else {
