@@ -87,9 +87,9 @@ impl Admin {
     /// once the account is back. One lane (an account's, or a removed node's of an account
     /// still configured), or every lane of a removed account with queued work. Targets a
     /// removed `http-purge` account never fanned out to its nodes stay queued
-    /// (`fanout_left`): they go to the nodes the account has if it comes back. What waits for a quota day or a rule's
-    /// `min_interval_ms` is left and said (`waiting_until`); a lane another process holds is
-    /// refused.
+    /// (`fanout_left`): they go to the nodes the account has if it comes back. What waits for
+    /// a quota day or a rule's `min_interval_ms` is left and said (`waiting_until`); a lane
+    /// another process holds is refused.
     pub async fn discard(&self, target: &DiscardTarget) -> AdminResult<Discarded> {
         let Some(providers) = &self.providers else {
             return Err(AdminError::Conflict(
