@@ -382,7 +382,7 @@ impl Metrics {
             .iter()
             .filter(|d| !lanes.iter().any(|s| s.lane == d.lane))
             // Dead letters alone wait for nobody (`edgepurge retry` brings them back).
-            .filter(|d| d.pending + d.waiting_batches + d.inflight_batches > 0)
+            .filter(|d| d.has_live_work())
             .map(|d| d.lane.clone())
             .collect();
         let gone: Vec<String> = {

@@ -140,14 +140,10 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
                     .unwrap_or_else(|| "-".into()),
             ),
             // Dead letters alone wait for nobody: only live work is "unserved".
-            None if admin.serves(&d.lane) == Some(false)
-                && d.pending + d.waiting_batches + d.inflight_batches > 0 =>
-            {
-                (
-                    "unserved: no account of the config serves it".to_owned(),
-                    "-".to_owned(),
-                )
-            }
+            None if admin.serves(&d.lane) == Some(false) && d.has_live_work() => (
+                "unserved: no account of the config serves it".to_owned(),
+                "-".to_owned(),
+            ),
             None => ("-".to_owned(), "-".to_owned()),
         };
         // Every cell printable (what the server or a provider said never reaches the terminal
@@ -166,10 +162,10 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
         ]);
     }
     println!("{table}");
-    for (d, _) in lanes.iter().filter(|(d, _)| {
-        admin.serves(&d.lane) == Some(false)
-            && d.pending + d.waiting_batches + d.inflight_batches > 0
-    }) {
+    for (d, _) in lanes
+        .iter()
+        .filter(|(d, _)| admin.serves(&d.lane) == Some(false) && d.has_live_work())
+    {
         println!(
             "\nlane {}: no provider account of the config serves it (removed or renamed?), so \
              nothing sends its {} pending job(s) and {} waiting batch(es). Add the account back \

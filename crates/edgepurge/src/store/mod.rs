@@ -543,6 +543,14 @@ pub struct LaneDepth {
     pub oldest_pending_at: Option<Ms>,
 }
 
+impl LaneDepth {
+    /// Pending, waiting or in flight: work someone should send (dead letters wait for
+    /// nobody).
+    pub fn has_live_work(&self) -> bool {
+        self.pending + self.waiting_batches + self.inflight_batches > 0
+    }
+}
+
 /// Targets stored once for a provider account with several lanes (http-purge nodes) and not
 /// yet expanded into its lanes' jobs: each will be one pending job on every lane, beyond
 /// what [`LaneDepth::pending`] counts.

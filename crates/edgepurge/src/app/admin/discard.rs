@@ -63,7 +63,7 @@ impl Admin {
             .depths()
             .await?
             .into_iter()
-            .filter(has_work)
+            .filter(LaneDepth::has_live_work)
             .filter(|d| serving_account(providers, &d.lane).is_none())
             .collect())
     }
@@ -110,7 +110,8 @@ impl Admin {
                     )));
                 }
                 let depths = store.depths().await?;
-                let Some(depth) = depths.iter().find(|d| d.lane == *lane && has_work(d)) else {
+                let Some(depth) = depths.iter().find(|d| d.lane == *lane && d.has_live_work())
+                else {
                     return Err(nothing_to_discard(
                         &format!("lane {lane:?}"),
                         lane,
@@ -136,7 +137,7 @@ impl Admin {
                 let depths = store.depths().await?;
                 let lanes: Vec<String> = depths
                     .iter()
-                    .filter(|d| lane_account(&d.lane) == account && has_work(d))
+                    .filter(|d| lane_account(&d.lane) == account && d.has_live_work())
                     .map(|d| d.lane.clone())
                     .collect();
                 let fanout_left = store
@@ -295,11 +296,6 @@ pub fn fanout_stays(account: &str, targets: u64) -> String {
     )
 }
 
-/// Pending, waiting or in flight: work someone should send (dead letters wait for nobody).
-fn has_work(d: &LaneDepth) -> bool {
-    d.pending + d.waiting_batches + d.inflight_batches > 0
-}
-
 /// The account a lane belongs to by its name (`ACCOUNT` or `ACCOUNT@NODE`).
 fn lane_account(lane: &str) -> &str {
     lane.split_once('@').map_or(lane, |(account, _)| account)
@@ -319,7 +315,7 @@ fn nothing_to_discard(
         .sum();
     let unserved: Vec<&str> = depths
         .iter()
-        .filter(|d| has_work(d) && serving_account(providers, &d.lane).is_none())
+        .filter(|d| d.has_live_work() && serving_account(providers, &d.lane).is_none())
         .map(|d| d.lane.as_str())
         .collect();
     // A name the store knows needs no suggestion.

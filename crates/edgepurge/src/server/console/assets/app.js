@@ -154,9 +154,20 @@ function showUnserved(lanes, fanout) {
   }
 }
 
-async function discard(lane) {
+function discard(lane) {
+  confirmThen(
+    `Discard the queued work of lane "${lane}"? It is not sent; its records show "dead" with the reason, and a retry of the account queues them again once it is back.`,
+    async () => {
+      await api("POST", "/v1/discard", { lane });
+      await loadStatus();
+    },
+  );
+}
+
+/** Asks `question` in the confirmation dialog; on OK runs `action`, its failure shown. */
+function confirmThen(question, action) {
   const dialog = $("#confirm-dialog");
-  $("#confirm-text").textContent = `Discard the queued work of lane "${lane}"? It is not sent; its records show "dead" with the reason, and a retry of the account queues them again once it is back.`;
+  $("#confirm-text").textContent = question;
   dialog.returnValue = "";
   dialog.showModal();
   dialog.addEventListener(
@@ -164,8 +175,7 @@ async function discard(lane) {
     async () => {
       if (dialog.returnValue !== "ok") return;
       try {
-        await api("POST", "/v1/discard", { lane });
-        await loadStatus();
+        await action();
       } catch (e) {
         handle(e);
       }
@@ -306,24 +316,14 @@ async function toggle(rule) {
   }
 }
 
-async function remove(name) {
-  const dialog = $("#confirm-dialog");
-  $("#confirm-text").textContent = `Delete rule "${name}"? Events no longer purge through it; its log records are kept.`;
-  dialog.returnValue = "";
-  dialog.showModal();
-  dialog.addEventListener(
-    "close",
+function remove(name) {
+  confirmThen(
+    `Delete rule "${name}"? Events no longer purge through it; its log records are kept.`,
     async () => {
-      if (dialog.returnValue !== "ok") return;
-      try {
-        await api("DELETE", `/v1/rules/${encodeURIComponent(name)}`);
-        if (logRule === name) closeLog();
-        await rulesChanged();
-      } catch (e) {
-        handle(e);
-      }
+      await api("DELETE", `/v1/rules/${encodeURIComponent(name)}`);
+      if (logRule === name) closeLog();
+      await rulesChanged();
     },
-    { once: true },
   );
 }
 
