@@ -229,5 +229,59 @@ async fn the_running_router_answers_every_documented_operation_as_documented() {
     assert!(statuses(&doc, "POST", "/v1/rules").contains(&status.as_u16()));
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
+    // Discard: malformed, crafted and conflicting inputs are refused with the field at fault,
+    // and nothing is echoed raw; a served lane is a conflict.
+    let long = format!(r#"{{"lane": "{}"}}"#, "x".repeat(100_000));
+    for (body, want, field) in [
+        ("{}", StatusCode::BAD_REQUEST, Some("lane")),
+        (
+            r#"{"lane": "x", "provider": "p"}"#,
+            StatusCode::BAD_REQUEST,
+            Some("lane"),
+        ),
+        (
+            r#"{"lane": "a\u001b[31m b"}"#,
+            StatusCode::BAD_REQUEST,
+            Some("lane"),
+        ),
+        (long.as_str(), StatusCode::BAD_REQUEST, Some("lane")),
+        (
+            r#"{"provider": "gone"}"#,
+            StatusCode::BAD_REQUEST,
+            Some("provider"),
+        ),
+        (
+            r#"{"lane": "varnish@127.0.0.1:9"}"#,
+            StatusCode::CONFLICT,
+            None,
+        ),
+        (r#"{"provider": "varnish"}"#, StatusCode::CONFLICT, None),
+        (r#"{"lane": ["x"]}"#, StatusCode::BAD_REQUEST, None),
+    ] {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/discard")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .expect("request");
+        let resp = router.call(req).await.expect("router answers");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let text = String::from_utf8_lossy(&bytes);
+        let shown: String = body.chars().take(60).collect();
+        assert_eq!(status, want, "{shown}: {text}");
+        assert!(statuses(&doc, "POST", "/v1/discard").contains(&status.as_u16()));
+        assert!(
+            !text.contains('\u{1b}') && text.len() < 2_000,
+            "{shown}: {text}"
+        );
+        if let Some(field) = field {
+            let v: Value = serde_json::from_slice(&bytes).expect("JSON error");
+            assert_eq!(v["field"], field, "{shown}: {v}");
+        }
+    }
+
     service.stop().await.expect("service stops");
 }
